@@ -1,0 +1,59 @@
+/* util.h — errors, invariant checks, allocation and small helpers shared by every file.
+ *
+ * Two classes of error (see NOTES.md):
+ *   - broken invariants (a bug in smdlm): SM_ASSERT, always on, prints and aborts;
+ *   - untrusted input (files, configs, flags): SM_ERR records a message naming the function
+ *     and returns -1; the caller propagates it and the program reports smdlm_last_error().
+ */
+#ifndef SMDLM_UTIL_H
+#define SMDLM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SM_ASSERT(cond)                                                                  \
+    do {                                                                                 \
+        if (!(cond)) sm_assert_fail(#cond, __FILE__, __LINE__, __func__);                \
+    } while (0)
+
+/* Record an error message "function: message" and evaluate to -1. */
+#define SM_ERR(...) sm_set_error(__func__, __VA_ARGS__)
+
+void sm_assert_fail(const char *cond, const char *file, int line, const char *func);
+int sm_set_error(const char *func, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current error with more context ("loading DIR: ...") and return -1. */
+int sm_wrap_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *smdlm_last_error(void);
+
+/* Allocation: out-of-memory is fatal (sizes from files are validated before they get here). */
+void *sm_malloc(size_t n);
+void *sm_calloc(size_t count, size_t size);
+void *sm_realloc(void *p, size_t n);
+char *sm_strdup(const char *s);
+/* 64-byte aligned allocation, released with free(). */
+void *sm_aligned_alloc(size_t n);
+
+/* Checked size arithmetic: return 0 on success, -1 on overflow. */
+int sm_mul_size(size_t a, size_t b, size_t *out);
+int sm_add_size(size_t a, size_t b, size_t *out);
+
+/* Whole-file read (bounded by max_bytes); result is NUL-terminated. */
+int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
+/* Atomic writes: a temp file beside `path`, fsync, rename, fsync of the directory.
+ * sm_atomic_open returns the stream and the temp name (free it); sm_atomic_commit finishes
+ * (or, with ok == 0, removes the temp file). */
+FILE *sm_atomic_open(const char *path, char **tmp_path);
+int sm_atomic_commit(FILE *f, char *tmp_path, const char *path, int ok);
+int sm_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* path joining into a fresh string */
+char *sm_path_join(const char *dir, const char *name);
+int sm_file_exists(const char *path);
+
+double sm_time_sec(void);
+/* Peak resident set size of this process in bytes (from getrusage). */
+size_t sm_peak_rss_bytes(void);
+
+#endif

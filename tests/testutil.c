@@ -1,0 +1,87 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npy.h"
+#include "util.h"
+
+size_t tu_compare_f32(const char *what, const float *got, const float *ref, size_t n,
+                      float atol, float rtol) {
+    size_t bad = 0, worst = 0;
+    double worst_excess = -INFINITY, max_abs = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        double bound = atol + rtol * fabs((double)ref[i]);
+        double excess = d - bound;
+        if (!(d <= bound)) bad++; /* NaN counts as bad */
+        if (d > max_abs || isnan(d)) max_abs = isnan(d) ? INFINITY : d;
+        if (excess > worst_excess || isnan(excess)) {
+            worst_excess = isnan(excess) ? INFINITY : excess;
+            worst = i;
+        }
+    }
+    if (n)
+        printf("  %-28s n=%zu max|diff|=%.3g worst[%zu]: got %.8g ref %.8g (atol %.1g rtol %.1g)%s\n",
+               what, n, max_abs, worst, got[worst], ref[worst], atol, rtol,
+               bad ? "  MISMATCH" : "");
+    if (bad) printf("  %s: %zu of %zu elements out of tolerance\n", what, bad, n);
+    return bad;
+}
+
+size_t tu_compare_i32(const char *what, const int32_t *got, const int32_t *ref, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (got[i] != ref[i]) {
+            if (!bad) printf("  %s: first mismatch at [%zu]: got %d ref %d\n", what, i, got[i], ref[i]);
+            bad++;
+        }
+    }
+    printf("  %-28s n=%zu mismatches=%zu%s\n", what, n, bad, bad ? "  MISMATCH" : "");
+    return bad;
+}
+
+float *tu_load_f32(const char *path, size_t *n) {
+    npy_array a;
+    if (npy_read(path, &a) != 0) {
+        print_error("cannot load fixture: %s\n", smdlm_last_error());
+        fail();
+    }
+    if (a.dtype != NPY_F4) {
+        print_error("fixture %s is not float32\n", path);
+        fail();
+    }
+    *n = a.numel;
+    return a.data;
+}
+
+int32_t *tu_load_i32(const char *path, size_t *n, int64_t *shape, int *ndim) {
+    npy_array a;
+    if (npy_read(path, &a) != 0) {
+        print_error("cannot load fixture: %s\n", smdlm_last_error());
+        fail();
+    }
+    int32_t *out = sm_malloc(a.numel * sizeof *out);
+    for (size_t i = 0; i < a.numel; i++)
+        out[i] = a.dtype == NPY_I8 ? (int32_t)((int64_t *)a.data)[i]
+                 : a.dtype == NPY_I4 ? ((int32_t *)a.data)[i]
+                                     : (int32_t)((float *)a.data)[i];
+    *n = a.numel;
+    if (shape) memcpy(shape, a.shape, sizeof(int64_t) * (size_t)a.ndim);
+    if (ndim) *ndim = a.ndim;
+    npy_free(&a);
+    return out;
+}
+
+const char *tu_fixture(const char *fmt, ...) {
+    static char buf[1024];
+    int n = snprintf(buf, sizeof buf, "%s/", FIXTURES_DIR);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+    va_end(ap);
+    return buf;
+}

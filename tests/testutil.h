@@ -1,0 +1,31 @@
+/* testutil.h — helpers shared by the C tests: tolerance checks that print the worst element,
+ * fixture loading. Every comparison returns non-zero on mismatch so cmocka fails the test. */
+#ifndef SMDLM_TESTUTIL_H
+#define SMDLM_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#ifndef FIXTURES_DIR
+#define FIXTURES_DIR "tests/fixtures"
+#endif
+
+/* |got − ref| ≤ atol + rtol·|ref| elementwise; prints the worst element (by excess over the
+ * bound) and returns the number of violations. */
+size_t tu_compare_f32(const char *what, const float *got, const float *ref, size_t n,
+                      float atol, float rtol);
+/* Exact comparison of integer arrays; prints the first mismatch. */
+size_t tu_compare_i32(const char *what, const int32_t *got, const int32_t *ref, size_t n);
+
+/* Load a fixture .npy as float32 / int32 (converted from i8 if needed); aborts the test
+ * (fail()) when the file is missing. Caller frees. */
+float *tu_load_f32(const char *path, size_t *n);
+int32_t *tu_load_i32(const char *path, size_t *n, int64_t *shape, int *ndim);
+
+/* Path inside the fixture directory, in a static buffer (not thread-safe). */
+const char *tu_fixture(const char *fmt, ...);
+
+#endif
