@@ -1,0 +1,211 @@
+/* cmd_bench.c — `smdlm bench forward`: tokens/s, GFLOP/s and peak RSS of the full-canvas
+ * forward, the machine's sgemm GFLOP/s at the same thread count, and the cost of building a
+ * soft-masked input for the whole canvas. A benchmark, not a test: quote ratios. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+#include "common.h"
+#include "kernels.h"
+#include "npy.h"
+#include "rng.h"
+#include "util.h"
+
+typedef struct {
+    const char *name;
+    dit_config cfg;
+} shape_preset;
+
+static const shape_preset k_shapes[] = {
+    /* kuleshov-group/mdlm-owt: 169,627,218 parameters */
+    {"mdlm-small", {50258, 768, 12, 12, 128, 1024, 50257, 0, 0}},
+    {"mdlm-medium", {50258, 1024, 16, 24, 128, 1024, 50257, 0, 0}},
+    {"tiny", {258, 64, 4, 2, 32, 128, 257, 0, 0}},
+};
+
+/* Uniform(−a, a) weights with a = 1/√fan_in; norms around 1; small adaLN. */
+static void fill_random(dit_model *m, uint64_t seed) {
+    int n = dit_param_count(&m->cfg);
+    dit_param *t = sm_malloc(sizeof *t * (size_t)n);
+    dit_param_table(&m->cfg, &m->w, t);
+    sm_rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        float a = t[i].ndim == 2 ? 1.0f / sqrtf((float)t[i].shape[1]) : 0.05f;
+        float base = strstr(t[i].name, "norm") ? 1.0f : 0.0f;
+        if (strstr(t[i].name, "adaLN")) a *= 0.5f;
+        float *p = *t[i].slot;
+        for (size_t j = 0; j < t[i].numel; j++) p[j] = base + a * (float)(2.0 * rng_uniform(&r) - 1.0);
+    }
+    free(t);
+}
+
+static int save_model_dir(const dit_model *m, const char *dir) {
+    mkdir(dir, 0755);
+    char *cfg_path = sm_path_join(dir, "config.json"), *w_path = sm_path_join(dir, "model.safetensors");
+    char buf[512];
+    const dit_config *c = &m->cfg;
+    int len = snprintf(buf, sizeof buf,
+                       "{\n  \"model_type\": \"mdlm\",\n  \"vocab_size\": %d,\n  \"hidden_dim\": %d,\n"
+                       "  \"n_heads\": %d,\n  \"n_blocks\": %d,\n  \"cond_dim\": %d,\n"
+                       "  \"model_length\": %d,\n  \"mask_token_id\": %d,\n"
+                       "  \"time_conditioning\": %s\n}\n",
+                       c->vocab_size, c->hidden, c->n_heads, c->n_blocks, c->cond_dim,
+                       c->model_length, c->mask_id, c->time_conditioning ? "true" : "false");
+    int rc = sm_write_file_atomic(cfg_path, buf, (size_t)len);
+    if (!rc) rc = dit_model_save(m, w_path);
+    free(cfg_path);
+    free(w_path);
+    return rc;
+}
+
+static double sgemm_gflops(int n, int reps) {
+    float *a = sm_aligned_alloc(sizeof(float) * (size_t)n * n);
+    float *b = sm_aligned_alloc(sizeof(float) * (size_t)n * n);
+    float *c = sm_aligned_alloc(sizeof(float) * (size_t)n * n);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1e-3f * (float)(i % 97);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = sm_time_sec();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        double g = 2.0 * n * n * (double)n / (sm_time_sec() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+static int bench_forward(int argc, char **argv) {
+    const char *model = NULL, *shape = NULL, *save = NULL, *logits_out = NULL;
+    int len = 0, batch = 1, iters = 3, warmup = 1, threads = default_threads(), json = 0;
+    uint64_t seed = 1;
+    cli_opt opts[] = {
+        {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "model directory"},
+        {"shape", 0, OPT_STR, &shape, 0, 0, "NAME", "synthetic random model: mdlm-small, mdlm-medium, tiny"},
+        {"len", 'l', OPT_INT, &len, 1, 1 << 20, "T", "canvas length (default: the model's length)"},
+        {"batch", 'b', OPT_INT, &batch, 1, 1024, "B", "batch size (default 1)"},
+        {"iters", 0, OPT_INT, &iters, 1, 10000, "N", "timed forwards (default 3)"},
+        {"warmup", 0, OPT_INT, &warmup, 0, 100, "N", "untimed forwards first (default 1)"},
+        {"seed", 0, OPT_U64, &seed, 0, 0, "N", "seed of the synthetic weights and ids"},
+        {"save-model", 0, OPT_STR, &save, 0, 0, "DIR", "write the synthetic model as a model directory"},
+        {"save-logits", 0, OPT_STR, &logits_out, 0, 0, "FILE.npy", "write the ids' logits (and FILE.ids.npy)"},
+        {"json", 0, OPT_FLAG, &json, 0, 0, "", "one JSON line instead of text"},
+        THREADS_OPT(threads),
+        {0},
+    };
+    cli_command cmd = {"bench forward", "Throughput, GFLOP/s and peak memory of the forward pass.",
+                       "(-m DIR | --shape NAME) [--len T] [--batch B] [-t N]", opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    if (!model == !shape) {
+        fprintf(stderr, "smdlm bench forward: give exactly one of -m DIR or --shape NAME\n");
+        return 1;
+    }
+    kernels_set_threads(threads);
+    model_dir md = {0};
+    if (model) {
+        if (model_dir_load(&md, model, 0)) return cli_fail("bench");
+    } else {
+        const shape_preset *p = NULL;
+        for (size_t i = 0; i < sizeof k_shapes / sizeof *k_shapes; i++)
+            if (!strcmp(shape, k_shapes[i].name)) p = &k_shapes[i];
+        if (!p) {
+            fprintf(stderr, "smdlm bench forward: unknown shape '%s' (mdlm-small, mdlm-medium, tiny)\n", shape);
+            return 1;
+        }
+        dit_model_alloc(&md.net, &p->cfg);
+        fill_random(&md.net, seed);
+        if (save && save_model_dir(&md.net, save)) return cli_fail("bench");
+    }
+    const dit_config *c = &md.net.cfg;
+    if (!len) len = c->model_length;
+    if (len > c->model_length) {
+        fprintf(stderr, "smdlm bench forward: --len %d exceeds the model's length %d\n", len, c->model_length);
+        model_dir_free(&md);
+        return 1;
+    }
+    const size_t BT = (size_t)batch * len;
+    int32_t *ids = sm_malloc(sizeof(int32_t) * BT);
+    sm_rng r;
+    rng_seed(&r, seed + 1);
+    for (size_t i = 0; i < BT; i++) ids[i] = (int32_t)(rng_next(&r) % (uint64_t)(c->vocab_size - 1));
+    float *sigma = sm_calloc((size_t)batch, sizeof(float));
+    float *logits = sm_aligned_alloc(sizeof(float) * BT * (size_t)c->vocab_size);
+    dit_acts acts;
+    dit_acts_alloc(&acts, c, batch, len, threads);
+    for (int i = 0; i < warmup; i++) dit_forward(&md.net, &acts, ids, sigma, batch, len, logits);
+    double best = INFINITY, total = 0;
+    for (int i = 0; i < iters; i++) {
+        double t0 = sm_time_sec();
+        dit_forward(&md.net, &acts, ids, sigma, batch, len, logits);
+        double dt = sm_time_sec() - t0;
+        total += dt;
+        if (dt < best) best = dt;
+    }
+    size_t rss = sm_peak_rss_bytes();
+    if (logits_out) {
+        int64_t shp[3] = {batch, len, c->vocab_size};
+        char *ids_path = sm_malloc(strlen(logits_out) + 16);
+        sprintf(ids_path, "%s.ids.npy", logits_out);
+        if (npy_write(logits_out, NPY_F4, 3, shp, logits) || npy_write(ids_path, NPY_I4, 2, shp, ids)) {
+            free(ids_path);
+            return cli_fail("bench");
+        }
+        free(ids_path);
+    }
+    /* soft-masked input for a fully masked canvas fed back from this forward (worst case) */
+    int32_t *masked = sm_malloc(sizeof(int32_t) * BT), *row_of = sm_malloc(sizeof(int32_t) * BT);
+    for (size_t i = 0; i < BT; i++) {
+        masked[i] = c->mask_id;
+        row_of[i] = (int32_t)i;
+    }
+    sm_params smp;
+    sm_params_default(&smp);
+    smp.scale = 0.5f;
+    double t0 = sm_time_sec();
+    sm_build_input(acts.x, md.net.w.embed, c->hidden, c->vocab_size, c->mask_id, &smp, masked, BT,
+                   logits, row_of, NULL);
+    double sm_time = sm_time_sec() - t0;
+    double flops = dit_forward_flops(c, batch, len);
+    double peak = sgemm_gflops(2048, 3);
+    double weights = (double)dit_param_numel(c) * 4.0;
+    double gflops = flops / best / 1e9;
+    if (json)
+        printf("{\"bench\":\"forward\",\"B\":%d,\"T\":%d,\"threads\":%d,\"simd\":\"%s\",\"best_s\":%.6f,"
+               "\"mean_s\":%.6f,\"tokens_per_s\":%.2f,\"gflops\":%.2f,\"sgemm_gflops\":%.2f,"
+               "\"sgemm_fraction\":%.4f,\"peak_rss_bytes\":%zu,\"weights_bytes\":%.0f,"
+               "\"rss_over_weights\":%.4f,\"sm_input_s\":%.6f,\"sm_fraction\":%.4f}\n",
+               batch, len, threads, kernels_simd_level(), best, total / iters, BT / best, gflops, peak,
+               gflops / peak, rss, weights, rss / weights, sm_time, sm_time / best);
+    else
+        printf("forward B=%d T=%d threads=%d simd=%s\n"
+               "  time        best %.3f s, mean %.3f s over %d\n"
+               "  throughput  %.1f tokens/s, %.1f GFLOP/s (%.1f GFLOP per forward)\n"
+               "  sgemm peak  %.1f GFLOP/s (2048³, same threads) -> forward at %.0f%% of it\n"
+               "  memory      peak RSS %.1f MiB, weights %.1f MiB (%.2f×)\n"
+               "  soft-mask   input for a fully masked canvas %.1f ms (%.1f%% of a forward)\n",
+               batch, len, threads, kernels_simd_level(), best, total / iters, iters, BT / best,
+               gflops, flops / 1e9, peak, 100.0 * gflops / peak, rss / 1048576.0, weights / 1048576.0,
+               rss / weights, sm_time * 1e3, 100.0 * sm_time / best);
+    free(masked);
+    free(row_of);
+    dit_acts_free(&acts);
+    free(logits);
+    free(sigma);
+    free(ids);
+    model_dir_free(&md);
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "forward")) return bench_forward(argc - 1, argv + 1);
+    fprintf(stderr, "usage: smdlm bench forward (-m DIR | --shape NAME) [options]\n");
+    return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 1;
+}

@@ -1,0 +1,10 @@
+/* commands.h — one entry point per subcommand (argv[0] is the subcommand's name). */
+#ifndef SMDLM_COMMANDS_H
+#define SMDLM_COMMANDS_H
+
+int cmd_generate(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,34 @@
+/* common.c — see common.h. */
+#include "common.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir *md,
+                     sm_params *out) {
+    *out = md->sm; /* defaults with enabled = 0 unless the directory had a file */
+    if (f->config) {
+        if (sm_params_load_json(out, f->config)) return -1;
+    }
+    int any_flag = cli_seen(cmd, "sm-scale") || cli_seen(cmd, "sm-centre") ||
+                   cli_seen(cmd, "sm-steepness") || cli_seen(cmd, "sm-k");
+    if (cli_seen(cmd, "sm-scale")) out->scale = f->scale;
+    if (cli_seen(cmd, "sm-centre")) out->centre = f->centre;
+    if (cli_seen(cmd, "sm-steepness")) out->steepness = f->steepness;
+    if (cli_seen(cmd, "sm-k")) out->k = f->k;
+    if (any_flag) out->enabled = 1;
+    if (f->off) out->enabled = 0;
+    return out->enabled ? sm_params_validate(out) : 0;
+}
+
+int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
+
+int cli_fail(const char *cmd) {
+    fprintf(stderr, "smdlm %s: %s\n", cmd, smdlm_last_error());
+    return 1;
+}

@@ -1,0 +1,37 @@
+/* common.h — pieces shared by the subcommands: soft-masking flags, threads. */
+#ifndef SMDLM_CLI_COMMON_H
+#define SMDLM_CLI_COMMON_H
+
+#include "args.h"
+#include "model.h"
+#include "softmask.h"
+
+typedef struct {
+    const char *config;
+    float scale, centre, steepness;
+    int k;
+    int off;
+} sm_flags;
+
+#define SM_FLAG_OPTS(f)                                                                         \
+    {"sm-config", 0, OPT_STR, &(f).config, 0, 0, "FILE",                                      \
+     "soft-masking values (transparency_config.json format)"},                                \
+    {"sm-scale", 0, OPT_FLOAT, &(f).scale, 0, 1, "X", "soft-masking scale in [0, 1]"},        \
+    {"sm-centre", 0, OPT_FLOAT, &(f).centre, -1e6, 0, "X", "soft-masking centre (≤ 0)"},      \
+    {"sm-steepness", 0, OPT_FLOAT, &(f).steepness, 1e-6, 1e6, "X", "soft-masking steepness"}, \
+    {"sm-k", 0, OPT_INT, &(f).k, 1, SM_MAX_K, "K", "top-k tokens mixed into a masked input"}, \
+    {"no-sm", 0, OPT_FLAG, &(f).off, 0, 0, "", "switch soft-masking off"}
+
+/* Model directory's transparency_config.json, then --sm-config, then single flags;
+ * --no-sm switches it off. Soft-masking is on when any source gave values. */
+int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir *md,
+                     sm_params *out);
+
+#define THREADS_OPT(var)                                                                  \
+    {"threads", 't', OPT_INT, &(var), 1, 1024, "N", "threads (default: all cores)"}
+int default_threads(void);
+
+/* Reports smdlm_last_error() as "smdlm CMD: ..." and returns exit status 1. */
+int cli_fail(const char *cmd);
+
+#endif

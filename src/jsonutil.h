@@ -1,0 +1,20 @@
+/* jsonutil.h — range-checked field access on cJSON objects (config files are untrusted). */
+#ifndef SMDLM_JSONUTIL_H
+#define SMDLM_JSONUTIL_H
+
+#include <cjson/cJSON.h>
+
+/* The string value of key, or NULL when absent or not a string. */
+const char *json_get_string(const cJSON *obj, const char *key);
+/* Integer field in [lo, hi]. When absent: *out = dflt if dflt_ok... a missing key with
+ * dflt == -1 is an error. Non-integral numbers, strings and out-of-range values are errors
+ * naming `what` and the key. */
+int json_get_int(const cJSON *obj, const char *key, long lo, long hi, long dflt, int *out,
+                 const char *what);
+/* Boolean field (true/false); absent → dflt. */
+int json_get_bool(const cJSON *obj, const char *key, int dflt, int *out, const char *what);
+/* Finite number field in [lo, hi]; absent → *out = dflt unless required. */
+int json_get_double(const cJSON *obj, const char *key, double lo, double hi, double dflt,
+                    int required, double *out, const char *what);
+
+#endif

@@ -1,0 +1,270 @@
+/* kernels.c — optimised forward kernels (see kernels.h). Matrix products go to OpenBLAS;
+ * the row kernels are compiled for AVX-512, AVX2 and baseline x86-64 (target_clones) and
+ * the dynamic loader picks one for the running processor. OpenMP distributes rows; the row
+ * functions themselves carry the SIMD clones because outlined OpenMP bodies do not inherit
+ * target attributes. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+
+/* OpenBLAS (openmp build) entry point, not in every cblas.h. */
+void openblas_set_num_threads(int n);
+
+static int g_threads = 1;
+
+void kernels_set_threads(int n) {
+    SM_ASSERT(n >= 1);
+    g_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int kernels_get_threads(void) { return g_threads; }
+
+const char *kernels_simd_level(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512f";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+    return "generic";
+}
+
+/* ---- scalar building blocks written so that loops over them vectorise ------------------ */
+
+/* exp(x): Cody-Waite range reduction and a degree-6 polynomial (Cephes' coefficients),
+ * ≈2 ulp; exact 0 below −87.3 and +inf above 88.7. */
+static inline float expf_fast(float x) {
+    const float hi = 88.72283905f, lo = -87.33654475f;
+    float xc = x > hi ? hi : (x < lo ? lo : x);
+    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    float y = p * scale;
+    y = x < lo ? 0.0f : y;
+    return x > hi ? INFINITY : y;
+}
+
+SIMD_CLONES static void vexp_chunk(float *out, const float *x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = expf_fast(x[i]);
+}
+
+void vexp(float *out, const float *x, size_t n) { vexp_chunk(out, x, n); }
+
+/* ---- matrix products --------------------------------------------------------------------- */
+
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
+                    int IC, int OC) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f,
+                out, OC);
+    if (!bias) return;
+#pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * OC;
+        for (int i = 0; i < OC; i++) o[i] += bias[i];
+    }
+}
+
+/* ---- LayerNorm + adaLN modulation --------------------------------------------------------- */
+
+SIMD_CLONES static void ln_modulate_row(float *o, const float *x, const float *w,
+                                        const float *shift, const float *scale, int D) {
+    float mean = 0.0f, var = 0.0f;
+#pragma omp simd reduction(+ : mean)
+    for (int i = 0; i < D; i++) mean += x[i];
+    mean /= (float)D;
+#pragma omp simd reduction(+ : var)
+    for (int i = 0; i < D; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= (float)D;
+    float rstd = 1.0f / sqrtf(var + 1e-5f);
+#pragma omp simd
+    for (int i = 0; i < D; i++) o[i] = ((x[i] - mean) * rstd * w[i]) * (1.0f + scale[i]) + shift[i];
+}
+
+void layernorm_modulate_forward(float *out, const float *x, const float *w, const float *shift,
+                                const float *scale, int mod_stride, int B, int T, int D) {
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t row = ((size_t)b * T + t) * D;
+            ln_modulate_row(out + row, x + row, w, shift + (size_t)b * mod_stride,
+                            scale + (size_t)b * mod_stride, D);
+        }
+}
+
+/* ---- rotary --------------------------------------------------------------------------------- */
+
+void rope_tables(float *cos_t, float *sin_t, int T, int hd, float base) {
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        /* inv_freq computed in float like the reference: 1 / base^(2i/hd) */
+        float inv_freq = 1.0f / powf(base, (float)(2 * i) / (float)hd);
+        for (int t = 0; t < T; t++) {
+            float f = (float)t * inv_freq;
+            cos_t[(size_t)t * half + i] = cosf(f);
+            sin_t[(size_t)t * half + i] = sinf(f);
+        }
+    }
+}
+
+SIMD_CLONES static void rope_head(float *v, const float *c, const float *s, int half) {
+#pragma omp simd
+    for (int i = 0; i < half; i++) {
+        float a = v[i], b = v[i + half];
+        v[i] = a * c[i] - b * s[i];
+        v[i + half] = b * c[i] + a * s[i];
+    }
+}
+
+void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                  int hd) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int part = 0; part < 2; part++)
+                for (int h = 0; h < H; h++)
+                    rope_head(qkv + ((((size_t)b * T + t) * 3 + part) * H + h) * hd,
+                              cos_t + (size_t)t * half, sin_t + (size_t)t * half, half);
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+size_t attention_scratch_floats(int T, int nthreads) { return (size_t)T * T * nthreads; }
+
+/* Softmax of one score row in place (n entries), returns nothing. */
+SIMD_CLONES static void softmax_row_inplace(float *x, int n) {
+    float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) {
+        x[i] = expf_fast(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
+                       int hd, int causal) {
+    const int D = H * hd, ld = 3 * D;
+    const float scale = 1.0f / sqrtf((float)hd);
+    /* One (b, h) pair per task; the sgemm calls inside the parallel region run
+     * single-threaded (OpenBLAS's OpenMP build checks omp_in_parallel). */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        float *S = scratch + (size_t)omp_get_thread_num() * T * T;
+        const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd;
+        const float *k = q + D, *v = q + 2 * D;
+        float *o = out + (size_t)b * T * D + (size_t)h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, ld, k, ld, 0.0f,
+                    S, T);
+        for (int i = 0; i < T; i++) {
+            float *row = S + (size_t)i * T;
+            if (causal) {
+                softmax_row_inplace(row, i + 1);
+                memset(row + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+            } else {
+                softmax_row_inplace(row, T);
+            }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, v, ld, 0.0f,
+                    o, D);
+    }
+}
+
+/* ---- elementwise ------------------------------------------------------------------------ */
+
+SIMD_CLONES static void gelu_chunk(float *x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+        float th = 1.0f - 2.0f / (expf_fast(2.0f * u) + 1.0f); /* tanh(u) */
+        x[i] = 0.5f * v * (1.0f + th);
+    }
+}
+
+void gelu_tanh_forward(float *x, size_t n) {
+    const size_t chunk = 16384;
+    size_t nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t a = c * chunk, len = n - a < chunk ? n - a : chunk;
+        gelu_chunk(x + a, len);
+    }
+}
+
+SIMD_CLONES static void gated_add_row(float *x, const float *y, const float *g, int D) {
+#pragma omp simd
+    for (int i = 0; i < D; i++) x[i] += g[i] * y[i];
+}
+
+void gated_residual_forward(float *x, const float *y, const float *gate, int mod_stride, int B,
+                            int T, int D) {
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t row = ((size_t)b * T + t) * D;
+            gated_add_row(x + row, y + row, gate + (size_t)b * mod_stride, D);
+        }
+}
+
+void silu_forward(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void timestep_embedding(float *out, float sigma) {
+    const int half = 128;
+    for (int i = 0; i < half; i++) {
+        float f = expf(-logf(10000.0f) * (float)i / (float)half);
+        float a = sigma * f;
+        out[i] = cosf(a);
+        out[half + i] = sinf(a);
+    }
+}
+
+/* ---- log-softmax (SUBS) ----------------------------------------------------------------- */
+
+SIMD_CLONES static float row_max(const float *x, int n) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+SIMD_CLONES static float row_sum_exp(const float *x, int n, float shift) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) sum += expf_fast(x[i] - shift);
+    return sum;
+}
+
+SIMD_CLONES static void row_sub(float *x, int n, float c) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) x[i] -= c;
+}
+
+void log_softmax_row(float *x, int n) {
+    float mx = row_max(x, n);
+    float lse = mx + logf(row_sum_exp(x, n, mx));
+    row_sub(x, n, lse);
+}

@@ -1,0 +1,75 @@
+/* kernels.h — the compute core: forward kernels of the DiT and the row operations of the
+ * samplers. Each optimised kernel has a plain reference twin (suffix _ref, kernels_ref.c)
+ * with the same signature, written for clarity with libm; tests compare the two.
+ *
+ * Layout conventions (row-major, llm.c style): B batch, T positions, D hidden, H heads,
+ * hd = D / H, V vocabulary. Linear weights are PyTorch's [out, in].
+ * Modulation vectors (adaLN) are rows of length `mod_stride` per batch element; a kernel
+ * receives pointers to the chunk it needs (shift/scale/gate) and the stride.
+ */
+#ifndef SMDLM_KERNELS_H
+#define SMDLM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sets OpenMP and OpenBLAS thread counts (n ≥ 1). */
+void kernels_set_threads(int n);
+int kernels_get_threads(void);
+/* Name of the SIMD level the optimised kernels run with ("avx512f", "avx2", "generic"). */
+const char *kernels_simd_level(void);
+
+/* out[N,OC] = inp[N,IC] · w[OC,IC]ᵀ + bias[OC] (bias may be NULL). */
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
+                    int IC, int OC);
+void matmul_forward_ref(float *out, const float *inp, const float *w, const float *bias, int N,
+                        int IC, int OC);
+
+/* out = LN(x)·w·(1 + scale[b]) + shift[b]; LayerNorm without bias, eps 1e-5, over D.
+ * shift/scale point at [b=0] and advance by mod_stride per batch element. */
+void layernorm_modulate_forward(float *out, const float *x, const float *w, const float *shift,
+                                const float *scale, int mod_stride, int B, int T, int D);
+void layernorm_modulate_forward_ref(float *out, const float *x, const float *w,
+                                    const float *shift, const float *scale, int mod_stride,
+                                    int B, int T, int D);
+
+/* Rotary tables for positions [0,T): cos/sin [T, hd/2] (the two halves share a frequency). */
+void rope_tables(float *cos_t, float *sin_t, int T, int hd, float base);
+/* In place on the q and k parts of qkv [B,T,3,H,hd], half-split rotate_half convention. */
+void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                  int hd);
+void rope_forward_ref(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                      int hd);
+
+/* Scaled dot-product attention over qkv [B,T,3,H,hd] → out [B,T,H,hd]; scale 1/√hd.
+ * scratch holds T·T floats per thread (attention_scratch_floats). causal: j ≤ i only. */
+size_t attention_scratch_floats(int T, int nthreads);
+void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
+                       int hd, int causal);
+void attention_forward_ref(float *out, const float *qkv, int B, int T, int H, int hd,
+                           int causal);
+
+/* In place GELU with the tanh approximation. */
+void gelu_tanh_forward(float *x, size_t n);
+void gelu_tanh_forward_ref(float *x, size_t n);
+
+/* x[b,t,:] += gate[b,:] · y[b,t,:] (gate advances by mod_stride per batch element). */
+void gated_residual_forward(float *x, const float *y, const float *gate, int mod_stride, int B,
+                            int T, int D);
+void gated_residual_forward_ref(float *x, const float *y, const float *gate, int mod_stride,
+                                int B, int T, int D);
+
+/* SiLU in place. */
+void silu_forward(float *x, size_t n);
+
+/* MDLM timestep embedding: out[256] = [cos(σ·f_i), sin(σ·f_i)], f_i = exp(−ln(1e4)·i/128). */
+void timestep_embedding(float *out, float sigma);
+
+/* Row log-softmax in place; returns nothing. Used by SUBS. */
+void log_softmax_row(float *x, int n);
+void log_softmax_row_ref(float *x, int n);
+
+/* exp(x) for a vector, accurate to ~2 ulp for x in the float range (vectorised). */
+void vexp(float *out, const float *x, size_t n);
+
+#endif
