@@ -41,6 +41,7 @@ int dit_config_parse(dit_config *c, const char *json_text, const char *what) {
         return SM_ERR("%s: not a JSON object", what);
     }
     int rc = -1;
+    if (json_check_unique_keys(root, what)) goto done;
     const char *type = json_get_string(root, "model_type");
     if (!type) {
         SM_ERR("%s: missing string \"model_type\"", what);

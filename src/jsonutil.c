@@ -2,6 +2,7 @@
 #include "jsonutil.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -51,5 +52,13 @@ int json_get_double(const cJSON *obj, const char *key, double lo, double hi, dou
     if (v->valuedouble < lo || v->valuedouble > hi)
         return SM_ERR("%s: \"%s\" = %g out of range [%g, %g]", what, key, v->valuedouble, lo, hi);
     *out = v->valuedouble;
+    return 0;
+}
+
+int json_check_unique_keys(const cJSON *obj, const char *what) {
+    for (const cJSON *a = obj->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (a->string && b->string && !strcmp(a->string, b->string))
+                return SM_ERR("%s: duplicate key \"%s\"", what, a->string);
     return 0;
 }

@@ -6,8 +6,8 @@
 
 /* The string value of key, or NULL when absent or not a string. */
 const char *json_get_string(const cJSON *obj, const char *key);
-/* Integer field in [lo, hi]. When absent: *out = dflt if dflt_ok... a missing key with
- * dflt == -1 is an error. Non-integral numbers, strings and out-of-range values are errors
+/* Integer field in [lo, hi]. When absent: *out = dflt, except that dflt == -1 makes the key
+ * required. Non-integral numbers, strings and out-of-range values are errors
  * naming `what` and the key. */
 int json_get_int(const cJSON *obj, const char *key, long lo, long hi, long dflt, int *out,
                  const char *what);
@@ -16,5 +16,8 @@ int json_get_bool(const cJSON *obj, const char *key, int dflt, int *out, const c
 /* Finite number field in [lo, hi]; absent → *out = dflt unless required. */
 int json_get_double(const cJSON *obj, const char *key, double lo, double hi, double dflt,
                     int required, double *out, const char *what);
+
+/* Rejects objects that repeat a key (cJSON keeps both and lookups see the first). */
+int json_check_unique_keys(const cJSON *obj, const char *what);
 
 #endif

@@ -198,8 +198,8 @@ SIMD_CLONES static void gelu_chunk(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
-        float th = 1.0f - 2.0f / (expf_fast(2.0f * u) + 1.0f); /* tanh(u) */
-        x[i] = 0.5f * v * (1.0f + th);
+        /* 0.5·v·(1 + tanh u) = v·sigmoid(2u): no cancellation in the negative tail */
+        x[i] = v / (1.0f + expf_fast(-2.0f * u));
     }
 }
 

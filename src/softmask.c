@@ -42,6 +42,7 @@ int sm_params_load_json(sm_params *p, const char *path) {
     int rc = -1;
     double scale, centre, steep, temp;
     int k;
+    if (json_check_unique_keys(root, path)) goto done;
     const char *alg = json_get_string(root, "transparency_alg");
     if (alg && strcmp(alg, "mixinputs_with_topk") != 0) {
         SM_ERR("%s: transparency_alg \"%s\" is not supported (only mixinputs_with_topk)", path, alg);

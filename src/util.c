@@ -1,5 +1,4 @@
 /* util.c — error state, checked allocation and arithmetic, file helpers. */
-#define _GNU_SOURCE
 #include "util.h"
 
 #include <errno.h>
@@ -37,7 +36,7 @@ int sm_wrap_error(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_error, sizeof old);
-    snprintf(g_error, sizeof g_error, "%s: %s", prefix, old);
+    snprintf(g_error, sizeof g_error, "%.400s: %.600s", prefix, old);
     return -1;
 }
 

@@ -1,0 +1,238 @@
+/* test_dit.c — the DiT forward, SUBS and soft-masking against PyTorch fixtures
+ * (tests/gen_fixtures.py) on two tiny random models, plus config validation. */
+#include <math.h>
+#include <string.h>
+
+#include "dit.h"
+#include "kernels.h"
+#include "model.h"
+#include "softmask.h"
+#include "testutil.h"
+#include "util.h"
+
+static const char *k_models[] = {"tiny", "tiny-tc"};
+
+typedef struct {
+    model_dir md;
+    int32_t *ids;
+    int B, T, V;
+    float sigma[8];
+} fixture;
+
+static void load_fixture(fixture *f, const char *name) {
+    char dir[256];
+    snprintf(dir, sizeof dir, FIXTURES_DIR "/%s", name);
+    if (model_dir_load(&f->md, dir, 0)) {
+        print_error("%s\n", smdlm_last_error());
+        fail();
+    }
+    size_t n;
+    int64_t shape[4];
+    int ndim;
+    f->ids = tu_load_i32(tu_fixture("%s/ref/ids.npy", name), &n, shape, &ndim);
+    f->B = (int)shape[0];
+    f->T = (int)shape[1];
+    f->V = f->md.net.cfg.vocab_size;
+    float *sig = tu_load_f32(tu_fixture("%s/ref/sigma.npy", name), &n);
+    memcpy(f->sigma, sig, sizeof(float) * n);
+    free(sig);
+}
+
+static void free_fixture(fixture *f) {
+    model_dir_free(&f->md);
+    free(f->ids);
+}
+
+static void test_forward_logits(void **state) {
+    for (int mi = 0; mi < 2; mi++) {
+        fixture f;
+        load_fixture(&f, k_models[mi]);
+        dit_acts a;
+        dit_acts_alloc(&a, &f.md.net.cfg, f.B, f.T, 2);
+        size_t n, BT = (size_t)f.B * f.T;
+        float *ref = tu_load_f32(tu_fixture("%s/ref/logits.npy", k_models[mi]), &n);
+        assert_int_equal(n, BT * f.V);
+        float *got = sm_malloc(sizeof(float) * n);
+        dit_forward(&f.md.net, &a, f.ids, f.sigma, f.B, f.T, got);
+        assert_int_equal(tu_compare_f32("logits", got, ref, n, 1e-4f, 1e-4f), 0);
+
+        /* partial output layer: only the masked rows, in order */
+        int32_t *rows = sm_malloc(sizeof(int32_t) * BT);
+        int nrows = 0;
+        for (size_t i = 0; i < BT; i++)
+            if (f.ids[i] == f.md.net.cfg.mask_id) rows[nrows++] = (int32_t)i;
+        float *part = sm_malloc(sizeof(float) * (size_t)nrows * f.V);
+        dit_embed_ids(&f.md.net, &a, f.ids, f.B, f.T);
+        dit_forward_embedded(&f.md.net, &a, f.sigma, f.B, f.T, rows, nrows, part);
+        for (int r = 0; r < nrows; r++)
+            assert_int_equal(tu_compare_f32("masked rows only", part + (size_t)r * f.V,
+                                            got + (size_t)rows[r] * f.V, f.V, 1e-6f, 1e-6f), 0);
+
+        /* SUBS on masked rows */
+        float *subs = tu_load_f32(tu_fixture("%s/ref/subs.npy", k_models[mi]), &n);
+        for (int r = 0; r < nrows; r++) {
+            float *row = got + (size_t)rows[r] * f.V;
+            dit_subs_row(row, f.V, f.md.net.cfg.mask_id);
+            assert_int_equal(tu_compare_f32("SUBS log-probs", row, subs + (size_t)rows[r] * f.V,
+                                            f.V, 1e-4f, 1e-5f), 0);
+        }
+        free(rows), free(part), free(subs), free(got), free(ref);
+        dit_acts_free(&a);
+        free_fixture(&f);
+    }
+}
+
+static void test_causal(void **state) {
+    fixture f;
+    load_fixture(&f, "tiny");
+    f.md.net.cfg.causal = 1;
+    dit_acts a;
+    dit_acts_alloc(&a, &f.md.net.cfg, f.B, f.T, 2);
+    size_t n;
+    float *ref = tu_load_f32(tu_fixture("tiny/ref/logits_causal.npy"), &n);
+    float *got = sm_malloc(sizeof(float) * n);
+    dit_forward(&f.md.net, &a, f.ids, f.sigma, f.B, f.T, got);
+    assert_int_equal(tu_compare_f32("causal logits", got, ref, n, 1e-4f, 1e-4f), 0);
+    free(got), free(ref);
+    dit_acts_free(&a);
+    free_fixture(&f);
+}
+
+static void test_softmask(void **state) {
+    for (int mi = 0; mi < 2; mi++) {
+        const char *name = k_models[mi];
+        fixture f;
+        load_fixture(&f, name);
+        const dit_config *c = &f.md.net.cfg;
+        sm_params p;
+        sm_params_default(&p);
+        if (sm_params_load_json(&p, tu_fixture("%s/ref/sm_config.json", name))) {
+            print_error("%s\n", smdlm_last_error());
+            fail();
+        }
+        size_t n, BT = (size_t)f.B * f.T;
+        int32_t *ids2 = tu_load_i32(tu_fixture("%s/ref/ids2.npy", name), &n, NULL, NULL);
+        float *subs = tu_load_f32(tu_fixture("%s/ref/subs.npy", name), &n);
+        float *lam = tu_load_f32(tu_fixture("%s/ref/sm_lambda.npy", name), &n);
+        float *negh = tu_load_f32(tu_fixture("%s/ref/sm_neg_entropy.npy", name), &n);
+        int32_t *topi = tu_load_i32(tu_fixture("%s/ref/sm_topk_idx.npy", name), &n, NULL, NULL);
+        float *pi = tu_load_f32(tu_fixture("%s/ref/sm_topk_pi.npy", name), &n);
+        float *soft = tu_load_f32(tu_fixture("%s/ref/sm_soft_input.npy", name), &n);
+        float *ref2 = tu_load_f32(tu_fixture("%s/ref/logits_pass2.npy", name), &n);
+        float *got_l = sm_calloc(BT, sizeof(float)), *got_h = sm_calloc(BT, sizeof(float));
+        float *got_pi = sm_calloc(BT * 3, sizeof(float));
+        int32_t *got_i = sm_calloc(BT * 3, sizeof(int32_t)), *row_of = sm_malloc(BT * sizeof(int32_t));
+        for (size_t i = 0; i < BT; i++) {
+            row_of[i] = (int32_t)i;
+            if (ids2[i] != c->mask_id) {
+                got_h[i] = negh[i]; /* the reference computes negH everywhere; λ = 0 here */
+                continue;
+            }
+            sm_feedback fb;
+            sm_feedback_from_row(&p, subs + i * f.V, f.V, &fb);
+            got_l[i] = fb.lambda;
+            got_h[i] = fb.neg_h;
+            for (int j = 0; j < 3; j++) {
+                got_i[i * 3 + j] = fb.idx[j];
+                got_pi[i * 3 + j] = fb.pi[j];
+            }
+        }
+        assert_int_equal(tu_compare_f32("SM negative entropy", got_h, negh, BT, 1e-5f, 1e-5f), 0);
+        assert_int_equal(tu_compare_f32("SM lambda", got_l, lam, BT, 1e-6f, 1e-5f), 0);
+        assert_int_equal(tu_compare_i32("SM top-k indices", got_i, topi, BT * 3), 0);
+        assert_int_equal(tu_compare_f32("SM top-k weights", got_pi, pi, BT * 3, 1e-6f, 1e-5f), 0);
+
+        dit_acts a;
+        dit_acts_alloc(&a, c, f.B, f.T, 2);
+        sm_build_input(a.x, f.md.net.w.embed, c->hidden, f.V, c->mask_id, &p, ids2, BT, subs,
+                       row_of, NULL);
+        assert_int_equal(tu_compare_f32("SM soft input", a.x, soft, BT * c->hidden, 1e-5f, 1e-5f), 0);
+        float *got2 = sm_malloc(sizeof(float) * BT * f.V);
+        dit_forward_embedded(&f.md.net, &a, f.sigma, f.B, f.T, NULL, 0, got2);
+        assert_int_equal(tu_compare_f32("pass-2 logits", got2, ref2, BT * f.V, 1e-4f, 1e-4f), 0);
+        dit_acts_free(&a);
+        free(ids2), free(subs), free(lam), free(negh), free(topi), free(pi), free(soft), free(ref2);
+        free(got_l), free(got_h), free(got_pi), free(got_i), free(row_of), free(got2);
+        free_fixture(&f);
+    }
+}
+
+static void test_sm_parameterisation(void **state) {
+    /* IBM's initial values survive the raw round trip; raw(scale 0) is logit(1e-6) */
+    sm_params p, q;
+    sm_params_default(&p);
+    float rs, rc, rst;
+    sm_params_to_raw(&p, &rs, &rc, &rst);
+    assert_true(fabsf(rs - logf(1e-6f / (1 - 1e-6f))) < 1e-4f);
+    sm_params_from_raw(&q, rs, rc, rst);
+    assert_true(fabsf(q.scale - 1e-6f) < 1e-9f);
+    assert_true(fabsf(q.centre - p.centre) < 1e-5f);
+    assert_true(fabsf(q.steepness - p.steepness) < 1e-5f);
+    /* λ: confident rows (negH → 0) get ≈ scale, uncertain rows ≈ 0 */
+    p.scale = 0.5f;
+    assert_true(fabsf(sm_lambda(&p, 0.0f) - 0.5f / (1 + expf(-p.steepness * 0.75f))) < 1e-7f);
+    assert_true(sm_lambda(&p, -10.0f) < 1e-6f);
+}
+
+static void expect_config_error(const char *json, const char *word) {
+    dit_config c;
+    assert_int_equal(dit_config_parse(&c, json, "config.json"), -1);
+    if (!strstr(smdlm_last_error(), word)) {
+        print_error("error '%s' lacks '%s'\n", smdlm_last_error(), word);
+        fail();
+    }
+}
+
+#define CFG(extra) "{\"model_type\":\"mdlm\",\"vocab_size\":67,\"hidden_dim\":64,\"n_blocks\":2," \
+                   "\"cond_dim\":32" extra "}"
+
+static void test_config_validation(void **state) {
+    dit_config c;
+    assert_int_equal(dit_config_parse(&c, CFG(",\"n_heads\":4"), "x"), 0);
+    assert_int_equal(c.mask_id, 66);
+    assert_int_equal(c.model_length, 1024);
+    expect_config_error(CFG(",\"n_heads\":5"), "divide");
+    expect_config_error(CFG(",\"n_heads\":4,\"mask_token_id\":67"), "mask_token_id");
+    expect_config_error(CFG(",\"n_heads\":4.5"), "integer");
+    expect_config_error(CFG(",\"n_heads\":\"4\""), "integer");
+    expect_config_error(CFG(""), "n_heads");
+    expect_config_error(CFG(",\"n_heads\":4,\"time_conditioning\":1"), "true or false");
+    expect_config_error(CFG(",\"n_heads\":4,\"n_blocks\":100000"), "duplicate");
+    expect_config_error("{\"model_type\":\"mdlm\",\"vocab_size\":67,\"hidden_dim\":64,"
+                        "\"n_blocks\":2000,\"cond_dim\":32,\"n_heads\":4}", "n_blocks");
+    expect_config_error("{\"model_type\":\"Dream\"}", "not supported");
+    expect_config_error("[1,2]", "JSON object");
+    expect_config_error("{\"model_type\":\"mdlm\",", "JSON object");
+    expect_config_error(CFG(",\"n_heads\":64"), "even"); /* head dim 1 */
+}
+
+static void test_bad_model_dirs(void **state) {
+    static const struct {
+        const char *dir, *word;
+    } cases[] = {
+        {"tests/bad/model-missing-tensor", "blocks.1.mlp.2.bias"},
+        {"tests/bad/model-wrong-shape", "shape"},
+        {"tests/bad/model-bad-config", "n_heads"},
+        {"tests/bad/model-no-weights", "model.safetensors"},
+        {"tests/bad/model-bad-sm-config", "transparency_scale"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        model_dir md;
+        assert_int_equal(model_dir_load(&md, cases[i].dir, 0), -1);
+        printf("  %s -> %s\n", cases[i].dir, smdlm_last_error());
+        if (!strstr(smdlm_last_error(), cases[i].word)) {
+            print_error("error lacks '%s'\n", cases[i].word);
+            fail();
+        }
+    }
+}
+
+int main(void) {
+    kernels_set_threads(2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_logits),    cmocka_unit_test(test_causal),
+        cmocka_unit_test(test_softmask),          cmocka_unit_test(test_sm_parameterisation),
+        cmocka_unit_test(test_config_validation), cmocka_unit_test(test_bad_model_dirs),
+    };
+    return cmocka_run_group_tests_name("dit", tests, NULL, NULL);
+}
