@@ -170,8 +170,7 @@ static int bench_forward(int argc, char **argv) {
     sm_params_default(&smp);
     smp.scale = 0.5f;
     double t0 = sm_time_sec();
-    sm_build_input(acts.x, md.net.w.embed, c->hidden, c->vocab_size, c->mask_id, &smp, masked, BT,
-                   logits, row_of, NULL);
+    sm_build_input(acts.x, &md.net, &smp, masked, BT, logits, row_of, NULL);
     double sm_time = sm_time_sec() - t0;
     double flops = dit_forward_flops(c, batch, len);
     double peak = sgemm_gflops(2048, 3);

@@ -49,8 +49,7 @@ static int feedback_input(const model_dir *md, dit_acts *a, const int32_t *ids, 
         row_of[i] = ids[i] == c->mask_id ? i : -1;
         if (row_of[i] >= 0) dit_subs_row(rows + (size_t)i * c->vocab_size, c->vocab_size, c->mask_id);
     }
-    sm_build_input(a->x, md->net.w.embed, c->hidden, c->vocab_size, c->mask_id, sm, ids,
-                   (size_t)B * T, rows, row_of, NULL);
+    sm_build_input(a->x, &md->net, sm, ids, (size_t)B * T, rows, row_of, NULL);
     free(row_of);
     npy_free(&prev);
     return 0;

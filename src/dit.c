@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "jsonutil.h"
 #include "kernels.h"
@@ -136,6 +138,7 @@ size_t dit_param_numel(const dit_config *c) {
 void dit_model_alloc(dit_model *m, const dit_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->embed_fd = -1;
     m->blocks_mem = sm_calloc((size_t)cfg->n_blocks, sizeof(dit_block));
     m->w.blocks = m->blocks_mem;
     int n = dit_param_count(cfg);
@@ -156,9 +159,21 @@ void dit_model_alloc(dit_model *m, const dit_config *cfg) {
 /* Tensors that MDLM checkpoints may carry besides the parameters (persistent buffers). */
 static const char *const k_ignored_suffixes[] = {"rotary_emb.inv_freq"};
 
+/* Points embed_fd/embed_offset at the embedding's bytes when it is used in place. */
+static void open_embedding_reader(dit_model *m, const char *name) {
+    const st_tensor *t = st_find(&m->archive, name);
+    if (m->w.embed != (const float *)(const void *)t->data) return;
+    const st_file *f = &m->archive.files[t->file_index];
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return; /* fall back to reading through the mapping */
+    m->embed_fd = fd;
+    m->embed_offset = (uint64_t)(t->data - (const uint8_t *)f->map);
+}
+
 int dit_model_load(dit_model *m, const dit_config *cfg, const char *dir) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->embed_fd = -1;
     if (st_open_dir(&m->archive, dir)) return -1;
     const char *prefix = st_find(&m->archive, "backbone.vocab_embed.embedding") ? "backbone." : "";
     int n = dit_param_count(cfg);
@@ -197,6 +212,7 @@ int dit_model_load(dit_model *m, const dit_config *cfg, const char *dir) {
             }
         }
     }
+    if (rc == 0) open_embedding_reader(m, names[0]);
     free(names);
     free(ex);
     free(t);
@@ -208,6 +224,7 @@ int dit_model_load(dit_model *m, const dit_config *cfg, const char *dir) {
 }
 
 void dit_model_free(dit_model *m) {
+    if (m->embed_fd >= 0) close(m->embed_fd);
     st_close(&m->archive);
     free(m->owned);
     free(m->blocks_mem);
@@ -274,12 +291,19 @@ void dit_acts_free(dit_acts *a) {
 
 /* ---- forward --------------------------------------------------------------------------- */
 
-void dit_embed_ids(const dit_model *m, dit_acts *a, const int32_t *ids, int B, int T) {
-    const int D = m->cfg.hidden;
-    for (size_t i = 0; i < (size_t)B * T; i++) {
-        SM_ASSERT(ids[i] >= 0 && ids[i] < m->cfg.vocab_size);
-        memcpy(a->x + i * D, m->w.embed + (size_t)ids[i] * D, sizeof(float) * (size_t)D);
+void dit_embedding_row(const dit_model *m, int32_t id, float *out) {
+    SM_ASSERT(id >= 0 && id < m->cfg.vocab_size);
+    const size_t D = (size_t)m->cfg.hidden, bytes = D * sizeof(float);
+    if (m->embed_fd >= 0) {
+        uint64_t off = m->embed_offset + (uint64_t)id * bytes;
+        if (pread(m->embed_fd, out, bytes, (off_t)off) == (ssize_t)bytes) return;
     }
+    memcpy(out, m->w.embed + (size_t)id * D, bytes);
+}
+
+void dit_embed_ids(const dit_model *m, dit_acts *a, const int32_t *ids, int B, int T) {
+    const size_t D = (size_t)m->cfg.hidden;
+    for (size_t i = 0; i < (size_t)B * T; i++) dit_embedding_row(m, ids[i], a->x + i * D);
 }
 
 /* c = SiLU(W2·SiLU(W0·temb(σ) + b0) + b2); σ = 0 without time conditioning. */

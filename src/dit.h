@@ -78,6 +78,11 @@ typedef struct {
     dit_block *blocks_mem;
     float *owned;       /* one allocation, or NULL */
     st_archive archive; /* kept open while weights point into it */
+    /* When the embedding table lives in the mapped checkpoint, its rows are read with
+     * pread from this descriptor: touching a mapped table maps whole large folios and a
+     * 1k-token canvas would make most of it resident (see NOTES.md). −1 otherwise. */
+    int embed_fd;
+    uint64_t embed_offset;
 } dit_model;
 
 int dit_model_load(dit_model *m, const dit_config *cfg, const char *dir);
@@ -109,6 +114,8 @@ typedef struct {
 void dit_acts_alloc(dit_acts *a, const dit_config *c, int B, int T, int nthreads);
 void dit_acts_free(dit_acts *a);
 
+/* out[D] = E[id] (id already validated < V). Thread-safe. */
+void dit_embedding_row(const dit_model *m, int32_t id, float *out);
 /* x[b,t,:] = E[ids[b,t]] (ids already validated < V). */
 void dit_embed_ids(const dit_model *m, dit_acts *a, const int32_t *ids, int B, int T);
 /* Runs the blocks and the final layer on a->x (already embedded) with noise levels

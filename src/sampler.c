@@ -75,8 +75,8 @@ static void build_input(run_state *st, const int32_t *x) {
         dit_embed_ids(m, &st->acts, x, st->B, st->T);
         return;
     }
-    sm_build_input(st->acts.x, m->w.embed, st->D, st->V, m->cfg.mask_id, &st->p->sm, x,
-                   (size_t)st->B * st->T, st->logp, st->row_of, st->prev_x);
+    sm_build_input(st->acts.x, m, &st->p->sm, x, (size_t)st->B * st->T, st->logp, st->row_of,
+                   st->prev_x);
 }
 
 /* One network evaluation on x at time t; leaves SUBS log-probs of the masked rows. */

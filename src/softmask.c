@@ -147,35 +147,43 @@ void sm_feedback_from_token(const sm_params *p, int32_t token, sm_feedback *f) {
     f->lambda = sm_lambda(p, 0.0f);
 }
 
-void sm_embed_row(float *out, const float *E, int D, int32_t mask_id, const sm_params *p,
-                  const sm_feedback *f) {
-    const float *em = E + (size_t)mask_id * D;
+void sm_mix_rows(float *out, int D, const float *e_mask, const float *const *e_top,
+                 const sm_params *p, const sm_feedback *f) {
     const float w0 = 1.0f - f->lambda;
-    for (int d = 0; d < D; d++) out[d] = em[d] * w0;
+    for (int d = 0; d < D; d++) out[d] = e_mask[d] * w0;
     for (int j = 0; j < p->k; j++) {
-        const float *ev = E + (size_t)f->idx[j] * D;
         const float w = f->lambda * f->pi[j];
-        for (int d = 0; d < D; d++) out[d] += ev[d] * w;
+        for (int d = 0; d < D; d++) out[d] += e_top[j][d] * w;
     }
 }
 
-void sm_build_input(float *x_out, const float *E, int D, int V, int32_t mask_id,
-                    const sm_params *p, const int32_t *x, size_t n, const float *prev,
-                    const int32_t *row_of, const int32_t *prev_token) {
-#pragma omp parallel for schedule(dynamic, 16)
-    for (size_t i = 0; i < n; i++) {
-        float *out = x_out + i * (size_t)D;
-        if (x[i] != mask_id) {
-            memcpy(out, E + (size_t)x[i] * D, sizeof(float) * (size_t)D);
-            continue;
+void sm_build_input(float *x_out, const dit_model *m, const sm_params *p, const int32_t *x,
+                    size_t n, const float *prev, const int32_t *row_of,
+                    const int32_t *prev_token) {
+    const int D = m->cfg.hidden, V = m->cfg.vocab_size, mask_id = m->cfg.mask_id;
+#pragma omp parallel
+    {
+        float *rows = sm_malloc(sizeof(float) * (size_t)(p->k + 1) * D), *e_mask = rows;
+        const float *e_top[SM_MAX_K];
+        for (int j = 0; j < p->k; j++) e_top[j] = rows + (size_t)(j + 1) * D;
+        dit_embedding_row(m, mask_id, e_mask);
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < n; i++) {
+            float *out = x_out + i * (size_t)D;
+            if (x[i] != mask_id) {
+                dit_embedding_row(m, x[i], out);
+                continue;
+            }
+            sm_feedback f;
+            if (row_of[i] >= 0) {
+                sm_feedback_from_row(p, prev + (size_t)row_of[i] * V, V, &f);
+            } else {
+                SM_ASSERT(prev_token);
+                sm_feedback_from_token(p, prev_token[i], &f);
+            }
+            for (int j = 0; j < p->k; j++) dit_embedding_row(m, f.idx[j], (float *)e_top[j]);
+            sm_mix_rows(out, D, e_mask, e_top, p, &f);
         }
-        sm_feedback f;
-        if (row_of[i] >= 0) {
-            sm_feedback_from_row(p, prev + (size_t)row_of[i] * V, V, &f);
-        } else {
-            SM_ASSERT(prev_token);
-            sm_feedback_from_token(p, prev_token[i], &f);
-        }
-        sm_embed_row(out, E, D, mask_id, p, &f);
+        free(rows);
     }
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dit.h"
+
 #define SM_MAX_K 16
 
 typedef struct {
@@ -48,16 +50,16 @@ void sm_feedback_from_row(const sm_params *p, const float *row, int V, sm_feedba
  * carry-over row, e.g. a position remasked by ReMDM). */
 void sm_feedback_from_token(const sm_params *p, int32_t token, sm_feedback *f);
 float sm_lambda(const sm_params *p, float neg_h);
-/* out[D] = (1−λ)·E[mask] + λ·Σ_j π_j·E[idx_j]. */
-void sm_embed_row(float *out, const float *E, int D, int32_t mask_id, const sm_params *p,
-                  const sm_feedback *f);
+/* out[D] = (1−λ)·e_mask + λ·Σ_j π_j·e_j, given the k + 1 embedding rows. */
+void sm_mix_rows(float *out, int D, const float *e_mask, const float *const *e_top,
+                 const sm_params *p, const sm_feedback *f);
 
 /* Soft input of a whole canvas (B·T positions) into x_out (B·T, D): E[x] at unmasked
  * positions; at masked ones the mix from row row_of[i] of prev (V floats per row), or —
  * when row_of[i] < 0 — from the one-hot of prev_token[i] (a position remasked since the
  * previous forward). prev_token may be NULL when every masked position has a row. */
-void sm_build_input(float *x_out, const float *E, int D, int V, int32_t mask_id,
-                    const sm_params *p, const int32_t *x, size_t n, const float *prev,
-                    const int32_t *row_of, const int32_t *prev_token);
+void sm_build_input(float *x_out, const dit_model *m, const sm_params *p, const int32_t *x,
+                    size_t n, const float *prev, const int32_t *row_of,
+                    const int32_t *prev_token);
 
 #endif

@@ -144,8 +144,7 @@ static void test_softmask(void **state) {
 
         dit_acts a;
         dit_acts_alloc(&a, c, f.B, f.T, 2);
-        sm_build_input(a.x, f.md.net.w.embed, c->hidden, f.V, c->mask_id, &p, ids2, BT, subs,
-                       row_of, NULL);
+        sm_build_input(a.x, &f.md.net, &p, ids2, BT, subs, row_of, NULL);
         assert_int_equal(tu_compare_f32("SM soft input", a.x, soft, BT * c->hidden, 1e-5f, 1e-5f), 0);
         float *got2 = sm_malloc(sizeof(float) * BT * f.V);
         dit_forward_embedded(&f.md.net, &a, f.sigma, f.B, f.T, NULL, 0, got2);
