@@ -40,8 +40,10 @@ const char *kernels_simd_level(void) {
  * ≈2 ulp; exact 0 below −87.3 and +inf above 88.7. */
 static inline float expf_fast(float x) {
     const float hi = 88.72283905f, lo = -87.33654475f;
-    float xc = x > hi ? hi : (x < lo ? lo : x);
-    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float xc = x > hi ? hi : x;
+    xc = xc < lo ? lo : xc;
+    /* n = round(xc / ln 2) by the 1.5·2^23 trick (branch-free, vectorises) */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500E-4f;
@@ -51,10 +53,11 @@ static inline float expf_fast(float x) {
     p = p * r + 1.6666665459E-1f;
     p = p * r + 5.0000001201E-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &e, sizeof scale);
-    float y = p * scale;
+    union {
+        int32_t i;
+        float f;
+    } scale = {.i = ((int32_t)n + 127) << 23};
+    float y = p * scale.f;
     y = x < lo ? 0.0f : y;
     return x > hi ? INFINITY : y;
 }
@@ -267,4 +270,67 @@ void log_softmax_row(float *x, int n) {
     float mx = row_max(x, n);
     float lse = mx + logf(row_sum_exp(x, n, mx));
     row_sub(x, n, lse);
+}
+
+/* ---- soft-masking row statistics ------------------------------------------------------- */
+
+/* Σ e^{x−m} and Σ e^{x−m}(x−m): float sums over blocks of 256, blocks summed in double
+ * (V ≈ 50k-150k terms). */
+SIMD_CLONES static void row_exp_moments(const float *x, int n, float m, double *s_out,
+                                        double *sz_out) {
+    double s = 0.0, sz = 0.0;
+    for (int b0 = 0; b0 < n; b0 += 256) {
+        int b1 = b0 + 256 < n ? b0 + 256 : n;
+        float bs = 0.0f, bz = 0.0f;
+#pragma omp simd reduction(+ : bs, bz)
+        for (int i = b0; i < b1; i++) {
+            float d = x[i] - m;
+            float e = expf_fast(d);
+            bs += e;
+            bz += e * d;
+        }
+        s += bs;
+        sz += bz;
+    }
+    *s_out = s;
+    *sz_out = sz;
+}
+
+float row_neg_entropy(const float *x, int n) {
+    float m = row_max(x, n);
+    double s, sz;
+    row_exp_moments(x, n, m, &s, &sz);
+    return (float)(sz / s - log(s));
+}
+
+/* Any of x[0..n) greater than thr? (vectorised scan, n small) */
+SIMD_CLONES static int any_greater(const float *x, int n, float thr) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int i = 0; i < n; i++) any |= x[i] > thr;
+    return any;
+}
+
+void row_topk(const float *x, int n, int k, int32_t *idx, float *val) {
+    for (int j = 0; j < k; j++) {
+        idx[j] = 0;
+        val[j] = -INFINITY;
+    }
+    const int block = 64;
+    for (int b0 = 0; b0 < n; b0 += block) {
+        int b1 = b0 + block < n ? b0 + block : n;
+        if (!any_greater(x + b0, b1 - b0, val[k - 1])) continue; /* nothing enters the list */
+        for (int v = b0; v < b1; v++) {
+            float z = x[v];
+            if (!(z > val[k - 1])) continue;
+            int j = k - 1;
+            while (j > 0 && z > val[j - 1]) {
+                val[j] = val[j - 1];
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            val[j] = z;
+            idx[j] = v;
+        }
+    }
 }

@@ -69,6 +69,13 @@ void timestep_embedding(float *out, float sigma);
 void log_softmax_row(float *x, int n);
 void log_softmax_row_ref(float *x, int n);
 
+/* Statistics of softmax(x) over a row: returns negH = Σ p·log p with p = softmax(x),
+ * computed as Σ e^{x−m}(x−m)/S − log S (m = max, S = Σ e^{x−m}). */
+float row_neg_entropy(const float *x, int n);
+float row_neg_entropy_ref(const float *x, int n);
+/* Indices and values of the k largest entries, descending; ties keep the lower index. */
+void row_topk(const float *x, int n, int k, int32_t *idx, float *val);
+
 /* exp(x) for a vector, accurate to ~2 ulp for x in the float range (vectorised). */
 void vexp(float *out, const float *x, size_t n);
 

@@ -111,3 +111,15 @@ void log_softmax_row_ref(float *x, int n) {
     double lse = mx + log(sum);
     for (int i = 0; i < n; i++) x[i] = (float)(x[i] - lse);
 }
+
+float row_neg_entropy_ref(const float *x, int n) {
+    double mx = -INFINITY, s = 0, acc = 0;
+    for (int i = 0; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    for (int i = 0; i < n; i++) s += exp((double)x[i] - mx);
+    for (int i = 0; i < n; i++) {
+        double p = exp((double)x[i] - mx) / s;
+        acc += p * log(p + 1e-10); /* the reference formula of DESIGN §3 */
+    }
+    return (float)acc;
+}

@@ -323,16 +323,31 @@ static int parse_entry(const char *path, const cJSON *e, size_t data_size, st_te
     return 0;
 }
 
+static int cmp_cstr(const void *x, const void *y) {
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
 static int check_metadata(const char *path, const cJSON *m) {
     if (!cJSON_IsObject(m)) return SM_ERR("'%s': __metadata__ is not an object", path);
+    int n = cJSON_GetArraySize(m), k = 0;
+    const char **keys = sm_malloc(sizeof *keys * (size_t)(n ? n : 1));
     for (const cJSON *kv = m->child; kv; kv = kv->next) {
-        if (!cJSON_IsString(kv))
+        if (!cJSON_IsString(kv)) {
+            free(keys);
             return SM_ERR("'%s': __metadata__ value of '%.64s' is not a string (metadata must "
                           "map strings to strings)", path, kv->string);
-        for (const cJSON *o = m->child; o != kv; o = o->next)
-            if (strcmp(o->string, kv->string) == 0)
-                return SM_ERR("'%s': __metadata__ has duplicate key '%.64s'", path, kv->string);
+        }
+        keys[k++] = kv->string;
     }
+    /* duplicate keys (cJSON keeps them): sort and compare neighbours, O(n log n) */
+    qsort(keys, (size_t)k, sizeof *keys, cmp_cstr);
+    for (int i = 1; i < k; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0) {
+            int rc = SM_ERR("'%s': __metadata__ has duplicate key '%.64s'", path, keys[i]);
+            free(keys);
+            return rc;
+        }
+    free(keys);
     return 0;
 }
 
@@ -552,7 +567,15 @@ static int open_index(st_archive *a, const char *dir, const char *index_path) {
         SM_ERR("'%s': not a JSON object", index_path);
         goto done;
     }
-    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    const cJSON *wm = NULL;
+    for (const cJSON *e = root->child; e; e = e->next)
+        if (e->string && strcmp(e->string, "weight_map") == 0) {
+            if (wm) {
+                SM_ERR("'%s': duplicate 'weight_map' key", index_path);
+                goto done;
+            }
+            wm = e;
+        }
     if (!cJSON_IsObject(wm) || !wm->child) {
         SM_ERR("'%s': missing or empty 'weight_map' object", index_path);
         goto done;
@@ -578,11 +601,19 @@ static int open_index(st_archive *a, const char *dir, const char *index_path) {
                    "names inside the model directory)", index_path, e->string, fname, why);
             goto done;
         }
-        int s;
-        for (s = 0; s < nshards; s++)
-            if (strcmp(shards[s], fname) == 0) break;
-        if (s == nshards) shards[nshards++] = fname;
-        entry_shard[k] = s;
+        shards[k] = fname;
+    }
+    /* distinct shard names, sorted (O(n log n) even for a huge index) */
+    qsort(shards, (size_t)nentries, sizeof *shards, cmp_cstr);
+    for (int i = 0; i < nentries; i++)
+        if (nshards == 0 || strcmp(shards[nshards - 1], shards[i]) != 0)
+            shards[nshards++] = shards[i];
+    k = 0;
+    for (const cJSON *e = wm->child; e; e = e->next, k++) {
+        const char **hit = bsearch(&e->valuestring, shards, (size_t)nshards, sizeof *shards,
+                                   cmp_cstr);
+        SM_ASSERT(hit != NULL);
+        entry_shard[k] = (int)(hit - shards);
     }
 
     for (int s = 0; s < nshards; s++) {
@@ -702,10 +733,6 @@ int st_tensor_to_f32(const st_tensor *t, float *out) {
 }
 
 /* ------------------------------------------------------- expected registry */
-
-static int cmp_cstr(const void *x, const void *y) {
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);

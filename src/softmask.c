@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "jsonutil.h"
+#include "kernels.h"
 #include "util.h"
 
 void sm_params_default(sm_params *p) {
@@ -102,39 +103,12 @@ float sm_lambda(const sm_params *p, float neg_h) {
 }
 
 void sm_feedback_from_row(const sm_params *p, const float *row, int V, sm_feedback *f) {
-    const int k = p->k;
-    float mx = -INFINITY;
-    for (int i = 0; i < k; i++) {
-        f->idx[i] = 0;
-        f->pi[i] = -INFINITY; /* holds the top-k values until π is formed */
-    }
-    for (int v = 0; v < V; v++) {
-        float z = row[v];
-        if (z > mx) mx = z;
-        if (z > f->pi[k - 1]) { /* insertion into the sorted top-k list; ties keep the lower index */
-            int j = k - 1;
-            while (j > 0 && z > f->pi[j - 1]) {
-                f->pi[j] = f->pi[j - 1];
-                f->idx[j] = f->idx[j - 1];
-                j--;
-            }
-            f->pi[j] = z;
-            f->idx[j] = v;
-        }
-    }
-    /* negH = Σ p (z − lse), p = e^{z−lse}; accumulate e^{z−mx} and e^{z−mx}(z−mx) */
-    double s = 0.0, sz = 0.0;
-    for (int v = 0; v < V; v++) {
-        double d = (double)row[v] - mx;
-        double e = exp(d);
-        s += e;
-        sz += e * d;
-    }
-    f->neg_h = (float)(sz / s - log(s));
-    double ps = 0.0;
-    float top = f->pi[0];
-    for (int i = 0; i < k; i++) ps += exp((double)f->pi[i] - top);
-    for (int i = 0; i < k; i++) f->pi[i] = (float)(exp((double)f->pi[i] - top) / ps);
+    float top[SM_MAX_K];
+    row_topk(row, V, p->k, f->idx, top);
+    f->neg_h = row_neg_entropy(row, V);
+    double ps = 0.0; /* π = softmax over the k largest entries */
+    for (int i = 0; i < p->k; i++) ps += exp((double)top[i] - top[0]);
+    for (int i = 0; i < p->k; i++) f->pi[i] = (float)(exp((double)top[i] - top[0]) / ps);
     f->lambda = sm_lambda(p, f->neg_h);
 }
 

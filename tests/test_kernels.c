@@ -129,6 +129,26 @@ static void test_exp_softmax(void **state) {
     free(x), free(e), free(r), free(a), free(b);
 }
 
+static void test_softmask_rows(void **state) {
+    const int n = 5000;
+    float *x = rand_buf(n, 6);
+    x[17] = -1e6f; /* SUBS's mask entry */
+    x[4000] = 9.0f, x[12] = 9.0f, x[4999] = 8.5f; /* a tie at the top: lower index first */
+    float got = row_neg_entropy(x, n), ref = row_neg_entropy_ref(x, n);
+    assert_int_equal(tu_compare_f32("row_neg_entropy", &got, &ref, 1, 1e-5f, 1e-5f), 0);
+    int32_t idx[3];
+    float val[3];
+    row_topk(x, n, 3, idx, val);
+    int32_t want[3] = {12, 4000, 4999};
+    assert_int_equal(tu_compare_i32("row_topk", idx, want, 3), 0);
+    for (int i = 0; i < 4; i++) x[i] = 0.0f;
+    for (int i = 4; i < n; i++) x[i] = -1e6f; /* a SUBS carry-over row: one-hot */
+    x[2] = 0.0f;
+    got = row_neg_entropy(x + 2, 1), ref = row_neg_entropy_ref(x + 2, 1);
+    assert_true(fabsf(got) < 1e-6f && fabsf(ref) < 1e-6f);
+    free(x);
+}
+
 int main(void) {
     rng_seed(&g_rng, 42);
     kernels_set_threads(2);
@@ -136,6 +156,7 @@ int main(void) {
         cmocka_unit_test(test_matmul),       cmocka_unit_test(test_layernorm_modulate),
         cmocka_unit_test(test_rope),         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_gelu_residual), cmocka_unit_test(test_exp_softmax),
+        cmocka_unit_test(test_softmask_rows),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }
