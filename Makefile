@@ -55,3 +55,4 @@ fixtures:
 
 clean:
 	rm -rf build build-debug smdlm
+.SECONDARY:

@@ -37,13 +37,9 @@ int dit_config_validate(const dit_config *c) {
 }
 
 int dit_config_parse(dit_config *c, const char *json_text, const char *what) {
-    cJSON *root = cJSON_Parse(json_text);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return SM_ERR("%s: not a JSON object", what);
-    }
+    cJSON *root = json_parse_object(json_text, what);
+    if (!root) return -1;
     int rc = -1;
-    if (json_check_unique_keys(root, what)) goto done;
     const char *type = json_get_string(root, "model_type");
     if (!type) {
         SM_ERR("%s: missing string \"model_type\"", what);

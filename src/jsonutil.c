@@ -6,6 +6,25 @@
 
 #include "util.h"
 
+cJSON *json_parse_object(const char *text, const char *what) {
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+    if (!root) {
+        SM_ERR("%s: invalid JSON at byte %zu", what, end ? (size_t)(end - text) : (size_t)0);
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        SM_ERR("%s: expected a JSON object", what);
+        return NULL;
+    }
+    if (json_check_unique_keys(root, what)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
 const char *json_get_string(const cJSON *obj, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;

@@ -4,6 +4,10 @@
 
 #include <cjson/cJSON.h>
 
+/* Parses text that must be one JSON object (with unique keys). NULL on error, with a
+ * message naming `what` and the byte offset of a syntax error. */
+cJSON *json_parse_object(const char *text, const char *what);
+
 /* The string value of key, or NULL when absent or not a string. */
 const char *json_get_string(const cJSON *obj, const char *key);
 /* Integer field in [lo, hi]. When absent: *out = dflt, except that dflt == -1 makes the key

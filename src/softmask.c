@@ -34,16 +34,12 @@ int sm_params_validate(const sm_params *p) {
 int sm_params_load_json(sm_params *p, const char *path) {
     char *text;
     if (sm_read_file(path, 1 << 20, &text, NULL)) return -1;
-    cJSON *root = cJSON_Parse(text);
+    cJSON *root = json_parse_object(text, path);
     free(text);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return SM_ERR("%s: not a JSON object", path);
-    }
+    if (!root) return -1;
     int rc = -1;
     double scale, centre, steep, temp;
     int k;
-    if (json_check_unique_keys(root, path)) goto done;
     const char *alg = json_get_string(root, "transparency_alg");
     if (alg && strcmp(alg, "mixinputs_with_topk") != 0) {
         SM_ERR("%s: transparency_alg \"%s\" is not supported (only mixinputs_with_topk)", path, alg);

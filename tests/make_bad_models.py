@@ -40,6 +40,15 @@ def main():
     write("model-wrong-shape", p)
     write("model-bad-config", good, dict(CFG, n_heads=3))
     write("model-no-weights", None)
+    write("model-truncated", good)
+    path = os.path.join(BAD, "model-truncated", "model.safetensors")
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) - 100])
+    write("model-bad-json", good)
+    with open(os.path.join(BAD, "model-bad-json", "config.json"), "w") as f:
+        f.write('{"model_type": "mdlm", "vocab_size": 11,')
     write("model-bad-sm-config", good, sm={"transparency_alg": "mixinputs_with_topk",
                                            "transparency_scale": 1.5,
                                            "transparency_centre": -1,

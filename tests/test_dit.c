@@ -201,7 +201,7 @@ static void test_config_validation(void **state) {
                         "\"n_blocks\":2000,\"cond_dim\":32,\"n_heads\":4}", "n_blocks");
     expect_config_error("{\"model_type\":\"Dream\"}", "not supported");
     expect_config_error("[1,2]", "JSON object");
-    expect_config_error("{\"model_type\":\"mdlm\",", "JSON object");
+    expect_config_error("{\"model_type\":\"mdlm\",", "invalid JSON at byte");
     expect_config_error(CFG(",\"n_heads\":64"), "even"); /* head dim 1 */
 }
 

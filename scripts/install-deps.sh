@@ -1,0 +1,14 @@
+#!/bin/sh
+# Installs the Debian packages smdlm builds and tests with (as root, or through sudo).
+# WITH_PYTHON=1 also installs what the reference fixtures and benchmarks use.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+pkgs="build-essential pkg-config libopenblas-openmp-dev libcjson-dev libpcre2-dev libcmocka-dev"
+if [ "${WITH_PYTHON:-0}" = 1 ]; then
+    pkgs="$pkgs python3-torch python3-numpy"
+fi
+as_root=""
+[ "$(id -u)" = 0 ] || as_root=sudo
+$as_root apt-get update -q
+# shellcheck disable=SC2086
+$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $pkgs

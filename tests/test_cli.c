@@ -1,0 +1,171 @@
+/* test_cli.c — the smdlm program as a user runs it: the `forward` contract against the
+ * PyTorch fixtures, generate's reproducibility and outputs, and the bad-input matrix (each
+ * case must exit with status 1 and a message naming the problem — never crash). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "npy.h"
+#include "testutil.h"
+#include "util.h"
+
+#ifndef SMDLM_BIN
+#define SMDLM_BIN "build/smdlm"
+#endif
+
+static char g_tmp[64];
+
+/* Runs `smdlm ARGS` (a shell fragment), captures stdout+stderr; returns the exit status, or
+ * 1000 + signal when the program crashed. */
+static int run(char **out, const char *fmt, ...) {
+    char args[2048], cmd[2300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("SMDLM") ? getenv("SMDLM") : SMDLM_BIN;
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 4096, len = 0;
+    char *buf = sm_malloc(cap);
+    size_t r;
+    while ((r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += r;
+        if (cap - len < 2) buf = sm_realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    if (WIFSIGNALED(st)) return 1000 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+static void test_forward_contract(void **state) {
+    const char *fx = FIXTURES_DIR "/tiny-tc";
+    assert_int_equal(run(NULL, "forward -m %s --ids %s/ref/ids.npy --t %s/ref/t.npy -o %s/l.npy",
+                         fx, fx, fx, g_tmp), 0);
+    size_t n, nr;
+    char path[128];
+    snprintf(path, sizeof path, "%s/l.npy", g_tmp);
+    float *got = tu_load_f32(path, &n), *ref = tu_load_f32(tu_fixture("tiny-tc/ref/logits.npy"), &nr);
+    assert_int_equal(n, nr);
+    assert_int_equal(tu_compare_f32("forward logits", got, ref, n, 1e-4f, 1e-4f), 0);
+    free(got), free(ref);
+    /* --feedback: SUBS + soft-masking from the raw logits of the first pass */
+    assert_int_equal(run(NULL, "forward -m %s --ids %s/ref/ids2.npy --t %s/ref/t.npy --feedback "
+                               "%s/ref/logits.npy --sm-config %s/ref/sm_config.json -o %s/l2.npy",
+                         fx, fx, fx, fx, fx, g_tmp), 0);
+    snprintf(path, sizeof path, "%s/l2.npy", g_tmp);
+    got = tu_load_f32(path, &n), ref = tu_load_f32(tu_fixture("tiny-tc/ref/logits_pass2.npy"), &nr);
+    assert_int_equal(tu_compare_f32("forward --feedback", got, ref, n, 1e-4f, 1e-4f), 0);
+    free(got), free(ref);
+    /* the same values given as flags instead of a file */
+    assert_int_equal(run(NULL, "forward -m %s --ids %s/ref/ids2.npy --t %s/ref/t.npy --feedback "
+                               "%s/ref/logits.npy --sm-scale 0.7 --sm-centre -1.2 --sm-steepness 4 "
+                               "--sm-k 3 -o %s/l3.npy", fx, fx, fx, fx, g_tmp), 0);
+    snprintf(path, sizeof path, "%s/l3.npy", g_tmp);
+    got = tu_load_f32(path, &n), ref = tu_load_f32(tu_fixture("tiny-tc/ref/logits_pass2.npy"), &nr);
+    assert_int_equal(tu_compare_f32("forward --sm-* flags", got, ref, n, 1e-4f, 1e-4f), 0);
+    free(got), free(ref);
+}
+
+static void test_generate(void **state) {
+    char *a, *b, *v;
+    const char *fx = FIXTURES_DIR "/tiny";
+    assert_int_equal(run(&a, "generate -m %s --len 20 --steps 8 --seed 5 -n 2 -o - -q", fx), 0);
+    assert_int_equal(run(&b, "generate -m %s --len 20 --steps 8 --seed 5 -n 2 -o - -q", fx), 0);
+    assert_string_equal(a, b);
+    /* two JSON lines with 20 ids each */
+    assert_non_null(strstr(a, "\"ids\":["));
+    assert_non_null(strchr(strchr(a, '\n') + 1, '\n'));
+    free(b);
+    assert_int_equal(run(&b, "generate -m %s --len 20 --steps 8 --seed 6 -n 2 -o - -q", fx), 0);
+    assert_string_not_equal(a, b);
+    assert_int_equal(run(&v, "generate -m %s --len 20 --steps 4 --visual --delay 0 -q "
+                             "--sampler remdm-loop --sm-scale 0.5", fx), 0);
+    assert_non_null(strstr(v, "step 1/4"));
+    assert_non_null(strstr(v, "step 4/4"));
+    assert_non_null(strstr(v, "\xe2\x96\x91")); /* masked positions shown in early frames */
+    free(a), free(b), free(v);
+}
+
+static void test_bad_input(void **state) {
+    char ids_bad[128], prev_bad[128];
+    snprintf(ids_bad, sizeof ids_bad, "%s/ids_bad.npy", g_tmp);
+    int32_t bad_ids[4] = {1, 2, 67, 3};
+    int64_t shape[2] = {1, 4};
+    assert_int_equal(npy_write(ids_bad, NPY_I4, 2, shape, bad_ids), 0);
+    snprintf(prev_bad, sizeof prev_bad, "%s/prev_bad.npy", g_tmp);
+    float prev[8] = {0};
+    int64_t pshape[3] = {1, 4, 2};
+    assert_int_equal(npy_write(prev_bad, NPY_F4, 3, pshape, prev), 0);
+    const char *T = FIXTURES_DIR "/tiny";
+    static char args[64][512];
+    const char *word[64];
+    int n = 0;
+#define CASE(w, ...) (snprintf(args[n], sizeof args[n], __VA_ARGS__), word[n++] = (w))
+    CASE("unknown option", "generate -m %s --bogus", T);
+    CASE("--steps", "generate -m %s --steps 0", T);
+    CASE("--steps", "generate -m %s --steps abc", T);
+    CASE("needs a value", "generate -m %s --steps", T);
+    CASE("--top-p", "generate -m %s --top-p 1.5", T);
+    CASE("--threads", "generate -m %s --threads 0", T);
+    CASE("--seed", "generate -m %s --seed -5", T);
+    CASE("unknown sampler", "generate -m %s --sampler gumbel", T);
+    CASE("exceeds", "generate -m %s --len 33", T);
+    CASE("-m DIR", "generate --len 8");
+    CASE("--sm-scale", "generate -m %s --sm-scale 2", T);
+    CASE("tokenizer", "generate -m %s -p hello --len 8", T);
+    CASE("out of range", "forward -m %s --ids %s -o %s/x.npy", T, ids_bad, g_tmp);
+    CASE("expected float32 logits", "forward -m %s --ids %s/ref/ids.npy --feedback %s "
+                                    "--sm-scale 0.5 -o %s/x.npy", T, T, prev_bad, g_tmp);
+    CASE("outside (0, 1]", "forward -m %s --ids %s/ref/ids.npy --t 1.5 -o %s/x.npy", T, T, g_tmp);
+    CASE("required", "forward -m %s -o %s/x.npy", T, g_tmp);
+    CASE("model.safetensors", "forward -m tests/bad/model-truncated --ids %s/ref/ids.npy -o %s/x.npy", T, g_tmp);
+    CASE("invalid JSON", "forward -m tests/bad/model-bad-json --ids %s/ref/ids.npy -o %s/x.npy", T, g_tmp);
+    CASE("missing tensor", "generate -m tests/bad/model-missing-tensor --len 8");
+    CASE("wrong shape", "generate -m tests/bad/model-wrong-shape --len 8");
+    CASE("n_heads", "generate -m tests/bad/model-bad-config --len 8");
+    CASE("cannot open", "generate -m tests/bad/no-such-dir --len 8");
+    CASE("unknown command", "frobnicate");
+    CASE("exactly one", "tokenize -m %s", T);
+    CASE("shape", "bench forward --shape huge");
+#undef CASE
+    for (int i = 0; i < n; i++) {
+        char *out;
+        int st = run(&out, "%s", args[i]);
+        printf("  [%d] smdlm %s\n      -> exit %d: %s", i, args[i], st, out);
+        if (st != 1 || !strstr(out, word[i])) {
+            print_error("expected exit 1 and a message with '%s'\n", word[i]);
+            free(out);
+            fail();
+        }
+        free(out);
+    }
+}
+
+static int setup(void **state) {
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/smdlm-cli-XXXXXX");
+    return mkdtemp(g_tmp) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_contract),
+        cmocka_unit_test(test_generate),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests_name("cli", tests, setup, teardown);
+}
