@@ -131,6 +131,40 @@ def sm_values(scale, centre, steep, k):
     return f(scale), f(centre), f(steep), k
 
 
+def write_variants(cfg, seed):
+    """The `tiny` weights again as BF16 (logits from the bf16-rounded weights) and as a
+    two-shard checkpoint with model.safetensors.index.json (logits equal to `tiny`)."""
+    gen = torch.Generator().manual_seed(seed)
+    params = R.random_params(cfg, gen, with_prefix=True)
+    ids = torch.from_numpy(np.load(os.path.join(OUT, "tiny", "ref", "ids.npy")).astype(np.int64))
+    sigma = torch.from_numpy(np.load(os.path.join(OUT, "tiny", "ref", "sigma.npy")))
+
+    d = os.path.join(OUT, "tiny-bf16")
+    os.makedirs(os.path.join(d, "ref"), exist_ok=True)
+    bf = {k: v.to(torch.bfloat16) for k, v in params.items()}
+    R.save_safetensors(os.path.join(d, "model.safetensors"), bf)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    with torch.no_grad():
+        logits = R.DiT({k: v.float() for k, v in bf.items()}, cfg).forward(ids, sigma)
+    save(os.path.join(d, "ref"), "logits.npy", logits.numpy())
+
+    d = os.path.join(OUT, "tiny-sharded")
+    os.makedirs(d, exist_ok=True)
+    names = sorted(params)
+    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    weight_map = {}
+    for fname, keys in shards.items():
+        R.save_safetensors(os.path.join(d, fname), {k: params[k] for k in keys})
+        weight_map.update({k: fname for k in keys})
+    with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": sum(v.numel() * 4 for v in params.values())},
+                   "weight_map": weight_map}, f, indent=1)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+
+
 def main():
     torch.manual_seed(0)
     base = dict(model_type="mdlm", vocab_size=67, hidden_dim=64, n_heads=4, n_blocks=2,
@@ -205,6 +239,8 @@ def main():
         with open(os.path.join(ref, "samplers.json"), "w") as f:
             json.dump(dict(version=FIXTURE_VERSION, cases=lines), f, indent=1)
         print(f"{name}: wrote {ref}")
+    write_variants(models[0][1], models[0][2])
+    print("tiny-bf16, tiny-sharded: written")
 
 
 if __name__ == "__main__":

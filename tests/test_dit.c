@@ -82,6 +82,35 @@ static void test_forward_logits(void **state) {
     }
 }
 
+/* The same weights stored as BF16 (converted at load) and as two shards with an index. */
+static void test_bf16_and_sharded(void **state) {
+    const char *dirs[] = {"tiny-bf16", "tiny-sharded"};
+    const char *refs[] = {"tiny-bf16/ref/logits.npy", "tiny/ref/logits.npy"};
+    fixture f;
+    load_fixture(&f, "tiny"); /* ids and sigma */
+    for (int i = 0; i < 2; i++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, FIXTURES_DIR "/%s", dirs[i]);
+        model_dir md;
+        if (model_dir_load(&md, dir, 0)) {
+            print_error("%s\n", smdlm_last_error());
+            fail();
+        }
+        assert_true(i == 0 ? md.net.owned != NULL : md.net.owned == NULL); /* converted / mapped */
+        dit_acts a;
+        dit_acts_alloc(&a, &md.net.cfg, f.B, f.T, 2);
+        size_t n;
+        float *ref = tu_load_f32(tu_fixture("%s", refs[i]), &n);
+        float *got = sm_malloc(sizeof(float) * n);
+        dit_forward(&md.net, &a, f.ids, f.sigma, f.B, f.T, got);
+        assert_int_equal(tu_compare_f32(dirs[i], got, ref, n, 1e-4f, 1e-4f), 0);
+        free(got), free(ref);
+        dit_acts_free(&a);
+        model_dir_free(&md);
+    }
+    free_fixture(&f);
+}
+
 static void test_causal(void **state) {
     fixture f;
     load_fixture(&f, "tiny");
@@ -230,6 +259,7 @@ int main(void) {
     kernels_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_logits),    cmocka_unit_test(test_causal),
+        cmocka_unit_test(test_bf16_and_sharded),
         cmocka_unit_test(test_softmask),          cmocka_unit_test(test_sm_parameterisation),
         cmocka_unit_test(test_config_validation), cmocka_unit_test(test_bad_model_dirs),
     };
