@@ -21,7 +21,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test debug bench fixtures clean
+.PHONY: all test debug bench fixtures clean fuzz bad-files
 all: $(BUILD)/smdlm smdlm
 
 $(BUILD)/libsmdlm.a: $(LIB_OBJ)
@@ -52,7 +52,26 @@ bench: all
 
 fixtures:
 	/usr/bin/python3 tests/gen_fixtures.py
+	/usr/bin/python3 tests/gen_float_fixtures.py
 
 clean:
 	rm -rf build build-debug smdlm
 .SECONDARY:
+
+# libFuzzer targets (clang + compiler-rt: apt-get install clang libclang-rt-14-dev); see fuzz/README.md
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc
+fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(if $(wildcard fuzz/fuzz_tokenizer.c),$(BUILD)/fuzz/fuzz_tokenizer)
+$(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c src/safetensors.c src/util.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $^ -lcjson -lm -o $@
+$(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/npy.c src/util.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $^ -lm -o $@
+$(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/tokenizer.c src/util.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lm -o $@
+
+# regenerate the hand-made broken files of tests/bad (plain python3 / python3-torch)
+bad-files:
+	python3 tests/make_bad_files.py
+	/usr/bin/python3 tests/make_bad_models.py

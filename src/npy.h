@@ -17,7 +17,8 @@ typedef struct {
     void *data; /* owned, malloc'ed; numel elements of dtype */
 } npy_array;
 
-/* Reads the whole file; max_bytes bounds the data size. Errors name file and reason. */
+/* Reads the whole file: the header is capped at 1 MiB and the data must fill the rest of
+ * the file exactly. Errors name file and reason. */
 int npy_read(const char *path, npy_array *out);
 int npy_write(const char *path, npy_dtype dtype, int ndim, const int64_t *shape,
               const void *data);

@@ -184,6 +184,9 @@ static int check_header_bytes(const char *path, const uint8_t *h, size_t n) {
                 i += 2;
                 continue;
             }
+            if (c < 0x20)
+                return SM_ERR("'%s': raw control character 0x%02x inside a string at header "
+                              "offset %zu", path, c, i);
             if (c == '"') in_str = false;
             i++;
             continue;
