@@ -38,51 +38,6 @@ static const char *tmp_path(const char *name) {
     return buf;
 }
 
-static void expect_error(int rc, const char *what, const char *const *words) {
-    const char *msg = smdlm_last_error();
-    printf("  %-32s -> %s\n", what, msg);
-    if (rc == 0) {
-        print_error("%s: expected an error, got success\n", what);
-        fail();
-    }
-    for (int i = 0; words[i]; i++)
-        if (!strstr(msg, words[i])) {
-            print_error("%s: error message lacks '%s': %s\n", what, words[i], msg);
-            fail();
-        }
-}
-
-/* For a bad file: the message must name the file, and the reason words must appear in the
- * message with the file name blanked out (file names such as st_hole.safetensors contain
- * the very words the reason is checked for). */
-static void expect_file_error(int rc, const char *file, const char *const *words) {
-    char msg[1024], scrubbed[1024];
-    snprintf(msg, sizeof msg, "%s", smdlm_last_error());
-    printf("  %-32s -> %s\n", file, msg);
-    if (rc == 0) {
-        print_error("%s: expected an error, got success\n", file);
-        fail();
-    }
-    if (!strstr(msg, file)) {
-        print_error("%s: error message does not name the file: %s\n", file, msg);
-        fail();
-    }
-    size_t n = 0, flen = strlen(file);
-    for (const char *p = msg; *p && n + 2 < sizeof scrubbed;) {
-        if (strncmp(p, file, flen) == 0) {
-            scrubbed[n++] = '#';
-            p += flen;
-        } else {
-            scrubbed[n++] = *p++;
-        }
-    }
-    scrubbed[n] = 0;
-    for (int i = 0; words[i]; i++)
-        if (!strstr(scrubbed, words[i])) {
-            print_error("%s: error message lacks '%s': %s\n", file, words[i], msg);
-            fail();
-        }
-}
 
 static void write_bytes(const char *path, const void *data, size_t n) {
     assert_int_equal(sm_write_file_atomic(path, data, n), 0);
@@ -147,9 +102,9 @@ static void test_writer_header_text(void **state) {
     for (size_t i = 10 + strlen(dict); i < 10 + hl - 1; i++) assert_int_equal(text[i], ' ');
     assert_int_equal(text[10 + hl - 1], '\n');
     free(text);
-    expect_error(npy_write(p, NPY_I4, 9, (const int64_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, v),
+    tu_expect_error(npy_write(p, NPY_I4, 9, (const int64_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, v),
                  "write 9 dims", (const char *[]){"ndim 9", NULL});
-    expect_error(npy_write(p, NPY_I4, 1, (const int64_t[]){-3}, v), "write negative",
+    tu_expect_error(npy_write(p, NPY_I4, 1, (const int64_t[]){-3}, v), "write negative",
                  (const char *[]){"negative", NULL});
 }
 
@@ -267,7 +222,7 @@ static void test_versions_and_syntax(void **state) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_npy_raw(p, 1, bad[i].hdr, v, sizeof v);
-        expect_error(npy_read(p, &a), bad[i].hdr, (const char *[]){bad[i].word, NULL});
+        tu_expect_error(npy_read(p, &a), bad[i].hdr, (const char *[]){bad[i].word, NULL});
         assert_null(a.data);
     }
 }
@@ -285,7 +240,7 @@ static void test_read_ids(void **state) {
     assert_memory_equal(ids, i4, sizeof i4);
     free(ids);
     /* the same file with a smaller vocabulary: 49 is out of range at (1, 2) */
-    expect_error(npy_read_ids(p, 49, &ids, &B, &T), "vocab 49",
+    tu_expect_error(npy_read_ids(p, 49, &ids, &B, &T), "vocab 49",
                  (const char *[]){"49", "b=1, t=2", "[0, 49)", NULL});
     assert_null(ids);
 
@@ -296,11 +251,11 @@ static void test_read_ids(void **state) {
     assert_int_equal(T, 4);
     for (int i = 0; i < 4; i++) assert_int_equal(ids[i], i8[i]);
     free(ids);
-    expect_error(npy_read_ids(p, 0, &ids, &B, &T), "vocab 0", (const char *[]){"positive", NULL});
+    tu_expect_error(npy_read_ids(p, 0, &ids, &B, &T), "vocab 0", (const char *[]){"positive", NULL});
     /* an i8 id beyond int32 is out of range, not truncated */
     int64_t big[1] = {(int64_t)1 << 32};
     assert_int_equal(npy_write(p, NPY_I8, 1, (const int64_t[]){1}, big), 0);
-    expect_error(npy_read_ids(p, 50, &ids, &B, &T), "id 2^32",
+    tu_expect_error(npy_read_ids(p, 50, &ids, &B, &T), "id 2^32",
                  (const char *[]){"4294967296", "out of range", NULL});
 }
 
@@ -312,7 +267,7 @@ static void check_bad(const char *file, const char *const *words) {
     assert_true(sm_file_exists(path)); /* run tests/make_bad_files.py */
     npy_array a;
     memset(&a, 0x5a, sizeof a);
-    expect_file_error(npy_read(path, &a), file, words);
+    tu_expect_file_error(npy_read(path, &a), file, words);
     assert_null(a.data);
     assert_int_equal(a.numel, 0);
 }
@@ -323,7 +278,7 @@ static void check_bad_ids(const char *file, const char *const *words) {
     assert_true(sm_file_exists(path));
     int32_t *ids = (int32_t *)(uintptr_t)1;
     int B = -1, T = -1;
-    expect_file_error(npy_read_ids(path, 50, &ids, &B, &T), file, words);
+    tu_expect_file_error(npy_read_ids(path, 50, &ids, &B, &T), file, words);
     assert_null(ids);
 }
 
@@ -362,9 +317,9 @@ BAD_IDS(bad_ids_empty, "npy_ids_empty.npy", "T=0", "must be in [1")
 static void test_missing_file(void **s) {
     (void)s;
     npy_array a;
-    expect_error(npy_read("tests/bad/nope.npy", &a), "missing",
+    tu_expect_error(npy_read("tests/bad/nope.npy", &a), "missing",
                  (const char *[]){"cannot open", "nope.npy", NULL});
-    expect_error(npy_read("tests/bad", &a), "directory",
+    tu_expect_error(npy_read("tests/bad", &a), "directory",
                  (const char *[]){"not a regular file", NULL});
 }
 

@@ -55,52 +55,6 @@ static uint64_t header_len_of(const char *path) {
     return n;
 }
 
-/* The error must be returned and the message must contain every word given. */
-static void expect_error(int rc, const char *what, const char *const *words) {
-    const char *msg = smdlm_last_error();
-    printf("  %-40s -> %s\n", what, msg);
-    if (rc == 0) {
-        print_error("%s: expected an error, got success\n", what);
-        fail();
-    }
-    for (int i = 0; words[i]; i++)
-        if (!strstr(msg, words[i])) {
-            print_error("%s: error message lacks '%s': %s\n", what, words[i], msg);
-            fail();
-        }
-}
-
-/* For a bad file: the message must name the file, and the reason words must appear in the
- * message with the file name blanked out (file names such as st_hole.safetensors contain
- * the very words the reason is checked for). */
-static void expect_file_error(int rc, const char *file, const char *const *words) {
-    char msg[1024], scrubbed[1024];
-    snprintf(msg, sizeof msg, "%s", smdlm_last_error());
-    printf("  %-40s -> %s\n", file, msg);
-    if (rc == 0) {
-        print_error("%s: expected an error, got success\n", file);
-        fail();
-    }
-    if (!strstr(msg, file)) {
-        print_error("%s: error message does not name the file: %s\n", file, msg);
-        fail();
-    }
-    size_t n = 0, flen = strlen(file);
-    for (const char *p = msg; *p && n + 2 < sizeof scrubbed;) {
-        if (strncmp(p, file, flen) == 0) {
-            scrubbed[n++] = '#';
-            p += flen;
-        } else {
-            scrubbed[n++] = *p++;
-        }
-    }
-    scrubbed[n] = 0;
-    for (int i = 0; words[i]; i++)
-        if (!strstr(scrubbed, words[i])) {
-            print_error("%s: error message lacks '%s': %s\n", file, words[i], msg);
-            fail();
-        }
-}
 
 /* ---------------------------------------------------------------- round trip */
 
@@ -232,11 +186,11 @@ static void test_writer_rejects_bad_entries(void **state) {
     char *p = sm_path_join(dir, "w.safetensors");
     float x[2] = {1, 2};
     const st_write_entry dup[] = {{"a", ST_F32, 1, {1}, x}, {"a", ST_F32, 1, {1}, x + 1}};
-    expect_error(st_write(p, dup, 2, NULL), "writer duplicate", (const char *[]){"duplicate", NULL});
+    tu_expect_error(st_write(p, dup, 2, NULL), "writer duplicate", (const char *[]){"duplicate", NULL});
     const st_write_entry neg[] = {{"a", ST_F32, 1, {-2}, x}};
-    expect_error(st_write(p, neg, 1, NULL), "writer negative", (const char *[]){"negative", NULL});
+    tu_expect_error(st_write(p, neg, 1, NULL), "writer negative", (const char *[]){"negative", NULL});
     const st_write_entry empty[] = {{"", ST_F32, 1, {1}, x}};
-    expect_error(st_write(p, empty, 1, NULL), "writer empty name", (const char *[]){"empty", NULL});
+    tu_expect_error(st_write(p, empty, 1, NULL), "writer empty name", (const char *[]){"empty", NULL});
     assert_false(sm_file_exists(p)); /* nothing written */
     free(p);
     rm_tmpdir(dir, NULL);
@@ -281,7 +235,7 @@ static void test_to_f32(void **state) {
     const float want_f64b[4] = {0x1.fffffep127f, INFINITY, 0x1.fffffep127f, -INFINITY};
     assert_int_equal(st_tensor_to_f32(st_find(&a, "f64b"), out), 0);
     assert_memory_equal(out, want_f64b, sizeof out);
-    expect_error(st_tensor_to_f32(st_find(&a, "pad"), out), "to_f32 of U8",
+    tu_expect_error(st_tensor_to_f32(st_find(&a, "pad"), out), "to_f32 of U8",
                  (const char *[]){"pad", "U8", NULL});
     st_close(&a);
     const char *files[] = {"conv.safetensors", NULL};
@@ -447,7 +401,7 @@ static void test_sharded_dir(void **state) {
 
     /* without the index, a plain model.safetensors is used */
     unlink(pi);
-    expect_error(st_open_dir(&ar, dir), "dir without model files",
+    tu_expect_error(st_open_dir(&ar, dir), "dir without model files",
                  (const char *[]){"model.safetensors", NULL});
     char *ps = sm_path_join(dir, "model.safetensors");
     assert_int_equal(st_write(ps, s2, 1, NULL), 0);
@@ -483,7 +437,7 @@ static void test_expected_ok(void **state) {
     assert_int_equal(st_open_file(&ar, p), 0);
     assert_int_equal(st_check_expected(&ar, k_expect, 2, k_unknown_ok, 1), 0);
     /* the same file without the allowance: the buffer is an unexpected tensor */
-    expect_error(st_check_expected(&ar, k_expect, 2, NULL, 0), "registry without allowance",
+    tu_expect_error(st_check_expected(&ar, k_expect, 2, NULL, 0), "registry without allowance",
                  (const char *[]){"unexpected", "backbone.rotary_emb.inv_freq", NULL});
     st_close(&ar);
     const char *files[] = {"m.safetensors", NULL};
@@ -501,7 +455,7 @@ static void check_expected_bad(const char *file, const char *const *words) {
     }
     int rc = st_check_expected(&ar, k_expect, 2, k_unknown_ok, 1);
     st_close(&ar);
-    expect_file_error(rc, file, words);
+    tu_expect_file_error(rc, file, words);
 }
 
 static void test_expect_missing(void **s) {
@@ -534,7 +488,7 @@ static void check_bad_file(const char *file, const char *const *words) {
     st_archive ar;
     memset(&ar, 0x5a, sizeof ar); /* the reader must initialise it */
     int rc = st_open_file(&ar, path);
-    expect_file_error(rc, file, words);
+    tu_expect_file_error(rc, file, words);
     assert_int_equal(ar.ntensors, 0); /* failed open leaves an empty archive */
     assert_null(ar.tensors);
     assert_null(ar.files);
@@ -546,7 +500,7 @@ static void check_bad_dir(const char *name, const char *const *words) {
     snprintf(path, sizeof path, "%s/%s", BAD_DIR, name);
     st_archive ar;
     int rc = st_open_dir(&ar, path);
-    expect_file_error(rc, name, words);
+    tu_expect_file_error(rc, name, words);
     assert_int_equal(ar.ntensors, 0);
     assert_int_equal(ar.nfiles, 0);
     st_close(&ar);
@@ -619,9 +573,9 @@ BAD_DIR_CASE(bad_index_duplicate, "st_shard_index_duplicate", "'a'", "listed twi
 static void test_open_missing_file(void **s) {
     (void)s;
     st_archive ar;
-    expect_error(st_open_file(&ar, "tests/bad/does-not-exist.safetensors"), "missing file",
+    tu_expect_error(st_open_file(&ar, "tests/bad/does-not-exist.safetensors"), "missing file",
                  (const char *[]){"does-not-exist", "cannot open", NULL});
-    expect_error(st_open_file(&ar, "tests/bad"), "a directory",
+    tu_expect_error(st_open_file(&ar, "tests/bad"), "a directory",
                  (const char *[]){"not a regular file", NULL});
 }
 

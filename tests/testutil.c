@@ -85,3 +85,46 @@ const char *tu_fixture(const char *fmt, ...) {
     va_end(ap);
     return buf;
 }
+
+void tu_expect_error(int rc, const char *what, const char *const *words) {
+    const char *msg = smdlm_last_error();
+    printf("  %-40s -> %s\n", what, msg);
+    if (rc == 0) {
+        print_error("%s: expected an error, got success\n", what);
+        fail();
+    }
+    for (int i = 0; words[i]; i++)
+        if (!strstr(msg, words[i])) {
+            print_error("%s: error message lacks '%s': %s\n", what, words[i], msg);
+            fail();
+        }
+}
+
+void tu_expect_file_error(int rc, const char *file, const char *const *words) {
+    const char *msg = smdlm_last_error();
+    char scrubbed[1024];
+    printf("  %-40s -> %s\n", file, msg);
+    if (rc == 0) {
+        print_error("%s: expected an error, got success\n", file);
+        fail();
+    }
+    if (!strstr(msg, file)) {
+        print_error("%s: error message does not name the file: %s\n", file, msg);
+        fail();
+    }
+    size_t n = 0, flen = strlen(file);
+    for (const char *p = msg; *p && n + 2 < sizeof scrubbed;) {
+        if (strncmp(p, file, flen) == 0) {
+            scrubbed[n++] = '#';
+            p += flen;
+        } else {
+            scrubbed[n++] = *p++;
+        }
+    }
+    scrubbed[n] = 0;
+    for (int i = 0; words[i]; i++)
+        if (!strstr(scrubbed, words[i])) {
+            print_error("%s: error message lacks '%s': %s\n", file, words[i], msg);
+            fail();
+        }
+}

@@ -25,6 +25,13 @@ size_t tu_compare_i32(const char *what, const int32_t *got, const int32_t *ref, 
 float *tu_load_f32(const char *path, size_t *n);
 int32_t *tu_load_i32(const char *path, size_t *n, int64_t *shape, int *ndim);
 
+/* rc must be an error and smdlm_last_error() must contain every word of the NULL-terminated
+ * list; prints the message. */
+void tu_expect_error(int rc, const char *what, const char *const *words);
+/* Same for a bad file: the message must also name the file, and the words are looked for
+ * with the file name blanked out (names such as st_hole.safetensors contain the words). */
+void tu_expect_file_error(int rc, const char *file, const char *const *words);
+
 /* Path inside the fixture directory, in a static buffer (not thread-safe). */
 const char *tu_fixture(const char *fmt, ...);
 
