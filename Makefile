@@ -69,7 +69,7 @@ $(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/npy.c src/util.c
 	clang $(FUZZ_FLAGS) $^ -lm -o $@
 $(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/tokenizer.c src/util.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lm -o $@
+	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lpthread -lm -o $@
 
 # regenerate the hand-made broken files of tests/bad (plain python3 / python3-torch)
 bad-files:

@@ -18,7 +18,7 @@
  *       -o build/fuzz_tokenizer
  *   ./build/fuzz_tokenizer -max_len=4096 -max_total_time=60
  * SMDLM_FUZZ_FIXTURES overrides the fixture directory (default tests/fixtures).
- *   mkdir -p build/corpus_tokload && cp tests/bad/tokenizer/*.json \
+ *   mkdir -p build/corpus_tokload && cp tests/bad/tokenizer/[a-z]*.json \
  *       tests/fixtures/tokenizer/byte-legacy.json build/corpus_tokload/ &&
  *       cp tests/fixtures/byte-tokenizer/vocab.json build/corpus_tokload/byte-vocab.json
  *   SMDLM_FUZZ_TOKENIZER_LOAD=1 ./build/fuzz_tokenizer -max_total_time=60 build/corpus_tokload
@@ -72,7 +72,8 @@ static int roundtrip(const smdlm_tokenizer *t, const char *text, size_t len, int
     size_t blen;
     if (tok_decode(t, ids, n, &back, &blen) != 0) die("decode of encoded ids failed");
     if (back[blen] != 0) die("decode output not NUL-terminated");
-    if (lossless && (blen != len || memcmp(back, text, len) != 0)) die("round trip changed the text");
+    if (lossless && (blen != len || memcmp(back, text, len) != 0))
+        die("round trip changed the text");
     free(ids);
     free(back);
     return 1;
@@ -102,8 +103,10 @@ static void fuzz_load(const uint8_t *data, size_t size) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     smdlm_tokenizer *t = NULL;
-    if (tok_load_json(&t, path) == 0) use_loaded(t);
-    else if (t) die("failed load left a tokenizer");
+    if (tok_load_json(&t, path) == 0)
+        use_loaded(t);
+    else if (t)
+        die("failed load left a tokenizer");
     if (tok_load_files(&t, path, g_merges) == 0) use_loaded(t);
     close(fd);
 }

@@ -28,8 +28,8 @@
 /* ---------------------------------------------------------------------------------------------
  * Byte ↔ unicode (GPT-2 bytes_to_unicode) and UTF-8 helpers */
 
-static uint16_t g_b2u[256];   /* byte → code point */
-static int16_t g_u2b[0x144];  /* code point → byte, -1 if none */
+static uint16_t g_b2u[256];  /* byte → code point */
+static int16_t g_u2b[0x144]; /* code point → byte, -1 if none */
 static pthread_once_t g_tables_once = PTHREAD_ONCE_INIT;
 
 static void init_tables(void) {
@@ -112,9 +112,9 @@ static unsigned utf8_cp(const uint8_t *s, size_t k) {
 
 /* Unicode White_Space (Rust regex \s, Oniguruma \s). */
 static bool is_white_space(unsigned cp) {
-    return (cp >= 0x09 && cp <= 0x0d) || cp == 0x20 || cp == 0x85 || cp == 0xa0 ||
-           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
-           cp == 0x202f || cp == 0x205f || cp == 0x3000;
+    return (cp >= 0x09 && cp <= 0x0d) || cp == 0x20 || cp == 0x85 || cp == 0xa0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f ||
+           cp == 0x205f || cp == 0x3000;
 }
 
 /* Length of the leading White_Space run of valid UTF-8 s[0..n). */
@@ -231,7 +231,9 @@ static void pair_map_grow(pair_map *m) {
     free(old);
 }
 
-static uint64_t pair_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+static uint64_t pair_key(int32_t a, int32_t b) {
+    return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+}
 
 /* Insert or overwrite (HF keeps the last rank of a duplicated merge). */
 static void pair_map_put(pair_map *m, uint64_t key, uint32_t rank, int32_t new_id) {
@@ -262,19 +264,22 @@ typedef struct {
     bool special, lstrip, rstrip, normalized;
 } added_token;
 
-/* Added tokens of one matching pass, grouped by first byte, longest first. */
+/* Added tokens of one matching pass: a map content → index into added[], and for each first
+ * byte the distinct token lengths, longest first, so that the longest token at a position is
+ * found with one lookup per length (leftmost-longest, like HF's Aho-Corasick). */
 typedef struct {
-    int32_t *idx;       /* indices into added[] */
-    uint32_t start[257]; /* idx[start[b] .. start[b+1]) begin with byte b */
+    str_map map;
+    uint32_t *lens; /* lens[start[b] .. start[b+1]): lengths of tokens beginning with b */
+    uint32_t start[257];
 } added_set;
 
 struct smdlm_tokenizer {
     /* model vocabulary */
-    char *arena;         /* vocabulary strings, NUL-terminated, back to back */
-    str_map vocab;       /* string → id (model vocabulary only) */
-    size_t n_vocab;      /* number of vocabulary entries */
-    pair_map merges;     /* (left id, right id) → (rank, merged id) */
-    int32_t byte_id[256];/* id of each byte's single-character token */
+    char *arena;          /* vocabulary strings, NUL-terminated, back to back */
+    str_map vocab;        /* string → id (model vocabulary only) */
+    size_t n_vocab;       /* number of vocabulary entries */
+    pair_map merges;      /* (left id, right id) → (rank, merged id) */
+    int32_t byte_id[256]; /* id of each byte's single-character token */
     bool ignore_merges;
     bool add_prefix_space;
     /* added tokens */
@@ -282,10 +287,10 @@ struct smdlm_tokenizer {
     size_t n_added;
     added_set set_raw, set_norm; /* non-normalized (first pass), normalized (second pass) */
     /* id tables */
-    int32_t n_ids;        /* max id + 1 */
-    const char **id_str;  /* [n_ids] vocab string or added content; NULL: unassigned */
-    uint8_t *dec;         /* decoded bytes of every id, back to back */
-    size_t *dec_off;      /* [n_ids + 1] */
+    int32_t n_ids;       /* max id + 1 */
+    const char **id_str; /* [n_ids] vocab string or added content; NULL: unassigned */
+    uint8_t *dec;        /* decoded bytes of every id, back to back */
+    size_t *dec_off;     /* [n_ids + 1] */
     pcre2_code *re;
 };
 
@@ -296,8 +301,10 @@ void tok_free(smdlm_tokenizer *t) {
     free(t->merges.slots);
     for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
-    free(t->set_raw.idx);
-    free(t->set_norm.idx);
+    free(t->set_raw.map.slots);
+    free(t->set_raw.lens);
+    free(t->set_norm.map.slots);
+    free(t->set_norm.lens);
     free(t->id_str);
     free(t->dec);
     free(t->dec_off);
@@ -315,9 +322,9 @@ const char *tok_id_to_str(const smdlm_tokenizer *t, int32_t id) {
 int32_t tok_str_to_id(const smdlm_tokenizer *t, const char *s) {
     if (!t || !s) return -1;
     size_t n = strlen(s);
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].len == n && memcmp(t->added[i].content, s, n) == 0) return t->added[i].id;
-    return str_map_get(&t->vocab, s, n);
+    int32_t k = str_map_get(&t->set_raw.map, s, n);
+    if (k < 0) k = str_map_get(&t->set_norm.map, s, n);
+    return k >= 0 ? t->added[k].id : str_map_get(&t->vocab, s, n);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -340,7 +347,8 @@ static int vocab_from_json(smdlm_tokenizer *t, const cJSON *obj, const char *wha
         bytes += strlen(e->string) + 1;
     }
     if (n == 0) return SM_ERR("%s: the vocabulary is empty", what);
-    if (n > (size_t)TOK_MAX_ID + 1) return SM_ERR("%s: vocabulary too large (%zu entries)", what, n);
+    if (n > (size_t)TOK_MAX_ID + 1)
+        return SM_ERR("%s: vocabulary too large (%zu entries)", what, n);
     t->arena = sm_malloc(bytes);
     str_map_init(&t->vocab, n);
     t->n_vocab = n;
@@ -358,7 +366,8 @@ static int vocab_from_json(smdlm_tokenizer *t, const cJSON *obj, const char *wha
         int32_t id = json_id(e);
         if (id < 0)
             return SM_ERR("%s: vocabulary token '%s' has an invalid id (an integer in [0, %d] "
-                          "is required)", what, e->string, TOK_MAX_ID);
+                          "is required)",
+                          what, e->string, TOK_MAX_ID);
         memcpy(t->arena + off, e->string, len + 1);
         if (str_map_put(&t->vocab, t->arena + off, len, id) >= 0)
             return SM_ERR("%s: duplicate vocabulary token '%s'", what, e->string);
@@ -464,8 +473,8 @@ static int merges_from_json(smdlm_tokenizer *t, const cJSON *arr, const char *pa
             size_t n = strlen(s);
             if (is_version_line(s, n)) continue;
             rc = add_merge_line(t, s, n, rank++, &sb, where);
-        } else if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) != 2 ||
-                   !cJSON_IsString(m->child) || !cJSON_IsString(m->child->next)) {
+        } else if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) != 2 || !cJSON_IsString(m->child) ||
+                   !cJSON_IsString(m->child->next)) {
             rc = SM_ERR("%s: bad merge (expected \"a b\" or [\"a\", \"b\"])", where);
         } else {
             const char *a = m->child->valuestring, *b = m->child->next->valuestring;
@@ -482,33 +491,41 @@ static int merges_from_json(smdlm_tokenizer *t, const cJSON *arr, const char *pa
 static void add_added(smdlm_tokenizer *t, const char *content, int32_t id, bool special,
                       bool lstrip, bool rstrip, bool normalized) {
     t->added = sm_realloc(t->added, (t->n_added + 1) * sizeof *t->added);
-    t->added[t->n_added++] = (added_token){sm_strdup(content), strlen(content), id,
-                                           special, lstrip, rstrip, normalized};
+    t->added[t->n_added++] =
+        (added_token){sm_strdup(content), strlen(content), id, special, lstrip, rstrip, normalized};
 }
 
-/* Order of a set: by first byte, then longest first (leftmost-longest matching), then index. */
-static bool added_before(const smdlm_tokenizer *t, int32_t x, int32_t y) {
-    const added_token *a = &t->added[x], *b = &t->added[y];
-    uint8_t fa = (uint8_t)a->content[0], fb = (uint8_t)b->content[0];
-    if (fa != fb) return fa < fb;
-    if (a->len != b->len) return a->len > b->len;
-    return x < y;
+typedef struct {
+    uint8_t first;
+    uint32_t len;
+} first_len;
+
+static int cmp_first_len(const void *pa, const void *pb) {
+    const first_len *a = pa, *b = pb;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    return a->len == b->len ? 0 : a->len > b->len ? -1 : 1;
 }
 
 static void build_set(smdlm_tokenizer *t, added_set *set, bool normalized) {
-    size_t n = 0;
-    set->idx = sm_malloc((t->n_added + 1) * sizeof *set->idx);
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].normalized == normalized) set->idx[n++] = (int32_t)i;
-    for (size_t i = 1; i < n; i++) { /* insertion sort: added tokens are few */
-        int32_t v = set->idx[i];
-        size_t j = i;
-        for (; j > 0 && added_before(t, v, set->idx[j - 1]); j--) set->idx[j] = set->idx[j - 1];
-        set->idx[j] = v;
+    first_len *fl = sm_malloc((t->n_added + 1) * sizeof *fl);
+    size_t n = 0, u = 0;
+    str_map_init(&set->map, t->n_added);
+    for (size_t i = 0; i < t->n_added; i++) {
+        const added_token *a = &t->added[i];
+        if (a->normalized != normalized) continue;
+        SM_ASSERT(str_map_put(&set->map, a->content, a->len, (int32_t)i) < 0); /* no duplicates */
+        fl[n++] = (first_len){(uint8_t)a->content[0], (uint32_t)a->len};
     }
+    qsort(fl, n, sizeof *fl, cmp_first_len);
+    set->lens = sm_malloc((n + 1) * sizeof *set->lens);
     memset(set->start, 0, sizeof set->start);
-    for (size_t i = 0; i < n; i++) set->start[(uint8_t)t->added[set->idx[i]].content[0] + 1]++;
+    for (size_t i = 0; i < n; i++) {
+        if (u && fl[i].first == fl[i - 1].first && fl[i].len == fl[i - 1].len) continue;
+        set->lens[u++] = fl[i].len;
+        set->start[fl[i].first + 1]++;
+    }
     for (int b = 0; b < 256; b++) set->start[b + 1] += set->start[b];
+    free(fl);
 }
 
 /* Decoded bytes of a token string: each character's byte, or the raw UTF-8 when a character
@@ -528,10 +545,10 @@ static size_t token_bytes(const char *s, uint8_t *out) {
     return o;
 }
 
+/* GPT-2's pattern with \s spelled out as Unicode White_Space (see the top of the file). */
 #define WS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
-static const char GPT2_PATTERN[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS
-    "])|[" WS "]+";
+static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS
+                                   "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS "])|[" WS "]+";
 
 static int finish(smdlm_tokenizer *t, const char *what) {
     /* id table */
@@ -565,7 +582,8 @@ static int finish(smdlm_tokenizer *t, const char *what) {
         t->byte_id[b] = str_map_get(&t->vocab, s, n);
         if (t->byte_id[b] < 0)
             return SM_ERR("%s: the vocabulary lacks the byte-level token '%.*s' for byte 0x%02x "
-                          "(not a byte-level BPE vocabulary)", what, (int)n, s, b);
+                          "(not a byte-level BPE vocabulary)",
+                          what, (int)n, s, b);
     }
     /* decode table */
     size_t total = 0;
@@ -616,23 +634,20 @@ static cJSON *parse_json_file(const char *path, char **text_out) {
     return root;
 }
 
+static int cmp_added_id(const void *pa, const void *pb) {
+    const added_token *a = pa, *b = pb;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
 /* GPT-2 convention for vocab.json + merges.txt: "<|...|>" entries are special added tokens. */
 static void add_convention_specials(smdlm_tokenizer *t) {
     for (size_t i = 0; i <= t->vocab.mask; i++) {
         const str_slot *e = &t->vocab.slots[i];
-        if (e->s && e->len >= 5 && memcmp(e->s, "<|", 2) == 0 && memcmp(e->s + e->len - 2, "|>", 2) == 0)
+        if (e->s && e->len >= 5 && memcmp(e->s, "<|", 2) == 0 &&
+            memcmp(e->s + e->len - 2, "|>", 2) == 0)
             add_added(t, e->s, e->id, true, false, false, false);
     }
-    /* deterministic order (by id) */
-    for (size_t i = 1; i < t->n_added; i++) {
-        added_token v = t->added[i];
-        size_t j = i;
-        while (j > 0 && t->added[j - 1].id > v.id) {
-            t->added[j] = t->added[j - 1];
-            j--;
-        }
-        t->added[j] = v;
-    }
+    if (t->n_added > 1) qsort(t->added, t->n_added, sizeof *t->added, cmp_added_id); /* by id */
 }
 
 int tok_load_files(smdlm_tokenizer **out, const char *vocab_json, const char *merges_txt) {
@@ -642,12 +657,14 @@ int tok_load_files(smdlm_tokenizer **out, const char *vocab_json, const char *me
     char *merges = NULL;
     size_t mlen = 0;
     int rc = -1;
+    char what[512];
+    snprintf(what, sizeof what, "'%s'", vocab_json);
     if (!root) goto done;
-    if (vocab_from_json(t, root, vocab_json) != 0) goto done;
+    if (vocab_from_json(t, root, what) != 0) goto done;
     if (sm_read_file(merges_txt, TOK_MAX_FILE_BYTES, &merges, &mlen) != 0) goto done;
     if (merges_from_text(t, merges, mlen, merges_txt) != 0) goto done;
     add_convention_specials(t);
-    rc = finish(t, vocab_json);
+    rc = finish(t, what);
 done:
     cJSON_Delete(root);
     free(merges);
@@ -672,7 +689,8 @@ static bool json_null_or_empty(const cJSON *v) {
     return !v || cJSON_IsNull(v) || (cJSON_IsString(v) && v->valuestring[0] == 0);
 }
 
-static int json_bool_field(const cJSON *o, const char *key, bool dflt, bool *out, const char *what) {
+static int json_bool_field(const cJSON *o, const char *key, bool dflt, bool *out,
+                           const char *what) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) {
         *out = dflt;
@@ -696,10 +714,13 @@ static int check_pipeline(smdlm_tokenizer *t, const cJSON *root, const char *pat
         return SM_ERR("'%s': unsupported pre_tokenizer '%s' (only ByteLevel is supported)", path,
                       pre && cJSON_IsObject(pre) ? json_type_name(pre) : "null");
     bool use_regex;
-    if (json_bool_field(pre, "add_prefix_space", true, &t->add_prefix_space, path) != 0 ||
-        json_bool_field(pre, "use_regex", true, &use_regex, path) != 0)
+    char what[512];
+    snprintf(what, sizeof what, "'%s' pre_tokenizer", path);
+    if (json_bool_field(pre, "add_prefix_space", true, &t->add_prefix_space, what) != 0 ||
+        json_bool_field(pre, "use_regex", true, &use_regex, what) != 0)
         return -1;
-    if (!use_regex) return SM_ERR("'%s': ByteLevel pre_tokenizer with use_regex=false is unsupported", path);
+    if (!use_regex)
+        return SM_ERR("'%s': ByteLevel pre_tokenizer with use_regex=false is unsupported", path);
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (dec && !cJSON_IsNull(dec) &&
         !(cJSON_IsObject(dec) && strcmp(json_type_name(dec), "ByteLevel") == 0))
@@ -719,8 +740,48 @@ static int check_model(smdlm_tokenizer *t, const cJSON *model, const char *path)
         return SM_ERR("'%s': BPE dropout is unsupported", path);
     if (!json_null_or_empty(cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix")) ||
         !json_null_or_empty(cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix")))
-        return SM_ERR("'%s': BPE continuing_subword_prefix/end_of_word_suffix are unsupported", path);
-    return json_bool_field(model, "ignore_merges", false, &t->ignore_merges, path);
+        return SM_ERR("'%s': BPE continuing_subword_prefix/end_of_word_suffix are unsupported",
+                      path);
+    char what[512];
+    snprintf(what, sizeof what, "'%s' model", path);
+    return json_bool_field(model, "ignore_merges", false, &t->ignore_merges, what);
+}
+
+/* One entry of added_tokens (see added_from_json). */
+static int added_one(smdlm_tokenizer *t, const cJSON *a, str_map *seen, int64_t *next_id,
+                     const char *path, size_t i) {
+    char what[512];
+    snprintf(what, sizeof what, "'%s' added_tokens[%zu]", path, i);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(a, "content");
+    if (!cJSON_IsObject(a) || !cJSON_IsString(c) || !c->valuestring[0])
+        return SM_ERR("%s: missing or empty content", what);
+    const char *s = c->valuestring;
+    size_t n = strlen(s);
+    if (utf8_check((const uint8_t *)s, n) != n)
+        return SM_ERR("%s: content is not valid UTF-8", what);
+    const cJSON *idv = cJSON_GetObjectItemCaseSensitive(a, "id");
+    if (cJSON_IsNumber(idv) && idv->valuedouble < 0)
+        return SM_ERR("%s: '%s' has a negative id", what, s);
+    int32_t id = json_id(idv);
+    if (id < 0) return SM_ERR("%s: '%s' has an invalid id", what, s);
+    bool single, lstrip, rstrip, normalized, special;
+    if (json_bool_field(a, "single_word", false, &single, what) ||
+        json_bool_field(a, "lstrip", false, &lstrip, what) ||
+        json_bool_field(a, "rstrip", false, &rstrip, what) ||
+        json_bool_field(a, "normalized", true, &normalized, what) ||
+        json_bool_field(a, "special", false, &special, what))
+        return -1;
+    if (single) return SM_ERR("%s: '%s': single_word added tokens are unsupported", what, s);
+    if (str_map_put(seen, s, n, 0) >= 0) return SM_ERR("%s: duplicate added token '%s'", what, s);
+    int64_t expect = str_map_get(&t->vocab, s, n);
+    if (expect < 0) expect = (*next_id)++;
+    if (expect > TOK_MAX_ID) return SM_ERR("%s: '%s': id too large", what, s);
+    if (id != expect)
+        return SM_ERR("%s: '%s' has id %d but the tokenizers library assigns it id %lld "
+                      "(mismatched id)",
+                      what, s, id, (long long)expect);
+    add_added(t, s, id, special, lstrip, rstrip, normalized);
+    return 0;
 }
 
 /* added_tokens: ids as HF assigns them (vocabulary id if the content is in the vocabulary, else
@@ -730,40 +791,13 @@ static int added_from_json(smdlm_tokenizer *t, const cJSON *arr, const char *pat
     if (!cJSON_IsArray(arr)) return SM_ERR("'%s': added_tokens is not an array", path);
     int64_t next_id = (int64_t)t->n_vocab;
     size_t i = 0;
-    char what[512];
-    for (const cJSON *a = arr->child; a; a = a->next, i++) {
-        snprintf(what, sizeof what, "'%s' added_tokens[%zu]", path, i);
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(a, "content");
-        if (!cJSON_IsObject(a) || !cJSON_IsString(c) || !c->valuestring[0])
-            return SM_ERR("%s: missing or empty content", what);
-        const char *s = c->valuestring;
-        size_t n = strlen(s);
-        if (utf8_check((const uint8_t *)s, n) != n) return SM_ERR("%s: content is not valid UTF-8", what);
-        const cJSON *idv = cJSON_GetObjectItemCaseSensitive(a, "id");
-        if (cJSON_IsNumber(idv) && idv->valuedouble < 0)
-            return SM_ERR("%s: '%s' has a negative id", what, s);
-        int32_t id = json_id(idv);
-        if (id < 0) return SM_ERR("%s: '%s' has an invalid id", what, s);
-        bool single, lstrip, rstrip, normalized, special;
-        if (json_bool_field(a, "single_word", false, &single, what) ||
-            json_bool_field(a, "lstrip", false, &lstrip, what) ||
-            json_bool_field(a, "rstrip", false, &rstrip, what) ||
-            json_bool_field(a, "normalized", true, &normalized, what) ||
-            json_bool_field(a, "special", false, &special, what))
-            return -1;
-        if (single) return SM_ERR("%s: '%s': single_word added tokens are unsupported", what, s);
-        for (size_t j = 0; j < t->n_added; j++)
-            if (strcmp(t->added[j].content, s) == 0)
-                return SM_ERR("%s: duplicate added token '%s'", what, s);
-        int64_t expect = str_map_get(&t->vocab, s, n);
-        if (expect < 0) expect = next_id++;
-        if (expect > TOK_MAX_ID) return SM_ERR("%s: '%s': id too large", what, s);
-        if (id != expect)
-            return SM_ERR("%s: '%s' has id %d but the tokenizers library assigns it id %lld "
-                          "(mismatched id)", what, s, id, (long long)expect);
-        add_added(t, s, id, special, lstrip, rstrip, normalized);
-    }
-    return 0;
+    str_map seen; /* contents so far (pointers into the cJSON tree) */
+    str_map_init(&seen, (size_t)cJSON_GetArraySize(arr));
+    int rc = 0;
+    for (const cJSON *a = arr->child; a && rc == 0; a = a->next, i++)
+        rc = added_one(t, a, &seen, &next_id, path, i);
+    free(seen.slots);
+    return rc;
 }
 
 int tok_load_json(smdlm_tokenizer **out, const char *path) {
@@ -781,10 +815,12 @@ int tok_load_json(smdlm_tokenizer **out, const char *path) {
     char what[512];
     snprintf(what, sizeof what, "'%s' model.vocab", path);
     if (vocab_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), what) != 0) goto done;
-    if (merges_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), path) != 0) goto done;
+    if (merges_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), path) != 0)
+        goto done;
     if (added_from_json(t, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), path) != 0)
         goto done;
-    rc = finish(t, path);
+    snprintf(what, sizeof what, "'%s'", path);
+    rc = finish(t, what);
 done:
     cJSON_Delete(root);
     if (rc != 0) {
@@ -827,12 +863,33 @@ typedef struct {
     int32_t new_id;
 } bpe_merge;
 
+/* Per-call cache of BPE results for short words (HF keeps a shared one; per call keeps
+ * encoding lock-free). Open addressing, grown up to WC_MAX_SLOTS, then full. */
+#define WC_MAX_WORD 48
+#define WC_MAX_SLOTS (1u << 16)
+
+typedef struct {
+    uint32_t word_off; /* into bytes; UINT32_MAX: empty */
+    uint32_t ids_off;  /* into ids */
+    uint8_t word_len, n_ids;
+} wc_slot;
+
+typedef struct {
+    wc_slot *slots;
+    size_t mask, count;
+    uint8_t *bytes;
+    size_t nbytes, cap_bytes;
+    int32_t *ids;
+    size_t nids, cap_ids;
+} word_cache;
+
 typedef struct {
     const smdlm_tokenizer *t;
+    word_cache wc;
     pcre2_match_data *md;
     bpe_sym *sym;
     bpe_merge *heap;
-    size_t cap;      /* capacity of sym (heap has 3× that) */
+    size_t cap;       /* capacity of sym (heap has 3× that) */
     scratch_buf buf;  /* ignore_merges lookups */
     scratch_buf pbuf; /* pieces with the prefix space prepended */
     int32_t *ids;
@@ -887,6 +944,57 @@ static void push_pair(const smdlm_tokenizer *t, bpe_merge *h, size_t *nh, const 
     if (p) heap_push(h, nh, (bpe_merge){p->rank, (uint32_t)left, p->new_id});
 }
 
+static void wc_free(word_cache *wc) {
+    free(wc->slots);
+    free(wc->bytes);
+    free(wc->ids);
+}
+
+static wc_slot *wc_find(const word_cache *wc, const uint8_t *w, size_t n) {
+    for (size_t i = hash_bytes((const char *)w, n) & wc->mask;; i = (i + 1) & wc->mask) {
+        wc_slot *e = &wc->slots[i];
+        if (e->word_off == UINT32_MAX) return e;
+        if (e->word_len == n && memcmp(wc->bytes + e->word_off, w, n) == 0) return e;
+    }
+}
+
+static void wc_grow(word_cache *wc) {
+    size_t old_cap = wc->slots ? wc->mask + 1 : 0, cap = old_cap ? old_cap * 2 : 256;
+    wc_slot *old = wc->slots;
+    wc->slots = sm_malloc(cap * sizeof *wc->slots);
+    for (size_t i = 0; i < cap; i++) wc->slots[i].word_off = UINT32_MAX;
+    wc->mask = cap - 1;
+    for (size_t j = 0; j < old_cap; j++)
+        if (old[j].word_off != UINT32_MAX)
+            *wc_find(wc, wc->bytes + old[j].word_off, old[j].word_len) = old[j];
+    free(old);
+}
+
+/* Remember ids[0..k) as the encoding of word w[0..n). */
+static void wc_put(word_cache *wc, const uint8_t *w, size_t n, const int32_t *ids, size_t k) {
+    if (k > UINT8_MAX) return;
+    if (!wc->slots || (wc->count + 1) * 2 > wc->mask + 1) {
+        if (wc->slots && wc->mask + 1 >= WC_MAX_SLOTS) return; /* full */
+        wc_grow(wc);
+    }
+    wc_slot *e = wc_find(wc, w, n);
+    if (e->word_off != UINT32_MAX) return;
+    if (wc->nbytes + n > wc->cap_bytes) {
+        wc->cap_bytes = 2 * (wc->nbytes + n) + 1024;
+        wc->bytes = sm_realloc(wc->bytes, wc->cap_bytes);
+    }
+    if (wc->nids + k > wc->cap_ids) {
+        wc->cap_ids = 2 * (wc->nids + k) + 256;
+        wc->ids = sm_realloc(wc->ids, wc->cap_ids * sizeof *wc->ids);
+    }
+    memcpy(wc->bytes + wc->nbytes, w, n);
+    memcpy(wc->ids + wc->nids, ids, k * sizeof *ids);
+    *e = (wc_slot){(uint32_t)wc->nbytes, (uint32_t)wc->nids, (uint8_t)n, (uint8_t)k};
+    wc->nbytes += n;
+    wc->nids += k;
+    wc->count++;
+}
+
 /* BPE on one pre-tokenized word (raw bytes), HF's Word::merge_all without dropout. */
 static void bpe_word(enc_ctx *c, const uint8_t *w, size_t n) {
     const smdlm_tokenizer *t = c->t;
@@ -904,6 +1012,15 @@ static void bpe_word(enc_ctx *c, const uint8_t *w, size_t n) {
             return;
         }
     }
+    bool cacheable = n <= WC_MAX_WORD;
+    if (cacheable && c->wc.slots) {
+        const wc_slot *e = wc_find(&c->wc, w, n);
+        if (e->word_off != UINT32_MAX) {
+            for (size_t i = 0; i < e->n_ids; i++) push_id(c, c->wc.ids[e->ids_off + i]);
+            return;
+        }
+    }
+    size_t first = c->n;
     if (n > c->cap) {
         c->cap = n * 2;
         c->sym = sm_realloc(c->sym, c->cap * sizeof *c->sym);
@@ -932,6 +1049,7 @@ static void bpe_word(enc_ctx *c, const uint8_t *w, size_t n) {
     }
     for (size_t i = 0; i < n; i++)
         if (sym[i].len) push_id(c, sym[i].c);
+    if (cacheable) wc_put(&c->wc, w, n, c->ids + first, c->n - first);
 }
 
 /* Split s[0..n) with the GPT-2 regex and BPE every word (HF's Isolated split: text between
@@ -971,24 +1089,32 @@ static int encode_piece(enc_ctx *c, const char *s, size_t n) {
 }
 
 /* Longest added token of `set` starting at s[pos], or -1. */
-static int32_t added_match(const smdlm_tokenizer *t, const added_set *set, const char *s,
-                           size_t n, size_t pos) {
+static int32_t added_match(const added_set *set, const char *s, size_t n, size_t pos) {
     uint8_t b = (uint8_t)s[pos];
     for (uint32_t k = set->start[b]; k < set->start[b + 1]; k++) {
-        const added_token *a = &t->added[set->idx[k]];
-        if (a->len <= n - pos && memcmp(s + pos, a->content, a->len) == 0) return set->idx[k];
+        if (set->lens[k] > n - pos) continue;
+        int32_t idx = str_map_get(&set->map, s + pos, set->lens[k]);
+        if (idx >= 0) return idx;
     }
     return -1;
 }
 
-/* HF's AddedVocabulary::find_matches + split: calls `piece` for text between matches (second
- * pass or pre-tokenizer) and pushes added-token ids. */
+static int split_added(enc_ctx *c, const added_set *set, const char *s, size_t n, int pass);
+
+/* Text between added tokens: pass 0 (non-normalized tokens) hands it to pass 1 (normalized
+ * tokens), pass 1 to the pre-tokenizer. */
+static int between(enc_ctx *c, const char *s, size_t n, int pass) {
+    return pass == 0 ? split_added(c, &c->t->set_norm, s, n, 1) : encode_piece(c, s, n);
+}
+
+/* HF's AddedVocabulary::find_matches + split: leftmost-longest matches of `set`, lstrip/rstrip
+ * extending a match over White_Space, ids of matches pushed, the text between passed on. */
 static int split_added(enc_ctx *c, const added_set *set, const char *s, size_t n, int pass) {
     const smdlm_tokenizer *t = c->t;
     size_t start_offset = 0, pos = 0;
     bool any = set->start[256] > 0;
     while (any && pos < n) {
-        int32_t k = added_match(t, set, s, n, pos);
+        int32_t k = added_match(set, s, n, pos);
         if (k < 0) {
             pos++;
             continue;
@@ -996,32 +1122,28 @@ static int split_added(enc_ctx *c, const added_set *set, const char *s, size_t n
         const added_token *a = &t->added[k];
         size_t start = pos, stop = pos + a->len;
         pos = stop;
-        if (a->lstrip) {
-            size_t ns = ws_suffix_start((const uint8_t *)s, start);
-            start = ns > start_offset ? ns : start_offset;
-        }
+        if (a->lstrip) /* not before the previous match: also keeps this linear */
+            start = start_offset +
+                    ws_suffix_start((const uint8_t *)s + start_offset, start - start_offset);
         if (a->rstrip) stop += ws_prefix_len((const uint8_t *)s + stop, n - stop);
-        if (start_offset < start) {
-            int rc = pass == 0 ? split_added(c, &t->set_norm, s + start_offset, start - start_offset, 1)
-                               : encode_piece(c, s + start_offset, start - start_offset);
-            if (rc) return rc;
-        }
+        if (start_offset < start && between(c, s + start_offset, start - start_offset, pass))
+            return -1;
         push_id(c, a->id);
         start_offset = stop;
     }
-    if (start_offset < n)
-        return pass == 0 ? split_added(c, &t->set_norm, s + start_offset, n - start_offset, 1)
-                         : encode_piece(c, s + start_offset, n - start_offset);
-    return 0;
+    return start_offset < n ? between(c, s + start_offset, n - start_offset, pass) : 0;
 }
 
 int tok_encode(const smdlm_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n) {
     *ids = NULL;
     *n = 0;
     if (!text && len) return SM_ERR("NULL text");
+    if (len > (size_t)INT32_MAX)
+        return SM_ERR("text too long (%zu bytes, limit %d)", len, INT32_MAX);
     size_t bad = utf8_check((const uint8_t *)text, len);
-    if (bad != len) return SM_ERR("input text is not valid UTF-8 (invalid byte 0x%02x at byte offset %zu)",
-                                  (uint8_t)text[bad], bad);
+    if (bad != len)
+        return SM_ERR("input text is not valid UTF-8 (invalid byte 0x%02x at byte offset %zu)",
+                      (uint8_t)text[bad], bad);
     enc_ctx c = {.t = t};
     c.md = pcre2_match_data_create_from_pattern(t->re, NULL);
     SM_ASSERT(c.md != NULL);
@@ -1031,6 +1153,7 @@ int tok_encode(const smdlm_tokenizer *t, const char *text, size_t len, int32_t *
     free(c.heap);
     free(c.buf.buf);
     free(c.pbuf.buf);
+    wc_free(&c.wc);
     if (rc != 0) {
         free(c.ids);
         return -1;

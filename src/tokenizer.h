@@ -31,8 +31,12 @@
  * honoured), decoder ByteLevel or null. Anything else is rejected with an error naming it.
  * Every file is size-bounded and validated; errors go through SM_ERR (smdlm_last_error()).
  *
- * Thread safety: a loaded tokenizer is immutable; tok_encode/tok_decode may be called from
- * many threads at once on the same tokenizer (all scratch state is per call).
+ * Thread safety: a loaded tokenizer is immutable; tok_encode, tok_decode and the queries may
+ * be called from many threads at once on the same tokenizer (all scratch state, including a
+ * cache of merged words, is per call). Load tokenizers from one thread at a time (cJSON keeps
+ * a global parse-error pointer).
+ *
+ * Speed: about 45-65 MB/s of English text/code per thread on the build machine.
  */
 #ifndef SMDLM_TOKENIZER_H
 #define SMDLM_TOKENIZER_H
@@ -55,7 +59,8 @@ void tok_free(smdlm_tokenizer *t);
 /* Number of ids: max id + 1 over the vocabulary and the added tokens. */
 int tok_vocab_size(const smdlm_tokenizer *t);
 
-/* Encode len bytes of UTF-8 text; *ids is malloc'ed (non-NULL even when *n == 0). */
+/* Encode len (< 2^31) bytes of UTF-8 text; *ids is malloc'ed (non-NULL even when *n == 0).
+ * Returns -1 with *ids NULL on invalid UTF-8 (the message gives the byte offset). */
 int tok_encode(const smdlm_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n);
 /* Decode to malloc'ed, NUL-terminated UTF-8 text of *len bytes. */
 int tok_decode(const smdlm_tokenizer *t, const int32_t *ids, size_t n, char **text, size_t *len);

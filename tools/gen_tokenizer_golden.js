@@ -25,6 +25,8 @@
 //                                                           no model.type, add_prefix_space, extra
 //                                                           added tokens (lstrip/rstrip, non-special,
 //                                                           normalized / non-normalized)
+//   tests/fixtures/tokenizer/byte-ignore-merges.json        byte tokenizer + 2 unreachable words,
+//                                                           ignore_merges: true (saved by the library)
 //   tests/fixtures/tokenizer/golden_byte.jsonl              {"tokenizer","text","hex","ids","decoded_hex"}
 //
 // "hex" is the UTF-8 text as hex (exact bytes, NUL included); "decoded_hex" is the library's
@@ -197,6 +199,7 @@ const GPT2_STRINGS = [
   'nel\u0085line sep\u2028para sep\u2029',
   'vertical\u000btab form\u000cfeed',
   'mongolian\u180evowel separator',
+  'a \u180eb x \u180e\u180ey !\u180e! 1 \u180e2', // U+180E: \s in PCRE2 (UCP), not in Oniguruma
   'zero\u200bwidth space and\ufeffBOM',
   'info sep \u001c\u001d\u001e\u001f controls',
   'nul\u0000byte and \u0001\u0007\u007f controls',
@@ -324,6 +327,8 @@ const LEGACY_STRINGS = BYTE_STRINGS.concat([
   '\n\n<|mask|>\t\t',
   '  leading',
   'nospace',
+  'hello there hello world',
+  'hellohello worldhello',
 ]);
 
 async function byteTokenizers(gpt2Data) {
@@ -362,7 +367,8 @@ async function byteTokenizers(gpt2Data) {
   // exercise lstrip/rstrip, non-special added tokens outside the vocab (ids assigned by the
   // library from the vocabulary size on), a token whose content has a space (decoded from its raw
   // bytes), one with a byte-level character (é: decoded as byte 0xE9), and an overlap between a
-  // non-normalized and a normalized token (non-normalized ones are split out first).
+  // non-normalized and a normalized token (non-normalized ones are split out first), and two
+  // tokens where one is a prefix of the other (leftmost-longest).
   const V = Object.keys(vocab).length;
   const legacy = byteLevelSpec(vocab, merges, [
     added(eot, '<|endoftext|>'),
@@ -370,12 +376,24 @@ async function byteTokenizers(gpt2Data) {
     added(V, 'hello world', { special: false }),
     added(V + 1, 'café', { special: false }),
     added(V + 2, 'ld<|ma', { special: false }),
+    added(V + 3, 'hello', { special: false }), // a prefix of 'hello world': longest match wins
   ], { modelType: false, addPrefixSpace: true });
   const legacyPath = path.join(OUT_GOLD, 'byte-legacy.json');
   fs.writeFileSync(legacyPath, JSON.stringify(legacy));
   const tokLegacy = tk.Tokenizer.fromFile(legacyPath);
   for (const t of legacy.added_tokens)
     if (tokLegacy.tokenToId(t.content) !== t.id) die(`legacy: ${t.content} got id ${tokLegacy.tokenToId(t.content)}`);
+
+  // ignore_merges: whole words found in the vocabulary bypass BPE. "Ġcat" and "Ġdogs" are
+  // unreachable by the merges; saved by the library (["a","b"] merges, model.type).
+  const ivocab = Object.assign({}, vocab);
+  ivocab['\u0120cat'] = V;
+  ivocab['\u0120dogs'] = V + 1;
+  const ispec = byteLevelSpec(ivocab, merges, [added(eot, '<|endoftext|>'), added(eot + 1, '<|mask|>')]);
+  ispec.model.ignore_merges = true;
+  const ignPath = path.join(OUT_GOLD, 'byte-ignore-merges.json');
+  tk.Tokenizer.fromString(JSON.stringify(ispec)).save(ignPath, false);
+  const tokIgn = tk.Tokenizer.fromFile(ignPath);
 
   const lines = [];
   for (const text of BYTE_STRINGS) {
@@ -388,6 +406,11 @@ async function byteTokenizers(gpt2Data) {
     const ids = await encodeIds(tokLegacy, text);
     const decoded = await tokLegacy.decode(ids, false);
     lines.push(JSON.stringify({ tokenizer: 'byte-legacy.json', text, hex: hex(text), ids, decoded_hex: hex(decoded) }));
+  }
+  for (const text of ['the cat sat', ' cat', 'cat', ' cats', ' dogs and dog', 'concatenate the cat']) {
+    const ids = await encodeIds(tokIgn, text);
+    const decoded = await tokIgn.decode(ids, false);
+    lines.push(JSON.stringify({ tokenizer: 'byte-ignore-merges.json', text, hex: hex(text), ids, decoded_hex: hex(decoded) }));
   }
   fs.writeFileSync(path.join(OUT_GOLD, 'golden_byte.jsonl'), lines.join('\n') + '\n');
   console.log(`byte: vocab ${V} (merges ${merges.length}, <|mask|> = ${eot + 1}), ${lines.length} goldens`);
