@@ -13,8 +13,9 @@
 
 #define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
 
-/* OpenBLAS (openmp build) entry point, not in every cblas.h. */
+/* OpenBLAS (openmp build) entry points, not in every cblas.h. */
 void openblas_set_num_threads(int n);
+char *openblas_get_corename(void);
 
 static int g_threads = 1;
 
@@ -26,6 +27,18 @@ void kernels_set_threads(int n) {
 }
 
 int kernels_get_threads(void) { return g_threads; }
+
+const char *kernels_blas_core(void) { return openblas_get_corename(); }
+
+const char *kernels_blas_core_hint(void) {
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512cd");
+    const char *core = openblas_get_corename();
+    if (avx512 && core && (!strcmp(core, "Haswell") || !strcmp(core, "Zen"))) return "SkylakeX";
+    return NULL;
+}
 
 const char *kernels_simd_level(void) {
     __builtin_cpu_init();
