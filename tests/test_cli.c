@@ -95,6 +95,28 @@ static void test_generate(void **state) {
     free(a), free(b), free(v);
 }
 
+/* A model directory with a tokenizer: prompts stay fixed, text round-trips. */
+static void test_demo_model(void **state) {
+    char *out;
+    assert_int_equal(run(&out, "generate -m models/demo -p \"And God said\" --len 48 --steps 12 "
+                               "--seed 3 -q"), 0);
+    printf("  %s", out);
+    assert_true(strncmp(out, "And God said", 12) == 0);
+    free(out);
+    assert_int_equal(run(&out, "tokenize -m models/demo --text \"In the beginning\""), 0);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "tokenize -m models/demo --decode --text \"%.*s\"",
+             (int)strcspn(out, "\n"), out);
+    free(out);
+    assert_int_equal(run(&out, "%s", cmd), 0);
+    assert_string_equal(out, "In the beginning\n");
+    free(out);
+    assert_int_equal(run(&out, "generate -m models/demo -p \"%s\" --len 16",
+                         "a prompt that is far longer than sixteen tokens of canvas"), 1);
+    assert_non_null(strstr(out, "raise --len"));
+    free(out);
+}
+
 static void test_bad_input(void **state) {
     char ids_bad[128], prev_bad[128];
     snprintf(ids_bad, sizeof ids_bad, "%s/ids_bad.npy", g_tmp);
@@ -165,6 +187,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_contract),
         cmocka_unit_test(test_generate),
+        cmocka_unit_test(test_demo_model),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
