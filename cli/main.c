@@ -11,6 +11,7 @@ static const struct {
 } k_commands[] = {
     {"generate", cmd_generate, "sample text from a model (MDLM samplers, soft-masking)"},
     {"forward", cmd_forward, "raw logits of a batch of token ids (.npy in, .npy out)"},
+    {"grad", cmd_grad, "loss and every gradient of one batch (plain, soft-masked or causal)"},
     {"tokenize", cmd_tokenize, "text to token ids and back"},
     {"bench", cmd_bench, "throughput and memory of the forward pass"},
 };

@@ -172,6 +172,7 @@ int dit_model_load(dit_model *m, const dit_config *cfg, const char *dir) {
     m->embed_fd = -1;
     if (st_open_dir(&m->archive, dir)) return -1;
     const char *prefix = st_find(&m->archive, "backbone.vocab_embed.embedding") ? "backbone." : "";
+    m->prefix = prefix;
     int n = dit_param_count(cfg);
     m->blocks_mem = sm_calloc((size_t)cfg->n_blocks, sizeof(dit_block));
     m->w.blocks = m->blocks_mem;

@@ -78,6 +78,7 @@ typedef struct {
     dit_block *blocks_mem;
     float *owned;       /* one allocation, or NULL */
     st_archive archive; /* kept open while weights point into it */
+    const char *prefix; /* "backbone." or "": how the checkpoint names its tensors */
     /* When the embedding table lives in the mapped checkpoint, its rows are read with
      * pread from this descriptor: touching a mapped table maps whole large folios and a
      * 1k-token canvas would make most of it resident (see NOTES.md). −1 otherwise. */

@@ -1,0 +1,96 @@
+/* cmd_grad.c — `smdlm grad`: loss and gradients of one given batch (DESIGN §6). A pure
+ * function of its inputs: the noised ids, the clean ids and the times are all given. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+#include "kernels.h"
+#include "npy.h"
+#include "train.h"
+#include "util.h"
+
+static int read_times(const char *path, int B, float **t) {
+    npy_array a;
+    if (npy_read(path, &a)) return -1;
+    if (a.dtype != NPY_F4 || a.numel != (size_t)B) {
+        npy_free(&a);
+        return SM_ERR("%s: expected %d float32 times (one per row)", path, B);
+    }
+    *t = a.data;
+    for (int b = 0; b < B; b++)
+        if (!((*t)[b] > 0.0f && (*t)[b] <= 1.0f)) return SM_ERR("%s: t[%d] = %g is outside (0, 1]", path, b, (*t)[b]);
+    return 0;
+}
+
+int cmd_grad(int argc, char **argv) {
+    const char *model = NULL, *ids_path = NULL, *targets_path = NULL, *t_path = NULL, *out = NULL;
+    int sm = 0, causal = 0, threads = default_threads();
+    sm_flags smf = {0};
+    cli_opt opts[] = {
+        {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "model directory (required)"},
+        {"ids", 0, OPT_STR, &ids_path, 0, 0, "XT.npy", "noised ids [B,L] (the mask id where masked); the input with --causal"},
+        {"targets", 0, OPT_STR, &targets_path, 0, 0, "X0.npy", "clean ids [B,L]"},
+        {"t", 0, OPT_STR, &t_path, 0, 0, "T.npy", "diffusion times [B] float32 (not with --causal)"},
+        {"sm", 0, OPT_FLAG, &sm, 0, 0, "", "two-pass soft-masking step"},
+        {"causal", 0, OPT_FLAG, &causal, 0, 0, "", "causal attention and next-token loss (the AR baseline)"},
+        {"out", 'o', OPT_STR, &out, 0, 0, "GRADS.safetensors", "every parameter's gradient (required)"},
+        SM_FLAG_OPTS(smf),
+        THREADS_OPT(threads),
+        {0},
+    };
+    cli_command cmd = {"grad", "Prints the loss of one batch and writes every gradient.",
+                       "-m DIR --ids XT.npy --targets X0.npy --t T.npy [--sm] [--causal] -o GRADS.safetensors",
+                       opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    if (!model || !ids_path || !targets_path || !out || (!causal && !t_path)) {
+        fprintf(stderr, "smdlm grad: -m, --ids, --targets, -o and (without --causal) --t are required\n");
+        return 1;
+    }
+    if (sm && causal) {
+        fprintf(stderr, "smdlm grad: --sm and --causal exclude each other\n");
+        return 1;
+    }
+    kernels_set_threads(threads);
+    model_dir md;
+    if (model_dir_load(&md, model, 0)) return cli_fail("grad");
+    int32_t *xt = NULL, *x0 = NULL;
+    float *t = NULL;
+    int B, T, B2, T2, status = 1;
+    sm_params smp;
+    trainer tr = {0};
+    const dit_config *c = &md.net.cfg;
+    if (npy_read_ids(ids_path, c->vocab_size, &xt, &B, &T) ||
+        npy_read_ids(targets_path, c->vocab_size, &x0, &B2, &T2))
+        goto done;
+    if (B != B2 || T != T2) {
+        SM_ERR("%s is [%d, %d] but %s is [%d, %d]", ids_path, B, T, targets_path, B2, T2);
+        goto done;
+    }
+    if (T > c->model_length || (causal && T < 2)) {
+        SM_ERR("%d positions: need %s ≤ L ≤ %d", T, causal ? "2" : "1", c->model_length);
+        goto done;
+    }
+    if (!causal && read_times(t_path, B, &t)) goto done;
+    if (sm_flags_resolve(&cmd, &smf, &md, &smp)) goto done;
+    if (!smp.enabled) sm_params_default(&smp); /* IBM's initial values: scale 0 */
+    trainer_init(&tr, &md.net, B, T, threads);
+    tr.cfg.causal = causal || c->causal;
+    sm_raw_from_params(&tr.sm, &smp);
+    train_batch batch = {xt, x0, t};
+    double loss = trainer_step(&tr, &batch, sm);
+    printf("loss %.9g\n", loss);
+    if (trainer_save_grads(&tr, out)) goto done;
+    status = 0;
+done:
+    if (status) cli_fail("grad");
+    if (tr.acts) trainer_free(&tr);
+    free(xt);
+    free(x0);
+    free(t);
+    model_dir_free(&md);
+    return status;
+}
