@@ -11,6 +11,8 @@
 #include "common.h"
 #include "kernels.h"
 #include "npy.h"
+#include "optim.h"
+#include "train.h"
 #include "rng.h"
 #include "util.h"
 
@@ -24,7 +26,10 @@ static const shape_preset k_shapes[] = {
     {"mdlm-small", {50258, 768, 12, 12, 128, 1024, 50257, 0, 0}},
     {"mdlm-medium", {50258, 1024, 16, 24, 128, 1024, 50257, 0, 0}},
     {"tiny", {258, 64, 4, 2, 32, 128, 257, 0, 0}},
+    /* the training benchmark's small config */
+    {"train-small", {4096, 256, 4, 6, 128, 256, 4095, 0, 0}},
 };
+
 
 /* Uniform(−a, a) weights with a = 1/√fan_in; norms around 1; small adaLN. */
 static void fill_random(dit_model *m, uint64_t seed) {
@@ -60,6 +65,20 @@ static int save_model_dir(const dit_model *m, const char *dir) {
     free(cfg_path);
     free(w_path);
     return rc;
+}
+
+/* The model to measure: a directory, or a synthetic preset (optionally saved). */
+static int bench_model(const char *model, const char *shape, uint64_t seed, const char *save,
+                       model_dir *md) {
+    memset(md, 0, sizeof *md);
+    if (model) return model_dir_load(md, model, 0);
+    const shape_preset *p = NULL;
+    for (size_t i = 0; i < sizeof k_shapes / sizeof *k_shapes; i++)
+        if (!strcmp(shape, k_shapes[i].name)) p = &k_shapes[i];
+    if (!p) return SM_ERR("unknown shape '%s' (mdlm-small, mdlm-medium, tiny, train-small)", shape);
+    dit_model_alloc(&md->net, &p->cfg);
+    fill_random(&md->net, seed);
+    return save ? save_model_dir(&md->net, save) : 0;
 }
 
 static double sgemm_gflops(int n, int reps) {
@@ -109,21 +128,8 @@ static int bench_forward(int argc, char **argv) {
         return 1;
     }
     kernels_set_threads(threads);
-    model_dir md = {0};
-    if (model) {
-        if (model_dir_load(&md, model, 0)) return cli_fail("bench");
-    } else {
-        const shape_preset *p = NULL;
-        for (size_t i = 0; i < sizeof k_shapes / sizeof *k_shapes; i++)
-            if (!strcmp(shape, k_shapes[i].name)) p = &k_shapes[i];
-        if (!p) {
-            fprintf(stderr, "smdlm bench forward: unknown shape '%s' (mdlm-small, mdlm-medium, tiny)\n", shape);
-            return 1;
-        }
-        dit_model_alloc(&md.net, &p->cfg);
-        fill_random(&md.net, seed);
-        if (save && save_model_dir(&md.net, save)) return cli_fail("bench");
-    }
+    model_dir md;
+    if (bench_model(model, shape, seed, save, &md)) return cli_fail("bench");
     const dit_config *c = &md.net.cfg;
     if (!len) len = c->model_length;
     if (len > c->model_length) {
@@ -207,8 +213,97 @@ static int bench_forward(int argc, char **argv) {
     return 0;
 }
 
+/* Mean seconds of `iters` training steps (loss, backward, AdamW) after `warmup`. */
+static double time_steps(trainer *tr, adamw *opt, const train_batch *b, int sm, int warmup,
+                         int iters, double *loss) {
+    double total = 0;
+    for (int i = 0; i < warmup + iters; i++) {
+        double t0 = sm_time_sec();
+        *loss = trainer_step(tr, b, sm);
+        adamw_step(opt);
+        if (i >= warmup) total += sm_time_sec() - t0;
+    }
+    return total / iters;
+}
+
+static int bench_train(int argc, char **argv) {
+    const char *model = NULL, *shape = "train-small", *save = NULL;
+    int batch = 16, len = 0, iters = 3, warmup = 1, threads = default_threads(), json = 0;
+    uint64_t seed = 1;
+    cli_opt opts[] = {
+        {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "model directory"},
+        {"shape", 0, OPT_STR, &shape, 0, 0, "NAME", "synthetic random model (default train-small)"},
+        {"len", 'l', OPT_INT, &len, 2, 1 << 20, "T", "sequence length (default: the model's length)"},
+        {"batch", 'b', OPT_INT, &batch, 1, 4096, "B", "batch size (default 16)"},
+        {"iters", 0, OPT_INT, &iters, 1, 10000, "N", "timed steps of each kind (default 3)"},
+        {"warmup", 0, OPT_INT, &warmup, 0, 100, "N", "untimed steps first (default 1)"},
+        {"seed", 0, OPT_U64, &seed, 0, 0, "N", "seed of the synthetic weights and the batch"},
+        {"save-model", 0, OPT_STR, &save, 0, 0, "DIR", "write the synthetic model as a model directory"},
+        {"json", 0, OPT_FLAG, &json, 0, 0, "", "one JSON line instead of text"},
+        THREADS_OPT(threads),
+        {0},
+    };
+    cli_command cmd = {"bench train", "Time of a training step (forward, backward, AdamW), plain and two-pass soft-masked.",
+                       "[-m DIR | --shape NAME] [--batch B] [--len T] [-t N]", opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    kernels_set_threads(threads);
+    model_dir md;
+    if (bench_model(model, model ? NULL : shape, seed, save, &md)) return cli_fail("bench");
+    const dit_config *c = &md.net.cfg;
+    if (!len) len = c->model_length;
+    if (len > c->model_length) {
+        model_dir_free(&md);
+        fprintf(stderr, "smdlm bench train: --len %d exceeds the model's length %d\n", len, c->model_length);
+        return 1;
+    }
+    const size_t BT = (size_t)batch * len;
+    int32_t *x0 = sm_malloc(sizeof(int32_t) * BT), *xt = sm_malloc(sizeof(int32_t) * BT);
+    float *t = sm_malloc(sizeof(float) * (size_t)batch);
+    sm_rng r;
+    rng_seed(&r, seed + 1);
+    for (size_t i = 0; i < BT; i++) x0[i] = (int32_t)(rng_next(&r) % (uint64_t)(c->vocab_size - 1));
+    mdlm_noise_batch(&r, x0, xt, t, batch, len, c->mask_id);
+    trainer tr;
+    trainer_init(&tr, &md.net, batch, len, threads);
+    model_dir_free(&md);
+    optim_config oc;
+    optim_config_default(&oc);
+    optim_group groups[2] = {{tr.model.owned, tr.grads.owned, tr.nparams, 3e-4f, 0.0f},
+                             {&tr.sm.raw_scale, tr.sm_grad, 3, 1e-2f, 0.0f}};
+    adamw opt;
+    adamw_init(&opt, &oc, groups, 2);
+    train_batch b = {xt, x0, t};
+    double loss_plain = 0, loss_sm = 0;
+    double plain = time_steps(&tr, &opt, &b, 0, warmup, iters, &loss_plain);
+    double sm = time_steps(&tr, &opt, &b, 1, warmup, iters, &loss_sm);
+    size_t rss = sm_peak_rss_bytes();
+    /* what the shapes say: parameters, gradients, two Adam moments, activations */
+    double need = 4.0 * tr.nparams * sizeof(float) + (double)trainer_activation_bytes(&tr);
+    if (json)
+        printf("{\"bench\":\"train\",\"B\":%d,\"T\":%d,\"threads\":%d,\"blas_core\":\"%s\","
+               "\"params\":%zu,\"plain_step_s\":%.6f,\"sm_step_s\":%.6f,\"tokens_per_s\":%.2f,"
+               "\"sm_tokens_per_s\":%.2f,\"sm_over_plain\":%.4f,\"loss_plain\":%.6f,\"loss_sm\":%.6f,"
+               "\"peak_rss_bytes\":%zu,\"expected_bytes\":%.0f,\"rss_over_expected\":%.4f}\n",
+               batch, len, threads, kernels_blas_core(), tr.nparams, plain, sm, BT / plain, BT / sm,
+               sm / plain, loss_plain, loss_sm, rss, need, rss / need);
+    else
+        printf("train step B=%d T=%d threads=%d blas=%s, %.2fM parameters\n"
+               "  plain       %.3f s/step, %.1f tokens/s (loss %.4f)\n"
+               "  soft-masked %.3f s/step, %.1f tokens/s (loss %.4f), %.2fx a plain step\n"
+               "  memory      peak RSS %.1f MiB; parameters + gradients + Adam + activations %.1f MiB (%.2fx)\n",
+               batch, len, threads, kernels_blas_core(), tr.nparams / 1e6, plain, BT / plain, loss_plain,
+               sm, BT / sm, loss_sm, sm / plain, rss / 1048576.0, need / 1048576.0, rss / need);
+    adamw_free(&opt);
+    trainer_free(&tr);
+    free(x0), free(xt), free(t);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "forward")) return bench_forward(argc - 1, argv + 1);
-    fprintf(stderr, "usage: smdlm bench forward (-m DIR | --shape NAME) [options]\n");
+    if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
+    fprintf(stderr, "usage: smdlm bench (forward | train) [options]\n");
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 1;
 }

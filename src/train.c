@@ -45,6 +45,20 @@ struct train_acts {
     uint8_t *masked;
 };
 
+void mdlm_noise_batch(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B, int T,
+                      int mask_id) {
+    const double eps = 1e-3;
+    double u = rng_uniform(r);
+    for (int b = 0; b < B; b++) {
+        double tb = fmod(u + (double)b / B, 1.0);
+        t[b] = (float)((1.0 - eps) * tb + eps);
+    }
+    for (int b = 0; b < B; b++) {
+        double p = (1.0 - eps) * t[b];
+        for (int i = b * T; i < (b + 1) * T; i++) xt[i] = rng_uniform(r) < p ? mask_id : x0[i];
+    }
+}
+
 /* ---- set-up ------------------------------------------------------------------------------ */
 
 void sm_raw_from_params(sm_raw *r, const sm_params *p) {
@@ -129,6 +143,7 @@ void trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads)
     for (size_t i = 0; i < sizeof per_block / sizeof *per_block; i++)
         total += L * ((per_block[i] + 15) & ~(size_t)15);
     tr->mem = sm_aligned_alloc(total * sizeof(float));
+    tr->mem_floats = total;
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         *slots[i] = tr->mem + off;
@@ -474,6 +489,12 @@ double trainer_loss(trainer *tr, const train_batch *b, int sm) {
     double loss = run_forward(tr, b, sm, sigma);
     free(sigma);
     return loss;
+}
+
+size_t trainer_activation_bytes(const trainer *tr) {
+    size_t BT = (size_t)tr->B * tr->T;
+    size_t pass1 = BT * ((size_t)tr->cfg.hidden * 11) + attention_scratch_floats(tr->T, tr->nthreads);
+    return (tr->mem_floats + pass1) * sizeof(float) + BT * (sizeof(sm_feedback) + 2 * sizeof(int32_t) + 1);
 }
 
 int trainer_save_grads(const trainer *tr, const char *path) {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "dit.h"
+#include "rng.h"
 #include "softmask.h"
 
 /* The three trained soft-masking scalars (IBM's raw parameterisation) and their gradients. */
@@ -31,6 +32,7 @@ typedef struct {
     sm_raw sm;          /* trained scalars */
     float sm_grad[3];   /* d loss / d (raw_scale, raw_centre, raw_steepness) */
     float *mem;         /* saved activations and scratch (one allocation) */
+    size_t mem_floats;
     struct train_acts *acts;
     dit_acts pass1;     /* inference activations for soft-masking's pass 1 */
 } trainer;
@@ -40,6 +42,12 @@ typedef struct {
     const int32_t *x0; /* (B, T) clean ids (targets) */
     const float *t;    /* (B) diffusion times in (0, 1] (unused by the causal loss) */
 } train_batch;
+
+/* MDLM's forward process for one batch (DESIGN §2): antithetic times from one uniform u,
+ * t_b = (1 − ε)·((u + b/B) mod 1) + ε with ε = 1e-3, then every token masked independently
+ * with probability (1 − 1e-3)·t_b. All draws from r, in batch then position order. */
+void mdlm_noise_batch(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B, int T,
+                      int mask_id);
 
 /* Copies the parameters of `src` (mapped or owned) into a fresh trainer for batches of B×T. */
 void trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads);
@@ -53,6 +61,9 @@ void sm_raw_to_params(const sm_raw *r, sm_params *p);
 double trainer_step(trainer *tr, const train_batch *b, int sm);
 /* Loss only (no gradients, no saved activations): the evaluation path. */
 double trainer_loss(trainer *tr, const train_batch *b, int sm);
+
+/* Bytes of activations and scratch the trainer holds (saved activations, pass-1 buffers). */
+size_t trainer_activation_bytes(const trainer *tr);
 
 /* Writes every gradient under its name in the source checkpoint (with or without
  * `backbone.`), plus

@@ -15,7 +15,6 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import ref_dit as R  # noqa: E402
@@ -23,19 +22,6 @@ import ref_dit as R  # noqa: E402
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 SM_INIT = dict(scale=0.6, centre=-1.5, steepness=3.0, k=3)
 ADAM = dict(lr=1e-3, sm_lr=1e-2, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-8, clip=1.0)
-
-
-def nelbo(logits, xt, x0, t, mask_id):
-    """Mean over all tokens of (1/t)·(−log p(x0)) on masked positions (SUBS), 0 elsewhere."""
-    logp = R.subs(logits, xt, mask_id)
-    nll = -logp.gather(-1, x0[..., None]).squeeze(-1)
-    w = (xt == mask_id).float() / t[:, None]
-    return (nll * w).mean()
-
-
-def causal_loss(logits, x0):
-    V = logits.shape[-1]
-    return F.cross_entropy(logits[:, :-1].reshape(-1, V), x0[:, 1:].reshape(-1))
 
 
 class Trainer:
@@ -55,15 +41,10 @@ class Trainer:
         m = self.model()
         sigma = R.sigma_of_t(t)
         if causal:  # the AR baseline has no diffusion time: σ = 0
-            return causal_loss(m.forward(x0, torch.zeros_like(sigma), causal=True), x0)
+            return R.causal_loss(m.forward(x0, torch.zeros_like(sigma), causal=True), x0)
         if not sm:
-            return nelbo(m.forward(xt, sigma), xt, x0, t, self.mask)
-        with torch.no_grad():
-            prev = R.subs(m.forward(xt, sigma), xt, self.mask)
-        scale, centre, steep = R.sm_transform(*self.raw)
-        lam, top_i, pi, idx, w, neg_h = R.sm_feedback(prev, xt, self.mask, scale, centre, steep,
-                                                     SM_INIT["k"])
-        return nelbo(m.forward(xt, sigma, soft=(idx, w)), xt, x0, t, self.mask)
+            return R.nelbo(m.forward(xt, sigma), xt, x0, t, self.mask)
+        return R.sm_two_pass_loss(m, xt, x0, t, self.mask, self.raw, SM_INIT["k"])
 
     def grads(self, loss):
         for p in list(self.params.values()) + self.raw:

@@ -212,6 +212,19 @@ def subs(logits, xt, mask_id):
     return logp
 
 
+def nelbo(logits, xt, x0, t, mask_id):
+    """Mean over all tokens of (1/t)·(−log p(x0)) on masked positions (SUBS), 0 elsewhere."""
+    logp = subs(logits, xt, mask_id)
+    nll = -logp.gather(-1, x0[..., None]).squeeze(-1)
+    w = (xt == mask_id).float() / t[:, None]
+    return (nll * w).mean()
+
+
+def causal_loss(logits, x0):
+    V = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, V), x0[:, 1:].reshape(-1))
+
+
 # ----------------------------------------------------------------------------------------
 # soft-masking (DESIGN §3)
 
@@ -245,6 +258,17 @@ def sm_feedback(prev, xt, mask_id, scale, centre, steep, k):
     indices = torch.cat([xt[..., None], top_i], dim=-1)
     weights = torch.cat([(1 - lam)[..., None], lam[..., None] * pi], dim=-1)
     return lam, top_i, pi, indices, weights, neg_h
+
+
+def sm_two_pass_loss(model, xt, x0, t, mask_id, raw, k):
+    """DESIGN §3 training step: pass 1 without gradient, SUBS log-probs (detached) → λ from
+    the differentiable raw scalars, top-k and π → pass 2 on the soft input → NELBO."""
+    sigma = sigma_of_t(t)
+    with torch.no_grad():
+        prev = subs(model.forward(xt, sigma), xt, mask_id)
+    scale, centre, steep = sm_transform(*raw)
+    _, _, _, idx, w, _ = sm_feedback(prev, xt, mask_id, scale, centre, steep, k)
+    return nelbo(model.forward(xt, sigma, soft=(idx, w)), xt, x0, t, mask_id)
 
 
 # ----------------------------------------------------------------------------------------
