@@ -8,7 +8,7 @@ BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 
 # No -march=native: hot kernels carry target_clones(avx512f, avx2, default) and the
 # loader picks one at run time.
-CFLAGS  := -std=c11 $(OPT) -g -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
+CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
            -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8) $(SAN)
 LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas \
            $(shell pkg-config --libs libcjson libpcre2-8) -lm -lpthread
@@ -53,6 +53,8 @@ bench: all
 fixtures:
 	/usr/bin/python3 tests/gen_fixtures.py
 	/usr/bin/python3 tests/gen_float_fixtures.py
+	/usr/bin/python3 tests/gen_train_fixtures.py
+	/usr/bin/python3 tests/gen_optim_fixtures.py
 
 clean:
 	rm -rf build build-debug smdlm

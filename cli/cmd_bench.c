@@ -51,16 +51,7 @@ static void fill_random(dit_model *m, uint64_t seed) {
 static int save_model_dir(const dit_model *m, const char *dir) {
     mkdir(dir, 0755);
     char *cfg_path = sm_path_join(dir, "config.json"), *w_path = sm_path_join(dir, "model.safetensors");
-    char buf[512];
-    const dit_config *c = &m->cfg;
-    int len = snprintf(buf, sizeof buf,
-                       "{\n  \"model_type\": \"mdlm\",\n  \"vocab_size\": %d,\n  \"hidden_dim\": %d,\n"
-                       "  \"n_heads\": %d,\n  \"n_blocks\": %d,\n  \"cond_dim\": %d,\n"
-                       "  \"model_length\": %d,\n  \"mask_token_id\": %d,\n"
-                       "  \"time_conditioning\": %s\n}\n",
-                       c->vocab_size, c->hidden, c->n_heads, c->n_blocks, c->cond_dim,
-                       c->model_length, c->mask_id, c->time_conditioning ? "true" : "false");
-    int rc = sm_write_file_atomic(cfg_path, buf, (size_t)len);
+    int rc = dit_config_save(&m->cfg, cfg_path);
     if (!rc) rc = dit_model_save(m, w_path);
     free(cfg_path);
     free(w_path);

@@ -153,7 +153,12 @@ void dit_model_alloc(dit_model *m, const dit_config *cfg) {
 }
 
 /* Tensors that MDLM checkpoints may carry besides the parameters (persistent buffers). */
-static const char *const k_ignored_suffixes[] = {"rotary_emb.inv_freq"};
+static const char *const k_ignored_suffixes[] = {
+    "rotary_emb.inv_freq",     /* mdlm-owt's rotary buffer */
+    "softmask.raw_scale",      /* the trained soft-masking scalars (train.h); the sampler */
+    "softmask.raw_centre",     /* reads their transformed values from */
+    "softmask.raw_steepness",  /* transparency_config.json */
+};
 
 /* Points embed_fd/embed_offset at the embedding's bytes when it is used in place. */
 static void open_embedding_reader(dit_model *m, const char *name) {
@@ -228,32 +233,46 @@ void dit_model_free(dit_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-int dit_model_save(const dit_model *m, const char *path) {
-    int n = dit_param_count(&m->cfg);
-    dit_weights w = m->w;
-    dit_block *blocks = sm_malloc(sizeof *blocks * (size_t)m->cfg.n_blocks);
-    memcpy(blocks, m->w.blocks, sizeof *blocks * (size_t)m->cfg.n_blocks);
-    w.blocks = blocks;
+int dit_weights_save(const dit_config *c, const dit_weights *w, const char *prefix,
+                     const st_write_entry *extra, int nextra, const char *path) {
+    int n = dit_param_count(c);
+    dit_weights wc = *w; /* the table records field addresses: work on a copy */
+    dit_block *blocks = sm_malloc(sizeof *blocks * (size_t)c->n_blocks);
+    memcpy(blocks, w->blocks, sizeof *blocks * (size_t)c->n_blocks);
+    wc.blocks = blocks;
     dit_param *t = sm_malloc(sizeof *t * (size_t)n);
-    dit_param_table(&m->cfg, &w, t);
-    st_write_entry *e = sm_calloc((size_t)n, sizeof *e);
+    dit_param_table(c, &wc, t);
+    st_write_entry *e = sm_calloc((size_t)(n + nextra), sizeof *e);
     char (*names)[112] = sm_malloc(sizeof *names * (size_t)n);
     for (int i = 0; i < n; i++) {
-        snprintf(names[i], sizeof names[i], "backbone.%s", t[i].name);
-        e[i].name = names[i];
-        e[i].dtype = ST_F32;
-        e[i].ndim = t[i].ndim;
-        e[i].shape[0] = t[i].shape[0];
-        e[i].shape[1] = t[i].shape[1];
-        e[i].data = *t[i].slot;
+        snprintf(names[i], sizeof names[i], "%s%s", prefix, t[i].name);
+        e[i] = (st_write_entry){names[i], ST_F32, t[i].ndim, {t[i].shape[0], t[i].shape[1]}, *t[i].slot};
     }
+    for (int i = 0; i < nextra; i++) e[n + i] = extra[i];
     const char *meta[] = {"format", "pt", NULL};
-    int rc = st_write(path, e, n, meta);
+    int rc = st_write(path, e, n + nextra, meta);
     free(names);
     free(e);
     free(t);
     free(blocks);
     return rc;
+}
+
+int dit_model_save(const dit_model *m, const char *path) {
+    return dit_weights_save(&m->cfg, &m->w, "backbone.", NULL, 0, path);
+}
+
+int dit_config_save(const dit_config *c, const char *path) {
+    char buf[512];
+    int len = snprintf(buf, sizeof buf,
+                       "{\n  \"model_type\": \"%s\",\n  \"vocab_size\": %d,\n  \"hidden_dim\": %d,\n"
+                       "  \"n_heads\": %d,\n  \"n_blocks\": %d,\n  \"cond_dim\": %d,\n"
+                       "  \"model_length\": %d,\n  \"mask_token_id\": %d,\n"
+                       "  \"time_conditioning\": %s\n}\n",
+                       c->causal ? "mdlm_ar" : "mdlm", c->vocab_size, c->hidden, c->n_heads,
+                       c->n_blocks, c->cond_dim, c->model_length, c->mask_id,
+                       c->time_conditioning ? "true" : "false");
+    return sm_write_file_atomic(path, buf, (size_t)len);
 }
 
 /* ---- activations ------------------------------------------------------------------------- */

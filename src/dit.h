@@ -92,6 +92,12 @@ void dit_model_alloc(dit_model *m, const dit_config *cfg);
 void dit_model_free(dit_model *m);
 /* Writes model.safetensors with `backbone.` names (fp32), atomically. */
 int dit_model_save(const dit_model *m, const char *path);
+/* The tensors of a weights struct (parameters or gradients) named prefix + name, then the
+ * extra entries, to a safetensors file (atomically). */
+int dit_weights_save(const dit_config *c, const dit_weights *w, const char *prefix,
+                     const st_write_entry *extra, int nextra, const char *path);
+/* config.json of a model directory. */
+int dit_config_save(const dit_config *c, const char *path);
 
 /* Activations for up to B×T positions, one allocation. */
 typedef struct {

@@ -11,9 +11,11 @@
  *   - The element-wise update follows torch 1.13's _single_tensor_adamw op by op, each
  *     op rounded to float32 as torch's kernels do. Debian's torch runs its AVX2 kernels
  *     compiled with FMA contraction: exp_avg.add_(grad, alpha) is fma(grad, alpha, m·β₁) and
- *     exp_avg_sq.addcmul_(grad, grad, value) is fma(value·grad, grad, v·β₂) (verified against
- *     numpy on every element, vector body and scalar tail alike); we use fmaf there. Tensor ÷
- *     Python scalar is a true division (not a multiplication by the reciprocal).
+ *     exp_avg_sq.addcmul_(grad, grad, value) is fma(value·grad, grad, v·β₂) (checked against
+ *     a numpy emulation on every element, vector body and scalar tail alike; the
+ *     test_update_bitexact test holds it); we use fmaf there (correctly rounded in every
+ *     clone, so the results do not depend on the CPU). Tensor ÷ Python scalar is a true
+ *     division (not a multiplication by the reciprocal).
  *   - Clipping mirrors clip_grad_norm_: coef = (1/(norm + 1e-6)) · max_norm in float32 (the
  *     scalar-over-tensor division is Tensor.__rdiv__ = reciprocal() · other), clamped to 1
  *     with NaN kept, and always multiplied into the gradients, in place. torch takes the
@@ -172,6 +174,7 @@ double optim_grad_norm(const adamw *o) {
 
 SIMD_CLONES
 static void scale_row(float *x, size_t n, float c) {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) x[i] *= c;
 }
 
@@ -185,6 +188,9 @@ typedef struct {
 SIMD_CLONES
 static void adamw_row(float *restrict p, const float *restrict g, float *restrict m,
                       float *restrict v, size_t n, adamw_coefs k) {
+    /* element-wise, so `omp simd` changes no result; sqrtf's errno path keeps this loop
+     * scalar unless the file is built with -fno-math-errno */
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float pi = p[i] * k.decay_mul;                               /* param.mul_(1 − lr·wd) */
         float mi = fmaf(g[i], k.one_minus_beta1, m[i] * k.beta1);    /* exp_avg */
@@ -248,6 +254,7 @@ double adamw_step(adamw *o) {
 SIMD_CLONES
 static void ema_row(float *restrict ema, const float *restrict p, size_t n, float decay,
                     float one_minus) {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) ema[i] = fmaf(p[i], one_minus, ema[i] * decay);
 }
 

@@ -6,6 +6,7 @@
 
 #include "kernels.h"
 #include "kernels_bwd.h"
+#include "optim.h"
 #include "util.h"
 
 /* Saved activations of one block (pointers into trainer.mem). */
@@ -182,6 +183,7 @@ void trainer_free(trainer *tr) {
     dit_acts_free(&tr->pass1);
     dit_model_free(&tr->model);
     dit_model_free(&tr->grads);
+    dit_model_free(&tr->ema);
     memset(tr, 0, sizeof *tr);
 }
 
@@ -497,22 +499,40 @@ size_t trainer_activation_bytes(const trainer *tr) {
     return (tr->mem_floats + pass1) * sizeof(float) + BT * (sizeof(sm_feedback) + 2 * sizeof(int32_t) + 1);
 }
 
+static const char *const k_sm_names[3] = {"softmask.raw_scale", "softmask.raw_centre",
+                                          "softmask.raw_steepness"};
+
+static void sm_entries(st_write_entry *e, const float *values) {
+    for (int r = 0; r < 3; r++) e[r] = (st_write_entry){k_sm_names[r], ST_F32, 1, {1}, &values[r]};
+}
+
 int trainer_save_grads(const trainer *tr, const char *path) {
-    int n = dit_param_count(&tr->cfg);
-    dit_weights gw = tr->grads.w;
-    dit_param *t = sm_malloc(sizeof *t * (size_t)n);
-    dit_param_table(&tr->cfg, &gw, t);
-    st_write_entry *e = sm_calloc((size_t)n + 3, sizeof *e);
-    char (*names)[112] = sm_malloc(sizeof *names * (size_t)n);
-    for (int i = 0; i < n; i++) {
-        snprintf(names[i], sizeof names[i], "%s%s", tr->model.prefix, t[i].name);
-        e[i] = (st_write_entry){names[i], ST_F32, t[i].ndim, {t[i].shape[0], t[i].shape[1]}, *t[i].slot};
+    st_write_entry e[3];
+    sm_entries(e, tr->sm_grad);
+    return dit_weights_save(&tr->cfg, &tr->grads.w, tr->model.prefix, e, 3, path);
+}
+
+void trainer_ema_update(trainer *tr, float decay) {
+    if (!tr->ema.owned) {
+        dit_model_alloc(&tr->ema, &tr->cfg);
+        memcpy(tr->ema.owned, tr->model.owned, tr->nparams * sizeof(float));
+        return;
     }
-    const char *sm_names[3] = {"softmask.raw_scale", "softmask.raw_centre", "softmask.raw_steepness"};
-    for (int r = 0; r < 3; r++) e[n + r] = (st_write_entry){sm_names[r], ST_F32, 1, {1}, &tr->sm_grad[r]};
-    int rc = st_write(path, e, n + 3, NULL);
-    free(names);
-    free(e);
-    free(t);
+    ema_update(tr->ema.owned, tr->model.owned, tr->nparams, decay);
+}
+
+int trainer_export(const trainer *tr, const char *dir, int use_ema) {
+    const dit_model *m = use_ema && tr->ema.owned ? &tr->ema : &tr->model;
+    char *cfg = sm_path_join(dir, "config.json"), *w = sm_path_join(dir, "model.safetensors");
+    char *smp = sm_path_join(dir, "transparency_config.json");
+    float raw[3] = {tr->sm.raw_scale, tr->sm.raw_centre, tr->sm.raw_steepness};
+    st_write_entry e[3];
+    sm_entries(e, raw);
+    sm_params p;
+    sm_raw_to_params(&tr->sm, &p);
+    int rc = dit_config_save(&tr->cfg, cfg);
+    if (!rc) rc = dit_weights_save(&tr->cfg, &m->w, "backbone.", e, 3, w);
+    if (!rc && !tr->cfg.causal) rc = sm_params_save_json(&p, smp);
+    free(cfg), free(w), free(smp);
     return rc;
 }

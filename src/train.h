@@ -28,6 +28,8 @@ typedef struct {
     int B, T, nthreads;
     dit_model model;    /* owned, contiguous parameters */
     dit_model grads;    /* same layout: gradients (model.owned of this one holds them) */
+    dit_model ema;      /* exponential moving average of the parameters (after the first
+                           trainer_ema_update), used for evaluation and export */
     size_t nparams;
     sm_raw sm;          /* trained scalars */
     float sm_grad[3];   /* d loss / d (raw_scale, raw_centre, raw_steepness) */
@@ -61,6 +63,13 @@ void sm_raw_to_params(const sm_raw *r, sm_params *p);
 double trainer_step(trainer *tr, const train_batch *b, int sm);
 /* Loss only (no gradients, no saved activations): the evaluation path. */
 double trainer_loss(trainer *tr, const train_batch *b, int sm);
+
+/* ema = decay·ema + (1 − decay)·params; the first call copies the parameters. */
+void trainer_ema_update(trainer *tr, float decay);
+/* A model directory that `smdlm generate` loads: config.json, model.safetensors (EMA
+ * weights when use_ema and available, plus the raw soft-masking scalars as
+ * softmask.raw_*), transparency_config.json (transformed values; not for causal models). */
+int trainer_export(const trainer *tr, const char *dir, int use_ema);
 
 /* Bytes of activations and scratch the trainer holds (saved activations, pass-1 buffers). */
 size_t trainer_activation_bytes(const trainer *tr);

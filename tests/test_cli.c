@@ -7,7 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <math.h>
+
 #include "npy.h"
+#include "safetensors.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -95,6 +98,40 @@ static void test_generate(void **state) {
     free(a), free(b), free(v);
 }
 
+/* `smdlm grad` writes what PyTorch autograd computed (tests/gen_train_fixtures.py). */
+static void test_grad_contract(void **state) {
+    const char *fx = FIXTURES_DIR "/tiny-tc";
+    char *out, path[128];
+    snprintf(path, sizeof path, "%s/g.safetensors", g_tmp);
+    assert_int_equal(run(&out, "grad -m %s --ids %s/train/xt.npy --targets %s/train/x0.npy --t "
+                               "%s/train/t.npy --sm --sm-scale 0.6 --sm-centre -1.5 --sm-steepness 3 "
+                               "--sm-k 3 -o %s", fx, fx, fx, fx, path), 0);
+    printf("  %s", out);
+    double loss = strtod(strstr(out, "loss ") + 5, NULL);
+    free(out);
+    assert_true(fabs(loss - 5.3982015) < 1e-4);
+    st_archive got, ref;
+    assert_int_equal(st_open_file(&got, path), 0);
+    assert_int_equal(st_open_file(&ref, tu_fixture("tiny-tc/train/grads_sm.safetensors")), 0);
+    assert_int_equal(got.ntensors, ref.ntensors);
+    size_t bad = 0;
+    for (int i = 0; i < ref.ntensors; i++) {
+        const st_tensor *r = &ref.tensors[i], *g = st_find(&got, r->name);
+        assert_non_null(g);
+        assert_int_equal(g->numel, r->numel);
+        float *a = sm_malloc(sizeof(float) * r->numel), *b = sm_malloc(sizeof(float) * r->numel);
+        st_tensor_to_f32(g, a);
+        st_tensor_to_f32(r, b);
+        float mx = 0;
+        for (size_t j = 0; j < r->numel; j++) mx = fmaxf(mx, fabsf(b[j]));
+        bad += tu_compare_f32(r->name, a, b, r->numel, 1e-5f * mx + 1e-9f, 1e-4f);
+        free(a), free(b);
+    }
+    st_close(&got);
+    st_close(&ref);
+    assert_int_equal(bad, 0);
+}
+
 /* A model directory with a tokenizer: prompts stay fixed, text round-trips. */
 static void test_demo_model(void **state) {
     char *out;
@@ -123,6 +160,10 @@ static void test_bad_input(void **state) {
     int32_t bad_ids[4] = {1, 2, 67, 3};
     int64_t shape[2] = {1, 4};
     assert_int_equal(npy_write(ids_bad, NPY_I4, 2, shape, bad_ids), 0);
+    char ids_small[128];
+    snprintf(ids_small, sizeof ids_small, "%s/ids_small.npy", g_tmp);
+    int32_t small_ids[4] = {1, 2, 3, 4};
+    assert_int_equal(npy_write(ids_small, NPY_I4, 2, shape, small_ids), 0);
     snprintf(prev_bad, sizeof prev_bad, "%s/prev_bad.npy", g_tmp);
     float prev[8] = {0};
     int64_t pshape[3] = {1, 4, 2};
@@ -156,6 +197,10 @@ static void test_bad_input(void **state) {
     CASE("n_heads", "generate -m tests/bad/model-bad-config --len 8");
     CASE("cannot open", "generate -m tests/bad/no-such-dir --len 8");
     CASE("unknown command", "frobnicate");
+    CASE("exclude each other", "grad -m %s --ids %s/ref/ids.npy --targets %s/ref/ids.npy --sm --causal -o %s/g", T, T, T, g_tmp);
+    CASE("are required", "grad -m %s --ids %s/ref/ids.npy --targets %s/ref/ids.npy -o %s/g", T, T, T, g_tmp);
+    CASE("but", "grad -m %s --ids %s/ref/ids.npy --targets %s --causal -o %s/g", T, T, ids_small, g_tmp);
+    CASE("float32 times", "grad -m %s --ids %s/ref/ids.npy --targets %s/ref/ids.npy --t %s -o %s/g", T, T, T, ids_bad, g_tmp);
     CASE("exactly one", "tokenize -m %s", T);
     CASE("shape", "bench forward --shape huge");
 #undef CASE
@@ -188,6 +233,7 @@ int main(void) {
         cmocka_unit_test(test_forward_contract),
         cmocka_unit_test(test_generate),
         cmocka_unit_test(test_demo_model),
+        cmocka_unit_test(test_grad_contract),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
