@@ -3,6 +3,7 @@
  * a plain pass, a two-pass soft-masking step and the causal variant, on two tiny models;
  * determinism; and learning (overfitting one batch). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -183,6 +184,36 @@ static void test_overfit(void **state) {
     unload(&f);
 }
 
+/* An exported model directory loads back with the same weights and soft-masking values. */
+static void test_export(void **state) {
+    batch_fixture f;
+    load(&f, "tiny");
+    trainer tr;
+    trainer_init(&tr, &f.md.net, f.B, f.T, 2);
+    sm_params p;
+    sm_params_default(&p);
+    p.scale = 0.25f, p.centre = -1.0f, p.steepness = 5.0f, p.k = 3;
+    sm_raw_from_params(&tr.sm, &p);
+    trainer_ema_update(&tr, 0.9f); /* copies */
+    tr.model.owned[0] += 1.0f;     /* the EMA export must not see this */
+    char dir[] = "/tmp/smdlm-export-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(trainer_export(&tr, dir, 1), 0);
+    model_dir md;
+    assert_int_equal(model_dir_load(&md, dir, 0), 0);
+    assert_true(md.has_sm_config);
+    assert_true(fabsf(md.sm.scale - 0.25f) < 1e-6f && fabsf(md.sm.centre + 1.0f) < 1e-5f &&
+                fabsf(md.sm.steepness - 5.0f) < 1e-5f);
+    assert_memory_equal(md.net.w.embed, tr.ema.owned, tr.nparams * sizeof(float));
+    assert_true(md.net.w.embed[0] != tr.model.owned[0]);
+    model_dir_free(&md);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    trainer_free(&tr);
+    unload(&f);
+}
+
 /* Antithetic times cover (ε, 1] evenly; masks follow t. */
 static void test_noise_batch(void **state) {
     const int B = 8, T = 4000;
@@ -237,6 +268,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_steps),
         cmocka_unit_test(test_overfit),
         cmocka_unit_test(test_noise_batch),
+        cmocka_unit_test(test_export),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }
