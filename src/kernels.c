@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "simd_math.h"
 #include "util.h"
 
 #define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
@@ -48,32 +49,6 @@ const char *kernels_simd_level(void) {
 }
 
 /* ---- scalar building blocks written so that loops over them vectorise ------------------ */
-
-/* exp(x): Cody-Waite range reduction and a degree-6 polynomial (Cephes' coefficients),
- * ≈2 ulp; exact 0 below −87.3 and +inf above 88.7. */
-static inline float expf_fast(float x) {
-    const float hi = 88.72283905f, lo = -87.33654475f;
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
-    /* n = round(xc / ln 2) by the 1.5·2^23 trick (branch-free, vectorises) */
-    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500E-4f;
-    p = p * r + 1.3981999507E-3f;
-    p = p * r + 8.3334519073E-3f;
-    p = p * r + 4.1665795894E-2f;
-    p = p * r + 1.6666665459E-1f;
-    p = p * r + 5.0000001201E-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } scale = {.i = ((int32_t)n + 127) << 23};
-    float y = p * scale.f;
-    y = x < lo ? 0.0f : y;
-    return x > hi ? INFINITY : y;
-}
 
 SIMD_CLONES static void vexp_chunk(float *out, const float *x, size_t n) {
 #pragma omp simd

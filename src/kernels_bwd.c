@@ -15,6 +15,7 @@
 
 #include "kernels.h"
 #include "kernels_bwd.h"
+#include "simd_math.h"
 #include "util.h"
 
 #define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
@@ -22,31 +23,10 @@
 #define COLS 32   /* columns per reduction task */
 #define ROWBLK 32 /* rows summed in an inner float block before joining the outer sum */
 
-/* exp(x) as in kernels.c (a copy: that one is file-static). Cody-Waite range reduction and
- * Cephes' degree-6 polynomial, ≈2 ulp; exact 0 below −87.3 and +inf above 88.7. */
-static inline float expf_fast(float x) {
-    const float hi = 88.72283905f, lo = -87.33654475f;
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
-    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500E-4f;
-    p = p * r + 1.3981999507E-3f;
-    p = p * r + 8.3334519073E-3f;
-    p = p * r + 4.1665795894E-2f;
-    p = p * r + 1.6666665459E-1f;
-    p = p * r + 5.0000001201E-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } scale = {.i = ((int32_t)n + 127) << 23};
-    float y = p * scale.f;
-    y = x < lo ? 0.0f : y;
-    return x > hi ? INFINITY : y;
-}
-
+/* a > b ? t : f through an integer mask: branch-free in GIMPLE. Written as a plain ?:,
+ * GCC's PRE folds the constant arm of a clamp into the arithmetic that follows and leaves a
+ * branch, and the avx2 and default clones do not vectorise ("control flow in loop"; only
+ * AVX-512 if-converts it with masks, and -fno-trapping-math would also do). */
 static inline int n_col_tasks(int D) { return (D + COLS - 1) / COLS; }
 
 /* ---- matmul ------------------------------------------------------------------------------ */
@@ -337,15 +317,15 @@ SIMD_CLONES static void gelu_backward_chunk(float *dinp, const float *inp, const
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float v = inp[i];
-        v = v > 1e4f ? 1e4f : v;
-        v = v < -1e4f ? -1e4f : v;
+        v = sel_gt(v, 1e4f, 1e4f, v);
+        v = sel_gt(-1e4f, v, -1e4f, v);
         float v2 = v * v;
         float z = 1.5957691216057308f * (v + 0.044715f * v2 * v); /* 2u */
         float du = 1.5957691216057308f * (1.0f + 0.134145f * v2);  /* 2u' */
         float a = expf_fast(-fabsf(z));
-        float inv = 1.0f / (1.0f + a);
-        float sig = z >= 0.0f ? inv : a * inv;
-        float d = sig + v * du * (a * inv * inv);
+        float inv = 1.0f / (1.0f + a), ainv = a * inv;
+        float sig = z >= 0.0f ? inv : ainv;
+        float d = sig + v * du * (ainv * inv);
         dinp[i] += dout[i] * d;
     }
 }
@@ -367,9 +347,9 @@ SIMD_CLONES static void silu_backward_chunk(float *dinp, const float *inp, const
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float a = expf_fast(-fabsf(x));
-        float inv = 1.0f / (1.0f + a);
-        float sig = x >= 0.0f ? inv : a * inv;
-        dinp[i] += dout[i] * (sig + x * (a * inv * inv));
+        float inv = 1.0f / (1.0f + a), ainv = a * inv;
+        float sig = x >= 0.0f ? inv : ainv;
+        dinp[i] += dout[i] * (sig + x * (ainv * inv));
     }
 }
 

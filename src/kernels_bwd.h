@@ -1,6 +1,8 @@
 /* kernels_bwd.h — backward kernels of the DiT (llm.c style). Every kernel *accumulates*
  * (+=) into the gradients it is given (dinp, dweight, ...), so callers zero them once per
- * step; the forward results a kernel needs are passed as "saved" arguments. Layouts are
+ * step — except rope_backward, which rotates its buffer in place; gradient pointers a
+ * caller does not need may be NULL. The forward results a kernel needs are passed as
+ * "saved" arguments. Layouts are
  * those of kernels.h. Reductions run in a fixed order per output element (threads own
  * disjoint outputs), so results are identical for the same thread count.
  */
@@ -35,7 +37,8 @@ void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, i
 void attention_forward_train(float *out, float *att, const float *qkv, int B, int T, int H,
                              int hd, int causal);
 /* dqkv += gradient w.r.t. the (post-rotary) q, k, v given dout (B,T,H·hd); scratch holds
- * T·T floats per thread (attention_scratch_floats). */
+ * T·T floats per thread (attention_scratch_floats(T, kernels_get_threads())). Causal
+ * attention needs no flag: its P is exactly 0 above the diagonal. */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, int B, int T, int H, int hd);
 
