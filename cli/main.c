@@ -11,7 +11,10 @@ static const struct {
 } k_commands[] = {
     {"generate", cmd_generate, "sample text from a model (MDLM samplers, soft-masking)"},
     {"forward", cmd_forward, "raw logits of a batch of token ids (.npy in, .npy out)"},
+    {"eval", cmd_eval, "perplexity of a model on token shards (eval ppl)"},
+    {"plot", cmd_plot, "loss curves of training logs (gnuplot PNG)"},
     {"grad", cmd_grad, "loss and every gradient of one batch (plain, soft-masked or causal)"},
+    {"train", cmd_train, "train an MDLM with soft-masking (or its causal baseline) from token shards"},
     {"tokenize", cmd_tokenize, "text to token ids and back"},
     {"bench", cmd_bench, "throughput and memory of the forward pass"},
 };

@@ -114,7 +114,15 @@ void st_close(st_archive *a) {
         free(a->files[i].path);
     }
     free(a->files);
+    for (int i = 0; i < 2 * a->nmeta; i++) free(a->meta[i]);
+    free(a->meta);
     memset(a, 0, sizeof *a);
+}
+
+const char *st_metadata(const st_archive *a, const char *key) {
+    for (int i = 0; i < a->nmeta; i++)
+        if (!strcmp(a->meta[2 * i], key)) return a->meta[2 * i + 1];
+    return NULL;
 }
 
 static int cmp_tensor_name(const void *x, const void *y) {
@@ -439,6 +447,13 @@ static int load_file(st_archive *a, const char *path) {
                 goto done;
             }
             if (check_metadata(path, e) != 0) goto done;
+            if (a->nfiles == 1) /* keep the first file's metadata */
+                for (const cJSON *kv = e->child; kv; kv = kv->next) {
+                    a->meta = sm_realloc(a->meta, sizeof *a->meta * (size_t)(2 * a->nmeta + 2));
+                    a->meta[2 * a->nmeta] = sm_strdup(kv->string);
+                    a->meta[2 * a->nmeta + 1] = sm_strdup(kv->valuestring);
+                    a->nmeta++;
+                }
         } else {
             count++;
         }

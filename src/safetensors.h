@@ -48,6 +48,8 @@ typedef struct {
     int ntensors;
     st_file *files;
     int nfiles;
+    char **meta;        /* __metadata__ as key, value, key, value, ... */
+    int nmeta;          /* number of pairs */
 } st_archive;
 
 /* One file. On error returns -1 (smdlm_last_error names file, tensor, reason). */
@@ -57,6 +59,8 @@ int st_open_dir(st_archive *a, const char *dir);
 void st_close(st_archive *a);
 
 const st_tensor *st_find(const st_archive *a, const char *name);
+/* A __metadata__ value of the (first) file, or NULL. */
+const char *st_metadata(const st_archive *a, const char *key);
 size_t st_dtype_size(st_dtype dt);
 const char *st_dtype_name(st_dtype dt);
 

@@ -226,7 +226,7 @@ static void block_forward_train(trainer *tr, const dit_block *w, block_acts *s) 
 
 /* Rows that reach the loss, with targets and weights. MDLM: masked positions, weight
  * 1/(t·B·T); causal: every position but the last, target the next token, 1/(B·(T−1)). */
-static void select_rows(trainer *tr, const train_batch *bt) {
+static void select_rows(trainer *tr, const train_batch *bt, float scale) {
     struct train_acts *a = tr->acts;
     const int B = tr->B, T = tr->T, mask = tr->cfg.mask_id;
     int n = 0;
@@ -236,11 +236,11 @@ static void select_rows(trainer *tr, const train_batch *bt) {
             if (tr->cfg.causal) {
                 if (t == T - 1) continue;
                 a->target[n] = bt->x0[i + 1];
-                a->weight[n] = 1.0f / (float)(B * (T - 1));
+                a->weight[n] = scale / (float)(B * (T - 1));
             } else {
                 if (bt->xt[i] != mask) continue;
                 a->target[n] = bt->x0[i];
-                a->weight[n] = (float)(1.0 / ((double)bt->t[b] * B * T));
+                a->weight[n] = (float)(scale / ((double)bt->t[b] * B * T));
             }
             a->rows[n++] = i;
         }
@@ -450,7 +450,7 @@ static void embed_backward(trainer *tr, const train_batch *bt, int sm) {
         }
         for (int r = 0; r < 3; r++) graw[r] += dlam * dl[r];
     }
-    for (int r = 0; r < 3; r++) tr->sm_grad[r] = (float)graw[r];
+    for (int r = 0; r < 3; r++) tr->sm_grad[r] += (float)graw[r];
 }
 
 /* ---- steps -------------------------------------------------------------------------------- */
@@ -460,7 +460,7 @@ static void sigmas(const trainer *tr, const train_batch *b, float *sigma) {
         sigma[i] = tr->cfg.causal ? 0.0f : (float)-log1p(-(1.0 - 1e-3) * b->t[i]);
 }
 
-static double run_forward(trainer *tr, const train_batch *b, int sm, float *sigma) {
+static double run_forward(trainer *tr, const train_batch *b, int sm, float scale, float *sigma) {
     sigmas(tr, b, sigma);
     sm = sm && !tr->cfg.causal;
     if (sm) {
@@ -470,25 +470,33 @@ static double run_forward(trainer *tr, const train_batch *b, int sm, float *sigm
         for (size_t i = 0; i < (size_t)tr->B * tr->T; i++)
             dit_embedding_row(&tr->model, b->xt[i], tr->acts->x + i * (size_t)tr->cfg.hidden);
     }
-    select_rows(tr, b);
+    select_rows(tr, b, scale);
     forward_train(tr, sigma);
     return loss_and_dlogits(tr);
 }
 
-double trainer_step(trainer *tr, const train_batch *b, int sm) {
-    float *sigma = sm_malloc(sizeof(float) * (size_t)tr->B);
+void trainer_zero_grads(trainer *tr) {
     memset(tr->grads.owned, 0, tr->nparams * sizeof(float));
     memset(tr->sm_grad, 0, sizeof tr->sm_grad);
-    double loss = run_forward(tr, b, sm, sigma);
+}
+
+double trainer_accumulate(trainer *tr, const train_batch *b, int sm, float scale) {
+    float *sigma = sm_malloc(sizeof(float) * (size_t)tr->B);
+    double loss = run_forward(tr, b, sm, scale, sigma);
     backward(tr);
     embed_backward(tr, b, sm && !tr->cfg.causal);
     free(sigma);
-    return loss;
+    return loss / scale;
+}
+
+double trainer_step(trainer *tr, const train_batch *b, int sm) {
+    trainer_zero_grads(tr);
+    return trainer_accumulate(tr, b, sm, 1.0f);
 }
 
 double trainer_loss(trainer *tr, const train_batch *b, int sm) {
     float *sigma = sm_malloc(sizeof(float) * (size_t)tr->B);
-    double loss = run_forward(tr, b, sm, sigma);
+    double loss = run_forward(tr, b, sm, 1.0f, sigma);
     free(sigma);
     return loss;
 }

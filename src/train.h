@@ -61,6 +61,10 @@ void sm_raw_to_params(const sm_raw *r, sm_params *p);
  * the NELBO (cfg.causal == 0; two-pass soft-masking when sm != 0) or the next-token
  * cross-entropy (cfg.causal). Ids must be < V (validated by the caller). */
 double trainer_step(trainer *tr, const train_batch *b, int sm);
+/* Gradient accumulation: zero once, then add scale·(gradients of each micro-batch);
+ * returns the micro-batch's (unscaled) loss. trainer_step = zero + accumulate(1). */
+void trainer_zero_grads(trainer *tr);
+double trainer_accumulate(trainer *tr, const train_batch *b, int sm, float scale);
 /* Loss only (no gradients, no saved activations): the evaluation path. */
 double trainer_loss(trainer *tr, const train_batch *b, int sm);
 

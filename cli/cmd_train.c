@@ -1,0 +1,82 @@
+/* cmd_train.c — `smdlm train`: flags and/or a JSON config (flags win) → train_run. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+#include "trainloop.h"
+#include "util.h"
+
+int cmd_train(int argc, char **argv) {
+    train_config c;
+    train_config_default(&c);
+    c.threads = default_threads();
+    const char *config = NULL, *objective = NULL, *schedule = NULL;
+    for (int i = 1; i + 1 < argc; i++) /* the config file first, so that flags override it */
+        if (!strcmp(argv[i], "--config")) config = argv[i + 1];
+    if (config && train_config_load_json(&c, config)) return cli_fail("train");
+    int steps = (int)(c.steps > 2000000000 ? 2000000000 : c.steps);
+    cli_opt opts[] = {
+        {"config", 0, OPT_STR, &config, 0, 0, "FILE", "JSON config (keys as the flags, '-' → '_')"},
+        {"data", 'd', OPT_STR, &c.data, 0, 0, "DIR", "token shards from `smdlm data prepare` (required)"},
+        {"out", 'o', OPT_STR, &c.out, 0, 0, "DIR", "checkpoints and train_log.jsonl (required)"},
+        {"init", 0, OPT_STR, &c.init, 0, 0, "DIR", "continue pretraining this model directory"},
+        {"hidden", 0, OPT_INT, &c.hidden, 2, 65536, "D", "new model: hidden size (default 128)"},
+        {"heads", 0, OPT_INT, &c.n_heads, 1, 4096, "H", "new model: attention heads (default 4)"},
+        {"blocks", 0, OPT_INT, &c.n_blocks, 1, 1024, "L", "new model: blocks (default 4)"},
+        {"cond-dim", 0, OPT_INT, &c.cond_dim, 1, 65536, "C", "new model: conditioning size (default 64)"},
+        {"objective", 0, OPT_STR, &objective, 0, 0, "NAME", "mdlm (default) or ar (causal next-token)"},
+        {"batch", 'b', OPT_INT, &c.batch, 1, 65536, "B", "sequences per micro-batch (default 16)"},
+        {"accum", 0, OPT_INT, &c.accum, 1, 65536, "N", "micro-batches per update (default 1)"},
+        {"seq-len", 0, OPT_INT, &c.seq_len, 2, 1 << 20, "T", "tokens per sequence (default: the data's blocks)"},
+        {"steps", 0, OPT_INT, &steps, 1, 2000000000, "N", "updates (default 1000)"},
+        {"lr", 0, OPT_FLOAT, &c.lr, 1e-9, 10, "X", "backbone learning rate (default 3e-4)"},
+        {"sm-lr", 0, OPT_FLOAT, &c.sm_lr, 0, 10, "X", "soft-masking scalars' learning rate (default 1e-2)"},
+        {"weight-decay", 0, OPT_FLOAT, &c.weight_decay, 0, 10, "X", "backbone weight decay (default 0)"},
+        {"warmup", 0, OPT_INT, &c.warmup, 0, 2000000000, "N", "linear warm-up updates (default 0)"},
+        {"schedule", 0, OPT_STR, &schedule, 0, 0, "NAME", "constant (default) or cosine"},
+        {"min-lr-ratio", 0, OPT_FLOAT, &c.min_lr_ratio, 0, 1, "X", "cosine floor (default 0)"},
+        {"clip", 0, OPT_FLOAT, &c.clip, 0, 1e9, "X", "global grad-norm clip, 0 = off (default 1)"},
+        {"ema", 0, OPT_FLOAT, &c.ema, 0, 0.999999, "X", "EMA decay of the weights, 0 = off (default 0.9999)"},
+        {"sm-prob", 0, OPT_FLOAT, &c.sm_prob, 0, 1, "P", "share of two-pass soft-masking steps (default 0)"},
+        {"sm-k", 0, OPT_INT, &c.sm_k, 1, SM_MAX_K, "K", "soft-masking top-k (default 3)"},
+        {"sm-scale", 0, OPT_FLOAT, &c.sm_scale, 0, 1, "X", "initial scale (default 0)"},
+        {"sm-centre", 0, OPT_FLOAT, &c.sm_centre, -1e6, 0, "X", "initial centre (default -0.75)"},
+        {"sm-steepness", 0, OPT_FLOAT, &c.sm_steepness, 1e-6, 1e6, "X", "initial steepness (default 6.67)"},
+        {"log-every", 0, OPT_INT, &c.log_every, 1, 2000000000, "N", "log every N updates (default 10)"},
+        {"val-every", 0, OPT_INT, &c.val_every, 0, 2000000000, "N", "validate every N updates, 0 = never (default 200)"},
+        {"val-batches", 0, OPT_INT, &c.val_batches, 1, 2000000000, "N", "validation batches (default 8)"},
+        {"ckpt-every", 0, OPT_INT, &c.ckpt_every, 0, 2000000000, "N", "checkpoint every N updates (default 500)"},
+        {"keep-last", 0, OPT_INT, &c.keep_last, 1, 1000000, "N", "checkpoints kept (default 3)"},
+        {"milestone-every", 0, OPT_INT, &c.milestone_every, 0, 2000000000, "N", "also keep every N-th step's checkpoint"},
+        {"samples", 0, OPT_INT, &c.samples, 0, 64, "N", "samples logged at each validation (default 1)"},
+        {"seed", 0, OPT_U64, &c.seed, 0, 0, "N", "seed of data order, noise and coins (default 1)"},
+        {"resume", 0, OPT_FLAG, &c.resume, 0, 0, "", "continue from the newest complete checkpoint in --out"},
+        {"quiet", 'q', OPT_FLAG, &c.quiet, 0, 0, "", "no progress line"},
+        THREADS_OPT(c.threads),
+        {0},
+    };
+    cli_command cmd = {"train", "Trains an MDLM (optionally with soft-masking) or its causal baseline.",
+                       "--data DIR --out DIR [--init DIR | --hidden D ...] [options]", opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    c.steps = steps;
+    if (objective) {
+        if (!strcmp(objective, "ar")) c.causal = 1;
+        else if (!strcmp(objective, "mdlm")) c.causal = 0;
+        else {
+            fprintf(stderr, "smdlm train: --objective must be mdlm or ar\n");
+            return 1;
+        }
+    }
+    if (schedule) {
+        if (!strcmp(schedule, "cosine")) c.schedule = SCHED_COSINE;
+        else if (!strcmp(schedule, "constant")) c.schedule = SCHED_CONSTANT;
+        else {
+            fprintf(stderr, "smdlm train: --schedule must be constant or cosine\n");
+            return 1;
+        }
+    }
+    return train_run(&c) ? cli_fail("train") : 0;
+}
