@@ -312,6 +312,7 @@ static int save_state(const run *r, const char *dir) {
 }
 
 static void prune_checkpoints(const run *r);
+static void remove_dir(const char *dir);
 
 static int save_checkpoint(run *r) {
     char *tmp = ckpt_path(r->c->out, ".tmp-", r->step), *final = ckpt_path(r->c->out, "", r->step);
@@ -327,10 +328,20 @@ static int save_checkpoint(run *r) {
     }
     if (!rc) {
         fsync_dir(tmp);
+        /* a checkpoint of the same step already there (a damaged one a resume skipped) is
+           moved aside first: rename cannot replace a non-empty directory */
+        char *old = ckpt_path(r->c->out, ".old-", r->step);
+        remove_dir(old);
+        int had_old = rename(final, old) == 0;
         if (rename(tmp, final) != 0) rc = SM_ERR("cannot rename '%s' to '%s': %s", tmp, final, strerror(errno));
         else fsync_dir(r->c->out);
+        if (had_old) remove_dir(old);
+        free(old);
     }
-    if (rc) sm_wrap_error("checkpoint at step %ld not written (the previous ones are intact)", r->step);
+    if (rc) {
+        sm_wrap_error("checkpoint at step %ld not written (the previous ones are intact)", r->step);
+        remove_dir(tmp);
+    }
     free(tmp), free(final);
     if (!rc) prune_checkpoints(r);
     return rc;

@@ -14,40 +14,9 @@
 #include "testutil.h"
 #include "util.h"
 
-#ifndef SMDLM_BIN
-#define SMDLM_BIN "build/smdlm"
-#endif
-
 static char g_tmp[64];
 
-/* Runs `smdlm ARGS` (a shell fragment), captures stdout+stderr; returns the exit status, or
- * 1000 + signal when the program crashed. */
-static int run(char **out, const char *fmt, ...) {
-    char args[2048], cmd[2300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    const char *bin = getenv("SMDLM") ? getenv("SMDLM") : SMDLM_BIN;
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 4096, len = 0;
-    char *buf = sm_malloc(cap);
-    size_t r;
-    while ((r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += r;
-        if (cap - len < 2) buf = sm_realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = pclose(p);
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    if (WIFSIGNALED(st)) return 1000 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
+#define run tu_run
 
 static void test_forward_contract(void **state) {
     const char *fx = FIXTURES_DIR "/tiny-tc";

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "npy.h"
 #include "util.h"
@@ -127,4 +128,30 @@ void tu_expect_file_error(int rc, const char *file, const char *const *words) {
             print_error("%s: error message lacks '%s': %s\n", file, words[i], msg);
             fail();
         }
+}
+
+int tu_run(char **out, const char *fmt, ...) {
+    char args[2048], cmd[2300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm";
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 4096, len = 0, r;
+    char *buf = sm_malloc(cap);
+    while ((r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += r;
+        if (cap - len < 2) buf = sm_realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    if (WIFSIGNALED(st)) return 1000 + WTERMSIG(st);
+    return WEXITSTATUS(st);
 }

@@ -1,0 +1,213 @@
+/* test_trainloop.c — `smdlm train` as a user runs it: resuming gives bit-identical losses,
+ * a damaged or half-written newest checkpoint falls back to the previous one, a kill -9 in
+ * the middle never leaves a half-written checkpoint, a full disk stops training with the
+ * earlier checkpoints intact; `smdlm eval ppl` and `smdlm plot` on the result. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "rng.h"
+#include "testutil.h"
+#include "util.h"
+
+static char g_dir[64], g_data[128];
+static const char *k_args = "--hidden 32 --heads 2 --blocks 2 --cond-dim 16 --batch 4 --lr 1e-3 "
+                            "--val-every 4 --val-batches 2 --ckpt-every 4 --sm-prob 0.5 --ema 0.9 "
+                            "--samples 0 --log-every 1 -t 2 -q";
+
+/* A data directory in the shard format of data.h: random blocks over 60 ids. */
+static void write_shards(const char *dir) {
+    const int L = 16, V = 60;
+    const char *names[2] = {"train_00000.bin", "val.bin"};
+    const int blocks[2] = {64, 8};
+    sm_rng r;
+    rng_seed(&r, 3);
+    for (int s = 0; s < 2; s++) {
+        char *p = sm_path_join(dir, names[s]);
+        FILE *f = fopen(p, "wb");
+        assert_non_null(f);
+        uint8_t h[SHARD_HEADER_BYTES] = {0};
+        memcpy(h, SHARD_MAGIC, 8);
+        uint32_t v = SHARD_VERSION, w = 2, bl = (uint32_t)L;
+        uint64_t n = (uint64_t)blocks[s] * L;
+        memcpy(h + 8, &v, 4), memcpy(h + 12, &w, 4), memcpy(h + 16, &n, 8), memcpy(h + 24, &bl, 4);
+        fwrite(h, 1, sizeof h, f);
+        for (uint64_t i = 0; i < n; i++) {
+            uint16_t tok = (uint16_t)(i % L == 0 ? 0 : 1 + (i % 7 == 0 ? rng_next(&r) % (V - 1) : (i / 3) % 20));
+            fwrite(&tok, 2, 1, f);
+        }
+        fclose(f);
+        free(p);
+    }
+    char *p = sm_path_join(dir, "meta.json");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "{\"format\":\"smdlm-tokens\",\"version\":1,\"vocab_size\":%d,\"block_len\":%d,"
+               "\"token_bytes\":2,\"bos_id\":0,\"eos_id\":0,"
+               "\"train\":{\"blocks\":64,\"files\":[{\"name\":\"train_00000.bin\",\"blocks\":64}]},"
+               "\"val\":{\"blocks\":8,\"files\":[{\"name\":\"val.bin\",\"blocks\":8}]}}\n", V, L);
+    fclose(f);
+    free(p);
+}
+
+/* The "loss" lines of a log, without timings. */
+static char *losses(const char *out) {
+    char *path = sm_path_join(out, "train_log.jsonl"), *text, *res = sm_calloc(1, 1 << 16);
+    assert_int_equal(sm_read_file(path, 1 << 20, &text, NULL), 0);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *l = strstr(line, "\"loss\":"), *g = strstr(line, ",\"grad_norm\"");
+        if (!l || !g) continue;
+        strncat(res, line, (size_t)(strchr(line, ',') - line)); /* "step":N */
+        strncat(res, l - 1, (size_t)(g - l + 1));
+        strcat(res, "\n");
+    }
+    free(text);
+    free(path);
+    return res;
+}
+
+static int count_complete(const char *out, int *incomplete) {
+    DIR *d = opendir(out);
+    int n = 0;
+    *incomplete = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "ckpt-", 5)) continue;
+        char *dir = sm_path_join(out, e->d_name), *m = sm_path_join(dir, "COMPLETE");
+        if (sm_file_exists(m)) n++;
+        else (*incomplete)++;
+        free(dir), free(m);
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static void test_resume_bit_identical(void **state) {
+    char *out;
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/a --steps 12 %s", g_data, g_dir, k_args), 0);
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/b --steps 8 %s", g_data, g_dir, k_args), 0);
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/b --steps 12 --resume %s", g_data, g_dir, k_args), 0);
+    printf("  %s", out);
+    assert_non_null(strstr(out, "resuming from"));
+    free(out);
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    char *la = losses(a), *lb = losses(b);
+    printf("  uninterrupted:\n%s  interrupted at 8 and resumed:\n%s", la, lb);
+    assert_string_equal(la, lb);
+    free(la), free(lb);
+}
+
+static void test_fallback_to_previous(void **state) {
+    char *out, cmd[512];
+    /* damage the newest checkpoint of run a (step 12) and leave a half-written one */
+    snprintf(cmd, sizeof cmd, "cp -r %s/a %s/c && truncate -s 100 %s/c/ckpt-00000012/model.safetensors && "
+             "mkdir %s/c/ckpt-00000016 && : > %s/c/ckpt-00000016/config.json",
+             g_dir, g_dir, g_dir, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/c --steps 12 --resume %s", g_data, g_dir, k_args), 0);
+    printf("  %s", out);
+    assert_non_null(strstr(out, "skipping"));
+    assert_non_null(strstr(out, "resuming from"));
+    assert_non_null(strstr(out, "ckpt-00000008"));
+    free(out);
+    /* all three damaged: a clear error, not a fresh start */
+    snprintf(cmd, sizeof cmd, "for d in %s/c/ckpt-*; do rm -f $d/COMPLETE; done", g_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/c --steps 12 --resume %s", g_data, g_dir, k_args), 1);
+    assert_non_null(strstr(out, "could be loaded"));
+    free(out);
+}
+
+static void test_kill_during_training(void **state) {
+    char cmd[1024];
+    for (int trial = 0; trial < 3; trial++) {
+        snprintf(cmd, sizeof cmd,
+                 "( %s train --data %s --out %s/k --steps 100000 --ckpt-every 1 --keep-last 2 %s & "
+                 "pid=$!; sleep 0.%d; kill -9 $pid; wait $pid ) >/dev/null 2>&1",
+                 getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm", g_data, g_dir, k_args, 3 + 2 * trial);
+        system(cmd);
+        char out_dir[128];
+        snprintf(out_dir, sizeof out_dir, "%s/k", g_dir);
+        int incomplete, complete = count_complete(out_dir, &incomplete);
+        printf("  kill -9 #%d: %d complete checkpoints, %d incomplete ones named ckpt-*\n", trial, complete, incomplete);
+        assert_int_equal(incomplete, 0);
+        assert_true(complete >= 1);
+        char *out;
+        /* resuming works after every kill */
+        assert_int_equal(tu_run(&out, "train --data %s --out %s/k --steps 1 --resume %s", g_data, g_dir, k_args), 0);
+        free(out);
+    }
+}
+
+static void test_disk_full(void **state) {
+    char cmd[1024];
+    /* files larger than 64 KiB cannot be written (RLIMIT_FSIZE); SIGXFSZ ignored so that
+       write() fails with EFBIG as on a full disk */
+    snprintf(cmd, sizeof cmd,
+             "sh -c \"trap '' XFSZ; ulimit -f 64; %s train --data %s --out %s/f --steps 8 %s\" > %s/f.log 2>&1",
+             getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm", g_data, g_dir, k_args, g_dir);
+    int st = system(cmd);
+    char path[128], *text;
+    snprintf(path, sizeof path, "%s/f.log", g_dir);
+    assert_int_equal(sm_read_file(path, 1 << 20, &text, NULL), 0);
+    printf("  exit %d: %s", WEXITSTATUS(st), text);
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_non_null(strstr(text, "not written"));
+    free(text);
+    snprintf(path, sizeof path, "%s/f", g_dir);
+    int incomplete, complete = count_complete(path, &incomplete);
+    assert_int_equal(incomplete, 0);
+    assert_int_equal(complete, 0);
+}
+
+static void test_eval_and_plot(void **state) {
+    char *out;
+    assert_int_equal(tu_run(&out, "eval ppl -m %s/a/ckpt-00000012 --data %s --batch 4 --json", g_dir, g_data), 0);
+    printf("  %s", out);
+    assert_non_null(strstr(out, "\"ppl\":"));
+    assert_non_null(strstr(out, "\"soft_masking\":true"));
+    free(out);
+    assert_int_equal(tu_run(&out, "plot %s/a/train_log.jsonl %s/b/train_log.jsonl -o %s/loss.png", g_dir, g_dir, g_dir), 0);
+    free(out);
+    char path[128];
+    snprintf(path, sizeof path, "%s/loss.png", g_dir);
+    char *png;
+    size_t n;
+    assert_int_equal(sm_read_file(path, 1 << 24, &png, &n), 0);
+    assert_true(n > 1000 && !memcmp(png, "\x89PNG", 4));
+    free(png);
+    assert_int_equal(tu_run(&out, "eval ppl -m %s/a/ckpt-00000012 --data %s/nowhere", g_dir, g_dir), 1);
+    assert_non_null(strstr(out, "meta.json"));
+    free(out);
+}
+
+static int setup(void **state) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/smdlm-trainloop-XXXXXX");
+    if (!mkdtemp(g_dir)) return -1;
+    snprintf(g_data, sizeof g_data, "%s/data", g_dir);
+    mkdir(g_data, 0755);
+    write_shards(g_data);
+    return 0;
+}
+
+static int teardown(void **state) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_fallback_to_previous),
+        cmocka_unit_test(test_kill_during_training), cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_eval_and_plot),
+    };
+    return cmocka_run_group_tests_name("trainloop", tests, setup, teardown);
+}
