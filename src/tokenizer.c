@@ -23,6 +23,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "tokenizer_internal.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -599,15 +600,29 @@ static int finish(smdlm_tokenizer *t, const char *what) {
     t->dec_off[t->n_ids] = off;
     build_set(t, &t->set_raw, false);
     build_set(t, &t->set_norm, true);
-    /* pre-tokenizer regex */
-    int err;
-    PCRE2_SIZE erroff;
-    t->re = pcre2_compile((PCRE2_SPTR)GPT2_PATTERN, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
-                          &err, &erroff, NULL);
-    SM_ASSERT(t->re != NULL);
-    pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter on failure */
+    t->re = tok_gpt2_regex(); /* pre-tokenizer regex */
     return 0;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Shared with the BPE trainer (tokenizer_internal.h) */
+
+pcre2_code *tok_gpt2_regex(void) {
+    int err;
+    PCRE2_SIZE erroff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)GPT2_PATTERN, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP, &err, &erroff, NULL);
+    SM_ASSERT(re != NULL);
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter on failure */
+    return re;
+}
+
+void tok_byte_to_unicode(uint16_t out[256]) {
+    pthread_once(&g_tables_once, init_tables);
+    memcpy(out, g_b2u, sizeof g_b2u);
+}
+
+size_t tok_utf8_valid_prefix(const char *s, size_t n) { return utf8_check((const uint8_t *)s, n); }
 
 static smdlm_tokenizer *tok_new(void) {
     pthread_once(&g_tables_once, init_tables);
