@@ -9,9 +9,9 @@ BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 # No -march=native: hot kernels carry target_clones(avx512f, avx2, default) and the
 # loader picks one at run time.
 CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
-           -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8) $(SAN)
+           -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8 ompi-c) $(SAN)
 LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas \
-           $(shell pkg-config --libs libcjson libpcre2-8) -lm -lpthread
+           $(shell pkg-config --libs libcjson libpcre2-8 ompi-c) -lm -lpthread
 LDFLAGS := -fopenmp $(SAN)
 
 LIB_SRC  := $(sort $(wildcard src/*.c))

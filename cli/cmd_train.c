@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "dist.h"
 #include "common.h"
 #include "trainloop.h"
 #include "util.h"
@@ -78,5 +79,13 @@ int cmd_train(int argc, char **argv) {
             return 1;
         }
     }
-    return train_run(&c) ? cli_fail("train") : 0;
+    dist_init(&argc, &argv);
+    if (dist_size() > 1 && !c.quiet && dist_rank() == 0)
+        fprintf(stderr, "smdlm train: %d processes, global batch %d × %d\n", dist_size(), dist_size(), c.batch);
+    if (train_run(&c)) {
+        cli_fail("train");
+        dist_abort(1); /* the other processes would wait for this one forever */
+    }
+    dist_finalize();
+    return 0;
 }

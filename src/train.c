@@ -46,18 +46,28 @@ struct train_acts {
     uint8_t *masked;
 };
 
-void mdlm_noise_batch(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B, int T,
-                      int mask_id) {
+void mdlm_noise_rows(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B_global, int b0,
+                     int B, int T, int mask_id) {
     const double eps = 1e-3;
     double u = rng_uniform(r);
-    for (int b = 0; b < B; b++) {
-        double tb = fmod(u + (double)b / B, 1.0);
-        t[b] = (float)((1.0 - eps) * tb + eps);
+    for (int g = 0; g < B_global; g++) {
+        float tg = (float)((1.0 - eps) * fmod(u + (double)g / B_global, 1.0) + eps);
+        double p = (1.0 - eps) * tg;
+        int mine = g >= b0 && g < b0 + B;
+        if (mine) t[g - b0] = tg;
+        for (int i = 0; i < T; i++) {
+            int masked = rng_uniform(r) < p;
+            if (mine) {
+                size_t at = (size_t)(g - b0) * T + i;
+                xt[at] = masked ? mask_id : x0[at];
+            }
+        }
     }
-    for (int b = 0; b < B; b++) {
-        double p = (1.0 - eps) * t[b];
-        for (int i = b * T; i < (b + 1) * T; i++) xt[i] = rng_uniform(r) < p ? mask_id : x0[i];
-    }
+}
+
+void mdlm_noise_batch(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B, int T,
+                      int mask_id) {
+    mdlm_noise_rows(r, x0, xt, t, B, 0, B, T, mask_id);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */

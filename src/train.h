@@ -50,6 +50,10 @@ typedef struct {
  * with probability (1 − 1e-3)·t_b. All draws from r, in batch then position order. */
 void mdlm_noise_batch(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B, int T,
                       int mask_id);
+/* The same draws for a global batch of B_global rows, keeping only rows [b0, b0 + B) (one
+ * process's share under data parallelism: every process draws the whole batch). */
+void mdlm_noise_rows(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B_global, int b0,
+                     int B, int T, int mask_id);
 
 /* Copies the parameters of `src` (mapped or owned) into a fresh trainer for batches of B×T. */
 void trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads);

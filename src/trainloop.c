@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "dist.h"
 #include "jsonutil.h"
 #include "kernels.h"
 #include "model.h"
@@ -153,13 +154,17 @@ static void shuffle_epoch(run *r) {
     }
 }
 
+/* The next block of the data order; read into out only when out != NULL (the blocks of
+ * the other processes' shares are skipped). */
 static int next_block(run *r, int32_t *out, int32_t *tmp) {
     if (r->pos == r->train.nblocks) {
         r->epoch++;
         r->pos = 0;
         shuffle_epoch(r);
     }
-    if (shards_read_block(&r->train, r->perm[r->pos++], tmp)) return -1;
+    uint32_t block = r->perm[r->pos++];
+    if (!out) return 0;
+    if (shards_read_block(&r->train, block, tmp)) return -1;
     memcpy(out, tmp, sizeof(int32_t) * (size_t)r->tr.T);
     return 0;
 }
@@ -567,22 +572,30 @@ static int train_loop(run *r) {
         double t0 = sm_time_sec(), loss = 0;
         int sm_passes = 0;
         trainer_zero_grads(tr);
+        /* the global batch is world·B rows; this process owns rows [rank·B, rank·B + B) */
+        const int world = dist_size(), b0 = dist_rank() * B;
         for (int a = 0; a < c->accum && !rc; a++) {
-            for (int b = 0; b < B && !rc; b++) rc = next_block(r, r->x0 + (size_t)b * T, tmp);
+            for (int g = 0; g < world * B && !rc; g++)
+                rc = next_block(r, g >= b0 && g < b0 + B ? r->x0 + (size_t)(g - b0) * T : NULL, tmp);
             if (rc) break;
             int sm = 0;
             if (tr->cfg.causal) {
                 memcpy(r->xt, r->x0, sizeof(int32_t) * (size_t)B * T);
             } else {
-                mdlm_noise_batch(&r->rng, r->x0, r->xt, r->t, B, T, tr->cfg.mask_id);
+                mdlm_noise_rows(&r->rng, r->x0, r->xt, r->t, world * B, b0, B, T, tr->cfg.mask_id);
                 sm = c->sm_prob > 0.0f && rng_uniform(&r->rng) < c->sm_prob;
             }
             train_batch bt = {r->xt, r->x0, r->t};
-            loss += trainer_accumulate(tr, &bt, sm, 1.0f / c->accum) / c->accum;
+            loss += trainer_accumulate(tr, &bt, sm, 1.0f / (c->accum * world)) / c->accum;
             sm_passes += sm;
-            r->tokens += (long)B * T;
+            r->tokens += (long)world * B * T;
         }
         if (rc) break;
+        if (world > 1) { /* average: every process then makes the same update */
+            dist_allreduce_sum(tr->grads.owned, tr->nparams);
+            dist_allreduce_sum(tr->sm_grad, 3);
+            loss = dist_allreduce_sum_double(loss) / world;
+        }
         double norm = adamw_step(&r->opt);
         if (c->ema > 0.0f) trainer_ema_update(tr, c->ema);
         r->step++;
@@ -590,6 +603,7 @@ static int train_loop(run *r) {
             rc = SM_ERR("the loss is %g at step %ld; stopping (lower the learning rate?)", loss, r->step);
             break;
         }
+        if (dist_rank() != 0) continue; /* process 0 logs, validates and writes checkpoints */
         if (r->step % c->log_every == 0 || r->step == c->steps) log_step(r, loss, norm, sm_passes, sm_time_sec() - t0);
         if (c->val_every && (r->step % c->val_every == 0 || r->step == c->steps)) {
             double nats = 0;
@@ -668,7 +682,7 @@ int train_run(const train_config *c) {
     r.x0 = sm_malloc(sizeof(int32_t) * (size_t)r.tr.B * r.tr.T);
     r.xt = sm_malloc(sizeof(int32_t) * (size_t)r.tr.B * r.tr.T);
     r.t = sm_malloc(sizeof(float) * (size_t)r.tr.B);
-    char *log_path = sm_path_join(c->out, "train_log.jsonl");
+    char *log_path = dist_rank() == 0 ? sm_path_join(c->out, "train_log.jsonl") : sm_strdup("/dev/null");
     r.log = fopen(log_path, "a");
     if (!r.log) SM_ERR("cannot open '%s'", log_path);
     free(log_path);

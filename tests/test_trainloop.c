@@ -167,6 +167,45 @@ static void test_disk_full(void **state) {
     assert_int_equal(complete, 0);
 }
 
+/* mpirun -np 2 with batch B each follows the single process with batch 2B. */
+static void test_mpi_data_parallel(void **state) {
+    if (system("command -v mpirun >/dev/null 2>&1") != 0) {
+        printf("  SKIPPED: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)\n");
+        return;
+    }
+    const char *bin = getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm";
+    const char *common = "--hidden 32 --heads 2 --blocks 2 --cond-dim 16 --lr 1e-3 --val-every 0 "
+                         "--ckpt-every 0 --sm-prob 0.5 --ema 0.9 -t 1 -q --log-every 1 --steps 6";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/mp1 --batch 8 %s", bin, g_data, g_dir, common);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe "
+             "%s train --data %s --out %s/mp2 --batch 4 %s > %s/mpi.log 2>&1", bin, g_data, g_dir, common, g_dir);
+    int st = system(cmd);
+    if (st != 0) {
+        char path[128], *text = NULL;
+        snprintf(path, sizeof path, "%s/mpi.log", g_dir);
+        sm_read_file(path, 1 << 20, &text, NULL);
+        print_error("mpirun failed: %s\n", text ? text : "");
+        free(text);
+        fail();
+    }
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/mp1", g_dir);
+    snprintf(b, sizeof b, "%s/mp2", g_dir);
+    char *la = losses(a), *lb = losses(b);
+    float va[16], vb[16];
+    int n = 0;
+    for (char *p = la, *q = lb; (p = strstr(p, "\"loss\":")) && (q = strstr(q, "\"loss\":")) && n < 16; p++, q++, n++) {
+        va[n] = strtof(p + 7, NULL);
+        vb[n] = strtof(q + 7, NULL);
+    }
+    assert_int_equal(n, 6);
+    assert_int_equal(tu_compare_f32("mpirun -np 2 vs 1 process", vb, va, 6, 1e-6f, 1e-5f), 0);
+    free(la), free(lb);
+}
+
 static void test_eval_and_plot(void **state) {
     char *out;
     assert_int_equal(tu_run(&out, "eval ppl -m %s/a/ckpt-00000012 --data %s --batch 4 --json", g_dir, g_data), 0);
@@ -207,7 +246,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_fallback_to_previous),
         cmocka_unit_test(test_kill_during_training), cmocka_unit_test(test_disk_full),
-        cmocka_unit_test(test_eval_and_plot),
+        cmocka_unit_test(test_eval_and_plot),    cmocka_unit_test(test_mpi_data_parallel),
     };
     return cmocka_run_group_tests_name("trainloop", tests, setup, teardown);
 }
