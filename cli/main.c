@@ -14,6 +14,7 @@ static const struct {
     {"eval", cmd_eval, "perplexity of a model on token shards (eval ppl)"},
     {"plot", cmd_plot, "loss curves of training logs (gnuplot PNG)"},
     {"grad", cmd_grad, "loss and every gradient of one batch (plain, soft-masked or causal)"},
+    {"data", cmd_data, "text files, directories, JSONL → token shards (data prepare)"},
     {"train", cmd_train, "train an MDLM with soft-masking (or its causal baseline) from token shards"},
     {"tokenize", cmd_tokenize, "text to token ids and back"},
     {"bench", cmd_bench, "throughput and memory of the forward pass"},
