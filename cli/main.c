@@ -16,6 +16,7 @@ static const struct {
     {"grad", cmd_grad, "loss and every gradient of one batch (plain, soft-masked or causal)"},
     {"data", cmd_data, "text files, directories, JSONL → token shards (data prepare)"},
     {"train", cmd_train, "train an MDLM with soft-masking (or its causal baseline) from token shards"},
+    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (tokenizer train)"},
     {"tokenize", cmd_tokenize, "text to token ids and back"},
     {"bench", cmd_bench, "throughput and memory of the forward pass"},
 };
