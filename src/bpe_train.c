@@ -13,15 +13,14 @@
 #include "bpe_train.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "corpus.h"
 #include "tokenizer_internal.h"
 #include "util.h"
 
@@ -33,12 +32,6 @@ static const char *const SPECIALS[2] = {"<|endoftext|>", "<|mask|>"};
 
 /* ---------------------------------------------------------------------------------------------
  * Hash maps */
-
-static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
 
 static uint64_t hash_u64(uint64_t k) {
     k ^= k >> 33;
@@ -103,7 +96,7 @@ static uint32_t *str_index_find(const str_index *m, const str_rec *recs, const c
 
 /* (left id, right id) → count, plus the per-merge "where" bookkeeping (see merge step) */
 typedef struct {
-    uint64_t key; /* PAIR_EMPTY: empty */
+    uint64_t key; /* TOK_KEY_EMPTY: empty */
     int64_t count;
     uint32_t stamp, widx; /* widx valid when stamp == the current merge's stamp */
 } pair_slot;
@@ -113,31 +106,22 @@ typedef struct {
     size_t mask, count;
 } pair_map;
 
-#define PAIR_EMPTY UINT64_MAX
-
 static uint64_t pair_key(uint32_t a, uint32_t b) { return ((uint64_t)a << 32) | b; }
 
+static size_t pair_slot_of(uint64_t key, size_t mask) { return hash_u64(key) & mask; }
+
 static void pair_map_grow(pair_map *m) {
-    size_t old_cap = m->slots ? m->mask + 1 : 0, cap = old_cap ? 2 * old_cap : 4096;
-    pair_slot *old = m->slots;
-    m->slots = sm_malloc(cap * sizeof *m->slots);
-    for (size_t i = 0; i < cap; i++) m->slots[i] = (pair_slot){.key = PAIR_EMPTY};
-    m->mask = cap - 1;
-    for (size_t j = 0; j < old_cap; j++) {
-        if (old[j].key == PAIR_EMPTY) continue;
-        size_t i = hash_u64(old[j].key) & m->mask;
-        while (m->slots[i].key != PAIR_EMPTY) i = (i + 1) & m->mask;
-        m->slots[i] = old[j];
-    }
-    free(old);
+    void *slots = m->slots;
+    tok_keymap_grow(&slots, &m->mask, sizeof *m->slots, 4096, pair_slot_of);
+    m->slots = slots;
 }
 
 /* The slot of key, inserted with count 0 if absent. Pointers stay valid until the next call. */
 static pair_slot *pair_get(pair_map *m, uint64_t key) {
     if (!m->slots || (m->count + 1) * 2 > m->mask + 1) pair_map_grow(m);
-    size_t i = hash_u64(key) & m->mask;
-    while (m->slots[i].key != PAIR_EMPTY && m->slots[i].key != key) i = (i + 1) & m->mask;
-    if (m->slots[i].key == PAIR_EMPTY) {
+    size_t i = pair_slot_of(key, m->mask);
+    while (m->slots[i].key != TOK_KEY_EMPTY && m->slots[i].key != key) i = (i + 1) & m->mask;
+    if (m->slots[i].key == TOK_KEY_EMPTY) {
         m->slots[i] = (pair_slot){.key = key};
         m->count++;
     }
@@ -213,7 +197,7 @@ static uint32_t add_token(bpe_trainer *t, const char *s, size_t n) {
     }
     if (!t->tok_index.slots || (t->n_toks + 1) * 2 > t->tok_index.mask + 1)
         str_index_grow(&t->tok_index, t->toks);
-    uint64_t h = hash_bytes(s, n);
+    uint64_t h = tok_hash_bytes(s, n);
     uint32_t *slot = str_index_find(&t->tok_index, t->toks, t->tok_text.bytes, s, n, h);
     SM_ASSERT(*slot == 0);
     uint64_t off = arena_put(&t->tok_text, s, n);
@@ -299,7 +283,7 @@ static void progress_line(bpe_trainer *t, const char *fmt, ...) {
 
 static void count_word(bpe_trainer *t, const char *s, size_t n) {
     t->st.words++;
-    uint64_t h = hash_bytes(s, n);
+    uint64_t h = tok_hash_bytes(s, n);
     if (!t->word_index.slots || (t->n_words + 1) * 2 > t->word_index.mask + 1)
         str_index_grow(&t->word_index, t->words);
     uint32_t *slot = str_index_find(&t->word_index, t->words, t->words_text.bytes, s, n, h);
@@ -438,36 +422,25 @@ static int add_text_file(bpe_trainer *t, const char *path) {
     return rc;
 }
 
-static bool is_blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
-    return true;
-}
-
 static int add_jsonl_file(bpe_trainer *t, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
+    corpus_lines r;
+    if (corpus_lines_open(&r, path, BPE_MAX_DOC_BYTES)) return -1;
+    char *line;
+    size_t n;
     long lineno = 0;
     int rc = 0;
     char what[1100];
     for (;;) {
-        errno = 0;
-        ssize_t n = getline(&line, &cap, f);
-        if (n < 0) {
-            if (ferror(f)) rc = SM_ERR("cannot read '%s': %s", path, strerror(errno));
+        uint64_t before = r.consumed;
+        int got = corpus_lines_next(&r, lineno + 1, &line, &n);
+        if (got <= 0) {
+            rc = got;
             break;
         }
         lineno++;
-        t->st.bytes += (uint64_t)n;
+        t->st.bytes += r.consumed - before;
         snprintf(what, sizeof what, "'%s' line %ld", path, lineno);
-        if ((size_t)n > BPE_MAX_DOC_BYTES) {
-            rc = SM_ERR("%s: longer than %zu bytes", what, BPE_MAX_DOC_BYTES);
-            break;
-        }
-        if (n && line[n - 1] == '\n') n--;
-        if (is_blank(line, (size_t)n)) continue;
+        if (corpus_is_blank(line, n)) continue;
         if (memchr(line, 0, (size_t)n)) {
             rc = SM_ERR("%s: a NUL byte at byte %zu of the line: not a JSONL file?", what,
                         (size_t)((char *)memchr(line, 0, (size_t)n) - line));
@@ -494,87 +467,20 @@ static int add_jsonl_file(bpe_trainer *t, const char *path) {
         if (rc) break;
         count_progress(t);
     }
-    free(line);
-    fclose(f);
+    corpus_lines_close(&r);
     return rc;
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
-static int add_file(bpe_trainer *t, const char *path) {
+static int add_file(void *ctx, const char *path) {
+    bpe_trainer *t = ctx;
     t->st.files++;
-    return ends_with(path, ".jsonl") ? add_jsonl_file(t, path) : add_text_file(t, path);
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The regular files below dir (rel: the path below the input directory) whose name, or
- * relative path when the pattern has a '/', matches the glob; *n_files counts them. */
-static int walk_dir(bpe_trainer *t, const char *dir, const char *rel, uint64_t *n_files) {
-    DIR *d = opendir(dir);
-    if (!d) return SM_ERR("cannot open directory '%s': %s", dir, strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue; /* ".", "..", hidden files and directories */
-        if (n == cap) names = sm_realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *names);
-        names[n++] = sm_strdup(e->d_name);
-    }
-    closedir(d);
-    if (n) qsort(names, n, sizeof *names, cmp_str);
-    int rc = 0;
-    bool path_glob = strchr(t->o.glob, '/') != NULL;
-    for (size_t i = 0; i < n; i++) {
-        char *path = sm_path_join(dir, names[i]);
-        char *sub = *rel ? sm_path_join(rel, names[i]) : sm_strdup(names[i]);
-        struct stat st;
-        if (rc == 0 && lstat(path, &st) == 0) {
-            if (S_ISDIR(st.st_mode)) {
-                rc = walk_dir(t, path, sub, n_files);
-            } else {
-                /* a symbolic link to a file is taken; one to a directory is not followed */
-                bool regular = S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) &&
-                                                       stat(path, &st) == 0 && S_ISREG(st.st_mode));
-                if (regular && fnmatch(t->o.glob, path_glob ? sub : names[i], 0) == 0) {
-                    (*n_files)++;
-                    rc = add_file(t, path);
-                }
-            }
-        }
-        free(path);
-        free(sub);
-        free(names[i]);
-    }
-    free(names);
-    return rc;
+    return corpus_is_jsonl(path) ? add_jsonl_file(t, path) : add_text_file(t, path);
 }
 
 int bpe_trainer_add_inputs(bpe_trainer *t, const char *const *inputs, int ninputs) {
     if (t->trained) return SM_ERR("the trainer has already been trained");
     double t0 = sm_time_sec();
-    int rc = 0;
-    for (int i = 0; i < ninputs && rc == 0; i++) {
-        struct stat st;
-        if (stat(inputs[i], &st) != 0) {
-            rc = SM_ERR("cannot open input '%s': %s", inputs[i], strerror(errno));
-        } else if (S_ISDIR(st.st_mode)) {
-            uint64_t n = 0;
-            rc = walk_dir(t, inputs[i], "", &n);
-            if (rc == 0 && n == 0)
-                rc = SM_ERR("input directory '%s' has no files matching '%s' (see --glob)",
-                            inputs[i], t->o.glob);
-        } else if (S_ISREG(st.st_mode)) {
-            rc = add_file(t, inputs[i]);
-        } else {
-            rc = SM_ERR("input '%s' is neither a regular file nor a directory", inputs[i]);
-        }
-    }
+    int rc = corpus_walk(inputs, ninputs, t->o.glob, NULL, add_file, t);
     t->st.count_seconds += sm_time_sec() - t0;
     return rc;
 }
@@ -780,7 +686,7 @@ int bpe_trainer_train(bpe_trainer *t) {
         memcpy(buf, t->tok_text.bytes + ra->off, ra->len);
         memcpy(buf + ra->len, t->tok_text.bytes + rb->off, rb->len);
         uint32_t *slot = str_index_find(&t->tok_index, t->toks, t->tok_text.bytes, buf, n,
-                                        hash_bytes(buf, n));
+                                        tok_hash_bytes(buf, n));
         uint32_t r;
         if (*slot) {
             r = *slot - 1;

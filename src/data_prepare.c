@@ -1,6 +1,6 @@
 /* data_prepare.c — text files, directories and JSONL → token shards (see data_prepare.h).
  *
- * Layout: input list (directory walk) · validation split · shard writers · batches of
+ * Layout: input list (corpus.h) · validation split · shard writers · batches of
  * documents (read in order, encoded in parallel, written in order) · meta.json · driver.
  */
 #include "data_prepare.h"
@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "corpus.h"
 #include "data.h"
 #include "jsonutil.h"
 #include "rng.h"
@@ -47,9 +47,6 @@ typedef struct {
 typedef struct {
     in_file *v;
     int n, cap;
-    int has_out;         /* the output directory exists: the walk skips it */
-    dev_t out_dev;
-    ino_t out_ino;
 } file_list;
 
 static int ends_with(const char *s, const char *suffix) {
@@ -57,11 +54,13 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-static void fl_add(file_list *fl, const char *path) {
+static int fl_add(void *ctx, const char *path) {
+    file_list *fl = ctx;
     if (fl->n == fl->cap) fl->v = sm_realloc(fl->v, (size_t)(fl->cap = fl->cap ? 2 * fl->cap : 64) * sizeof *fl->v);
     fl->v[fl->n].path = sm_strdup(path);
-    fl->v[fl->n].jsonl = ends_with(path, ".jsonl");
+    fl->v[fl->n].jsonl = corpus_is_jsonl(path);
     fl->n++;
+    return 0;
 }
 
 static void fl_free(file_list *fl) {
@@ -70,72 +69,11 @@ static void fl_free(file_list *fl) {
     memset(fl, 0, sizeof *fl);
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Recursively adds the regular files below dir (rel: the path below the input directory)
- * whose name (or relative path, when the pattern has a '/') matches glob. */
-static int walk_dir(const char *dir, const char *rel, const char *glob, file_list *fl) {
-    DIR *d = opendir(dir);
-    if (!d) return SM_ERR("cannot open directory '%s': %s", dir, strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue; /* ".", "..", hidden files and directories */
-        if (n == cap) names = sm_realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *names);
-        names[n++] = sm_strdup(e->d_name);
-    }
-    closedir(d);
-    if (n) qsort(names, n, sizeof *names, cmp_str);
-    int rc = 0, path_glob = strchr(glob, '/') != NULL;
-    for (size_t i = 0; i < n; i++) {
-        char *path = sm_path_join(dir, names[i]);
-        char *sub = *rel ? sm_path_join(rel, names[i]) : sm_strdup(names[i]);
-        struct stat st;
-        if (rc == 0 && lstat(path, &st) == 0) {
-            if (S_ISDIR(st.st_mode)) {
-                /* the output directory inside an input one: its shards are not input */
-                if (!(fl->has_out && st.st_dev == fl->out_dev && st.st_ino == fl->out_ino))
-                    rc = walk_dir(path, sub, glob, fl);
-            } else {
-                /* a symbolic link to a file is taken; one to a directory is not followed */
-                int regular = S_ISREG(st.st_mode) ||
-                              (S_ISLNK(st.st_mode) && stat(path, &st) == 0 && S_ISREG(st.st_mode));
-                if (regular && fnmatch(glob, path_glob ? sub : names[i], 0) == 0) fl_add(fl, path);
-            }
-        }
-        free(path);
-        free(sub);
-        free(names[i]);
-    }
-    free(names);
-    return rc;
-}
-
+/* The input files in order (corpus.h); the output directory inside an input one is skipped:
+ * its shards are not input. */
 static int collect_inputs(const data_prepare_opts *o, const char *const *inputs, int ninputs,
                           file_list *fl) {
-    struct stat out;
-    if (stat(o->out_dir, &out) == 0 && S_ISDIR(out.st_mode))
-        fl->has_out = 1, fl->out_dev = out.st_dev, fl->out_ino = out.st_ino;
-    for (int i = 0; i < ninputs; i++) {
-        struct stat st;
-        if (stat(inputs[i], &st) != 0)
-            return SM_ERR("cannot open input '%s': %s", inputs[i], strerror(errno));
-        if (S_ISDIR(st.st_mode)) {
-            int before = fl->n;
-            if (walk_dir(inputs[i], "", o->glob, fl)) return -1;
-            if (fl->n == before)
-                return SM_ERR("input directory '%s' has no files matching '%s' (see --glob)",
-                              inputs[i], o->glob);
-        } else if (S_ISREG(st.st_mode)) {
-            fl_add(fl, inputs[i]);
-        } else {
-            return SM_ERR("input '%s' is neither a regular file nor a directory", inputs[i]);
-        }
-    }
-    return 0;
+    return corpus_walk(inputs, ninputs, o->glob, o->out_dir, fl_add, fl);
 }
 
 static char *fmt_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -151,60 +89,6 @@ static char *fmt_msg(const char *fmt, ...) {
 /* ---------------------------------------------------------------------------------------
  * Reading: whole files, and JSONL lines with a bounded buffer */
 
-typedef struct {
-    FILE *f;
-    char *buf;
-    size_t cap, start, end;
-    int eof;
-} line_reader;
-
-/* Next line (without '\n', NUL-terminated in place). 1: a line, 0: end of file, -1: error. */
-static int lr_next(line_reader *r, const char *path, long lineno, char **line, size_t *len) {
-    size_t scanned = r->start;
-    for (;;) {
-        char *nl = memchr(r->buf + scanned, '\n', r->end - scanned);
-        if (nl) {
-            *line = r->buf + r->start;
-            *len = (size_t)(nl - *line);
-            *nl = 0;
-            r->start = (size_t)(nl - r->buf) + 1;
-            return 1;
-        }
-        scanned = r->end;
-        if (r->eof) {
-            if (r->start == r->end) return 0;
-            *line = r->buf + r->start;
-            *len = r->end - r->start;
-            r->buf[r->end] = 0; /* room kept by the reads below */
-            r->start = r->end;
-            return 1;
-        }
-        if (r->start > 0) {
-            memmove(r->buf, r->buf + r->start, r->end - r->start);
-            r->end -= r->start;
-            scanned -= r->start;
-            r->start = 0;
-        }
-        if (r->end + 1 >= r->cap) {
-            if (r->cap >= DATA_MAX_DOC_BYTES)
-                return SM_ERR("%s:%ld: line longer than %zu bytes", path, lineno, DATA_MAX_DOC_BYTES);
-            r->buf = sm_realloc(r->buf, r->cap *= 2);
-        }
-        size_t got = fread(r->buf + r->end, 1, r->cap - 1 - r->end, r->f);
-        if (got == 0) {
-            if (ferror(r->f)) return SM_ERR("cannot read '%s': %s", path, strerror(errno));
-            r->eof = 1;
-        }
-        r->end += got;
-    }
-}
-
-static int is_blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
-    return 1;
-}
-
 /* One JSONL line: 1 with *text (the field's string; *obj to free) for a document, 0 for a
  * line without one (blank, or an empty string), -1 for a bad line with *err (malloc'ed). */
 static int parse_jsonl_line(char *line, size_t len, const char *field, const char *what,
@@ -212,7 +96,7 @@ static int parse_jsonl_line(char *line, size_t len, const char *field, const cha
     *obj = NULL;
     *text = NULL;
     *err = NULL;
-    if (is_blank(line, len)) return 0;
+    if (corpus_is_blank(line, len)) return 0;
     size_t nul = strlen(line);
     if (nul != len) {
         *err = fmt_msg("%s: a NUL byte (binary data?) at byte %zu of the line", what, nul);
@@ -233,23 +117,20 @@ static int parse_jsonl_line(char *line, size_t len, const char *field, const cha
 
 /* Documents of a JSONL file (lines with a non-empty text field), for --val-docs. */
 static int count_jsonl_docs(const char *path, const char *field, uint64_t *count) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
-    line_reader r = {.f = f, .cap = (size_t)1 << 20};
-    r.buf = sm_malloc(r.cap);
+    corpus_lines r;
+    if (corpus_lines_open(&r, path, DATA_MAX_DOC_BYTES)) return -1;
     char *line, *err;
     size_t len;
     int rc;
     long lineno = 0;
-    while ((rc = lr_next(&r, path, ++lineno, &line, &len)) == 1) {
+    while ((rc = corpus_lines_next(&r, ++lineno, &line, &len)) == 1) {
         cJSON *obj;
         const char *text;
         if (parse_jsonl_line(line, len, field, path, &obj, &text, &err) == 1) (*count)++;
         cJSON_Delete(obj);
         free(err);
     }
-    free(r.buf);
-    fclose(f);
+    corpus_lines_close(&r);
     return rc;
 }
 
@@ -491,38 +372,6 @@ static doc *batch_add(batch *b, size_t len) {
     return d;
 }
 
-/* First byte that is not valid UTF-8 or is NUL, or n. */
-static size_t text_check(const uint8_t *s, size_t n, int *is_nul) {
-    size_t i = 0;
-    *is_nul = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            if (!c) {
-                *is_nul = 1;
-                return i;
-            }
-            i++;
-            continue;
-        }
-        size_t k = 0;
-        if (c >= 0xc2 && c <= 0xdf) {
-            if (i + 1 < n && (s[i + 1] & 0xc0) == 0x80) k = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            uint8_t lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-            if (i + 2 < n && s[i + 1] >= lo && s[i + 1] <= hi && (s[i + 2] & 0xc0) == 0x80) k = 3;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            uint8_t lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-            if (i + 3 < n && s[i + 1] >= lo && s[i + 1] <= hi && (s[i + 2] & 0xc0) == 0x80 &&
-                (s[i + 3] & 0xc0) == 0x80)
-                k = 4;
-        }
-        if (!k) return i;
-        i += k;
-    }
-    return n;
-}
-
 static void encode_doc(const smdlm_tokenizer *tok, int32_t mask_id, const file_list *fl,
                        const char *field, const char *text, doc *d) {
     if (d->err) return;
@@ -530,7 +379,7 @@ static void encode_doc(const smdlm_tokenizer *tok, int32_t mask_id, const file_l
     char where[64] = "";
     if (d->line) snprintf(where, sizeof where, ":%ld", d->line);
     int nul;
-    size_t bad = text_check((const uint8_t *)text, d->len, &nul);
+    size_t bad = corpus_check_text(text, d->len, &nul);
     if (bad != d->len) {
         const char *what = nul ? "a NUL byte (binary data?)" : "invalid UTF-8";
         if (d->line)
@@ -698,15 +547,13 @@ static int read_text_file(run_ctx *c, int fi) {
 
 static int read_jsonl_file(run_ctx *c, int fi) {
     const char *path = c->files.v[fi].path;
-    FILE *f = fopen(path, "rb");
-    if (!f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
-    line_reader r = {.f = f, .cap = (size_t)1 << 20};
-    r.buf = sm_malloc(r.cap);
+    corpus_lines r;
+    if (corpus_lines_open(&r, path, DATA_MAX_DOC_BYTES)) return -1;
     char *line, what[1100];
     size_t len;
     long lineno = 0;
     int rc;
-    while ((rc = lr_next(&r, path, lineno + 1, &line, &len)) == 1) {
+    while ((rc = corpus_lines_next(&r, lineno + 1, &line, &len)) == 1) {
         lineno++;
         c->st->bytes_read += len + 1;
         snprintf(what, sizeof what, "%s:%ld", path, lineno);
@@ -732,8 +579,7 @@ static int read_jsonl_file(run_ctx *c, int fi) {
         /* a bad line ends the run unless --skip-bad: report it without reading further */
         if ((rc = maybe_flush(c, err && !c->o->skip_bad)) != 0) break;
     }
-    free(r.buf);
-    fclose(f);
+    corpus_lines_close(&r);
     return rc < 0 ? -1 : 0;
 }
 

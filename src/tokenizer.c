@@ -157,7 +157,7 @@ typedef struct {
 } str_map;
 
 typedef struct {
-    uint64_t key; /* PAIR_EMPTY: empty slot */
+    uint64_t key; /* TOK_KEY_EMPTY: empty slot */
     uint32_t rank;
     int32_t new_id;
 } pair_slot;
@@ -166,14 +166,6 @@ typedef struct {
     pair_slot *slots;
     size_t mask, count;
 } pair_map;
-
-#define PAIR_EMPTY UINT64_MAX
-
-static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
 
 static size_t pow2_at_least(size_t n) {
     size_t c = 16;
@@ -190,7 +182,7 @@ static void str_map_init(str_map *m, size_t expected) {
 
 static int32_t str_map_get(const str_map *m, const char *s, size_t n) {
     if (!m->slots) return -1;
-    for (size_t i = hash_bytes(s, n) & m->mask;; i = (i + 1) & m->mask) {
+    for (size_t i = tok_hash_bytes(s, n) & m->mask;; i = (i + 1) & m->mask) {
         const str_slot *e = &m->slots[i];
         if (!e->s) return -1;
         if (e->len == n && memcmp(e->s, s, n) == 0) return e->id;
@@ -200,7 +192,7 @@ static int32_t str_map_get(const str_map *m, const char *s, size_t n) {
 /* Insert; returns the existing id when s is already present, else -1. s must outlive m. */
 static int32_t str_map_put(str_map *m, const char *s, size_t n, int32_t id) {
     SM_ASSERT(m->count * 2 < m->mask + 1);
-    for (size_t i = hash_bytes(s, n) & m->mask;; i = (i + 1) & m->mask) {
+    for (size_t i = tok_hash_bytes(s, n) & m->mask;; i = (i + 1) & m->mask) {
         str_slot *e = &m->slots[i];
         if (!e->s) {
             e->s = s;
@@ -218,18 +210,9 @@ static size_t pair_hash(uint64_t key, size_t mask) {
 }
 
 static void pair_map_grow(pair_map *m) {
-    size_t old_cap = m->slots ? m->mask + 1 : 0, cap = old_cap ? old_cap * 2 : 1024;
-    pair_slot *old = m->slots;
-    m->slots = sm_malloc(cap * sizeof *m->slots);
-    for (size_t i = 0; i < cap; i++) m->slots[i].key = PAIR_EMPTY;
-    m->mask = cap - 1;
-    for (size_t j = 0; j < old_cap; j++) {
-        if (old[j].key == PAIR_EMPTY) continue;
-        size_t i = pair_hash(old[j].key, m->mask);
-        while (m->slots[i].key != PAIR_EMPTY) i = (i + 1) & m->mask;
-        m->slots[i] = old[j];
-    }
-    free(old);
+    void *slots = m->slots;
+    tok_keymap_grow(&slots, &m->mask, sizeof *m->slots, 1024, pair_hash);
+    m->slots = slots;
 }
 
 static uint64_t pair_key(int32_t a, int32_t b) {
@@ -240,8 +223,8 @@ static uint64_t pair_key(int32_t a, int32_t b) {
 static void pair_map_put(pair_map *m, uint64_t key, uint32_t rank, int32_t new_id) {
     if (!m->slots || (m->count + 1) * 2 > m->mask + 1) pair_map_grow(m);
     size_t i = pair_hash(key, m->mask);
-    while (m->slots[i].key != PAIR_EMPTY && m->slots[i].key != key) i = (i + 1) & m->mask;
-    if (m->slots[i].key == PAIR_EMPTY) m->count++;
+    while (m->slots[i].key != TOK_KEY_EMPTY && m->slots[i].key != key) i = (i + 1) & m->mask;
+    if (m->slots[i].key == TOK_KEY_EMPTY) m->count++;
     m->slots[i] = (pair_slot){key, rank, new_id};
 }
 
@@ -251,7 +234,7 @@ static const pair_slot *pair_map_get(const pair_map *m, int32_t a, int32_t b) {
     for (size_t i = pair_hash(key, m->mask);; i = (i + 1) & m->mask) {
         const pair_slot *e = &m->slots[i];
         if (e->key == key) return e;
-        if (e->key == PAIR_EMPTY) return NULL;
+        if (e->key == TOK_KEY_EMPTY) return NULL;
     }
 }
 
@@ -624,6 +607,30 @@ void tok_byte_to_unicode(uint16_t out[256]) {
 
 size_t tok_utf8_valid_prefix(const char *s, size_t n) { return utf8_check((const uint8_t *)s, n); }
 
+void tok_keymap_grow(void **slots, size_t *mask, size_t slot_size, size_t first_cap,
+                     size_t (*slot_of)(uint64_t key, size_t mask)) {
+    size_t old_cap = *slots ? *mask + 1 : 0, cap = old_cap ? 2 * old_cap : first_cap;
+    const char *old = *slots;
+    char *t = sm_calloc(cap, slot_size);
+    const uint64_t empty = TOK_KEY_EMPTY;
+    for (size_t i = 0; i < cap; i++) memcpy(t + i * slot_size, &empty, sizeof empty);
+    for (size_t j = 0; j < old_cap; j++) {
+        uint64_t key;
+        memcpy(&key, old + j * slot_size, sizeof key);
+        if (key == TOK_KEY_EMPTY) continue;
+        size_t i = slot_of(key, cap - 1);
+        for (;; i = (i + 1) & (cap - 1)) {
+            uint64_t k;
+            memcpy(&k, t + i * slot_size, sizeof k);
+            if (k == TOK_KEY_EMPTY) break;
+        }
+        memcpy(t + i * slot_size, old + j * slot_size, slot_size);
+    }
+    free(*slots);
+    *slots = t;
+    *mask = cap - 1;
+}
+
 static smdlm_tokenizer *tok_new(void) {
     pthread_once(&g_tables_once, init_tables);
     smdlm_tokenizer *t = sm_calloc(1, sizeof *t);
@@ -966,7 +973,7 @@ static void wc_free(word_cache *wc) {
 }
 
 static wc_slot *wc_find(const word_cache *wc, const uint8_t *w, size_t n) {
-    for (size_t i = hash_bytes((const char *)w, n) & wc->mask;; i = (i + 1) & wc->mask) {
+    for (size_t i = tok_hash_bytes((const char *)w, n) & wc->mask;; i = (i + 1) & wc->mask) {
         wc_slot *e = &wc->slots[i];
         if (e->word_off == UINT32_MAX) return e;
         if (e->word_len == n && memcmp(wc->bytes + e->word_off, w, n) == 0) return e;

@@ -22,4 +22,20 @@ void tok_byte_to_unicode(uint16_t out[256]);
  * (the check tok_encode applies). */
 size_t tok_utf8_valid_prefix(const char *s, size_t n);
 
+/* Open-addressing tables keyed by a pair of ids (tokenizer merges, trainer pair counts): each
+ * slot starts with its uint64_t key, TOK_KEY_EMPTY marking a free slot; linear probing from
+ * slot_of(key, mask). */
+#define TOK_KEY_EMPTY UINT64_MAX
+/* Replaces *slots (*mask + 1 slots of slot_size bytes, or NULL) by a table of twice the
+ * size (first_cap slots when NULL) holding the same entries; new slots are zeroed and free. */
+void tok_keymap_grow(void **slots, size_t *mask, size_t slot_size, size_t first_cap,
+                     size_t (*slot_of)(uint64_t key, size_t mask));
+
+/* The byte-string hash of the tokenizer's and the trainer's hash maps (FNV-1a, folded). */
+static inline uint64_t tok_hash_bytes(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
 #endif

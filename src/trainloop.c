@@ -597,7 +597,8 @@ static int train_loop(run *r) {
             loss = dist_allreduce_sum_double(loss) / world;
         }
         double norm = adamw_step(&r->opt);
-        if (c->ema > 0.0f) trainer_ema_update(tr, c->ema);
+        if (c->ema > 0.0f) /* MDLM's warm-up: decay min(ema, (1 + n)/(10 + n)) after n updates */
+            trainer_ema_update(tr, fminf(c->ema, (float)(1 + r->step) / (float)(10 + r->step)));
         r->step++;
         if (!isfinite(loss)) {
             rc = SM_ERR("the loss is %g at step %ld; stopping (lower the learning rate?)", loss, r->step);
@@ -616,7 +617,15 @@ static int train_loop(run *r) {
             log_sample(r);
             fflush(r->log);
         }
-        if (c->ckpt_every && (r->step % c->ckpt_every == 0 || r->step == c->steps)) rc = save_checkpoint(r);
+        if (c->ckpt_every && (r->step % c->ckpt_every == 0 || r->step == c->steps)) {
+            double t1 = sm_time_sec();
+            if ((rc = save_checkpoint(r))) break;
+            /* bytes: the EMA model, and raw weights + two moments in the training state */
+            double mb = (double)r->tr.nparams * 4.0 * 4 / 1048576.0;
+            fprintf(r->log, "{\"step\":%ld,\"checkpoint_s\":%.3f,\"checkpoint_mib\":%.1f}\n", r->step,
+                    sm_time_sec() - t1, mb);
+            fflush(r->log);
+        }
     }
     free(tmp);
     return rc;
