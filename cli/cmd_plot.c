@@ -92,15 +92,15 @@ int cmd_plot(int argc, char **argv) {
             has_sm ? 800 : 520, out);
     if (has_sm) fprintf(gp, "set multiplot layout 2,1 title '%s'\n", title);
     else fprintf(gp, "set title '%s'\n", title);
-    fprintf(gp, "set grid\nset key outside right\nset xlabel '%s'\nset ylabel 'loss (nats/token)'\n"
-                "set logscale y\nplot ", by_tokens ? "tokens" : "step");
+    fprintf(gp, "set grid\nset key top right\nset xlabel '%s'\nset ylabel 'loss (nats/token)'\nplot ",
+            by_tokens ? "tokens" : "step");
     for (int i = 0; i < nlogs; i++) {
         fprintf(gp, "%s'%s/log%d.train' using 1:2 with lines lw 1 title '%s train'", i ? ", " : "", dir, i, logs[i]);
         fprintf(gp, ", '%s/log%d.val' using 1:2 with linespoints lw 2 pt 7 title '%s validation'", dir, i, logs[i]);
     }
     fprintf(gp, "\n");
     if (has_sm) {
-        fprintf(gp, "unset logscale y\nset ylabel 'soft-masking value'\nplot ");
+        fprintf(gp, "set ylabel 'soft-masking value'\nplot ");
         for (int i = 0; i < nlogs; i++)
             fprintf(gp, "%s'%s/log%d.train' using 1:3 with lines title '%s scale', "
                         "'%s/log%d.train' using 1:4 with lines title 'centre', "
