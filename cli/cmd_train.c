@@ -17,6 +17,7 @@ int cmd_train(int argc, char **argv) {
         if (!strcmp(argv[i], "--config")) config = argv[i + 1];
     if (config && train_config_load_json(&c, config)) return cli_fail("train");
     int steps = (int)(c.steps > 2000000000 ? 2000000000 : c.steps);
+    uint64_t tokens = 0;
     cli_opt opts[] = {
         {"config", 0, OPT_STR, &config, 0, 0, "FILE", "JSON config (keys as the flags, '-' → '_')"},
         {"data", 'd', OPT_STR, &c.data, 0, 0, "DIR", "token shards from `smdlm data prepare` (required)"},
@@ -31,6 +32,7 @@ int cmd_train(int argc, char **argv) {
         {"accum", 0, OPT_INT, &c.accum, 1, 65536, "N", "micro-batches per update (default 1)"},
         {"seq-len", 0, OPT_INT, &c.seq_len, 2, 1 << 20, "T", "tokens per sequence (default: the data's blocks)"},
         {"steps", 0, OPT_INT, &steps, 1, 2000000000, "N", "updates (default 1000)"},
+        {"tokens", 0, OPT_U64, &tokens, 0, 0, "N", "budget in training tokens instead of --steps"},
         {"lr", 0, OPT_FLOAT, &c.lr, 1e-9, 10, "X", "backbone learning rate (default 3e-4)"},
         {"sm-lr", 0, OPT_FLOAT, &c.sm_lr, 0, 10, "X", "soft-masking scalars' learning rate (default 1e-2)"},
         {"weight-decay", 0, OPT_FLOAT, &c.weight_decay, 0, 10, "X", "backbone weight decay (default 0)"},
@@ -63,6 +65,7 @@ int cmd_train(int argc, char **argv) {
     int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 1 : 0;
     c.steps = steps;
+    c.tokens = (long)tokens;
     if (objective) {
         if (!strcmp(objective, "ar")) c.causal = 1;
         else if (!strcmp(objective, "mdlm")) c.causal = 0;

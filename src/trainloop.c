@@ -631,8 +631,10 @@ static int train_loop(run *r) {
     return rc;
 }
 
-int train_run(const train_config *c) {
-    if (train_config_validate(c)) return -1;
+int train_run(const train_config *config) {
+    if (train_config_validate(config)) return -1;
+    train_config cc = *config; /* steps may follow from a token budget */
+    const train_config *c = &cc;
     run r = {.c = c};
     dit_config cfg;
     int rc = -1;
@@ -642,6 +644,10 @@ int train_run(const train_config *c) {
     }
     if (open_data(&r, &cfg)) goto done;
     kernels_set_threads(c->threads);
+    if (c->tokens > 0) { /* a token budget: whole updates of world × batch × accum × T tokens */
+        long per = (long)dist_size() * c->batch * c->accum * (c->seq_len ? c->seq_len : r.train.block_len);
+        cc.steps = (c->tokens + per - 1) / per;
+    }
     {
         dit_model init;
         if (c->init) {

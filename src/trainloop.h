@@ -31,6 +31,7 @@ typedef struct {
     sched_kind schedule;
     float min_lr_ratio;
     long steps;
+    long tokens; /* when > 0: the budget in training tokens, overriding steps */
     /* soft-masking (DESIGN §3) */
     float sm_prob;
     int sm_k;

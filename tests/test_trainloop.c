@@ -19,9 +19,10 @@ static const char *k_args = "--hidden 32 --heads 2 --blocks 2 --cond-dim 16 --ba
                             "--val-every 4 --val-batches 2 --ckpt-every 4 --sm-prob 0.5 --ema 0.9 "
                             "--samples 0 --log-every 1 -t 2 -q";
 
-/* A data directory in the shard format of data.h: random blocks over 60 ids. */
+/* A data directory in the shard format of data.h: random blocks over ids < 60 of a
+ * vocabulary of 70 (more than tests/fixtures/tiny-tc's 67). */
 static void write_shards(const char *dir) {
-    const int L = 16, V = 60;
+    const int L = 16, V = 70;
     const char *names[2] = {"train_00000.bin", "val.bin"};
     const int blocks[2] = {64, 8};
     sm_rng r;
@@ -37,7 +38,7 @@ static void write_shards(const char *dir) {
         memcpy(h + 8, &v, 4), memcpy(h + 12, &w, 4), memcpy(h + 16, &n, 8), memcpy(h + 24, &bl, 4);
         fwrite(h, 1, sizeof h, f);
         for (uint64_t i = 0; i < n; i++) {
-            uint16_t tok = (uint16_t)(i % L == 0 ? 0 : 1 + (i % 7 == 0 ? rng_next(&r) % (V - 1) : (i / 3) % 20));
+            uint16_t tok = (uint16_t)(i % L == 0 ? 0 : 1 + (i % 7 == 0 ? rng_next(&r) % 59 : (i / 3) % 20));
             fwrite(&tok, 2, 1, f);
         }
         fclose(f);
@@ -231,6 +232,20 @@ static void test_eval_and_plot(void **state) {
     assert_int_equal(tu_run(&out, "eval ppl -m %s/a/ckpt-00000012 --data %s/nowhere", g_dir, g_dir), 1);
     assert_non_null(strstr(out, "meta.json"));
     free(out);
+    /* impossible shapes; a model whose vocabulary is smaller than the data's */
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/x --hidden 30 --heads 4", g_data, g_dir), 1);
+    assert_non_null(strstr(out, "divide"));
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/x --init tests/fixtures/tiny-tc --steps 1", g_data, g_dir), 1);
+    assert_non_null(strstr(out, "token ids but the model"));
+    free(out);
+    /* a token budget: 12 updates of 4 × 16 tokens */
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/tok --tokens 700 %s", g_data, g_dir, k_args), 0);
+    free(out);
+    char *lt = losses(strcat(strcpy(path, g_dir), "/tok"));
+    assert_non_null(strstr(lt, "\"step\":11,"));
+    assert_null(strstr(lt, "\"step\":12,"));
+    free(lt);
 }
 
 static int setup(void **state) {
