@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_bwd.h"
 #include "simd_math.h"
 #include "util.h"
 
@@ -153,8 +154,10 @@ SIMD_CLONES static void softmax_row_inplace(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
-void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
-                       int hd, int causal) {
+/* The probabilities of task (b, h) go to P + (b·H + h)·T·T when per_head (kept for the
+ * backward pass), else to the calling thread's slot of a scratch buffer. */
+static void attention_core(float *out, float *P, int per_head, const float *qkv, int B, int T,
+                           int H, int hd, int causal) {
     const int D = H * hd, ld = 3 * D;
     const float scale = 1.0f / sqrtf((float)hd);
     /* One (b, h) pair per task; the sgemm calls inside the parallel region run
@@ -162,7 +165,7 @@ void attention_forward(float *out, const float *qkv, float *scratch, int B, int 
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        float *S = scratch + (size_t)omp_get_thread_num() * T * T;
+        float *S = P + (size_t)(per_head ? bh : omp_get_thread_num()) * T * T;
         const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd;
         const float *k = q + D, *v = q + 2 * D;
         float *o = out + (size_t)b * T * D + (size_t)h * hd;
@@ -180,6 +183,16 @@ void attention_forward(float *out, const float *qkv, float *scratch, int B, int 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, v, ld, 0.0f,
                     o, D);
     }
+}
+
+void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
+                       int hd, int causal) {
+    attention_core(out, scratch, 0, qkv, B, T, H, hd, causal);
+}
+
+void attention_forward_train(float *out, float *att, const float *qkv, int B, int T, int H,
+                             int hd, int causal) {
+    attention_core(out, att, 1, qkv, B, T, H, hd, causal);
 }
 
 /* ---- elementwise ------------------------------------------------------------------------ */

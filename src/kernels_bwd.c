@@ -225,48 +225,6 @@ void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, i
 
 /* ---- attention -------------------------------------------------------------------------- */
 
-/* Softmax of one score row in place: softmax_row_inplace of kernels.c. */
-SIMD_CLONES static void softmax_row_train(float *x, int n) {
-    float mx = -INFINITY, sum = 0.0f;
-#pragma omp simd reduction(max : mx)
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < n; i++) {
-        x[i] = expf_fast(x[i] - mx);
-        sum += x[i];
-    }
-    float inv = 1.0f / sum;
-#pragma omp simd
-    for (int i = 0; i < n; i++) x[i] *= inv;
-}
-
-void attention_forward_train(float *out, float *att, const float *qkv, int B, int T, int H,
-                             int hd, int causal) {
-    const int D = H * hd, ld = 3 * D;
-    const float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        float *P = att + (size_t)bh * T * T;
-        const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd;
-        const float *k = q + D, *v = q + 2 * D;
-        float *o = out + (size_t)b * T * D + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, ld, k, ld, 0.0f,
-                    P, T);
-        for (int i = 0; i < T; i++) {
-            float *row = P + (size_t)i * T;
-            if (causal) {
-                softmax_row_train(row, i + 1);
-                memset(row + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
-            } else {
-                softmax_row_train(row, T);
-            }
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, v, ld, 0.0f,
-                    o, D);
-    }
-}
-
 /* dS = P ⊙ (dP − Σ_j dP·P) for one row, in place on dP. Entries with P = 0 (causal) get 0. */
 SIMD_CLONES static void softmax_backward_row(float *dp, const float *p, int n) {
     float s = 0.0f;
