@@ -9,16 +9,7 @@ cd "$(dirname "$0")/.."
 target=${1:-mdlm-small}
 threads=${2:-$(nproc)}
 len=${3:-}
-out=bench/out
-mkdir -p "$out"
-make -s build/smdlm
-if [ -d "$target" ]; then
-    model=$target
-else
-    model=$out/$target
-    [ -f "$model/model.safetensors" ] ||
-        ./build/smdlm bench forward --shape "$target" --len 8 --iters 1 --warmup 0 --save-model "$model" >/dev/null
-fi
+. bench/model.sh
 lenflag=${len:+--len $len}
 # shellcheck disable=SC2086
 ./build/smdlm bench forward -m "$model" -t "$threads" $lenflag --json --save-logits "$out/c_logits.npy" >"$out/c.json"

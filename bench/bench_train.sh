@@ -6,16 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 target=${1:-train-small}
 threads=${2:-$(nproc)}
-out=bench/out
-mkdir -p "$out"
-make -s build/smdlm
-if [ -d "$target" ]; then
-    model=$target
-else
-    model=$out/$target
-    [ -f "$model/model.safetensors" ] ||
-        ./build/smdlm bench forward --shape "$target" --len 8 --iters 1 --warmup 0 --save-model "$model" >/dev/null
-fi
+. bench/model.sh
 ./build/smdlm bench train -m "$model" -t "$threads" --json >"$out/train_c.json"
 /usr/bin/python3 bench/bench_train_torch.py "$model" --threads "$threads" >"$out/train_torch.json"
 /usr/bin/python3 - "$out" <<'PY'

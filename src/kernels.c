@@ -74,8 +74,11 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
 
 /* ---- LayerNorm + adaLN modulation --------------------------------------------------------- */
 
-SIMD_CLONES static void ln_modulate_row(float *o, const float *x, const float *w,
-                                        const float *shift, const float *scale, int D) {
+/* One row; when xhat != NULL also saves xhat = (x − mean)·rstd and rstd for the backward
+ * pass (same arithmetic either way, so training and inference agree bit for bit). */
+SIMD_CLONES static void ln_modulate_row(float *o, float *xhat, float *rstd_out, const float *x,
+                                        const float *w, const float *shift, const float *scale,
+                                        int D) {
     float mean = 0.0f, var = 0.0f;
 #pragma omp simd reduction(+ : mean)
     for (int i = 0; i < D; i++) mean += x[i];
@@ -84,19 +87,36 @@ SIMD_CLONES static void ln_modulate_row(float *o, const float *x, const float *w
     for (int i = 0; i < D; i++) var += (x[i] - mean) * (x[i] - mean);
     var /= (float)D;
     float rstd = 1.0f / sqrtf(var + 1e-5f);
+    if (xhat) {
+        *rstd_out = rstd;
+#pragma omp simd
+        for (int i = 0; i < D; i++) xhat[i] = (x[i] - mean) * rstd;
+    }
 #pragma omp simd
     for (int i = 0; i < D; i++) o[i] = ((x[i] - mean) * rstd * w[i]) * (1.0f + scale[i]) + shift[i];
 }
 
-void layernorm_modulate_forward(float *out, const float *x, const float *w, const float *shift,
-                                const float *scale, int mod_stride, int B, int T, int D) {
+static void ln_modulate_rows(float *out, float *xhat, float *rstd, const float *x, const float *w,
+                             const float *shift, const float *scale, int mod_stride, int B, int T,
+                             int D) {
 #pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            size_t row = ((size_t)b * T + t) * D;
-            ln_modulate_row(out + row, x + row, w, shift + (size_t)b * mod_stride,
-                            scale + (size_t)b * mod_stride, D);
+            size_t r = (size_t)b * T + t, row = r * D;
+            ln_modulate_row(out + row, xhat ? xhat + row : NULL, rstd ? rstd + r : NULL, x + row, w,
+                            shift + (size_t)b * mod_stride, scale + (size_t)b * mod_stride, D);
         }
+}
+
+void layernorm_modulate_forward(float *out, const float *x, const float *w, const float *shift,
+                                const float *scale, int mod_stride, int B, int T, int D) {
+    ln_modulate_rows(out, NULL, NULL, x, w, shift, scale, mod_stride, B, T, D);
+}
+
+void layernorm_modulate_forward_train(float *out, float *xhat, float *rstd, const float *x,
+                                      const float *w, const float *shift, const float *scale,
+                                      int mod_stride, int B, int T, int D) {
+    ln_modulate_rows(out, xhat, rstd, x, w, shift, scale, mod_stride, B, T, D);
 }
 
 /* ---- rotary --------------------------------------------------------------------------------- */

@@ -70,40 +70,6 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, co
 
 /* ---- LayerNorm + adaLN modulation --------------------------------------------------------- */
 
-/* The arithmetic of ln_modulate_row in kernels.c, in the same order, plus xhat and rstd. */
-SIMD_CLONES static void ln_modulate_train_row(float *o, float *xhat, float *rstd_out,
-                                              const float *x, const float *w,
-                                              const float *shift, const float *scale, int D) {
-    float mean = 0.0f, var = 0.0f;
-#pragma omp simd reduction(+ : mean)
-    for (int i = 0; i < D; i++) mean += x[i];
-    mean /= (float)D;
-#pragma omp simd reduction(+ : var)
-    for (int i = 0; i < D; i++) var += (x[i] - mean) * (x[i] - mean);
-    var /= (float)D;
-    float rstd = 1.0f / sqrtf(var + 1e-5f);
-#pragma omp simd
-    for (int i = 0; i < D; i++) {
-        float xh = (x[i] - mean) * rstd;
-        xhat[i] = xh;
-        o[i] = (xh * w[i]) * (1.0f + scale[i]) + shift[i];
-    }
-    *rstd_out = rstd;
-}
-
-void layernorm_modulate_forward_train(float *out, float *xhat, float *rstd, const float *x,
-                                      const float *w, const float *shift, const float *scale,
-                                      int mod_stride, int B, int T, int D) {
-#pragma omp parallel for schedule(static) collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            size_t r = (size_t)b * T + t, row = r * D;
-            ln_modulate_train_row(out + row, xhat + row, rstd + r, x + row, w,
-                                  shift + (size_t)b * mod_stride,
-                                  scale + (size_t)b * mod_stride, D);
-        }
-}
-
 /* dx += rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)), dxhat = dout·(1 + scale)·w. */
 SIMD_CLONES static void ln_backward_row(float *dx, const float *dout, const float *xhat,
                                         float rstd, const float *w, const float *scale, int D) {

@@ -688,16 +688,7 @@ static void test_cli(void **state) {
     CASE("unknown subcommand", "data frobnicate");
     CASE("prepare", "data");
 #undef CASE
-    for (int i = 0; i < n; i++) {
-        int st = run(&out, "%s", args[i]);
-        printf("  [%d] smdlm %s\n      -> exit %d: %s", i, args[i], st, out);
-        if (st != 1 || !strstr(out, word[i])) {
-            print_error("expected exit 1 and a message with '%s'\n", word[i]);
-            free(out);
-            fail();
-        }
-        free(out);
-    }
+    tu_expect_cli_errors(&args[0][0], sizeof args[0], word, n);
 }
 
 static int setup(void **state) {

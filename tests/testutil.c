@@ -155,3 +155,18 @@ int tu_run(char **out, const char *fmt, ...) {
     if (WIFSIGNALED(st)) return 1000 + WTERMSIG(st);
     return WEXITSTATUS(st);
 }
+
+void tu_expect_cli_errors(const char *args, size_t stride, const char *const *word, int n) {
+    for (int i = 0; i < n; i++) {
+        char *out;
+        const char *a = args + (size_t)i * stride;
+        int st = tu_run(&out, "%s", a);
+        printf("  [%d] smdlm %s\n      -> exit %d: %s", i, a, st, out);
+        if (st != 1 || !strstr(out, word[i])) {
+            print_error("expected exit 1 and a message with '%s'\n", word[i]);
+            free(out);
+            fail();
+        }
+        free(out);
+    }
+}

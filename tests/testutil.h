@@ -37,6 +37,10 @@ void tu_expect_file_error(int rc, const char *file, const char *const *words);
  * 1000 + the signal number when the program crashed. */
 int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Each of the n argument strings (smdlm arguments; string i at args + i·stride) must exit
+ * with status 1 and print a message containing word[i] — never crash. Prints each. */
+void tu_expect_cli_errors(const char *args, size_t stride, const char *const *word, int n);
+
 /* Path inside the fixture directory, in a static buffer (not thread-safe). */
 const char *tu_fixture(const char *fmt, ...);
 
