@@ -62,7 +62,7 @@ clean:
 
 # libFuzzer targets (clang + compiler-rt: apt-get install clang libclang-rt-14-dev); see fuzz/README.md
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc
-fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(if $(wildcard fuzz/fuzz_tokenizer.c),$(BUILD)/fuzz/fuzz_tokenizer)
+fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(BUILD)/fuzz/fuzz_tokenizer $(BUILD)/fuzz/fuzz_config
 $(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c src/safetensors.c src/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lm -o $@
@@ -72,6 +72,10 @@ $(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/npy.c src/util.c
 $(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/tokenizer.c src/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lpthread -lm -o $@
+
+$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/dit.c src/softmask.c src/jsonutil.c src/kernels.c src/kernels_ref.c src/safetensors.c src/util.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fopenmp $^ -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lcjson -lm -o $@
 
 # regenerate the hand-made broken files of tests/bad (plain python3 / python3-torch)
 bad-files:
