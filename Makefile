@@ -55,6 +55,7 @@ fixtures:
 	/usr/bin/python3 tests/gen_float_fixtures.py
 	/usr/bin/python3 tests/gen_train_fixtures.py
 	/usr/bin/python3 tests/gen_optim_fixtures.py
+	/usr/bin/python3 tests/gen_gpt2_fixtures.py
 
 clean:
 	rm -rf build build-debug smdlm

@@ -1,11 +1,18 @@
 /* cmd_eval.c — `smdlm eval ppl`: the NELBO perplexity bound of an MDLM (two-pass denoiser
- * for soft-masked models) or the exact perplexity of a causal model on token shards. */
+ * for soft-masked models) or the exact perplexity of a causal model on token shards.
+ * `smdlm eval genppl`: generative perplexity of text samples under a GPT-2 evaluator and
+ * their mean unigram entropy (MDLM compute_generative_perplexity / duo metrics.py). */
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
 #include "commands.h"
 #include "common.h"
+#include "gpt2.h"
+#include "jsonutil.h"
 #include "kernels.h"
+#include "tokenizer.h"
 #include "trainloop.h"
 #include "util.h"
 
@@ -79,8 +86,156 @@ done:
     return status;
 }
 
+/* One sample line: its text re-tokenised by the evaluator (truncated to max_len if > 0). */
+static int genppl_read_line(const smdlm_tokenizer *tok, char *line, const char *file, long lineno,
+                            const char *field, int max_len, int32_t **ids, size_t *n) {
+    char what[600];
+    snprintf(what, sizeof what, "%s:%ld", file, lineno);
+    cJSON *obj = json_parse_object(line, what);
+    if (!obj) return -1;
+    int rc = -1;
+    const char *text = json_get_string(obj, field);
+    if (!text) {
+        SM_ERR("%s: missing string field \"%s\"", what, field);
+        goto done;
+    }
+    if (tok_encode(tok, text, strlen(text), ids, n)) {
+        sm_wrap_error("%s", what);
+        goto done;
+    }
+    if (*n == 0) {
+        free(*ids);
+        *ids = NULL;
+        SM_ERR("%s: empty sample (no tokens)", what);
+        goto done;
+    }
+    if (max_len > 0 && *n > (size_t)max_len) *n = (size_t)max_len;
+    rc = 0;
+done:
+    cJSON_Delete(obj);
+    return rc;
+}
+
+static int eval_genppl(int argc, char **argv) {
+    const char *model = NULL, *samples = NULL, *field = "text";
+    int ctx = 0, max_len = 0, threads = default_threads(), json = 0;
+    cli_opt opts[] = {
+        {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "GPT-2 evaluator directory (required)"},
+        {"samples", 's', OPT_STR, &samples, 0, 0, "FILE", "JSON lines with the texts (required)"},
+        {"text-field", 0, OPT_STR, &field, 0, 0, "NAME", "field holding the text (default text)"},
+        {"ctx", 0, OPT_INT, &ctx, 2, 1 << 20, "N", "chunk length (default: the evaluator's n_positions)"},
+        {"max-length", 0, OPT_INT, &max_len, 0, 1 << 30, "N", "truncate each sample to N evaluator tokens, as MDLM's retokenisation does (default 0: no truncation)"},
+        {"json", 0, OPT_FLAG, &json, 0, 0, "", "one JSON line per sample, then the overall line"},
+        THREADS_OPT(threads),
+        {0},
+    };
+    cli_command cmd = {"eval genppl",
+                       "Generative perplexity (MDLM's) and unigram entropy of text samples.",
+                       "-m EVALUATOR --samples FILE [options]", opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    if (!model || !samples) {
+        fprintf(stderr, "smdlm eval genppl: -m and --samples are required\n");
+        return 1;
+    }
+    kernels_set_threads(threads);
+    gpt2_model m;
+    if (gpt2_load(&m, model)) return cli_fail("eval genppl");
+    smdlm_tokenizer *tok = NULL;
+    FILE *f = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    int status = 1;
+    if (tok_load_dir(&tok, model)) {
+        sm_wrap_error("the evaluator's tokenizer");
+        goto done;
+    }
+    if (tok_vocab_size(tok) > m.cfg.vocab_size) {
+        SM_ERR("the tokenizer has %d ids but the evaluator only %d", tok_vocab_size(tok),
+               m.cfg.vocab_size);
+        goto done;
+    }
+    int eos = m.cfg.eos_id >= 0 ? m.cfg.eos_id : tok_str_to_id(tok, "<|endoftext|>");
+    if (!(f = fopen(samples, "r"))) {
+        SM_ERR("cannot open '%s': %s", samples, strerror(errno));
+        goto done;
+    }
+    double nll_all = 0.0, ent_all = 0.0, t0 = sm_time_sec();
+    long scored_all = 0, tokens_all = 0, nsamples = 0, lineno = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if ((size_t)got != strlen(line)) {
+            SM_ERR("%s:%ld: NUL byte in the line", samples, lineno);
+            goto done;
+        }
+        if (line[strspn(line, " \t\r\n")] == 0) continue; /* blank line */
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (genppl_read_line(tok, line, samples, lineno, field, max_len, &ids, &n)) goto done;
+        double nll = 0.0;
+        long cnt = 0;
+        int src = gpt2_score(&m, ids, n, ctx, eos, &nll, &cnt);
+        double ent = src ? 0.0 : gpt2_unigram_entropy(ids, n);
+        free(ids);
+        if (src) {
+            sm_wrap_error("%s:%ld", samples, lineno);
+            goto done;
+        }
+        nll_all += nll;
+        scored_all += cnt;
+        tokens_all += (long)n;
+        ent_all += ent;
+        nsamples++;
+        if (json) {
+            printf("{\"line\":%ld,\"tokens\":%zu,\"scored\":%ld,\"nll_sum\":%.17g,", lineno, n,
+                   cnt, nll);
+            if (cnt) printf("\"ppl\":%.17g,", exp(nll / (double)cnt));
+            else printf("\"ppl\":null,");
+            printf("\"entropy\":%.17g}\n", ent);
+        }
+    }
+    if (ferror(f)) {
+        SM_ERR("reading '%s': %s", samples, strerror(errno));
+        goto done;
+    }
+    if (nsamples == 0) {
+        SM_ERR("'%s' holds no samples", samples);
+        goto done;
+    }
+    if (scored_all == 0) {
+        SM_ERR("'%s': no sample has a token to predict (each is one token long)", samples);
+        goto done;
+    }
+    double ppl = exp(nll_all / (double)scored_all), ent = ent_all / (double)nsamples;
+    cJSON *mstr = cJSON_CreateString(model);
+    char *mq = mstr ? cJSON_PrintUnformatted(mstr) : NULL;
+    if (json)
+        printf("{\"model\":%s,\"samples\":%ld,\"tokens\":%ld,\"scored\":%ld,"
+               "\"nll_per_token\":%.17g,\"gen_ppl\":%.17g,\"entropy\":%.17g,\"seconds\":%.2f}\n",
+               mq ? mq : "null", nsamples, tokens_all, scored_all, nll_all / (double)scored_all,
+               ppl, ent, sm_time_sec() - t0);
+    else
+        printf("%ld samples, %ld tokens (%ld scored) under %s: generative perplexity %.4f, "
+               "mean unigram entropy %.4f nats\n",
+               nsamples, tokens_all, scored_all, model, ppl, ent);
+    free(mq);
+    cJSON_Delete(mstr);
+    status = 0;
+done:
+    if (status) cli_fail("eval genppl");
+    free(line);
+    if (f) fclose(f);
+    tok_free(tok);
+    gpt2_free(&m);
+    return status;
+}
+
 int cmd_eval(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "ppl")) return eval_ppl(argc - 1, argv + 1);
-    fprintf(stderr, "usage: smdlm eval ppl -m DIR --data DIR [options]\n");
+    if (argc >= 2 && !strcmp(argv[1], "genppl")) return eval_genppl(argc - 1, argv + 1);
+    fprintf(stderr, "usage: smdlm eval ppl -m DIR --data DIR [options]\n"
+                    "       smdlm eval genppl -m EVALUATOR --samples FILE [options]\n");
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 1;
 }
