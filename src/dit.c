@@ -195,24 +195,13 @@ int dit_model_load(dit_model *m, const dit_config *cfg, const char *dir) {
     int rc = st_check_expected(&m->archive, ex, n, k_ignored_suffixes,
                                (int)(sizeof k_ignored_suffixes / sizeof *k_ignored_suffixes));
     if (rc == 0) {
-        /* F32 tensors aligned to 4 bytes are used in place; the rest convert into one buffer */
-        size_t convert = 0;
-        for (int i = 0; i < n; i++) {
-            const st_tensor *st = st_find(&m->archive, names[i]);
-            if (st->dtype != ST_F32 || ((uintptr_t)st->data & 3u)) convert += t[i].numel;
-        }
-        if (convert) m->owned = sm_aligned_alloc(convert * sizeof(float));
-        size_t off = 0;
-        for (int i = 0; i < n && rc == 0; i++) {
-            const st_tensor *st = st_find(&m->archive, names[i]);
-            if (st->dtype == ST_F32 && !((uintptr_t)st->data & 3u)) {
-                *t[i].slot = (float *)(uintptr_t)st->data;
-            } else {
-                *t[i].slot = m->owned + off;
-                off += t[i].numel;
-                rc = st_tensor_to_f32(st, *t[i].slot);
-            }
-        }
+        const char **np = sm_malloc(sizeof *np * (size_t)n);
+        const float **views = sm_malloc(sizeof *views * (size_t)n);
+        for (int i = 0; i < n; i++) np[i] = names[i];
+        rc = st_bind_f32(&m->archive, np, n, views, &m->owned);
+        for (int i = 0; i < n && rc == 0; i++) *t[i].slot = (float *)(uintptr_t)views[i];
+        free(np);
+        free(views);
     }
     if (rc == 0) open_embedding_reader(m, names[0]);
     free(names);

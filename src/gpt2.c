@@ -162,24 +162,13 @@ int gpt2_load(gpt2_model *m, const char *dir) {
     rc = st_check_expected(&m->archive, ex, n, k_ignored_suffixes,
                            (int)(sizeof k_ignored_suffixes / sizeof *k_ignored_suffixes));
     if (rc == 0) {
-        size_t convert = 0;
-        for (int i = 0; i < n; i++) {
-            const st_tensor *st = st_find(&m->archive, t[i].name);
-            if (st->dtype != ST_F32 || ((uintptr_t)st->data & 3u)) convert += st->numel;
-        }
-        if (convert) m->owned = sm_aligned_alloc(convert * sizeof(float));
-        size_t off = 0;
-        for (int i = 0; i < n && rc == 0; i++) {
-            const st_tensor *st = st_find(&m->archive, t[i].name);
-            if (st->dtype == ST_F32 && !((uintptr_t)st->data & 3u)) {
-                *t[i].slot = (const float *)(uintptr_t)st->data;
-            } else {
-                float *dst = m->owned + off;
-                off += st->numel;
-                rc = st_tensor_to_f32(st, dst);
-                *t[i].slot = dst;
-            }
-        }
+        const char **np = sm_malloc(sizeof *np * (size_t)n);
+        const float **views = sm_malloc(sizeof *views * (size_t)n);
+        for (int i = 0; i < n; i++) np[i] = t[i].name;
+        rc = st_bind_f32(&m->archive, np, n, views, &m->owned);
+        for (int i = 0; i < n && rc == 0; i++) *t[i].slot = views[i];
+        free(np);
+        free(views);
     }
     free(ex);
     free(t);

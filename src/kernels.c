@@ -134,25 +134,37 @@ void rope_tables(float *cos_t, float *sin_t, int T, int hd, float base) {
     }
 }
 
-SIMD_CLONES static void rope_head(float *v, const float *c, const float *s, int half) {
+/* Rotates the pairs (v[i], v[i + half]) by +θ (sign 1) or −θ (sign −1: the transpose,
+ * which is the backward pass). */
+SIMD_CLONES static void rope_head(float *v, const float *c, const float *s, int half, float sign) {
 #pragma omp simd
     for (int i = 0; i < half; i++) {
-        float a = v[i], b = v[i + half];
-        v[i] = a * c[i] - b * s[i];
-        v[i + half] = b * c[i] + a * s[i];
+        float a = v[i], b = v[i + half], sn = sign * s[i];
+        v[i] = a * c[i] - b * sn;
+        v[i + half] = b * c[i] + a * sn;
     }
 }
 
-void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
-                  int hd) {
+static void rope_rotate(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                        int hd, float sign) {
     int half = hd / 2;
 #pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
-            for (int part = 0; part < 2; part++)
+            for (int part = 0; part < 2; part++) /* q and k; v is not rotated */
                 for (int h = 0; h < H; h++)
                     rope_head(qkv + ((((size_t)b * T + t) * 3 + part) * H + h) * hd,
-                              cos_t + (size_t)t * half, sin_t + (size_t)t * half, half);
+                              cos_t + (size_t)t * half, sin_t + (size_t)t * half, half, sign);
+}
+
+void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                  int hd) {
+    rope_rotate(qkv, cos_t, sin_t, B, T, H, hd, 1.0f);
+}
+
+void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                   int hd) {
+    rope_rotate(dqkv, cos_t, sin_t, B, T, H, hd, -1.0f);
 }
 
 /* ---- attention -------------------------------------------------------------------------- */

@@ -167,27 +167,6 @@ void layernorm_modulate_backward(float *dx, float *dw, float *dshift, float *dsc
 
 /* ---- rotary --------------------------------------------------------------------------------- */
 
-/* Transpose of the rotation (a, b) → (a c − b s, b c + a s). */
-SIMD_CLONES static void rope_head_backward(float *g, const float *c, const float *s, int half) {
-#pragma omp simd
-    for (int i = 0; i < half; i++) {
-        float a = g[i], b = g[i + half];
-        g[i] = a * c[i] + b * s[i];
-        g[i + half] = b * c[i] - a * s[i];
-    }
-}
-
-void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int H,
-                   int hd) {
-    int half = hd / 2;
-#pragma omp parallel for schedule(static) collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int part = 0; part < 2; part++)
-                for (int h = 0; h < H; h++)
-                    rope_head_backward(dqkv + ((((size_t)b * T + t) * 3 + part) * H + h) * hd,
-                                       cos_t + (size_t)t * half, sin_t + (size_t)t * half, half);
-}
 
 /* ---- attention -------------------------------------------------------------------------- */
 

@@ -941,3 +941,27 @@ int st_write(const char *path, const st_write_entry *entries, int n,
     free(nbytes);
     return sm_atomic_commit(f, tmp, path, ok);
 }
+
+int st_bind_f32(const st_archive *a, const char *const *names, int n, const float **out,
+                float **owned) {
+    size_t convert = 0;
+    for (int i = 0; i < n; i++) {
+        const st_tensor *t = st_find(a, names[i]);
+        SM_ASSERT(t);
+        if (t->dtype != ST_F32 || ((uintptr_t)t->data & 3u)) convert += t->numel;
+    }
+    *owned = convert ? sm_aligned_alloc(convert * sizeof(float)) : NULL;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const st_tensor *t = st_find(a, names[i]);
+        if (t->dtype == ST_F32 && !((uintptr_t)t->data & 3u)) {
+            out[i] = (const float *)(const void *)t->data;
+            continue;
+        }
+        float *dst = *owned + off;
+        off += t->numel;
+        if (st_tensor_to_f32(t, dst)) return -1;
+        out[i] = dst;
+    }
+    return 0;
+}

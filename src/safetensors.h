@@ -78,6 +78,13 @@ typedef struct {
 int st_check_expected(const st_archive *a, const st_expect *expected, int n,
                       const char *const *unknown_ok, int n_unknown_ok);
 
+/* fp32 views of n floating tensors (checked beforehand with st_check_expected): F32 data
+ * aligned to 4 bytes is used in place (out[i] points into the mapping); the others are
+ * converted into one allocation returned in *owned (NULL when nothing needed converting;
+ * released with free). */
+int st_bind_f32(const st_archive *a, const char *const *names, int n, const float **out,
+                float **owned);
+
 /* Writer: tensors are laid out in the order given, header padded to 8 bytes, written to a
  * temporary file, fsync'ed and renamed. `metadata` is NULL or NULL-terminated key/value
  * pairs. */
