@@ -1,0 +1,38 @@
+/* linear.h — linear layers whose weights stay in their checkpoint dtype (f32, bf16, f16,
+ * mmapped from the safetensors shards, never copied) or are quantised to int8 with one
+ * scale per output row at load time (--quant q8). Activations are always fp32.
+ *
+ * Layout: PyTorch's [out, in] (row r holds the `in` weights of output r).
+ */
+#ifndef SMDLM_LINEAR_H
+#define SMDLM_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { WT_F32 = 0, WT_BF16, WT_F16, WT_Q8 } wtype;
+
+typedef struct {
+    wtype type;
+    int out, in;          /* rows, columns */
+    const void *data;     /* out·in elements of `type` (mmapped or owned) */
+    const float *scales;  /* WT_Q8: out row scales (w ≈ scale·q); NULL otherwise */
+    void *owned;          /* memory this struct owns (quantised copies), else NULL */
+} linear_w;
+
+/* out[N, w->out] = inp[N, w->in] · Wᵀ + bias (bias: fp32 [w->out], may be NULL). */
+void linear_forward(float *out, const float *inp, const linear_w *w, const float *bias, int N);
+/* Plain reference twin (fp32 accumulation of the exact weight values, libm only). */
+void linear_forward_ref(float *out, const float *inp, const linear_w *w, const float *bias, int N);
+
+/* Rows of the matrix as fp32 (an embedding lookup): out[n, w->in] = W[rows[n], :]. */
+void linear_rows_f32(float *out, const linear_w *w, const int32_t *rows, int n);
+
+/* dst = int8 copy of src with per-row scales (symmetric, scale = max|row| / 127). */
+int linear_quantize_q8(linear_w *dst, const linear_w *src);
+void linear_free(linear_w *w);
+
+/* Name of the kernel path linear_forward takes for this type on this CPU. */
+const char *linear_kernel_name(wtype t);
+
+#endif
