@@ -1,0 +1,176 @@
+/* test_linear.c — low-precision linear layers: every type against a float64 product of the
+ * exact weight values (decoded here, independently of the library) and against
+ * linear_forward_ref, on odd sizes, with and without bias. */
+#include <math.h>
+#include <string.h>
+
+#include "linear.h"
+#include "rng.h"
+#include "testutil.h"
+#include "util.h"
+
+static sm_rng g_rng;
+
+static double urand(void) { return 2.0 * rng_uniform(&g_rng) - 1.0; }
+
+/* Exact decoders written from the format definitions (not the library's). */
+static double bf16_value(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static double f16_value(uint16_t h) {
+    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
+    return (h & 0x8000) ? -v : v;
+}
+
+/* Random weights of type t with magnitudes around 2^-5..2^0 (q8: random ints and scales). */
+typedef struct {
+    linear_w w;
+    double *exact; /* out·in exact values (q8: scale·q) */
+    float *bias;
+} wfix;
+
+static void make_weights(wfix *f, wtype t, int OC, int IC) {
+    size_t n = (size_t)OC * IC;
+    f->exact = sm_malloc(sizeof(double) * n);
+    f->bias = sm_malloc(sizeof(float) * (size_t)OC);
+    for (int o = 0; o < OC; o++) f->bias[o] = (float)urand();
+    memset(&f->w, 0, sizeof f->w);
+    f->w.type = t, f->w.out = OC, f->w.in = IC;
+    if (t == WT_F32) {
+        float *d = sm_malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) f->exact[i] = d[i] = (float)urand();
+        f->w.data = d;
+    } else if (t == WT_BF16 || t == WT_F16) {
+        uint16_t *d = sm_malloc(2 * n);
+        for (size_t i = 0; i < n; i++) {
+            uint16_t sign = rng_uniform(&g_rng) < 0.5 ? 0x8000 : 0;
+            uint16_t e = (uint16_t)(rng_uniform(&g_rng) * 6); /* 2^-5 .. 2^0 */
+            uint16_t m = (uint16_t)(rng_uniform(&g_rng) * (t == WT_BF16 ? 128 : 1024));
+            d[i] = t == WT_BF16 ? (uint16_t)(sign | (uint16_t)((122 + e) << 7) | m)
+                                : (uint16_t)(sign | (uint16_t)((10 + e) << 10) | m);
+            f->exact[i] = t == WT_BF16 ? bf16_value(d[i]) : f16_value(d[i]);
+        }
+        f->w.data = d;
+    } else {
+        int8_t *d = sm_malloc(n);
+        float *s = sm_malloc(sizeof(float) * (size_t)OC);
+        for (int o = 0; o < OC; o++) s[o] = (float)(0.01 * (1.5 + urand()));
+        for (size_t i = 0; i < n; i++) {
+            d[i] = (int8_t)lrint(127.0 * urand());
+            f->exact[i] = (double)s[i / IC] * d[i];
+        }
+        f->w.data = d;
+        f->w.scales = s;
+    }
+}
+
+static void free_weights(wfix *f) {
+    free((void *)f->w.data);
+    free((void *)f->w.scales);
+    free(f->exact);
+    free(f->bias);
+}
+
+/* |got − exact| ≤ rel · Σ_k |x_k w_k| + 1e-6 per output, exact in float64; prints the worst. */
+static size_t compare_exact(const char *what, const float *got, const float *x, const wfix *f,
+                            const float *bias, int N, double rel) {
+    int OC = f->w.out, IC = f->w.in;
+    size_t bad = 0, worst = 0;
+    double worst_ratio = -1, worst_ref = 0, worst_bound = 0;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0, a = 0;
+            for (int k = 0; k < IC; k++) {
+                double p = (double)x[(size_t)n * IC + k] * f->exact[(size_t)o * IC + k];
+                s += p, a += fabs(p);
+            }
+            if (bias) s += bias[o], a += fabs(bias[o]);
+            size_t i = (size_t)n * OC + o;
+            double bound = rel * a + 1e-6, err = fabs((double)got[i] - s);
+            if (!(err <= bound)) bad++;
+            double ratio = isnan(got[i]) ? INFINITY : err / bound;
+            if (ratio > worst_ratio) worst_ratio = ratio, worst = i, worst_ref = s, worst_bound = bound;
+        }
+    if (bad)
+        printf("%s: %zu of %zu outside the bound; worst [%zu] (n %zu, o %zu): got %.9g exact %.9g "
+               "bound %.3g (%.2fx)\n",
+               what, bad, (size_t)N * OC, worst, worst / OC, worst % OC, got[worst], worst_ref,
+               worst_bound, worst_ratio);
+    return bad;
+}
+
+static float *rand_x(int N, int IC) {
+    float *x = sm_malloc(sizeof(float) * (size_t)N * IC);
+    for (size_t i = 0; i < (size_t)N * IC; i++) x[i] = (float)urand();
+    return x;
+}
+
+static const char *type_name(wtype t) {
+    return t == WT_F32 ? "f32" : t == WT_BF16 ? "bf16" : t == WT_F16 ? "f16" : "q8";
+}
+
+/* fp32 accumulation over IC terms: a few ulps of Σ|x w| (blocked sums grow like √IC at
+ * most for the sizes here; 2^-24·IC is the worst case and too loose to catch bugs). */
+#define FP32_REL 2e-6
+
+static void test_forward_types(void **state) {
+    const int shapes[][3] = {{1, 33, 17}, {3, 904, 65}, {17, 913, 129}, {2, 96, 1}, {513, 136, 35}};
+    for (wtype t = WT_F32; t <= WT_Q8; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
+            wfix f;
+            make_weights(&f, t, OC, IC);
+            float *x = rand_x(N, IC);
+            float *got = sm_malloc(sizeof(float) * (size_t)N * OC);
+            float *ref = sm_malloc(sizeof(float) * (size_t)N * OC);
+            for (int b = 0; b < 2; b++) {
+                const float *bias = b ? f.bias : NULL;
+                char what[96];
+                snprintf(what, sizeof what, "%s N %d in %d out %d bias %d", type_name(t), N, IC, OC, b);
+                linear_forward(got, x, &f.w, bias, N);
+                linear_forward_ref(ref, x, &f.w, bias, N);
+                assert_int_equal(compare_exact(what, got, x, &f, bias, N, FP32_REL), 0);
+                assert_int_equal(compare_exact(what, ref, x, &f, bias, N, FP32_REL), 0);
+            }
+            free(x), free(got), free(ref);
+            free_weights(&f);
+        }
+}
+
+static void test_rows(void **state) {
+    for (wtype t = WT_F32; t <= WT_Q8; t++) {
+        int OC = 37, IC = 75;
+        wfix f;
+        make_weights(&f, t, OC, IC);
+        int32_t rows[5] = {36, 0, 5, 5, 17};
+        float *got = sm_malloc(sizeof(float) * 5 * IC);
+        linear_rows_f32(got, &f.w, rows, 5);
+        for (int i = 0; i < 5; i++)
+            for (int k = 0; k < IC; k++) {
+                double e = f.exact[(size_t)rows[i] * IC + k];
+                /* bf16/f16/f32 rows are exact; q8 rows are the fp32 product scale·q */
+                if (t == WT_Q8) e = (float)e;
+                if ((double)got[(size_t)i * IC + k] != e) {
+                    printf("%s row %d col %d: got %.9g expected %.9g\n", type_name(t), rows[i], k,
+                           got[(size_t)i * IC + k], e);
+                    fail();
+                }
+            }
+        free(got);
+        free_weights(&f);
+    }
+}
+
+int main(void) {
+    rng_seed(&g_rng, 20240611);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_types),
+        cmocka_unit_test(test_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
