@@ -11,7 +11,7 @@ BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
            -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8 ompi-c) $(SAN)
 LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas \
-           $(shell pkg-config --libs libcjson libpcre2-8 ompi-c) -lm -lpthread
+           $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc ompi-c) -lm -lpthread
 LDFLAGS := -fopenmp $(SAN)
 
 LIB_SRC  := $(sort $(wildcard src/*.c))
@@ -72,7 +72,7 @@ $(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/npy.c src/util.c
 	clang $(FUZZ_FLAGS) $^ -lm -o $@
 $(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/tokenizer.c src/util.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lpthread -lm -o $@
+	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lutf8proc -lpthread -lm -o $@
 
 $(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/dit.c src/softmask.c src/jsonutil.c src/kernels.c src/kernels_ref.c src/safetensors.c src/util.c
 	@mkdir -p $(dir $@)
