@@ -1,7 +1,8 @@
 /* cmd_eval.c — `smdlm eval ppl`: the NELBO perplexity bound of an MDLM (two-pass denoiser
  * for soft-masked models) or the exact perplexity of a causal model on token shards.
  * `smdlm eval genppl`: generative perplexity of text samples under a GPT-2 evaluator and
- * their mean unigram entropy (MDLM compute_generative_perplexity / duo metrics.py). */
+ * their mean unigram entropy (MDLM compute_generative_perplexity / duo metrics.py), under GPT-2
+ * or the project's causal DiT. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -9,7 +10,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "gpt2.h"
+#include "evaluator.h"
 #include "jsonutil.h"
 #include "kernels.h"
 #include "tokenizer.h"
@@ -120,7 +121,7 @@ static int eval_genppl(int argc, char **argv) {
     const char *model = NULL, *samples = NULL, *field = "text";
     int ctx = 0, max_len = 0, threads = default_threads(), json = 0;
     cli_opt opts[] = {
-        {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "GPT-2 evaluator directory (required)"},
+        {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "causal evaluator: GPT-2 or a causal DiT (required)"},
         {"samples", 's', OPT_STR, &samples, 0, 0, "FILE", "JSON lines with the texts (required)"},
         {"text-field", 0, OPT_STR, &field, 0, 0, "NAME", "field holding the text (default text)"},
         {"ctx", 0, OPT_INT, &ctx, 2, 1 << 20, "N", "chunk length (default: the evaluator's n_positions)"},
@@ -140,23 +141,14 @@ static int eval_genppl(int argc, char **argv) {
         return 1;
     }
     kernels_set_threads(threads);
-    gpt2_model m;
-    if (gpt2_load(&m, model)) return cli_fail("eval genppl");
-    smdlm_tokenizer *tok = NULL;
+    evaluator ev;
+    if (evaluator_load(&ev, model, threads)) return cli_fail("eval genppl");
+    smdlm_tokenizer *tok = ev.tok;
     FILE *f = NULL;
     char *line = NULL;
     size_t cap = 0;
     int status = 1;
-    if (tok_load_dir(&tok, model)) {
-        sm_wrap_error("the evaluator's tokenizer");
-        goto done;
-    }
-    if (tok_vocab_size(tok) > m.cfg.vocab_size) {
-        SM_ERR("the tokenizer has %d ids but the evaluator only %d", tok_vocab_size(tok),
-               m.cfg.vocab_size);
-        goto done;
-    }
-    int eos = m.cfg.eos_id >= 0 ? m.cfg.eos_id : tok_str_to_id(tok, "<|endoftext|>");
+    int eos = ev.eos_id;
     if (!(f = fopen(samples, "r"))) {
         SM_ERR("cannot open '%s': %s", samples, strerror(errno));
         goto done;
@@ -176,8 +168,8 @@ static int eval_genppl(int argc, char **argv) {
         if (genppl_read_line(tok, line, samples, lineno, field, max_len, &ids, &n)) goto done;
         double nll = 0.0;
         long cnt = 0;
-        int src = gpt2_score(&m, ids, n, ctx, eos, &nll, &cnt);
-        double ent = src ? 0.0 : gpt2_unigram_entropy(ids, n);
+        int src = evaluator_score(&ev, ids, n, ctx, eos, &nll, &cnt);
+        double ent = src ? 0.0 : unigram_entropy(ids, n);
         free(ids);
         if (src) {
             sm_wrap_error("%s:%ld", samples, lineno);
@@ -227,8 +219,7 @@ done:
     if (status) cli_fail("eval genppl");
     free(line);
     if (f) fclose(f);
-    tok_free(tok);
-    gpt2_free(&m);
+    evaluator_free(&ev);
     return status;
 }
 

@@ -45,16 +45,6 @@ void gpt2_free(gpt2_model *m);
 /* logits[B,T,V] for ids[B,T] (T ≤ n_positions, every id in [0, V)). */
 int gpt2_forward(const gpt2_model *m, const int32_t *ids, int B, int T, float *logits);
 
-/* Summed next-token NLL (nats) of ids[0..n), scored as MDLM's compute_generative_perplexity:
- * the sequence is cut into chunks of ctx_len tokens (ctx_len ≤ 0 or > n_positions: the
- * model's n_positions), each chunk scored on its own (its first token is never predicted);
- * a target counts when it is not EOS or when it is the chunk's first EOS (with eos < 0 every
- * target counts). Adds to *nll_sum and *count. */
-int gpt2_score(const gpt2_model *m, const int32_t *ids, size_t n, int ctx_len, int eos,
-               double *nll_sum, long *count);
-
-/* Unigram entropy (nats) of the token counts of ids[0..n) (duo metrics.py record_entropy). */
-double gpt2_unigram_entropy(const int32_t *ids, size_t n);
 
 /* LayerNorm with weight and bias over rows of D: out = (x − μ)/√(var + eps)·w + b. */
 void gpt2_layernorm_forward(float *out, const float *x, const float *w, const float *b,

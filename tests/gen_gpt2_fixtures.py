@@ -84,7 +84,7 @@ def main():
         tid = tokenize(t)
         r = {"text": t, "ids": tid}
         for ctx in (32, 16):
-            nll, n = G.score(p, CFG, tid, ctx, EOS)
+            nll, n = G.score(lambda c: G.forward(p, CFG, c), tid, ctx, EOS)
             r[f"nll_ctx{ctx}"], r[f"count_ctx{ctx}"] = nll, n
         r["entropy"] = G.unigram_entropy(tid)
         tot_nll += r["nll_ctx32"]

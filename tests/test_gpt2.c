@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evaluator.h"
 #include "gpt2.h"
 #include "kernels.h"
 #include "testutil.h"
@@ -24,15 +25,20 @@ static void load(gpt2_model *m, const char *dir) {
     }
 }
 
-static cJSON *load_ref(void) {
-    char *text;
+#define CDIR FIXTURES_DIR "/tiny-causal"
+
+static cJSON *load_ref_of(const char *dir) {
+    char *text, path[512];
     size_t len;
-    assert_int_equal(sm_read_file(GDIR "/ref/genppl.json", 1 << 20, &text, &len), 0);
+    snprintf(path, sizeof path, "%s/ref/genppl.json", dir);
+    assert_int_equal(sm_read_file(path, 1 << 20, &text, &len), 0);
     cJSON *j = cJSON_Parse(text);
     free(text);
     assert_non_null(j);
     return j;
 }
+
+static cJSON *load_ref(void) { return load_ref_of(GDIR); }
 
 static double num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -108,14 +114,16 @@ static void test_logits(void **state) {
     check_logits(GDIR "/bare"); /* bare names */
 }
 
-static void test_scores(void **state) {
-    gpt2_model m;
-    load(&m, GDIR);
-    smdlm_tokenizer *tok;
-    assert_int_equal(tok_load_dir(&tok, GDIR), 0);
+/* MDLM's genppl scoring through the evaluator, for GPT-2 and for the causal DiT (both
+ * against tools/ref_gpt2.py's score on the same samples). */
+static void check_scores(const char *dir, evaluator_kind kind) {
+    evaluator ev;
+    assert_int_equal(evaluator_load(&ev, dir, 2), 0);
+    assert_int_equal(ev.kind, kind);
+    smdlm_tokenizer *tok = ev.tok;
     int eos = tok_str_to_id(tok, "<|endoftext|>");
-    assert_int_equal(eos, m.cfg.eos_id);
-    cJSON *ref = load_ref();
+    assert_int_equal(eos, ev.eos_id);
+    cJSON *ref = load_ref_of(dir);
     const cJSON *s;
     int k = 0;
     cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(ref, "samples")) {
@@ -131,21 +139,48 @@ static void test_scores(void **state) {
             char key[32], what[64];
             double nll = 0;
             long cnt = 0;
-            assert_int_equal(gpt2_score(&m, ids, n, ctxs[c] == 32 ? 0 : ctxs[c], eos, &nll, &cnt), 0);
+            assert_int_equal(evaluator_score(&ev, ids, n, ctxs[c] == 32 ? 0 : ctxs[c], eos, &nll, &cnt), 0);
             snprintf(key, sizeof key, "count_ctx%d", ctxs[c]);
             assert_int_equal(cnt, (long)num(s, key));
             snprintf(key, sizeof key, "nll_ctx%d", ctxs[c]);
             snprintf(what, sizeof what, "sample %d nll at ctx %d", k, ctxs[c]);
             assert_true(rel_close(what, nll, num(s, key), 1e-5));
         }
-        assert_true(rel_close("entropy", gpt2_unigram_entropy(ids, n), num(s, "entropy"), 1e-9));
+        assert_true(rel_close("entropy", unigram_entropy(ids, n), num(s, "entropy"), 1e-9));
         free(ids);
         k++;
     }
     assert_int_equal(k, 5);
     cJSON_Delete(ref);
-    tok_free(tok);
-    gpt2_free(&m);
+    evaluator_free(&ev);
+}
+
+/* The causal DiT evaluator's logits against tools/ref_dit.py (causal mask, σ = 0). */
+static void check_causal_dit_logits(void) {
+    evaluator ev;
+    assert_int_equal(evaluator_load(&ev, CDIR, 2), 0);
+    size_t n, nl;
+    int64_t shape[4];
+    int nd;
+    int32_t *ids = tu_load_i32(CDIR "/ref/ids.npy", &n, shape, &nd);
+    float *ref = tu_load_f32(CDIR "/ref/logits.npy", &nl);
+    const int T = (int)shape[1], V = ev.vocab_size;
+    assert_int_equal(nl, n * (size_t)V);
+    float *got = malloc(sizeof(float) * nl);
+    for (int b = 0; b < (int)shape[0]; b++)
+        assert_int_equal(evaluator_logits(&ev, ids + (size_t)b * T, T, got + (size_t)b * T * V), 0);
+    assert_int_equal(tu_compare_f32("causal DiT logits", got, ref, nl, 1e-4f, 1e-4f), 0);
+    assert_int_not_equal(evaluator_logits(&ev, ids, T + 1, got), 0); /* longer than the context */
+    free(got);
+    free(ref);
+    free(ids);
+    evaluator_free(&ev);
+}
+
+static void test_scores(void **state) {
+    check_scores(GDIR, EVALUATOR_GPT2);
+    check_scores(CDIR, EVALUATOR_DIT);
+    check_causal_dit_logits();
 }
 
 /* value of "key": in the last line of out that contains it */
@@ -210,7 +245,7 @@ static void test_bad_input(void **state) {
     CASE("no samples", "eval genppl -m " GDIR " --samples %s/none.jsonl", g_tmp);
     CASE("missing string field", "eval genppl -m " GDIR " --samples %s/number.jsonl", g_tmp);
     CASE("cannot open", "eval genppl -m " GDIR " --samples %s/absent.jsonl", g_tmp);
-    CASE("not a GPT-2", "eval genppl -m " FIXTURES_DIR "/tiny --samples %s/empty.jsonl", g_tmp);
+    CASE("must be causal", "eval genppl -m " FIXTURES_DIR "/tiny --samples %s/empty.jsonl", g_tmp);
     CASE("required", "eval genppl -m " GDIR);
     CASE("config.json", "eval genppl -m %s --samples %s/empty.jsonl", g_tmp, g_tmp);
 #undef CASE

@@ -80,16 +80,17 @@ def forward(p, cfg, ids):
     return x @ p["wte.weight"].T
 
 
-def score(p, cfg, ids, ctx, eos):
-    """MDLM compute_generative_perplexity for one unpadded sample: torch.split into chunks of
-    ctx tokens, each scored on its own; targets counted where (target != eos) or
-    (cumsum(chunk == eos) == 1) at the target. Returns (nll_sum, count)."""
+def score(logits_of, ids, ctx, eos):
+    """MDLM compute_generative_perplexity for one unpadded sample under a causal model
+    (logits_of: ids [1, L] -> logits [1, L, V]): torch.split into chunks of ctx tokens, each
+    scored on its own; targets counted where (target != eos) or (cumsum(chunk == eos) == 1)
+    at the target. Returns (nll_sum, count)."""
     ids = torch.tensor(ids, dtype=torch.long)[None]
     total, count = 0.0, 0
     for chunk in torch.split(ids, ctx, dim=-1):
         if chunk.shape[-1] < 2:
             continue
-        logits = forward(p, cfg, chunk).transpose(-1, -2)
+        logits = logits_of(chunk).transpose(-1, -2)
         nlls = F.cross_entropy(logits[..., :-1], chunk[..., 1:], reduction="none")
         first_eos = (chunk == eos).cumsum(-1) == 1
         token_mask = chunk != eos
