@@ -35,4 +35,26 @@ void linear_free(linear_w *w);
 /* Name of the kernel path linear_forward takes for this type on this CPU. */
 const char *linear_kernel_name(wtype t);
 
+/* Kernel paths. The default (LINEAR_AUTO) picks per type and N; tests and benchmarks force
+ * one. Tile kernels read W in place (4 rows × up to 4 rows of x in registers); sgemm widens
+ * panels of W to fp32 and calls OpenBLAS. f32 weights always go to sgemm. */
+typedef enum {
+    LINEAR_AUTO = 0,
+    LINEAR_GENERIC,    /* plain C tile kernel, any x86-64 */
+    LINEAR_AVX2,       /* AVX2 + FMA + F16C: W widened to fp32 in registers (exact) */
+    LINEAR_AVX512,     /* AVX-512F/BW/VL: same, 16 lanes (exact) */
+    LINEAR_AVX512BF16, /* bf16 W only (others: avx512): x rounded to bf16, vdpbf16ps */
+    LINEAR_SGEMM,      /* fp32 panels of W + sgemm (exact) */
+} linear_path;
+
+/* Force a path for every later call (LINEAR_AUTO restores the default); -1 with an error
+ * when this processor lacks it. Not thread-safe: set it before running models. */
+int linear_force_path(linear_path p);
+int linear_path_available(linear_path p);
+/* The path linear_forward takes for this type and N. */
+linear_path linear_path_for(wtype t, int N);
+const char *linear_path_name(linear_path p);
+/* "auto", "generic", "avx2", "avx512", "avx512bf16", "sgemm" → path; -1 with an error. */
+int linear_path_parse(const char *name, linear_path *p);
+
 #endif

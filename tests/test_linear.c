@@ -117,29 +117,89 @@ static const char *type_name(wtype t) {
 /* fp32 accumulation over IC terms: a few ulps of Σ|x w| (blocked sums grow like √IC at
  * most for the sizes here; 2^-24·IC is the worst case and too loose to catch bugs). */
 #define FP32_REL 2e-6
+/* vdpbf16ps: x rounded to bf16 (8 significant bits, ≤ 2^-8 relative), products exact. */
+#define BF16_REL (0x1p-8 + FP32_REL)
 
-static void test_forward_types(void **state) {
-    const int shapes[][3] = {{1, 33, 17}, {3, 904, 65}, {17, 913, 129}, {2, 96, 1}, {513, 136, 35}};
-    for (wtype t = WT_F32; t <= WT_Q8; t++)
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-            int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
-            wfix f;
-            make_weights(&f, t, OC, IC);
-            float *x = rand_x(N, IC);
-            float *got = sm_malloc(sizeof(float) * (size_t)N * OC);
-            float *ref = sm_malloc(sizeof(float) * (size_t)N * OC);
-            for (int b = 0; b < 2; b++) {
-                const float *bias = b ? f.bias : NULL;
-                char what[96];
-                snprintf(what, sizeof what, "%s N %d in %d out %d bias %d", type_name(t), N, IC, OC, b);
-                linear_forward(got, x, &f.w, bias, N);
-                linear_forward_ref(ref, x, &f.w, bias, N);
-                assert_int_equal(compare_exact(what, got, x, &f, bias, N, FP32_REL), 0);
-                assert_int_equal(compare_exact(what, ref, x, &f, bias, N, FP32_REL), 0);
-            }
-            free(x), free(got), free(ref);
-            free_weights(&f);
+/* The test's own bf16 rounding (nearest, ties to even) of finite floats. */
+static float round_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static const int k_shapes[][3] = {
+    {1, 33, 17}, {3, 904, 65}, {17, 913, 129}, {2, 96, 1}, {513, 136, 35},
+    {16, 4133, 9}, /* in > the 4096 block: partial sums accumulate into out */
+    {1, 4133, 6},  {4, 7, 3},
+};
+
+/* One type on one path, every shape, bias or not: vs float64 of the exact weights and vs the
+ * reference twin. The bf16 path is checked tightly against the float64 product of the
+ * bf16-rounded x too, so that path is known to be the one that ran. */
+static void check_path(wtype t, linear_path path) {
+    assert_int_equal(linear_force_path(path), 0);
+    int bf = linear_path_for(t, 1) == LINEAR_AVX512BF16;
+    for (size_t s = 0; s < sizeof k_shapes / sizeof *k_shapes; s++) {
+        int N = k_shapes[s][0], IC = k_shapes[s][1], OC = k_shapes[s][2];
+        if (path == LINEAR_GENERIC && (size_t)N * IC * OC > 4000000) continue; /* slow under ASan */
+        wfix f;
+        make_weights(&f, t, OC, IC);
+        float *x = rand_x(N, IC), *xr = sm_malloc(sizeof(float) * (size_t)N * IC);
+        for (size_t i = 0; i < (size_t)N * IC; i++) xr[i] = round_bf16(x[i]);
+        float *got = sm_malloc(sizeof(float) * (size_t)N * OC);
+        float *ref = sm_malloc(sizeof(float) * (size_t)N * OC);
+        for (int b = 0; b < 2; b++) {
+            const float *bias = b ? f.bias : NULL;
+            char what[128];
+            snprintf(what, sizeof what, "%s path %s N %d in %d out %d bias %d", type_name(t),
+                     linear_path_name(linear_path_for(t, N)), N, IC, OC, b);
+            linear_forward(got, x, &f.w, bias, N);
+            linear_forward_ref(ref, x, &f.w, bias, N);
+            assert_int_equal(compare_exact(what, got, x, &f, bias, N, bf ? BF16_REL : FP32_REL), 0);
+            if (bf) assert_int_equal(compare_exact(what, got, xr, &f, bias, N, FP32_REL), 0);
+            assert_int_equal(compare_exact("reference twin", ref, x, &f, bias, N, FP32_REL), 0);
         }
+        free(x), free(xr), free(got), free(ref);
+        free_weights(&f);
+    }
+    assert_int_equal(linear_force_path(LINEAR_AUTO), 0);
+}
+
+static void test_forward_paths(void **state) {
+    for (linear_path p = LINEAR_AUTO; p <= LINEAR_SGEMM; p++) {
+        if (!linear_path_available(p)) {
+            printf("skipping the %s path: not on this processor\n", linear_path_name(p));
+            continue;
+        }
+        for (wtype t = WT_F32; t <= WT_Q8; t++) check_path(t, p);
+    }
+}
+
+/* The bf16 path really rounds x: with x = 1 + 2^-10 (not a bf16 value) and w = 1, the exact
+ * path gives 1 + 2^-10 and the bf16 path 1. */
+static void test_bf16_rounds_x(void **state) {
+    if (!linear_path_available(LINEAR_AVX512BF16)) skip();
+    uint16_t w1 = 0x3f80; /* 1.0 */
+    linear_w w = {.type = WT_BF16, .out = 1, .in = 1, .data = &w1};
+    float x = 1.0f + 0x1p-10f, y;
+    assert_int_equal(linear_force_path(LINEAR_AVX512BF16), 0);
+    linear_forward(&y, &x, &w, NULL, 1);
+    assert_true(y == 1.0f);
+    assert_int_equal(linear_force_path(LINEAR_AVX512), 0);
+    linear_forward(&y, &x, &w, NULL, 1);
+    assert_true(y == x);
+    assert_int_equal(linear_force_path(LINEAR_AUTO), 0);
+}
+
+static void test_path_names(void **state) {
+    linear_path p;
+    assert_int_equal(linear_path_parse("avx512bf16", &p), 0);
+    assert_int_equal(p, LINEAR_AVX512BF16);
+    tu_expect_error(linear_path_parse("avx9000", &p), "path name", (const char *const[]){"avx9000", NULL});
+    for (wtype t = WT_F32; t <= WT_Q8; t++) printf("%s: %s\n", type_name(t), linear_kernel_name(t));
 }
 
 static void test_rows(void **state) {
@@ -169,7 +229,9 @@ static void test_rows(void **state) {
 int main(void) {
     rng_seed(&g_rng, 20240611);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forward_types),
+        cmocka_unit_test(test_forward_paths),
+        cmocka_unit_test(test_bf16_rounds_x),
+        cmocka_unit_test(test_path_names),
         cmocka_unit_test(test_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
