@@ -55,8 +55,58 @@ static int feedback_input(const model_dir *md, dit_acts *a, const int32_t *ids, 
     return 0;
 }
 
+/* Dream / LLaDA: raw logits; --feedback takes an earlier raw output, shifted internally for
+ * Dream (transformer_feedback), --quant q8 quantises the projections first. */
+static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_flags *smf,
+                               const char *ids_path, const char *out_path, const char *feedback,
+                               const char *quant) {
+    transformer_model *m = &md->tf;
+    const tf_config *c = &m->cfg;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    sm_feedback *fb = NULL;
+    npy_array prev = {0};
+    int B, T, rc = -1;
+    sm_params sm;
+    size_t nlogits;
+    if (quant && strcmp(quant, "q8")) return SM_ERR("--quant '%s': only q8 is supported", quant);
+    if (quant && transformer_quantize_q8(m)) return -1;
+    if (npy_read_ids(ids_path, c->vocab_size, &ids, &B, &T)) return -1;
+    if (T > c->max_len) {
+        SM_ERR("%s: %d positions exceed the model's context of %d", ids_path, T, c->max_len);
+        goto done;
+    }
+    if (sm_flags_resolve(cmd, smf, md, &sm)) goto done;
+    if (sm_mul_size((size_t)B * T, (size_t)c->vocab_size, &nlogits)) {
+        SM_ERR("output too large");
+        goto done;
+    }
+    if (feedback && sm.enabled) {
+        if (npy_read(feedback, &prev)) goto done;
+        if (prev.dtype != NPY_F4 || prev.ndim != 3 || prev.shape[0] != B || prev.shape[1] != T ||
+            prev.shape[2] != c->vocab_size) {
+            SM_ERR("%s: expected float32 logits of shape [%d, %d, %d]", feedback, B, T,
+                   c->vocab_size);
+            goto done;
+        }
+        fb = sm_malloc(sizeof *fb * (size_t)B * T);
+        transformer_feedback(c, &sm, ids, prev.data, B, T, fb);
+    }
+    logits = sm_aligned_alloc(nlogits * sizeof(float));
+    if (transformer_forward(m, ids, fb, sm.k, NULL, B, T, logits)) goto done;
+    int64_t shape[3] = {B, T, c->vocab_size};
+    rc = npy_write(out_path, NPY_F4, 3, shape, logits);
+done:
+    if (prev.data) npy_free(&prev);
+    free(fb);
+    free(logits);
+    free(ids);
+    return rc;
+}
+
 int cmd_forward(int argc, char **argv) {
     const char *model = NULL, *ids_path = NULL, *out_path = NULL, *feedback = NULL, *t_arg = "1";
+    const char *quant = NULL;
     int threads = default_threads();
     sm_flags smf = {0};
     cli_opt opts[] = {
@@ -66,6 +116,7 @@ int cmd_forward(int argc, char **argv) {
         {"t", 0, OPT_STR, &t_arg, 0, 0, "T|T.npy", "diffusion time(s) for time-conditioned models (default 1)"},
         {"feedback", 0, OPT_STR, &feedback, 0, 0, "PREV.npy", "raw logits of an earlier forward: soft-mask the masked positions"},
         SM_FLAG_OPTS(smf),
+        {"quant", 0, OPT_STR, &quant, 0, 0, "q8", "Dream/LLaDA: int8 projections (per-row scales)"},
         THREADS_OPT(threads),
         {0},
     };
@@ -81,7 +132,17 @@ int cmd_forward(int argc, char **argv) {
     }
     kernels_set_threads(threads);
     model_dir md;
-    if (model_dir_load(&md, model, 0)) return cli_fail("forward");
+    if (model_dir_load_any(&md, model, 0)) return cli_fail("forward");
+    if (md.arch != MODEL_MDLM) {
+        int rc_tf = forward_transformer(&md, &cmd, &smf, ids_path, out_path, feedback, quant);
+        model_dir_free(&md);
+        return rc_tf ? cli_fail("forward") : 0;
+    }
+    if (quant) {
+        SM_ERR("--quant applies to Dream and LLaDA models only");
+        model_dir_free(&md);
+        return cli_fail("forward");
+    }
     const dit_config *c = &md.net.cfg;
     int32_t *ids = NULL;
     float *t = NULL, *sigma = NULL, *logits = NULL;
