@@ -339,14 +339,19 @@ static void block_forward(const dit_model *m, const dit_block *blk, dit_acts *a,
     gated_residual_forward(a->x, a->proj, mod + 5 * D, 6 * D, B, T, D);
 }
 
-void dit_forward_embedded(const dit_model *m, dit_acts *a, const float *sigma, int B, int T,
-                          const int32_t *rows, int nrows, float *logits) {
+void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int B, int T) {
     SM_ASSERT(B <= a->B && T == a->T);
-    const int D = m->cfg.hidden, V = m->cfg.vocab_size;
+    const int D = m->cfg.hidden;
     conditioning_forward(m, a, sigma, B);
     for (int l = 0; l < m->cfg.n_blocks; l++) block_forward(m, &m->w.blocks[l], a, B, T);
     matmul_forward(a->mod, a->c, m->w.final_ada_w, m->w.final_ada_b, B, m->cfg.cond_dim, 2 * D);
     layernorm_modulate_forward(a->h, a->x, m->w.final_norm, a->mod, a->mod + D, 2 * D, B, T, D);
+}
+
+void dit_forward_embedded(const dit_model *m, dit_acts *a, const float *sigma, int B, int T,
+                          const int32_t *rows, int nrows, float *logits) {
+    const int D = m->cfg.hidden, V = m->cfg.vocab_size;
+    dit_forward_hidden(m, a, sigma, B, T);
     if (!rows) {
         matmul_forward(logits, a->h, m->w.out_w, m->w.out_b, B * T, D, V);
         return;

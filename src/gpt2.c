@@ -222,7 +222,10 @@ void gpt2_conv1d_forward(float *out, const float *inp, const float *w, const flo
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
-int gpt2_forward(const gpt2_model *m, const int32_t *ids, int B, int T, float *logits) {
+/* The network on ids[B,T]: logits[B,T,V] when logits != NULL, else the final hidden states
+ * (after ln_f) of the nrows flat positions rows[] (b·T + t) into hidden[nrows, D]. */
+static int forward_impl(const gpt2_model *m, const int32_t *ids, int B, int T, float *logits,
+                        const int32_t *rows, int nrows, float *hidden) {
     const gpt2_config *c = &m->cfg;
     const int D = c->n_embd, H = c->n_head, hd = D / H, V = c->vocab_size;
     if (B < 1 || T < 1 || T > c->n_positions)
@@ -256,8 +259,15 @@ int gpt2_forward(const gpt2_model *m, const int32_t *ids, int B, int T, float *l
         gpt2_conv1d_forward(y, h, b->fc2_w, b->fc2_b, (int)N, 4 * D, D);
         for (size_t i = 0; i < N * (size_t)D; i++) x[i] += y[i];
     }
-    gpt2_layernorm_forward(ln, x, m->lnf_w, m->lnf_b, N, D, c->eps);
-    matmul_forward(logits, ln, m->wte, NULL, (int)N, D, V); /* tied head: wte is [V, D] */
+    if (logits) {
+        gpt2_layernorm_forward(ln, x, m->lnf_w, m->lnf_b, N, D, c->eps);
+        matmul_forward(logits, ln, m->wte, NULL, (int)N, D, V); /* tied head: wte is [V, D] */
+    }
+    for (int r = 0; r < nrows; r++) {
+        SM_ASSERT(rows[r] >= 0 && (size_t)rows[r] < N);
+        gpt2_layernorm_forward(hidden + (size_t)r * D, x + (size_t)rows[r] * D, m->lnf_w,
+                               m->lnf_b, 1, D, c->eps);
+    }
     free(x);
     free(ln);
     free(qkv);
@@ -266,4 +276,13 @@ int gpt2_forward(const gpt2_model *m, const int32_t *ids, int B, int T, float *l
     free(h);
     free(scratch);
     return 0;
+}
+
+int gpt2_forward(const gpt2_model *m, const int32_t *ids, int B, int T, float *logits) {
+    return forward_impl(m, ids, B, T, logits, NULL, 0, NULL);
+}
+
+int gpt2_hidden(const gpt2_model *m, const int32_t *ids, int B, int T, const int32_t *rows,
+                int nrows, float *hidden) {
+    return forward_impl(m, ids, B, T, NULL, rows, nrows, hidden);
 }

@@ -44,6 +44,10 @@ void gpt2_free(gpt2_model *m);
 
 /* logits[B,T,V] for ids[B,T] (T ≤ n_positions, every id in [0, V)). */
 int gpt2_forward(const gpt2_model *m, const int32_t *ids, int B, int T, float *logits);
+/* Final hidden states (after ln_f: what the head reads, HF's hidden_states[-1]) of the nrows
+ * flat positions rows[] (b·T + t) into hidden[nrows, n_embd]; checks as gpt2_forward. */
+int gpt2_hidden(const gpt2_model *m, const int32_t *ids, int B, int T, const int32_t *rows,
+                int nrows, float *hidden);
 
 
 /* LayerNorm with weight and bias over rows of D: out = (x − μ)/√(var + eps)·w + b. */
