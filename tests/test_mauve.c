@@ -1,0 +1,307 @@
+/* test_mauve.c — MAUVE (src/mauve.c) against numpy/scipy references
+ * (tests/gen_mauve_fixtures.py): divergence curve, area and frontier integral on fixed
+ * histograms, PCA ratios and projection, the k-means objective; MAUVE ≈ 1 for two samples
+ * of one distribution and ≈ 0 for disjoint ones, determinism for a seed; the featurizers'
+ * hidden states against PyTorch; `smdlm eval mauve` and its bad input. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels.h"
+#include "mauve.h"
+#include "npy.h"
+#include "rng.h"
+#include "testutil.h"
+#include "util.h"
+
+#define MDIR FIXTURES_DIR "/mauve"
+
+static double *load_f64(const char *name, size_t *n) {
+    float *f = tu_load_f32(tu_fixture("mauve/%s", name), n);
+    double *d = sm_malloc(sizeof(double) * (*n ? *n : 1));
+    for (size_t i = 0; i < *n; i++) d[i] = f[i];
+    free(f);
+    return d;
+}
+
+static size_t close_f64(const char *what, const double *got, const double *ref, size_t n,
+                        double atol) {
+    size_t bad = 0, worst = 0;
+    double wd = -1.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - ref[i]);
+        if (!(e <= atol)) bad++;
+        if (!(e <= wd)) {
+            wd = e;
+            worst = i;
+        }
+    }
+    if (bad)
+        print_error("%s: %zu of %zu beyond %g; worst [%zu] got %.12g ref %.12g\n", what, bad, n,
+                    atol, worst, got[worst], ref[worst]);
+    return bad;
+}
+
+/* ---- divergence curve, area, frontier integral ---------------------------------------------- */
+
+static void test_curve(void **state) {
+    (void)state;
+    size_t np_, nq, nc, nm, nf;
+    double *P = load_f64("curve_p.npy", &np_), *Q = load_f64("curve_q.npy", &nq);
+    double *C = load_f64("curve_points.npy", &nc), *M = load_f64("curve_mauve.npy", &nm);
+    double *F = load_f64("curve_fi.npy", &nf);
+    const int pairs = (int)nm, k = (int)(np_ / nm), len = 27;
+    assert_int_equal(nc, (size_t)pairs * len * 2);
+    double curve[27 * 2];
+    size_t bad = 0;
+    for (int i = 0; i < pairs; i++) {
+        char what[64];
+        mauve_divergence_curve(P + (size_t)i * k, Q + (size_t)i * k, k, 25, 5.0, curve);
+        snprintf(what, sizeof what, "curve of pair %d", i);
+        bad += close_f64(what, curve, C + (size_t)i * len * 2, len * 2, 1e-6);
+        double a = mauve_area(curve, len);
+        snprintf(what, sizeof what, "MAUVE of pair %d", i);
+        bad += close_f64(what, &a, &M[i], 1, 1e-6);
+        double fi = mauve_frontier_integral(P + (size_t)i * k, Q + (size_t)i * k, k);
+        snprintf(what, sizeof what, "frontier integral of pair %d", i);
+        bad += close_f64(what, &fi, &F[i], 1, 1e-6);
+    }
+    assert_int_equal(bad, 0);
+    /* symmetry of the area in p and q: swapping swaps the coordinates */
+    mauve_divergence_curve(P, Q, k, 25, 5.0, curve);
+    double a = mauve_area(curve, len);
+    mauve_divergence_curve(Q, P, k, 25, 5.0, curve);
+    assert_true(fabs(mauve_area(curve, len) - a) < 1e-12);
+    free(P);
+    free(Q);
+    free(C);
+    free(M);
+    free(F);
+}
+
+static void test_auto_clusters(void **state) {
+    (void)state;
+    /* max(2, round(min/10)), Python's round: halves to even */
+    assert_int_equal(mauve_auto_clusters(5000, 5000), 500);
+    assert_int_equal(mauve_auto_clusters(5000, 25), 2);   /* round(2.5) = 2 */
+    assert_int_equal(mauve_auto_clusters(35, 9000), 4);   /* round(3.5) = 4 */
+    assert_int_equal(mauve_auto_clusters(44, 46), 4);
+    assert_int_equal(mauve_auto_clusters(5, 5), 2);
+    assert_int_equal(mauve_auto_clusters(1234, 1236), 123);
+}
+
+/* ---- PCA ------------------------------------------------------------------------------------ */
+
+static void test_pca(void **state) {
+    (void)state;
+    size_t nr, np_;
+    npy_array a;
+    assert_int_equal(npy_read(tu_fixture("mauve/pca_x.npy"), &a), 0);
+    const int n = (int)a.shape[0], d = (int)a.shape[1];
+    double *ratio_ref = load_f64("pca_ratio.npy", &nr);
+    float *proj_ref = tu_load_f32(tu_fixture("mauve/pca_proj.npy"), &np_);
+    assert_int_equal(nr, (size_t)d);
+    double *ratio = sm_malloc(sizeof(double) * (size_t)d);
+    float *proj = NULL;
+    int k = 0;
+    assert_int_equal(mauve_pca(a.data, n, d, 0.9, ratio, &k, &proj), 0);
+    assert_int_equal((size_t)k * n, np_);
+    assert_int_equal(close_f64("explained-variance ratios", ratio, ratio_ref, (size_t)d, 1e-6), 0);
+    /* each component's sign is free: align with the reference's column */
+    for (int c = 0; c < k; c++) {
+        double dot = 0.0;
+        for (int i = 0; i < n; i++) dot += (double)proj[(size_t)i * k + c] * proj_ref[(size_t)i * k + c];
+        if (dot < 0)
+            for (int i = 0; i < n; i++) proj[(size_t)i * k + c] = -proj[(size_t)i * k + c];
+    }
+    assert_int_equal(tu_compare_f32("PCA projection", proj, proj_ref, np_, 1e-5f, 1e-4f), 0);
+    free(proj);
+    /* more variance kept → more components; everything kept at 1 − tiny */
+    int k2 = 0;
+    assert_int_equal(mauve_pca(a.data, n, d, 0.99, NULL, &k2, &proj), 0);
+    assert_true(k2 > k);
+    free(proj);
+    /* constant data: no variance, one component of zeros */
+    float cst[6] = {1, 2, 1, 2, 1, 2};
+    assert_int_equal(mauve_pca(cst, 3, 2, 0.9, NULL, &k2, &proj), 0);
+    assert_int_equal(k2, 1);
+    assert_true(proj[0] == 0.0f && proj[2] == 0.0f);
+    free(proj);
+    free(ratio);
+    free(ratio_ref);
+    free(proj_ref);
+    npy_free(&a);
+}
+
+/* ---- k-means -------------------------------------------------------------------------------- */
+
+static void test_kmeans(void **state) {
+    (void)state;
+    npy_array a;
+    assert_int_equal(npy_read(tu_fixture("mauve/kmeans_x.npy"), &a), 0);
+    const int n = (int)a.shape[0], d = (int)a.shape[1], k = 8;
+    size_t no;
+    double *ref = load_f64("kmeans_obj.npy", &no);
+    float *cent = sm_malloc(sizeof(float) * k * d);
+    int32_t *lab = sm_malloc(sizeof(int32_t) * n);
+    double obj;
+    int iters;
+    assert_int_equal(mauve_kmeans(a.data, n, d, k, 500, 5, 256, 27, cent, lab, &obj, &iters), 0);
+    print_message("k-means objective %.6f in %d iterations (reference procedure's median "
+                  "%.6f, best seen %.6f)\n", obj, iters, ref[0], ref[1]);
+    assert_true(obj <= ref[0] * (1.0 + 1e-6));
+    assert_true(obj >= ref[1] * (1.0 - 1e-5)); /* nothing beats the optimum */
+    /* the objective is what the labels and centroids say */
+    double chk = 0.0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) {
+            double e = (double)((float *)a.data)[i * d + j] - cent[lab[i] * d + j];
+            chk += e * e;
+        }
+    assert_true(fabs(chk - obj) <= 1e-4 * obj);
+    /* every label is a nearest centroid (up to float rounding of the distances) */
+    for (int i = 0; i < n; i++) {
+        double best = INFINITY, own = 0.0;
+        for (int c = 0; c < k; c++) {
+            double s = 0.0;
+            for (int j = 0; j < d; j++) {
+                double e = (double)((float *)a.data)[i * d + j] - cent[c * d + j];
+                s += e * e;
+            }
+            if (s < best) best = s;
+            if (c == lab[i]) own = s;
+        }
+        if (own > best * (1.0 + 1e-5) + 1e-5)
+            fail_msg("point %d: its centroid at %g, the nearest at %g", i, own, best);
+    }
+    /* over seeds, at least as good as the reference procedure's median about half the time (a
+     * deterministic count, expected 10 ± 2) */
+    int good = 0;
+    for (uint64_t s = 100; s < 120; s++) {
+        double o;
+        assert_int_equal(mauve_kmeans(a.data, n, d, k, 500, 5, 256, s, cent, lab, &o, NULL), 0);
+        good += o <= ref[0] * (1.0 + 1e-6);
+    }
+    print_message("%d of 20 seeds reach the reference median\n", good);
+    assert_true(good >= 8);
+    /* subsampled training (faiss's max points per centroid) still labels every point */
+    double obj_sub;
+    assert_int_equal(mauve_kmeans(a.data, n, d, k, 500, 5, 20, 27, cent, lab, &obj_sub, NULL), 0);
+    for (int i = 0; i < n; i++) assert_true(lab[i] >= 0 && lab[i] < k);
+    assert_true(obj_sub < 1.5 * ref[0]);
+    /* as many clusters as points: no distance left; fewer points: an error */
+    assert_int_equal(mauve_kmeans(a.data, k, d, k, 10, 1, 256, 1, cent, lab, &obj, NULL), 0);
+    double sq = 0.0; /* distances come from |x|² + |c|² − 2x·c in float: relative to |x|² */
+    for (int i = 0; i < k * d; i++) sq += (double)((float *)a.data)[i] * ((float *)a.data)[i];
+    assert_true(obj <= 1e-5 * sq);
+    const char *w[] = {"clusters", NULL};
+    tu_expect_error(mauve_kmeans(a.data, k - 1, d, k, 10, 1, 256, 1, cent, lab, &obj, NULL),
+                    "k-means with fewer points than clusters", w);
+    free(cent);
+    free(lab);
+    free(ref);
+    npy_free(&a);
+}
+
+/* ---- end to end on Gaussian mixtures -------------------------------------------------------- */
+
+static double gauss(sm_rng *r) {
+    double u = rng_uniform(r), v = rng_uniform(r);
+    return sqrt(-2.0 * log(1.0 - u)) * cos(2.0 * M_PI * v);
+}
+
+/* n points of a mixture of m components in d dimensions; centres drawn from `cseed`,
+ * shifted by `shift` in every coordinate; points from `seed`. */
+static float *mixture(int n, int d, int m, uint64_t cseed, double shift, uint64_t seed) {
+    sm_rng rc, rp;
+    rng_seed(&rc, cseed);
+    rng_seed(&rp, seed);
+    double *centres = sm_malloc(sizeof(double) * (size_t)m * d);
+    for (int i = 0; i < m * d; i++) centres[i] = 3.0 * gauss(&rc) + shift;
+    float *x = sm_malloc(sizeof(float) * (size_t)n * d);
+    for (int i = 0; i < n; i++) {
+        int c = (int)(rng_uniform(&rp) * m);
+        for (int j = 0; j < d; j++) x[(size_t)i * d + j] = (float)(centres[c * d + j] + gauss(&rp));
+    }
+    free(centres);
+    return x;
+}
+
+static void test_end_to_end(void **state) {
+    (void)state;
+    const int n = 600, d = 32;
+    float *p = mixture(n, d, 6, 1, 0.0, 10), *q = mixture(n, d, 6, 1, 0.0, 11);
+    float *far = mixture(n, d, 6, 2, 12.0, 12);
+    mauve_params prm;
+    mauve_params_default(&prm);
+    mauve_result same, again, other, dis;
+    assert_int_equal(mauve_compute(p, n, q, n, d, &prm, &same), 0);
+    print_message("same distribution: MAUVE %.4f (k %d, PCA %d dims)\n", same.mauve,
+                  same.num_clusters, same.pca_dims);
+    assert_int_equal(same.num_clusters, 60);
+    assert_int_equal(same.n_p, n);
+    assert_int_equal(same.curve_len, 27);
+    assert_true(same.mauve > 0.9);
+    /* bit-identical for a seed */
+    assert_int_equal(mauve_compute(p, n, q, n, d, &prm, &again), 0);
+    assert_memory_equal(&same.mauve, &again.mauve, sizeof(double));
+    assert_memory_equal(same.p_hist, again.p_hist, sizeof(double) * 60);
+    assert_memory_equal(same.curve, again.curve, sizeof(double) * 2 * 27);
+    /* another seed: another clustering, a close score */
+    prm.seed = 7;
+    assert_int_equal(mauve_compute(p, n, q, n, d, &prm, &other), 0);
+    print_message("seed 7: MAUVE %.4f\n", other.mauve);
+    assert_true(fabs(other.mauve - same.mauve) < 0.05);
+    prm.seed = 25;
+    assert_int_equal(mauve_compute(p, n, far, n, d, &prm, &dis), 0);
+    print_message("disjoint: MAUVE %.4f\n", dis.mauve);
+    assert_true(dis.mauve < 0.1);
+    assert_true(dis.frontier_integral > same.frontier_integral);
+    mauve_result_free(&same);
+    mauve_result_free(&again);
+    mauve_result_free(&other);
+    mauve_result_free(&dis);
+    /* histograms are distributions; a fixed cluster count is obeyed */
+    prm.num_clusters = 7;
+    assert_int_equal(mauve_compute(p, 50, q, 70, d, &prm, &same), 0);
+    double sp = 0, sq = 0;
+    for (int j = 0; j < 7; j++) {
+        sp += same.p_hist[j];
+        sq += same.q_hist[j];
+    }
+    assert_true(fabs(sp - 1) < 1e-12 && fabs(sq - 1) < 1e-12);
+    assert_int_equal(same.n_q, 70);
+    mauve_result_free(&same);
+    free(p);
+    free(q);
+    free(far);
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    mauve_params prm;
+    mauve_params_default(&prm);
+    mauve_result r;
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const char *w_empty[] = {"non-empty", NULL};
+    tu_expect_error(mauve_compute(x, 0, x, 2, 4, &prm, &r), "empty reference", w_empty);
+    x[5] = NAN;
+    const char *w_nan[] = {"sample features", "non-finite", "row 1", "column 1", NULL};
+    tu_expect_error(mauve_compute(x, 1, x, 2, 4, &prm, &r), "NaN feature", w_nan);
+    x[5] = 6;
+    prm.num_clusters = 5;
+    const char *w_k[] = {"5 clusters", "4 feature vectors", NULL};
+    tu_expect_error(mauve_compute(x, 2, x, 2, 2, &prm, &r), "too many clusters", w_k);
+}
+
+int main(void) {
+    kernels_set_threads(2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_curve),      cmocka_unit_test(test_auto_clusters),
+        cmocka_unit_test(test_pca),        cmocka_unit_test(test_kmeans),
+        cmocka_unit_test(test_end_to_end), cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
