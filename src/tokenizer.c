@@ -19,10 +19,12 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "jsonutil.h"
 #include "tokenizer_internal.h"
 #include "util.h"
 
@@ -244,9 +246,23 @@ static const pair_slot *pair_map_get(const pair_map *m, int32_t a, int32_t b) {
 typedef struct {
     char *content;
     size_t len;
+    char *match; /* what is looked for in the text: content, normalized when `normalized` */
+    size_t match_len;
     int32_t id;
     bool special, lstrip, rstrip, normalized;
 } added_token;
+
+/* Unicode normalization forms (tokenizer.json normalizers NFC, NFD, NFKC, NFKD). */
+typedef enum { NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD } norm_form;
+
+/* One pre-tokenizer of the pipeline, applied to every piece the previous one produced:
+ * Split (Isolated) with a pattern, or ByteLevel (a prefix space, the GPT-2 regex if use_regex). */
+typedef struct {
+    pcre2_code *re; /* split pattern; NULL: no split */
+    bool byte_level, add_prefix_space;
+} pretok_step;
+
+#define TOK_MAX_STEPS 8
 
 /* Added tokens of one matching pass: a map content → index into added[], and for each first
  * byte the distinct token lengths, longest first, so that the longest token at a position is
@@ -265,17 +281,24 @@ struct smdlm_tokenizer {
     pair_map merges;      /* (left id, right id) → (rank, merged id) */
     int32_t byte_id[256]; /* id of each byte's single-character token */
     bool ignore_merges;
-    bool add_prefix_space;
+    /* normalizer and pre-tokenizer pipelines */
+    norm_form norm[TOK_MAX_STEPS];
+    size_t n_norm;
+    pretok_step steps[TOK_MAX_STEPS];
+    size_t n_steps;
     /* added tokens */
     added_token *added;
     size_t n_added;
+    str_map added_map;           /* content → index into added[] */
     added_set set_raw, set_norm; /* non-normalized (first pass), normalized (second pass) */
+    int32_t role_id[TOK_N_ROLES]; /* tokenizer_config.json's bos/eos/pad/mask, -1: none */
+    char *chat_template;          /* tokenizer_config.json's chat_template, or NULL */
     /* id tables */
     int32_t n_ids;       /* max id + 1 */
     const char **id_str; /* [n_ids] vocab string or added content; NULL: unassigned */
     uint8_t *dec;        /* decoded bytes of every id, back to back */
     size_t *dec_off;     /* [n_ids + 1] */
-    pcre2_code *re;
+    uint8_t *special;    /* [n_ids] 1 for special added tokens */
 };
 
 void tok_free(smdlm_tokenizer *t) {
@@ -283,8 +306,16 @@ void tok_free(smdlm_tokenizer *t) {
     free(t->arena);
     free(t->vocab.slots);
     free(t->merges.slots);
-    for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
+    for (size_t i = 0; i < t->n_added; i++) {
+        free(t->added[i].content);
+        free(t->added[i].match);
+    }
     free(t->added);
+    free(t->added_map.slots);
+    free(t->chat_template);
+    free(t->special);
+    for (size_t i = 0; i < t->n_steps; i++)
+        if (t->steps[i].re) pcre2_code_free(t->steps[i].re);
     free(t->set_raw.map.slots);
     free(t->set_raw.lens);
     free(t->set_norm.map.slots);
@@ -292,7 +323,6 @@ void tok_free(smdlm_tokenizer *t) {
     free(t->id_str);
     free(t->dec);
     free(t->dec_off);
-    if (t->re) pcre2_code_free(t->re);
     free(t);
 }
 
@@ -306,10 +336,20 @@ const char *tok_id_to_str(const smdlm_tokenizer *t, int32_t id) {
 int32_t tok_str_to_id(const smdlm_tokenizer *t, const char *s) {
     if (!t || !s) return -1;
     size_t n = strlen(s);
-    int32_t k = str_map_get(&t->set_raw.map, s, n);
-    if (k < 0) k = str_map_get(&t->set_norm.map, s, n);
+    int32_t k = str_map_get(&t->added_map, s, n);
     return k >= 0 ? t->added[k].id : str_map_get(&t->vocab, s, n);
 }
+
+int32_t tok_role_id(const smdlm_tokenizer *t, tok_role role) {
+    if (!t || (int)role < 0 || role >= TOK_N_ROLES) return -1;
+    return t->role_id[role];
+}
+
+int tok_is_special(const smdlm_tokenizer *t, int32_t id) {
+    return t && id >= 0 && id < t->n_ids && t->special[id];
+}
+
+const char *tok_chat_template(const smdlm_tokenizer *t) { return t ? t->chat_template : NULL; }
 
 /* ---------------------------------------------------------------------------------------------
  * Loading: vocabulary */
@@ -475,8 +515,9 @@ static int merges_from_json(smdlm_tokenizer *t, const cJSON *arr, const char *pa
 static void add_added(smdlm_tokenizer *t, const char *content, int32_t id, bool special,
                       bool lstrip, bool rstrip, bool normalized) {
     t->added = sm_realloc(t->added, (t->n_added + 1) * sizeof *t->added);
-    t->added[t->n_added++] =
-        (added_token){sm_strdup(content), strlen(content), id, special, lstrip, rstrip, normalized};
+    size_t n = strlen(content);
+    t->added[t->n_added++] = (added_token){sm_strdup(content), n,     sm_strdup(content), n, id,
+                                           special,             lstrip, rstrip,             normalized};
 }
 
 typedef struct {
@@ -496,9 +537,10 @@ static void build_set(smdlm_tokenizer *t, added_set *set, bool normalized) {
     str_map_init(&set->map, t->n_added);
     for (size_t i = 0; i < t->n_added; i++) {
         const added_token *a = &t->added[i];
-        if (a->normalized != normalized) continue;
-        SM_ASSERT(str_map_put(&set->map, a->content, a->len, (int32_t)i) < 0); /* no duplicates */
-        fl[n++] = (first_len){(uint8_t)a->content[0], (uint32_t)a->len};
+        if (a->normalized != normalized || a->match_len == 0) continue;
+        if (str_map_put(&set->map, a->match, a->match_len, (int32_t)i) >= 0) continue; /* same
+            normalized form as an earlier token: HF's matcher also finds the first */
+        fl[n++] = (first_len){(uint8_t)a->match[0], (uint32_t)a->match_len};
     }
     qsort(fl, n, sizeof *fl, cmp_first_len);
     set->lens = sm_malloc((n + 1) * sizeof *set->lens);
@@ -533,6 +575,8 @@ static size_t token_bytes(const char *s, uint8_t *out) {
 #define WS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS
                                    "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS "])|[" WS "]+";
+
+static int normalize(const smdlm_tokenizer *t, const char *s, size_t n, char **out, size_t *len);
 
 static int finish(smdlm_tokenizer *t, const char *what) {
     /* id table */
@@ -581,9 +625,29 @@ static int finish(smdlm_tokenizer *t, const char *what) {
         if (t->id_str[id]) off += token_bytes(t->id_str[id], t->dec + off);
     }
     t->dec_off[t->n_ids] = off;
+    /* added tokens: content → index, special flags, normalized forms to look for */
+    t->special = sm_calloc((size_t)t->n_ids, 1);
+    str_map_init(&t->added_map, t->n_added);
+    for (size_t i = 0; i < t->n_added; i++) {
+        added_token *a = &t->added[i];
+        SM_ASSERT(str_map_put(&t->added_map, a->content, a->len, (int32_t)i) < 0);
+        if (a->special) t->special[a->id] = 1;
+        char *norm;
+        size_t nlen;
+        if (a->normalized && normalize(t, a->content, a->len, &norm, &nlen) == 0 && norm) {
+            free(a->match);
+            a->match = norm;
+            a->match_len = nlen;
+        }
+    }
     build_set(t, &t->set_raw, false);
     build_set(t, &t->set_norm, true);
-    t->re = tok_gpt2_regex(); /* pre-tokenizer regex */
+    if (t->n_steps == 0) /* vocab.json + merges.txt: GPT-2's ByteLevel pre-tokenizer */
+        t->steps[t->n_steps++] = (pretok_step){tok_gpt2_regex(), true, false};
+    /* roles: tokenizer_config.json may set them later (tok_load_dir) */
+    for (int r = 0; r < TOK_N_ROLES; r++) t->role_id[r] = -1;
+    t->role_id[TOK_MASK] = tok_str_to_id(t, "<|mask|>");
+    if (t->role_id[TOK_MASK] < 0) t->role_id[TOK_MASK] = tok_str_to_id(t, "<|mdm_mask|>");
     return 0;
 }
 
@@ -723,26 +787,182 @@ static int json_bool_field(const cJSON *o, const char *key, bool dflt, bool *out
     return 0;
 }
 
+/* Normalizer: null, NFC/NFD/NFKC/NFKD, or a Sequence of those (nested Sequences flatten). */
+static int parse_normalizer(smdlm_tokenizer *t, const cJSON *n, const char *path, int depth) {
+    if (!n || cJSON_IsNull(n)) return 0;
+    const char *ty = json_type_name(n);
+    static const char *const forms[] = {"NFC", "NFD", "NFKC", "NFKD"};
+    if (!cJSON_IsObject(n))
+        return SM_ERR("'%s': normalizer is not an object", path);
+    if (strcmp(ty, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
+        if (!cJSON_IsArray(list) || depth > 4)
+            return SM_ERR("'%s': normalizer Sequence without a 'normalizers' array", path);
+        for (const cJSON *e = list->child; e; e = e->next)
+            if (parse_normalizer(t, e, path, depth + 1) != 0) return -1;
+        return 0;
+    }
+    for (int f = 0; f < 4; f++)
+        if (strcmp(ty, forms[f]) == 0) {
+            if (t->n_norm == TOK_MAX_STEPS)
+                return SM_ERR("'%s': more than %d normalizers", path, TOK_MAX_STEPS);
+            t->norm[t->n_norm++] = (norm_form)f;
+            return 0;
+        }
+    return SM_ERR("'%s': unsupported normalizer '%s' (supported: null, NFC, NFD, NFKC, NFKD, "
+                  "Sequence)",
+                  path, ty);
+}
+
+/* Translates a tokenizer.json regex (Oniguruma syntax) for PCRE2: \s and \S become the Unicode
+ * White_Space class that Oniguruma uses (PCRE2's UCP \s also matches U+180E); constructs whose
+ * meaning differs between the two engines are rejected. Returns a malloc'ed pattern or NULL. */
+static char *translate_regex(const char *re, const char *where) {
+    static const char ws[] = WS;
+    size_t n = strlen(re), o = 0;
+    char *out = sm_malloc(n * (sizeof ws + 4) + 1);
+    bool in_class = false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = re[i];
+        if (ch == '\\' && i + 1 < n) {
+            char e = re[++i];
+            if (e == 's' || (e == 'S' && !in_class)) {
+                const char *pre = in_class ? "" : e == 's' ? "[" : "[^";
+                o += (size_t)sprintf(out + o, "%s%s%s", pre, ws, in_class ? "" : "]");
+                continue;
+            }
+            if (e == 'S' || e == 'h' || e == 'H' || e == 'Q' || e == 'R' || e == 'X') {
+                free(out);
+                SM_ERR("%s: regex escape \\%c is unsupported", where, e);
+                return NULL;
+            }
+            out[o++] = ch;
+            out[o++] = e;
+            continue;
+        }
+        if (ch == '[') {
+            if (in_class && re[i + 1] != ':') {
+                free(out);
+                SM_ERR("%s: nested character classes are unsupported", where);
+                return NULL;
+            }
+            if (!in_class) {
+                in_class = true;
+                out[o++] = ch;
+                if (re[i + 1] == '^') out[o++] = re[++i];
+                if (re[i + 1] == ']') out[o++] = re[++i]; /* a leading ] is literal */
+                continue;
+            }
+            const char *close = strstr(re + i, ":]"); /* POSIX class [:alpha:] */
+            size_t k = close ? (size_t)(close - (re + i)) + 2 : 1;
+            memcpy(out + o, re + i, k);
+            o += k;
+            i += k - 1;
+            continue;
+        }
+        if (ch == ']' && in_class) in_class = false;
+        if (ch == '&' && in_class && re[i + 1] == '&') {
+            free(out);
+            SM_ERR("%s: character class intersection (&&) is unsupported", where);
+            return NULL;
+        }
+        out[o++] = ch;
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* Compiles a split pattern ({"Regex": ...} or {"String": ...}) with UTF + UCP (JIT if possible). */
+static pcre2_code *compile_pattern(const cJSON *pat, const char *where) {
+    const char *rx = json_get_string(pat, "Regex"), *lit = json_get_string(pat, "String");
+    if (!cJSON_IsObject(pat) || (!rx == !lit) || (lit && !lit[0])) {
+        SM_ERR("%s: pattern must be {\"Regex\": ...} or a non-empty {\"String\": ...}", where);
+        return NULL;
+    }
+    char *src;
+    if (rx) {
+        if (!(src = translate_regex(rx, where))) return NULL;
+    } else { /* literal: quote every ASCII punctuation character */
+        size_t n = strlen(lit), o = 0;
+        src = sm_malloc(2 * n + 1);
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)lit[i];
+            if (c < 0x80 && !(c >= '0' && c <= '9') && !((c | 0x20) >= 'a' && (c | 0x20) <= 'z'))
+                src[o++] = '\\';
+            src[o++] = (char)c;
+        }
+        src[o] = 0;
+    }
+    int err;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+                                   &err, &off, NULL);
+    free(src);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(err, msg, sizeof msg);
+        SM_ERR("%s: bad regex '%.200s': %s (at offset %zu)", where, rx ? rx : lit,
+               (const char *)msg, (size_t)off);
+        return NULL;
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter on failure */
+    return re;
+}
+
+/* Pre-tokenizer: ByteLevel, Split (Isolated, not inverted) or a Sequence of them. */
+static int parse_pretok(smdlm_tokenizer *t, const cJSON *p, const char *path, int depth) {
+    char what[512];
+    snprintf(what, sizeof what, "'%s' pre_tokenizer", path);
+    if (!cJSON_IsObject(p)) return SM_ERR("%s: missing or not an object", what);
+    const char *ty = json_type_name(p);
+    if (strcmp(ty, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
+        if (!cJSON_IsArray(list) || depth > 4)
+            return SM_ERR("%s: Sequence without a 'pretokenizers' array", what);
+        for (const cJSON *e = list->child; e; e = e->next)
+            if (parse_pretok(t, e, path, depth + 1) != 0) return -1;
+        return 0;
+    }
+    if (t->n_steps == TOK_MAX_STEPS) return SM_ERR("%s: more than %d steps", what, TOK_MAX_STEPS);
+    pretok_step st = {0};
+    if (strcmp(ty, "ByteLevel") == 0) {
+        bool use_regex;
+        if (json_bool_field(p, "add_prefix_space", true, &st.add_prefix_space, what) != 0 ||
+            json_bool_field(p, "use_regex", true, &use_regex, what) != 0)
+            return -1;
+        st.byte_level = true;
+        if (use_regex) st.re = tok_gpt2_regex();
+    } else if (strcmp(ty, "Split") == 0) {
+        const char *beh = json_get_string(p, "behavior");
+        bool invert;
+        if (json_bool_field(p, "invert", false, &invert, what) != 0) return -1;
+        if (!beh || strcmp(beh, "Isolated") != 0 || invert)
+            return SM_ERR("%s: Split with behavior '%s'%s is unsupported (only Isolated, not "
+                          "inverted)",
+                          what, beh ? beh : "?", invert ? " inverted" : "");
+        if (!(st.re = compile_pattern(cJSON_GetObjectItemCaseSensitive(p, "pattern"), what)))
+            return -1;
+    } else {
+        return SM_ERR("%s: unsupported type '%s' (supported: ByteLevel, Split, Sequence)", what,
+                      ty);
+    }
+    t->steps[t->n_steps++] = st;
+    return 0;
+}
+
 static int check_pipeline(smdlm_tokenizer *t, const cJSON *root, const char *path) {
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
     if (ver && !(cJSON_IsString(ver) && strcmp(ver->valuestring, "1.0") == 0))
         return SM_ERR("'%s': unknown tokenizer.json version", path);
-    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (norm && !cJSON_IsNull(norm))
-        return SM_ERR("'%s': unsupported normalizer '%s' (only null is supported)", path,
-                      json_type_name(norm));
-    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    if (!cJSON_IsObject(pre) || strcmp(json_type_name(pre), "ByteLevel") != 0)
-        return SM_ERR("'%s': unsupported pre_tokenizer '%s' (only ByteLevel is supported)", path,
-                      pre && cJSON_IsObject(pre) ? json_type_name(pre) : "null");
-    bool use_regex;
-    char what[512];
-    snprintf(what, sizeof what, "'%s' pre_tokenizer", path);
-    if (json_bool_field(pre, "add_prefix_space", true, &t->add_prefix_space, what) != 0 ||
-        json_bool_field(pre, "use_regex", true, &use_regex, what) != 0)
+    if (parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), path, 0) != 0 ||
+        parse_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path, 0) != 0)
         return -1;
-    if (!use_regex)
-        return SM_ERR("'%s': ByteLevel pre_tokenizer with use_regex=false is unsupported", path);
+    bool byte_level = false;
+    for (size_t i = 0; i < t->n_steps; i++) byte_level |= t->steps[i].byte_level;
+    if (!byte_level)
+        return SM_ERR("'%s': the pre_tokenizer has no ByteLevel step (not a byte-level BPE "
+                      "tokenizer)",
+                      path);
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (dec && !cJSON_IsNull(dec) &&
         !(cJSON_IsObject(dec) && strcmp(json_type_name(dec), "ByteLevel") == 0))
@@ -763,6 +983,10 @@ static int check_model(smdlm_tokenizer *t, const cJSON *model, const char *path)
     if (!json_null_or_empty(cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix")) ||
         !json_null_or_empty(cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix")))
         return SM_ERR("'%s': BPE continuing_subword_prefix/end_of_word_suffix are unsupported",
+                      path);
+    const cJSON *fb = cJSON_GetObjectItemCaseSensitive(model, "byte_fallback");
+    if (fb && !cJSON_IsNull(fb) && !cJSON_IsFalse(fb))
+        return SM_ERR("'%s': BPE byte_fallback is unsupported (byte-level BPE has no use for it)",
                       path);
     char what[512];
     snprintf(what, sizeof what, "'%s' model", path);
@@ -853,6 +1077,53 @@ done:
     return 0;
 }
 
+/* DIR/tokenizer_config.json (optional): the bos/eos/pad/mask tokens (a string, or an AddedToken
+ * object with "content"; null or absent: undeclared) and the chat template. */
+static int read_tokenizer_config(smdlm_tokenizer *t, const char *dir) {
+    char *path = sm_path_join(dir, "tokenizer_config.json"), *text = NULL;
+    size_t len;
+    cJSON *root = NULL;
+    int rc = 0;
+    if (!sm_file_exists(path)) goto done;
+    rc = -1;
+    if (sm_read_file(path, TOK_MAX_FILE_BYTES, &text, &len) != 0) goto done;
+    char what[512];
+    snprintf(what, sizeof what, "'%s'", path);
+    if (!(root = json_parse_object(text, what))) goto done;
+    static const char *const keys[TOK_N_ROLES] = {"bos_token", "eos_token", "pad_token",
+                                                  "mask_token"};
+    for (int r = 0; r < TOK_N_ROLES; r++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, keys[r]);
+        if (!v || cJSON_IsNull(v)) continue;
+        if (cJSON_IsObject(v)) v = cJSON_GetObjectItemCaseSensitive(v, "content");
+        if (!cJSON_IsString(v)) {
+            SM_ERR("%s: %s is not a string or an object with a string \"content\"", what,
+                   keys[r]);
+            goto done;
+        }
+        int32_t id = tok_str_to_id(t, v->valuestring);
+        if (id < 0) {
+            SM_ERR("%s: %s '%.200s' is not a token of the tokenizer", what, keys[r],
+                   v->valuestring);
+            goto done;
+        }
+        t->role_id[r] = id;
+    }
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
+    if (cJSON_IsArray(ct)) /* [{"name": "default", "template": ...}, ...] */
+        for (const cJSON *e = ct->child; e; e = e->next) {
+            const char *name = json_get_string(e, "name");
+            if (name && strcmp(name, "default") == 0) ct = cJSON_GetObjectItemCaseSensitive(e, "template");
+        }
+    if (cJSON_IsString(ct)) t->chat_template = sm_strdup(ct->valuestring);
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    free(text);
+    free(path);
+    return rc;
+}
+
 int tok_load_dir(smdlm_tokenizer **out, const char *dir) {
     *out = NULL;
     char *tj = sm_path_join(dir, "tokenizer.json");
@@ -865,6 +1136,11 @@ int tok_load_dir(smdlm_tokenizer **out, const char *dir) {
         rc = tok_load_files(out, vj, mt);
     else
         rc = SM_ERR("'%s': no tokenizer.json, nor vocab.json + merges.txt", dir);
+    if (rc == 0 && read_tokenizer_config(*out, dir) != 0) {
+        tok_free(*out);
+        *out = NULL;
+        rc = -1;
+    }
     free(tj);
     free(vj);
     free(mt);
@@ -913,7 +1189,8 @@ typedef struct {
     bpe_merge *heap;
     size_t cap;       /* capacity of sym (heap has 3× that) */
     scratch_buf buf;  /* ignore_merges lookups */
-    scratch_buf pbuf; /* pieces with the prefix space prepended */
+    scratch_buf pbuf[TOK_MAX_STEPS]; /* per step: pieces with the prefix space prepended */
+    bool allow_special;              /* match special added tokens in the text */
     int32_t *ids;
     size_t n, ids_cap;
 } enc_ctx;
@@ -1074,40 +1351,84 @@ static void bpe_word(enc_ctx *c, const uint8_t *w, size_t n) {
     if (cacheable) wc_put(&c->wc, w, n, c->ids + first, c->n - first);
 }
 
-/* Split s[0..n) with the GPT-2 regex and BPE every word (HF's Isolated split: text between
- * matches, which the pattern never leaves, would be a word too). */
-static int regex_words(enc_ctx *c, const char *s, size_t n) {
-    size_t off = 0;
-    while (off < n) {
-        int rc = pcre2_match(c->t->re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, c->md, NULL);
-        size_t ms, me;
-        if (rc == PCRE2_ERROR_NOMATCH) {
-            ms = me = n;
-        } else if (rc < 0) {
+static int pretok(enc_ctx *c, size_t step, const char *s, size_t n);
+
+/* HF's Split with behavior Isolated: every match is a piece, and so is the text between matches.
+ * An empty match only separates the text at its position (the search then moves on by one
+ * character, as Oniguruma's iterator does). */
+static int split_isolated(enc_ctx *c, const pcre2_code *re, size_t step, const char *s, size_t n) {
+    size_t off = 0, piece = 0; /* where the search goes on; start of the text not yet passed on */
+    while (off <= n) {
+        int rc = pcre2_match(re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, c->md, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) { /* e.g. the match limit of a pathological pattern */
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(rc, msg, sizeof msg);
             return SM_ERR("pre-tokenizer regex failed at byte %zu: %s", off, (const char *)msg);
-        } else {
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
-            ms = ov[0];
-            me = ov[1];
-            SM_ASSERT(ms >= off && me > ms && me <= n);
         }
-        if (ms > off) bpe_word(c, (const uint8_t *)s + off, ms - off);
-        if (me > ms) bpe_word(c, (const uint8_t *)s + ms, me - ms);
-        off = me;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
+        size_t ms = ov[0], me = ov[1];
+        SM_ASSERT(ms >= off && me >= ms && me <= n);
+        if (ms > piece && pretok(c, step + 1, s + piece, ms - piece)) return -1;
+        if (me > ms && pretok(c, step + 1, s + ms, me - ms)) return -1;
+        piece = me;
+        if (me > ms) {
+            off = me;
+        } else { /* empty match: step over one character */
+            if (me == n) break;
+            size_t k = 1;
+            while (me + k < n && is_cont((uint8_t)s[me + k])) k++;
+            off = me + k;
+        }
     }
-    return 0;
+    return piece < n ? pretok(c, step + 1, s + piece, n - piece) : 0;
 }
 
-/* Pre-tokenize and encode one piece of text that is not an added token. */
-static int encode_piece(enc_ctx *c, const char *s, size_t n) {
+/* Runs pre-tokenizer `step` and the later ones on s[0..n), then BPE on every final piece. */
+static int pretok(enc_ctx *c, size_t step, const char *s, size_t n) {
     if (n == 0) return 0;
-    if (!c->t->add_prefix_space || s[0] == ' ') return regex_words(c, s, n);
-    char *b = scratch_reserve(&c->pbuf, n + 1);
-    b[0] = ' ';
-    memcpy(b + 1, s, n);
-    return regex_words(c, b, n + 1);
+    if (step == c->t->n_steps) {
+        bpe_word(c, (const uint8_t *)s, n);
+        return 0;
+    }
+    const pretok_step *p = &c->t->steps[step];
+    if (p->add_prefix_space && s[0] != ' ') { /* ByteLevel: per piece, as HF */
+        char *b = scratch_reserve(&c->pbuf[step], n + 1);
+        b[0] = ' ';
+        memcpy(b + 1, s, n);
+        s = b;
+        n++;
+    }
+    return p->re ? split_isolated(c, p->re, step, s, n) : pretok(c, step + 1, s, n);
+}
+
+/* Applies the normalizer to s[0..n): *out is a malloc'ed copy, or NULL when the text is left as
+ * it is (no normalizer, or ASCII, which every normalization form keeps). */
+static int normalize(const smdlm_tokenizer *t, const char *s, size_t n, char **out, size_t *len) {
+    *out = NULL;
+    *len = n;
+    size_t i = 0;
+    if (t->n_norm == 0) return 0;
+    while (i < n && (uint8_t)s[i] < 0x80) i++;
+    if (i == n) return 0;
+    char *cur = NULL;
+    for (size_t k = 0; k < t->n_norm; k++) {
+        static const int opts[] = {
+            UTF8PROC_COMPOSE,                      /* NFC */
+            UTF8PROC_DECOMPOSE,                    /* NFD */
+            UTF8PROC_COMPOSE | UTF8PROC_COMPAT,    /* NFKC */
+            UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT}; /* NFKD */
+        utf8proc_uint8_t *dst = NULL;
+        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)(cur ? cur : s),
+                                          (utf8proc_ssize_t)*len, &dst,
+                                          (utf8proc_option_t)(UTF8PROC_STABLE | opts[t->norm[k]]));
+        free(cur);
+        if (r < 0) return SM_ERR("normalization failed: %s", utf8proc_errmsg(r));
+        cur = (char *)dst;
+        *len = (size_t)r;
+    }
+    *out = cur;
+    return 0;
 }
 
 /* Longest added token of `set` starting at s[pos], or -1. */
@@ -1123,10 +1444,16 @@ static int32_t added_match(const added_set *set, const char *s, size_t n, size_t
 
 static int split_added(enc_ctx *c, const added_set *set, const char *s, size_t n, int pass);
 
-/* Text between added tokens: pass 0 (non-normalized tokens) hands it to pass 1 (normalized
- * tokens), pass 1 to the pre-tokenizer. */
+/* Text between added tokens: pass 0 (non-normalized tokens) normalizes it and hands it to pass 1
+ * (normalized tokens), pass 1 to the pre-tokenizer. */
 static int between(enc_ctx *c, const char *s, size_t n, int pass) {
-    return pass == 0 ? split_added(c, &c->t->set_norm, s, n, 1) : encode_piece(c, s, n);
+    if (pass == 1) return pretok(c, 0, s, n);
+    char *norm;
+    size_t len;
+    if (normalize(c->t, s, n, &norm, &len) != 0) return -1;
+    int rc = split_added(c, &c->t->set_norm, norm ? norm : s, len, 1);
+    free(norm);
+    return rc;
 }
 
 /* HF's AddedVocabulary::find_matches + split: leftmost-longest matches of `set`, lstrip/rstrip
@@ -1142,8 +1469,9 @@ static int split_added(enc_ctx *c, const added_set *set, const char *s, size_t n
             continue;
         }
         const added_token *a = &t->added[k];
-        size_t start = pos, stop = pos + a->len;
+        size_t start = pos, stop = pos + a->match_len;
         pos = stop;
+        if (a->special && !c->allow_special) continue; /* plain text (HF split_special_tokens) */
         if (a->lstrip) /* not before the previous match: also keeps this linear */
             start = start_offset +
                     ws_suffix_start((const uint8_t *)s + start_offset, start - start_offset);
@@ -1157,6 +1485,11 @@ static int split_added(enc_ctx *c, const added_set *set, const char *s, size_t n
 }
 
 int tok_encode(const smdlm_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n) {
+    return tok_encode_ex(t, text, len, TOK_ALLOW_SPECIAL, ids, n);
+}
+
+int tok_encode_ex(const smdlm_tokenizer *t, const char *text, size_t len, unsigned flags,
+                  int32_t **ids, size_t *n) {
     *ids = NULL;
     *n = 0;
     if (!text && len) return SM_ERR("NULL text");
@@ -1166,15 +1499,15 @@ int tok_encode(const smdlm_tokenizer *t, const char *text, size_t len, int32_t *
     if (bad != len)
         return SM_ERR("input text is not valid UTF-8 (invalid byte 0x%02x at byte offset %zu)",
                       (uint8_t)text[bad], bad);
-    enc_ctx c = {.t = t};
-    c.md = pcre2_match_data_create_from_pattern(t->re, NULL);
+    enc_ctx c = {.t = t, .allow_special = (flags & TOK_ALLOW_SPECIAL) != 0};
+    c.md = pcre2_match_data_create(1, NULL); /* only the whole match is read */
     SM_ASSERT(c.md != NULL);
     int rc = len ? split_added(&c, &t->set_raw, text, len, 0) : 0;
     pcre2_match_data_free(c.md);
     free(c.sym);
     free(c.heap);
     free(c.buf.buf);
-    free(c.pbuf.buf);
+    for (size_t i = 0; i < TOK_MAX_STEPS; i++) free(c.pbuf[i].buf);
     wc_free(&c.wc);
     if (rc != 0) {
         free(c.ids);
@@ -1189,6 +1522,12 @@ int tok_encode(const smdlm_tokenizer *t, const char *text, size_t len, int32_t *
  * Decoding */
 
 int tok_decode(const smdlm_tokenizer *t, const int32_t *ids, size_t n, char **text, size_t *len) {
+    return tok_decode_ex(t, ids, n, 0, text, len);
+}
+
+int tok_decode_ex(const smdlm_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
+                  char **text, size_t *len) {
+    bool skip = (flags & TOK_SKIP_SPECIAL) != 0;
     *text = NULL;
     *len = 0;
     size_t total = 0;
@@ -1196,11 +1535,12 @@ int tok_decode(const smdlm_tokenizer *t, const int32_t *ids, size_t n, char **te
         if (ids[i] < 0 || ids[i] >= t->n_ids || !t->id_str[ids[i]])
             return SM_ERR("token id %d at position %zu is out of range (vocabulary size %d)",
                           ids[i], i, t->n_ids);
-        total += t->dec_off[ids[i] + 1] - t->dec_off[ids[i]];
+        if (!(skip && t->special[ids[i]])) total += t->dec_off[ids[i] + 1] - t->dec_off[ids[i]];
     }
     uint8_t *bytes = sm_malloc(total + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
+        if (skip && t->special[ids[i]]) continue;
         size_t a = t->dec_off[ids[i]], b = t->dec_off[ids[i] + 1];
         memcpy(bytes + o, t->dec + a, b - a);
         o += b - a;

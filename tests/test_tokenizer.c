@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tokenizer.h"
@@ -30,6 +31,10 @@ typedef struct {
     size_t n;
     char *decoded; /* from "decoded_hex" */
     size_t dec_len;
+    int32_t *ids_plain; /* Qwen: "ids_plain" (special-token text as plain text), else NULL */
+    size_t n_plain;
+    char *dec_skip, *nfc; /* Qwen: "decoded_skip_hex", "nfc_hex" */
+    size_t skip_len, nfc_len;
 } golden;
 
 typedef struct {
@@ -73,6 +78,17 @@ static golden_set load_golden(const char *path) {
         size_t i = 0;
         for (const cJSON *e = ids->child; e; e = e->next) g->ids[i++] = (int32_t)e->valuedouble;
         g->decoded = from_hex(dh->valuestring, &g->dec_len);
+        const cJSON *ip = cJSON_GetObjectItem(o, "ids_plain"),
+                    *ds = cJSON_GetObjectItem(o, "decoded_skip_hex"),
+                    *nf = cJSON_GetObjectItem(o, "nfc_hex");
+        if (cJSON_IsArray(ip)) {
+            g->n_plain = (size_t)cJSON_GetArraySize(ip);
+            g->ids_plain = sm_malloc((g->n_plain + 1) * sizeof *g->ids_plain);
+            i = 0;
+            for (const cJSON *e = ip->child; e; e = e->next) g->ids_plain[i++] = (int32_t)e->valuedouble;
+        }
+        if (cJSON_IsString(ds)) g->dec_skip = from_hex(ds->valuestring, &g->skip_len);
+        if (cJSON_IsString(nf)) g->nfc = from_hex(nf->valuestring, &g->nfc_len);
         cJSON_Delete(o);
     }
     free(text);
@@ -84,6 +100,9 @@ static void free_golden(golden_set *s) {
         free(s->g[i].text);
         free(s->g[i].ids);
         free(s->g[i].decoded);
+        free(s->g[i].ids_plain);
+        free(s->g[i].dec_skip);
+        free(s->g[i].nfc);
     }
     free(s->g);
 }
@@ -537,6 +556,282 @@ static void byte_ignore_merges(void **state) {
     free_golden(&s);
 }
 
+#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void expect_load_error(int rc, smdlm_tokenizer *t, const char *file,
+                              const char *const *words);
+
+/* ---------------------------------------------------------------- Qwen2 family */
+
+#define QWEN_DIR FIXTURES_DIR "/qwen-tokenizer"
+#define LLADA_DIR FIXTURES_DIR "/llada-tokenizer"
+
+static char g_qdir[64]; /* temporary directory with the decompressed tokenizer.json */
+static smdlm_tokenizer *g_qwen;
+static golden_set g_qgold;
+
+static int qwen_setup(void **state) {
+    (void)state;
+    snprintf(g_qdir, sizeof g_qdir, "/tmp/smdlm_qwen_XXXXXX");
+    if (!mkdtemp(g_qdir)) return -1;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "gzip -dc %s/tokenizer.json.gz > %s/tokenizer.json && "
+             "cp %s/tokenizer_config.json %s/",
+             QWEN_DIR, g_qdir, QWEN_DIR, g_qdir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot decompress the Qwen tokenizer\n");
+        return -1;
+    }
+    if (tok_load_dir(&g_qwen, g_qdir) != 0) {
+        fprintf(stderr, "qwen tokenizer: %s\n", smdlm_last_error());
+        return -1;
+    }
+    g_qgold = load_golden(QWEN_DIR "/golden.jsonl");
+    return 0;
+}
+
+static int qwen_teardown(void **state) {
+    (void)state;
+    tok_free(g_qwen);
+    free_golden(&g_qgold);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_qdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Special tokens parsed (tok_encode = HF encode) and left as text (tok_encode_ex, flags 0). */
+static void qwen_golden_encode(void **state) {
+    (void)state;
+    assert_true(g_qgold.n >= 50);
+    check_golden_encodes(g_qwen, &g_qgold, NULL, "qwen tokenizer.json");
+    size_t bad = 0, differ = 0;
+    for (size_t i = 0; i < g_qgold.n; i++) {
+        const golden *g = &g_qgold.g[i];
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(tok_encode_ex(g_qwen, g->text, g->len, 0, &ids, &n), 0);
+        if (n != g->n_plain || memcmp(ids, g->ids_plain, n * sizeof *ids) != 0) {
+            printf("  plain MISMATCH for \"%.60s\"\n", g->text);
+            print_ids("got", ids, n);
+            print_ids("ref", g->ids_plain, g->n_plain);
+            bad++;
+        }
+        differ += g->n != g->n_plain || memcmp(g->ids, g->ids_plain, n * sizeof *ids) != 0;
+        free(ids);
+    }
+    printf("  qwen without special tokens: %zu strings, %zu mismatches (%zu differ from the "
+           "parsed ids)\n",
+           g_qgold.n, bad, differ);
+    assert_int_equal(bad, 0);
+    assert_true(differ >= 5); /* the special-token strings */
+}
+
+/* decode, decode skipping special tokens, and decode(encode(s)) == NFC(s). */
+static void qwen_golden_decode(void **state) {
+    (void)state;
+    check_golden_decodes(g_qwen, &g_qgold, NULL, "qwen decode");
+    size_t bad = 0;
+    for (size_t i = 0; i < g_qgold.n; i++) {
+        const golden *g = &g_qgold.g[i];
+        char *s;
+        size_t len;
+        assert_int_equal(tok_decode_ex(g_qwen, g->ids, g->n, TOK_SKIP_SPECIAL, &s, &len), 0);
+        if (len != g->skip_len || memcmp(s, g->dec_skip, len) != 0) {
+            printf("  skip_special MISMATCH: got \"%s\" ref \"%s\"\n", s, g->dec_skip);
+            bad++;
+        }
+        free(s);
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(tok_encode(g_qwen, g->text, g->len, &ids, &n), 0);
+        assert_int_equal(tok_decode(g_qwen, ids, n, &s, &len), 0);
+        if (len != g->nfc_len || memcmp(s, g->nfc, len) != 0) {
+            printf("  round trip is not NFC: \"%s\"\n", s);
+            bad++;
+        }
+        free(ids);
+        free(s);
+    }
+    assert_int_equal(bad, 0);
+}
+
+static void qwen_queries(void **state) {
+    (void)state;
+    assert_int_equal(tok_vocab_size(g_qwen), 151669);
+    assert_int_equal(tok_str_to_id(g_qwen, "<|endoftext|>"), 151643);
+    assert_int_equal(tok_str_to_id(g_qwen, "<|im_start|>"), 151644);
+    assert_int_equal(tok_str_to_id(g_qwen, "<|im_end|>"), 151645);
+    assert_int_equal(tok_str_to_id(g_qwen, "</think>"), 151668);
+    /* Qwen3's tokenizer_config.json: eos <|im_end|>, pad <|endoftext|>, no bos, no mask */
+    assert_int_equal(tok_role_id(g_qwen, TOK_EOS), 151645);
+    assert_int_equal(tok_role_id(g_qwen, TOK_PAD), 151643);
+    assert_int_equal(tok_role_id(g_qwen, TOK_BOS), -1);
+    assert_int_equal(tok_role_id(g_qwen, TOK_MASK), -1);
+    assert_true(tok_is_special(g_qwen, 151644));
+    assert_false(tok_is_special(g_qwen, 151667)); /* <think> is a non-special added token */
+    assert_false(tok_is_special(g_qwen, 100));
+    assert_non_null(tok_chat_template(g_qwen));
+    assert_non_null(strstr(tok_chat_template(g_qwen), "<|im_start|>"));
+    /* the same file loaded on its own: no tokenizer_config.json, no roles */
+    char path[128];
+    smdlm_tokenizer *t;
+    snprintf(path, sizeof path, "%s/tokenizer.json", g_qdir);
+    load_ok(tok_load_json(&t, path), t);
+    assert_int_equal(tok_role_id(t, TOK_EOS), -1);
+    assert_null(tok_chat_template(t));
+    tok_free(t);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Encoding speed on ~2 MB of mixed text (informational). */
+static void qwen_speed(void **state) {
+    (void)state;
+    size_t cap = 2u << 20, len = 0;
+    char *buf = sm_malloc(cap + 4096);
+    for (size_t i = 0; len < cap; i = (i + 1) % g_qgold.n) {
+        memcpy(buf + len, g_qgold.g[i].text, g_qgold.g[i].len);
+        len += g_qgold.g[i].len;
+        len += (size_t)sprintf(buf + len, " %zu\n", len);
+    }
+    int32_t *ids;
+    size_t n;
+    double t0 = now_s();
+    assert_int_equal(tok_encode(g_qwen, buf, len, &ids, &n), 0);
+    double dt = now_s() - t0;
+    printf("  qwen encode: %.2f MB, %zu tokens in %.3f s: %.1f MB/s, %.0f tokens/s (1 thread)\n",
+           len / 1e6, n, dt, len / 1e6 / dt, n / dt);
+    free(ids);
+    free(buf);
+}
+
+/* The LLaDA stand-in: special tokens at LLaDA's ids, roles from its tokenizer_config.json. */
+static void llada_standin(void **state) {
+    (void)state;
+    smdlm_tokenizer *t;
+    load_ok(tok_load_dir(&t, LLADA_DIR), t);
+    assert_int_equal(tok_vocab_size(t), 126349);
+    assert_int_equal(tok_role_id(t, TOK_BOS), 126080);
+    assert_int_equal(tok_role_id(t, TOK_EOS), 126081);
+    assert_int_equal(tok_role_id(t, TOK_PAD), 126081);
+    assert_int_equal(tok_role_id(t, TOK_MASK), 126336); /* <|mdm_mask|> by name */
+    assert_null(tok_id_to_str(t, 1000));                /* unassigned ids in between */
+    tok_free(t);
+}
+
+/* Writes `json` (a cJSON tree, consumed) to DIR/tokenizer.json; with cfg, DIR/tokenizer_config.json. */
+static void write_tokenizer(const char *dir, cJSON *json, const char *cfg) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    char *text = cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    unlink(path);
+    if (cfg) {
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(cfg, f);
+        fclose(f);
+    }
+}
+
+/* Normalizer, pre-tokenizer, model and tokenizer_config.json variants that must be rejected,
+ * each made from the LLaDA stand-in (a valid Qwen-style file) with one field changed. */
+static void bad_qwen_variants(void **state) {
+    (void)state;
+    char src[256], dir[] = "/tmp/smdlm_tokbad_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/tokenizer.json", LLADA_DIR);
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(src, 1 << 20, &text, &len), 0);
+    const struct {
+        const char *key, *value, *cfg;
+        const char *const *words;
+    } cases[] = {
+        {"normalizer", "{\"type\":\"Lowercase\"}", NULL,
+         W("unsupported normalizer 'Lowercase'")},
+        {"normalizer", "{\"type\":\"Sequence\"}", NULL, W("without a 'normalizers' array")},
+        {"pre_tokenizer", "{\"type\":\"Metaspace\"}", NULL,
+         W("pre_tokenizer", "unsupported type 'Metaspace'")},
+        {"pre_tokenizer", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\s+\"},"
+                          "\"behavior\":\"Removed\",\"invert\":false}",
+         NULL, W("Split with behavior 'Removed'", "unsupported")},
+        {"pre_tokenizer", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\s+\"},"
+                          "\"behavior\":\"Isolated\",\"invert\":true}",
+         NULL, W("inverted", "unsupported")},
+        {"pre_tokenizer", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
+                          "\"pattern\":{\"Regex\":\"(a\"},\"behavior\":\"Isolated\"},"
+                          "{\"type\":\"ByteLevel\",\"use_regex\":false}]}",
+         NULL, W("bad regex '(a'", "missing closing parenthesis")},
+        {"pre_tokenizer", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
+                          "\"pattern\":{\"Regex\":\"\\\\h+\"},\"behavior\":\"Isolated\"},"
+                          "{\"type\":\"ByteLevel\",\"use_regex\":false}]}",
+         NULL, W("regex escape \\h is unsupported")},
+        {"pre_tokenizer", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\s+\"},"
+                          "\"behavior\":\"Isolated\"}",
+         NULL, W("no ByteLevel step", "not a byte-level BPE")},
+        {"pre_tokenizer", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
+                          "\"pattern\":{\"Nope\":1},\"behavior\":\"Isolated\"}]}",
+         NULL, W("pattern must be")},
+        {NULL, NULL, "{\"eos_token\": \"<|nope|>\"}",
+         W("eos_token '<|nope|>' is not a token")},
+        {NULL, NULL, "{\"bos_token\": 5}", W("bos_token is not a string")},
+        {NULL, NULL, "{\"eos_token\": \"a\", \"eos_token\": \"b\"}",
+         W("duplicate key", "eos_token")},
+        {NULL, NULL, "{\"eos_token\": ", W("invalid JSON")},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *j = cJSON_Parse(text);
+        assert_non_null(j);
+        if (cases[i].key) {
+            cJSON *v = cJSON_Parse(cases[i].value);
+            assert_non_null(v);
+            cJSON_ReplaceItemInObjectCaseSensitive(j, cases[i].key, v);
+        }
+        write_tokenizer(dir, j, cases[i].cfg);
+        smdlm_tokenizer *t = (smdlm_tokenizer *)1;
+        int rc = tok_load_dir(&t, dir);
+        char file[300];
+        snprintf(file, sizeof file, "%s/%s", dir,
+                 cases[i].key ? "tokenizer.json" : "tokenizer_config.json");
+        expect_load_error(rc, t, file, cases[i].words);
+    }
+    /* byte_fallback, and a merge naming a token outside the vocabulary */
+    cJSON *j = cJSON_Parse(text);
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItem(j, "model"), "byte_fallback",
+                                           cJSON_CreateTrue());
+    write_tokenizer(dir, j, NULL);
+    smdlm_tokenizer *t = (smdlm_tokenizer *)1;
+    snprintf(src, sizeof src, "%s/tokenizer.json", dir);
+    int rc = tok_load_dir(&t, dir);
+    expect_load_error(rc, t, src, W("byte_fallback is unsupported"));
+    j = cJSON_Parse(text);
+    cJSON *merges = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model"), "merges");
+    cJSON *m = cJSON_CreateArray();
+    cJSON_AddItemToArray(m, cJSON_CreateString("x"));
+    cJSON_AddItemToArray(m, cJSON_CreateString("\xe2\x82\xac"));
+    cJSON_AddItemToArray(merges, m);
+    write_tokenizer(dir, j, NULL);
+    t = (smdlm_tokenizer *)1;
+    rc = tok_load_dir(&t, dir);
+    expect_load_error(rc, t, src, W("model.merges[6]", "is not in the vocabulary"));
+    free(text);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---------------------------------------------------------------- bad files */
 
 /* A failed load leaves *out NULL; the message names the file and holds every word. */
@@ -548,8 +843,6 @@ static void expect_load_error(int rc, smdlm_tokenizer *t, const char *file,
     }
     tu_expect_file_error(rc, file, words);
 }
-
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static void bad_tokenizer_json(void **state) {
     (void)state;
@@ -577,10 +870,11 @@ static void bad_tokenizer_json(void **state) {
         {"model_unigram.json", W("unsupported model type 'Unigram'", "only BPE")},
         {"bpe_dropout.json", W("BPE dropout is unsupported")},
         {"bpe_subword_prefix.json", W("continuing_subword_prefix", "unsupported")},
-        {"pretok_metaspace.json", W("pre_tokenizer 'Metaspace'", "only ByteLevel")},
-        {"pretok_null.json", W("pre_tokenizer 'null'", "only ByteLevel")},
-        {"pretok_no_regex.json", W("use_regex=false is unsupported")},
-        {"normalizer_nfc.json", W("unsupported normalizer 'NFC'")},
+        {"pretok_metaspace.json", W("pre_tokenizer", "unsupported type 'Metaspace'")},
+        {"pretok_null.json", W("pre_tokenizer", "missing or not an object")},
+        /* NFC and ByteLevel without regex are supported: these fail on the vocabulary */
+        {"pretok_no_regex.json", W("lacks the byte-level token")},
+        {"normalizer_nfc.json", W("lacks the byte-level token")},
         {"decoder_wordpiece.json", W("unsupported decoder 'WordPiece'")},
         {"version_unknown.json", W("unknown tokenizer.json version")},
         {"added_id_mismatch.json", W("added_tokens[0]", "'<x>' has id 5", "assigns it id 2")},
@@ -654,7 +948,17 @@ int main(void) {
         cmocka_unit_test(bad_tokenizer_json), cmocka_unit_test(bad_vocab_merges),
         cmocka_unit_test(bad_file_too_large),
     };
+    const struct CMUnitTest qwen[] = {
+        cmocka_unit_test(qwen_golden_encode), cmocka_unit_test(qwen_golden_decode),
+        cmocka_unit_test(qwen_queries),       cmocka_unit_test(qwen_speed),
+    };
+    const struct CMUnitTest family[] = {
+        cmocka_unit_test(llada_standin),
+        cmocka_unit_test(bad_qwen_variants),
+    };
     int rc = cmocka_run_group_tests_name("tokenizer_gpt2", gpt2, gpt2_setup, gpt2_teardown);
+    rc += cmocka_run_group_tests_name("tokenizer_qwen", qwen, qwen_setup, qwen_teardown);
+    rc += cmocka_run_group_tests_name("tokenizer_family", family, NULL, NULL);
     rc += cmocka_run_group_tests_name("tokenizer", other, NULL, NULL);
     return rc != 0;
 }
