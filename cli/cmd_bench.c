@@ -296,7 +296,8 @@ static int bench_train(int argc, char **argv) {
 
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "forward")) return bench_forward(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "linear")) return bench_linear(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
-    fprintf(stderr, "usage: smdlm bench (forward | train) [options]\n");
+    fprintf(stderr, "usage: smdlm bench (forward | train | linear) [options]\n");
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 1;
 }

@@ -6,6 +6,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int bench_linear(int argc, char **argv); /* cli/cmd_bench_linear.c */
 int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -330,7 +330,7 @@ int linear_path_parse(const char *name, linear_path *p) {
 /* Default per regime, from bench/bench_linear.sh (NOTES.md): at N ≤ LINEAR_SMALL_N the
  * weights stream once through the tile kernels (memory bound); above it the widened panels
  * run at sgemm speed and stay exact. */
-#define LINEAR_SMALL_N 16
+#define LINEAR_SMALL_N 8
 
 linear_path linear_path_for(wtype t, int N) {
     if (t == WT_F32) return LINEAR_SGEMM;

@@ -221,9 +221,115 @@ static void test_rows(void **state) {
                     fail();
                 }
             }
+        /* bf16 rows round-trip: back to bf16 they are the stored bits */
+        if (t == WT_BF16)
+            for (int k = 0; k < IC; k++) {
+                float v = got[k];
+                uint32_t u;
+                memcpy(&u, &v, 4);
+                assert_int_equal(u & 0xffff, 0);
+                assert_int_equal(u >> 16, ((const uint16_t *)f.w.data)[(size_t)rows[0] * IC + k]);
+            }
         free(got);
         free_weights(&f);
     }
+}
+
+/* Symmetric per-row int8: scale = max|row|/127, q = round(w/scale) (so max |q| = 127),
+ * a zero row gives scale 0 and q = 0; the product then errs by at most Σ|x_k|·scale/2. */
+static void test_quantize_q8(void **state) {
+    for (wtype t = WT_F32; t <= WT_BF16; t++) {
+        int OC = 23, IC = 301, N = 3;
+        wfix f;
+        make_weights(&f, t, OC, IC);
+        size_t es = t == WT_F32 ? 4 : 2;
+        memset((unsigned char *)f.w.data + es * 7 * IC, 0, es * IC); /* row 7 is zero */
+        for (int k = 0; k < IC; k++) f.exact[7 * IC + k] = 0;
+        linear_w q;
+        assert_int_equal(linear_quantize_q8(&q, &f.w), 0);
+        assert_int_equal(q.type, WT_Q8);
+        const int8_t *qd = q.data;
+        for (int r = 0; r < OC; r++) {
+            double amax = 0;
+            for (int k = 0; k < IC; k++) amax = fmax(amax, fabs(f.exact[(size_t)r * IC + k]));
+            assert_float_equal(q.scales[r], (float)(amax / 127), 1e-7 * amax);
+            int qmax = 0;
+            for (int k = 0; k < IC; k++) {
+                int v = qd[(size_t)r * IC + k];
+                qmax = abs(v) > qmax ? abs(v) : qmax;
+                double want = amax > 0 ? f.exact[(size_t)r * IC + k] / (amax / 127) : 0;
+                if (fabs(v - want) > 0.5 + 1e-4) {
+                    printf("q8 row %d col %d: q %d, w/scale %.6f\n", r, k, v, want);
+                    fail();
+                }
+            }
+            assert_int_equal(qmax, r == 7 ? 0 : 127);
+        }
+        /* forward on q against the float64 product of the original weights */
+        float *x = rand_x(N, IC), *y = sm_malloc(sizeof(float) * (size_t)N * OC);
+        linear_forward(y, x, &q, f.bias, N);
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                double e = f.bias[o], sx = 0, sa = 0;
+                for (int k = 0; k < IC; k++) {
+                    double xv = x[(size_t)n * IC + k], p = xv * f.exact[(size_t)o * IC + k];
+                    e += p, sa += fabs(p), sx += fabs(xv);
+                }
+                double bound = sx * q.scales[o] / 2 + FP32_REL * (sa + sx * q.scales[o]) + 1e-6;
+                double err = fabs(y[(size_t)n * OC + o] - e);
+                if (err > bound) {
+                    printf("q8 forward n %d o %d: got %.7g exact %.7g bound %.3g\n", n, o,
+                           y[(size_t)n * OC + o], e, bound);
+                    fail();
+                }
+            }
+        free(x), free(y);
+        linear_w again;
+        tu_expect_error(linear_quantize_q8(&again, &q), "q8 source", (const char *const[]){"already", NULL});
+        linear_free(&q);
+        assert_null(q.data);
+        free_weights(&f);
+    }
+}
+
+/* A weight that is inf or NaN cannot be quantised: an error naming the row. */
+static void test_quantize_q8_nonfinite(void **state) {
+    float w[3 * 4] = {1, 2, 3, 4, 0, 0, 0, 0, 1, NAN, 1, 1};
+    linear_w src = {.type = WT_F32, .out = 3, .in = 4, .data = w}, q;
+    tu_expect_error(linear_quantize_q8(&q, &src), "NaN weight", (const char *const[]){"row 2", "non-finite", NULL});
+    assert_null(q.owned);
+    w[9] = 1, w[1] = INFINITY;
+    tu_expect_error(linear_quantize_q8(&q, &src), "inf weight", (const char *const[]){"row 0", NULL});
+    w[1] = 2;
+    assert_int_equal(linear_quantize_q8(&q, &src), 0);
+    assert_true(q.scales[1] == 0.0f && q.scales[0] == 4.0f / 127.0f);
+    linear_free(&q);
+}
+
+/* PyTorch: F.linear(x, W_bf16.float(), bias) (tests/gen_linear_fixtures.py), every path. */
+static void test_torch_fixture(void **state) {
+    size_t nx, nw, nb, ny;
+    int64_t shape[2];
+    int nd;
+    float *x = tu_load_f32(tu_fixture("linear/x.npy"), &nx), *b = tu_load_f32(tu_fixture("linear/bias.npy"), &nb);
+    float *yref = tu_load_f32(tu_fixture("linear/y.npy"), &ny);
+    int32_t *bits = tu_load_i32(tu_fixture("linear/w_bits.npy"), &nw, shape, &nd);
+    assert_int_equal(nd, 2);
+    int OC = (int)shape[0], IC = (int)shape[1], N = (int)(nx / (size_t)IC);
+    uint16_t *wb = sm_malloc(2 * nw);
+    for (size_t i = 0; i < nw; i++) wb[i] = (uint16_t)bits[i];
+    linear_w w = {.type = WT_BF16, .out = OC, .in = IC, .data = wb};
+    float *y = sm_malloc(sizeof(float) * ny);
+    for (linear_path p = LINEAR_AUTO; p <= LINEAR_SGEMM; p++) {
+        if (!linear_path_available(p)) continue;
+        assert_int_equal(linear_force_path(p), 0);
+        linear_forward(y, x, &w, b, N);
+        /* |y| ~ 1.5; x ~ N(0,1) so bf16 rounding of x gives ~2^-9·√IC·0.05 ≈ 3e-3 */
+        float tol = p == LINEAR_AVX512BF16 ? 1e-2f : 1e-5f;
+        assert_int_equal(tu_compare_f32(linear_path_name(p), y, yref, ny, tol, tol), 0);
+    }
+    assert_int_equal(linear_force_path(LINEAR_AUTO), 0);
+    free(x), free(b), free(yref), free(bits), free(wb), free(y);
 }
 
 int main(void) {
@@ -233,6 +339,9 @@ int main(void) {
         cmocka_unit_test(test_bf16_rounds_x),
         cmocka_unit_test(test_path_names),
         cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_quantize_q8),
+        cmocka_unit_test(test_quantize_q8_nonfinite),
+        cmocka_unit_test(test_torch_fixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
