@@ -81,6 +81,10 @@ def write_model(name, config, P, nshards, ids_dtype, sm, seed):
     save_npy(d, "logits.npy", raw.numpy().astype(np.float32))
     save_npy(d, "logits_shifted.npy", R.shift_logits(raw).numpy().astype(np.float32))
     save_npy(d, "logits_sm.npy", raw2.numpy().astype(np.float32))
+    if name == "tiny-dream":  # q8 reference (bf16 weights hit rounding ties)
+        with torch.no_grad():
+            rawq = R.forward(cfg, R.q8_params(cfg, Pf), x1)
+        save_npy(d, "logits_q8.npy", rawq.numpy().astype(np.float32))
     return d, cfg
 
 

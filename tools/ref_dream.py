@@ -261,3 +261,26 @@ def save_sharded(path, params, nshards):
             total += t.numel() * t.element_size()
     with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+
+
+def q8_round(w):
+    """Symmetric int8 with one scale per output row (smdlm --quant q8): scale = max|row|/127,
+    q = round-half-even(w · 127/max|row|), w ≈ scale · q."""
+    amax = w.abs().amax(dim=1, keepdim=True)
+    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    q = torch.clamp(torch.round(w * inv), -127, 127)
+    return q * (amax / 127.0)
+
+
+def q8_params(cfg, P):
+    """Every projection and the (untied) output head rounded as q8; embeddings, norms and
+    biases unchanged."""
+    assert not cfg.tie
+    out = dict(P)
+    for i in range(cfg.L):
+        n = names(cfg, i)
+        for name in (n[1] + ".weight", n[2] + ".weight", n[3] + ".weight", n[4], n[6], n[7],
+                     n[8]):
+            out[name] = q8_round(P[name])
+    out[head_name(cfg)] = q8_round(P[head_name(cfg)])
+    return out

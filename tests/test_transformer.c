@@ -1,0 +1,331 @@
+/* test_transformer.c — Dream and LLaDA against PyTorch fixtures (tests/gen_dream_fixtures.py,
+ * tools/ref_dream.py): raw logits (fp32, bf16 weights), the shift, the soft-masked second
+ * pass, output rows on demand, the lm.h view, the forward command and bad input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "testutil.h"
+#include "transformer.h"
+#include "util.h"
+
+#define ATOL 1e-4f
+#define RTOL 1e-4f
+
+static void load(model_dir *md, const char *name) {
+    if (model_dir_load_any(md, tu_fixture("%s", name), 0)) {
+        print_error("%s\n", smdlm_last_error());
+        fail();
+    }
+    assert_true(md->arch == MODEL_DREAM || md->arch == MODEL_LLADA);
+}
+
+typedef struct {
+    int32_t *ids, *ids_sm;
+    float *raw, *shifted, *sm;
+    int B, T, V;
+    size_t n;
+} fixture;
+
+static void fixture_load(fixture *f, const char *name, int V) {
+    int64_t shape[2];
+    int ndim;
+    size_t n;
+    f->ids = tu_load_i32(tu_fixture("%s/ids.npy", name), &n, shape, &ndim);
+    assert_int_equal(ndim, 2);
+    f->B = (int)shape[0];
+    f->T = (int)shape[1];
+    f->ids_sm = tu_load_i32(tu_fixture("%s/ids_sm.npy", name), &n, shape, &ndim);
+    f->raw = tu_load_f32(tu_fixture("%s/logits.npy", name), &f->n);
+    f->shifted = tu_load_f32(tu_fixture("%s/logits_shifted.npy", name), &n);
+    f->sm = tu_load_f32(tu_fixture("%s/logits_sm.npy", name), &n);
+    f->V = V;
+    assert_int_equal(f->n, (size_t)f->B * f->T * V);
+}
+
+static void fixture_free(fixture *f) {
+    free(f->ids);
+    free(f->ids_sm);
+    free(f->raw);
+    free(f->shifted);
+    free(f->sm);
+}
+
+/* Plain forward, shift, and the soft-masked second pass from the reference's raw logits. */
+static void check_model(const char *name, float atol) {
+    model_dir md;
+    load(&md, name);
+    transformer_model *m = &md.tf;
+    fixture f;
+    fixture_load(&f, name, m->cfg.vocab_size);
+    float *out = sm_malloc(sizeof(float) * f.n);
+    assert_int_equal(transformer_forward(m, f.ids, NULL, 1, NULL, f.B, f.T, out), 0);
+    char what[128];
+    snprintf(what, sizeof what, "%s raw logits", name);
+    assert_int_equal(tu_compare_f32(what, out, f.raw, f.n, atol, RTOL), 0);
+    transformer_shift_logits(out, f.B, f.T, f.V);
+    snprintf(what, sizeof what, "%s shifted logits", name);
+    assert_int_equal(tu_compare_f32(what, out, f.shifted, f.n, atol, RTOL), 0);
+
+    sm_params sm;
+    assert_int_equal(sm_params_load_json(&sm, tu_fixture("%s/sm_config.json", name)), 0);
+    sm_feedback *fb = sm_malloc(sizeof *fb * (size_t)f.B * f.T);
+    transformer_feedback(&m->cfg, &sm, f.ids_sm, f.raw, f.B, f.T, fb);
+    int nmix = 0;
+    for (int i = 0; i < f.B * f.T; i++) nmix += fb[i].lambda > 0.01f;
+    assert_true(nmix >= 3); /* the fixture exercises the mix */
+    assert_int_equal(transformer_forward(m, f.ids_sm, fb, sm.k, NULL, f.B, f.T, out), 0);
+    snprintf(what, sizeof what, "%s soft-masked pass (k = %d)", name, sm.k);
+    assert_int_equal(tu_compare_f32(what, out, f.sm, f.n, atol, RTOL), 0);
+    free(fb);
+    free(out);
+    fixture_free(&f);
+    model_dir_free(&md);
+}
+
+static void test_dream(void **state) {
+    (void)state;
+    model_dir md;
+    load(&md, "tiny-dream");
+    const tf_config *c = &md.tf.cfg;
+    assert_int_equal(md.arch, MODEL_DREAM);
+    assert_int_equal(c->vocab_size, 300);
+    assert_int_equal(c->n_kv_heads, 2);
+    assert_int_equal(c->head_dim, 16);
+    assert_int_equal(c->mask_id, 297);
+    assert_int_equal(c->max_len, 64);
+    assert_int_equal(c->shift, 1);
+    assert_int_equal(md.sm.k, 1); /* Dream's default top-k */
+    assert_int_equal(md.tf.layers[0].q.type, WT_F32);
+    model_dir_free(&md);
+    check_model("tiny-dream", ATOL);
+}
+
+static void test_dream_bf16(void **state) {
+    (void)state;
+    model_dir md;
+    load(&md, "tiny-dream-bf16");
+    assert_int_equal(md.tf.layers[1].down.type, WT_BF16); /* used in place, not widened */
+    assert_int_equal(md.tf.lm_head.type, WT_BF16);
+    model_dir_free(&md);
+    /* reference: the same bf16 values, fp32 arithmetic */
+    check_model("tiny-dream-bf16", ATOL);
+}
+
+static void test_llada(void **state) {
+    (void)state;
+    model_dir md;
+    load(&md, "tiny-llada");
+    assert_int_equal(md.arch, MODEL_LLADA);
+    assert_int_equal(md.tf.cfg.vocab_size, 320); /* embedding_size */
+    assert_int_equal(md.tf.cfg.shift, 0);
+    assert_int_equal(md.tf.cfg.tie_embeddings, 1);
+    model_dir_free(&md);
+    check_model("tiny-llada", ATOL);
+}
+
+/* Only the needed rows are computed; they equal the full output's rows. Also the lm.h view
+ * with B = 1 and T smaller than before (workspace reuse). */
+static void test_need_rows_and_lm(void **state) {
+    (void)state;
+    model_dir md;
+    load(&md, "tiny-dream");
+    fixture f;
+    fixture_load(&f, "tiny-dream", md.tf.cfg.vocab_size);
+    uint8_t *need = sm_calloc((size_t)f.B * f.T, 1);
+    for (int i = 0; i < f.B * f.T; i++) need[i] = f.ids[i] == md.tf.cfg.mask_id;
+    float *out = sm_malloc(sizeof(float) * f.n);
+    assert_int_equal(transformer_forward(&md.tf, f.ids, NULL, 1, need, f.B, f.T, out), 0);
+    size_t V = f.V;
+    int checked = 0;
+    for (int i = 0; i < f.B * f.T; i++) {
+        if (!need[i]) continue; /* unspecified */
+        char what[64];
+        snprintf(what, sizeof what, "needed row %d", i);
+        assert_int_equal(tu_compare_f32(what, out + i * V, f.raw + i * V, V, ATOL, RTOL), 0);
+        checked++;
+    }
+    assert_true(checked > 2 && checked < f.B * f.T);
+
+    lm_model lm;
+    transformer_as_lm(&md.tf, &lm);
+    assert_int_equal(lm.vocab_size, 300);
+    assert_int_equal(lm.shift, 1);
+    assert_int_equal(lm.mask_id, 297);
+    assert_int_equal(lm.forward(lm.ctx, f.ids + f.T, NULL, NULL, 1, f.T, out), 0);
+    assert_int_equal(tu_compare_f32("lm view, second row", out, f.raw + (size_t)f.T * V,
+                                    (size_t)f.T * V, ATOL, RTOL), 0);
+    /* feedback with λ = 0 everywhere is the plain input */
+    sm_feedback *fb = sm_calloc((size_t)f.T, sizeof *fb);
+    assert_int_equal(lm.forward(lm.ctx, f.ids, fb, NULL, 1, f.T, out), 0);
+    assert_int_equal(tu_compare_f32("λ = 0 feedback", out, f.raw, (size_t)f.T * V, ATOL, RTOL), 0);
+    free(fb);
+    free(need);
+    free(out);
+    fixture_free(&f);
+    model_dir_free(&md);
+}
+
+/* q8 projections against the reference with the same per-row int8 rounding. */
+static void check_quant(const char *name) {
+    model_dir md;
+    load(&md, name);
+    fixture f;
+    fixture_load(&f, name, md.tf.cfg.vocab_size);
+    assert_int_equal(transformer_quantize_q8(&md.tf), 0);
+    assert_int_equal(md.tf.layers[0].gate.type, WT_Q8);
+    assert_int_equal(md.tf.lm_head.type, WT_Q8);
+    float *out = sm_malloc(sizeof(float) * f.n);
+    assert_int_equal(transformer_forward(&md.tf, f.ids, NULL, 1, NULL, f.B, f.T, out), 0);
+    size_t n;
+    float *ref = tu_load_f32(tu_fixture("%s/logits_q8.npy", name), &n);
+    assert_int_equal(n, f.n);
+    assert_int_equal(tu_compare_f32("q8 logits", out, ref, f.n, ATOL, RTOL), 0);
+    free(ref);
+    free(out);
+    fixture_free(&f);
+    model_dir_free(&md);
+}
+
+static void test_quant(void **state) {
+    (void)state;
+    /* fp32 weights only: bf16 weights land on exact .5 ties of w·127/max|row| (a few per
+     * matrix), where the last bit of the product decides the integer */
+    check_quant("tiny-dream");
+}
+
+static void test_bad_models(void **state) {
+    (void)state;
+    static const struct {
+        const char *dir;
+        const char *words[4];
+    } cases[] = {
+        {"dream-shard-missing", {"model-00002-of-00002.safetensors", NULL}},
+        {"dream-shard-listed-twice", {"model.norm.weight", "twice", NULL}},
+        {"dream-wrong-shape", {"gate_proj.weight", "shape", NULL}},
+        {"dream-missing-tensor", {"model.layers.1.self_attn.k_proj.bias", NULL}},
+        {"dream-unknown-type", {"model_type", "qwen2", NULL}},
+        {"dream-bad-heads", {"key/value heads", NULL}},
+        {"dream-mask-ge-vocab", {"mask", "300", NULL}},
+        {"dream-rope-scaling", {"rope_scaling", NULL}},
+        {"llada-bad-block", {"block_type", "llama", NULL}},
+        {"llada-negative-layers", {"n_layers", "range", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, "tests/bad/%s", cases[i].dir);
+        model_dir md;
+        tu_expect_error(model_dir_load_any(&md, dir, 0), dir, cases[i].words);
+    }
+    /* MDLM-only commands name the architecture */
+    model_dir md;
+    static const char *const mdlm_only[] = {"Dream", "MDLM models only", NULL};
+    tu_expect_error(model_dir_load(&md, FIXTURES_DIR "/tiny-dream", 0), "MDLM-only load",
+                    mdlm_only);
+    /* runtime: ids outside the vocabulary, canvas longer than the context */
+    load(&md, "tiny-dream");
+    int32_t ids[65] = {0};
+    float *out = sm_malloc(sizeof(float) * 65 * 300);
+    ids[3] = 300;
+    static const char *const vocab_words[] = {"300", "vocabulary", NULL};
+    tu_expect_error(transformer_forward(&md.tf, ids, NULL, 1, NULL, 1, 4, out), "id ≥ V",
+                    vocab_words);
+    ids[3] = 0;
+    static const char *const long_words[] = {"65", "context", "64", NULL};
+    tu_expect_error(transformer_forward(&md.tf, ids, NULL, 1, NULL, 1, 65, out), "T > context",
+                    long_words);
+    free(out);
+    model_dir_free(&md);
+
+    tf_config c;
+    static const struct {
+        const char *json, *word;
+    } cfgs[] = {
+        {"{\"model_type\":\"Dream\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":8,"
+         "\"num_hidden_layers\":1,\"num_attention_heads\":3,\"mask_token_id\":9}", "divide"},
+        {"{\"model_type\":\"Dream\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":8,"
+         "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"mask_token_id\":9,"
+         "\"hidden_act\":\"gelu\"}", "hidden_act"},
+        {"{\"model_type\":\"Dream\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":8,"
+         "\"num_hidden_layers\":1,\"num_attention_heads\":2}", "mask_token_id"},
+        {"{\"model_type\":\"Dream\",\"vocab_size\":10,\"hidden_size\":8,\"intermediate_size\":8,"
+         "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"mask_token_id\":9,"
+         "\"rms_norm_eps\":-1}", "rms_norm_eps"},
+        {"{\"model_type\":\"llada\",\"d_model\":8,\"n_heads\":2,\"n_layers\":1,\"vocab_size\":10,"
+         "\"embedding_size\":8}", "embedding_size"},
+        {"{\"model_type\":\"llada\",\"d_model\":8,\"n_heads\":2,\"n_layers\":1,\"vocab_size\":10,"
+         "\"include_bias\":true}", "include_bias"},
+        {"{\"model_type\":\"llada\",\"d_model\":6,\"n_heads\":2,\"n_layers\":1,\"vocab_size\":10}",
+         "odd"},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
+        const char *words[] = {cfgs[i].word, NULL};
+        tu_expect_error(tf_config_parse(&c, cfgs[i].json, "config.json"), "config", words);
+    }
+}
+
+static void test_cli(void **state) {
+    (void)state;
+    char path[64], path2[64], *out = NULL;
+    snprintf(path, sizeof path, "/tmp/smdlm_tf_%d.npy", (int)getpid());
+    snprintf(path2, sizeof path2, "/tmp/smdlm_tf_sm_%d.npy", (int)getpid());
+    const char *names[] = {"tiny-dream", "tiny-llada"};
+    for (int k = 0; k < 2; k++) {
+        const char *d = tu_fixture("%s", names[k]);
+        char dir[256];
+        snprintf(dir, sizeof dir, "%s", d);
+        int rc = tu_run(&out, "forward -m %s --ids %s/ids.npy -o %s -t 2", dir, dir, path);
+        if (rc) print_error("%s\n", out);
+        assert_int_equal(rc, 0);
+        free(out);
+        size_t n, nref;
+        float *got = tu_load_f32(path, &n), *ref = tu_load_f32(tu_fixture("%s/logits.npy", names[k]), &nref);
+        assert_int_equal(n, nref);
+        assert_int_equal(tu_compare_f32("CLI raw logits", got, ref, n, ATOL, RTOL), 0);
+        free(got);
+        free(ref);
+        /* --feedback: the raw output of the first pass; Dream shifts it internally */
+        rc = tu_run(&out, "forward -m %s --ids %s/ids_sm.npy --feedback %s/logits.npy "
+                          "--sm-config %s/sm_config.json -o %s -t 2",
+                    dir, dir, dir, dir, path2);
+        if (rc) print_error("%s\n", out);
+        assert_int_equal(rc, 0);
+        free(out);
+        got = tu_load_f32(path2, &n);
+        ref = tu_load_f32(tu_fixture("%s/logits_sm.npy", names[k]), &nref);
+        assert_int_equal(tu_compare_f32("CLI soft-masked pass", got, ref, n, ATOL, RTOL), 0);
+        free(got);
+        free(ref);
+    }
+    unlink(path);
+    unlink(path2);
+
+    static const char args[][256] = {
+        "forward -m tests/bad/dream-shard-missing --ids tests/fixtures/tiny-dream/ids.npy -o /tmp/x.npy",
+        "forward -m tests/bad/dream-wrong-shape --ids tests/fixtures/tiny-dream/ids.npy -o /tmp/x.npy",
+        "forward -m tests/bad/dream-unknown-type --ids tests/fixtures/tiny-dream/ids.npy -o /tmp/x.npy",
+        "forward -m tests/fixtures/tiny-dream --ids tests/bad/dream_ids_ge_vocab.npy -o /tmp/x.npy",
+        "forward -m tests/fixtures/tiny-dream --ids tests/bad/dream_ids_too_long.npy -o /tmp/x.npy",
+        "forward -m tests/fixtures/tiny-dream --ids tests/fixtures/tiny-dream/ids.npy --feedback "
+        "tests/fixtures/tiny-llada/logits.npy --sm-scale 0.5 -o /tmp/x.npy",
+        "forward -m tests/fixtures/tiny-dream --ids tests/fixtures/tiny-dream/ids.npy --quant q4 -o /tmp/x.npy",
+        "generate -m tests/fixtures/tiny-dream-bf16 --len 8 --steps 2",
+    };
+    static const char *const word[] = {"model-00002-of-00002", "shape", "qwen2", "300",
+                                       "context", "shape", "q4", "MDLM"};
+    tu_expect_cli_errors(&args[0][0], sizeof args[0], word, (int)(sizeof word / sizeof *word));
+}
+
+int main(void) {
+    kernels_set_threads(2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dream),          cmocka_unit_test(test_dream_bf16),
+        cmocka_unit_test(test_llada),          cmocka_unit_test(test_need_rows_and_lm),
+        cmocka_unit_test(test_quant),          cmocka_unit_test(test_bad_models),
+        cmocka_unit_test(test_cli),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
