@@ -146,9 +146,64 @@ T512 void tile512(float *out, size_t ldo, const float *x, size_t ldx, const void
         default: tile512(o, ldo, x, ldx, w, ldw, nr, kc, acc, T, 4); break;                      \
         }                                                                                        \
     }
-TILE512(tile512_bf16, WT_BF16)
 TILE512(tile512_f16, WT_F16)
 TILE512(tile512_q8, WT_Q8)
+
+/* -- AVX-512F, bf16 weights: one 64-byte load holds 32 bf16 = 16 lanes of (w[2i+1], w[2i]);
+ *    lane << 16 is w[2i] as fp32 and lane & 0xffff0000 is w[2i+1] (both exact), so two FMAs
+ *    take 32 weights for one load and two integer ops (half the work of zero-extending 16 at
+ *    a time). x is split to match once per call: every 32-block of a row is stored as its 16
+ *    even then its 16 odd elements, rows padded with zeros to a multiple of 32. */
+T512 void tile512s(float *out, size_t ldo, const float *x, size_t ldx, const uint16_t *w,
+                   size_t ldw, int nr, int kc, int acc, const int NB) {
+    size_t wr[TILE_R];
+    for (int r = 0; r < TILE_R; r++) wr[r] = r < nr ? r * ldw : 0;
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 a[TILE_R][4];
+    for (int r = 0; r < TILE_R; r++)
+        for (int n = 0; n < NB; n++) a[r][n] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k += 32) {
+        __mmask32 m = kc - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (kc - k)) - 1);
+        __m512 xe[4], xo[4];
+        for (int n = 0; n < NB; n++) {
+            xe[n] = _mm512_loadu_ps(x + n * ldx + k);
+            xo[n] = _mm512_loadu_ps(x + n * ldx + k + 16);
+        }
+        for (int r = 0; r < TILE_R; r++) {
+            __m512i v = _mm512_maskz_loadu_epi16(m, w + wr[r] + k);
+            __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+            for (int n = 0; n < NB; n++) {
+                a[r][n] = _mm512_fmadd_ps(we, xe[n], a[r][n]);
+                a[r][n] = _mm512_fmadd_ps(wo, xo[n], a[r][n]);
+            }
+        }
+    }
+    float s[TILE_R][4];
+    for (int r = 0; r < TILE_R; r++)
+        for (int n = 0; n < NB; n++) s[r][n] = _mm512_reduce_add_ps(a[r][n]);
+    store_tile(out, ldo, s, NB, nr, acc);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void tile512s_bf16(
+    float *o, size_t ldo, const void *x, size_t ldx, int nb, const void *w, size_t ldw, int nr,
+    int kc, int acc) {
+    switch (nb) {
+    case 1: tile512s(o, ldo, x, ldx, w, ldw, nr, kc, acc, 1); break;
+    case 2: tile512s(o, ldo, x, ldx, w, ldw, nr, kc, acc, 2); break;
+    case 3: tile512s(o, ldo, x, ldx, w, ldw, nr, kc, acc, 3); break;
+    default: tile512s(o, ldo, x, ldx, w, ldw, nr, kc, acc, 4); break;
+    }
+}
+
+/* One row of x in the even/odd layout of tile512s (dst: IC rounded up to 32). */
+static void split_row(float *dst, const float *src, int IC) {
+    for (int b = 0; b < IC; b += 32)
+        for (int i = 0; i < 32; i++) {
+            int k = b + i;
+            dst[b + (i & 1) * 16 + i / 2] = k < IC ? src[k] : 0.0f;
+        }
+}
 
 /* -- AVX2 + FMA + F16C: 8 lanes, 4 rows × up to 2 x rows (16 ymm registers); the tail of
  *    `in` (< 8) is finished in scalar code. */
@@ -346,7 +401,7 @@ static tile_fn tile_for(linear_path p, wtype t, int *nbmax) {
     *nbmax = 4;
     switch (p) {
     case LINEAR_AVX512BF16: return tilebf_bf16;
-    case LINEAR_AVX512: return t == WT_BF16 ? tile512_bf16 : t == WT_F16 ? tile512_f16 : tile512_q8;
+    case LINEAR_AVX512: return t == WT_BF16 ? tile512s_bf16 : t == WT_F16 ? tile512_f16 : tile512_q8;
     case LINEAR_AVX2:
         *nbmax = 2;
         return t == WT_BF16 ? tile256_bf16 : t == WT_F16 ? tile256_f16 : tile256_q8;
@@ -400,15 +455,21 @@ static void forward_tiles(float *out, const float *inp, const linear_w *w, const
     int nbmax;
     tile_fn tile = tile_for(path, w->type, &nbmax);
     const void *x = inp;
-    uint16_t *xb = NULL;
+    void *xbuf = NULL;
+    size_t ldx = (size_t)IC, xs = 4; /* row stride and element size of x as the tiles read it */
     if (path == LINEAR_AVX512BF16) {
-        xb = sm_aligned_alloc(sizeof(uint16_t) * (size_t)N * IC);
+        uint16_t *xb = xbuf = sm_aligned_alloc(sizeof(uint16_t) * (size_t)N * IC);
 #pragma omp parallel for schedule(static) if ((size_t)N * IC > 65536)
         for (int n = 0; n < N; n++) to_bf16_avx512(xb + (size_t)n * IC, inp + (size_t)n * IC, IC);
-        x = xb;
+        x = xb, xs = 2;
+    } else if (path == LINEAR_AVX512 && w->type == WT_BF16) {
+        ldx = ((size_t)IC + 31) & ~(size_t)31;
+        float *xp = xbuf = sm_aligned_alloc(sizeof(float) * (size_t)N * ldx);
+#pragma omp parallel for schedule(static) if ((size_t)N * IC > 65536)
+        for (int n = 0; n < N; n++) split_row(xp + (size_t)n * ldx, inp + (size_t)n * IC, IC);
+        x = xp;
     }
     const size_t es = path == LINEAR_AVX512BF16 ? 2 : elem_size(w->type);
-    const size_t xs = path == LINEAR_AVX512BF16 ? 2 : 4;
     /* enough panels for every thread at small OC (the 128-row k/v projections) */
     int prow = PANEL_ROWS, nth = omp_get_max_threads();
     while (prow > TILE_R && (OC + prow - 1) / prow < 4 * nth) prow /= 2;
@@ -420,18 +481,18 @@ static void forward_tiles(float *out, const float *inp, const linear_w *w, const
             int kc = IC - k0 < KC ? IC - k0 : KC;
             for (int n0 = 0; n0 < N; n0 += nbmax) {
                 int nb = N - n0 < nbmax ? N - n0 : nbmax;
-                const unsigned char *xp = (const unsigned char *)x + xs * ((size_t)n0 * IC + k0);
+                const unsigned char *xp = (const unsigned char *)x + xs * ((size_t)n0 * ldx + k0);
                 for (int r = 0; r < pr; r += TILE_R) {
                     const unsigned char *wp =
                         (const unsigned char *)w->data + es * ((size_t)(r0 + r) * IC + k0);
-                    tile(out + (size_t)n0 * OC + r0 + r, OC, xp, IC, nb, wp, IC,
+                    tile(out + (size_t)n0 * OC + r0 + r, OC, xp, ldx, nb, wp, IC,
                          pr - r < TILE_R ? pr - r : TILE_R, kc, k0 > 0);
                 }
             }
         }
         epilogue(out, w, bias, N, r0, pr);
     }
-    free(xb);
+    free(xbuf);
 }
 
 void linear_forward(float *out, const float *inp, const linear_w *w, const float *bias, int N) {
