@@ -11,7 +11,7 @@ BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
            -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8 ompi-c) $(SAN)
 LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas \
-           $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc ompi-c) -lm -lpthread
+           $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc ompi-c) -lz -lm -lpthread
 LDFLAGS := -fopenmp $(SAN)
 
 LIB_SRC  := $(sort $(wildcard src/*.c))

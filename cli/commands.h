@@ -10,6 +10,7 @@ int bench_linear(int argc, char **argv); /* cli/cmd_bench_linear.c */
 int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_eval_code(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);

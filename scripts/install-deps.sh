@@ -3,7 +3,7 @@
 # WITH_PYTHON=1 also installs what the reference fixtures and benchmarks use.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-pkgs="build-essential pkg-config libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev gnuplot-nox libopenmpi-dev openmpi-bin"
+pkgs="build-essential pkg-config libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev zlib1g-dev python3 gnuplot-nox libopenmpi-dev openmpi-bin"
 if [ "${WITH_PYTHON:-0}" = 1 ]; then
     pkgs="$pkgs python3-torch python3-numpy"
 fi

@@ -1,0 +1,402 @@
+/* cmd_eval_code.c — `smdlm eval code`: functional correctness of code samples on HumanEval,
+ * HumanEval+, MBPP (full, sanitized) and MBPP+. Samples come from a file (openai/human-eval's
+ * format), from the dataset's own solutions (--canonical) or from a model (-m); each is run
+ * in the sandbox (src/sandbox.h), -j at a time, and unbiased pass@k is reported. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codeeval.h"
+#include "commands.h"
+#include "common.h"
+#include "sandbox.h"
+#include "util.h"
+
+#define MAX_K 16
+
+typedef struct {
+    sbx_status status;
+    double seconds;
+    int exit_code;
+    char reason[200];
+} run_outcome;
+
+typedef struct {
+    const code_set *set;
+    const code_samples *smp;
+    const sbx_config *cfg;
+    const sbx_caps *caps;
+    run_outcome *out;
+    atomic_size_t next, done;
+    pthread_mutex_t lock;
+    int progress;
+    double t0;
+} run_pool;
+
+static void run_one(run_pool *rp, int slot, size_t i) {
+    const code_sample *s = &rp->smp->v[i];
+    char *prog = code_program(rp->set, s->problem, s->completion, s->full);
+    sbx_result r;
+    run_outcome *o = &rp->out[i];
+    if (sbx_run(rp->cfg, rp->caps, slot, prog, strlen(prog), &r)) {
+        o->status = SBX_ERROR;
+        o->exit_code = -1;
+        snprintf(o->reason, sizeof o->reason, "%s", smdlm_last_error());
+    } else {
+        o->status = r.status;
+        o->seconds = r.seconds;
+        o->exit_code = r.exit_code;
+        memcpy(o->reason, r.reason, sizeof o->reason);
+        sbx_result_free(&r);
+    }
+    free(prog);
+}
+
+static void *run_worker(void *arg) {
+    run_pool *rp = ((void **)arg)[0];
+    int slot = (int)(intptr_t)((void **)arg)[1];
+    size_t i;
+    while ((i = atomic_fetch_add(&rp->next, 1)) < rp->smp->n) {
+        run_one(rp, slot, i);
+        size_t d = atomic_fetch_add(&rp->done, 1) + 1;
+        if (rp->progress) {
+            pthread_mutex_lock(&rp->lock);
+            fprintf(stderr, "\r  %zu/%zu programs run (%.1f s)", d, rp->smp->n, sm_time_sec() - rp->t0);
+            fflush(stderr);
+            pthread_mutex_unlock(&rp->lock);
+        }
+    }
+    return NULL;
+}
+
+static void run_all(run_pool *rp, int jobs) {
+    pthread_t th[256];
+    void *args[256][2];
+    int n = jobs < 256 ? jobs : 256;
+    for (int j = 0; j < n; j++) {
+        args[j][0] = rp;
+        args[j][1] = (void *)(intptr_t)j;
+        if (pthread_create(&th[j], NULL, run_worker, args[j])) {
+            n = j; /* run with the threads we have (at least this one: see below) */
+            break;
+        }
+    }
+    if (n == 0) { /* no thread could start: run here */
+        void *self[2] = {rp, (void *)0};
+        run_worker(self);
+    }
+    for (int j = 0; j < n; j++) pthread_join(th[j], NULL);
+    if (rp->progress) fprintf(stderr, "\n");
+}
+
+static int parse_k(const char *s, int *k, int *nk) {
+    *nk = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 1 || v > 1000000 || (*end && *end != ',') || *nk >= MAX_K)
+            return SM_ERR("--k '%s': expected up to %d comma-separated integers ≥ 1", s, MAX_K);
+        k[(*nk)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return *nk ? 0 : SM_ERR("--k is empty");
+}
+
+/* data/codebench/FILE under the current directory, else beside the executable's parent. */
+static char *default_data_path(code_bench b) {
+    char *rel = sm_path_join("data/codebench", code_bench_file(b));
+    if (sm_file_exists(rel)) return rel;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            char *up = sm_path_join(exe, "..");
+            char *path = sm_path_join(up, rel);
+            free(up);
+            if (sm_file_exists(path)) {
+                free(rel);
+                return path;
+            }
+            free(path);
+        }
+    }
+    return rel; /* the error will name it */
+}
+
+static void print_warnings(const code_warnings *w, int quiet) {
+    size_t shown = quiet ? 0 : (w->n < 20 ? w->n : 20);
+    for (size_t i = 0; i < shown; i++) fprintf(stderr, "smdlm eval code: warning: %s\n", w->msg[i]);
+    if (w->n > shown) fprintf(stderr, "smdlm eval code: warning: %zu more skipped records\n", w->n - shown);
+}
+
+typedef struct {
+    const char *model;
+    int n, gen_len, steps, threads, shots, chat, no_sm, sm_on;
+    float top_p;
+    const char *sampler;
+    uint64_t seed;
+} gen_flags;
+
+/* -n completions per problem from the model, seeds seed + i. */
+static int generate_samples(const gen_flags *g, const code_set *set, code_samples *out, int progress) {
+    smdlm_load_params lp = smdlm_load_default_params();
+    lp.threads = g->threads;
+    smdlm_ctx *ctx = smdlm_load(g->model, &lp);
+    if (!ctx) return -1;
+    code_gen_opts o = {smdlm_gen_default_params(), g->gen_len, {g->shots, g->chat}};
+    o.gp.sampler = g->sampler;
+    o.gp.steps = g->steps;
+    o.gp.top_p = g->top_p;
+    o.gp.soft_masking = g->no_sm ? 0 : g->sm_on ? 1 : -1;
+    memset(out, 0, sizeof *out);
+    double t0 = sm_time_sec();
+    int rc = 0;
+    for (size_t p = 0; p < set->n && !rc; p++)
+        for (int i = 0; i < g->n; i++) {
+            char *completion;
+            if (code_generate(ctx, set, p, &o, g->seed + (uint64_t)i, &completion)) {
+                rc = -1;
+                break;
+            }
+            code_samples_add(out, p, completion);
+            if (progress)
+                fprintf(stderr, "\r  %zu/%zu samples generated (%.1f s)", out->n,
+                        set->n * (size_t)g->n, sm_time_sec() - t0);
+        }
+    if (progress) fprintf(stderr, "\n");
+    smdlm_free(ctx);
+    return rc;
+}
+
+static void add_caps(cJSON *o, const sbx_caps *c, const sbx_config *cfg) {
+    cJSON *s = cJSON_AddObjectToObject(o, "sandbox");
+    cJSON_AddBoolToObject(s, "network_namespace", c->netns);
+    cJSON_AddBoolToObject(s, "pid_namespace", c->pidns);
+    cJSON_AddBoolToObject(s, "read_only_mounts", c->rdonly);
+    cJSON_AddBoolToObject(s, "unprivileged_uid", c->drop_uid);
+    cJSON_AddBoolToObject(s, "process_limit", c->nproc_enforced);
+    cJSON_AddNumberToObject(s, "timeout_s", cfg->timeout_s);
+    cJSON_AddNumberToObject(s, "memory_mb", (double)(cfg->mem_bytes >> 20));
+    cJSON_AddStringToObject(s, "python", cfg->python);
+}
+
+static cJSON *record_json(const code_set *set, const code_samples *smp, const run_outcome *out,
+                          size_t i, int index_in_task) {
+    const code_sample *s = &smp->v[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task_id", set->p[s->problem].task_id);
+    cJSON_AddNumberToObject(o, "sample", index_in_task);
+    cJSON_AddStringToObject(o, "result", sbx_status_name(out[i].status));
+    cJSON_AddBoolToObject(o, "passed", out[i].status == SBX_PASSED);
+    if (out[i].reason[0]) cJSON_AddStringToObject(o, "error", out[i].reason);
+    else cJSON_AddNullToObject(o, "error");
+    cJSON_AddNumberToObject(o, "seconds", (double)(long)(out[i].seconds * 1000) / 1000.0);
+    cJSON_AddStringToObject(o, smp->v[i].full ? "solution" : "completion", s->completion);
+    return o;
+}
+
+static int print_line(FILE *f, cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    int ok = s && fprintf(f, "%s\n", s) > 0;
+    free(s);
+    return ok;
+}
+
+int cmd_eval_code(int argc, char **argv) {
+    const char *bench_name = "humaneval", *data = NULL, *samples_path = NULL, *out_path = NULL;
+    const char *records_path = NULL, *samples_out = NULL, *k_list = "1,10,100";
+    int canonical = 0, json = 0, quiet = 0, limit = 0, all_tasks = 0, mem_mb = 2048;
+    int jobs = default_threads();
+    float timeout = 10.0f;
+    gen_flags g = {.n = 1, .gen_len = 256, .steps = 128, .threads = default_threads(), .shots = 3,
+                   .top_p = 1.0f, .sampler = "ddpm_cache"};
+    sbx_config cfg = sbx_default_config();
+    cli_opt opts[] = {
+        {"bench", 'b', OPT_STR, &bench_name, 0, 0, "NAME", "humaneval (default), humaneval-plus, mbpp, mbpp-sanitized, mbpp-plus"},
+        {"data", 0, OPT_STR, &data, 0, 0, "FILE", "problems file (default: data/codebench/ of the benchmark)"},
+        {"samples", 's', OPT_STR, &samples_path, 0, 0, "FILE", "JSON lines {task_id, completion} to evaluate"},
+        {"canonical", 0, OPT_FLAG, &canonical, 0, 0, "", "evaluate the dataset's own solutions"},
+        {"model", 'm', OPT_STR, &g.model, 0, 0, "DIR", "generate the samples with this model"},
+        {"samples-out", 0, OPT_STR, &samples_out, 0, 0, "FILE", "write the evaluated samples as JSON lines"},
+        {"all-tasks", 0, OPT_FLAG, &all_tasks, 0, 0, "", "full MBPP: all 974 tasks, not the test split 11-510"},
+        {"limit", 0, OPT_INT, &limit, 0, 1000000, "N", "only the first N problems"},
+        {"k", 0, OPT_STR, &k_list, 0, 0, "K,...", "pass@k values (default 1,10,100; only k ≤ samples per problem)"},
+        {"jobs", 'j', OPT_INT, &jobs, 1, 256, "N", "programs run at once (default: all cores)"},
+        {"timeout", 0, OPT_FLOAT, &timeout, 0.1, 3600, "S", "wall-clock seconds per program (default 10)"},
+        {"memory-mb", 0, OPT_INT, &mem_mb, 64, 1 << 20, "MB", "address-space limit per program (default 2048)"},
+        {"python", 0, OPT_STR, &cfg.python, 0, 0, "PATH", "interpreter (default /usr/bin/python3)"},
+        {"out", 'o', OPT_STR, &out_path, 0, 0, "FILE", "write the overall results as JSON"},
+        {"records", 0, OPT_STR, &records_path, 0, 0, "FILE", "one JSON line per sample (result, error)"},
+        {"json", 0, OPT_FLAG, &json, 0, 0, "", "JSON lines on stdout: one per sample, then the overall one"},
+        {"quiet", 'q', OPT_FLAG, &quiet, 0, 0, "", "no sandbox report or warnings on stderr"},
+        {"n", 'n', OPT_INT, &g.n, 1, 100000, "N", "-m: samples per problem (seeds seed, seed+1, ...)"},
+        {"gen-len", 0, OPT_INT, &g.gen_len, 1, 1 << 20, "N", "-m: tokens generated after the prompt (default 256)"},
+        {"steps", 0, OPT_INT, &g.steps, 1, 1000000, "S", "-m: denoising steps (default 128)"},
+        {"sampler", 0, OPT_STR, &g.sampler, 0, 0, "NAME", "-m: ddpm, ddpm_cache (default), remdm-cap, remdm-loop"},
+        {"top-p", 0, OPT_FLOAT, &g.top_p, 1e-6, 1, "P", "-m: nucleus sampling (default 1 = off)"},
+        {"seed", 0, OPT_U64, &g.seed, 0, 0, "N", "-m: seed of the first sample of each problem (default 0)"},
+        {"shots", 0, OPT_INT, &g.shots, 0, 3, "N", "-m, MBPP: worked examples in the prompt, 0 or 3 (default 3)"},
+        {"chat", 0, OPT_FLAG, &g.chat, 0, 0, "", "-m: instruction prompts; take the first ```python block"},
+        {"sm", 0, OPT_FLAG, &g.sm_on, 0, 0, "", "-m: soft-masking on (default: as the model directory says)"},
+        {"no-sm", 0, OPT_FLAG, &g.no_sm, 0, 0, "", "-m: soft-masking off"},
+        THREADS_OPT(g.threads),
+        {0},
+    };
+    cli_command cmd = {"eval code",
+                       "Functional correctness (pass@k) of code samples, each run in a sandbox.",
+                       "[--bench NAME] (--samples FILE | --canonical | -m MODEL) [options]", opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    if ((samples_path != NULL) + canonical + (g.model != NULL) != 1) {
+        fprintf(stderr, "smdlm eval code: give exactly one of --samples FILE, --canonical, -m MODEL\n");
+        return 1;
+    }
+    if (g.sm_on && g.no_sm) {
+        fprintf(stderr, "smdlm eval code: --sm and --no-sm exclude each other\n");
+        return 1;
+    }
+    int ks[MAX_K], nk;
+    code_bench bench;
+    if (parse_k(k_list, ks, &nk) || code_bench_parse(bench_name, &bench)) return cli_fail("eval code");
+    cfg.timeout_s = timeout;
+    cfg.mem_bytes = (size_t)mem_mb << 20;
+    if (access(cfg.python, X_OK)) {
+        fprintf(stderr, "smdlm eval code: cannot run the interpreter '%s': %s\n", cfg.python, strerror(errno));
+        return 1;
+    }
+
+    char *data_path = data ? sm_strdup(data) : default_data_path(bench);
+    code_set set;
+    code_samples smp = {0};
+    run_outcome *out = NULL;
+    int status = 1;
+    if (code_set_load(&set, bench, data_path, all_tasks)) {
+        free(data_path);
+        return cli_fail("eval code");
+    }
+    print_warnings(&set.warn, quiet);
+    if (limit) code_set_truncate(&set, (size_t)limit);
+    int progress = isatty(STDERR_FILENO) && !quiet;
+    if (samples_path) {
+        if (code_samples_load(&smp, &set, samples_path)) goto done;
+        print_warnings(&smp.warn, quiet);
+        if (smp.n == 0) {
+            SM_ERR("'%s' holds no usable sample", samples_path);
+            goto done;
+        }
+    } else if (canonical) {
+        code_samples_canonical(&smp, &set);
+    } else if (generate_samples(&g, &set, &smp, progress)) {
+        goto done;
+    }
+    if (samples_out && code_samples_write(&smp, &set, samples_out)) goto done;
+
+    sbx_caps caps;
+    sbx_probe(&cfg, &caps);
+    char desc[512];
+    sbx_caps_describe(&caps, &cfg, desc, sizeof desc);
+    if (!quiet) fprintf(stderr, "smdlm eval code: sandbox: %s\n", desc);
+
+    out = sm_calloc(smp.n, sizeof *out);
+    run_pool rp = {&set, &smp, &cfg, &caps, out, 0, 0, PTHREAD_MUTEX_INITIALIZER, progress, sm_time_sec()};
+    run_all(&rp, jobs);
+    double seconds = sm_time_sec() - rp.t0;
+
+    /* per problem: n samples, c passed */
+    int *n_of = sm_calloc(set.n, sizeof(int)), *c_of = sm_calloc(set.n, sizeof(int));
+    size_t counts[SBX_ERROR + 1] = {0};
+    FILE *rec = NULL;
+    if (records_path && !(rec = fopen(records_path, "w"))) {
+        SM_ERR("cannot create '%s': %s", records_path, strerror(errno));
+        free(n_of), free(c_of);
+        goto done;
+    }
+    for (size_t i = 0; i < smp.n; i++) {
+        size_t p = smp.v[i].problem;
+        counts[out[i].status]++;
+        cJSON *r = record_json(&set, &smp, out, i, n_of[p]);
+        if (rec) print_line(rec, r);
+        if (json) print_line(stdout, r);
+        cJSON_Delete(r);
+        n_of[p]++;
+        c_of[p] += out[i].status == SBX_PASSED;
+    }
+    int rec_ok = !rec || fclose(rec) == 0;
+    int min_n = INT_MAX;
+    size_t evaluated = 0, passed = counts[SBX_PASSED];
+    for (size_t p = 0; p < set.n; p++)
+        if (n_of[p]) {
+            evaluated++;
+            if (n_of[p] < min_n) min_n = n_of[p];
+        }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "bench", code_bench_name(bench));
+    cJSON_AddStringToObject(o, "data", data_path);
+    cJSON_AddStringToObject(o, "source", samples_path ? samples_path : canonical ? "canonical" : g.model);
+    cJSON_AddNumberToObject(o, "problems", (double)set.n);
+    cJSON_AddNumberToObject(o, "problems_evaluated", (double)evaluated);
+    cJSON_AddNumberToObject(o, "samples", (double)smp.n);
+    cJSON_AddNumberToObject(o, "passed", (double)passed);
+    cJSON_AddNumberToObject(o, "failed", (double)counts[SBX_FAILED]);
+    cJSON_AddNumberToObject(o, "timed_out", (double)counts[SBX_TIMEOUT]);
+    cJSON_AddNumberToObject(o, "output_limit", (double)counts[SBX_OUTPUT_LIMIT]);
+    cJSON_AddNumberToObject(o, "sandbox_errors", (double)counts[SBX_ERROR]);
+    cJSON_AddNumberToObject(o, "skipped_records", (double)(set.warn.n + smp.warn.n));
+    cJSON *pk = cJSON_AddObjectToObject(o, "pass_at_k");
+    char line[512];
+    int at = snprintf(line, sizeof line, "%s: %zu/%zu samples passed on %zu/%zu problems", code_bench_name(bench),
+                      passed, smp.n, evaluated, set.n);
+    for (int j = 0; j < nk; j++) {
+        if (ks[j] > min_n) continue; /* as human-eval: only k that every problem allows */
+        double sum = 0.0;
+        for (size_t p = 0; p < set.n; p++)
+            if (n_of[p]) sum += code_pass_at_k(n_of[p], c_of[p], ks[j]);
+        char key[32];
+        snprintf(key, sizeof key, "%d", ks[j]);
+        cJSON_AddNumberToObject(pk, key, sum / (double)evaluated);
+        if (at > 0 && (size_t)at < sizeof line)
+            at += snprintf(line + at, sizeof line - (size_t)at, ", pass@%d %.4f", ks[j], sum / (double)evaluated);
+    }
+    cJSON_AddNumberToObject(o, "seconds", (double)(long)(seconds * 100) / 100.0);
+    cJSON_AddNumberToObject(o, "jobs", jobs);
+    add_caps(o, &caps, &cfg);
+    free(n_of), free(c_of);
+    int ok = rec_ok;
+    if (json) print_line(stdout, o);
+    else printf("%s (%.1f s)\n", line, seconds);
+    if (out_path) {
+        char *text = cJSON_Print(o);
+        ok = ok && text && sm_write_file_atomic(out_path, text, strlen(text)) == 0;
+        free(text);
+    }
+    cJSON_Delete(o);
+    if (!ok) {
+        SM_ERR("cannot write the results");
+        goto done;
+    }
+    if (evaluated < set.n && !quiet)
+        fprintf(stderr, "smdlm eval code: warning: %zu of %zu problems have no sample; pass@k is over the %zu that do\n",
+                set.n - evaluated, set.n, evaluated);
+    if (counts[SBX_ERROR]) {
+        SM_ERR("%zu programs could not be run in the sandbox (see the records)", counts[SBX_ERROR]);
+        goto done;
+    }
+    status = 0;
+done:
+    if (status) cli_fail("eval code");
+    free(out);
+    free(data_path);
+    code_samples_free(&smp);
+    code_set_free(&set);
+    return status;
+}

@@ -1,0 +1,684 @@
+/* codeeval.c — see codeeval.h. */
+#include "codeeval.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "jsonutil.h"
+#include "util.h"
+
+#define CODE_MAX_FILE ((size_t)1 << 30)
+
+/* ---- small string builder ---- */
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *p, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (b->len + n + 1 > cap) cap *= 2;
+        b->s = sm_realloc(b->s, cap);
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+static void sb_str(strbuf *b, const char *p) { sb_add(b, p, strlen(p)); }
+
+static char *sb_done(strbuf *b) {
+    if (!b->s) sb_add(b, "", 0);
+    return b->s;
+}
+
+/* ---- benchmarks ---- */
+
+static const struct {
+    const char *name, *file;
+} g_bench[] = {
+    [CODE_HUMANEVAL] = {"humaneval", "HumanEval.jsonl.gz"},
+    [CODE_HUMANEVAL_PLUS] = {"humaneval-plus", "HumanEvalPlus.jsonl.gz"},
+    [CODE_MBPP] = {"mbpp", "mbpp.jsonl"},
+    [CODE_MBPP_SANITIZED] = {"mbpp-sanitized", "sanitized-mbpp.json"},
+    [CODE_MBPP_PLUS] = {"mbpp-plus", "MbppPlus.jsonl.gz"},
+};
+
+int code_bench_parse(const char *name, code_bench *out) {
+    for (size_t i = 0; i < sizeof g_bench / sizeof *g_bench; i++)
+        if (!strcmp(name, g_bench[i].name)) {
+            *out = (code_bench)i;
+            return 0;
+        }
+    return SM_ERR("unknown benchmark '%s' (humaneval, humaneval-plus, mbpp, mbpp-sanitized, "
+                  "mbpp-plus)", name);
+}
+
+const char *code_bench_name(code_bench b) { return g_bench[b].name; }
+const char *code_bench_file(code_bench b) { return g_bench[b].file; }
+int code_bench_is_humaneval(code_bench b) { return b == CODE_HUMANEVAL || b == CODE_HUMANEVAL_PLUS; }
+
+/* ---- warnings ---- */
+
+static void warn_add(code_warnings *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn_add(code_warnings *w, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    w->msg = sm_realloc(w->msg, sizeof(char *) * (w->n + 1));
+    w->msg[w->n++] = sm_strdup(buf);
+}
+
+void code_warnings_free(code_warnings *w) {
+    for (size_t i = 0; i < w->n; i++) free(w->msg[i]);
+    free(w->msg);
+    w->msg = NULL;
+    w->n = 0;
+}
+
+/* ---- reading ---- */
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* Whole file, gunzipped when its name ends in .gz; NUL-terminated. */
+static int read_text(const char *path, char **out, size_t *len) {
+    if (!ends_with(path, ".gz")) return sm_read_file(path, CODE_MAX_FILE, out, len);
+    gzFile gz = gzopen(path, "rb");
+    if (!gz) return SM_ERR("cannot open '%s': %s", path, strerror(errno ? errno : ENOENT));
+    strbuf b = {0};
+    char buf[65536];
+    int n;
+    while ((n = gzread(gz, buf, sizeof buf)) > 0) {
+        if (b.len + (size_t)n > CODE_MAX_FILE) {
+            gzclose(gz);
+            free(b.s);
+            return SM_ERR("'%s' decompresses to more than %zu bytes", path, CODE_MAX_FILE);
+        }
+        sb_add(&b, buf, (size_t)n);
+    }
+    int err = 0;
+    const char *msg = n < 0 ? gzerror(gz, &err) : NULL;
+    if (n < 0) {
+        SM_ERR("'%s': corrupt gzip data (%s)", path, msg ? msg : "?");
+        gzclose(gz);
+        free(b.s);
+        return -1;
+    }
+    gzclose(gz);
+    *out = sb_done(&b);
+    *len = b.len;
+    return 0;
+}
+
+/* Calls fn on every non-blank line (NUL-terminated in place) with its 1-based number. */
+typedef int (*line_fn)(void *user, char *line, long lineno);
+
+static void for_each_line(char *text, size_t len, line_fn fn, void *user) {
+    long lineno = 0;
+    char *p = text, *end = text + len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *stop = nl ? nl : end;
+        lineno++;
+        *stop = 0;
+        if (p[strspn(p, " \t\r")]) fn(user, p, lineno);
+        p = stop + 1;
+    }
+}
+
+/* ---- problems ---- */
+
+static char *dup_field(const cJSON *o, const char *key) {
+    const char *v = json_get_string(o, key);
+    return v ? sm_strdup(v) : NULL;
+}
+
+/* task_id as text: a string, or a non-negative integer (MBPP). */
+static char *task_id_text(const cJSON *o) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "task_id");
+    if (cJSON_IsString(t) && t->valuestring[0]) return sm_strdup(t->valuestring);
+    if (cJSON_IsNumber(t) && t->valuedouble >= 0 && t->valuedouble < 1e9 &&
+        t->valuedouble == (double)(long)t->valuedouble) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%ld", (long)t->valuedouble);
+        return sm_strdup(buf);
+    }
+    return NULL;
+}
+
+/* Array of strings → malloc'ed copies; −1 when not an array of strings. */
+static int string_list(const cJSON *o, const char *key, char ***out, int *n) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = NULL;
+    *n = 0;
+    if (!cJSON_IsArray(a)) return -1;
+    int cnt = cJSON_GetArraySize(a);
+    char **v = sm_calloc((size_t)cnt + 1, sizeof(char *));
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        if (!cJSON_IsString(e)) {
+            for (int j = 0; j < i; j++) free(v[j]);
+            free(v);
+            return -1;
+        }
+        v[i++] = sm_strdup(e->valuestring);
+    }
+    *out = v;
+    *n = i;
+    return 0;
+}
+
+static char *join_lines(char **v, int n) {
+    strbuf b = {0};
+    for (int i = 0; i < n; i++) {
+        sb_str(&b, v[i]);
+        sb_str(&b, "\n");
+    }
+    return sb_done(&b);
+}
+
+static void problem_free(code_problem *p) {
+    free(p->task_id);
+    free(p->prompt);
+    free(p->solution);
+    free(p->test);
+    free(p->entry_point);
+    free(p->setup);
+    for (int i = 0; i < p->nasserts; i++) free(p->asserts[i]);
+    free(p->asserts);
+    memset(p, 0, sizeof *p);
+}
+
+/* MBPP+ prompts are a docstring: its text lines are the description, its assert the example. */
+static void mbpp_plus_prompt(code_problem *p, const char *doc) {
+    strbuf text = {0};
+    const char *s = doc;
+    while (*s) {
+        const char *nl = strchr(s, '\n');
+        size_t n = nl ? (size_t)(nl - s) : strlen(s);
+        char *line = sm_malloc(n + 1);
+        memcpy(line, s, n);
+        line[n] = 0;
+        char *t = line + strspn(line, " \t");
+        if (!strncmp(t, "assert", 6)) {
+            p->asserts = sm_realloc(p->asserts, sizeof(char *) * (size_t)(p->nasserts + 1));
+            p->asserts[p->nasserts++] = sm_strdup(t);
+        } else if (*t && strcmp(t, "\"\"\"")) {
+            if (text.len) sb_str(&text, " ");
+            sb_str(&text, t);
+        }
+        free(line);
+        s += n + (nl ? 1 : 0);
+    }
+    p->prompt = sb_done(&text);
+}
+
+/* Fills p from one record; NULL on success, else what is wrong. */
+static const char *problem_from_json(code_problem *p, code_bench b, const cJSON *o) {
+    memset(p, 0, sizeof *p);
+    if (!(p->task_id = task_id_text(o))) return "missing task_id";
+    switch (b) {
+    case CODE_HUMANEVAL:
+    case CODE_HUMANEVAL_PLUS:
+        p->prompt = dup_field(o, "prompt");
+        p->solution = dup_field(o, "canonical_solution");
+        p->test = dup_field(o, "test");
+        p->entry_point = dup_field(o, "entry_point");
+        if (!p->prompt || !p->solution || !p->test || !p->entry_point)
+            return "needs string fields prompt, canonical_solution, test, entry_point";
+        return NULL;
+    case CODE_MBPP:
+        p->prompt = dup_field(o, "text");
+        p->solution = dup_field(o, "code");
+        p->setup = dup_field(o, "test_setup_code");
+        if (!p->prompt || !p->solution || !p->setup ||
+            string_list(o, "test_list", &p->asserts, &p->nasserts))
+            return "needs text, code, test_setup_code (strings) and test_list (list of strings)";
+        p->test = join_lines(p->asserts, p->nasserts);
+        return NULL;
+    case CODE_MBPP_SANITIZED: {
+        char **imports;
+        int nimp;
+        p->prompt = dup_field(o, "prompt");
+        p->solution = dup_field(o, "code");
+        if (!p->prompt || !p->solution || string_list(o, "test_list", &p->asserts, &p->nasserts) ||
+            string_list(o, "test_imports", &imports, &nimp))
+            return "needs prompt, code (strings), test_list and test_imports (lists of strings)";
+        p->setup = join_lines(imports, nimp);
+        for (int i = 0; i < nimp; i++) free(imports[i]);
+        free(imports);
+        p->test = join_lines(p->asserts, p->nasserts);
+        return NULL;
+    }
+    case CODE_MBPP_PLUS: {
+        const char *doc = json_get_string(o, "prompt");
+        p->solution = dup_field(o, "canonical_solution");
+        p->test = dup_field(o, "assertion");
+        p->entry_point = dup_field(o, "entry_point");
+        if (!doc || !p->solution || !p->test || !p->entry_point)
+            return "needs string fields prompt, canonical_solution, assertion, entry_point";
+        mbpp_plus_prompt(p, doc);
+        return NULL;
+    }
+    }
+    return "unknown benchmark";
+}
+
+typedef struct {
+    code_set *s;
+    const char *path;
+    int all_tasks;
+} load_ctx;
+
+static int keep_problem(const code_set *s, const code_problem *p, int all_tasks) {
+    if (s->bench != CODE_MBPP || all_tasks) return 1;
+    long id = strtol(p->task_id, NULL, 10);
+    return id >= 11 && id <= 510; /* MBPP's test split */
+}
+
+static void add_record(load_ctx *c, const cJSON *o, const char *where) {
+    code_problem p;
+    const char *bad = problem_from_json(&p, c->s->bench, o);
+    if (!bad && code_set_find(c->s, p.task_id) >= 0) bad = "repeats an earlier task_id";
+    if (bad) {
+        warn_add(&c->s->warn, "%s: %s; skipped", where, bad);
+        problem_free(&p);
+        return;
+    }
+    if (!keep_problem(c->s, &p, c->all_tasks)) {
+        problem_free(&p);
+        return;
+    }
+    c->s->p = sm_realloc(c->s->p, sizeof(code_problem) * (c->s->n + 1));
+    c->s->p[c->s->n++] = p;
+}
+
+/* Python's json module writes NaN, Infinity and -Infinity (MBPP+ has them in its test
+ * inputs, which this harness does not read); cJSON does not accept them. Outside strings
+ * they are rewritten in place to numbers of the same length: 0.0 and (−)1e999 padded. */
+static void python_json_literals(char *s) {
+    int in_str = 0;
+    for (char *p = s; *p; p++) {
+        if (in_str) {
+            if (*p == '\\' && p[1]) p++;
+            else if (*p == '"') in_str = 0;
+        } else if (*p == '"') {
+            in_str = 1;
+        } else if (!strncmp(p, "NaN", 3)) {
+            memcpy(p, "0.0", 3);
+            p += 2;
+        } else if (!strncmp(p, "Infinity", 8)) {
+            memcpy(p, "1e999   ", 8);
+            p += 7;
+        }
+    }
+}
+
+static int load_line(void *user, char *line, long lineno) {
+    load_ctx *c = user;
+    python_json_literals(line);
+    char where[600];
+    snprintf(where, sizeof where, "%s:%ld", c->path, lineno);
+    cJSON *o = json_parse_object(line, where);
+    if (!o) {
+        warn_add(&c->s->warn, "%s; skipped", smdlm_last_error());
+        return 0;
+    }
+    add_record(c, o, where);
+    cJSON_Delete(o);
+    return 0;
+}
+
+int code_set_load(code_set *s, code_bench b, const char *path, int all_tasks) {
+    memset(s, 0, sizeof *s);
+    s->bench = b;
+    char *text;
+    size_t len;
+    if (read_text(path, &text, &len)) return -1;
+    if (strlen(text) != len) {
+        free(text);
+        return SM_ERR("'%s' contains a NUL byte", path);
+    }
+    load_ctx c = {s, path, all_tasks};
+    if (b == CODE_MBPP_SANITIZED) { /* one JSON array */
+        cJSON *arr = cJSON_ParseWithLength(text, len);
+        if (!cJSON_IsArray(arr)) {
+            cJSON_Delete(arr);
+            free(text);
+            return SM_ERR("'%s' is not a JSON array (the sanitized MBPP format)", path);
+        }
+        long idx = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, arr) {
+            char where[600];
+            snprintf(where, sizeof where, "%s: record %ld", path, idx++);
+            if (!cJSON_IsObject(e) || json_check_unique_keys(e, where)) {
+                warn_add(&s->warn, "%s: not a JSON object with unique keys; skipped", where);
+                continue;
+            }
+            add_record(&c, e, where);
+        }
+        cJSON_Delete(arr);
+    } else {
+        for_each_line(text, len, load_line, &c);
+    }
+    free(text);
+    if (s->n == 0) {
+        code_set_free(s);
+        return SM_ERR("'%s' holds no valid %s problem", path, code_bench_name(b));
+    }
+    return 0;
+}
+
+void code_set_free(code_set *s) {
+    for (size_t i = 0; i < s->n; i++) problem_free(&s->p[i]);
+    free(s->p);
+    code_warnings_free(&s->warn);
+    memset(s, 0, sizeof *s);
+}
+
+void code_set_truncate(code_set *s, size_t n) {
+    for (size_t i = n; i < s->n; i++) problem_free(&s->p[i]);
+    if (n < s->n) s->n = n;
+}
+
+long code_set_find(const code_set *s, const char *task_id) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->p[i].task_id, task_id)) return (long)i;
+    return -1;
+}
+
+/* ---- programs ---- */
+
+char *code_program(const code_set *s, size_t i, const char *completion, int full) {
+    SM_ASSERT(i < s->n);
+    const code_problem *p = &s->p[i];
+    strbuf b = {0};
+    switch (s->bench) {
+    case CODE_HUMANEVAL:
+    case CODE_HUMANEVAL_PLUS:
+        if (!full) sb_str(&b, p->prompt);
+        sb_str(&b, completion);
+        sb_str(&b, "\n");
+        sb_str(&b, p->test);
+        sb_str(&b, "\n");
+        sb_str(&b, "check(");
+        sb_str(&b, p->entry_point);
+        sb_str(&b, ")");
+        break;
+    case CODE_MBPP:
+        sb_str(&b, completion);
+        sb_str(&b, "\n");
+        sb_str(&b, p->setup);
+        sb_str(&b, "\n");
+        sb_str(&b, p->test);
+        break;
+    case CODE_MBPP_SANITIZED:
+        sb_str(&b, p->setup);
+        sb_str(&b, "\n");
+        sb_str(&b, completion);
+        sb_str(&b, "\n");
+        sb_str(&b, p->test);
+        break;
+    case CODE_MBPP_PLUS:
+        sb_str(&b, "import math\n");
+        sb_str(&b, completion);
+        sb_str(&b, "\n");
+        sb_str(&b, p->test);
+        break;
+    }
+    return sb_done(&b);
+}
+
+/* ---- samples ---- */
+
+void code_samples_add(code_samples *out, size_t problem, char *completion_owned) {
+    out->v = sm_realloc(out->v, sizeof(code_sample) * (out->n + 1));
+    out->v[out->n++] = (code_sample){problem, completion_owned, 0};
+}
+
+typedef struct {
+    code_samples *out;
+    const code_set *s;
+    const char *path;
+} samples_ctx;
+
+static int sample_line(void *user, char *line, long lineno) {
+    samples_ctx *c = user;
+    char where[600];
+    snprintf(where, sizeof where, "%s:%ld", c->path, lineno);
+    cJSON *o = json_parse_object(line, where);
+    if (!o) {
+        warn_add(&c->out->warn, "%s; skipped", smdlm_last_error());
+        return 0;
+    }
+    char *id = task_id_text(o);
+    const char *comp = json_get_string(o, "completion");
+    const char *sol = comp ? NULL : json_get_string(o, "solution");
+    long idx = id ? code_set_find(c->s, id) : -1;
+    if (!id)
+        warn_add(&c->out->warn, "%s: missing task_id; skipped", where);
+    else if (!comp && !sol)
+        warn_add(&c->out->warn, "%s: missing string field \"completion\"; skipped", where);
+    else if (idx < 0)
+        warn_add(&c->out->warn, "%s: task_id '%.200s' is not a problem of this set; skipped", where, id);
+    else {
+        code_samples_add(c->out, (size_t)idx, sm_strdup(comp ? comp : sol));
+        c->out->v[c->out->n - 1].full = sol != NULL;
+    }
+    free(id);
+    cJSON_Delete(o);
+    return 0;
+}
+
+int code_samples_load(code_samples *out, const code_set *s, const char *path) {
+    memset(out, 0, sizeof *out);
+    char *text;
+    size_t len;
+    if (read_text(path, &text, &len)) return -1;
+    if (strlen(text) != len) {
+        free(text);
+        return SM_ERR("'%s' contains a NUL byte", path);
+    }
+    samples_ctx c = {out, s, path};
+    for_each_line(text, len, sample_line, &c);
+    free(text);
+    return 0;
+}
+
+void code_samples_canonical(code_samples *out, const code_set *s) {
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < s->n; i++) code_samples_add(out, i, sm_strdup(s->p[i].solution));
+}
+
+int code_samples_write(const code_samples *smp, const code_set *s, const char *path) {
+    char *tmp;
+    FILE *f = sm_atomic_open(path, &tmp);
+    if (!f) return -1;
+    int ok = 1;
+    for (size_t i = 0; i < smp->n && ok; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "task_id", s->p[smp->v[i].problem].task_id);
+        cJSON_AddStringToObject(o, smp->v[i].full ? "solution" : "completion", smp->v[i].completion);
+        char *line = cJSON_PrintUnformatted(o);
+        ok = line && fprintf(f, "%s\n", line) > 0;
+        free(line);
+        cJSON_Delete(o);
+    }
+    return sm_atomic_commit(f, tmp, path, ok);
+}
+
+void code_samples_free(code_samples *smp) {
+    for (size_t i = 0; i < smp->n; i++) free(smp->v[i].completion);
+    free(smp->v);
+    code_warnings_free(&smp->warn);
+    memset(smp, 0, sizeof *smp);
+}
+
+/* ---- prompts ---- */
+
+/* MBPP tasks 2, 3 and 4 (the usual few-shot examples, outside the 11–510 test split). */
+static const struct {
+    const char *text, *code, *tests[3];
+} g_shots[3] = {
+    {"Write a function to find the similar elements from the given two tuple lists.",
+     "def similar_elements(test_tup1, test_tup2):\n  res = tuple(set(test_tup1) & set(test_tup2))\n"
+     "  return (res) ",
+     {"assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)",
+      "assert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)",
+      "assert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)"}},
+    {"Write a python function to identify non-prime numbers.",
+     "import math\ndef is_not_prime(n):\n    result = False\n    for i in range(2,int(math.sqrt(n)) + 1):\n"
+     "        if n % i == 0:\n            result = True\n    return result",
+     {"assert is_not_prime(2) == False", "assert is_not_prime(10) == True",
+      "assert is_not_prime(35) == True"}},
+    {"Write a function to find the largest integers from a given list of numbers using heap queue "
+     "algorithm.",
+     "import heapq as hq\ndef heap_queue_largest(nums,n):\n  largest_nums = hq.nlargest(n, nums)\n"
+     "  return largest_nums",
+     {"assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],3)==[85, 75, 65] ",
+      "assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],2)==[85, 75] ",
+      "assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],5)==[85, 75, 65, 58, 35]"}},
+};
+
+static void mbpp_task(strbuf *b, const char *text, const char *const *tests, int ntests) {
+    sb_str(b, "You are an expert Python programmer, and here is your task: ");
+    sb_str(b, text);
+    sb_str(b, " Your code should pass these tests:\n\n");
+    for (int i = 0; i < ntests; i++) {
+        sb_str(b, tests[i]);
+        sb_str(b, "\n");
+    }
+}
+
+char *code_prompt(const code_set *s, size_t i, const code_prompt_opts *o) {
+    SM_ASSERT(i < s->n);
+    const code_problem *p = &s->p[i];
+    strbuf b = {0};
+    if (code_bench_is_humaneval(s->bench)) {
+        if (!o->chat) return sm_strdup(p->prompt);
+        sb_str(&b, "Complete the following Python function. Answer with the whole function in "
+                   "one ```python code block.\n```python\n");
+        sb_str(&b, p->prompt);
+        sb_str(&b, "```\n");
+        return sb_done(&b);
+    }
+    if (o->chat) {
+        mbpp_task(&b, p->prompt, (const char *const *)p->asserts, p->nasserts);
+        sb_str(&b, "Answer with the code in one ```python code block.\n");
+        return sb_done(&b);
+    }
+    for (int k = 0; k < o->shots && k < 3; k++) {
+        mbpp_task(&b, g_shots[k].text, g_shots[k].tests, 3);
+        sb_str(&b, "[BEGIN]\n");
+        sb_str(&b, g_shots[k].code);
+        sb_str(&b, "\n[DONE]\n\n");
+    }
+    mbpp_task(&b, p->prompt, (const char *const *)p->asserts, p->nasserts);
+    sb_str(&b, "[BEGIN]\n");
+    return sb_done(&b);
+}
+
+/* ---- extraction ---- */
+
+static const char *const g_end_tokens[] = {"<|endoftext|>", "<|im_end|>", "<|eot_id|>", NULL};
+static const char *const g_stops_humaneval[] = {"\ndef", "\nclass", "\nif", "\nprint", "\n#", NULL};
+static const char *const g_stops_mbpp[] = {"[DONE]", "\n[BEGIN]", "\nYou are an expert",
+                                           "\nassert", "\nif __name__", "\nprint(", NULL};
+
+static size_t first_stop(const char *s, size_t n, const char *const *stops) {
+    for (int i = 0; stops[i]; i++) {
+        const char *hit = memmem(s, n, stops[i], strlen(stops[i]));
+        if (hit) n = (size_t)(hit - s);
+    }
+    return n;
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *r = sm_malloc(n + 1);
+    memcpy(r, s, n);
+    r[n] = 0;
+    return r;
+}
+
+/* Contents of the first ```python block (else the first ``` block); an unterminated block
+ * runs to the end; no fence: the whole text. */
+static char *fenced_block(const char *s, size_t n) {
+    const char *open = memmem(s, n, "```python", 9);
+    size_t skip = 9;
+    if (!open) {
+        open = memmem(s, n, "```", 3);
+        skip = 3;
+    }
+    if (!open) return dup_n(s, n);
+    const char *body = open + skip;
+    const char *nl = memchr(body, '\n', (size_t)(s + n - body));
+    body = nl ? nl + 1 : s + n; /* the rest of the fence line is its language tag */
+    const char *close = memmem(body, (size_t)(s + n - body), "```", 3);
+    return dup_n(body, close ? (size_t)(close - body) : (size_t)(s + n - body));
+}
+
+char *code_extract(const code_set *s, const char *generated, int chat) {
+    size_t n = first_stop(generated, strlen(generated), g_end_tokens);
+    if (chat) return fenced_block(generated, n);
+    n = first_stop(generated, n,
+                   code_bench_is_humaneval(s->bench) ? g_stops_humaneval : g_stops_mbpp);
+    return dup_n(generated, n);
+}
+
+/* ---- generation ---- */
+
+int code_generate(smdlm_ctx *ctx, const code_set *s, size_t i, const code_gen_opts *o,
+                  uint64_t seed, char **completion) {
+    char *prompt = code_prompt(s, i, &o->prompt);
+    int32_t *ids = NULL;
+    size_t np = 0;
+    char *text = NULL;
+    int rc = -1;
+    if (smdlm_tokenize(ctx, prompt, &ids, &np)) goto done;
+    long len = (long)np + o->gen_len;
+    if (len > smdlm_max_length(ctx)) {
+        SM_ERR("%s: the prompt (%zu tokens) plus %d generated tokens exceed the model's length %d",
+               s->p[i].task_id, np, o->gen_len, smdlm_max_length(ctx));
+        goto done;
+    }
+    smdlm_gen_params gp = o->gp;
+    gp.len = (int)len;
+    gp.seed = seed;
+    if (smdlm_generate(ctx, prompt, &gp, &text)) goto done;
+    size_t pl = strlen(prompt);
+    if (strncmp(text, prompt, pl)) {
+        SM_ERR("%s: the generated text does not start with the prompt (tokenizer round trip)",
+               s->p[i].task_id);
+        goto done;
+    }
+    *completion = code_extract(s, text + pl, o->prompt.chat);
+    rc = 0;
+done:
+    free(text);
+    free(ids);
+    free(prompt);
+    return rc;
+}
+
+/* ---- pass@k ---- */
+
+double code_pass_at_k(int n, int c, int k) {
+    SM_ASSERT(n >= 0 && c >= 0 && c <= n && k >= 1 && k <= n);
+    if (n - c < k) return 1.0;
+    double prod = 1.0; /* C(n−c, k)/C(n, k) as a product of c factors, each in [0, 1) */
+    for (int i = n - c + 1; i <= n; i++) prod *= 1.0 - (double)k / (double)i;
+    return 1.0 - prod;
+}

