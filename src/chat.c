@@ -10,6 +10,7 @@
 /* The output: ids so far, and the text since the last control token (encoded as one piece). */
 typedef struct {
     const smdlm_tokenizer *t;
+    unsigned flags; /* tok_encode_ex flags of the text */
     int32_t *ids;
     size_t n, cap;
     char *text;
@@ -36,12 +37,12 @@ static void add_text(chat_buf *b, const char *s, size_t k) {
 
 static void add_str(chat_buf *b, const char *s) { add_text(b, s, strlen(s)); }
 
-/* Encodes the pending text (special-token text stays plain text). */
+/* Encodes the pending text (special-token text stays plain text unless flags allow it). */
 static int flush(chat_buf *b) {
     if (b->len == 0) return 0;
     int32_t *ids;
     size_t k;
-    if (tok_encode_ex(b->t, b->text, b->len, 0, &ids, &k) != 0) return -1;
+    if (tok_encode_ex(b->t, b->text, b->len, b->flags, &ids, &k) != 0) return -1;
     push_ids(b, ids, k);
     free(ids);
     b->len = 0;
@@ -158,13 +159,13 @@ int chat_detect(const smdlm_tokenizer *t, chat_format *out) {
 }
 
 int chat_encode(const smdlm_tokenizer *t, chat_format fmt, const chat_msg *msgs, size_t n,
-                int32_t **ids, size_t *n_ids) {
+                unsigned flags, int32_t **ids, size_t *n_ids) {
     *ids = NULL;
     *n_ids = 0;
     if (n == 0) return SM_ERR("chat: no messages");
     for (size_t i = 0; i < n; i++)
         if (check_role(&msgs[i], i) != 0) return -1;
-    chat_buf b = {.t = t};
+    chat_buf b = {.t = t, .flags = flags & TOK_ALLOW_SPECIAL};
     int rc = fmt == CHAT_CHATML ? render_chatml(&b, msgs, n) : render_llada(&b, msgs, n);
     if (rc == 0) rc = flush(&b);
     free(b.text);

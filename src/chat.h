@@ -39,8 +39,9 @@ typedef struct {
  * else from the control tokens the tokenizer has. An error when neither tells. */
 int chat_detect(const smdlm_tokenizer *t, chat_format *out);
 
-/* Renders n >= 1 messages and the assistant header; *ids is malloc'ed. */
+/* Renders n >= 1 messages and the assistant header; *ids is malloc'ed. flags: 0, or
+ * TOK_ALLOW_SPECIAL to parse special-token text in the contents (trusted text only). */
 int chat_encode(const smdlm_tokenizer *t, chat_format fmt, const chat_msg *msgs, size_t n,
-                int32_t **ids, size_t *n_ids);
+                unsigned flags, int32_t **ids, size_t *n_ids);
 
 #endif
