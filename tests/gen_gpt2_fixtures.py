@@ -49,7 +49,7 @@ SAMPLES = [
 
 
 def tokenize(text):
-    r = subprocess.run([SMDLM, "tokenize", "-m", TOK, "--text", text], check=True,
+    r = subprocess.run([SMDLM, "tokenize", "-m", TOK, "--allow-special", "--text", text], check=True,
                        capture_output=True, text=True)
     return [int(v) for v in r.stdout.split()]
 
