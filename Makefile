@@ -71,7 +71,7 @@ $(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c src/safetensors.c src/ut
 $(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/npy.c src/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lm -o $@
-$(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/tokenizer.c src/util.c
+$(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/tokenizer.c src/jsonutil.c src/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lutf8proc -lpthread -lm -o $@
 

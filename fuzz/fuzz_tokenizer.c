@@ -3,7 +3,9 @@
  * The input is encoded with GPT-2's tokenizer (loaded once, from tokenizer.json) and the ids are
  * decoded again; the same input is also encoded with the byte tokenizer of
  * tests/fixtures/tokenizer/byte-legacy.json (added tokens with lstrip/rstrip, prefix space) and
- * read as a list of 16-bit ids to decode. Invariants checked (a violation traps):
+ * read as a list of 16-bit ids to decode; and with the Qwen-style tokenizer of
+ * tests/fixtures/llada-tokenizer (NFC normalizer, Split regex + ByteLevel pre-tokenizer), with and
+ * without special-token parsing. Invariants checked (a violation traps):
  *   - encode fails only on invalid UTF-8, and then says so;
  *   - GPT-2: decode(encode(text)) == text (byte-level BPE is lossless);
  *   - decode of any in-range ids succeeds and yields valid UTF-8 (it encodes again).
@@ -14,7 +16,8 @@
  *
  * Build and run from the repository root:
  *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
- *       fuzz/fuzz_tokenizer.c src/tokenizer.c src/util.c -lcjson -lpcre2-8 -lpthread \
+ *       fuzz/fuzz_tokenizer.c src/tokenizer.c src/jsonutil.c src/util.c -lcjson -lpcre2-8 \
+ *       -lutf8proc -lpthread \
  *       -o build/fuzz_tokenizer
  *   ./build/fuzz_tokenizer -max_len=4096 -max_total_time=60
  * SMDLM_FUZZ_FIXTURES overrides the fixture directory (default tests/fixtures).
@@ -36,7 +39,7 @@
 #include "tokenizer.h"
 #include "util.h"
 
-static smdlm_tokenizer *g_gpt2, *g_legacy;
+static smdlm_tokenizer *g_gpt2, *g_legacy, *g_qwen;
 static int g_load_mode;
 static char g_merges[1024];
 
@@ -57,14 +60,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (tok_load_json(&g_gpt2, path) != 0) die("loading the GPT-2 tokenizer");
     snprintf(path, sizeof path, "%s/tokenizer/byte-legacy.json", dir);
     if (tok_load_json(&g_legacy, path) != 0) die("loading byte-legacy.json");
+    snprintf(path, sizeof path, "%s/llada-tokenizer", dir);
+    if (tok_load_dir(&g_qwen, path) != 0) die("loading the Qwen-style tokenizer");
     return 0;
 }
 
 /* Encode; on success decode and (when lossless) compare. Returns 0 if the text was rejected. */
-static int roundtrip(const smdlm_tokenizer *t, const char *text, size_t len, int lossless) {
+static int roundtrip_ex(const smdlm_tokenizer *t, const char *text, size_t len, int lossless,
+                       unsigned flags) {
     int32_t *ids;
     size_t n;
-    if (tok_encode(t, text, len, &ids, &n) != 0) {
+    if (tok_encode_ex(t, text, len, flags, &ids, &n) != 0) {
         if (!strstr(smdlm_last_error(), "UTF-8")) die("encode failed for another reason");
         return 0;
     }
@@ -77,6 +83,10 @@ static int roundtrip(const smdlm_tokenizer *t, const char *text, size_t len, int
     free(ids);
     free(back);
     return 1;
+}
+
+static int roundtrip(const smdlm_tokenizer *t, const char *text, size_t len, int lossless) {
+    return roundtrip_ex(t, text, len, lossless, TOK_ALLOW_SPECIAL);
 }
 
 static void use_loaded(smdlm_tokenizer *t) {
@@ -120,6 +130,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int ok1 = roundtrip(g_gpt2, text, size, 1);
     int ok2 = roundtrip(g_legacy, text, size, 0);
     if (ok1 != ok2) die("tokenizers disagree on UTF-8 validity");
+    if (roundtrip_ex(g_qwen, text, size, 0, 0) != ok1 ||
+        roundtrip_ex(g_qwen, text, size, 0, TOK_ALLOW_SPECIAL) != ok1)
+        die("the Qwen-style tokenizer disagrees on UTF-8 validity");
 
     /* the bytes as 16-bit ids, reduced into the vocabulary: decode must give valid UTF-8 */
     size_t n = size / 2;
