@@ -295,6 +295,10 @@ static int bench_train(int argc, char **argv) {
 }
 
 int cmd_bench(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "forward") && bench_is_transformer(argc - 1, argv + 1))
+        return bench_transformer(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "--shape") && bench_is_transformer(argc, argv))
+        return bench_transformer(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "forward")) return bench_forward(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "linear")) return bench_linear(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
