@@ -56,6 +56,7 @@ fixtures:
 	/usr/bin/python3 tests/gen_train_fixtures.py
 	/usr/bin/python3 tests/gen_optim_fixtures.py
 	/usr/bin/python3 tests/gen_gpt2_fixtures.py
+	/usr/bin/python3 tests/gen_dream_fixtures.py
 	/usr/bin/python3 tests/gen_evaluator_fixtures.py
 
 clean:
