@@ -8,10 +8,14 @@
  *                                            rlimits, uid drop, exec python3 -I -B)
  *
  * unshare(CLONE_NEWPID) only moves the keeper's *children* into the new namespace, hence
- * two levels. The keeper writes the interpreter's wait status (or a set-up failure) to a
- * report pipe. On timeout the harness kills the keeper's process group; the interpreter
- * also has PR_SET_PDEATHSIG = SIGKILL, and when it (PID 1) dies the kernel kills every
- * process left in its namespace — so a fork bomb cannot outlive its run.
+ * two levels. The keeper enforces the timeout: at the deadline (or on SIGTERM from the
+ * harness, which sends it when the output limit is hit) it kills the interpreter, waits
+ * for it and writes its wait status (or a set-up failure) to a report pipe. When the
+ * interpreter — PID 1 of its namespace — dies, the kernel kills every process left in the
+ * namespace before the wait returns, so a fork bomb is gone when sbx_run returns. The
+ * keeper is the interpreter's parent, so no pid is signalled after it could be reused.
+ * Backstops: the interpreter has PR_SET_PDEATHSIG = SIGKILL, and the harness kills the
+ * keeper's whole process group if the keeper itself overstays.
  *
  * Between fork and exec only async-signal-safe calls are made (the harness is threaded):
  * raw syscalls, no malloc, no stdio. */
@@ -41,10 +45,11 @@ enum { FD_REPORT = 3 };
 
 /* Report records (keeper/interpreter → harness), fixed size. */
 enum { REP_STATUS = 1, REP_SETUP_FAILED = 2 };
+enum { KILLED_NO = 0, KILLED_TIMEOUT = 1, KILLED_REQUEST = 2 };
 typedef struct {
     int32_t kind;
     int32_t value; /* wait status, or the set-up step that failed */
-    int32_t err;   /* errno of that step */
+    int32_t err;   /* errno of that step; for REP_STATUS: KILLED_* */
 } report;
 
 /* Set-up steps, named in error messages. */
@@ -137,6 +142,9 @@ static void set_limit(int res, rlim_t v) {
 
 static _Noreturn void run_interpreter(const child_args *a) {
     const sbx_config *cfg = a->cfg;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); /* the keeper blocks SIGCHLD and SIGTERM */
     rlim_t cpu = (rlim_t)cfg->timeout_s + 1;
     set_limit(RLIMIT_CPU, cpu);
     set_limit(RLIMIT_AS, (rlim_t)cfg->mem_bytes);
@@ -166,16 +174,39 @@ static _Noreturn void run_keeper(const child_args *a, int out_fd, int err_fd, in
         _exit(127);
     close_other_fds();
     signal(SIGPIPE, SIG_DFL);
+    sigset_t wait_set;
+    sigemptyset(&wait_set);
+    sigaddset(&wait_set, SIGCHLD);
+    sigaddset(&wait_set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &wait_set, NULL);
     int flags = ns_flags(a->caps);
     if (flags && unshare(flags)) setup_failed(ST_UNSHARE);
     if (a->caps->mntns) make_mounts(a->caps, a->dir);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     pid_t pid = fork();
     if (pid < 0) setup_failed(ST_FORK);
     if (pid == 0) run_interpreter(a);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    int st = 0, killed = KILLED_NO;
+    for (;;) {
+        if (waitpid(pid, &st, WNOHANG) == pid) break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double left = a->cfg->timeout_s - (double)(now.tv_sec - t0.tv_sec) -
+                      1e-9 * (double)(now.tv_nsec - t0.tv_nsec);
+        int sig = -1;
+        if (left > 0) {
+            struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+            sig = sigtimedwait(&wait_set, NULL, &ts);
+            if (sig == SIGCHLD || (sig < 0 && errno == EINTR)) continue;
+        }
+        /* deadline (sigtimedwait timed out, or no time left) or SIGTERM from the harness */
+        killed = sig == SIGTERM ? KILLED_REQUEST : KILLED_TIMEOUT;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        break;
     }
-    send_report(REP_STATUS, st, 0);
+    send_report(REP_STATUS, st, killed);
     _exit(0);
 }
 
@@ -307,7 +338,7 @@ static void pump(const sbx_config *cfg, pid_t pid, run_io *io, double deadline) 
         double now = sm_time_sec();
         if (now >= deadline) {
             if (killed || keeper_done) break; /* only escaped processes still hold a pipe */
-            io->timed_out = 1;
+            io->timed_out = 1; /* the keeper overstayed its own deadline */
             kill_run(pid);
             killed = 1;
             deadline = now + 1.0;
@@ -338,11 +369,9 @@ static void pump(const sbx_config *cfg, pid_t pid, run_io *io, double deadline) 
                 continue;
             }
             tail_append(i == 0 ? &io->out : &io->err, buf, (size_t)r);
-            if (!killed && io->out.total + io->err.total > cfg->max_output) {
+            if (!io->output_limit && io->out.total + io->err.total > cfg->max_output) {
                 io->output_limit = 1;
-                kill_run(pid);
-                killed = 1;
-                deadline = sm_time_sec() + 1.0;
+                kill(pid, SIGTERM); /* the keeper kills the interpreter and reports */
             }
         }
     }
@@ -380,7 +409,7 @@ static void classify(const sbx_config *cfg, const run_io *io, const char *marker
                  cfg->max_output);
         return;
     }
-    if (io->timed_out) {
+    if (io->timed_out || (status && status->err == KILLED_TIMEOUT)) {
         res->status = SBX_TIMEOUT;
         snprintf(res->reason, sizeof res->reason, "timed out after %g s", cfg->timeout_s);
         return;
@@ -474,7 +503,7 @@ int sbx_run(const sbx_config *cfg, const sbx_caps *caps, int slot, const char *p
     io.out.cap = io.err.cap = cfg->capture_bytes;
     io.out.buf = sm_malloc(cfg->capture_bytes + 1);
     io.err.buf = sm_malloc(cfg->capture_bytes + 1);
-    pump(cfg, pid, &io, t0 + cfg->timeout_s);
+    pump(cfg, pid, &io, t0 + cfg->timeout_s + 5.0); /* the keeper times the run itself */
     kill_run(pid); /* whatever is left of the group */
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }

