@@ -20,7 +20,15 @@ extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const
                     double *z, const int *ldz, int *isuppz, double *work, const int *lwork,
                     int *iwork, const int *liwork, int *info, size_t l1, size_t l2, size_t l3);
 
-#define MAUVE_ROW_BLOCK 1024 /* rows per BLAS call: bounds the scratch to block × (d or k) */
+/* Rows per BLAS call: the scratch of a block stays under this many bytes. Few, large calls
+ * matter on a loaded machine, where every parallel region waits for descheduled threads. */
+#define MAUVE_BLOCK_BYTES ((size_t)32 << 20)
+
+static int block_rows(int n, size_t row_bytes) {
+    size_t r = MAUVE_BLOCK_BYTES / row_bytes;
+    if (r < 64) r = 64;
+    return r < (size_t)n ? (int)r : n;
+}
 
 void mauve_params_default(mauve_params *p) {
     memset(p, 0, sizeof *p);
@@ -119,10 +127,11 @@ int mauve_pca(const float *x, int n, int d, double explained_var, double *ratio,
     for (int j = 0; j < d; j++) mean[j] /= n;
     /* covariance = Σ (x − μ)ᵀ(x − μ) / (n − 1), accumulated over row blocks (dsyrk) */
     double *cov = sm_calloc((size_t)d * d, sizeof(double));
-    double *buf = sm_malloc(sizeof(double) * (size_t)MAUVE_ROW_BLOCK * d);
+    const int blk = block_rows(n, sizeof(double) * (size_t)d);
+    double *buf = sm_malloc(sizeof(double) * (size_t)blk * d);
     double scale = 1.0 / (n > 1 ? n - 1 : 1);
-    for (int r0 = 0; r0 < n; r0 += MAUVE_ROW_BLOCK) {
-        int nb = n - r0 < MAUVE_ROW_BLOCK ? n - r0 : MAUVE_ROW_BLOCK;
+    for (int r0 = 0; r0 < n; r0 += blk) {
+        int nb = n - r0 < blk ? n - r0 : blk;
         centred_block(x, mean, (size_t)r0, nb, d, buf);
         cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, d, nb, scale, buf, d, 1.0, cov, d);
     }
@@ -155,25 +164,27 @@ int mauve_pca(const float *x, int n, int d, double explained_var, double *ratio,
     if (ratio)
         for (int j = 0; j < d; j++) ratio[j] = total > 0.0 ? w[j] / total : 0.0;
     /* components kept, as V[d, kk] row-major, signed like sklearn's svd_flip */
-    double *V = sm_malloc(sizeof(double) * (size_t)d * kk);
+    float *V = sm_malloc(sizeof(float) * (size_t)d * kk);
+    double *mv = sm_calloc((size_t)kk, sizeof(double)); /* mean·V */
     for (int c = 0; c < kk; c++) {
         const double *v = vecs + (size_t)c * d;
         int arg = 0;
         for (int i = 1; i < d; i++)
             if (fabs(v[i]) > fabs(v[arg])) arg = i;
         double s = v[arg] < 0.0 ? -1.0 : 1.0;
-        for (int i = 0; i < d; i++) V[(size_t)i * kk + c] = s * v[i];
+        for (int i = 0; i < d; i++) {
+            V[(size_t)i * kk + c] = (float)(s * v[i]);
+            mv[c] += mean[i] * (double)V[(size_t)i * kk + c];
+        }
     }
+    /* (x − mean)·V = x·V − mean·V: one float sgemm (the reference projects in float32) */
     float *out = sm_malloc(sizeof(float) * (size_t)n * kk);
-    double *pb = sm_malloc(sizeof(double) * (size_t)MAUVE_ROW_BLOCK * kk);
-    for (int r0 = 0; r0 < n; r0 += MAUVE_ROW_BLOCK) {
-        int nb = n - r0 < MAUVE_ROW_BLOCK ? n - r0 : MAUVE_ROW_BLOCK;
-        centred_block(x, mean, (size_t)r0, nb, d, buf);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, kk, d, 1.0, buf, d, V, kk,
-                    0.0, pb, kk);
-        for (size_t i = 0; i < (size_t)nb * kk; i++) out[(size_t)r0 * kk + i] = (float)pb[i];
-    }
-    free(pb);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, kk, d, 1.0f, x, d, V, kk, 0.0f,
+                out, kk);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < kk; c++) out[(size_t)i * kk + c] = (float)(out[(size_t)i * kk + c] - mv[c]);
+    free(mv);
     free(V);
     *k = kk;
     *proj = out;
@@ -190,10 +201,11 @@ done:
 /* Scratch of one k-means call. */
 typedef struct {
     int n, d, k;
+    int blk;         /* rows per sgemm */
     const float *x;  /* [n, d] training points */
     float *xnorm;    /* [n] |x|² */
     float *cnorm;    /* [k] |c|² */
-    float *gram;     /* [block, k] x·cᵀ */
+    float *gram;     /* [blk, k] x·cᵀ */
     float *dist;     /* [n] squared distance to the assigned centroid */
     double *sums;    /* [k, d] */
     int64_t *counts; /* [k] */
@@ -210,8 +222,8 @@ static long km_assign(km_work *w, const float *x, int n, const float *xnorm, con
         w->cnorm[j] = (float)s;
     }
     long changed = 0;
-    for (int r0 = 0; r0 < n; r0 += MAUVE_ROW_BLOCK) {
-        int nb = n - r0 < MAUVE_ROW_BLOCK ? n - r0 : MAUVE_ROW_BLOCK;
+    for (int r0 = 0; r0 < n; r0 += w->blk) {
+        int nb = n - r0 < w->blk ? n - r0 : w->blk;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, k, d, 1.0f,
                     x + (size_t)r0 * d, d, c, d, 0.0f, w->gram, k);
 #pragma omp parallel for schedule(static) reduction(+ : changed)
@@ -326,7 +338,8 @@ int mauve_kmeans(const float *x, int n, int d, int k, int max_iter, int nredo, i
     km_work w = {.n = nt, .d = d, .k = k, .x = sub ? sub : x};
     w.xnorm = sm_malloc(sizeof(float) * (size_t)(n > nt ? n : nt));
     w.cnorm = sm_malloc(sizeof(float) * (size_t)k);
-    w.gram = sm_malloc(sizeof(float) * (size_t)MAUVE_ROW_BLOCK * k);
+    w.blk = block_rows(n, sizeof(float) * (size_t)k);
+    w.gram = sm_malloc(sizeof(float) * (size_t)w.blk * k);
     w.dist = sm_malloc(sizeof(float) * (size_t)n);
     w.sums = sm_malloc(sizeof(double) * (size_t)k * d);
     w.counts = sm_malloc(sizeof(int64_t) * (size_t)k);

@@ -168,8 +168,9 @@ TEXTS = [
 
 
 def tokenize(text, tok_dir):
-    r = subprocess.run([SMDLM, "tokenize", "-m", tok_dir, "--text", text], check=True,
-                       capture_output=True, text=True)
+    # special-token text parsed, as HF's tokenizer.encode in the reference (and tok_encode)
+    r = subprocess.run([SMDLM, "tokenize", "-m", tok_dir, "--allow-special", "--text", text],
+                       check=True, capture_output=True, text=True)
     return [int(v) for v in r.stdout.split()]
 
 

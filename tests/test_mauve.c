@@ -9,6 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "featurizer.h"
 #include "kernels.h"
 #include "mauve.h"
 #include "npy.h"
@@ -17,6 +20,9 @@
 #include "util.h"
 
 #define MDIR FIXTURES_DIR "/mauve"
+#define GDIR FIXTURES_DIR "/gpt2-tiny"
+#define CDIR FIXTURES_DIR "/tiny-causal"
+static char g_tmp[64];
 
 static double *load_f64(const char *name, size_t *n) {
     float *f = tu_load_f32(tu_fixture("mauve/%s", name), n);
@@ -296,12 +302,245 @@ static void test_bad_input(void **state) {
     tu_expect_error(mauve_compute(x, 2, x, 2, 2, &prm, &r), "too many clusters", w_k);
 }
 
+/* ---- featurizers against PyTorch ------------------------------------------------------------ */
+
+/* The texts of the fixture, one per line (the generator writes simple JSON lines). */
+static int fixture_texts(char texts[][256], int max) {
+    int n = 0;
+    FILE *f = fopen(MDIR "/texts.jsonl", "r");
+    assert_non_null(f);
+    char line[1024];
+    while (n < max && fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        snprintf(texts[n++], 256, "%s", cJSON_GetObjectItem(o, "text")->valuestring);
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    return n;
+}
+
+static void check_featurizer(const char *dir, const char *ref_name) {
+    char texts[8][256];
+    int nt = fixture_texts(texts, 8);
+    size_t nref;
+    float *ref = tu_load_f32(tu_fixture("mauve/%s", ref_name), &nref);
+    featurizer fz;
+    if (featurizer_load(&fz, dir, 24, 2)) fail_msg("%s", smdlm_last_error());
+    assert_int_equal(nref, (size_t)nt * fz.dim);
+    float *got = sm_malloc(sizeof(float) * nref);
+    for (int i = 0; i < nt; i++)
+        assert_int_equal(featurize_text(&fz, texts[i], strlen(texts[i]), got + (size_t)i * fz.dim), 0);
+    assert_int_equal(tu_compare_f32(ref_name, got, ref, nref, 1e-4f, 1e-4f), 0);
+    /* an empty text has no tokens: reported, nothing written */
+    assert_int_equal(featurize_text(&fz, "", 0, got), 1);
+    featurizer_free(&fz);
+    free(got);
+    free(ref);
+}
+
+static void test_featurizers(void **state) {
+    (void)state;
+    check_featurizer(GDIR, "gpt2_features.npy");
+    check_featurizer(CDIR, "dit_features.npy");
+    featurizer fz;
+    const char *w[] = {"must be causal", NULL};
+    tu_expect_error(featurizer_load(&fz, FIXTURES_DIR "/tiny", 24, 1), "masked diffusion model", w);
+}
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
+static cJSON *read_json(const char *path) {
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(path, 1 << 24, &text, &len), 0);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    assert_non_null(j);
+    return j;
+}
+
+static double jnum(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v)) fail_msg("missing number %s", k);
+    return v->valuedouble;
+}
+
+static void save_npy(const char *name, const float *x, int n, int d) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", g_tmp, name);
+    int64_t shape[2] = {n, d};
+    assert_int_equal(npy_write(path, NPY_F4, 2, shape, x), 0);
+}
+
+static void test_cli_features(void **state) {
+    (void)state;
+    const int n = 300, d = 16;
+    float *p = mixture(n, d, 4, 3, 0.0, 20), *q = mixture(n, d, 4, 3, 0.0, 21);
+    save_npy("p.npy", p, n, d);
+    save_npy("q.npy", q, n, d);
+    char *out = NULL, path[128];
+    int rc = tu_run(&out, "eval mauve --ref-features %s/p.npy --samples-features %s/q.npy -q "
+                    "-o %s/r.json --curve %s/c.json -t 2", g_tmp, g_tmp, g_tmp, g_tmp);
+    if (rc) fail_msg("exit %d: %s", rc, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/r.json", g_tmp);
+    cJSON *r = read_json(path);
+    /* the library on the same features gives the same numbers */
+    mauve_params prm;
+    mauve_params_default(&prm);
+    mauve_result lib;
+    assert_int_equal(mauve_compute(p, n, q, n, d, &prm, &lib), 0);
+    if (jnum(r, "mauve") != lib.mauve)
+        fail_msg("command: MAUVE %.17g, library %.17g", jnum(r, "mauve"), lib.mauve);
+    assert_true(lib.mauve > 0.9);
+    assert_int_equal((int)jnum(r, "num_clusters"), 30);
+    assert_int_equal((int)jnum(r, "pca_dims"), lib.pca_dims);
+    assert_int_equal((int)jnum(r, "n_p"), n);
+    assert_int_equal((int)jnum(r, "n_q"), n);
+    snprintf(path, sizeof path, "%s/c.json", g_tmp);
+    cJSON *c = read_json(path);
+    const cJSON *curve = cJSON_GetObjectItem(c, "divergence_curve");
+    assert_int_equal(cJSON_GetArraySize(curve), 27);
+    assert_true(cJSON_GetArrayItem(cJSON_GetArrayItem(curve, 5), 1)->valuedouble == lib.curve[11]);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, "p_hist")), 30);
+    cJSON_Delete(c);
+    cJSON_Delete(r);
+    mauve_result_free(&lib);
+    /* stdout, another seed and a fixed number of clusters */
+    rc = tu_run(&out, "eval mauve --ref-features %s/p.npy --samples-features %s/q.npy -q "
+                "--seed 3 --clusters 12 2>/dev/null", g_tmp, g_tmp);
+    assert_int_equal(rc, 0);
+    r = cJSON_Parse(out);
+    assert_non_null(r);
+    assert_int_equal((int)jnum(r, "num_clusters"), 12);
+    assert_true(jnum(r, "mauve") > 0.9);
+    cJSON_Delete(r);
+    free(out);
+    free(p);
+    free(q);
+}
+
+static void test_cli_texts(void **state) {
+    (void)state;
+    /* the fixture's texts as the reference, with a malformed line, a line without the
+     * field and an empty text in between; the samples are the texts themselves */
+    char texts[8][256], path[128];
+    int nt = fixture_texts(texts, 8);
+    snprintf(path, sizeof path, "%s/ref.jsonl", g_tmp);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"text\": \"%s\"}\n{\"text\": oops}\n{\"text\": \"\"}\n\n", texts[0]);
+    for (int i = 1; i < nt; i++) fprintf(f, "{\"text\": \"%s\"}\n", texts[i]);
+    fprintf(f, "{\"other\": \"x\"}\n");
+    fclose(f);
+    char *out = NULL;
+    int rc = tu_run(&out, "eval mauve -m %s --ref %s/ref.jsonl --samples %s/texts.jsonl "
+                    "--max-len 24 --clusters 2 --save-ref-features %s/rf.npy "
+                    "--save-samples-features %s/sf.npy -o %s/r.json -t 2",
+                    GDIR, g_tmp, MDIR, g_tmp, g_tmp, g_tmp);
+    if (rc) fail_msg("exit %d: %s", rc, out);
+    /* malformed lines are reported with their line numbers */
+    assert_non_null(strstr(out, "ref.jsonl:2"));
+    assert_non_null(strstr(out, "ref.jsonl:3: empty text"));
+    assert_non_null(strstr(out, "missing string field"));
+    free(out);
+    snprintf(path, sizeof path, "%s/r.json", g_tmp);
+    cJSON *r = read_json(path);
+    assert_int_equal((int)jnum(r, "n_p"), nt);
+    assert_int_equal((int)jnum(r, "n_q"), nt);
+    assert_int_equal((int)jnum(r, "p_malformed"), 2);
+    assert_int_equal((int)jnum(r, "p_empty"), 1);
+    assert_int_equal((int)jnum(r, "q_malformed"), 0);
+    assert_int_equal((int)jnum(r, "feature_dim"), 32);
+    /* one set against itself: identical histograms */
+    assert_true(fabs(jnum(r, "mauve") - 1.0) < 1e-9);
+    cJSON_Delete(r);
+    size_t nref, ngot;
+    float *ref = tu_load_f32(tu_fixture("mauve/gpt2_features.npy"), &nref);
+    snprintf(path, sizeof path, "%s/rf.npy", g_tmp);
+    float *got = tu_load_f32(path, &ngot);
+    assert_int_equal(ngot, nref);
+    assert_int_equal(tu_compare_f32("saved reference features", got, ref, nref, 1e-4f, 1e-4f), 0);
+    free(got);
+    free(ref);
+}
+
+static void test_cli_bad_input(void **state) {
+    (void)state;
+    float x[3 * 4] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    save_npy("d4.npy", x, 3, 4);
+    save_npy("d3.npy", x, 4, 3);
+    save_npy("empty.npy", x, 0, 4);
+    x[6] = NAN;
+    save_npy("nan.npy", x, 3, 4);
+    char path[128];
+    snprintf(path, sizeof path, "%s/ids.npy", g_tmp);
+    int32_t ids[4] = {1, 2, 3, 4};
+    int64_t shape[2] = {2, 2};
+    assert_int_equal(npy_write(path, NPY_I4, 2, shape, ids), 0);
+    snprintf(path, sizeof path, "%s/one.npy", g_tmp);
+    assert_int_equal(npy_write(path, NPY_F4, 1, shape, x), 0);
+    static const char *files[][2] = {
+        {"bad.jsonl", "{\"text\": \"the cat\"\n[1, 2]\n{\"text\": 5}\n\n"},
+        {"ok.jsonl", "{\"text\": \"the cat sat\"}\n{\"text\": \"on the mat\"}\n"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", g_tmp, files[i][0]);
+        FILE *f = fopen(path, "w");
+        fputs(files[i][1], f);
+        fclose(f);
+    }
+    char args[14][320];
+    const char *word[14];
+    int n = 0;
+#define CASE(w, ...) (snprintf(args[n], sizeof args[n], __VA_ARGS__), word[n++] = (w))
+#define FEAT(a, b) "eval mauve -q --ref-features %s/" a " --samples-features %s/" b, g_tmp, g_tmp
+    CASE("dimension 4, sample features 3", FEAT("d4.npy", "d3.npy"));
+    CASE("empty feature set", FEAT("empty.npy", "d4.npy"));
+    CASE("non-finite value nan at row 1, column 2", FEAT("d4.npy", "nan.npy"));
+    CASE("float32 [n, d]", FEAT("ids.npy", "d4.npy"));
+    CASE("float32 [n, d]", FEAT("d4.npy", "one.npy"));
+    CASE("absent.npy", FEAT("absent.npy", "d4.npy"));
+    CASE("7 clusters for 6 feature vectors", "eval mauve -q --ref-features %s/d4.npy "
+         "--samples-features %s/d4.npy --clusters 7", g_tmp, g_tmp);
+    CASE("exactly one of --ref", "eval mauve --samples-features %s/d4.npy", g_tmp);
+    CASE("exactly one of --samples", "eval mauve --ref-features %s/d4.npy --samples %s/ok.jsonl "
+         "--samples-features %s/d4.npy", g_tmp, g_tmp, g_tmp);
+    CASE("need a featurizer", "eval mauve --ref-features %s/d4.npy --samples %s/ok.jsonl", g_tmp, g_tmp);
+    CASE("holds no usable text", "eval mauve -q -m " GDIR " --ref %s/bad.jsonl --samples %s/ok.jsonl",
+         g_tmp, g_tmp);
+    CASE("dimension 4, sample features 32", "eval mauve -q -m " GDIR " --ref-features %s/d4.npy "
+         "--samples %s/ok.jsonl", g_tmp, g_tmp);
+    CASE("must be causal", "eval mauve -m " FIXTURES_DIR "/tiny --ref %s/ok.jsonl --samples %s/ok.jsonl",
+         g_tmp, g_tmp);
+    CASE("cannot open", "eval mauve -m " GDIR " --ref %s/absent.jsonl --samples %s/ok.jsonl", g_tmp, g_tmp);
+#undef FEAT
+#undef CASE
+    tu_expect_cli_errors(&args[0][0], sizeof args[0], word, n);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/smdlm-mauve-XXXXXX");
+    return mkdtemp(g_tmp) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 int main(void) {
     kernels_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_curve),      cmocka_unit_test(test_auto_clusters),
         cmocka_unit_test(test_pca),        cmocka_unit_test(test_kmeans),
         cmocka_unit_test(test_end_to_end), cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_featurizers), cmocka_unit_test(test_cli_features),
+        cmocka_unit_test(test_cli_texts),  cmocka_unit_test(test_cli_bad_input),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -123,6 +123,13 @@ class DiT:
         return (self.p["vocab_embed.embedding"][indices] * weights.unsqueeze(-1)).sum(dim=2)
 
     def backbone(self, x, sigma, causal=False):
+        pre = "output_layer."
+        h = self.hidden(x, sigma, causal)
+        return F.linear(h, self.p[pre + "linear.weight"], self.p[pre + "linear.bias"])
+
+    def hidden(self, x, sigma, causal=False):
+        """The last hidden state: the input of the output linear (after the final norm and
+        modulation)."""
         p, D, H = self.p, self.D, self.H
         B, T, _ = x.shape
         hd = D // H
@@ -151,8 +158,7 @@ class DiT:
         pre = "output_layer."
         sh, sc = F.linear(c, p[pre + "adaLN_modulation.weight"],
                           p[pre + "adaLN_modulation.bias"])[:, None].chunk(2, dim=2)
-        h = modulate(layer_norm(x, p[pre + "norm_final.weight"]), sh, sc)
-        return F.linear(h, p[pre + "linear.weight"], p[pre + "linear.bias"])
+        return modulate(layer_norm(x, p[pre + "norm_final.weight"]), sh, sc)
 
     def forward(self, ids, sigma, soft=None, causal=False):
         x = self.embed(ids) if soft is None else self.embed_soft(*soft)

@@ -57,6 +57,12 @@ def gelu_tanh(x):
 
 def forward(p, cfg, ids):
     """ids [B, T] int64 → logits [B, T, V] (float64 internally for a clean reference)."""
+    return hidden(p, cfg, ids) @ p["wte.weight"].double().T
+
+
+def hidden(p, cfg, ids):
+    """ids [B, T] int64 → final hidden states [B, T, D] after ln_f (HF hidden_states[-1]),
+    float64."""
     p = {k: v.double() for k, v in p.items()}
     B, T = ids.shape
     D, H, eps = cfg["n_embd"], cfg["n_head"], cfg.get("layer_norm_epsilon", 1e-5)
@@ -76,8 +82,7 @@ def forward(p, cfg, ids):
         h = layer_norm(x, g("ln_2.weight"), g("ln_2.bias"), eps)
         h = gelu_tanh(h @ g("mlp.c_fc.weight") + g("mlp.c_fc.bias"))
         x = x + h @ g("mlp.c_proj.weight") + g("mlp.c_proj.bias")
-    x = layer_norm(x, p["ln_f.weight"], p["ln_f.bias"], eps)
-    return x @ p["wte.weight"].T
+    return layer_norm(x, p["ln_f.weight"], p["ln_f.bias"], eps)
 
 
 def score(logits_of, ids, ctx, eos):
