@@ -5,7 +5,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential pkg-config libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev zlib1g-dev python3 gnuplot-nox libopenmpi-dev openmpi-bin"
 if [ "${WITH_PYTHON:-0}" = 1 ]; then
-    pkgs="$pkgs python3-torch python3-numpy"
+    pkgs="$pkgs python3-torch python3-numpy python3-scipy"
 fi
 as_root=""
 [ "$(id -u)" = 0 ] || as_root=sudo
