@@ -75,6 +75,10 @@ static void test_curve(void **state) {
         bad += close_f64(what, &fi, &F[i], 1, 1e-6);
     }
     assert_int_equal(bad, 0);
+    /* exact ties (p = q: every middle point is (1, 1)) are ordered along the monotone
+     * frontier: the area is 1, not ½ */
+    const double tied[] = {1, 0, 1, 1, 1, 1, 0, 1};
+    assert_true(mauve_area(tied, 4) == 1.0);
     /* symmetry of the area in p and q: swapping swaps the coordinates */
     mauve_divergence_curve(P, Q, k, 25, 5.0, curve);
     double a = mauve_area(curve, len);
