@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "jsonutil.h"
@@ -503,21 +504,37 @@ void code_samples_canonical(code_samples *out, const code_set *s) {
     for (size_t i = 0; i < s->n; i++) code_samples_add(out, i, sm_strdup(s->p[i].solution));
 }
 
+int code_write_file(const char *path, const char *text, size_t len) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* /dev/null, /dev/stdout, a pipe: write in place — renaming a temporary file over
+         * a device node would replace it */
+        FILE *f = fopen(path, "w");
+        if (!f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
+        int ok = fwrite(text, 1, len, f) == len;
+        if (fclose(f) != 0 || !ok) return SM_ERR("cannot write '%s'", path);
+        return 0;
+    }
+    return sm_write_file_atomic(path, text, len);
+}
+
 int code_samples_write(const code_samples *smp, const code_set *s, const char *path) {
-    char *tmp;
-    FILE *f = sm_atomic_open(path, &tmp);
-    if (!f) return -1;
-    int ok = 1;
-    for (size_t i = 0; i < smp->n && ok; i++) {
+    strbuf b = {0};
+    for (size_t i = 0; i < smp->n; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "task_id", s->p[smp->v[i].problem].task_id);
         cJSON_AddStringToObject(o, smp->v[i].full ? "solution" : "completion", smp->v[i].completion);
         char *line = cJSON_PrintUnformatted(o);
-        ok = line && fprintf(f, "%s\n", line) > 0;
+        SM_ASSERT(line);
+        sb_str(&b, line);
+        sb_str(&b, "\n");
         free(line);
         cJSON_Delete(o);
     }
-    return sm_atomic_commit(f, tmp, path, ok);
+    sb_done(&b);
+    int rc = code_write_file(path, b.s, b.len);
+    free(b.s);
+    return rc;
 }
 
 void code_samples_free(code_samples *smp) {

@@ -454,6 +454,20 @@ static void test_cli_canonical(void **state) {
     assert_true(pass_k(r, "1") == 1.0);
     assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(r, "pass_at_k"), "10"));
     cJSON_Delete(r);
+    /* an output that is not a regular file is written in place, never replaced */
+    char *fifo = tmp_path("results.fifo"), *copy = tmp_path("fifo_copy.json"), cmd[1200];
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *bin = getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm";
+    snprintf(cmd, sizeof cmd, "timeout 20 cat %s > %s & %s eval code --canonical --limit 2 -q -o %s > /dev/null; wait",
+             fifo, copy, bin, fifo);
+    assert_int_equal(system(cmd), 0);
+    struct stat st;
+    assert_int_equal(stat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    r = read_results(copy);
+    assert_int_equal((int)num(r, "passed"), 2);
+    cJSON_Delete(r);
+    free(fifo), free(copy);
     /* the written samples file evaluates the same (first 20 problems) */
     rc = tu_run(&out, "eval code --samples %s --limit 20 -q -o %s", smp, res);
     free(out);
@@ -539,6 +553,59 @@ static void test_cli_hostile_samples(void **state) {
     free(rec);
 }
 
+/* Generation with the demo model: sample i of a problem uses seed + i, so sample 1 of a run
+ * with seed 5 is sample 0 of a run with seed 6; the samples are written and evaluated. */
+static char *read_completion(const char *path, int index) {
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(path, 1 << 20, &text, &len), 0);
+    char *line = text;
+    for (int i = 0; i < index; i++) {
+        line = strchr(line, '\n');
+        assert_non_null(line);
+        line++;
+    }
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    cJSON *o = cJSON_Parse(line);
+    assert_non_null(o);
+    char *c = sm_strdup(json_get_string(o, "completion"));
+    cJSON_Delete(o);
+    free(text);
+    return c;
+}
+
+static void test_cli_generate(void **state) {
+    (void)state;
+    char *a = tmp_path("gen_a.jsonl"), *b = tmp_path("gen_b.jsonl"), *res = tmp_path("gen.json");
+    char *out = NULL;
+    int rc = tu_run(&out, "eval code -m models/demo --limit 1 -n 2 --gen-len 24 --steps 6 --seed 5 -t 2 -q "
+                          "--samples-out %s -o %s", a, res);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(rc, 0);
+    cJSON *r = read_results(res);
+    assert_int_equal((int)num(r, "samples"), 2);
+    assert_true(pass_k(r, "1") == 0.0); /* a Bible model writes no Python */
+    cJSON_Delete(r);
+    rc = tu_run(&out, "eval code -m models/demo --limit 1 -n 1 --gen-len 24 --steps 6 --seed 6 -t 2 -q "
+                      "--samples-out %s -o %s", b, res);
+    free(out);
+    assert_int_equal(rc, 0);
+    char *a0 = read_completion(a, 0), *a1 = read_completion(a, 1), *b0 = read_completion(b, 0);
+    printf("sample 0 (seed 5): [%s]\nsample 1 (seed 6): [%s]\n", a0, a1);
+    assert_string_not_equal(a0, a1);
+    assert_string_equal(a1, b0);
+    free(a0), free(a1), free(b0);
+    /* a prompt longer than the model's canvas is an error naming the problem */
+    rc = tu_run(&out, "eval code -m models/demo --limit 2 --gen-len 200 --steps 2 -t 2 -q -o %s", res);
+    printf("%s", out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "HumanEval/0"));
+    free(out);
+    free(a), free(b), free(res);
+}
+
 static void test_cli_mbpp_canonical(void **state) {
     (void)state;
     char *res = tmp_path("mbpp.json"), *rec = tmp_path("mbpp_rec.jsonl"), *out = NULL;
@@ -586,7 +653,7 @@ int main(void) {
         cmocka_unit_test(test_prompts_extract), cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_sandbox),        cmocka_unit_test(test_cli_canonical),
         cmocka_unit_test(test_cli_broken),     cmocka_unit_test(test_cli_hostile_samples),
-        cmocka_unit_test(test_cli_mbpp_canonical),
+        cmocka_unit_test(test_cli_generate),   cmocka_unit_test(test_cli_mbpp_canonical),
     };
     return cmocka_run_group_tests_name("codeeval", tests, setup, teardown);
 }
