@@ -228,9 +228,11 @@ int cmd_eval(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "genppl")) return eval_genppl(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "mauve")) return cmd_eval_mauve(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "code")) return cmd_eval_code(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "sweep")) return cmd_eval_sweep(argc - 1, argv + 1);
     fprintf(stderr, "usage: smdlm eval ppl -m DIR --data DIR [options]\n"
                     "       smdlm eval genppl -m EVALUATOR --samples FILE [options]\n"
                     "       smdlm eval mauve (-m FEATURIZER --ref R.jsonl --samples S.jsonl | --ref-features R.npy --samples-features S.npy) [options]\n"
-                    "       smdlm eval code (--samples FILE | --canonical | -m MODEL) [options]\n");
+                    "       smdlm eval code (--samples FILE | --canonical | -m MODEL) [options]\n"
+                    "       smdlm eval sweep -e EVALUATOR -o DIR [options] NAME=MODEL_DIR ...\n");
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 1;
 }

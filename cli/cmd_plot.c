@@ -3,7 +3,6 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -109,14 +108,7 @@ int cmd_plot(int argc, char **argv) {
         fprintf(gp, "\nunset multiplot\n");
     }
     fclose(gp);
-    char command[700];
-    snprintf(command, sizeof command, "gnuplot '%s' 2>&1", script);
-    int st = system(command);
-    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        SM_ERR("gnuplot failed (exit %d): is gnuplot installed (apt-get install gnuplot-nox)?",
-               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        goto done;
-    }
+    if (cli_run_gnuplot(script)) goto done;
     status = 0;
 done:
     if (status) cli_fail("plot");

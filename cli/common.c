@@ -2,6 +2,8 @@
 #include "common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -31,4 +33,14 @@ int default_threads(void) {
 int cli_fail(const char *cmd) {
     fprintf(stderr, "smdlm %s: %s\n", cmd, smdlm_last_error());
     return 1;
+}
+
+int cli_run_gnuplot(const char *script) {
+    char command[1100];
+    snprintf(command, sizeof command, "gnuplot '%s' 2>&1", script);
+    int st = system(command);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return SM_ERR("gnuplot failed on %s (exit %d): is gnuplot installed (apt-get install "
+                      "gnuplot-nox)?", script, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return 0;
 }

@@ -31,6 +31,9 @@ int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir 
     {"threads", 't', OPT_INT, &(var), 1, 1024, "N", "threads (default: all cores)"}
 int default_threads(void);
 
+/* Runs gnuplot on a script file; a clear error when gnuplot is missing or fails. */
+int cli_run_gnuplot(const char *script);
+
 /* Reports smdlm_last_error() as "smdlm CMD: ..." and returns exit status 1. */
 int cli_fail(const char *cmd);
 

@@ -825,28 +825,9 @@ static int write_out(const char *dir, const char *name, sbuf *b) {
     return rc;
 }
 
-static int mkdir_p(const char *dir) {
-    char *p = sm_strdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; rc == 0; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = 0;
-        struct stat st;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            rc = SM_ERR("cannot create directory '%s': %s", p, strerror(errno));
-        else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
-            rc = SM_ERR("cannot create directory '%s': not a directory", p);
-        *s = c;
-        if (!c) break;
-    }
-    free(p);
-    return rc;
-}
-
 /* The output directory exists (created with its parents) and takes new files. */
 static int prepare_out_dir(const char *dir) {
-    if (mkdir_p(dir)) return -1;
+    if (sm_mkdir_p(dir)) return -1;
     if (access(dir, W_OK | X_OK) != 0)
         return SM_ERR("cannot write to directory '%s': %s", dir, strerror(errno));
     return 0;

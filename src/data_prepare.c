@@ -586,28 +586,6 @@ static int read_jsonl_file(run_ctx *c, int fi) {
 /* ---------------------------------------------------------------------------------------
  * Output directory, tokenizer copy, meta.json */
 
-static int mkdir_p(const char *path) {
-    char *p = sm_strdup(path);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char save = *s;
-            *s = 0;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
-            *s = save;
-            if (!save || rc) break;
-        }
-    }
-    struct stat st;
-    if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
-        errno = ENOTDIR;
-        rc = -1;
-    }
-    if (rc) SM_ERR("cannot create output directory '%s': %s", path, strerror(errno));
-    free(p);
-    return rc;
-}
-
 static int is_shard_name(const char *name) {
     if (!strcmp(name, "val.bin")) return 1;
     if (strncmp(name, "train_", 6) != 0 || !ends_with(name, ".bin")) return 0;
@@ -646,7 +624,7 @@ static const char *const k_tok_files[] = {"tokenizer.json", "vocab.json", "merge
 
 static int copy_tokenizer(const char *src, const char *out, cJSON *list) {
     char *dst = sm_path_join(out, "tokenizer");
-    int rc = mkdir_p(dst);
+    int rc = sm_mkdir_p(dst);
     for (size_t i = 0; rc == 0 && i < N_TOK_FILES; i++) {
         char *from = sm_path_join(src, k_tok_files[i]), *to = sm_path_join(dst, k_tok_files[i]);
         if (sm_file_exists(from)) {
@@ -803,7 +781,11 @@ int data_prepare(const data_prepare_opts *o, const char *const *inputs, int ninp
     c.mask_id = tok_str_to_id(tok, "<|mask|>");
     int vocab = tok_vocab_size(tok), width = vocab <= 65536 ? 2 : 4;
     if (collect_inputs(o, inputs, ninputs, &c.files) || setup_val_docs(&c)) goto done;
-    if (mkdir_p(o->out_dir) || clear_out_dir(o->out_dir, o->force)) goto done;
+    if (sm_mkdir_p(o->out_dir)) {
+        sm_wrap_error("cannot create output directory '%s'", o->out_dir);
+        goto done;
+    }
+    if (clear_out_dir(o->out_dir, o->force)) goto done;
     uint64_t per_shard = o->shard_tokens / (uint64_t)o->block_len;
     sw_init(&c.w[0], "train", o->out_dir, o->block_len, width, eos, eos, per_shard);
     sw_init(&c.w[1], "val", o->out_dir, o->block_len, width, eos, eos, UINT64_MAX);

@@ -118,6 +118,15 @@ int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
 }
 
 FILE *sm_atomic_open(const char *path, char **tmp_path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        /* a device or pipe (e.g. -o /dev/null, /dev/stdout): written in place — renaming a
+         * temp file over it would replace the device node */
+        FILE *f = fopen(path, "wb");
+        if (!f) SM_ERR("cannot open '%s': %s", path, strerror(errno));
+        *tmp_path = NULL;
+        return f;
+    }
     size_t n = strlen(path) + 32;
     char *tmp = sm_malloc(n);
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
@@ -143,6 +152,11 @@ static void fsync_parent_dir(const char *path) {
 
 int sm_atomic_commit(FILE *f, char *tmp_path, const char *path, int ok) {
     int rc = 0;
+    if (!tmp_path) { /* opened in place (not a regular file) */
+        int closed = fclose(f) == 0;
+        if (ok && !closed) SM_ERR("cannot write '%s': %s", path, strerror(errno));
+        return ok && closed ? 0 : -1;
+    }
     if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
         SM_ERR("cannot write '%s': %s", tmp_path, strerror(errno));
         ok = 0;
@@ -196,4 +210,23 @@ size_t sm_peak_rss_bytes(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (size_t)ru.ru_maxrss * 1024;
+}
+
+int sm_mkdir_p(const char *path) {
+    char *p = sm_strdup(path);
+    int rc = 0;
+    for (char *s = p + 1; rc == 0; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = 0;
+        struct stat st;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            rc = SM_ERR("cannot create directory '%s': %s", p, strerror(errno));
+        else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            rc = SM_ERR("cannot create directory '%s': not a directory", p);
+        *s = c;
+        if (!c) break;
+    }
+    free(p);
+    return rc;
 }

@@ -43,10 +43,14 @@ int sm_add_size(size_t a, size_t b, size_t *out);
 int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 /* Atomic writes: a temp file beside `path`, fsync, rename, fsync of the directory.
  * sm_atomic_open returns the stream and the temp name (free it); sm_atomic_commit finishes
- * (or, with ok == 0, removes the temp file). */
+ * (or, with ok == 0, removes the temp file). A path that names a device or pipe
+ * (/dev/null, /dev/stdout) is written in place instead (tmp_path is then NULL). */
 FILE *sm_atomic_open(const char *path, char **tmp_path);
 int sm_atomic_commit(FILE *f, char *tmp_path, const char *path, int ok);
 int sm_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Creates a directory and its parents (like mkdir -p); an existing directory is fine. */
+int sm_mkdir_p(const char *path);
 
 /* path joining into a fresh string */
 char *sm_path_join(const char *dir, const char *name);

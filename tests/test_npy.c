@@ -323,6 +323,17 @@ static void test_missing_file(void **s) {
                  (const char *[]){"not a regular file", NULL});
 }
 
+/* Writing "atomically" to a device (-o /dev/null) writes in place: the temp-file-and-rename
+ * route would replace the device node with a regular file. */
+static void test_write_to_device(void **state) {
+    (void)state;
+    static const char data[] = "{\"x\": 1}\n";
+    assert_int_equal(sm_write_file_atomic("/dev/null", data, sizeof data - 1), 0);
+    struct stat st;
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
@@ -331,6 +342,7 @@ int main(void) {
         cmocka_unit_test(test_versions_and_syntax),
         cmocka_unit_test(test_read_ids),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_write_to_device),
         cmocka_unit_test(bad_magic),
         cmocka_unit_test(bad_version),
         cmocka_unit_test(bad_big_endian),

@@ -1,0 +1,369 @@
+/* cmd_eval_sweep.c — `smdlm eval sweep`: generate and score a grid of
+ * arms (models) × soft-masking on/off × sampling steps × seeds, the instrument for the
+ * paper's "high-throughput" claim (quality against tokens revealed per step).
+ *
+ * Every arm gets the same seeds, lengths, sampler and evaluator. Each cell's samples are kept
+ * (OUT/samples/ARM-SM-sSTEPS-seedS.jsonl), one JSON line per cell goes to OUT/cells.jsonl as
+ * soon as it is scored, and the end writes OUT/sweep.json (mean ± standard deviation over the
+ * seeds per arm × soft-masking × steps), OUT/sweep.md and the gnuplot figure OUT/sweep.png.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "common.h"
+#include "evaluator.h"
+#include "kernels.h"
+#include "sampler.h"
+#include "util.h"
+
+#define SWEEP_MAX_ARMS 8
+#define SWEEP_MAX_LIST 32
+
+typedef struct {
+    char name[64];
+    const char *dir;
+} sweep_arm;
+
+typedef struct {
+    int arm, sm, steps, seed;
+    double gen_ppl, entropy, seconds;
+    long forwards, tokens;
+} sweep_cell;
+
+/* "8,16,32" → values in [lo, hi]; at most SWEEP_MAX_LIST. */
+static int parse_int_list(const char *s, const char *what, int lo, int hi, int *out, int *n) {
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < lo || v > hi || (*end && *end != ',')) {
+            SM_ERR("--%s '%s': expected comma-separated integers in [%d, %d]", what, s, lo, hi);
+            return -1;
+        }
+        if (*n == SWEEP_MAX_LIST) {
+            SM_ERR("--%s: at most %d values", what, SWEEP_MAX_LIST);
+            return -1;
+        }
+        out[(*n)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (*n == 0) {
+        SM_ERR("--%s: empty list", what);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_arm(const char *s, sweep_arm *a) {
+    const char *eq = strchr(s, '=');
+    size_t len = eq ? (size_t)(eq - s) : 0;
+    if (!eq || len == 0 || len >= sizeof a->name || !eq[1]) {
+        SM_ERR("arm '%s': expected NAME=MODEL_DIR (name of 1 to %zu characters)", s,
+               sizeof a->name - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (!(s[i] == '-' || s[i] == '_' || (s[i] >= '0' && s[i] <= '9') ||
+              (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z'))) {
+            SM_ERR("arm '%s': the name may hold letters, digits, '-' and '_' only", s);
+            return -1;
+        }
+    memcpy(a->name, s, len);
+    a->name[len] = 0;
+    a->dir = eq + 1;
+    return 0;
+}
+
+/* Generates n unconditional samples of T tokens (batches of B; sequence j draws with seed
+ * base + j), writes them as {"text": ...} lines to path and scores them under ev. */
+static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T, int threads,
+                    uint64_t base_seed, evaluator *ev, const char *path, sweep_cell *c) {
+    const dit_config *cfg = &md->net.cfg;
+    int32_t *x = sm_malloc(sizeof *x * (size_t)B * T);
+    char *tmp = NULL;
+    FILE *f = sm_atomic_open(path, &tmp);
+    if (!f) {
+        free(x);
+        return -1;
+    }
+    double nll = 0.0, ent = 0.0, t0 = sm_time_sec();
+    long scored = 0;
+    int rc = 0;
+    c->forwards = 0;
+    c->tokens = 0;
+    for (int j = 0; j < n && rc == 0; j += B) {
+        int b = n - j < B ? n - j : B;
+        for (size_t i = 0; i < (size_t)b * T; i++) x[i] = cfg->mask_id;
+        sampler_stats st;
+        sp.seed = base_seed + (uint64_t)j;
+        if ((rc = sampler_run(&md->net, &sp, x, NULL, b, T, threads, &st))) break;
+        c->forwards += st.forwards;
+        for (int s = 0; s < b && rc == 0; s++) {
+            char *text = NULL;
+            size_t len = 0;
+            int32_t *ids = NULL;
+            size_t m = 0;
+            if ((rc = tok_decode(md->tok, x + (size_t)s * T, (size_t)T, &text, &len))) break;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "text", text);
+            char *line = cJSON_PrintUnformatted(o);
+            fprintf(f, "%s\n", line);
+            free(line);
+            cJSON_Delete(o);
+            /* MDLM retokenises samples with the evaluator's tokenizer */
+            rc = tok_encode(ev->tok, text, len, &ids, &m);
+            free(text);
+            if (rc) break;
+            if (m > 0) {
+                rc = evaluator_score(ev, ids, m, 0, ev->eos_id, &nll, &scored);
+                ent += unigram_entropy(ids, m);
+            }
+            c->tokens += (long)m;
+            free(ids);
+        }
+    }
+    free(x);
+    if (rc == 0 && scored == 0) rc = SM_ERR("%s: no sample has a token to score", path);
+    if (sm_atomic_commit(f, tmp, path, rc == 0) || rc) return -1;
+    c->gen_ppl = exp(nll / (double)scored);
+    c->entropy = ent / n;
+    c->seconds = sm_time_sec() - t0;
+    return 0;
+}
+
+static void mean_std(const double *v, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
+}
+
+static const char *sm_name(int sm) { return sm ? "sm" : "no-sm"; }
+
+/* OUT/sweep.json, OUT/sweep.md and OUT/sweep.dat (gnuplot data) from the scored cells;
+ * returns the number of plotted series or −1. */
+static int write_summary(const char *out, const sweep_arm *arms, int narms, const int *steps,
+                         int nsteps, int nseeds, int T, const sweep_cell *cells, int ncells) {
+    char path[1024];
+    cJSON *root = cJSON_CreateObject(), *rows = cJSON_AddArrayToObject(root, "rows");
+    cJSON_AddNumberToObject(root, "length", T);
+    cJSON_AddNumberToObject(root, "seeds", nseeds);
+    char mdpath[1024], *mdtmp = NULL;
+    snprintf(mdpath, sizeof mdpath, "%s/sweep.md", out);
+    snprintf(path, sizeof path, "%s/sweep.dat", out);
+    FILE *md = sm_atomic_open(mdpath, &mdtmp), *dat = md ? fopen(path, "w") : NULL;
+    if (!dat) {
+        cJSON_Delete(root);
+        if (md) sm_atomic_commit(md, mdtmp, mdpath, 0);
+        return md ? SM_ERR("cannot write %s: %s", path, strerror(errno)) : -1;
+    }
+    fprintf(md, "| arm | soft-masking | steps | tokens/step | gen. PPL (mean ± sd) | entropy (mean ± sd) | s/cell |\n"
+                "|---|---|---:|---:|---:|---:|---:|\n");
+    int series = 0;
+    for (int a = 0; a < narms; a++)
+        for (int sm = 1; sm >= 0; sm--) {
+            int any = 0;
+            for (int k = 0; k < nsteps; k++) {
+                double p[SWEEP_MAX_LIST], e[SWEEP_MAX_LIST], secs = 0;
+                int n = 0;
+                for (int i = 0; i < ncells; i++)
+                    if (cells[i].arm == a && cells[i].sm == sm && cells[i].steps == steps[k]) {
+                        p[n] = cells[i].gen_ppl;
+                        e[n] = cells[i].entropy;
+                        secs += cells[i].seconds;
+                        n++;
+                    }
+                if (n == 0) continue;
+                if (!any) fprintf(dat, "%s\"%s %s\"\n", series++ ? "\n\n" : "", arms[a].name, sm_name(sm));
+                any = 1;
+                double pm, ps, em, es, tps = (double)T / steps[k];
+                mean_std(p, n, &pm, &ps);
+                mean_std(e, n, &em, &es);
+                fprintf(md, "| %s | %s | %d | %.3g | %.2f ± %.2f | %.3f ± %.3f | %.1f |\n", arms[a].name,
+                        sm ? "on" : "off", steps[k], tps, pm, ps, em, es, secs / n);
+                fprintf(dat, "%.6g %.9g %.9g %.9g %.9g\n", tps, pm, ps, em, es);
+                cJSON *r = cJSON_CreateObject();
+                cJSON_AddStringToObject(r, "arm", arms[a].name);
+                cJSON_AddBoolToObject(r, "soft_masking", sm);
+                cJSON_AddNumberToObject(r, "steps", steps[k]);
+                cJSON_AddNumberToObject(r, "tokens_per_step", tps);
+                cJSON_AddNumberToObject(r, "seeds", n);
+                cJSON_AddNumberToObject(r, "gen_ppl_mean", pm);
+                cJSON_AddNumberToObject(r, "gen_ppl_sd", ps);
+                cJSON_AddNumberToObject(r, "entropy_mean", em);
+                cJSON_AddNumberToObject(r, "entropy_sd", es);
+                cJSON_AddNumberToObject(r, "seconds_per_cell", secs / n);
+                cJSON_AddItemToArray(rows, r);
+            }
+        }
+    fclose(dat);
+    char *js = cJSON_Print(root);
+    cJSON_Delete(root);
+    snprintf(path, sizeof path, "%s/sweep.json", out);
+    int rc = sm_write_file_atomic(path, js, strlen(js));
+    free(js);
+    if (sm_atomic_commit(md, mdtmp, mdpath, 1)) rc = -1;
+    return rc ? rc : series;
+}
+
+/* Figure: generative perplexity and entropy against tokens per step (log₂ x axis). */
+static int plot_sweep(const char *out, int nseries) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/sweep.gp", out);
+    FILE *gp = fopen(path, "w");
+    if (!gp) return SM_ERR("cannot write %s: %s", path, strerror(errno));
+    fprintf(gp,
+            "set terminal pngcairo size 1100,820 noenhanced font 'sans,10'\n"
+            "set output '%s/sweep.png'\nset multiplot layout 2,1 title 'quality against tokens revealed per step'\n"
+            "set grid\nset logscale x 2\nset key outside right\nset xlabel 'tokens per step'\n"
+            "set ylabel 'generative perplexity'\n"
+            "plot for [i=0:%d] '%s/sweep.dat' index i using 1:2:3 with yerrorlines lw 2 title columnheader(1)\n"
+            "set ylabel 'unigram entropy (nats)'\n"
+            "plot for [i=0:%d] '%s/sweep.dat' index i using 1:4:5 with yerrorlines lw 2 title columnheader(1)\n"
+            "unset multiplot\n",
+            out, nseries - 1, out, nseries - 1, out);
+    fclose(gp);
+    return cli_run_gnuplot(path);
+}
+
+static int cell_json_line(FILE *f, const sweep_arm *a, const sweep_cell *c, int T) {
+    fprintf(f, "{\"arm\":\"%s\",\"soft_masking\":%s,\"steps\":%d,\"tokens_per_step\":%.6g,"
+               "\"seed\":%d,\"gen_ppl\":%.9g,\"entropy\":%.9g,\"eval_tokens\":%ld,"
+               "\"forwards\":%ld,\"seconds\":%.3f}\n",
+            a->name, c->sm ? "true" : "false", c->steps, (double)T / c->steps, c->seed, c->gen_ppl,
+            c->entropy, c->tokens, c->forwards, c->seconds);
+    return fflush(f) == 0 ? 0 : SM_ERR("writing cells.jsonl: %s", strerror(errno));
+}
+
+int cmd_eval_sweep(int argc, char **argv) {
+    const char *evaluator_dir = NULL, *out = NULL, *steps_s = "8,16,32,64,128,256",
+               *seeds_s = "0,1,2", *sampler = "ddpm_cache", *sm_mode = "auto";
+    int n = 32, batch = 16, threads = default_threads(), quiet = 0;
+    float top_p = 1.0f;
+    cli_opt opts[] = {
+        {"evaluator", 'e', OPT_STR, &evaluator_dir, 0, 0, "DIR", "causal evaluator: GPT-2 or a causal DiT (required)"},
+        {"out", 'o', OPT_STR, &out, 0, 0, "DIR", "output directory (required)"},
+        {"steps", 0, OPT_STR, &steps_s, 0, 0, "LIST", "sampling steps (default 8,16,32,64,128,256)"},
+        {"seeds", 0, OPT_STR, &seeds_s, 0, 0, "LIST", "seeds (default 0,1,2)"},
+        {"samples", 'n', OPT_INT, &n, 1, 1 << 20, "N", "samples per cell (default 32)"},
+        {"batch", 'b', OPT_INT, &batch, 1, 4096, "B", "sequences generated together (default 16)"},
+        {"sampler", 0, OPT_STR, &sampler, 0, 0, "NAME", "ddpm_cache (default), ddpm, remdm-cap, remdm-loop"},
+        {"top-p", 0, OPT_FLOAT, &top_p, 1e-6, 1, "P", "nucleus sampling (default 1: off)"},
+        {"sm", 0, OPT_STR, &sm_mode, 0, 0, "MODE", "auto (default: on for arms with a transparency_config.json), both (also off for those), off"},
+        {"quiet", 'q', OPT_FLAG, &quiet, 0, 0, "", "no progress lines"},
+        THREADS_OPT(threads),
+        {0},
+    };
+    cli_command cmd = {"eval sweep",
+                       "Generates and scores a grid: arms × soft-masking × steps × seeds.",
+                       "-e EVALUATOR -o DIR [options] NAME=MODEL_DIR [NAME=MODEL_DIR ...]", opts};
+    const char *pos[SWEEP_MAX_ARMS];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, SWEEP_MAX_ARMS, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    if (!evaluator_dir || !out || npos == 0) {
+        fprintf(stderr, "smdlm eval sweep: -e EVALUATOR, -o DIR and at least one NAME=MODEL_DIR are required\n");
+        return 1;
+    }
+    sweep_arm arms[SWEEP_MAX_ARMS];
+    int steps[SWEEP_MAX_LIST], seeds[SWEEP_MAX_LIST], nsteps, nseeds;
+    int sm_both = !strcmp(sm_mode, "both"), sm_never = !strcmp(sm_mode, "off");
+    sampler_params sp;
+    sampler_params_default(&sp);
+    sp.top_p = top_p;
+    if (parse_int_list(steps_s, "steps", 1, 1 << 20, steps, &nsteps) ||
+        parse_int_list(seeds_s, "seeds", 0, 1 << 30, seeds, &nseeds) ||
+        sampler_kind_parse(sampler, &sp.kind))
+        return cli_fail("eval sweep");
+    if (!sm_both && !sm_never && strcmp(sm_mode, "auto")) {
+        fprintf(stderr, "smdlm eval sweep: --sm '%s': expected auto, both or off\n", sm_mode);
+        return 1;
+    }
+    for (int a = 0; a < npos; a++) {
+        if (parse_arm(pos[a], &arms[a])) return cli_fail("eval sweep");
+        for (int b = 0; b < a; b++)
+            if (!strcmp(arms[a].name, arms[b].name)) {
+                fprintf(stderr, "smdlm eval sweep: arm name '%s' given twice\n", arms[a].name);
+                return 1;
+            }
+    }
+    kernels_set_threads(threads);
+    char *samples_dir = sm_path_join(out, "samples"), *cells_path = sm_path_join(out, "cells.jsonl");
+    evaluator ev;
+    int ev_loaded = 0, ncells = 0, status = 1, T = 0;
+    sweep_cell *cells = NULL;
+    FILE *cf = NULL;
+    if (sm_mkdir_p(samples_dir)) goto done;
+    if (evaluator_load(&ev, evaluator_dir, threads)) goto done;
+    ev_loaded = 1;
+    if (!(cf = fopen(cells_path, "w"))) {
+        SM_ERR("cannot write '%s': %s", cells_path, strerror(errno));
+        goto done;
+    }
+    cells = sm_calloc((size_t)npos * 2 * nsteps * nseeds, sizeof *cells);
+    double t0 = sm_time_sec();
+    for (int a = 0; a < npos; a++) {
+        model_dir md;
+        if (model_dir_load(&md, arms[a].dir, 2)) goto done;
+        int len = md.net.cfg.model_length;
+        if (T && len != T) {
+            SM_ERR("arm %s: model length %d differs from the first arm's %d (every arm must "
+                   "generate samples of one length)", arms[a].name, len, T);
+            model_dir_free(&md);
+            goto done;
+        }
+        T = len;
+        for (int sm = 1; sm >= 0; sm--) {
+            /* soft-masking on: arms that carry trained values; off: arms without, or all with --sm both */
+            if (sm && (sm_never || !md.has_sm_config)) continue;
+            if (!sm && md.has_sm_config && !sm_both && !sm_never) continue;
+            sp.sm = md.sm;
+            sp.sm.enabled = sm;
+            for (int k = 0; k < nsteps; k++)
+                for (int s = 0; s < nseeds; s++) {
+                    sweep_cell *c = &cells[ncells];
+                    *c = (sweep_cell){a, sm, steps[k], seeds[s], 0, 0, 0, 0, 0};
+                    sp.steps = steps[k];
+                    char name[1200];
+                    snprintf(name, sizeof name, "%s/%s-%s-s%d-seed%d.jsonl", samples_dir,
+                             arms[a].name, sm_name(sm), steps[k], seeds[s]);
+                    if (!quiet)
+                        fprintf(stderr, "\r[%6.0fs] %s %s steps %d seed %d: %d samples of %d tokens...   ",
+                                sm_time_sec() - t0, arms[a].name, sm_name(sm), steps[k], seeds[s], n, T);
+                    /* the same seeds for every arm: seed s draws sequence j with s·2³² + j */
+                    if (run_cell(&md, sp, n, batch, T, threads, (uint64_t)seeds[s] << 32, &ev, name, c) ||
+                        cell_json_line(cf, &arms[a], c, T)) {
+                        model_dir_free(&md);
+                        goto done;
+                    }
+                    ncells++;
+                }
+        }
+        model_dir_free(&md);
+    }
+    if (!quiet) fprintf(stderr, "\n");
+    int series = write_summary(out, arms, npos, steps, nsteps, nseeds, T, cells, ncells);
+    if (series < 0) goto done;
+    if (series > 0) {
+        if (plot_sweep(out, series)) goto done;
+    }
+    if (!quiet) fprintf(stderr, "%d cells in %.1f s; table %s/sweep.md, figure %s/sweep.png\n", ncells,
+                        sm_time_sec() - t0, out, out);
+    status = 0;
+done:
+    if (status) cli_fail("eval sweep");
+    if (cf) fclose(cf);
+    if (ev_loaded) evaluator_free(&ev);
+    free(cells);
+    free(samples_dir);
+    free(cells_path);
+    return status;
+}
