@@ -539,7 +539,7 @@ void trainer_ema_update(trainer *tr, float decay) {
     ema_update(tr->ema.owned, tr->model.owned, tr->nparams, decay);
 }
 
-int trainer_export(const trainer *tr, const char *dir, int use_ema) {
+int trainer_export(const trainer *tr, const char *dir, int use_ema, int with_sm) {
     const dit_model *m = use_ema && tr->ema.owned ? &tr->ema : &tr->model;
     char *cfg = sm_path_join(dir, "config.json"), *w = sm_path_join(dir, "model.safetensors");
     char *smp = sm_path_join(dir, "transparency_config.json");
@@ -550,7 +550,7 @@ int trainer_export(const trainer *tr, const char *dir, int use_ema) {
     sm_raw_to_params(&tr->sm, &p);
     int rc = dit_config_save(&tr->cfg, cfg);
     if (!rc) rc = dit_weights_save(&tr->cfg, &m->w, "backbone.", e, 3, w);
-    if (!rc && !tr->cfg.causal) rc = sm_params_save_json(&p, smp);
+    if (!rc && with_sm && !tr->cfg.causal) rc = sm_params_save_json(&p, smp);
     free(cfg), free(w), free(smp);
     return rc;
 }

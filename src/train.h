@@ -76,8 +76,10 @@ double trainer_loss(trainer *tr, const train_batch *b, int sm);
 void trainer_ema_update(trainer *tr, float decay);
 /* A model directory that `smdlm generate` loads: config.json, model.safetensors (EMA
  * weights when use_ema and available, plus the raw soft-masking scalars as
- * softmask.raw_*), transparency_config.json (transformed values; not for causal models). */
-int trainer_export(const trainer *tr, const char *dir, int use_ema);
+ * softmask.raw_*) and, when with_sm (the model was trained with soft-masking passes),
+ * transparency_config.json (transformed values; never for causal models). A model trained
+ * without soft-masking carries no SM values, so samplers leave it off. */
+int trainer_export(const trainer *tr, const char *dir, int use_ema, int with_sm);
 
 /* Bytes of activations and scratch the trainer holds (saved activations, pass-1 buffers). */
 size_t trainer_activation_bytes(const trainer *tr);

@@ -323,7 +323,7 @@ static int save_checkpoint(run *r) {
     char *tmp = ckpt_path(r->c->out, ".tmp-", r->step), *final = ckpt_path(r->c->out, "", r->step);
     int rc = 0;
     if (mkdir(tmp, 0755) != 0 && errno != EEXIST) rc = SM_ERR("cannot create '%s': %s", tmp, strerror(errno));
-    if (!rc) rc = trainer_export(&r->tr, tmp, r->tr.ema.owned != NULL);
+    if (!rc) rc = trainer_export(&r->tr, tmp, r->tr.ema.owned != NULL, r->c->sm_prob > 0.0f);
     if (!rc && r->tok_dir) rc = copy_tokenizer(r->tok_dir, tmp);
     if (!rc) rc = save_state(r, tmp);
     if (!rc) {

@@ -198,7 +198,7 @@ static void test_export(void **state) {
     tr.model.owned[0] += 1.0f;     /* the EMA export must not see this */
     char dir[] = "/tmp/smdlm-export-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    assert_int_equal(trainer_export(&tr, dir, 1), 0);
+    assert_int_equal(trainer_export(&tr, dir, 1, 1), 0);
     model_dir md;
     assert_int_equal(model_dir_load(&md, dir, 0), 0);
     assert_true(md.has_sm_config);
