@@ -32,7 +32,7 @@ static int read_features(mauve_side *s) {
     else if (a.shape[0] < 1 || a.shape[1] < 1)
         rc = SM_ERR("%s: empty feature set [%lld, %lld]", s->npy, (long long)a.shape[0],
                     (long long)a.shape[1]);
-    else if (a.shape[0] > 100000000 || a.shape[1] > 1000000)
+    else if (a.shape[0] > 100000000 || a.shape[1] > MAUVE_MAX_DIM)
         rc = SM_ERR("%s: [%lld, %lld] features are more than MAUVE takes", s->npy,
                     (long long)a.shape[0], (long long)a.shape[1]);
     else if (mauve_check_finite(a.data, (size_t)a.shape[0], (int)a.shape[1], s->npy))

@@ -486,7 +486,9 @@ int mauve_compute(const float *p, int n_p, const float *q, int n_q, int d,
     if (n_p < 1 || n_q < 1)
         return SM_ERR("MAUVE needs a non-empty reference and sample set (got %d and %d "
                       "feature vectors)", n_p, n_q);
-    if (d < 1) return SM_ERR("features of dimension %d", d);
+    if (d < 1 || d > MAUVE_MAX_DIM)
+        return SM_ERR("features of dimension %d (1 to %d: PCA holds a d×d covariance)", d,
+                      MAUVE_MAX_DIM);
     if (prm->curve_points < 2) return SM_ERR("the divergence curve needs ≥ 2 points");
     if (mauve_check_finite(p, (size_t)n_p, d, "reference features") ||
         mauve_check_finite(q, (size_t)n_q, d, "sample features"))

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define MAUVE_MAX_DIM 16384 /* largest feature dimension (the covariance is d×d doubles) */
+
 typedef struct {
     int num_clusters;            /* 0: auto (see above) */
     double explained_var;        /* in (0, 1): PCA variance kept (0.9) */

@@ -301,6 +301,8 @@ static void test_bad_input(void **state) {
     const char *w_nan[] = {"sample features", "non-finite", "row 1", "column 1", NULL};
     tu_expect_error(mauve_compute(x, 1, x, 2, 4, &prm, &r), "NaN feature", w_nan);
     x[5] = 6;
+    const char *w_dim[] = {"dimension 20000", NULL};
+    tu_expect_error(mauve_compute(x, 1, x, 1, 20000, &prm, &r), "huge dimension", w_dim);
     prm.num_clusters = 5;
     const char *w_k[] = {"5 clusters", "4 feature vectors", NULL};
     tu_expect_error(mauve_compute(x, 2, x, 2, 2, &prm, &r), "too many clusters", w_k);
