@@ -259,7 +259,9 @@ static void remove_tree(const char *dir) {
 static void kill_uid(int uid) {
     pid_t p = fork();
     if (p == 0) {
-        if (setgid((gid_t)uid) == 0 && setuid((uid_t)uid) == 0) kill(-1, SIGKILL);
+        if (setgid((gid_t)uid) == 0 && setuid((uid_t)uid) == 0)
+            for (int i = 0; i < 50 && kill(-1, SIGKILL) == 0; i++) /* again: forks in flight */
+                usleep(2000);
         _exit(0);
     }
     if (p > 0) waitpid(p, NULL, 0);

@@ -346,7 +346,7 @@ static void expect(const sbx_config *cfg, const sbx_caps *caps, const char *name
         fail_msg("%s: %s, expected %s (%s)", name, sbx_status_name(r.status), sbx_status_name(want), r.reason);
     if (reason_has && !strstr(r.reason, reason_has))
         fail_msg("%s: reason '%s' lacks '%s'", name, r.reason, reason_has);
-    assert_true(r.seconds < cfg->timeout_s + 2.0);
+    assert_true(r.seconds < cfg->timeout_s + 5.0); /* bounded, with room for a loaded machine */
     sbx_result_free(&r);
 }
 
@@ -375,7 +375,7 @@ static void test_sandbox(void **state) {
     expect(&cfg, &caps, "infinite loop", "while True:\n    pass\n", SBX_TIMEOUT, "timed out");
     expect(&cfg, &caps, "sleep", "import time\ntime.sleep(60)\n", SBX_TIMEOUT, "timed out");
     expect(&cfg, &caps, "allocation", "x = bytearray(64 << 30)\n", SBX_FAILED, "MemoryError");
-    expect(&cfg, &caps, "growing list", "x = []\nwhile True:\n    x.append(' ' * (1 << 20))\n", SBX_FAILED,
+    expect(&cfg, &caps, "growing list", "x = []\nwhile True:\n    x.append(bytearray(16 << 20))\n", SBX_FAILED,
            "MemoryError");
     expect(&cfg, &caps, "huge output", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
            SBX_OUTPUT_LIMIT, "output limit");
@@ -387,7 +387,7 @@ static void test_sandbox(void **state) {
     sbx_result r = run_prog(&cfg, &caps, "fork bomb",
                             "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n");
     assert_int_not_equal(r.status, SBX_PASSED);
-    assert_true(r.seconds < cfg.timeout_s + 2.0);
+    assert_true(r.seconds < cfg.timeout_s + 5.0);
     sbx_result_free(&r);
     r = run_prog(&cfg, &caps, "fork + setsid",
                  "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\nos._exit(1)\n");
