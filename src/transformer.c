@@ -382,7 +382,7 @@ static int workspace_ensure(transformer_model *m, int B, int T) {
     tf_workspace *w = &m->ws;
     const tf_config *c = &m->cfg;
     size_t N = (size_t)B * T;
-    int nth = kernels_get_threads();
+    int nth = omp_get_max_threads(); /* the threads the parallel regions below will use */
     if (N <= w->cap_rows && T <= w->cap_T && nth <= w->nthreads) return 0;
     workspace_free(w);
     size_t D = c->hidden, QD = (size_t)c->n_heads * c->head_dim,
