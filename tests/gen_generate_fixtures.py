@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+"""Fixtures for tests/test_generate_dream.c (`smdlm generate` and smdlm_generate on Dream and LLaDA):
+
+- tests/fixtures/tiny-dream-tokenizer/ and tiny-llada-tokenizer/: byte-level BPE tokenizers
+  (Qwen2-style tokenizer.json + tokenizer_config.json with the real chat templates' control
+  tokens) whose ids cover exactly the tiny models' output width (Dream 300, LLaDA 320), so
+  that every id the models can produce decodes. The test assembles a model directory from
+  tests/fixtures/tiny-dream (or tiny-llada) and one of these at run time.
+- tests/fixtures/generate/cases.json: decoder runs at temperature 0 of the tiny Dream and
+  LLaDA models (tools/ref_dream.py forward, tools/ref_decoder.py decoder), with and without
+  soft-masking; a case whose smallest decision margin is below MIN_MARGIN moves to the next
+  seed (another prompt), so that float32 differences cannot flip an argmax.
+
+Run with Debian's /usr/bin/python3 (python3-torch) after tests/gen_dream_fixtures.py.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import ref_decoder as D  # noqa: E402
+import ref_dream as RD  # noqa: E402
+
+FIX = os.path.join(HERE, "fixtures")
+MIN_MARGIN = 2e-5
+
+SPLIT = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
+         "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+# merges in rank order; each joins two tokens that exist before it
+MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("Ġ", "a"), ("e", "r"), ("o", "n"),
+          ("Ġ", "s"), ("r", "e"), ("a", "n"), ("a", "t"), ("e", "n"), ("n", "d"), ("Ġ", "w"),
+          ("Ġ", "o"), ("i", "s"), ("o", "r"), ("Ġ", "b"), ("Ġ", "c"), ("e", "d"), ("Ġ", "f"),
+          ("Ġ", "in"), ("i", "t"), ("e", "s"), ("o", "u"), ("Ġ", "p"), ("a", "l"), ("Ġ", "m"),
+          ("a", "r"), ("Ġ", "h"), ("Ġ", "d"), ("Ġ", "l"), ("in", "g"), ("Ġa", "nd"),
+          ("l", "l"), ("Ġ", "he"), ("Ġ", "g"), ("Ġo", "f"), ("l", "e"), ("Ġt", "o"),
+          ("Ġ", "is"), ("Ġ", "n"), ("o", "m"), ("Ġ", "e")]
+
+
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def write_tokenizer(name, n_ids, specials, config):
+    """Byte alphabet at ids 0..255, merges from 256, the named special tokens at their ids and
+    reserved special tokens on every id left, up to n_ids."""
+    b2u = bytes_to_unicode()
+    vocab = {b2u[b]: b for b in range(256)}
+    merges = []
+    for a, b in MERGES:
+        if len(vocab) + 0 >= min(specials.values()):
+            break
+        assert a in vocab and b in vocab and a + b not in vocab
+        vocab[a + b] = len(vocab)
+        merges.append([a, b])
+    by_id = {i: s for s, i in specials.items()}
+    k = 0
+    for i in range(len(vocab), n_ids):
+        if i not in by_id:
+            by_id[i] = f"<|reserved_{k}|>"
+            k += 1
+    added = []
+    for i in sorted(by_id):
+        vocab[by_id[i]] = i
+        added.append(dict(id=i, content=by_id[i], single_word=False, lstrip=False, rstrip=False,
+                          normalized=False, special=True))
+    assert sorted(vocab.values()) == list(range(n_ids))
+    tok = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": SPLIT}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+             "use_regex": False}]},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                    "use_regex": False},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges},
+    }
+    d = os.path.join(FIX, name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(tok, f, ensure_ascii=False, separators=(",", ":"))
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+
+
+CHATML = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+          "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
+          "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+LLADA_CHAT = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+              "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] "
+              "| trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+              "{% endif %}{{ content }}{% endfor %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}")
+
+
+def tokenizers():
+    write_tokenizer("tiny-dream-tokenizer", 300,
+                    {"<|endoftext|>": 290, "<|im_start|>": 291, "<|im_end|>": 292, "<|mask|>": 297},
+                    {"bos_token": None, "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+                     "mask_token": "<|mask|>", "chat_template": CHATML})
+    write_tokenizer("tiny-llada-tokenizer", 320,
+                    {"<|startoftext|>": 300, "<|endoftext|>": 301, "<|start_header_id|>": 302,
+                     "<|end_header_id|>": 303, "<|eot_id|>": 304, "<|mdm_mask|>": 305},
+                    {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+                     "pad_token": "<|endoftext|>", "chat_template": LLADA_CHAT})
+
+
+def model_forward(cfg, P):
+    """ref_decoder's model interface: soft = (indices, weights) mixes embedding rows."""
+    E = P[RD.embed_name(cfg)]
+
+    def f(x, soft):
+        if soft is None:
+            return RD.forward(cfg, P, ids=x)
+        idx, w = soft
+        return RD.forward(cfg, P, inputs_embeds=(E[idx] * w.unsqueeze(-1)).sum(dim=2))
+    return f
+
+
+def sm_of(path):
+    j = json.load(open(path))
+    return dict(scale=j["transparency_scale"], centre=j["transparency_centre"],
+                steepness=j["transparency_steepness"], k=j["mixinputs_k"])
+
+
+def cases():
+    out = []
+    for model in ("tiny-dream", "tiny-llada"):
+        for sm in (False, True):
+            if model == "tiny-dream":
+                out.append(dict(model=model, style="dream", alg="entropy", steps=8, sm=sm))
+                out.append(dict(model=model, style="dream", alg="maskgit_plus", steps=5, sm=sm))
+            else:
+                out.append(dict(model=model, style="llada", steps=8, block_length=8, sm=sm))
+    return out
+
+
+def main():
+    tokenizers()
+    out_dir = os.path.join(FIX, "generate")
+    os.makedirs(out_dir, exist_ok=True)
+    B, P, G = 1, 5, 16
+    lines = []
+    for ci, c in enumerate(cases()):
+        d = os.path.join(FIX, c["model"])
+        cfg, params = RD.load_dir(d)
+        fwd = model_forward(cfg, params)
+        sm = sm_of(os.path.join(d, "sm_config.json")) if c["sm"] else None
+        for seed in range(200 + 10 * ci, 210 + 10 * ci):
+            prompt = np.random.default_rng(seed).integers(0, 256, size=(B, P))
+            kw = dict(style=c["style"], steps=c["steps"], alg=c.get("alg", "origin"),
+                      block_length=c.get("block_length", 0), seed=seed, sm=sm)
+            with torch.no_grad():
+                x, gens, forwards, steps, margin = D.decode(fwd, cfg.V, cfg.mask_id, int(cfg.shift),
+                                                            prompt, G, **kw)
+            if margin >= MIN_MARGIN:
+                break
+        else:
+            raise SystemExit(f"case {ci}: no seed with margin ≥ {MIN_MARGIN}")
+        kw.update(model=c["model"], prompt=prompt[0].tolist(), gen_len=G, margin=margin,
+                  forwards=forwards, steps_run=steps, out=x[0, P:].tolist(),
+                  sm_config="sm_config.json" if c["sm"] else None)
+        del kw["sm"]
+        lines.append(kw)
+        print(f"case {ci} {c['model']:10s} {kw['alg'] if c['style'] == 'dream' else 'llada':12s} "
+              f"sm {'on ' if c['sm'] else 'off'} seed {seed}: forwards {forwards} margin {margin:.2e}")
+    with open(os.path.join(out_dir, "cases.json"), "w") as f:
+        json.dump(dict(version=1, temperature=0.0, cases=lines), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

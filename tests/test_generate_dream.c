@@ -1,0 +1,546 @@
+/* test_generate_dream.c — `smdlm generate` and smdlm_generate on Dream / LLaDA directories:
+ * the decoders on the tiny models against tools/ref_decoder.py + tools/ref_dream.py
+ * (tests/gen_generate_fixtures.py), the CLI against the decoder called directly on the same
+ * model and prompt (token for token), chat and plain prompts against chat_encode / tok_encode_ex,
+ * soft-masking flags, the public API, and bad flags. The model directories are assembled at run
+ * time from tests/fixtures/tiny-dream (tiny-dream-bf16, tiny-llada) and a tokenizer whose ids
+ * cover the tiny vocabulary (tests/fixtures/tiny-*-tokenizer). */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "decoder.h"
+#include "model.h"
+#include "smdlm.h"
+#include "testutil.h"
+#include "util.h"
+
+static char g_tmp[64];
+static char g_dream[128], g_bf16[128], g_llada[128], g_dream_sm[128];
+
+/* Links every file of src (weights, config; not the .npy fixtures) into dst. */
+static void link_files(const char *src, const char *dst, int with_sm_config) {
+    char abs_src[PATH_MAX];
+    assert_non_null(realpath(src, abs_src));
+    DIR *d = opendir(abs_src);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *n = e->d_name;
+        size_t len = strlen(n);
+        if (n[0] == '.' || (len > 4 && !strcmp(n + len - 4, ".npy"))) continue;
+        char from[PATH_MAX + 256], to[512];
+        snprintf(from, sizeof from, "%s/%s", abs_src, n);
+        if (!strcmp(n, "sm_config.json")) {
+            if (!with_sm_config) continue;
+            n = "transparency_config.json";
+        }
+        snprintf(to, sizeof to, "%s/%s", dst, n);
+        assert_int_equal(symlink(from, to), 0);
+    }
+    closedir(d);
+}
+
+static void make_dir(char *out, const char *name, const char *model, const char *tok, int sm) {
+    snprintf(out, 128, "%s/%s", g_tmp, name);
+    assert_int_equal(mkdir(out, 0755), 0);
+    link_files(tu_fixture("%s", model), out, sm);
+    link_files(tu_fixture("%s", tok), out, 0);
+}
+
+static int setup(void **state) {
+    (void)state;
+    strcpy(g_tmp, "/tmp/smdlm-gen-XXXXXX");
+    if (!mkdtemp(g_tmp)) return -1;
+    make_dir(g_dream, "dream", "tiny-dream", "tiny-dream-tokenizer", 0);
+    make_dir(g_bf16, "dream-bf16", "tiny-dream-bf16", "tiny-dream-tokenizer", 0);
+    make_dir(g_llada, "llada", "tiny-llada", "tiny-llada-tokenizer", 0);
+    make_dir(g_dream_sm, "dream-sm", "tiny-dream", "tiny-dream-tokenizer", 1);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp); /* our own mkdtemp directory */
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- the decoder called directly ------------------------------------------------------- */
+
+typedef struct {
+    decoder_style style;
+    const char *alg, *remasking;
+    int gen_len, steps, tokens_per_step, block_length, top_k;
+    float temperature, top_p, threshold;
+    uint64_t seed;
+    int B;
+    const char *sm_config; /* fixture path or NULL */
+    int q8;
+} lib_case;
+
+static void lib_params(const lib_case *c, const model_dir *md, decoder_params *p) {
+    decoder_params_default(p);
+    p->style = c->style;
+    p->gen_len = c->gen_len;
+    p->steps = c->steps;
+    p->tokens_per_step = c->tokens_per_step;
+    p->block_length = c->block_length;
+    p->top_k = c->top_k;
+    p->temperature = c->temperature;
+    p->top_p = c->top_p > 0 ? c->top_p : 1.0f;
+    p->threshold = c->threshold;
+    p->seed = c->seed;
+    if (c->alg) assert_int_equal(decoder_alg_parse(c->alg, &p->alg), 0);
+    if (c->remasking) assert_int_equal(decoder_remask_parse(c->remasking, &p->remasking), 0);
+    p->eos_id = md->tok ? tok_role_id(md->tok, TOK_EOS) : -1;
+    if (c->sm_config) {
+        assert_int_equal(sm_params_load_json(&p->sm, c->sm_config), 0);
+        p->sm.enabled = 1;
+    }
+}
+
+/* Runs the decoder on B copies of prompt; *x [B, P + gen_len]. */
+static void lib_decode(model_dir *md, const lib_case *c, const int32_t *prompt, int P,
+                       int32_t **x, int *gen, decoder_stats *st) {
+    decoder_params p;
+    lib_params(c, md, &p);
+    if (c->q8) assert_int_equal(transformer_quantize_q8(&md->tf), 0);
+    if (p.sm.enabled) md->tf.sm_k = p.sm.k;
+    lm_model lm;
+    transformer_as_lm(&md->tf, &lm);
+    const int T = P + c->gen_len, B = c->B ? c->B : 1;
+    *x = sm_malloc(sizeof(int32_t) * (size_t)B * T);
+    for (int b = 0; b < B; b++) memcpy(*x + (size_t)b * T, prompt, sizeof(int32_t) * (size_t)P);
+    assert_int_equal(decoder_run(&lm, &p, *x, B, P, gen, st), 0);
+}
+
+/* tests/fixtures/generate/cases.json: the reference's tokens and number of forwards. */
+static void test_reference_cases(void **state) {
+    (void)state;
+    char *text;
+    assert_int_equal(sm_read_file(tu_fixture("generate/cases.json"), 1 << 20, &text, NULL), 0);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    assert_non_null(root);
+    const cJSON *cs;
+    int bad = 0, n = 0;
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(root, "cases")) {
+        const char *model = cJSON_GetObjectItem(cs, "model")->valuestring;
+        const cJSON *smc = cJSON_GetObjectItem(cs, "sm_config");
+        char smpath[256];
+        lib_case c = {0};
+        c.style = strcmp(cJSON_GetObjectItem(cs, "style")->valuestring, "llada") ? DECODER_DREAM
+                                                                                 : DECODER_LLADA;
+        c.alg = cJSON_GetObjectItem(cs, "alg")->valuestring;
+        c.gen_len = cJSON_GetObjectItem(cs, "gen_len")->valueint;
+        c.steps = cJSON_GetObjectItem(cs, "steps")->valueint;
+        c.block_length = cJSON_GetObjectItem(cs, "block_length")->valueint;
+        c.seed = (uint64_t)cJSON_GetObjectItem(cs, "seed")->valuedouble;
+        if (cJSON_IsString(smc)) {
+            snprintf(smpath, sizeof smpath, "%s", tu_fixture("%s/%s", model, smc->valuestring));
+            c.sm_config = smpath;
+        }
+        model_dir md;
+        assert_int_equal(model_dir_load_any(&md, tu_fixture("%s", model), 0), 0);
+        const cJSON *pr = cJSON_GetObjectItem(cs, "prompt"), *out = cJSON_GetObjectItem(cs, "out");
+        int P = cJSON_GetArraySize(pr), G = cJSON_GetArraySize(out);
+        assert_int_equal(G, c.gen_len);
+        int32_t prompt[64], ref[64];
+        for (int i = 0; i < P; i++) prompt[i] = cJSON_GetArrayItem(pr, i)->valueint;
+        for (int i = 0; i < G; i++) ref[i] = cJSON_GetArrayItem(out, i)->valueint;
+        int32_t *x;
+        int gen;
+        decoder_stats st;
+        lib_decode(&md, &c, prompt, P, &x, &gen, &st);
+        printf("  %s %s sm %s: forwards %d (reference %d)\n", model,
+               c.style == DECODER_LLADA ? "llada" : c.alg, c.sm_config ? "on" : "off", st.forwards,
+               cJSON_GetObjectItem(cs, "forwards")->valueint);
+        bad += tu_compare_i32(model, x + P, ref, (size_t)G) != 0;
+        bad += st.forwards != cJSON_GetObjectItem(cs, "forwards")->valueint;
+        free(x);
+        model_dir_free(&md);
+        n++;
+    }
+    cJSON_Delete(root);
+    assert_int_equal(n, 6);
+    assert_int_equal(bad, 0);
+}
+
+/* ---- the CLI --------------------------------------------------------------------------- */
+
+/* Runs `smdlm generate ARGS -o FILE -q` and parses the JSON lines (an array). */
+static cJSON *cli_jsonl(const char *args) {
+    char path[128], *out, *text;
+    snprintf(path, sizeof path, "%s/out.jsonl", g_tmp);
+    unlink(path);
+    int st = tu_run(&out, "generate %s -o %s -q -t 2", args, path);
+    if (st != 0) printf("  smdlm generate %s\n  -> exit %d: %s", args, st, out);
+    assert_int_equal(st, 0);
+    free(out);
+    assert_int_equal(sm_read_file(path, 1 << 24, &text, NULL), 0);
+    cJSON *arr = cJSON_CreateArray();
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(text);
+    return arr;
+}
+
+static int32_t *json_ids(const cJSON *o, const char *key, int *n) {
+    const cJSON *a = cJSON_GetObjectItem(o, key);
+    assert_true(cJSON_IsArray(a));
+    *n = cJSON_GetArraySize(a);
+    int32_t *ids = sm_malloc(sizeof(int32_t) * (size_t)(*n + 1));
+    for (int i = 0; i < *n; i++) ids[i] = cJSON_GetArrayItem(a, i)->valueint;
+    return ids;
+}
+
+/* The CLI's output rows against the decoder on the prompt encoded as plain text. */
+static void cli_vs_lib(const char *dir, const char *prompt, const char *args, const lib_case *c) {
+    char full[1024];
+    snprintf(full, sizeof full, "-m %s -p \"%s\" %s", dir, prompt, args);
+    cJSON *rows = cli_jsonl(full);
+    model_dir md;
+    assert_int_equal(model_dir_load_any(&md, dir, 2), 0);
+    int32_t *pids;
+    size_t np;
+    assert_int_equal(tok_encode_ex(md.tok, prompt, strlen(prompt), 0, &pids, &np), 0);
+    const int B = c->B ? c->B : 1, T = (int)np + c->gen_len;
+    int32_t *x;
+    int gen[8];
+    decoder_stats st;
+    lib_decode(&md, c, pids, (int)np, &x, gen, &st);
+    assert_int_equal(cJSON_GetArraySize(rows), B);
+    for (int b = 0; b < B; b++) {
+        const cJSON *row = cJSON_GetArrayItem(rows, b);
+        int n, npr;
+        int32_t *ids = json_ids(row, "ids", &n), *pr = json_ids(row, "prompt_ids", &npr);
+        printf("  %s row %d: %d tokens (library %d) \"%s\"\n", args, b, n, gen[b],
+               cJSON_GetObjectItem(row, "text")->valuestring);
+        assert_int_equal(npr, (int)np);
+        assert_int_equal(tu_compare_i32("prompt ids", pr, pids, np), 0);
+        assert_int_equal(n, gen[b]);
+        assert_int_equal(tu_compare_i32("generated ids", ids, x + (size_t)b * T + np, (size_t)n), 0);
+        char *text;
+        size_t len;
+        assert_int_equal(tok_decode_ex(md.tok, ids, (size_t)n, TOK_SKIP_SPECIAL, &text, &len), 0);
+        assert_string_equal(cJSON_GetObjectItem(row, "text")->valuestring, text);
+        free(text);
+        free(ids);
+        free(pr);
+    }
+    free(x);
+    free(pids);
+    model_dir_free(&md);
+    cJSON_Delete(rows);
+}
+
+static void test_cli_matches_decoder(void **state) {
+    (void)state;
+    const char *dsm = tu_fixture("tiny-dream/sm_config.json");
+    char sm_d[256], sm_l[256], args[512];
+    snprintf(sm_d, sizeof sm_d, "%s", dsm);
+    snprintf(sm_l, sizeof sm_l, "%s", tu_fixture("tiny-llada/sm_config.json"));
+    /* Dream defaults: origin, temperature 0, one token per step */
+    lib_case a = {.style = DECODER_DREAM, .alg = "origin", .gen_len = 16, .steps = 16, .seed = 4, .B = 2};
+    cli_vs_lib(g_dream, "Hello the world", "--max-new-tokens 16 --seed 4 -n 2", &a);
+    lib_case b = {.style = DECODER_DREAM, .alg = "entropy", .gen_len = 16, .steps = 8, .sm_config = sm_d};
+    snprintf(args, sizeof args, "--max-new-tokens 16 --alg entropy --steps 8 --sm-config %s", sm_d);
+    cli_vs_lib(g_dream, "Hello the world", args, &b);
+    lib_case c = {.style = DECODER_DREAM, .alg = "topk_margin", .gen_len = 12, .tokens_per_step = 3,
+                  .temperature = 0.9f, .top_p = 0.9f, .seed = 9, .B = 2};
+    cli_vs_lib(g_bf16, "and it is", "--max-new-tokens 12 --alg topk_margin --tokens-per-step 3 "
+                                    "--temperature 0.9 --top-p 0.9 --seed 9 -n 2", &c);
+    lib_case d = {.style = DECODER_LLADA, .gen_len = 32, .steps = 32, .block_length = 32};
+    cli_vs_lib(g_llada, "Hello", "--max-new-tokens 32", &d); /* LLaDA defaults */
+    lib_case e = {.style = DECODER_LLADA, .remasking = "random", .gen_len = 16, .steps = 8,
+                  .block_length = 8, .temperature = 0.5f, .seed = 3, .sm_config = sm_l};
+    snprintf(args, sizeof args, "--max-new-tokens 16 --block-length 8 --steps 8 --remasking random "
+                                "--temperature 0.5 --seed 3 --sm-config %s", sm_l);
+    cli_vs_lib(g_llada, "Hello the world", args, &e);
+    lib_case f = {.style = DECODER_DREAM, .alg = "maskgit_plus", .gen_len = 12, .steps = 12,
+                  .threshold = 0.05f, .top_k = 20};
+    cli_vs_lib(g_dream, "on the", "--max-new-tokens 12 --alg maskgit_plus --threshold 0.05 --top-k 20", &f);
+    lib_case g = {.style = DECODER_DREAM, .alg = "entropy", .gen_len = 10, .steps = 5, .q8 = 1};
+    cli_vs_lib(g_dream, "is it", "--max-new-tokens 10 --alg entropy --steps 5 --quant q8", &g);
+}
+
+/* A directory's transparency_config.json switches soft-masking on; --no-sm off; with λ > 0 the
+ * tokens change. */
+static void test_soft_masking(void **state) {
+    (void)state;
+    char a[512];
+    const char *base = "-p \"Hello the world\" --max-new-tokens 16 --alg entropy --steps 8";
+    snprintf(a, sizeof a, "-m %s %s", g_dream, base);
+    cJSON *plain = cli_jsonl(a);
+    snprintf(a, sizeof a, "-m %s %s", g_dream_sm, base);
+    cJSON *sm = cli_jsonl(a);
+    snprintf(a, sizeof a, "-m %s %s --no-sm", g_dream_sm, base);
+    cJSON *off = cli_jsonl(a);
+    snprintf(a, sizeof a, "-m %s %s --sm-config %s", g_dream, base,
+             tu_fixture("tiny-dream/sm_config.json"));
+    cJSON *flag = cli_jsonl(a);
+    const cJSON *p0 = cJSON_GetArrayItem(plain, 0), *s0 = cJSON_GetArrayItem(sm, 0);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItem(p0, "soft_masking")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(s0, "soft_masking")));
+    char *ps = cJSON_PrintUnformatted(cJSON_GetObjectItem(p0, "ids"));
+    char *ss = cJSON_PrintUnformatted(cJSON_GetObjectItem(s0, "ids"));
+    char *os = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(off, 0), "ids"));
+    char *fs = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(flag, 0), "ids"));
+    printf("  plain %s\n  sm    %s\n", ps, ss);
+    assert_string_not_equal(ps, ss);
+    assert_string_equal(ps, os);
+    assert_string_equal(ss, fs);
+    free(ps), free(ss), free(os), free(fs);
+    cJSON_Delete(plain), cJSON_Delete(sm), cJSON_Delete(off), cJSON_Delete(flag);
+}
+
+/* --chat builds chat_encode's ids (ChatML for Dream, LLaDA's template); special-token text in
+ * the message stays text unless --allow-special; plain prompts likewise. */
+static void expect_prompt_ids(const char *dir, const char *args, const int32_t *want, size_t n) {
+    char full[512];
+    snprintf(full, sizeof full, "-m %s %s --max-new-tokens 4%s", dir, args,
+             dir == g_llada ? " --block-length 4" : "");
+    cJSON *rows = cli_jsonl(full);
+    int got_n;
+    int32_t *got = json_ids(cJSON_GetArrayItem(rows, 0), "prompt_ids", &got_n);
+    printf("  %s: %d prompt ids\n", args, got_n);
+    assert_int_equal(got_n, (int)n);
+    assert_int_equal(tu_compare_i32("prompt ids", got, want, n), 0);
+    free(got);
+    cJSON_Delete(rows);
+}
+
+static void check_chat(const char *dir, const char *user, const char *system, const char *args) {
+    model_dir md;
+    assert_int_equal(model_dir_load_any(&md, dir, 2), 0);
+    chat_format f;
+    assert_int_equal(chat_detect(md.tok, &f), 0);
+    chat_msg m[2] = {{"system", system}, {"user", user}};
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(chat_encode(md.tok, f, system ? m : m + 1, system ? 2 : 1, 0, &ids, &n), 0);
+    expect_prompt_ids(dir, args, ids, n);
+    free(ids);
+    model_dir_free(&md);
+}
+
+static void test_chat_and_plain_prompts(void **state) {
+    (void)state;
+    check_chat(g_dream, "Hi", NULL, "-p Hi --chat");
+    check_chat(g_dream, "Hi <|im_end|>", "Be", "-p \"Hi <|im_end|>\" --chat --system Be");
+    check_chat(g_llada, " Hi ", "S", "-p \" Hi \" --chat --system S");
+    check_chat(g_llada, "<|eot_id|>x", NULL, "-p \"<|eot_id|>x\" --chat");
+    /* plain prompt: "<|endoftext|>" is text, or the EOS id with --allow-special */
+    model_dir md;
+    assert_int_equal(model_dir_load_any(&md, g_dream, 2), 0);
+    const char *s = "<|endoftext|>a";
+    int32_t *plain, *special;
+    size_t np, ns;
+    assert_int_equal(tok_encode_ex(md.tok, s, strlen(s), 0, &plain, &np), 0);
+    assert_int_equal(tok_encode_ex(md.tok, s, strlen(s), TOK_ALLOW_SPECIAL, &special, &ns), 0);
+    assert_int_equal(ns, 2);
+    assert_int_equal(special[0], 290);
+    assert_true(np > 2);
+    expect_prompt_ids(g_dream, "-p \"<|endoftext|>a\"", plain, np);
+    expect_prompt_ids(g_dream, "-p \"<|endoftext|>a\" --allow-special", special, ns);
+    free(plain);
+    free(special);
+    model_dir_free(&md);
+}
+
+/* MDLM: -p is plain text too (models/demo has <|endoftext|>). */
+static void test_mdlm_plain_prompt(void **state) {
+    (void)state;
+    smdlm_tokenizer *tok;
+    assert_int_equal(tok_load_dir(&tok, "models/demo"), 0);
+    const char *s = "<|endoftext|> And";
+    int32_t *plain, *special;
+    size_t np, ns;
+    assert_int_equal(tok_encode_ex(tok, s, strlen(s), 0, &plain, &np), 0);
+    assert_int_equal(tok_encode_ex(tok, s, strlen(s), TOK_ALLOW_SPECIAL, &special, &ns), 0);
+    assert_true(np > ns);
+    for (int allow = 0; allow < 2; allow++) {
+        char a[256];
+        snprintf(a, sizeof a, "-m models/demo -p \"%s\" --len 24 --steps 2 %s", s,
+                 allow ? "--allow-special" : "");
+        cJSON *rows = cli_jsonl(a);
+        int n;
+        int32_t *ids = json_ids(cJSON_GetArrayItem(rows, 0), "ids", &n);
+        const size_t want_n = allow ? ns : np;
+        assert_true((size_t)n > want_n);
+        assert_int_equal(tu_compare_i32("MDLM prompt", ids, allow ? special : plain, want_n), 0);
+        free(ids);
+        cJSON_Delete(rows);
+    }
+    free(plain);
+    free(special);
+    tok_free(tok);
+}
+
+/* --visual shows frames of the canvas (masks as ░) through the decoder's step callback. */
+static void test_visual(void **state) {
+    (void)state;
+    char *out;
+    assert_int_equal(tu_run(&out, "generate -m %s -p Hello --max-new-tokens 8 --steps 4 --visual "
+                                  "--delay 0 -q -t 1", g_dream), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "step 1/4"));
+    assert_non_null(strstr(out, "step 4/4"));
+    assert_non_null(strstr(out, "\xe2\x96\x91")); /* masked positions in the first frame */
+    assert_true(strncmp(strstr(out, "step 1/4\n") + 9, "Hello", 5) == 0);
+    free(out);
+}
+
+static void test_bad_flags(void **state) {
+    (void)state;
+    enum { N = 20 };
+    static char args[N][320];
+    const char *words[N];
+    int n = 0;
+#define CASE(word, ...) (snprintf(args[n], sizeof args[n], __VA_ARGS__), words[n++] = (word))
+    CASE("unknown algorithm", "generate -m %s --alg greedy", g_dream);
+    CASE("--sampler applies to MDLM", "generate -m %s --sampler ddpm", g_dream);
+    CASE("--len applies to MDLM", "generate -m %s --len 32", g_llada);
+    CASE("--alg applies to Dream", "generate -m %s --alg entropy --max-new-tokens 32", g_llada);
+    CASE("--block-length applies to LLaDA", "generate -m %s --block-length 8", g_dream);
+    CASE("--remasking applies to LLaDA", "generate -m %s --remasking random", g_dream);
+    CASE("--alg applies to Dream/LLaDA", "generate -m %s --alg entropy", tu_fixture("tiny"));
+    CASE("--chat applies to Dream/LLaDA", "generate -m models/demo -p x --chat");
+    CASE("exceeds the model's length", "generate -m %s --max-new-tokens 65", g_dream);
+    CASE("exceeds the model's length", "generate -m %s -p Hi --chat --max-new-tokens 40", g_dream);
+    CASE("--system needs --chat", "generate -m %s -p x --system y", g_dream);
+    CASE("--chat needs -p", "generate -m %s --chat", g_dream);
+    CASE("only quantisation is q8", "generate -m %s --quant q4", g_dream);
+    CASE("not both", "generate -m %s --steps 4 --tokens-per-step 2", g_dream);
+    CASE("unknown remasking", "generate -m %s --remasking lowest --max-new-tokens 32", g_llada);
+    CASE("must divide", "generate -m %s --max-new-tokens 20", g_llada);
+    CASE("threshold decoding needs", "generate -m %s --threshold 0.9 --max-new-tokens 16", g_dream);
+    CASE("mask id", "generate -m %s -p \"<|mask|>\" --allow-special --max-new-tokens 8", g_dream);
+    CASE("--temperature", "generate -m %s --temperature -1", g_dream);
+    CASE("--sm-scale", "generate -m %s --sm-scale 3", g_dream);
+#undef CASE
+    assert_int_equal(n, N);
+    tu_expect_cli_errors(args[0], sizeof args[0], words, n);
+}
+
+/* ---- the public API -------------------------------------------------------------------- */
+
+static void test_api(void **state) {
+    (void)state;
+    smdlm_load_params lp = smdlm_load_default_params();
+    lp.threads = 2;
+    smdlm_ctx *ctx = smdlm_load(g_dream, &lp);
+    assert_non_null(ctx);
+    assert_int_equal(smdlm_vocab_size(ctx), 300);
+    assert_int_equal(smdlm_mask_id(ctx), 297);
+    assert_int_equal(smdlm_max_length(ctx), 64);
+    /* raw logits against PyTorch (tests/gen_dream_fixtures.py), before the shift */
+    int64_t shape[4];
+    int nd;
+    size_t n, nl;
+    int32_t *ids = tu_load_i32(tu_fixture("tiny-dream/ids.npy"), &n, shape, &nd);
+    float *ref = tu_load_f32(tu_fixture("tiny-dream/logits.npy"), &nl);
+    float *got = sm_malloc(sizeof(float) * nl);
+    assert_int_equal(smdlm_forward(ctx, ids, (int)shape[0], (int)shape[1], NULL, got), 0);
+    assert_int_equal(tu_compare_f32("smdlm_forward Dream", got, ref, nl, 1e-4f, 1e-4f), 0);
+    float t[2] = {0.5f, 0.5f};
+    assert_int_equal(smdlm_forward(ctx, ids, (int)shape[0], (int)shape[1], t, got), -1);
+    assert_non_null(strstr(smdlm_last_error(), "diffusion time"));
+    free(ids), free(ref), free(got);
+
+    /* smdlm_generate = the CLI's completion, plain and chat */
+    smdlm_gen_params gp = smdlm_gen_default_params();
+    gp.max_new_tokens = 16;
+    gp.steps = 8;
+    gp.alg = "entropy";
+    gp.seed = 2;
+    char *text = NULL;
+    assert_int_equal(smdlm_generate(ctx, "Hello the world", &gp, &text), 0);
+    char a[512];
+    snprintf(a, sizeof a, "-m %s -p \"Hello the world\" --max-new-tokens 16 --steps 8 --alg entropy "
+                          "--seed 2", g_dream);
+    cJSON *rows = cli_jsonl(a);
+    assert_string_equal(text, cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "text")->valuestring);
+    cJSON_Delete(rows);
+    free(text);
+    gp.chat = 1;
+    gp.system = "Be";
+    gp.max_new_tokens = 8;
+    gp.steps = 8;
+    assert_int_equal(smdlm_generate(ctx, "Hi", &gp, &text), 0);
+    snprintf(a, sizeof a, "-m %s -p Hi --chat --system Be --max-new-tokens 8 --alg entropy --seed 2",
+             g_dream);
+    rows = cli_jsonl(a);
+    assert_string_equal(text, cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "text")->valuestring);
+    cJSON_Delete(rows);
+    free(text);
+
+    /* ids in, canvas out: the same tokens as the decoder */
+    gp = smdlm_gen_default_params();
+    gp.alg = "maskgit_plus";
+    gp.steps = 6;
+    int32_t x[18];
+    uint8_t fixed[18] = {1, 1, 1};
+    for (int i = 0; i < 18; i++) x[i] = i < 3 ? 72 + i : 297;
+    assert_int_equal(smdlm_generate_ids(ctx, x, fixed, 18, &gp), 0);
+    model_dir md;
+    assert_int_equal(model_dir_load_any(&md, g_dream, 2), 0);
+    lib_case c = {.style = DECODER_DREAM, .alg = "maskgit_plus", .gen_len = 15, .steps = 6};
+    int32_t *y;
+    int gen;
+    decoder_stats st;
+    lib_decode(&md, &c, x, 3, &y, &gen, &st);
+    assert_int_equal(tu_compare_i32("smdlm_generate_ids", x, y, 3 + (size_t)gen), 0);
+    free(y);
+    model_dir_free(&md);
+    fixed[5] = 1;
+    assert_int_equal(smdlm_generate_ids(ctx, x, fixed, 18, &gp), -1);
+    assert_non_null(strstr(smdlm_last_error(), "prefix"));
+    gp.alg = "bogus";
+    assert_int_equal(smdlm_generate(ctx, "Hi", &gp, &text), -1);
+    assert_non_null(strstr(smdlm_last_error(), "bogus"));
+    gp = smdlm_gen_default_params();
+    gp.max_new_tokens = 100;
+    assert_int_equal(smdlm_generate(ctx, "Hi", &gp, &text), -1);
+    assert_non_null(strstr(smdlm_last_error(), "exceeds"));
+    smdlm_free(ctx);
+
+    /* LLaDA through the API, q8, and a bad quantisation name */
+    lp.quant = "q8";
+    ctx = smdlm_load(g_llada, &lp);
+    assert_non_null(ctx);
+    assert_int_equal(smdlm_vocab_size(ctx), 320);
+    gp = smdlm_gen_default_params();
+    gp.max_new_tokens = 16;
+    gp.block_length = 8;
+    gp.steps = 8;
+    assert_int_equal(smdlm_generate(ctx, "Hello", &gp, &text), 0);
+    printf("  LLaDA q8: \"%s\"\n", text);
+    free(text);
+    smdlm_free(ctx);
+    lp.quant = "q4";
+    assert_null(smdlm_load(g_llada, &lp));
+    assert_non_null(strstr(smdlm_last_error(), "q8"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_cases),
+        cmocka_unit_test(test_cli_matches_decoder),
+        cmocka_unit_test(test_soft_masking),
+        cmocka_unit_test(test_chat_and_plain_prompts),
+        cmocka_unit_test(test_mdlm_plain_prompt),
+        cmocka_unit_test(test_visual),
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_api),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
