@@ -25,8 +25,9 @@
  *     dp.max_new_tokens = 64;
  *     dp.alg = "entropy";
  *     dp.chat = 1;
- *     if (dream && smdlm_generate(dream, "Write a haiku.", &dp, &text) == 0) puts(text);
- *     free(text);
+ *     char *reply = NULL;
+ *     if (dream && smdlm_generate(dream, "Write a haiku.", &dp, &reply) == 0) puts(reply);
+ *     free(reply);
  *     smdlm_free(dream);
  *
  *     // raw logits of a batch (B × T ids → B × T × V floats, before SUBS)
