@@ -265,7 +265,8 @@ static int write_tf_jsonl(FILE *f, const model_dir *md, const gen_opts *o, const
             cJSON_AddStringToObject(j, "remasking", decoder_remask_name(p->remasking));
         else
             cJSON_AddStringToObject(j, "alg", decoder_alg_name(p->alg));
-        cJSON_AddNumberToObject(j, "steps", decoder_planned_steps(p));
+        if (p->threshold > 0.0f) cJSON_AddNumberToObject(j, "threshold", p->threshold);
+        else cJSON_AddNumberToObject(j, "steps", decoder_planned_steps(p));
         cJSON_AddNumberToObject(j, "temperature", p->temperature);
         cJSON_AddBoolToObject(j, "soft_masking", p->sm.enabled);
         char *line = cJSON_PrintUnformatted(j);
