@@ -21,7 +21,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test debug bench fixtures clean fuzz bad-files
+.PHONY: all test debug bench fixtures clean fuzz bad-files repro repro-quick
 all: $(BUILD)/smdlm smdlm
 
 $(BUILD)/libsmdlm.a: $(LIB_OBJ)
@@ -49,6 +49,13 @@ debug:
 
 bench: all
 	sh bench/bench_forward.sh
+
+# The small-scale reproduction of the paper's claims (configuration: repro/repro.conf;
+# writes docs/RESULTS.md); repro-quick is its ≤ 10-minute smoke test with sanity checks only.
+repro: all
+	sh scripts/repro.sh
+repro-quick: all
+	REPRO_QUICK=1 sh scripts/repro.sh
 
 fixtures:
 	/usr/bin/python3 tests/gen_fixtures.py

@@ -1,5 +1,7 @@
 /* cmd_data.c — `smdlm data prepare`: text files, directories and JSONL → token shards for
- * `smdlm train` (the format is in src/data.h, the behaviour in src/data_prepare.h). */
+ * `smdlm train` (the format is in src/data.h, the behaviour in src/data_prepare.h);
+ * `smdlm data export`: shard blocks back to text. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +9,9 @@
 
 #include "commands.h"
 #include "common.h"
+#include "data.h"
 #include "data_prepare.h"
+#include "tokenizer.h"
 #include "util.h"
 
 static int cmd_data_prepare(int argc, char **argv) {
@@ -102,10 +106,70 @@ done:
     return status;
 }
 
+/* `smdlm data export`: blocks of a split decoded to {"text": ...} lines — e.g. held-out
+ * human text of the samples' length as the MAUVE reference. Special tokens (BOS/EOS) are
+ * dropped from the text. */
+static int cmd_data_export(int argc, char **argv) {
+    const char *data = NULL, *out = NULL, *split = "val";
+    int n = 0;
+    cli_opt opts[] = {
+        {"data", 'd', OPT_STR, &data, 0, 0, "DIR", "token shards from `smdlm data prepare` (required)"},
+        {"out", 'o', OPT_STR, &out, 0, 0, "FILE.jsonl", "output file (required)"},
+        {"split", 0, OPT_STR, &split, 0, 0, "NAME", "val (default) or train"},
+        {"blocks", 'n', OPT_INT, &n, 0, 1 << 30, "N", "the first N blocks (default all)"},
+        {0},
+    };
+    cli_command cmd = {"data export", "Decodes blocks of token shards to JSON lines {\"text\": ...}.",
+                       "--data DIR -o FILE.jsonl [--split val] [-n N]", opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    if (!data || !out) {
+        fprintf(stderr, "smdlm data export: --data and -o are required\n");
+        return 1;
+    }
+    shard_set sh = {0};
+    smdlm_tokenizer *tok = NULL;
+    char *tok_dir = sm_path_join(data, "tokenizer"), *tmp = NULL;
+    int32_t *ids = NULL;
+    FILE *f = NULL;
+    int status = 1;
+    if (shards_open(&sh, data, split) || tok_load_dir(&tok, tok_dir)) goto done;
+    size_t count = n > 0 && (size_t)n < sh.nblocks ? (size_t)n : sh.nblocks;
+    ids = sm_malloc(sizeof *ids * (size_t)sh.block_len);
+    if (!(f = sm_atomic_open(out, &tmp))) goto done;
+    int ok = 1;
+    for (size_t i = 0; i < count && ok; i++) {
+        char *text = NULL;
+        size_t len;
+        ok = shards_read_block(&sh, i, ids) == 0 &&
+             tok_decode_ex(tok, ids, (size_t)sh.block_len, TOK_SKIP_SPECIAL, &text, &len) == 0;
+        if (!ok) break;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "text", text);
+        char *line = cJSON_PrintUnformatted(o);
+        ok = fprintf(f, "%s\n", line) > 0;
+        free(line);
+        cJSON_Delete(o);
+        free(text);
+    }
+    if (sm_atomic_commit(f, tmp, out, ok) || !ok) goto done;
+    fprintf(stderr, "%zu %s blocks of %d tokens -> %s\n", count, split, sh.block_len, out);
+    status = 0;
+done:
+    if (status) cli_fail("data export");
+    free(ids);
+    free(tok_dir);
+    tok_free(tok);
+    shards_close(&sh);
+    return status;
+}
+
 static void data_usage(FILE *f) {
     fprintf(f, "usage: smdlm data SUBCOMMAND [options]   (smdlm data SUBCOMMAND --help)\n\n"
                "subcommands:\n"
-               "  prepare    text files, directories and .jsonl → token shards for training\n");
+               "  prepare    text files, directories and .jsonl → token shards for training\n"
+               "  export     blocks of token shards → JSON lines of text (e.g. a MAUVE reference)\n");
 }
 
 int cmd_data(int argc, char **argv) {
@@ -118,6 +182,7 @@ int cmd_data(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "prepare")) return cmd_data_prepare(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "export")) return cmd_data_export(argc - 1, argv + 1);
     fprintf(stderr, "smdlm data: unknown subcommand '%s'\n", argv[1]);
     data_usage(stderr);
     return 1;

