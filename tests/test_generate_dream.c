@@ -76,7 +76,7 @@ typedef struct {
     decoder_style style;
     const char *alg, *remasking;
     int gen_len, steps, tokens_per_step, block_length, top_k;
-    float temperature, top_p, threshold;
+    float temperature, top_p, threshold, eos_penalty;
     uint64_t seed;
     int B;
     const char *sm_config; /* fixture path or NULL */
@@ -94,6 +94,7 @@ static void lib_params(const lib_case *c, const model_dir *md, decoder_params *p
     p->temperature = c->temperature;
     p->top_p = c->top_p > 0 ? c->top_p : 1.0f;
     p->threshold = c->threshold;
+    p->eos_penalty = c->eos_penalty;
     p->seed = c->seed;
     if (c->alg) assert_int_equal(decoder_alg_parse(c->alg, &p->alg), 0);
     if (c->remasking) assert_int_equal(decoder_remask_parse(c->remasking, &p->remasking), 0);
@@ -268,6 +269,11 @@ static void test_cli_matches_decoder(void **state) {
     lib_case f = {.style = DECODER_DREAM, .alg = "maskgit_plus", .gen_len = 12, .steps = 12,
                   .threshold = 0.05f, .top_k = 20};
     cli_vs_lib(g_dream, "on the", "--max-new-tokens 12 --alg maskgit_plus --threshold 0.05 --top-k 20", &f);
+    /* a negative EOS penalty favours the EOS (290): the row stops early, the text ends there */
+    lib_case h = {.style = DECODER_DREAM, .alg = "maskgit_plus", .gen_len = 16, .steps = 8,
+                  .eos_penalty = -2.0f};
+    cli_vs_lib(g_dream, "Hello the world", "--max-new-tokens 16 --alg maskgit_plus --steps 8 "
+                                          "--eos-penalty -2", &h);
     lib_case g = {.style = DECODER_DREAM, .alg = "entropy", .gen_len = 10, .steps = 5, .q8 = 1};
     cli_vs_lib(g_dream, "is it", "--max-new-tokens 10 --alg entropy --steps 5 --quant q8", &g);
 }
