@@ -133,7 +133,8 @@ static char *default_data_path(code_bench b) {
 }
 
 static void print_warnings(const code_warnings *w, int quiet) {
-    size_t shown = quiet ? 0 : (w->n < 20 ? w->n : 20);
+    if (quiet) return;
+    size_t shown = w->n < 20 ? w->n : 20;
     for (size_t i = 0; i < shown; i++) fprintf(stderr, "smdlm eval code: warning: %s\n", w->msg[i]);
     if (w->n > shown) fprintf(stderr, "smdlm eval code: warning: %zu more skipped records\n", w->n - shown);
 }
@@ -215,6 +216,7 @@ int cmd_eval_code(int argc, char **argv) {
     const char *bench_name = "humaneval", *data = NULL, *samples_path = NULL, *out_path = NULL;
     const char *records_path = NULL, *samples_out = NULL, *k_list = "1,10,100";
     int canonical = 0, json = 0, quiet = 0, limit = 0, all_tasks = 0, mem_mb = 2048;
+    int base_only = 0, test_field = 0;
     int jobs = default_threads();
     float timeout = 10.0f;
     gen_flags g = {.n = 1, .gen_len = 256, .steps = 128, .threads = default_threads(), .shots = 3,
@@ -229,10 +231,12 @@ int cmd_eval_code(int argc, char **argv) {
         {"samples-out", 0, OPT_STR, &samples_out, 0, 0, "FILE", "write the evaluated samples as JSON lines"},
         {"all-tasks", 0, OPT_FLAG, &all_tasks, 0, 0, "", "full MBPP: all 974 tasks, not the test split 11-510"},
         {"limit", 0, OPT_INT, &limit, 0, 1000000, "N", "only the first N problems"},
+        {"base-only", 0, OPT_FLAG, &base_only, 0, 0, "", "HumanEval+/MBPP+: EvalPlus's base inputs only (\"base\" score)"},
+        {"test-field", 0, OPT_FLAG, &test_field, 0, 0, "", "HumanEval+/MBPP+: run the record's test/assertion field instead"},
         {"k", 0, OPT_STR, &k_list, 0, 0, "K,...", "pass@k values (default 1,10,100; only k ≤ samples per problem)"},
         {"jobs", 'j', OPT_INT, &jobs, 1, 256, "N", "programs run at once (default: all cores)"},
-        {"timeout", 0, OPT_FLOAT, &timeout, 0.1, 3600, "S", "wall-clock seconds per program (default 10)"},
-        {"memory-mb", 0, OPT_INT, &mem_mb, 64, 1 << 20, "MB", "address-space limit per program (default 2048)"},
+        {"timeout", 0, OPT_FLOAT, &timeout, 0.1, 3600, "S", "wall-clock seconds per program (default 10; 60 for EvalPlus tests)"},
+        {"memory-mb", 0, OPT_INT, &mem_mb, 64, 1 << 20, "MB", "address-space limit per program (default 2048; 4096 for EvalPlus tests)"},
         {"python", 0, OPT_STR, &cfg.python, 0, 0, "PATH", "interpreter (default /usr/bin/python3)"},
         {"out", 'o', OPT_STR, &out_path, 0, 0, "FILE", "write the overall results as JSON"},
         {"records", 0, OPT_STR, &records_path, 0, 0, "FILE", "one JSON line per sample (result, error)"},
@@ -265,11 +269,20 @@ int cmd_eval_code(int argc, char **argv) {
         fprintf(stderr, "smdlm eval code: --sm and --no-sm exclude each other\n");
         return 1;
     }
+    if (base_only && test_field) {
+        fprintf(stderr, "smdlm eval code: --base-only and --test-field exclude each other\n");
+        return 1;
+    }
     int ks[MAX_K], nk;
     code_bench bench;
     if (parse_k(k_list, ks, &nk) || code_bench_parse(bench_name, &bench)) return cli_fail("eval code");
-    cfg.timeout_s = timeout;
-    cfg.mem_bytes = (size_t)mem_mb << 20;
+    int differential = (bench == CODE_HUMANEVAL_PLUS || bench == CODE_MBPP_PLUS) && !test_field;
+    /* EvalPlus allows each input max(4 s, 4 × the reference's time): a whole task can need
+     * tens of seconds (Mbpp/599's canonical solution takes ~20 s on a busy core) */
+    cfg.timeout_s = differential && !cli_seen(&cmd, "timeout") ? 60.0 : timeout;
+    /* EvalPlus gives its checker 4 GiB; ours also holds the expected outputs (Mbpp/255's
+     * canonical output alone is ~1 GB) */
+    cfg.mem_bytes = (size_t)(differential && !cli_seen(&cmd, "memory-mb") ? 4096 : mem_mb) << 20;
     if (access(cfg.python, X_OK)) {
         fprintf(stderr, "smdlm eval code: cannot run the interpreter '%s': %s\n", cfg.python, strerror(errno));
         return 1;
@@ -285,6 +298,7 @@ int cmd_eval_code(int argc, char **argv) {
         return cli_fail("eval code");
     }
     print_warnings(&set.warn, quiet);
+    set.plus_mode = test_field ? CODE_PLUS_FIELD : base_only ? CODE_PLUS_BASE : CODE_PLUS_ALL;
     if (limit) code_set_truncate(&set, (size_t)limit);
     int progress = isatty(STDERR_FILENO) && !quiet;
     if (samples_path) {
@@ -343,6 +357,7 @@ int cmd_eval_code(int argc, char **argv) {
     cJSON_AddStringToObject(o, "bench", code_bench_name(bench));
     cJSON_AddStringToObject(o, "data", data_path);
     cJSON_AddStringToObject(o, "source", samples_path ? samples_path : canonical ? "canonical" : g.model);
+    cJSON_AddStringToObject(o, "tests", !differential ? "asserts" : base_only ? "evalplus base" : "evalplus base+plus");
     cJSON_AddNumberToObject(o, "problems", (double)set.n);
     cJSON_AddNumberToObject(o, "problems_evaluated", (double)evaluated);
     cJSON_AddNumberToObject(o, "samples", (double)smp.n);

@@ -197,6 +197,7 @@ static void problem_free(code_problem *p) {
     free(p->test);
     free(p->entry_point);
     free(p->setup);
+    free(p->record);
     for (int i = 0; i < p->nasserts; i++) free(p->asserts[i]);
     free(p->asserts);
     memset(p, 0, sizeof *p);
@@ -226,6 +227,14 @@ static void mbpp_plus_prompt(code_problem *p, const char *doc) {
     p->prompt = sb_done(&text);
 }
 
+static int plus_fields_ok(const cJSON *o) {
+    return cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(o, "base_input")) &&
+           /* Mbpp/793 has "plus_input": {} (no inputs) */
+           (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(o, "plus_input")) ||
+            cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "plus_input"))) &&
+           cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "atol"));
+}
+
 /* Fills p from one record; NULL on success, else what is wrong. */
 static const char *problem_from_json(code_problem *p, code_bench b, const cJSON *o) {
     memset(p, 0, sizeof *p);
@@ -239,6 +248,8 @@ static const char *problem_from_json(code_problem *p, code_bench b, const cJSON 
         p->entry_point = dup_field(o, "entry_point");
         if (!p->prompt || !p->solution || !p->test || !p->entry_point)
             return "needs string fields prompt, canonical_solution, test, entry_point";
+        if (b == CODE_HUMANEVAL_PLUS && !plus_fields_ok(o))
+            return "needs base_input and plus_input (lists) and atol (a number)";
         return NULL;
     case CODE_MBPP:
         p->prompt = dup_field(o, "text");
@@ -270,6 +281,7 @@ static const char *problem_from_json(code_problem *p, code_bench b, const cJSON 
         p->entry_point = dup_field(o, "entry_point");
         if (!doc || !p->solution || !p->test || !p->entry_point)
             return "needs string fields prompt, canonical_solution, assertion, entry_point";
+        if (!plus_fields_ok(o)) return "needs base_input and plus_input (lists) and atol (a number)";
         mbpp_plus_prompt(p, doc);
         return NULL;
     }
@@ -289,7 +301,7 @@ static int keep_problem(const code_set *s, const code_problem *p, int all_tasks)
     return id >= 11 && id <= 510; /* MBPP's test split */
 }
 
-static void add_record(load_ctx *c, const cJSON *o, const char *where) {
+static void add_record(load_ctx *c, const cJSON *o, const char *where, const char *raw) {
     code_problem p;
     const char *bad = problem_from_json(&p, c->s->bench, o);
     if (!bad && code_set_find(c->s, p.task_id) >= 0) bad = "repeats an earlier task_id";
@@ -302,6 +314,7 @@ static void add_record(load_ctx *c, const cJSON *o, const char *where) {
         problem_free(&p);
         return;
     }
+    if (raw) p.record = sm_strdup(raw);
     c->s->p = sm_realloc(c->s->p, sizeof(code_problem) * (c->s->n + 1));
     c->s->p[c->s->n++] = p;
 }
@@ -327,18 +340,23 @@ static void python_json_literals(char *s) {
     }
 }
 
+static int is_plus(code_bench b) { return b == CODE_HUMANEVAL_PLUS || b == CODE_MBPP_PLUS; }
+
 static int load_line(void *user, char *line, long lineno) {
     load_ctx *c = user;
+    char *raw = is_plus(c->s->bench) ? sm_strdup(line) : NULL; /* Python reads the inputs */
     python_json_literals(line);
     char where[600];
     snprintf(where, sizeof where, "%s:%ld", c->path, lineno);
     cJSON *o = json_parse_object(line, where);
     if (!o) {
         warn_add(&c->s->warn, "%s; skipped", smdlm_last_error());
+        free(raw);
         return 0;
     }
-    add_record(c, o, where);
+    add_record(c, o, where, raw);
     cJSON_Delete(o);
+    free(raw);
     return 0;
 }
 
@@ -369,7 +387,7 @@ int code_set_load(code_set *s, code_bench b, const char *path, int all_tasks) {
                 warn_add(&s->warn, "%s: not a JSON object with unique keys; skipped", where);
                 continue;
             }
-            add_record(&c, e, where);
+            add_record(&c, e, where, NULL);
         }
         cJSON_Delete(arr);
     } else {
@@ -403,9 +421,217 @@ long code_set_find(const code_set *s, const char *task_id) {
 
 /* ---- programs ---- */
 
+/* The differential harness (Python) that checks one HumanEval+ / MBPP+ sample; the program
+ * is this text plus a call _check(record, completion, full, base_only, dataset). */
+static const char g_plus_harness[] =
+    "# Differential test of one HumanEval+ / MBPP+ sample, the way EvalPlus checks it: expected\n"
+    "# outputs from the canonical solution, the sample's outputs compared with them input by\n"
+    "# input (float tolerance, per-input time limit max(4 s, 4 x reference time), EvalPlus's\n"
+    "# special oracles); the first failing input ends the run.\n"
+    "import copy, json, math, signal, sys, time\n"
+    "\n"
+    "_SET_EQ = {\"similar_elements\", \"find_char_long\", \"common_in_nested_lists\", \"extract_singly\",\n"
+    "           \"larg_nnum\", \"intersection_array\", \"find_dissimilar\", \"Diff\"}\n"
+    "_NOT_NONE = {\"check_str\", \"text_match_three\", \"text_starta_endb\"}\n"
+    "\n"
+    "\n"
+    "def _tuples(x):\n"
+    "    return tuple(_tuples(i) for i in x) if isinstance(x, list) else x\n"
+    "\n"
+    "\n"
+    "def _mbpp_inputs(n, inputs):\n"
+    "    # MBPP+ stores as JSON lists arguments that its functions take as tuples, sets or\n"
+    "    # complex numbers; these are the conversions EvalPlus applies per task.\n"
+    "    T = tuple\n"
+    "    if n in (2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596,\n"
+    "             616, 630, 726, 740, 744, 809):\n"
+    "        return [[T(a) for a in inp] for inp in inputs]\n"
+    "    if n in (63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780):\n"
+    "        return [[[T(a) for a in arg] for arg in inp] for inp in inputs]\n"
+    "    if n in (75, 413, 444, 753):\n"
+    "        return [[[T(a) for a in inp[0]]] + [inp[1]] for inp in inputs]\n"
+    "    if n in (106, 750):\n"
+    "        return [[inp[0]] + [T(inp[1])] for inp in inputs]\n"
+    "    if n == 115:\n"
+    "        return [[[set(a) if isinstance(a, list) and a else {} for a in inp[0]]] for inp in inputs]\n"
+    "    if n == 124:\n"
+    "        return [(float(inp[0]), complex(inp[1])) for inp in inputs]\n"
+    "    if n in (250, 405, 446, 617, 720, 763, 808):\n"
+    "        return [[T(inp[0])] + [inp[1]] for inp in inputs]\n"
+    "    if n in (259, 401, 445):\n"
+    "        return [[T(T(a) for a in arg) for arg in inp] for inp in inputs]\n"
+    "    if n == 278:\n"
+    "        return [[T(T(a) if isinstance(a, list) else a for a in inp[0])] for inp in inputs]\n"
+    "    if n == 307:\n"
+    "        return [[T(inp[0])] + [inp[1], inp[2]] for inp in inputs]\n"
+    "    if n == 722:\n"
+    "        return [[{k: T(v) for k, v in inp[0].items()}] + inp[1:] for inp in inputs]\n"
+    "    if n == 252:\n"
+    "        return [[complex(inp[0])] for inp in inputs]\n"
+    "    if n in (580, 615, 791):\n"
+    "        return [_tuples(inp) for inp in inputs]\n"
+    "    return inputs\n"
+    "\n"
+    "\n"
+    "def _poly(xs, x):\n"
+    "    return sum(c * math.pow(x, i) for i, c in enumerate(xs))\n"
+    "\n"
+    "\n"
+    "def _surface_area(base_edge, height):  # Mbpp/581: height is the pyramid's perpendicular height\n"
+    "    slant = math.sqrt((base_edge / 2) ** 2 + height ** 2)\n"
+    "    return round(base_edge ** 2 + 2 * base_edge * slant)\n"
+    "\n"
+    "\n"
+    "def _digit_distance(a, b):  # Mbpp/558: shorter number padded with zeros\n"
+    "    x, y = str(a), str(b)\n"
+    "    w = max(len(x), len(y))\n"
+    "    return sum(abs(int(p) - int(q)) for p, q in zip(x.zfill(w), y.zfill(w)))\n"
+    "\n"
+    "\n"
+    "def _is_floats(x):\n"
+    "    if isinstance(x, float):\n"
+    "        return True\n"
+    "    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(i, float) for i in x)\n"
+    "\n"
+    "\n"
+    "def _close(a, b, atol):\n"
+    "    # numpy.allclose(a, b, rtol=1e-7, atol=atol) on numbers and equal-shaped sequences\n"
+    "    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):\n"
+    "        if not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))) or len(a) != len(b):\n"
+    "            return False\n"
+    "        return all(_close(x, y, atol) for x, y in zip(a, b))\n"
+    "    try:\n"
+    "        return bool(a == b) or bool(abs(a - b) <= atol + 1e-7 * abs(b))\n"
+    "    except Exception:\n"
+    "        return False\n"
+    "\n"
+    "\n"
+    "class _Timeout(BaseException):\n"
+    "    pass\n"
+    "\n"
+    "\n"
+    "def _alarm(signum, frame):\n"
+    "    raise _Timeout()\n"
+    "\n"
+    "\n"
+    "def _short(x):\n"
+    "    r = repr(x)\n"
+    "    return r if len(r) <= 80 else r[:77] + \"...\"\n"
+    "\n"
+    "\n"
+    "def _fail(msg):\n"
+    "    sys.stdout.flush()\n"
+    "    sys.stderr.write(msg + \"\\n\")\n"
+    "    sys.stderr.flush()\n"
+    "    raise SystemExit(1)\n"
+    "\n"
+    "\n"
+    "def _check(rec, completion, full, base_only, dataset):\n"
+    "    entry = rec[\"entry_point\"]\n"
+    "    sets = [(\"base\", rec[\"base_input\"])]\n"
+    "    if not base_only:\n"
+    "        sets.append((\"plus\", rec[\"plus_input\"]))\n"
+    "    if dataset == \"mbpp\":\n"
+    "        n = int(rec[\"task_id\"].split(\"/\")[-1])\n"
+    "        sets = [(kind, _mbpp_inputs(n, inputs)) for kind, inputs in sets]\n"
+    "    ref_ns = {}\n"
+    "    exec(rec[\"prompt\"] + rec[\"canonical_solution\"], ref_ns)\n"
+    "    ref = ref_ns[entry]\n"
+    "    cases = []\n"
+    "    for kind, inputs in sets:\n"
+    "        for i, inp in enumerate(inputs):\n"
+    "            t = time.perf_counter()\n"
+    "            exp = ref(*copy.deepcopy(inp))\n"
+    "            t = time.perf_counter() - t\n"
+    "            if dataset == \"mbpp\" and entry in _NOT_NONE:\n"
+    "                exp = exp is not None\n"
+    "            cases.append((kind, i, inp, exp, max(4.0, 4.0 * t)))\n"
+    "    ns = {}\n"
+    "    exec(completion if full else rec[\"prompt\"] + completion, ns)\n"
+    "    fn = ns.get(entry)\n"
+    "    if not callable(fn):\n"
+    "        _fail(\"the solution defines no function %s\" % entry)\n"
+    "    atol = rec[\"atol\"]\n"
+    "    signal.signal(signal.SIGALRM, _alarm)\n"
+    "    for kind, i, inp, exp, limit in cases:\n"
+    "        where = \"%s input %d %s\" % (kind, i, _short(inp))\n"
+    "        signal.setitimer(signal.ITIMER_REAL, limit)\n"
+    "        try:\n"
+    "            out = fn(*copy.deepcopy(inp))\n"
+    "        except _Timeout:\n"
+    "            _fail(\"%s: over the %.1f s time limit\" % (where, limit))\n"
+    "        except BaseException as e:\n"
+    "            signal.setitimer(signal.ITIMER_REAL, 0)\n"
+    "            _fail(\"%s: %s: %s\" % (where, type(e).__name__, e))\n"
+    "        signal.setitimer(signal.ITIMER_REAL, 0)\n"
+    "        try:\n"
+    "            exact = out == exp\n"
+    "            if dataset == \"mbpp\":\n"
+    "                if entry == \"are_equivalent\":\n"
+    "                    exact = True\n"
+    "                elif entry == \"sum_div\":\n"
+    "                    exact = exact or out == 0\n"
+    "                elif entry == \"surface_Area\":\n"
+    "                    exact = exact or abs(out - _surface_area(*inp)) <= atol\n"
+    "                elif entry == \"digit_distance_nums\":\n"
+    "                    exact = exact or out == _digit_distance(*inp)\n"
+    "                elif entry in _SET_EQ:\n"
+    "                    exact = set(out) == set(exp)\n"
+    "                elif entry in _NOT_NONE:\n"
+    "                    exact = out == exp if isinstance(out, bool) else exp == (out is not None)\n"
+    "            if dataset == \"humaneval\" and entry == \"find_zero\":\n"
+    "                ok = abs(_poly(*inp, out)) <= atol\n"
+    "            else:\n"
+    "                if atol == 0 and _is_floats(exp):\n"
+    "                    atol = 1e-6\n"
+    "                if not exact and atol != 0:\n"
+    "                    ok = (type(out) == type(exp) and\n"
+    "                          (not isinstance(exp, (list, tuple)) or len(out) == len(exp)) and\n"
+    "                          _close(out, exp, atol))\n"
+    "                else:\n"
+    "                    ok = bool(exact)\n"
+    "        except Exception as e:\n"
+    "            ok = False\n"
+    "        if not ok:\n"
+    "            _fail(\"%s: expected %s, got %s\" % (where, _short(exp), _short(out)))\n";
+
+/* b'...' with every byte outside printable ASCII escaped (so any text, valid UTF-8 or not,
+ * reaches Python intact). */
+static void sb_py_bytes(strbuf *b, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    sb_str(b, "b'");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\\' || *p == '\'') {
+            char e[2] = {'\\', (char)*p};
+            sb_add(b, e, 2);
+        } else if (*p >= 0x20 && *p < 0x7f) {
+            sb_add(b, (const char *)p, 1);
+        } else {
+            char e[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
+            sb_add(b, e, 4);
+        }
+    }
+    sb_str(b, "'");
+}
+
+static char *plus_program(const code_set *s, const code_problem *p, const char *completion, int full) {
+    strbuf b = {0};
+    sb_str(&b, g_plus_harness);
+    sb_str(&b, "_check(json.loads(");
+    sb_py_bytes(&b, p->record);
+    sb_str(&b, "), ");
+    sb_py_bytes(&b, completion);
+    sb_str(&b, ".decode('utf-8', 'replace'), ");
+    sb_str(&b, full ? "True, " : "False, ");
+    sb_str(&b, s->plus_mode == CODE_PLUS_BASE ? "True, " : "False, ");
+    sb_str(&b, s->bench == CODE_MBPP_PLUS ? "'mbpp')\n" : "'humaneval')\n");
+    return sb_done(&b);
+}
+
 char *code_program(const code_set *s, size_t i, const char *completion, int full) {
     SM_ASSERT(i < s->n);
     const code_problem *p = &s->p[i];
+    if (p->record && s->plus_mode != CODE_PLUS_FIELD) return plus_program(s, p, completion, full);
     strbuf b = {0};
     switch (s->bench) {
     case CODE_HUMANEVAL:

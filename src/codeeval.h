@@ -34,7 +34,16 @@ typedef struct {
                         * imports (before the code); else NULL */
     char **asserts;    /* MBPP asserts shown in prompts */
     int nasserts;
+    char *record;      /* HumanEval+ / MBPP+: the record's JSON text (test inputs) */
 } code_problem;
+
+/* What HumanEval+ and MBPP+ samples are checked against (the other benchmarks have only
+ * their asserts). */
+typedef enum {
+    CODE_PLUS_ALL,   /* EvalPlus differential testing on base_input + plus_input (default) */
+    CODE_PLUS_BASE,  /* the same on base_input only (EvalPlus "base") */
+    CODE_PLUS_FIELD, /* the record's own test / assertion field */
+} code_plus_mode;
 
 /* A list of messages about skipped input ("FILE:LINE: what"). */
 typedef struct {
@@ -47,6 +56,7 @@ typedef struct {
     code_problem *p;
     size_t n;
     code_warnings warn; /* malformed records, skipped */
+    code_plus_mode plus_mode;
 } code_set;
 
 /* Loads `path` (.gz read through zlib). Malformed lines or records are skipped and listed
@@ -66,7 +76,11 @@ long code_set_find(const code_set *s, const char *task_id);
  *   MBPP full:    completion + "\n" + test_setup_code + "\n" + asserts;
  *   sanitized:    test_imports + "\n" + completion + "\n" + asserts;
  *   MBPP+:        "import math\n" + completion + "\n" + assertion (Mbpp/120's assertion
- *                 uses math without importing it). */
+ *                 uses math without importing it).
+ * HumanEval+ and MBPP+ in CODE_PLUS_ALL / CODE_PLUS_BASE mode: a differential test as
+ * EvalPlus does it — expected outputs from the canonical solution on every input, the
+ * candidate (prompt + completion, or the whole solution) checked against them with
+ * EvalPlus's float tolerance, per-input time limits and special oracles. */
 char *code_program(const code_set *s, size_t i, const char *completion, int full);
 
 /* Samples to evaluate: one completion of one problem each, several per problem allowed. */

@@ -606,6 +606,65 @@ static void test_cli_generate(void **state) {
     free(a), free(b), free(res);
 }
 
+/* HumanEval+ / MBPP+: EvalPlus's differential testing. A solution right on the original
+ * inputs but wrong on longer ones passes "base" and fails "plus"; HumanEval's original
+ * filter_integers keeps booleans, which a plus input catches; a float answer within the
+ * tolerance passes; odd bytes in a completion reach Python intact. */
+static void test_cli_plus(void **state) {
+    (void)state;
+    char *path = tmp_path("plus.jsonl"), *res = tmp_path("plus.json"), *rec = tmp_path("plus_rec.jsonl");
+    write_text(path,
+               "{\"task_id\": \"HumanEval/0\", \"completion\": \"    if len(numbers) > 6:\\n        return False\\n"
+               "    for idx, elem in enumerate(numbers):\\n        for idx2, elem2 in enumerate(numbers):\\n"
+               "            if idx != idx2:\\n                distance = abs(elem - elem2)\\n"
+               "                if distance < threshold:\\n                    return True\\n\\n    return False\\n\"}\n"
+               "{\"task_id\": \"HumanEval/2\", \"completion\": \"    return number - int(number)\\n\"}\n"
+               "{\"task_id\": \"HumanEval/22\", \"completion\": \"    return [x for x in values if isinstance(x, int)]\\n\"}\n"
+               "{\"task_id\": \"HumanEval/3\", \"completion\": \"    # h\\u00e9llo 'q' \\\\ \\\"dq\\\" \\u2603\\n    balance = 0\\n"
+               "    for op in operations:\\n        balance += op\\n        if balance < 0:\\n            return True\\n"
+               "    return False\\n\"}\n");
+    const struct {
+        const char *flags;
+        int passed;
+    } modes[] = {{"", 2}, {"--base-only", 4}, {"--test-field", 4}};
+    for (int m = 0; m < 3; m++) {
+        char *out = NULL;
+        int rc = tu_run(&out, "eval code -b humaneval-plus --samples %s %s -j 2 -q -o %s --records %s", path,
+                        modes[m].flags, res, rec);
+        printf("%s", out);
+        free(out);
+        assert_int_equal(rc, 0);
+        cJSON *r = read_results(res);
+        printf("  %-14s %d/4 passed\n", modes[m].flags[0] ? modes[m].flags : "(base+plus)", (int)num(r, "passed"));
+        assert_int_equal((int)num(r, "passed"), modes[m].passed);
+        cJSON_Delete(r);
+    }
+    /* the last run was --test-field; the reasons of the default run: */
+    char *out = NULL;
+    assert_int_equal(tu_run(&out, "eval code -b humaneval-plus --samples %s -j 2 -q --records %s -o %s", path, rec, res), 0);
+    free(out);
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(rec, 1 << 20, &text, &len), 0);
+    printf("%s", text);
+    assert_non_null(strstr(text, "plus input 18"));
+    assert_non_null(strstr(text, "expected [0, -10], got [True, False, 0, -10]"));
+    free(text);
+
+    /* canonical solutions: all of HumanEval+ on its base inputs, the first problems on all */
+    const char *runs[] = {"-b humaneval-plus --base-only", "-b humaneval-plus --limit 30", "-b mbpp-plus --limit 30"};
+    const int want[] = {164, 30, 30};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tu_run(&out, "eval code %s --canonical -j 2 -q -o %s", runs[i], res), 0);
+        printf("%s", out);
+        free(out);
+        cJSON *r = read_results(res);
+        assert_int_equal((int)num(r, "passed"), want[i]);
+        cJSON_Delete(r);
+    }
+    free(path), free(res), free(rec);
+}
+
 static void test_cli_mbpp_canonical(void **state) {
     (void)state;
     char *res = tmp_path("mbpp.json"), *rec = tmp_path("mbpp_rec.jsonl"), *out = NULL;
@@ -653,7 +712,8 @@ int main(void) {
         cmocka_unit_test(test_prompts_extract), cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_sandbox),        cmocka_unit_test(test_cli_canonical),
         cmocka_unit_test(test_cli_broken),     cmocka_unit_test(test_cli_hostile_samples),
-        cmocka_unit_test(test_cli_generate),   cmocka_unit_test(test_cli_mbpp_canonical),
+        cmocka_unit_test(test_cli_generate),   cmocka_unit_test(test_cli_plus),
+        cmocka_unit_test(test_cli_mbpp_canonical),
     };
     return cmocka_run_group_tests_name("codeeval", tests, setup, teardown);
 }
