@@ -391,7 +391,7 @@ int cmd_eval_code(int argc, char **argv) {
     else printf("%s (%.1f s)\n", line, seconds);
     if (out_path) {
         char *text = cJSON_Print(o);
-        ok = ok && text && code_write_file(out_path, text, strlen(text)) == 0;
+        ok = ok && text && sm_write_file_atomic(out_path, text, strlen(text)) == 0;
         free(text);
     }
     cJSON_Delete(o);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <zlib.h>
 
 #include "jsonutil.h"
@@ -730,20 +729,6 @@ void code_samples_canonical(code_samples *out, const code_set *s) {
     for (size_t i = 0; i < s->n; i++) code_samples_add(out, i, sm_strdup(s->p[i].solution));
 }
 
-int code_write_file(const char *path, const char *text, size_t len) {
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        /* /dev/null, /dev/stdout, a pipe: write in place — renaming a temporary file over
-         * a device node would replace it */
-        FILE *f = fopen(path, "w");
-        if (!f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
-        int ok = fwrite(text, 1, len, f) == len;
-        if (fclose(f) != 0 || !ok) return SM_ERR("cannot write '%s'", path);
-        return 0;
-    }
-    return sm_write_file_atomic(path, text, len);
-}
-
 int code_samples_write(const code_samples *smp, const code_set *s, const char *path) {
     strbuf b = {0};
     for (size_t i = 0; i < smp->n; i++) {
@@ -758,7 +743,7 @@ int code_samples_write(const code_samples *smp, const code_set *s, const char *p
         cJSON_Delete(o);
     }
     sb_done(&b);
-    int rc = code_write_file(path, b.s, b.len);
+    int rc = sm_write_file_atomic(path, b.s, b.len);
     free(b.s);
     return rc;
 }

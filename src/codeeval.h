@@ -103,10 +103,7 @@ int code_samples_load(code_samples *out, const code_set *s, const char *path);
 /* One sample per problem: the dataset's own solution. */
 void code_samples_canonical(code_samples *out, const code_set *s);
 void code_samples_add(code_samples *out, size_t problem, char *completion_owned);
-/* Writes a results file: atomically (temporary file, fsync, rename) when path is a regular
- * file or new, in place when it is a device or pipe such as /dev/null. */
-int code_write_file(const char *path, const char *text, size_t len);
-/* Writes samples as {"task_id", "completion"} lines (code_write_file). */
+/* Writes samples as {"task_id", "completion"} lines (sm_write_file_atomic). */
 int code_samples_write(const code_samples *smp, const code_set *s, const char *path);
 void code_samples_free(code_samples *smp);
 
