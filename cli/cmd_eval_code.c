@@ -140,10 +140,10 @@ static void print_warnings(const code_warnings *w, int quiet) {
 }
 
 typedef struct {
-    const char *model;
-    int n, gen_len, steps, threads, shots, chat, no_sm, sm_on;
-    float top_p;
-    const char *sampler;
+    const char *model, *quant;
+    int n, gen_len, threads, shots, no_sm, sm_on;
+    smdlm_gen_params gp; /* the flags shared with `smdlm generate` */
+    code_prompt_opts prompt;
     uint64_t seed;
 } gen_flags;
 
@@ -151,12 +151,10 @@ typedef struct {
 static int generate_samples(const gen_flags *g, const code_set *set, code_samples *out, int progress) {
     smdlm_load_params lp = smdlm_load_default_params();
     lp.threads = g->threads;
+    lp.quant = g->quant;
     smdlm_ctx *ctx = smdlm_load(g->model, &lp);
     if (!ctx) return -1;
-    code_gen_opts o = {smdlm_gen_default_params(), g->gen_len, {g->shots, g->chat}};
-    o.gp.sampler = g->sampler;
-    o.gp.steps = g->steps;
-    o.gp.top_p = g->top_p;
+    code_gen_opts o = {g->gp, g->gen_len, g->prompt};
     o.gp.soft_masking = g->no_sm ? 0 : g->sm_on ? 1 : -1;
     memset(out, 0, sizeof *out);
     double t0 = sm_time_sec();
@@ -219,8 +217,8 @@ int cmd_eval_code(int argc, char **argv) {
     int base_only = 0, test_field = 0;
     int jobs = default_threads();
     float timeout = 10.0f;
-    gen_flags g = {.n = 1, .gen_len = 256, .steps = 128, .threads = default_threads(), .shots = 3,
-                   .top_p = 1.0f, .sampler = "ddpm_cache"};
+    gen_flags g = {.n = 1, .gen_len = 256, .threads = default_threads(), .gp = smdlm_gen_default_params(),
+                   .prompt = {3, 0}};
     sbx_config cfg = sbx_default_config();
     cli_opt opts[] = {
         {"bench", 'b', OPT_STR, &bench_name, 0, 0, "NAME", "humaneval (default), humaneval-plus, mbpp, mbpp-sanitized, mbpp-plus"},
@@ -243,13 +241,24 @@ int cmd_eval_code(int argc, char **argv) {
         {"json", 0, OPT_FLAG, &json, 0, 0, "", "JSON lines on stdout: one per sample, then the overall one"},
         {"quiet", 'q', OPT_FLAG, &quiet, 0, 0, "", "no sandbox report or warnings on stderr"},
         {"n", 'n', OPT_INT, &g.n, 1, 100000, "N", "-m: samples per problem (seeds seed, seed+1, ...)"},
-        {"gen-len", 0, OPT_INT, &g.gen_len, 1, 1 << 20, "N", "-m: tokens generated after the prompt (default 256)"},
-        {"steps", 0, OPT_INT, &g.steps, 1, 1000000, "S", "-m: denoising steps (default 128)"},
-        {"sampler", 0, OPT_STR, &g.sampler, 0, 0, "NAME", "-m: ddpm, ddpm_cache (default), remdm-cap, remdm-loop"},
-        {"top-p", 0, OPT_FLOAT, &g.top_p, 1e-6, 1, "P", "-m: nucleus sampling (default 1 = off)"},
+        {"max-new-tokens", 0, OPT_INT, &g.gen_len, 1, 1 << 20, "N", "-m: tokens generated after the prompt (default 256)"},
+        {"steps", 0, OPT_INT, &g.gp.steps, 1, 1000000, "S", "-m: denoising steps (default 128)"},
+        {"sampler", 0, OPT_STR, &g.gp.sampler, 0, 0, "NAME", "-m, MDLM: ddpm, ddpm_cache (default), remdm-cap, remdm-loop"},
+        {"top-p", 0, OPT_FLOAT, &g.gp.top_p, 1e-6, 1, "P", "-m: nucleus sampling (default 1 = off)"},
         {"seed", 0, OPT_U64, &g.seed, 0, 0, "N", "-m: seed of the first sample of each problem (default 0)"},
-        {"shots", 0, OPT_INT, &g.shots, 0, 3, "N", "-m, MBPP: worked examples in the prompt, 0 or 3 (default 3)"},
-        {"chat", 0, OPT_FLAG, &g.chat, 0, 0, "", "-m: instruction prompts; take the first ```python block"},
+        {"tokens-per-step", 0, OPT_INT, &g.gp.tokens_per_step, 1, 1 << 20, "K", "-m, Dream/LLaDA: steps = ceil(max-new-tokens / K)"},
+        {"temperature", 0, OPT_FLOAT, &g.gp.temperature, 0, 1e6, "T", "-m, Dream/LLaDA: 0 = argmax (default)"},
+        {"top-k", 0, OPT_INT, &g.gp.top_k, 0, 1 << 30, "K", "-m, Dream/LLaDA: keep the K most likely tokens (0 = off)"},
+        {"alg", 0, OPT_STR, &g.gp.alg, 0, 0, "NAME", "-m, Dream: origin (default), maskgit_plus, topk_margin, entropy"},
+        {"alg-temp", 0, OPT_FLOAT, &g.gp.alg_temp, 0, 1e6, "T", "-m, Dream: sample positions by confidence (0 = top)"},
+        {"block-length", 0, OPT_INT, &g.gp.block_length, 1, 1 << 20, "L", "-m, LLaDA: semi-autoregressive block (default 32)"},
+        {"remasking", 0, OPT_STR, &g.gp.remasking, 0, 0, "NAME", "-m, LLaDA: low_confidence (default) or random"},
+        {"threshold", 0, OPT_FLOAT, &g.gp.threshold, 0, 1, "TAU", "-m, Dream/LLaDA: reveal every position with confidence ≥ TAU"},
+        {"eos-penalty", 0, OPT_FLOAT, &g.gp.eos_penalty, -1e6, 1e6, "X", "-m, Dream/LLaDA: subtracted from the EOS logit"},
+        {"quant", 0, OPT_STR, &g.quant, 0, 0, "q8", "-m, Dream/LLaDA: int8 projections"},
+        {"shots", 0, OPT_INT, &g.prompt.shots, 0, 3, "N", "-m, MBPP: worked examples in the prompt, 0 or 3 (default 3)"},
+        {"chat", 0, OPT_FLAG, &g.prompt.chat, 0, 0, "", "-m: instruction prompt as a chat message; code from the first ```python block"},
+        {"system", 0, OPT_STR, &g.gp.system, 0, 0, "TEXT", "-m, with --chat: system prompt"},
         {"sm", 0, OPT_FLAG, &g.sm_on, 0, 0, "", "-m: soft-masking on (default: as the model directory says)"},
         {"no-sm", 0, OPT_FLAG, &g.no_sm, 0, 0, "", "-m: soft-masking off"},
         THREADS_OPT(g.threads),
@@ -381,6 +390,16 @@ int cmd_eval_code(int argc, char **argv) {
         cJSON_AddNumberToObject(pk, key, sum / (double)evaluated);
         if (at > 0 && (size_t)at < sizeof line)
             at += snprintf(line + at, sizeof line - (size_t)at, ", pass@%d %.4f", ks[j], sum / (double)evaluated);
+    }
+    if (g.model) {
+        cJSON *gj = cJSON_AddObjectToObject(o, "generation");
+        cJSON_AddNumberToObject(gj, "n", g.n);
+        cJSON_AddNumberToObject(gj, "max_new_tokens", g.gen_len);
+        cJSON_AddNumberToObject(gj, "steps", g.gp.steps);
+        cJSON_AddNumberToObject(gj, "seed", (double)g.seed);
+        cJSON_AddStringToObject(gj, "style", g.prompt.chat ? "chat" : "completion");
+        if (!code_bench_is_humaneval(bench)) cJSON_AddNumberToObject(gj, "shots", g.prompt.shots);
+        cJSON_AddStringToObject(gj, "soft_masking", g.no_sm ? "off" : g.sm_on ? "on" : "model default");
     }
     cJSON_AddNumberToObject(o, "seconds", (double)(long)(seconds * 100) / 100.0);
     cJSON_AddNumberToObject(o, "jobs", jobs);

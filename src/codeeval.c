@@ -883,16 +883,19 @@ int code_generate(smdlm_ctx *ctx, const code_set *s, size_t i, const code_gen_op
         goto done;
     }
     smdlm_gen_params gp = o->gp;
-    gp.len = (int)len;
+    gp.len = (int)len;              /* MDLM: the canvas, prompt included */
+    gp.max_new_tokens = o->gen_len; /* Dream / LLaDA */
     gp.seed = seed;
-    if (smdlm_generate(ctx, prompt, &gp, &text)) goto done;
-    size_t pl = strlen(prompt);
-    if (strncmp(text, prompt, pl)) {
-        SM_ERR("%s: the generated text does not start with the prompt (tokenizer round trip)",
-               s->p[i].task_id);
+    gp.chat = o->prompt.chat;       /* Dream / LLaDA: the prompt is a user message */
+    if (smdlm_generate(ctx, prompt, &gp, &text)) {
+        sm_wrap_error("%s", s->p[i].task_id);
         goto done;
     }
-    *completion = code_extract(s, text + pl, o->prompt.chat);
+    /* An MDLM returns its whole canvas, which starts with the prompt (byte-level BPE round
+     * trip); Dream / LLaDA return the completion alone. */
+    size_t pl = strlen(prompt);
+    const char *gen = !gp.chat && !strncmp(text, prompt, pl) ? text + pl : text;
+    *completion = code_extract(s, gen, o->prompt.chat);
     rc = 0;
 done:
     free(text);

@@ -125,9 +125,10 @@ char *code_extract(const code_set *s, const char *generated, int chat);
 
 /* Generation settings: the public API's parameters plus the code-specific ones. */
 typedef struct {
-    smdlm_gen_params gp;   /* sampler, steps, top_p, soft_masking; len and seed are set per call */
+    smdlm_gen_params gp;   /* the API's settings; len, max_new_tokens, seed and chat are set
+                            * per call from the fields below */
     int gen_len;           /* tokens generated after the prompt */
-    code_prompt_opts prompt;
+    code_prompt_opts prompt; /* chat: also the model's chat template (Dream / LLaDA) */
 } code_gen_opts;
 
 /* One completion of problem i with the given seed: prompt, generation, extraction. The one

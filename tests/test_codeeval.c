@@ -579,7 +579,7 @@ static void test_cli_generate(void **state) {
     (void)state;
     char *a = tmp_path("gen_a.jsonl"), *b = tmp_path("gen_b.jsonl"), *res = tmp_path("gen.json");
     char *out = NULL;
-    int rc = tu_run(&out, "eval code -m models/demo --limit 1 -n 2 --gen-len 24 --steps 6 --seed 5 -t 2 -q "
+    int rc = tu_run(&out, "eval code -m models/demo --limit 1 -n 2 --max-new-tokens 24 --steps 6 --seed 5 -t 2 -q "
                           "--samples-out %s -o %s", a, res);
     printf("%s", out);
     free(out);
@@ -588,7 +588,7 @@ static void test_cli_generate(void **state) {
     assert_int_equal((int)num(r, "samples"), 2);
     assert_true(pass_k(r, "1") == 0.0); /* a Bible model writes no Python */
     cJSON_Delete(r);
-    rc = tu_run(&out, "eval code -m models/demo --limit 1 -n 1 --gen-len 24 --steps 6 --seed 6 -t 2 -q "
+    rc = tu_run(&out, "eval code -m models/demo --limit 1 -n 1 --max-new-tokens 24 --steps 6 --seed 6 -t 2 -q "
                       "--samples-out %s -o %s", b, res);
     free(out);
     assert_int_equal(rc, 0);
@@ -598,12 +598,57 @@ static void test_cli_generate(void **state) {
     assert_string_equal(a1, b0);
     free(a0), free(a1), free(b0);
     /* a prompt longer than the model's canvas is an error naming the problem */
-    rc = tu_run(&out, "eval code -m models/demo --limit 2 --gen-len 200 --steps 2 -t 2 -q -o %s", res);
+    rc = tu_run(&out, "eval code -m models/demo --limit 2 --max-new-tokens 200 --steps 2 -t 2 -q -o %s", res);
     printf("%s", out);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "HumanEval/0"));
     free(out);
     free(a), free(b), free(res);
+}
+
+/* A Dream model (the tiny test one, 64 positions): smdlm_generate returns the completion
+ * alone; sample i (seed + i) is what `smdlm generate --seed` writes for the same prompt. */
+static void test_cli_generate_dream(void **state) {
+    (void)state;
+    char *dir = tmp_path("dream"), *probs = tmp_path("dream_probs.jsonl"), *smp = tmp_path("dream_s.jsonl");
+    char *gen = tmp_path("dream_g.jsonl"), *out = NULL, cmd[2048];
+    char cwd[400];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(cmd, sizeof cmd, "mkdir %s && for f in %s/tests/fixtures/tiny-dream/*.json "
+             "%s/tests/fixtures/tiny-dream/*.safetensors %s/tests/fixtures/tiny-dream-tokenizer/*; "
+             "do ln -s \"$f\" %s/; done", dir, cwd, cwd, cwd, dir);
+    assert_int_equal(system(cmd), 0);
+    write_text(probs, "{\"task_id\": \"t/0\", \"prompt\": \"def f():\", \"canonical_solution\": \"\\n    return 1\\n\", "
+                      "\"test\": \"def check(c):\\n    assert c() == 1\\n\", \"entry_point\": \"f\"}\n");
+    int rc = tu_run(&out, "eval code --data %s -m %s -n 2 --max-new-tokens 16 --steps 8 --temperature 1 --seed 3 "
+                          "-t 1 -q --samples-out %s", probs, dir, smp);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(rc, 0);
+    rc = tu_run(&out, "generate -m %s -p 'def f():' --max-new-tokens 16 --steps 8 --temperature 1 --seed 4 -t 1 -q -o %s",
+                dir, gen);
+    free(out);
+    assert_int_equal(rc, 0);
+    char *text;
+    size_t len;
+    assert_int_equal(sm_read_file(gen, 1 << 20, &text, &len), 0);
+    cJSON *g = cJSON_Parse(text);
+    free(text);
+    assert_non_null(g);
+    code_set set = {.bench = CODE_HUMANEVAL};
+    char *want = code_extract(&set, json_get_string(g, "text"), 0);
+    char *got = read_completion(smp, 1);
+    printf("sample 1: [%s]\ngenerate --seed 4, cut: [%s]\n", got, want);
+    assert_string_equal(got, want);
+    free(got), free(want);
+    cJSON_Delete(g);
+    /* a prompt that does not fit the model's 64 positions is an error naming the task */
+    rc = tu_run(&out, "eval code --data %s -m %s --chat --max-new-tokens 16 --steps 8 -t 1 -q", probs, dir);
+    printf("%s", out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "t/0"));
+    free(out);
+    free(dir), free(probs), free(smp), free(gen);
 }
 
 /* HumanEval+ / MBPP+: EvalPlus's differential testing. A solution right on the original
@@ -712,7 +757,8 @@ int main(void) {
         cmocka_unit_test(test_prompts_extract), cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_sandbox),        cmocka_unit_test(test_cli_canonical),
         cmocka_unit_test(test_cli_broken),     cmocka_unit_test(test_cli_hostile_samples),
-        cmocka_unit_test(test_cli_generate),   cmocka_unit_test(test_cli_plus),
+        cmocka_unit_test(test_cli_generate),   cmocka_unit_test(test_cli_generate_dream),
+        cmocka_unit_test(test_cli_plus),
         cmocka_unit_test(test_cli_mbpp_canonical),
     };
     return cmocka_run_group_tests_name("codeeval", tests, setup, teardown);
