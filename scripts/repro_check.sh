@@ -1,23 +1,33 @@
 #!/bin/sh
-# repro_check.sh OUT — the loose sanity assertions of `make repro-quick`: every stage ran,
-# training lowered the loss, and every sweep cell produced a finite score.
+# repro_check.sh OUT — the loose sanity assertions of `make repro-quick`: every stage ran, the
+# models trained from scratch lowered their loss, the continued-pretraining arms did not
+# diverge from the base, and every sweep cell produced a finite score.
 set -eu
 OUT=$1
 fail() { printf 'repro-quick: FAILED: %s\n' "$*" >&2; exit 1; }
 . "$(dirname "$0")/../repro/repro.conf"
+nats() { grep "\"arm\":\"$2\"" "$1" | sed 's/.*"nats_per_token":\([-0-9.e+]*\).*/\1/'; }
 for c in $REPRO_CORPORA; do
-    for s in corpus tokenizer data base arm-baseline arm-sm compute-match arm-baseline-matched evaluator val-ppl reference sweep; do
+    for s in corpus tokenizer data base arm-baseline arm-sm compute-match arm-baseline-matched \
+             evaluator val-ppl reference sweep; do
         [ -e "$OUT/.done-$c-$s" ] || fail "stage $c-$s did not complete"
     done
-    for run in base baseline sm baseline-matched evaluator; do
+    for run in base evaluator; do
         log=$OUT/$c/$run/train_log.jsonl
         [ -s "$log" ] || fail "$log is missing"
-        # mean loss of the first and of the last logged updates (three each, fewer in short logs)
-        awk -v run="$c/$run" '/"loss"/ { match($0, /"loss":[-0-9.e+]*/); v = substr($0, RSTART + 7, RLENGTH - 7) + 0;
-              n++; a[n] = v } END { if (n < 2) { print run ": fewer than two loss lines"; exit 1 }
-              f = 0; l = 0; k = n >= 6 ? 3 : int(n / 2); for (i = 1; i <= k; i++) { f += a[i]; l += a[n - i + 1] }
-              if (!(l < f)) { printf "%s: loss did not go down (%.4f -> %.4f)\n", run, f / k, l / k; exit 1 }
-              printf "%s: loss %.3f -> %.3f\n", run, f / k, l / k }' "$log" || fail "training $c/$run"
+        # from scratch: the last logged losses are clearly below the first ones
+        awk -v run="$c/$run" '/"loss"/ { match($0, /"loss":[-0-9.e+]*/); n++; a[n] = substr($0, RSTART + 7, RLENGTH - 7) + 0 }
+            END { if (n < 4) { print run ": fewer than four loss lines"; exit 1 }
+                  k = int(n / 3); f = 0; l = 0; for (i = 1; i <= k; i++) { f += a[i]; l += a[n - i + 1] }
+                  f /= k; l /= k; printf "%s: training loss %.3f -> %.3f\n", run, f, l; if (!(l < f - 0.1)) exit 1 }' \
+            "$log" || fail "training $c/$run did not lower the loss"
+    done
+    v=$OUT/$c/val_ppl.jsonl
+    base=$(nats "$v" base)
+    for arm in baseline sm baseline-matched; do
+        x=$(nats "$v" "$arm")
+        awk -v b="$base" -v x="$x" -v a="$c/$arm" 'BEGIN { printf "%s: validation NELBO %.4f (base %.4f)\n", a, x, b; exit !(x < b + 0.1) }' ||
+            fail "$c/$arm diverged from its base"
     done
     cells=$OUT/$c/sweep/cells.jsonl
     [ -s "$cells" ] || fail "$cells is missing"
