@@ -30,6 +30,9 @@ $(BUILD)/libsmdlm.a: $(LIB_OBJ)
 $(BUILD)/smdlm: $(CLI_OBJ) $(BUILD)/libsmdlm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# `generate` without -m runs the bundled default model of this source tree
+$(BUILD)/cli/common.o: CFLAGS += -DSMDLM_DEFAULT_MODEL='"$(CURDIR)/models/default"'
+
 # convenience link at the top of the tree (ignored by git)
 smdlm: $(BUILD)/smdlm
 	ln -sf $(BUILD)/smdlm smdlm

@@ -377,7 +377,7 @@ int cmd_generate(int argc, char **argv) {
                   .sampler = "ddpm_cache", .eta = 0.02f, .t_on = 0.55f, .t_off = 0.05f,
                   .alpha_on = 0.9f, .max_new = 128, .block_length = TFGEN_LLADA_BLOCK};
     cli_opt opts[] = {
-        {"model", 'm', OPT_STR, &o.model, 0, 0, "DIR", "model directory (required)"},
+        {"model", 'm', OPT_STR, &o.model, 0, 0, "DIR", "model directory (default: $SMDLM_MODEL, else the bundled models/default)"},
         {"prompt", 'p', OPT_STR, &o.prompt, 0, 0, "TEXT", "prefix that stays fixed (Dream/LLaDA: the prompt)"},
         {"allow-special", 0, OPT_FLAG, &o.allow_special, 0, 0, "", "parse special-token text in the prompt"},
         {"len", 'l', OPT_INT, &o.len, 1, 1 << 20, "L", "MDLM: canvas length in tokens (default: the model's length)"},
@@ -413,14 +413,11 @@ int cmd_generate(int argc, char **argv) {
         {0},
     };
     cli_command cmd = {"generate", "Samples text from a masked diffusion model (MDLM, Dream, LLaDA).",
-                       "-m DIR [-p PROMPT] [--len L | --max-new-tokens N] [--steps S] [options]", opts};
+                       "[-m DIR] [-p PROMPT] [--len L | --max-new-tokens N] [--steps S] [options]", opts};
     const char *pos[1];
     int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 1 : 0;
-    if (!o.model) {
-        fprintf(stderr, "smdlm generate: -m DIR is required\n");
-        return 1;
-    }
+    if (!o.model && !(o.model = cli_default_model())) return cli_fail("generate");
     model_arch arch;
     if (model_dir_arch(o.model, &arch)) return cli_fail("generate");
     return arch == MODEL_MDLM ? generate_mdlm(&cmd, &o) : generate_tf(&cmd, &o, arch);

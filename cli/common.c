@@ -44,3 +44,22 @@ int cli_run_gnuplot(const char *script) {
                       "gnuplot-nox)?", script, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     return 0;
 }
+
+#ifndef SMDLM_DEFAULT_MODEL
+#define SMDLM_DEFAULT_MODEL "models/default"
+#endif
+
+const char *cli_default_model(void) {
+    const char *env = getenv("SMDLM_MODEL");
+    const char *dir = env && *env ? env : SMDLM_DEFAULT_MODEL;
+    char *cfg = sm_path_join(dir, "config.json");
+    int ok = sm_file_exists(cfg);
+    free(cfg);
+    if (!ok) {
+        SM_ERR("no -m given and %s '%s' holds no config.json (pass -m DIR)",
+               env && *env ? "$SMDLM_MODEL" : "the default model", dir);
+        return NULL;
+    }
+    return dir;
+}
+

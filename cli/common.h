@@ -31,6 +31,11 @@ int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir 
     {"threads", 't', OPT_INT, &(var), 1, 1024, "N", "threads (default: all cores)"}
 int default_threads(void);
 
+/* The model `generate` uses without -m: $SMDLM_MODEL, else the bundled default
+ * (SMDLM_DEFAULT_MODEL, set at build time to the source tree's models/ directory). NULL with
+ * an error when neither names a model directory. */
+const char *cli_default_model(void);
+
 /* Runs gnuplot on a script file; a clear error when gnuplot is missing or fails. */
 int cli_run_gnuplot(const char *script);
 
