@@ -33,6 +33,8 @@ typedef struct {
     const char *alg, *remasking, *quant, *system;
     int max_new, tokens_per_step, top_k, block_length, chat;
     float temperature, alg_temp, threshold, eos_penalty;
+    const char *cache; /* --cache prefix|dual (approximate, src/kvcache.h) */
+    int cache_refresh;
 } gen_opts;
 
 typedef struct {
@@ -144,7 +146,7 @@ static int generate_mdlm(const cli_command *cmd, gen_opts *o) {
     static const char *const tf_only[] = {"max-new-tokens", "tokens-per-step", "temperature",
                                           "top-k", "alg", "alg-temp", "block-length", "remasking",
                                           "threshold", "eos-penalty", "quant", "chat", "system",
-                                          NULL};
+                                          "cache", "cache-refresh", NULL};
     model_dir md;
     if (reject_flags(cmd, tf_only, "applies to Dream/LLaDA models; this is an MDLM model"))
         return cli_fail("generate");
@@ -241,6 +243,11 @@ static int tf_params(const cli_command *cmd, const gen_opts *o, model_dir *md, d
     p->eos_penalty = o->eos_penalty;
     p->seed = o->seed;
     if (sm_flags_resolve(cmd, &o->smf, md, &p->sm)) return -1;
+    if (o->cache && kv_cache_mode_parse(o->cache, &p->cache)) return -1;
+    p->cache_refresh = o->cache_refresh;
+    if (p->cache == KV_CACHE_DUAL && (p->style != DECODER_LLADA || p->block_length >= p->gen_len))
+        return SM_ERR("--cache dual needs block decoding: an LLaDA model with --block-length below "
+                      "--max-new-tokens (%d)", p->gen_len);
     if (p->style == DECODER_LLADA && p->gen_len % (p->block_length ? p->block_length : 1) != 0)
         return SM_ERR("--block-length %d must divide --max-new-tokens %d (LLaDA's default block "
                       "length is %d)", p->block_length, p->gen_len, TFGEN_LLADA_BLOCK);
@@ -269,6 +276,10 @@ static int write_tf_jsonl(FILE *f, const model_dir *md, const gen_opts *o, const
         else cJSON_AddNumberToObject(j, "steps", decoder_planned_steps(p));
         cJSON_AddNumberToObject(j, "temperature", p->temperature);
         cJSON_AddBoolToObject(j, "soft_masking", p->sm.enabled);
+        if (p->cache != KV_CACHE_OFF) {
+            cJSON_AddStringToObject(j, "cache", kv_cache_mode_name(p->cache));
+            cJSON_AddNumberToObject(j, "cache_refresh", p->cache_refresh);
+        }
         char *line = cJSON_PrintUnformatted(j);
         fprintf(f, "%s\n", line);
         free(line);
@@ -361,6 +372,12 @@ static int generate_tf(const cli_command *cmd, gen_opts *o, model_arch arch) {
                 o->quant ? " q8" : "", st.steps, st.forwards, p.sm.enabled ? "on" : "off", np, made,
                 st.seconds, st.seconds > 0 ? (double)made / st.seconds : 0.0,
                 st.seconds > 0 ? 100.0 * st.forward_seconds / st.seconds : 0.0);
+        if (p.cache != KV_CACHE_OFF)
+            fprintf(stderr, "smdlm generate: %s cache (approximate): %d refreshes, %ld positions "
+                    "computed (%.1f%% of %d full forwards)\n", kv_cache_mode_name(p.cache),
+                    st.refreshes, st.positions_computed,
+                    st.forwards ? 100.0 * (double)st.positions_computed /
+                                      ((double)st.forwards * o->n * T) : 0.0, st.forwards);
     }
     status = 0;
 done:
@@ -400,6 +417,8 @@ int cmd_generate(int argc, char **argv) {
         {"block-length", 0, OPT_INT, &o.block_length, 1, 1 << 20, "L", "LLaDA: semi-autoregressive block (default 32)"},
         {"remasking", 0, OPT_STR, &o.remasking, 0, 0, "NAME", "LLaDA: low_confidence (default) or random"},
         {"threshold", 0, OPT_FLOAT, &o.threshold, 0, 1, "TAU", "Dream/LLaDA: reveal every position with confidence ≥ TAU"},
+        {"cache", 0, OPT_STR, &o.cache, 0, 0, "MODE", "Dream/LLaDA: approximate key/value cache, prefix or dual (blocks; default off)"},
+        {"cache-refresh", 0, OPT_INT, &o.cache_refresh, 0, 1 << 20, "N", "with --cache: every N-th forward in a block is a full one (default 0: block starts only)"},
         {"eos-penalty", 0, OPT_FLOAT, &o.eos_penalty, -1e6, 1e6, "X", "Dream/LLaDA: subtracted from the EOS logit"},
         {"quant", 0, OPT_STR, &o.quant, 0, 0, "q8", "Dream/LLaDA: int8 projections"},
         {"chat", 0, OPT_FLAG, &o.chat, 0, 0, "", "Dream/LLaDA: the prompt is a user message (chat template)"},

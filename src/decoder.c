@@ -99,6 +99,18 @@ int decoder_params_validate(const decoder_params *p, const lm_model *m, int prom
     if (!isfinite(p->eos_penalty)) return SM_ERR("EOS penalty %g must be finite", p->eos_penalty);
     if (p->eos_penalty != 0.0f && p->eos_id < 0) return SM_ERR("an EOS penalty needs an EOS id");
     if (p->sm.enabled && sm_params_validate(&p->sm)) return -1;
+    if (p->cache < KV_CACHE_OFF || p->cache > KV_CACHE_DUAL)
+        return SM_ERR("unknown key/value cache mode %d", (int)p->cache);
+    if (p->cache_refresh < 0) return SM_ERR("cache refresh %d must be ≥ 0", p->cache_refresh);
+    if (p->cache == KV_CACHE_OFF && p->cache_refresh != 0)
+        return SM_ERR("a cache refresh interval needs a cache (prefix or dual)");
+    if (p->cache != KV_CACHE_OFF && !m->forward_cached)
+        return SM_ERR("the %s cache needs a Dream or LLaDA model (this model has no key/value "
+                      "cache)", kv_cache_mode_name(p->cache));
+    if (p->cache == KV_CACHE_DUAL &&
+        (p->style != DECODER_LLADA || !p->block_length || p->block_length >= p->gen_len))
+        return SM_ERR("the dual cache needs block decoding (LLaDA-style, a block length below the "
+                      "generation length %d)", p->gen_len);
     return 0;
 }
 
@@ -168,6 +180,13 @@ typedef struct {
     uint8_t *scr;        /* (nthreads, DECODER_SCRATCH(V)) */
     int nthreads;
     decoder_stats *st;
+    /* key/value cache (p->cache != KV_CACHE_OFF) */
+    int blk_start;       /* first position of the current block */
+    int lo, hi;          /* positions the step's forward computes ([0, T): a full forward) */
+    int kv_valid;        /* a refresh happened in this block */
+    int kv_since;        /* forwards since (and including) the last refresh */
+    int *kv_rows, kv_nrows; /* canvas rows of the cache rows (the active rows at the refresh) */
+    int *cache_rows;     /* (B) cache row of each compact row */
 } dec_run;
 
 static inline int pred_row(const dec_run *r, int t) {
@@ -381,6 +400,8 @@ static int collect_items(dec_run *r, int blk_end, float p_transfer) {
             if (xb[t] != mask) continue;
             const int cand = t < blk_end;
             if (!cand && !p->sm.enabled) continue;
+            /* outside the cached window: its feedback stays as the last forward left it */
+            if (!cand && (pred_row(r, t) < r->lo || pred_row(r, t) >= r->hi)) continue;
             dec_item *it = &r->items[r->nitems++];
             memset(it, 0, offsetof(dec_item, fb));
             it->pos = b * T + t;
@@ -416,10 +437,27 @@ static int run_forward(dec_run *r) {
         r->need[(size_t)it->crow * T + pred_row(r, it->pos % T)] = 1;
     }
     for (size_t i = 0; i < n; i++) r->st->rows_computed += r->need[i];
+    const int full = r->lo == 0 && r->hi == T;
+    r->st->positions_computed += (long)nact * (r->hi - r->lo);
     double t0 = sm_time_sec();
-    const int rc = r->m->forward(r->m->ctx, r->xc, r->have_fb ? r->fbc : NULL, r->need, nact, T,
-                                 r->logits);
+    const sm_feedback *fb = r->have_fb ? r->fbc : NULL;
+    int rc;
+    if (r->p->cache == KV_CACHE_OFF)
+        rc = r->m->forward(r->m->ctx, r->xc, fb, r->need, nact, T, r->logits);
+    else
+        rc = r->m->forward_cached(r->m->ctx, r->xc, fb, r->need, nact, T, r->lo, r->hi,
+                                  full ? NULL : r->cache_rows, r->logits);
     r->st->forward_seconds += sm_time_sec() - t0;
+    if (r->p->cache != KV_CACHE_OFF && rc == 0) {
+        if (full) { /* the cache rows are now the active rows */
+            memcpy(r->kv_rows, r->active, sizeof(int) * (size_t)nact);
+            r->kv_nrows = nact;
+            r->kv_valid = 1;
+            r->kv_since = 0;
+            r->st->refreshes++;
+        }
+        r->kv_since++;
+    }
     r->st->forwards++;
     if (rc) return -1;
     r->have_logits = 1;
@@ -502,10 +540,39 @@ static void select_row(dec_run *r, int b, int quota) {
     }
 }
 
+/* The window of this step's forward (kvcache.h): everything without a cache, before the first
+ * refresh of a block and when a refresh is due; else the mode's window. */
+static void plan_window(dec_run *r, int blk_end) {
+    const decoder_params *p = r->p;
+    r->lo = 0;
+    r->hi = r->T;
+    if (p->cache == KV_CACHE_OFF || !r->kv_valid ||
+        (p->cache_refresh > 0 && r->kv_since >= p->cache_refresh))
+        return;
+    kv_cache_window(p->cache, r->m->shift, r->blk_start, blk_end, r->T, &r->lo, &r->hi);
+}
+
+/* Cache rows of the active rows; 0 when one was not cached (then the step refreshes). Rows only
+ * leave the active set inside a block, so this holds unless a row came back. */
+static int map_cache_rows(dec_run *r) {
+    for (int c = 0; c < r->nactive; c++) {
+        int j = 0;
+        while (j < r->kv_nrows && r->kv_rows[j] != r->active[c]) j++;
+        if (j == r->kv_nrows) return 0;
+        r->cache_rows[c] = j;
+    }
+    return 1;
+}
+
 /* One decoding step over every active row; quota_of(b) gives the reveal count. Returns −1 on a
  * forward error, 0 when no row was active, 1 otherwise. */
 static int decode_step(dec_run *r, int blk_end, float p_transfer, const int *quota) {
+    plan_window(r, blk_end);
     if (collect_items(r, blk_end, p_transfer) == 0) return 0;
+    if ((r->lo > 0 || r->hi < r->T) && !map_cache_rows(r)) {
+        r->lo = 0;
+        r->hi = r->T;
+    }
     /* without soft-masking an unchanged canvas gives the same logits: reuse them */
     if (r->p->sm.enabled || !r->have_logits || r->changed)
         if (run_forward(r)) return -1;
@@ -531,6 +598,7 @@ static int decode_dream(dec_run *r, int *quota) {
     const int steps = r->steps;
     float *ts = sm_malloc(sizeof(float) * (size_t)(steps + 1));
     decoder_linspace(ts, 1.0f, DREAM_EPS, steps + 1);
+    r->blk_start = r->P; /* one block: the whole generation */
     int rc = 0;
     for (int i = 0; r->p->threshold > 0.0f || i < steps; i++) {
         float p_transfer = i < steps - 1 ? 1.0f - ts[i + 1] / ts[i] : 1.0f;
@@ -555,6 +623,8 @@ static int decode_llada(dec_run *r, int *quota) {
         const int start = r->P + k * L, end = start + L;
         for (int b = 0; b < r->B; b++) n_block[b] = count_masked(r, b, start, end);
         r->have_logits = 0; /* new candidates: their rows were not asked for */
+        r->blk_start = start;
+        r->kv_valid = 0; /* a cache is refreshed when a block starts */
         for (int i = 0; p->threshold > 0.0f || i < steps; i++) {
             for (int b = 0; b < r->B; b++)
                 quota[b] = n_block[b] / steps + (i < n_block[b] % steps ? 1 : 0);
@@ -602,6 +672,8 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     r.order = sm_malloc(sizeof(int32_t) * (size_t)T);
     r.w = sm_malloc(sizeof(double) * (size_t)T);
     r.scr = sm_malloc(DECODER_SCRATCH(V) * (size_t)nthreads);
+    r.kv_rows = sm_malloc(sizeof(int) * (size_t)B);
+    r.cache_rows = sm_malloc(sizeof(int) * (size_t)B);
     int *quota = sm_malloc(sizeof(int) * (size_t)B);
     for (int b = 0; b < B; b++) update_done(&r, b);
     int rc = p->style == DECODER_LLADA ? decode_llada(&r, quota) : decode_dream(&r, quota);
@@ -614,6 +686,6 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     free(quota);
     free(r.rng), free(r.fb), free(r.fbc), free(r.done), free(r.first_eos), free(r.active);
     free(r.xc), free(r.need), free(r.logits), free(r.items), free(r.row_start), free(r.order);
-    free(r.w), free(r.scr);
+    free(r.w), free(r.scr), free(r.kv_rows), free(r.cache_rows);
     return rc;
 }

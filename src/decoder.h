@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "kvcache.h"
 #include "lm.h"
 #include "softmask.h"
 
@@ -49,6 +50,10 @@ typedef struct {
     float eos_penalty;     /* subtracted from the EOS logit of every prediction (needs eos_id) */
     uint64_t seed;
     sm_params sm;          /* sm.enabled = 0: no soft-masking */
+    kv_cache_mode cache;   /* KV_CACHE_OFF (default, exact); prefix / dual: approximate
+                              (kvcache.h; needs lm_model.forward_cached; dual needs blocks) */
+    int cache_refresh;     /* with a cache: every N-th forward inside a block is a full one
+                              (0: only when a block starts; 1: every forward, exact) */
     /* called after every step with the whole canvas */
     void (*on_step)(void *user, int step, const int32_t *x, int B, int T);
     void *user;
@@ -60,6 +65,8 @@ typedef struct {
     int planned_steps;   /* steps after tokens_per_step */
     long revealed;       /* positions revealed, all rows */
     long rows_computed;  /* output rows asked of the model, all forwards */
+    long positions_computed; /* positions run through the network, all forwards (rows × window) */
+    int refreshes;       /* full forwards that (re)filled the key/value cache */
     double seconds, forward_seconds;
 } decoder_stats;
 

@@ -99,6 +99,7 @@ void lm_dit_init(lm_dit *d, lm_model *out, const dit_model *m, int shift, int nt
     out->shift = shift;
     out->max_len = m->cfg.model_length;
     out->forward = lm_dit_forward;
+    out->forward_cached = NULL; /* no key/value cache */
     out->ctx = d;
 }
 

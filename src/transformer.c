@@ -340,6 +340,7 @@ void transformer_free(transformer_model *m) {
     free(m->owned);
     st_close(&m->archive);
     workspace_free(&m->ws);
+    kv_cache_free(&m->kv);
     memset(m, 0, sizeof *m);
 }
 
@@ -445,12 +446,14 @@ SIMD_CLONES static void rope_row(float *v, int nheads, int hd, const float *c, c
     }
 }
 
-static void rope_qk(const tf_config *c, tf_workspace *w, int B, int T) {
+/* The rows hold positions lo .. lo + Tq − 1 of each of B canvases. */
+static void rope_qk(const tf_config *c, tf_workspace *w, int B, int Tq, int lo) {
     const int half = c->head_dim / 2;
     const size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
 #pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < (size_t)B * T; n++) {
-        const float *cs = w->rope_cos + (n % T) * half, *sn = w->rope_sin + (n % T) * half;
+    for (size_t n = 0; n < (size_t)B * Tq; n++) {
+        const size_t t = (size_t)lo + n % Tq;
+        const float *cs = w->rope_cos + t * half, *sn = w->rope_sin + t * half;
         rope_row(w->q + n * QD, c->n_heads, c->head_dim, cs, sn);
         rope_row(w->k + n * KD, c->n_kv_heads, c->head_dim, cs, sn);
     }
@@ -470,9 +473,42 @@ SIMD_CLONES static void softmax_row(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* Where a forward reads keys/values: the workspace (no cache: Tq = T) or a cache that the
+ * window's rows were just written into (kvcache.h). */
+typedef struct {
+    kv_cache *kv;          /* NULL: w->k / w->v */
+    const int *cache_rows; /* batch row b uses cache row cache_rows[b] (NULL: b) */
+    int layer, lo;         /* the window's first position */
+} kv_src;
+
+static const float *keys_of(const tf_workspace *w, const kv_src *s, int b, int T, int KD) {
+    if (!s->kv) return w->k + (size_t)b * T * KD;
+    return kv_cache_k(s->kv, s->layer, s->cache_rows ? s->cache_rows[b] : b);
+}
+
+static const float *values_of(const tf_workspace *w, const kv_src *s, int b, int T, int KD) {
+    if (!s->kv) return w->v + (size_t)b * T * KD;
+    return kv_cache_v(s->kv, s->layer, s->cache_rows ? s->cache_rows[b] : b);
+}
+
+/* Copies the window's keys/values (rows b·Tq + j of the workspace) to positions lo + j of
+ * the cache rows. */
+static void store_kv(const tf_config *c, tf_workspace *w, const kv_src *s, int B, int Tq) {
+    const size_t KD = (size_t)c->n_kv_heads * c->head_dim;
+    for (int b = 0; b < B; b++) {
+        const int cb = s->cache_rows ? s->cache_rows[b] : b;
+        memcpy(kv_cache_k(s->kv, s->layer, cb) + (size_t)s->lo * KD, w->k + (size_t)b * Tq * KD,
+               (size_t)Tq * KD * sizeof(float));
+        memcpy(kv_cache_v(s->kv, s->layer, cb) + (size_t)s->lo * KD, w->v + (size_t)b * Tq * KD,
+               (size_t)Tq * KD * sizeof(float));
+    }
+}
+
 /* Bidirectional grouped-query attention: query head h reads key/value head h / (H / KVH)
- * (repeat_kv). One (b, h) per task, sgemm single-threaded inside the region (NOTES.md). */
-static void attention_gqa(const tf_config *c, tf_workspace *w, int B, int T) {
+ * (repeat_kv). Tq query rows per canvas against all T keys. One (b, h) per task, sgemm
+ * single-threaded inside the region (NOTES.md). */
+static void attention_gqa(const tf_config *c, tf_workspace *w, const kv_src *src, int B, int Tq,
+                          int T) {
     const int H = c->n_heads, hd = c->head_dim, rep = c->n_heads / c->n_kv_heads;
     const int QD = H * hd, KD = c->n_kv_heads * hd;
     const float scale = 1.0f / sqrtf((float)hd);
@@ -480,14 +516,14 @@ static void attention_gqa(const tf_config *c, tf_workspace *w, int B, int T) {
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, g = h / rep;
         float *S = w->scores + (size_t)omp_get_thread_num() * T * T;
-        const float *q = w->q + (size_t)b * T * QD + (size_t)h * hd;
-        const float *k = w->k + (size_t)b * T * KD + (size_t)g * hd;
-        const float *v = w->v + (size_t)b * T * KD + (size_t)g * hd;
-        float *o = w->att + (size_t)b * T * QD + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, QD, k, KD, 0.0f,
+        const float *q = w->q + (size_t)b * Tq * QD + (size_t)h * hd;
+        const float *k = keys_of(w, src, b, T, KD) + (size_t)g * hd;
+        const float *v = values_of(w, src, b, T, KD) + (size_t)g * hd;
+        float *o = w->att + (size_t)b * Tq * QD + (size_t)h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, QD, k, KD, 0.0f,
                     S, T);
-        for (int i = 0; i < T; i++) softmax_row(S + (size_t)i * T, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, v, KD, 0.0f,
+        for (int i = 0; i < Tq; i++) softmax_row(S + (size_t)i * T, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, S, T, v, KD, 0.0f,
                     o, QD);
     }
 }
@@ -515,12 +551,27 @@ SIMD_CLONES static void add_chunk(float *x, const float *y, size_t n) {
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
+/* Workspace row n of a forward over positions [lo, lo + Tq) of canvases of T positions is
+ * canvas position (n / Tq)·T + lo + n mod Tq. */
+static inline size_t canvas_index(size_t n, int Tq, int lo, int T) {
+    return Tq == T ? n : (n / Tq) * T + lo + n % Tq;
+}
+
 /* x = E[ids]; at masked positions with feedback λ > 0 the soft input of DESIGN §3:
- * (1−λ)·E[m] + λ·Σ_j π_j·E[v_j] (sm_mix_rows on fp32 rows). */
-static void embed(transformer_model *m, const int32_t *ids, const sm_feedback *fb, int sm_k,
-                  size_t N) {
+ * (1−λ)·E[m] + λ·Σ_j π_j·E[v_j] (sm_mix_rows on fp32 rows). Rows of the window
+ * [lo, lo + Tq) of each canvas x [B, T] (fb indexed like x). */
+static void embed(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k, int B,
+                  int Tq, int lo, int T) {
     const int D = m->cfg.hidden, mask = m->cfg.mask_id;
+    const size_t N = (size_t)B * Tq;
+    int32_t *gathered = NULL;
+    const int32_t *ids = x;
+    if (Tq != T) {
+        ids = gathered = sm_malloc(sizeof(int32_t) * N);
+        for (size_t n = 0; n < N; n++) gathered[n] = x[canvas_index(n, Tq, lo, T)];
+    }
     linear_rows_f32(m->ws.x, &m->embed, ids, (int)N);
+    free(gathered);
     if (!fb) return;
     sm_params p;
     sm_params_default(&p);
@@ -533,24 +584,29 @@ static void embed(transformer_model *m, const int32_t *ids, const sm_feedback *f
         linear_rows_f32(e_mask, &m->embed, &mask, 1);
 #pragma omp for schedule(dynamic, 16)
         for (size_t i = 0; i < N; i++) {
-            if (ids[i] != mask || fb[i].lambda == 0.0f) continue;
-            linear_rows_f32(rows + D, &m->embed, fb[i].idx, sm_k);
-            sm_mix_rows(m->ws.x + i * D, D, e_mask, e_top, &p, &fb[i]);
+            const size_t ci = canvas_index(i, Tq, lo, T);
+            if (x[ci] != mask || fb[ci].lambda == 0.0f) continue;
+            linear_rows_f32(rows + D, &m->embed, fb[ci].idx, sm_k);
+            sm_mix_rows(m->ws.x + i * D, D, e_mask, e_top, &p, &fb[ci]);
         }
         free(rows);
     }
 }
 
-static void layer_forward(transformer_model *m, const tf_layer *l, int B, int T) {
+/* One block over the Tq positions of the workspace rows (src->lo onwards; Tq = T without a
+ * cache), attending to all T positions. */
+static void layer_forward(transformer_model *m, const tf_layer *l, const kv_src *src, int B,
+                          int Tq, int T) {
     const tf_config *c = &m->cfg;
     tf_workspace *w = &m->ws;
-    const size_t N = (size_t)B * T, D = c->hidden;
+    const size_t N = (size_t)B * Tq, D = c->hidden;
     rmsnorm(w->h, w->x, l->attn_norm, N, c->hidden, c->rms_eps);
     linear_forward(w->q, w->h, &l->q, l->bq, (int)N);
     linear_forward(w->k, w->h, &l->k, l->bk, (int)N);
     linear_forward(w->v, w->h, &l->v, l->bv, (int)N);
-    rope_qk(c, w, B, T);
-    attention_gqa(c, w, B, T);
+    rope_qk(c, w, B, Tq, src->lo);
+    if (src->kv) store_kv(c, w, src, B, Tq);
+    attention_gqa(c, w, src, B, Tq, T);
     linear_forward(w->h, w->att, &l->o, NULL, (int)N);
     CHUNKED(add_chunk, w->x, w->h, N * D);
     rmsnorm(w->h, w->x, l->ffn_norm, N, c->hidden, c->rms_eps);
@@ -562,26 +618,31 @@ static void layer_forward(transformer_model *m, const tf_layer *l, int B, int T)
 }
 
 /* Final norm and output projection on the needed rows only: they are packed to the front,
- * projected, and the output rows moved back to their places (last first, so no row is
- * overwritten before it moves: rows[i] ≥ i). */
-static void output(transformer_model *m, const uint8_t *need, size_t N, float *logits) {
+ * projected, and the output rows moved back to their canvas places (last first, so no row is
+ * overwritten before it moves: the destination of packed row i is ≥ i). need and logits are
+ * indexed by canvas position [B, T]; the workspace holds the window [lo, lo + Tq). */
+static void output(transformer_model *m, const uint8_t *need, int B, int Tq, int lo, int T,
+                   float *logits) {
     const tf_config *c = &m->cfg;
     tf_workspace *w = &m->ws;
-    const size_t D = c->hidden, V = c->vocab_size;
+    const size_t D = c->hidden, V = c->vocab_size, N = (size_t)B * Tq;
     int *rows = w->need_rows, n = 0;
     for (size_t i = 0; i < N; i++)
-        if (!need || need[i]) rows[n++] = (int)i;
+        if (!need || need[canvas_index(i, Tq, lo, T)]) rows[n++] = (int)i;
     if (n == 0) return;
     for (int i = 0; i < n; i++)
         if (rows[i] != i) memcpy(w->x + (size_t)i * D, w->x + (size_t)rows[i] * D, D * sizeof(float));
     rmsnorm(w->h, w->x, m->final_norm, (size_t)n, c->hidden, c->rms_eps);
     linear_forward(logits, w->h, &m->lm_head, NULL, n);
-    for (int i = n - 1; i >= 0; i--)
-        if (rows[i] != i) memcpy(logits + (size_t)rows[i] * V, logits + (size_t)i * V, V * sizeof(float));
+    for (int i = n - 1; i >= 0; i--) {
+        const size_t dst = canvas_index((size_t)rows[i], Tq, lo, T);
+        if (dst != (size_t)i) memcpy(logits + dst * V, logits + (size_t)i * V, V * sizeof(float));
+    }
 }
 
-int transformer_forward(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k,
-                        const uint8_t *need, int B, int T, float *logits) {
+/* Checks of the inputs shared by both forwards. */
+static int check_inputs(const transformer_model *m, const int32_t *x, const sm_feedback *fb,
+                        int sm_k, int B, int T) {
     const tf_config *c = &m->cfg;
     if (B < 1 || T < 1) return SM_ERR("empty batch (%d × %d)", B, T);
     if (T > c->max_len)
@@ -597,10 +658,51 @@ int transformer_forward(transformer_model *m, const int32_t *x, const sm_feedbac
                 if (fb[i].idx[j] < 0 || fb[i].idx[j] >= c->vocab_size)
                     return SM_ERR("feedback token %d at position %zu is outside the vocabulary",
                                   fb[i].idx[j], i);
+    return 0;
+}
+
+int transformer_forward(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k,
+                        const uint8_t *need, int B, int T, float *logits) {
+    const tf_config *c = &m->cfg;
+    if (check_inputs(m, x, fb, sm_k, B, T) || workspace_ensure(m, B, T)) return -1;
+    const kv_src src = {0};
+    embed(m, x, fb, sm_k, B, T, 0, T);
+    for (int i = 0; i < c->n_layers; i++) layer_forward(m, &m->layers[i], &src, B, T, T);
+    output(m, need, B, T, 0, T, logits);
+    return 0;
+}
+
+int transformer_forward_cached(transformer_model *m, const int32_t *x, const sm_feedback *fb,
+                               int sm_k, const uint8_t *need, int B, int T, int lo, int hi,
+                               const int *cache_rows, float *logits) {
+    const tf_config *c = &m->cfg;
+    if (check_inputs(m, x, fb, sm_k, B, T)) return -1;
+    if (lo < 0 || hi > T || lo >= hi)
+        return SM_ERR("cached forward: window [%d, %d) is not inside [0, %d)", lo, hi, T);
+    kv_cache *kv = &m->kv;
+    const int refresh = lo == 0 && hi == T;
+    if (refresh) {
+        if (cache_rows) return SM_ERR("cached forward: a refresh stores rows 0..B−1 (no row map)");
+        if (kv_cache_reserve(kv, c->n_layers, B, T, c->n_kv_heads * c->head_dim)) return -1;
+        m->kv_valid = 1;
+    } else {
+        if (!m->kv_valid || kv->T != T)
+            return SM_ERR("cached forward: no cache of %d positions to reuse (refresh first)", T);
+        for (int b = 0; b < B; b++) {
+            const int cb = cache_rows ? cache_rows[b] : b;
+            if (cb < 0 || cb >= kv->B)
+                return SM_ERR("cached forward: row %d maps to cache row %d of %d", b, cb, kv->B);
+        }
+    }
     if (workspace_ensure(m, B, T)) return -1;
-    embed(m, x, fb, sm_k, (size_t)B * T);
-    for (int i = 0; i < c->n_layers; i++) layer_forward(m, &m->layers[i], B, T);
-    output(m, need, (size_t)B * T, logits);
+    const int Tq = hi - lo;
+    kv_src src = {.kv = kv, .cache_rows = cache_rows, .lo = lo};
+    embed(m, x, fb, sm_k, B, Tq, lo, T);
+    for (int i = 0; i < c->n_layers; i++) {
+        src.layer = i;
+        layer_forward(m, &m->layers[i], &src, B, Tq, T);
+    }
+    output(m, need, B, Tq, lo, T, logits);
     return 0;
 }
 
@@ -631,6 +733,13 @@ static int lm_forward(void *ctx, const int32_t *x, const sm_feedback *fb, const 
     return transformer_forward(m, x, fb, m->sm_k, need, B, T, logits);
 }
 
+static int lm_forward_cached(void *ctx, const int32_t *x, const sm_feedback *fb,
+                             const uint8_t *need, int B, int T, int lo, int hi,
+                             const int *cache_rows, float *logits) {
+    transformer_model *m = ctx;
+    return transformer_forward_cached(m, x, fb, m->sm_k, need, B, T, lo, hi, cache_rows, logits);
+}
+
 void transformer_as_lm(transformer_model *m, lm_model *out) {
     memset(out, 0, sizeof *out);
     out->vocab_size = m->cfg.vocab_size;
@@ -638,5 +747,6 @@ void transformer_as_lm(transformer_model *m, lm_model *out) {
     out->shift = m->cfg.shift;
     out->max_len = m->cfg.max_len;
     out->forward = lm_forward;
+    out->forward_cached = lm_forward_cached;
     out->ctx = m;
 }

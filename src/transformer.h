@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kvcache.h"
 #include "linear.h"
 #include "lm.h"
 #include "safetensors.h"
@@ -87,6 +88,8 @@ typedef struct {
     st_archive archive; /* kept open: the projections point into its mapping */
     tf_workspace ws;
     int sm_k;           /* top-k of the feedback rows the lm_model view mixes (default 1) */
+    kv_cache kv;        /* keys/values of the last refresh (transformer_forward_cached) */
+    int kv_valid;
 } transformer_model;
 
 /* Loads the weights of DIR (model.safetensors or shards + index) for a parsed config. Every
@@ -104,6 +107,17 @@ int transformer_quantize_q8(transformer_model *m);
  * then unspecified). */
 int transformer_forward(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k,
                         const uint8_t *need, int B, int T, float *logits);
+
+/* transformer_forward over the positions [lo, hi) of each canvas only, reading the other
+ * positions' keys/values from m->kv (kvcache.h: an approximation once the canvas changed).
+ * lo = 0, hi = T is a refresh: a full forward (the same result as transformer_forward) that
+ * stores every layer's keys/values of rows 0..B−1 (cache_rows must be NULL). Otherwise the
+ * cache must hold T positions; batch row b reads cache row cache_rows[b] (NULL: b), and the
+ * window's new keys/values replace the cached ones. x, fb, need and logits are indexed by
+ * canvas position [B, T] as in transformer_forward; only rows inside the window are written. */
+int transformer_forward_cached(transformer_model *m, const int32_t *x, const sm_feedback *fb,
+                               int sm_k, const uint8_t *need, int B, int T, int lo, int hi,
+                               const int *cache_rows, float *logits);
 
 /* Dream's shift in place on [B, T, V]: row t ← row t − 1 for t ≥ 1, row 0 unchanged
  * (`cat(logits[:, :1], logits[:, :-1])`). */
