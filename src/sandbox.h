@@ -7,7 +7,8 @@
  *
  * Where the kernel allows it (root, or unprivileged user namespaces) the run also gets new
  * network, PID, mount, IPC and UTS namespaces: no network but a down loopback, a fork bomb
- * dies with its PID 1, and every mount but the temporary directory is read-only. Run as
+ * dies with its PID 1, every mount is read-only, and the working directory is a tmpfs of
+ * `disk_bytes` (the program file sits read-only one level up). Run as
  * root, the program drops to uid/gid `uid_base + slot` (one uid per parallel slot, so
  * RLIMIT_NPROC, which root ignores, bounds each slot on its own). sbx_probe() says what
  * this machine enforces; sbx_run() applies exactly that.
@@ -29,6 +30,7 @@ typedef struct {
     double timeout_s;       /* wall clock per run (default 10) */
     size_t mem_bytes;       /* RLIMIT_AS (default 2 GiB) */
     size_t fsize_bytes;     /* RLIMIT_FSIZE (default 16 MiB) */
+    size_t disk_bytes;      /* size of the working directory's tmpfs (default 64 MiB) */
     int nproc;              /* RLIMIT_NPROC for the dropped uid (default 32) */
     size_t capture_bytes;   /* tail of stdout and of stderr kept (default 64 KiB each) */
     size_t max_output;      /* stdout + stderr bytes after which the run is killed (16 MiB) */
@@ -42,7 +44,7 @@ typedef struct {
     int netns;    /* no network */
     int pidns;    /* the run is PID 1 of its own namespace */
     int mntns;    /* private mount namespace */
-    int rdonly;   /* every mount read-only except the temporary directory */
+    int rdonly;   /* every mount read-only; the working directory a size-limited tmpfs */
     int drop_uid; /* runs as uid_base + slot (root only) */
     int nproc_enforced; /* RLIMIT_NPROC binds (a non-root uid) */
 } sbx_caps;

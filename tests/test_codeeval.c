@@ -420,6 +420,9 @@ static void test_sandbox(void **state) {
     }
     expect(&cfg, &caps, "write cwd", "open('local.txt', 'w').write('abc')\nassert open('local.txt').read() == 'abc'\n",
            SBX_PASSED, NULL);
+    if (caps.rdonly) /* the working directory is a tmpfs of cfg.disk_bytes (64 MiB) */
+        expect(&cfg, &caps, "fill disk", "i = 0\nwhile True:\n    open('f%d' % i, 'wb').write(b'x' * (8 << 20))\n    i += 1\n",
+               SBX_FAILED, "No space left on device");
 
     /* network */
     const char *net = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
