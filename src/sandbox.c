@@ -3,7 +3,8 @@
  * Process layout of one run:
  *
  *   harness thread ── fork ──▶ keeper (own process group; unshare()s the namespaces,
- *                                │      makes the mounts read-only, waits, reports)
+ *                                │      makes the mounts read-only and mounts a tmpfs on
+ *                                │      the working directory, times, waits, reports)
  *                                └─ fork ──▶ interpreter (PID 1 of the new PID namespace:
  *                                            rlimits, uid drop, exec python3 -I -B)
  *
