@@ -27,7 +27,7 @@ typedef struct {
     /* Optional (NULL: the model has no key/value cache). forward() over the positions
      * [lo, hi) of each canvas, the others' keys/values read from the model's cache; [0, T)
      * refreshes the cache (a full forward). Batch row b uses cache row cache_rows[b] (NULL: b)
-     * of the last refresh. Only output rows inside the window are written (src/kvcache.h). */
+     * of the last refresh. Rows outside the window are unspecified afterwards (src/kvcache.h). */
     int (*forward_cached)(void *ctx, const int32_t *x, const sm_feedback *fb,
                           const uint8_t *need, int B, int T, int lo, int hi,
                           const int *cache_rows, float *logits);

@@ -114,7 +114,8 @@ int transformer_forward(transformer_model *m, const int32_t *x, const sm_feedbac
  * stores every layer's keys/values of rows 0..B−1 (cache_rows must be NULL). Otherwise the
  * cache must hold T positions; batch row b reads cache row cache_rows[b] (NULL: b), and the
  * window's new keys/values replace the cached ones. x, fb, need and logits are indexed by
- * canvas position [B, T] as in transformer_forward; only rows inside the window are written. */
+ * canvas position [B, T] as in transformer_forward; output rows outside the window, like rows
+ * not needed, are unspecified afterwards. */
 int transformer_forward_cached(transformer_model *m, const int32_t *x, const sm_feedback *fb,
                                int sm_k, const uint8_t *need, int B, int T, int lo, int hi,
                                const int *cache_rows, float *logits);
