@@ -626,8 +626,8 @@ static int decode_llada(dec_run *r, int *quota) {
         r->blk_start = start;
         r->kv_valid = 0; /* a cache is refreshed when a block starts */
         for (int i = 0; p->threshold > 0.0f || i < steps; i++) {
-            for (int b = 0; b < r->B; b++)
-                quota[b] = n_block[b] / steps + (i < n_block[b] % steps ? 1 : 0);
+            for (int b = 0; b < r->B; b++) /* threshold decoding (steps may be 0) picks its own */
+                quota[b] = steps > 0 ? n_block[b] / steps + (i < n_block[b] % steps ? 1 : 0) : 1;
             rc = decode_step(r, end, 1.0f, quota);
             if (rc <= 0) break;
         }

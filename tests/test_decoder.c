@@ -242,6 +242,19 @@ static void test_need_rows_and_accounting(void **state) {
     p.seed = 12;
     run_plain(&lm, &p, x2, B, P, g2, &s2);
     assert_memory_not_equal(x1, x2, sizeof x1);
+    /* LLaDA blocks with threshold decoding and no planned steps (a library caller's steps = 0)
+     * decode until done, exactly as with steps given (threshold runs ignore the quotas) */
+    decoder_params_default(&p);
+    p.style = DECODER_LLADA;
+    p.gen_len = G;
+    p.block_length = 8;
+    p.threshold = 0.9f;
+    p.steps = 0;
+    run_plain(&lm, &p, x1, B, P, g1, &s1);
+    p.steps = 4;
+    run_plain(&lm, &p, x2, B, P, g2, &s2);
+    assert_memory_equal(x1, x2, sizeof x1);
+    assert_int_equal(s1.revealed, (long)B * G);
     lm_dit_free(&d);
     model_dir_free(&md);
 }
