@@ -218,7 +218,7 @@ static int write_summary(const char *out, const sweep_arm *arms, int narms, cons
                         n++;
                     }
                 if (n == 0) continue;
-                if (!any) fprintf(dat, "%s\"%s %s\"\n", series++ ? "\n\n" : "", arms[a].name, sm_name(sm));
+                if (!any) fprintf(dat, "%s\"%s, SM %s\"\n", series++ ? "\n\n" : "", arms[a].name, sm ? "on" : "off");
                 any = 1;
                 double pm, ps, em, es, mm, ms, tps = (double)T / steps[k];
                 mean_std(p, n, &pm, &ps);
