@@ -151,7 +151,7 @@ static void test_bad_input(void **state) {
     CASE("--seed", "generate -m %s --seed -5", T);
     CASE("unknown sampler", "generate -m %s --sampler gumbel", T);
     CASE("exceeds", "generate -m %s --len 33", T);
-    CASE("-m DIR", "generate --len 8");
+    CASE("no -m given", "generate --len 8"); /* $SMDLM_MODEL points nowhere (below) */
     CASE("--sm-scale", "generate -m %s --sm-scale 2", T);
     CASE("tokenizer", "generate -m %s -p hello --len 8", T);
     CASE("out of range", "forward -m %s --ids %s -o %s/x.npy", T, ids_bad, g_tmp);
@@ -173,7 +173,30 @@ static void test_bad_input(void **state) {
     CASE("exactly one", "tokenize -m %s", T);
     CASE("shape", "bench forward --shape huge");
 #undef CASE
+    setenv("SMDLM_MODEL", "/nonexistent-model-dir", 1);
     tu_expect_cli_errors(&args[0][0], sizeof args[0], word, n);
+    unsetenv("SMDLM_MODEL");
+}
+
+/* generate without -m runs the bundled default model (a soft-masked MDLM with a tokenizer),
+ * or the model $SMDLM_MODEL names. */
+static void test_default_model(void **state) {
+    char *a = NULL, *b = NULL;
+    int rc = tu_run(&a, "generate --len 16 --steps 4 --seed 5 -q -t 1");
+    printf("  default model: %s", a);
+    assert_int_equal(rc, 0);
+    assert_true(strlen(a) > 0);
+    rc = tu_run(&b, "generate -m models/default --len 16 --steps 4 --seed 5 -q -t 1");
+    assert_int_equal(rc, 0);
+    assert_string_equal(a, b);
+    free(b);
+    setenv("SMDLM_MODEL", "models/demo", 1);
+    rc = tu_run(&b, "generate --len 16 --steps 4 --seed 5 -q -t 1");
+    unsetenv("SMDLM_MODEL");
+    assert_int_equal(rc, 0);
+    assert_string_not_equal(a, b); /* another model, another text */
+    free(a);
+    free(b);
 }
 
 static int setup(void **state) {
@@ -194,6 +217,7 @@ int main(void) {
         cmocka_unit_test(test_demo_model),
         cmocka_unit_test(test_grad_contract),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_default_model),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }
