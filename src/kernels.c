@@ -19,16 +19,16 @@
 void openblas_set_num_threads(int n);
 char *openblas_get_corename(void);
 
-static int g_threads = 1;
 
 void kernels_set_threads(int n) {
     SM_ASSERT(n >= 1);
-    g_threads = n;
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
 }
 
-int kernels_get_threads(void) { return g_threads; }
+/* The threads OpenMP parallel regions will use — per-thread scratch must be sized by this,
+ * whether or not kernels_set_threads was called. */
+int kernels_get_threads(void) { return omp_get_max_threads(); }
 
 const char *kernels_blas_core(void) { return openblas_get_corename(); }
 

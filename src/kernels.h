@@ -15,7 +15,7 @@
 
 /* Sets OpenMP and OpenBLAS thread counts (n ≥ 1). */
 void kernels_set_threads(int n);
-int kernels_get_threads(void);
+int kernels_get_threads(void); /* omp_get_max_threads(): size per-thread scratch with it */
 /* An OpenBLAS core type faster than the one it runs with, or NULL: "SkylakeX" when the
  * processor has AVX-512 but OpenBLAS runs its AVX2 kernels (e.g. OPENBLAS_CORETYPE=Haswell
  * in the environment, which this machine's image sets), about half the sgemm speed. */
