@@ -49,6 +49,11 @@ cell_mean() { # cells arm sm steps field
     grep "\"arm\":\"$2\",\"soft_masking\":$3,\"steps\":$4," "$1" | num "$5" |
         awk '{ s += $1; n++ } END { if (n) printf "%.6g", s / n; else printf "nan" }'
 }
+cell_sd() { # cells arm sm steps field: standard deviation over the seeds
+    grep "\"arm\":\"$2\",\"soft_masking\":$3,\"steps\":$4," "$1" | num "$5" |
+        awk '{ x[n++] = $1; s += $1 } END { m = s / n; for (i = 0; i < n; i++) q += (x[i] - m) ^ 2
+              printf "%.6g", (n > 1 ? sqrt(q / (n - 1)) : 0) }'
+}
 
 {
     echo "# Reproducing the soft-masking claims at small scale"
@@ -156,19 +161,38 @@ cell_mean() { # cells arm sm steps field
         p_hi_m=$(cell_mean "$cells" baseline-matched false "$first" gen_ppl)
         p_lo_s=$(cell_mean "$cells" sm true "$last" gen_ppl)
         p_lo_m=$(cell_mean "$cells" baseline-matched false "$last" gen_ppl)
-        awk -v hs="$p_hi_s" -v hm="$p_hi_m" -v ls="$p_lo_s" -v lm="$p_lo_m" -v f="$first" -v l="$last" -v T="$REPRO_LEN" 'BEGIN {
+        sd_s=$(cell_sd "$cells" sm true "$first" gen_ppl)
+        sd_m=$(cell_sd "$cells" baseline-matched false "$first" gen_ppl)
+        awk -v hs="$p_hi_s" -v hm="$p_hi_m" -v ls="$p_lo_s" -v lm="$p_lo_m" -v f="$first" -v l="$last" -v T="$REPRO_LEN" \
+            -v ss="$sd_s" -v sm="$sd_m" 'BEGIN {
             gh = 1 - hs / hm; gl = 1 - ls / lm
             printf "- **Claim 2** (rule: the relative generative-perplexity gain of SM over the matched baseline is larger at %d steps (%.3g tokens/step) than at %d steps (%.3g tokens/step), and positive there): ", f, T / f, l, T / l
-            printf "%s — gain %+.1f%% (%.1f vs %.1f) at %d steps, %+.1f%% (%.1f vs %.1f) at %d steps.\n", (gh > gl && gh > 0 ? "**held**" : "**did not hold**"), 100 * gh, hs, hm, f, 100 * gl, ls, lm, l }'
+            printf "%s — gain %+.1f%% (%.1f vs %.1f) at %d steps, %+.1f%% (%.1f vs %.1f) at %d steps", (gh > gl && gh > 0 ? "**held**" : "**did not hold**"), 100 * gh, hs, hm, f, 100 * gl, ls, lm, l
+            d = hs - hm; if (d < 0) d = -d
+            if (d < ss + sm) printf "; the difference at %d steps (%.1f) is within the spread over seeds (sd %.1f and %.1f), so it is not evidence either way", f, d, ss, sm
+            printf ".\n" }'
         echo
     done
     echo "## Wall-clock time of each stage"
     echo
     echo "| stage | seconds |"
     echo "|---|---:|"
-    sed 's/{"stage":"\([^"]*\)","seconds":\([0-9.e+]*\)}/| \1 | \2 |/' "$OUT/stages.jsonl"
-    echo
-    echo "Total: $(awk -F'"seconds":' '{ s += $2 + 0 } END { printf "%.0f", s }' "$OUT/stages.jsonl") s."
+    # the last run of each stage (a stage rerun after its outputs were removed appears twice)
+    sed 's/{"stage":"\([^"]*\)","seconds":\([0-9.e+]*\)}/\1 \2/' "$OUT/stages.jsonl" |
+        awk '{ if (!($1 in t)) order[n++] = $1; t[$1] = $2 }
+             END { for (i = 0; i < n; i++) { printf "| %s | %s |\n", order[i], t[order[i]]; s += t[order[i]] }
+                   printf "\nTotal: %.0f s (%.1f min).\n", s, s / 60 }' 
 } > "$DOC.tmp"
-mv "$DOC.tmp" "$DOC"
+# a summary of the verdicts, placed before the first corpus's results
+awk '/^### Verdicts \(/ { c = $3; gsub(/[()]/, "", c) }
+     /^- \*\*Claim/ { v = $0; sub(/^- \*\*/, "", v); name = v; sub(/\*\*.*/, "", name)
+                       verdict = (v ~ /\*\*held\*\*/) ? "held" : "did not hold"
+                       if (v ~ /not evidence either way/) verdict = verdict " (within the spread over seeds)"
+                       line[c] = line[c] (line[c] ? "; " : "") name ": " verdict; if (!(c in seen)) { order[n++] = c; seen[c] = 1 } }
+     END { for (i = 0; i < n; i++) printf "- **%s** — %s.\n", order[i], line[order[i]] }' "$DOC.tmp" > "$DOC.summary"
+awk -v sf="$DOC.summary" '/^## Results: / && !done { print "## Summary of the verdicts\n"; while ((getline l < sf) > 0) print l
+        print "\nThe rules behind each verdict are printed with it below; small differences should be read"
+        print "against the ± columns (spread over sampling seeds) and the single training seed per arm.\n"; done = 1 }
+     { print }' "$DOC.tmp" > "$DOC"
+rm -f "$DOC.tmp" "$DOC.summary"
 echo "wrote $DOC and $FIG/"
