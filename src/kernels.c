@@ -171,8 +171,7 @@ void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, i
 
 size_t attention_scratch_floats(int T, int nthreads) { return (size_t)T * T * nthreads; }
 
-/* Softmax of one score row in place (n entries), returns nothing. */
-SIMD_CLONES static void softmax_row_inplace(float *x, int n) {
+SIMD_CLONES void softmax_row(float *x, int n) {
     float mx = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : mx)
     for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
@@ -206,10 +205,10 @@ static void attention_core(float *out, float *P, int per_head, const float *qkv,
         for (int i = 0; i < T; i++) {
             float *row = S + (size_t)i * T;
             if (causal) {
-                softmax_row_inplace(row, i + 1);
+                softmax_row(row, i + 1);
                 memset(row + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
             } else {
-                softmax_row_inplace(row, T);
+                softmax_row(row, T);
             }
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, v, ld, 0.0f,

@@ -72,6 +72,9 @@ void silu_forward(float *x, size_t n);
 /* MDLM timestep embedding: out[256] = [cos(σ·f_i), sin(σ·f_i)], f_i = exp(−ln(1e4)·i/128). */
 void timestep_embedding(float *out, float sigma);
 
+/* Row softmax in place (max-subtracted, expf_fast): attention score rows. */
+void softmax_row(float *x, int n);
+
 /* Row log-softmax in place; returns nothing. Used by SUBS. */
 void log_softmax_row(float *x, int n);
 void log_softmax_row_ref(float *x, int n);

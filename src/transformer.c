@@ -459,20 +459,6 @@ static void rope_qk(const tf_config *c, tf_workspace *w, int B, int Tq, int lo) 
     }
 }
 
-SIMD_CLONES static void softmax_row(float *x, int n) {
-    float mx = -INFINITY, sum = 0.0f;
-#pragma omp simd reduction(max : mx)
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < n; i++) {
-        x[i] = expf_fast(x[i] - mx);
-        sum += x[i];
-    }
-    float inv = 1.0f / sum;
-#pragma omp simd
-    for (int i = 0; i < n; i++) x[i] *= inv;
-}
-
 /* Where a forward reads keys/values: the workspace (no cache: Tq = T) or a cache that the
  * window's rows were just written into (kvcache.h). */
 typedef struct {
