@@ -750,78 +750,50 @@ void bpe_trainer_merge(const bpe_trainer *t, size_t i, const char **left, const 
 /* ---------------------------------------------------------------------------------------------
  * Output */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = 2 * (b->n + n + 1) + 4096;
-        b->s = sm_realloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    SM_ASSERT(n >= 0 && (size_t)n < sizeof tmp);
-    sb_put(b, tmp, (size_t)n);
-}
-
 /* A JSON string as serde_json writes it: ", \ and control characters escaped, the rest raw. */
-static void sb_json_str(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
+static void sb_json_str(sm_buf *b, const char *s) {
+    sm_buf_add(b, "\"", 1);
     for (const char *p = s; *p; p++) {
         uint8_t c = (uint8_t)*p;
         switch (c) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\b': sb_put(b, "\\b", 2); break;
-        case '\f': sb_put(b, "\\f", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
+        case '"': sm_buf_add(b, "\\\"", 2); break;
+        case '\\': sm_buf_add(b, "\\\\", 2); break;
+        case '\b': sm_buf_add(b, "\\b", 2); break;
+        case '\f': sm_buf_add(b, "\\f", 2); break;
+        case '\n': sm_buf_add(b, "\\n", 2); break;
+        case '\r': sm_buf_add(b, "\\r", 2); break;
+        case '\t': sm_buf_add(b, "\\t", 2); break;
         default:
             if (c < 0x20)
-                sb_printf(b, "\\u%04x", c);
+                sm_buf_printf(b, "\\u%04x", c);
             else
-                sb_put(b, p, 1);
+                sm_buf_add(b, p, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    sm_buf_add(b, "\"", 1);
 }
 
 /* {"token":id,...} in id order, the special tokens last. */
-static void sb_vocab(sbuf *b, const bpe_trainer *t) {
-    sb_put(b, "{", 1);
+static void sb_vocab(sm_buf *b, const bpe_trainer *t) {
+    sm_buf_add(b, "{", 1);
     for (size_t i = 0; i < t->n_toks; i++) {
-        if (i) sb_put(b, ",", 1);
+        if (i) sm_buf_add(b, ",", 1);
         sb_json_str(b, t->tok_str[i]);
-        sb_printf(b, ":%zu", i);
+        sm_buf_printf(b, ":%zu", i);
     }
     for (int k = 0; k < 2; k++) {
-        sb_put(b, ",", 1);
+        sm_buf_add(b, ",", 1);
         sb_json_str(b, SPECIALS[k]);
-        sb_printf(b, ":%zu", t->n_toks + (size_t)k);
+        sm_buf_printf(b, ":%zu", t->n_toks + (size_t)k);
     }
-    sb_put(b, "}", 1);
+    sm_buf_add(b, "}", 1);
 }
 
-static int write_out(const char *dir, const char *name, sbuf *b) {
+static int write_out(const char *dir, const char *name, sm_buf *b) {
     char *path = sm_path_join(dir, name);
-    int rc = sm_write_file_atomic(path, b->s, b->n);
+    int rc = sm_write_file_atomic(path, b->s, b->len);
     free(path);
-    b->n = 0;
+    b->len = 0;
     return rc;
 }
 
@@ -836,29 +808,29 @@ static int prepare_out_dir(const char *dir) {
 int bpe_trainer_save(const bpe_trainer *t, const char *dir) {
     if (!t->trained) return SM_ERR("the trainer has not been trained");
     if (prepare_out_dir(dir)) return -1;
-    sbuf b = {0};
+    sm_buf b = {0};
     int rc = 0;
     size_t eot = t->n_toks, mask = t->n_toks + 1;
     /* vocab.json + merges.txt (what the library's BPE model save writes) */
     sb_vocab(&b, t);
     rc = write_out(dir, "vocab.json", &b);
-    sb_str(&b, "#version: 0.2\n");
+    sm_buf_str(&b, "#version: 0.2\n");
     for (size_t i = 0; i < t->n_merges; i++) {
-        sb_str(&b, t->tok_str[t->merges[i].a]);
-        sb_put(&b, " ", 1);
-        sb_str(&b, t->tok_str[t->merges[i].b]);
-        sb_put(&b, "\n", 1);
+        sm_buf_str(&b, t->tok_str[t->merges[i].a]);
+        sm_buf_add(&b, " ", 1);
+        sm_buf_str(&b, t->tok_str[t->merges[i].b]);
+        sm_buf_add(&b, "\n", 1);
     }
     if (rc == 0) rc = write_out(dir, "merges.txt", &b);
     /* tokenizer.json, field for field as the library saves it (pretty = false) */
-    sb_str(&b, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[");
+    sm_buf_str(&b, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[");
     for (int k = 0; k < 2; k++) {
-        sb_printf(&b, "%s{\"id\":%zu,\"content\":", k ? "," : "", k ? mask : eot);
+        sm_buf_printf(&b, "%s{\"id\":%zu,\"content\":", k ? "," : "", k ? mask : eot);
         sb_json_str(&b, SPECIALS[k]);
-        sb_str(&b, ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,"
+        sm_buf_str(&b, ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,"
                    "\"normalized\":false,\"special\":true}");
     }
-    sb_str(&b, "],\"normalizer\":null,"
+    sm_buf_str(&b, "],\"normalizer\":null,"
                "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
                "\"trim_offsets\":true,\"use_regex\":true},"
                "\"post_processor\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,"
@@ -869,18 +841,18 @@ int bpe_trainer_save(const bpe_trainer *t, const char *dir) {
                "\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,"
                "\"fuse_unk\":false,\"byte_fallback\":false,\"ignore_merges\":false,\"vocab\":");
     sb_vocab(&b, t);
-    sb_str(&b, ",\"merges\":[");
+    sm_buf_str(&b, ",\"merges\":[");
     for (size_t i = 0; i < t->n_merges; i++) {
-        sb_str(&b, i ? ",[" : "[");
+        sm_buf_str(&b, i ? ",[" : "[");
         sb_json_str(&b, t->tok_str[t->merges[i].a]);
-        sb_put(&b, ",", 1);
+        sm_buf_add(&b, ",", 1);
         sb_json_str(&b, t->tok_str[t->merges[i].b]);
-        sb_put(&b, "]", 1);
+        sm_buf_add(&b, "]", 1);
     }
-    sb_str(&b, "]}}");
+    sm_buf_str(&b, "]}}");
     if (rc == 0) rc = write_out(dir, "tokenizer.json", &b);
     /* tokenizer_config.json for transformers (AutoTokenizer → GPT2TokenizerFast) */
-    sb_str(&b, "{\n"
+    sm_buf_str(&b, "{\n"
                "  \"tokenizer_class\": \"GPT2Tokenizer\",\n"
                "  \"add_prefix_space\": false,\n"
                "  \"bos_token\": \"<|endoftext|>\",\n"

@@ -12,29 +12,9 @@
 
 #define CODE_MAX_FILE ((size_t)1 << 30)
 
-/* ---- small string builder ---- */
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *p, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap) cap *= 2;
-        b->s = sm_realloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-static void sb_str(strbuf *b, const char *p) { sb_add(b, p, strlen(p)); }
-
-static char *sb_done(strbuf *b) {
-    if (!b->s) sb_add(b, "", 0);
+/* A finished string (never NULL, "" when nothing was added). */
+static char *sb_done(sm_buf *b) {
+    if (!b->s) sm_buf_add(b, "", 0);
     return b->s;
 }
 
@@ -96,7 +76,7 @@ static int read_text(const char *path, char **out, size_t *len) {
     if (!ends_with(path, ".gz")) return sm_read_file(path, CODE_MAX_FILE, out, len);
     gzFile gz = gzopen(path, "rb");
     if (!gz) return SM_ERR("cannot open '%s': %s", path, strerror(errno ? errno : ENOENT));
-    strbuf b = {0};
+    sm_buf b = {0};
     char buf[65536];
     int n;
     while ((n = gzread(gz, buf, sizeof buf)) > 0) {
@@ -105,7 +85,7 @@ static int read_text(const char *path, char **out, size_t *len) {
             free(b.s);
             return SM_ERR("'%s' decompresses to more than %zu bytes", path, CODE_MAX_FILE);
         }
-        sb_add(&b, buf, (size_t)n);
+        sm_buf_add(&b, buf, (size_t)n);
     }
     int err = 0;
     const char *msg = n < 0 ? gzerror(gz, &err) : NULL;
@@ -181,10 +161,10 @@ static int string_list(const cJSON *o, const char *key, char ***out, int *n) {
 }
 
 static char *join_lines(char **v, int n) {
-    strbuf b = {0};
+    sm_buf b = {0};
     for (int i = 0; i < n; i++) {
-        sb_str(&b, v[i]);
-        sb_str(&b, "\n");
+        sm_buf_str(&b, v[i]);
+        sm_buf_str(&b, "\n");
     }
     return sb_done(&b);
 }
@@ -204,7 +184,7 @@ static void problem_free(code_problem *p) {
 
 /* MBPP+ prompts are a docstring: its text lines are the description, its assert the example. */
 static void mbpp_plus_prompt(code_problem *p, const char *doc) {
-    strbuf text = {0};
+    sm_buf text = {0};
     const char *s = doc;
     while (*s) {
         const char *nl = strchr(s, '\n');
@@ -217,8 +197,8 @@ static void mbpp_plus_prompt(code_problem *p, const char *doc) {
             p->asserts = sm_realloc(p->asserts, sizeof(char *) * (size_t)(p->nasserts + 1));
             p->asserts[p->nasserts++] = sm_strdup(t);
         } else if (*t && strcmp(t, "\"\"\"")) {
-            if (text.len) sb_str(&text, " ");
-            sb_str(&text, t);
+            if (text.len) sm_buf_str(&text, " ");
+            sm_buf_str(&text, t);
         }
         free(line);
         s += n + (nl ? 1 : 0);
@@ -596,34 +576,34 @@ static const char g_plus_harness[] =
 
 /* b'...' with every byte outside printable ASCII escaped (so any text, valid UTF-8 or not,
  * reaches Python intact). */
-static void sb_py_bytes(strbuf *b, const char *s) {
+static void sb_py_bytes(sm_buf *b, const char *s) {
     static const char hex[] = "0123456789abcdef";
-    sb_str(b, "b'");
+    sm_buf_str(b, "b'");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '\\' || *p == '\'') {
             char e[2] = {'\\', (char)*p};
-            sb_add(b, e, 2);
+            sm_buf_add(b, e, 2);
         } else if (*p >= 0x20 && *p < 0x7f) {
-            sb_add(b, (const char *)p, 1);
+            sm_buf_add(b, (const char *)p, 1);
         } else {
             char e[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
-            sb_add(b, e, 4);
+            sm_buf_add(b, e, 4);
         }
     }
-    sb_str(b, "'");
+    sm_buf_str(b, "'");
 }
 
 static char *plus_program(const code_set *s, const code_problem *p, const char *completion, int full) {
-    strbuf b = {0};
-    sb_str(&b, g_plus_harness);
-    sb_str(&b, "_check(json.loads(");
+    sm_buf b = {0};
+    sm_buf_str(&b, g_plus_harness);
+    sm_buf_str(&b, "_check(json.loads(");
     sb_py_bytes(&b, p->record);
-    sb_str(&b, "), ");
+    sm_buf_str(&b, "), ");
     sb_py_bytes(&b, completion);
-    sb_str(&b, ".decode('utf-8', 'replace'), ");
-    sb_str(&b, full ? "True, " : "False, ");
-    sb_str(&b, s->plus_mode == CODE_PLUS_BASE ? "True, " : "False, ");
-    sb_str(&b, s->bench == CODE_MBPP_PLUS ? "'mbpp')\n" : "'humaneval')\n");
+    sm_buf_str(&b, ".decode('utf-8', 'replace'), ");
+    sm_buf_str(&b, full ? "True, " : "False, ");
+    sm_buf_str(&b, s->plus_mode == CODE_PLUS_BASE ? "True, " : "False, ");
+    sm_buf_str(&b, s->bench == CODE_MBPP_PLUS ? "'mbpp')\n" : "'humaneval')\n");
     return sb_done(&b);
 }
 
@@ -631,38 +611,38 @@ char *code_program(const code_set *s, size_t i, const char *completion, int full
     SM_ASSERT(i < s->n);
     const code_problem *p = &s->p[i];
     if (p->record && s->plus_mode != CODE_PLUS_FIELD) return plus_program(s, p, completion, full);
-    strbuf b = {0};
+    sm_buf b = {0};
     switch (s->bench) {
     case CODE_HUMANEVAL:
     case CODE_HUMANEVAL_PLUS:
-        if (!full) sb_str(&b, p->prompt);
-        sb_str(&b, completion);
-        sb_str(&b, "\n");
-        sb_str(&b, p->test);
-        sb_str(&b, "\n");
-        sb_str(&b, "check(");
-        sb_str(&b, p->entry_point);
-        sb_str(&b, ")");
+        if (!full) sm_buf_str(&b, p->prompt);
+        sm_buf_str(&b, completion);
+        sm_buf_str(&b, "\n");
+        sm_buf_str(&b, p->test);
+        sm_buf_str(&b, "\n");
+        sm_buf_str(&b, "check(");
+        sm_buf_str(&b, p->entry_point);
+        sm_buf_str(&b, ")");
         break;
     case CODE_MBPP:
-        sb_str(&b, completion);
-        sb_str(&b, "\n");
-        sb_str(&b, p->setup);
-        sb_str(&b, "\n");
-        sb_str(&b, p->test);
+        sm_buf_str(&b, completion);
+        sm_buf_str(&b, "\n");
+        sm_buf_str(&b, p->setup);
+        sm_buf_str(&b, "\n");
+        sm_buf_str(&b, p->test);
         break;
     case CODE_MBPP_SANITIZED:
-        sb_str(&b, p->setup);
-        sb_str(&b, "\n");
-        sb_str(&b, completion);
-        sb_str(&b, "\n");
-        sb_str(&b, p->test);
+        sm_buf_str(&b, p->setup);
+        sm_buf_str(&b, "\n");
+        sm_buf_str(&b, completion);
+        sm_buf_str(&b, "\n");
+        sm_buf_str(&b, p->test);
         break;
     case CODE_MBPP_PLUS:
-        sb_str(&b, "import math\n");
-        sb_str(&b, completion);
-        sb_str(&b, "\n");
-        sb_str(&b, p->test);
+        sm_buf_str(&b, "import math\n");
+        sm_buf_str(&b, completion);
+        sm_buf_str(&b, "\n");
+        sm_buf_str(&b, p->test);
         break;
     }
     return sb_done(&b);
@@ -730,15 +710,15 @@ void code_samples_canonical(code_samples *out, const code_set *s) {
 }
 
 int code_samples_write(const code_samples *smp, const code_set *s, const char *path) {
-    strbuf b = {0};
+    sm_buf b = {0};
     for (size_t i = 0; i < smp->n; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "task_id", s->p[smp->v[i].problem].task_id);
         cJSON_AddStringToObject(o, smp->v[i].full ? "solution" : "completion", smp->v[i].completion);
         char *line = cJSON_PrintUnformatted(o);
         SM_ASSERT(line);
-        sb_str(&b, line);
-        sb_str(&b, "\n");
+        sm_buf_str(&b, line);
+        sm_buf_str(&b, "\n");
         free(line);
         cJSON_Delete(o);
     }
@@ -781,41 +761,41 @@ static const struct {
       "assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],5)==[85, 75, 65, 58, 35]"}},
 };
 
-static void mbpp_task(strbuf *b, const char *text, const char *const *tests, int ntests) {
-    sb_str(b, "You are an expert Python programmer, and here is your task: ");
-    sb_str(b, text);
-    sb_str(b, " Your code should pass these tests:\n\n");
+static void mbpp_task(sm_buf *b, const char *text, const char *const *tests, int ntests) {
+    sm_buf_str(b, "You are an expert Python programmer, and here is your task: ");
+    sm_buf_str(b, text);
+    sm_buf_str(b, " Your code should pass these tests:\n\n");
     for (int i = 0; i < ntests; i++) {
-        sb_str(b, tests[i]);
-        sb_str(b, "\n");
+        sm_buf_str(b, tests[i]);
+        sm_buf_str(b, "\n");
     }
 }
 
 char *code_prompt(const code_set *s, size_t i, const code_prompt_opts *o) {
     SM_ASSERT(i < s->n);
     const code_problem *p = &s->p[i];
-    strbuf b = {0};
+    sm_buf b = {0};
     if (code_bench_is_humaneval(s->bench)) {
         if (!o->chat) return sm_strdup(p->prompt);
-        sb_str(&b, "Complete the following Python function. Answer with the whole function in "
+        sm_buf_str(&b, "Complete the following Python function. Answer with the whole function in "
                    "one ```python code block.\n```python\n");
-        sb_str(&b, p->prompt);
-        sb_str(&b, "```\n");
+        sm_buf_str(&b, p->prompt);
+        sm_buf_str(&b, "```\n");
         return sb_done(&b);
     }
     if (o->chat) {
         mbpp_task(&b, p->prompt, (const char *const *)p->asserts, p->nasserts);
-        sb_str(&b, "Answer with the code in one ```python code block.\n");
+        sm_buf_str(&b, "Answer with the code in one ```python code block.\n");
         return sb_done(&b);
     }
     for (int k = 0; k < o->shots && k < 3; k++) {
         mbpp_task(&b, g_shots[k].text, g_shots[k].tests, 3);
-        sb_str(&b, "[BEGIN]\n");
-        sb_str(&b, g_shots[k].code);
-        sb_str(&b, "\n[DONE]\n\n");
+        sm_buf_str(&b, "[BEGIN]\n");
+        sm_buf_str(&b, g_shots[k].code);
+        sm_buf_str(&b, "\n[DONE]\n\n");
     }
     mbpp_task(&b, p->prompt, (const char *const *)p->asserts, p->nasserts);
-    sb_str(&b, "[BEGIN]\n");
+    sm_buf_str(&b, "[BEGIN]\n");
     return sb_done(&b);
 }
 

@@ -800,41 +800,22 @@ int st_check_expected(const st_archive *a, const st_expect *expected, int n,
 
 /* ------------------------------------------------------------------ writer */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-} strbuf;
-
-static void sb_put(strbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap) cap *= 2;
-        b->s = sm_realloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-static void sb_puts(strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_json_string(strbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
+static void sb_json_string(sm_buf *b, const char *s) {
+    sm_buf_add(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char esc[8];
         if (*p == '"' || *p == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*p;
-            sb_put(b, esc, 2);
+            sm_buf_add(b, esc, 2);
         } else if (*p < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", *p);
-            sb_put(b, esc, 6);
+            sm_buf_add(b, esc, 6);
         } else {
-            sb_put(b, (const char *)p, 1);
+            sm_buf_add(b, (const char *)p, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    sm_buf_add(b, "\"", 1);
 }
 
 int st_write(const char *path, const st_write_entry *entries, int n,
@@ -877,38 +858,38 @@ int st_write(const char *path, const st_write_entry *entries, int n,
             }
     }
 
-    strbuf h = {0};
+    sm_buf h = {0};
     char num[64];
-    sb_puts(&h, "{");
+    sm_buf_str(&h, "{");
     bool first = true;
     if (metadata && metadata[0]) {
-        sb_puts(&h, "\"__metadata__\":{");
+        sm_buf_str(&h, "\"__metadata__\":{");
         for (int i = 0; metadata[i]; i += 2) {
             if (!metadata[i + 1]) {
                 free(h.s);
                 free(nbytes);
                 return SM_ERR("'%s': metadata key '%s' has no value", path, metadata[i]);
             }
-            if (i) sb_puts(&h, ",");
+            if (i) sm_buf_str(&h, ",");
             sb_json_string(&h, metadata[i]);
-            sb_puts(&h, ":");
+            sm_buf_str(&h, ":");
             sb_json_string(&h, metadata[i + 1]);
         }
-        sb_puts(&h, "}");
+        sm_buf_str(&h, "}");
         first = false;
     }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         const st_write_entry *e = &entries[i];
-        if (!first) sb_puts(&h, ",");
+        if (!first) sm_buf_str(&h, ",");
         first = false;
         sb_json_string(&h, e->name);
-        sb_puts(&h, ":{\"dtype\":\"");
-        sb_puts(&h, st_dtype_name(e->dtype));
-        sb_puts(&h, "\",\"shape\":[");
+        sm_buf_str(&h, ":{\"dtype\":\"");
+        sm_buf_str(&h, st_dtype_name(e->dtype));
+        sm_buf_str(&h, "\",\"shape\":[");
         for (int d = 0; d < e->ndim; d++) {
             snprintf(num, sizeof num, "%s%" PRId64, d ? "," : "", e->shape[d]);
-            sb_puts(&h, num);
+            sm_buf_str(&h, num);
         }
         size_t next;
         if (sm_add_size(off, nbytes[i], &next) != 0) {
@@ -917,11 +898,11 @@ int st_write(const char *path, const st_write_entry *entries, int n,
             return SM_ERR("'%s': total size overflows", path);
         }
         snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, next);
-        sb_puts(&h, num);
+        sm_buf_str(&h, num);
         off = next;
     }
-    sb_puts(&h, "}");
-    while (h.len % 8) sb_puts(&h, " ");
+    sm_buf_str(&h, "}");
+    while (h.len % 8) sm_buf_str(&h, " ");
 
     char *tmp = NULL;
     FILE *f = sm_atomic_open(path, &tmp);

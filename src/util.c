@@ -230,3 +230,32 @@ int sm_mkdir_p(const char *path) {
     free(p);
     return rc;
 }
+
+void sm_buf_add(sm_buf *b, const char *p, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (b->len + n + 1 > cap) cap *= 2;
+        b->s = sm_realloc(b->s, cap);
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+void sm_buf_str(sm_buf *b, const char *s) { sm_buf_add(b, s, strlen(s)); }
+
+void sm_buf_printf(sm_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    SM_ASSERT(n >= 0);
+    char *tmp = sm_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sm_buf_add(b, tmp, (size_t)n);
+    free(tmp);
+}
+

@@ -52,6 +52,15 @@ int sm_write_file_atomic(const char *path, const void *data, size_t len);
 /* Creates a directory and its parents (like mkdir -p); an existing directory is fine. */
 int sm_mkdir_p(const char *path);
 
+/* A growing NUL-terminated string: zero-initialise (sm_buf b = {0}), append, free(b.s). */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} sm_buf;
+void sm_buf_add(sm_buf *b, const char *p, size_t n);
+void sm_buf_str(sm_buf *b, const char *s);
+void sm_buf_printf(sm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* path joining into a fresh string */
 char *sm_path_join(const char *dir, const char *name);
 int sm_file_exists(const char *path);
