@@ -4,33 +4,16 @@
 #include <math.h>
 #include <string.h>
 
-#include "jsonutil.h"
 #include "kernels.h"
 #include "model.h"
 #include "util.h"
 
-/* config.json's model_type decides the architecture; an "mdlm" must be the causal variant. */
-static int read_model_type(const char *dir, char type[32]) {
-    char *path = sm_path_join(dir, "config.json"), *text = NULL;
-    int rc = sm_read_file(path, 1 << 20, &text, NULL);
-    cJSON *root = rc ? NULL : json_parse_object(text, path);
-    const char *t = root ? json_get_string(root, "model_type") : NULL;
-    if (!rc && !t) {
-        if (root) SM_ERR("%s: missing string \"model_type\"", path);
-        rc = -1;
-    }
-    if (!rc) snprintf(type, 32, "%s", t);
-    cJSON_Delete(root);
-    free(text);
-    free(path);
-    return rc;
-}
-
+/* config.json's model_type decides: "gpt2", else a DiT that must be the causal variant. */
 int evaluator_load(evaluator *e, const char *dir, int threads) {
     memset(e, 0, sizeof *e);
     e->threads = threads;
     char type[32];
-    if (read_model_type(dir, type)) return -1;
+    if (model_dir_type(dir, type, sizeof type)) return -1;
     if (!strcmp(type, "gpt2")) {
         e->kind = EVALUATOR_GPT2;
         if (gpt2_load(&e->gpt2, dir)) return -1;

@@ -36,25 +36,28 @@ static char *read_config_text(const char *dir, char **path) {
     return text;
 }
 
-int model_dir_arch(const char *dir, model_arch *arch) {
+int model_dir_type(const char *dir, char *type, size_t n) {
     char *path, *text = read_config_text(dir, &path);
     if (!text) return -1;
     cJSON *o = json_parse_object(text, path);
-    int rc = -1;
-    if (o) {
-        const char *type = json_get_string(o, "model_type");
-        rc = 0;
-        if (type && !strcmp(type, "Dream"))
-            *arch = MODEL_DREAM;
-        else if (type && !strcmp(type, "llada"))
-            *arch = MODEL_LLADA;
-        else
-            *arch = MODEL_MDLM; /* dit_config_parse names anything else */
-        cJSON_Delete(o);
-    }
+    const char *t = o ? json_get_string(o, "model_type") : NULL;
+    if (o) snprintf(type, n, "%s", t ? t : "");
+    cJSON_Delete(o);
     free(text);
     free(path);
-    return rc;
+    return o ? 0 : -1;
+}
+
+int model_dir_arch(const char *dir, model_arch *arch) {
+    char type[64];
+    if (model_dir_type(dir, type, sizeof type)) return -1;
+    if (!strcmp(type, "Dream"))
+        *arch = MODEL_DREAM;
+    else if (!strcmp(type, "llada"))
+        *arch = MODEL_LLADA;
+    else
+        *arch = MODEL_MDLM; /* dit_config_parse names anything else */
+    return 0;
 }
 
 static int load_transformer(model_dir *md, const char *dir) {

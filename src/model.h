@@ -29,6 +29,9 @@ int model_dir_load(model_dir *md, const char *dir, int with_tokenizer);
 int model_dir_load_any(model_dir *md, const char *dir, int with_tokenizer);
 /* config.json's model_type mapped to an architecture (0, or -1 with a message). */
 int model_dir_arch(const char *dir, model_arch *arch);
+/* config.json's model_type into type[n] ("" when absent); -1 when the file cannot be read
+ * or parsed (the error names it). */
+int model_dir_type(const char *dir, char *type, size_t n);
 /* Vocabulary size, mask id and longest canvas, whatever the architecture. */
 int model_dir_vocab_size(const model_dir *md);
 int model_dir_mask_id(const model_dir *md);
