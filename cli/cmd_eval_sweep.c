@@ -135,12 +135,13 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
             cJSON_Delete(o);
             /* MDLM retokenises samples with the evaluator's tokenizer */
             rc = tok_encode(ev->tok, text, len, &ids, &m);
-            if (rc == 0 && feats) {
-                int r = featurize_text(fz, text, len, feats + (size_t)nfeat * fz->dim);
-                if (r < 0) rc = -1;
-                else nfeat += r == 0; /* empty samples carry no feature */
-            }
             free(text);
+            /* the featurizer is the evaluator: its features come from the same ids (empty
+             * samples carry no feature) */
+            if (rc == 0 && feats && m > 0) {
+                rc = featurize_ids(fz, ids, m, feats + (size_t)nfeat * fz->dim);
+                nfeat += rc == 0;
+            }
             if (rc) break;
             if (m > 0) {
                 rc = evaluator_score(ev, ids, m, 0, ev->eos_id, &nll, &scored);
