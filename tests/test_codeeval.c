@@ -741,18 +741,9 @@ static void test_cli_mbpp_canonical(void **state) {
     free(rec);
 }
 
-static int setup(void **state) {
-    (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/smdlm-codeeval-XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
-}
+static int setup(void **state) { return tu_tmpdir_make(g_tmp, sizeof g_tmp, "codeeval"); }
 
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown(void **state) { return tu_tmpdir_remove(g_tmp); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {

@@ -283,16 +283,9 @@ static void test_config(void **state) {
     gpt2_free(&m);
 }
 
-static int setup(void **state) {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/smdlm-gpt2-XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
-}
+static int setup(void **state) { return tu_tmpdir_make(g_tmp, sizeof g_tmp, "gpt2"); }
 
-static int teardown(void **state) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown(void **state) { return tu_tmpdir_remove(g_tmp); }
 
 int main(void) {
     kernels_set_threads(2);

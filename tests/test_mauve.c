@@ -526,18 +526,9 @@ static void test_cli_bad_input(void **state) {
     tu_expect_cli_errors(&args[0][0], sizeof args[0], word, n);
 }
 
-static int setup(void **state) {
-    (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/smdlm-mauve-XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
-}
+static int setup(void **state) { return tu_tmpdir_make(g_tmp, sizeof g_tmp, "mauve"); }
 
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown(void **state) { return tu_tmpdir_remove(g_tmp); }
 
 int main(void) {
     kernels_set_threads(2);

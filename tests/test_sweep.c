@@ -169,16 +169,9 @@ static void test_bad_args(void **state) {
     tu_expect_cli_errors(&args[0][0], sizeof args[0], word, n);
 }
 
-static int setup(void **state) {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/smdlm-sweep-XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
-}
+static int setup(void **state) { return tu_tmpdir_make(g_tmp, sizeof g_tmp, "sweep"); }
 
-static int teardown(void **state) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown(void **state) { return tu_tmpdir_remove(g_tmp); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {

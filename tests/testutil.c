@@ -170,3 +170,15 @@ void tu_expect_cli_errors(const char *args, size_t stride, const char *const *wo
         free(out);
     }
 }
+
+int tu_tmpdir_make(char *dir, size_t n, const char *tag) {
+    snprintf(dir, n, "/tmp/smdlm-%s-XXXXXX", tag);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+int tu_tmpdir_remove(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+

@@ -41,6 +41,11 @@ int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * with status 1 and print a message containing word[i] — never crash. Prints each. */
 void tu_expect_cli_errors(const char *args, size_t stride, const char *const *word, int n);
 
+/* A fresh temporary directory /tmp/smdlm-TAG-XXXXXX written into dir[n] (a group setup);
+ * tu_tmpdir_remove deletes it with its contents (the teardown). 0 or -1. */
+int tu_tmpdir_make(char *dir, size_t n, const char *tag);
+int tu_tmpdir_remove(const char *dir);
+
 /* Path inside the fixture directory, in a static buffer (not thread-safe). */
 const char *tu_fixture(const char *fmt, ...);
 
