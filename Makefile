@@ -9,25 +9,40 @@ BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 # No -march=native: hot kernels carry target_clones(avx512f, avx2, default) and the
 # loader picks one at run time.
 CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
-           -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8 ompi-c) $(SAN)
-LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas \
-           $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc ompi-c) -lz -lm -lpthread
+           -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8) $(SAN)
+# the core library's libraries; training adds MPI, evaluation LAPACK (from OpenBLAS) and the sandbox
+CORE_LIBS := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas \
+             $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc) -lz -lm -lpthread
+MPI_LIBS  := $(shell pkg-config --libs ompi-c)
+LDLIBS  := $(MPI_LIBS) $(CORE_LIBS)
 LDFLAGS := -fopenmp $(SAN)
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
-CLI_SRC  := $(sort $(wildcard cli/*.c))
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# The layers of src/ (docs/ARCHITECTURE.md): the core library, then training and evaluation.
+CORE_DIRS := base formats text compute softmask models generate api
+CORE_SRC  := $(sort $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c)))
+TRAIN_SRC := $(sort $(wildcard src/train/*.c))
+EVAL_SRC  := $(sort $(wildcard src/eval/*.c))
+CLI_SRC   := $(sort $(wildcard cli/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+TRAIN_OBJ := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
+EVAL_OBJ  := $(EVAL_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIBS      := $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
 
 .PHONY: all test debug bench fixtures clean fuzz bad-files repro repro-quick
 all: $(BUILD)/smdlm smdlm
 
-$(BUILD)/libsmdlm.a: $(LIB_OBJ)
+$(BUILD)/libsmdlm.a: $(CORE_OBJ)
 	ar rcs $@ $^
+$(BUILD)/libsmdlm-train.a: $(TRAIN_OBJ)
+	ar rcs $@ $^
+$(BUILD)/libsmdlm-eval.a: $(EVAL_OBJ)
+	ar rcs $@ $^
+$(BUILD)/src/train/dist.o: CFLAGS += $(shell pkg-config --cflags ompi-c)
 
-$(BUILD)/smdlm: $(CLI_OBJ) $(BUILD)/libsmdlm.a
+$(BUILD)/smdlm: $(CLI_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # `generate` without -m runs the bundled default model of this source tree
@@ -37,11 +52,11 @@ $(BUILD)/cli/common.o: CFLAGS += -DSMDLM_DEFAULT_MODEL='"$(CURDIR)/models/defaul
 smdlm: $(BUILD)/smdlm
 	ln -sf $(BUILD)/smdlm smdlm
 
-$(BUILD)/%.o: %.c $(wildcard src/*.h include/*.h cli/*.h tests/*.h)
+$(BUILD)/%.o: %.c $(wildcard src/*/*.h include/*.h cli/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/libsmdlm.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 test: $(TEST_BIN) $(BUILD)/smdlm
@@ -79,17 +94,17 @@ clean:
 # libFuzzer targets (clang + compiler-rt: apt-get install clang libclang-rt-14-dev); see fuzz/README.md
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc
 fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(BUILD)/fuzz/fuzz_tokenizer $(BUILD)/fuzz/fuzz_config
-$(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c src/safetensors.c src/util.c
+$(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c src/formats/safetensors.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lm -o $@
-$(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/npy.c src/util.c
+$(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/formats/npy.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lm -o $@
-$(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/tokenizer.c src/jsonutil.c src/util.c
+$(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/text/tokenizer.c src/base/jsonutil.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lutf8proc -lpthread -lm -o $@
 
-$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/dit.c src/softmask.c src/jsonutil.c src/kernels.c src/kernels_ref.c src/safetensors.c src/util.c
+$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/models/dit.c src/softmask/softmask.c src/base/jsonutil.c src/compute/kernels.c src/compute/kernels_ref.c src/formats/safetensors.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -fopenmp $^ -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lcjson -lm -o $@
 

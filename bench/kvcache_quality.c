@@ -1,5 +1,5 @@
 /* kvcache_quality.c — the quality cost and the speed-up of the approximate key/value caches
- * (src/kvcache.h) against the uncached decoder on the same prompts and seeds.
+ * (src/models/kvcache.h) against the uncached decoder on the same prompts and seeds.
  *
  *   make && cc -std=c11 -O2 -fopenmp -D_GNU_SOURCE -Iinclude -Isrc bench/kvcache_quality.c \
  *       build/libsmdlm.a $(pkg-config --libs libcjson libpcre2-8 libutf8proc) \
@@ -17,11 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decoder.h"
-#include "kernels.h"
-#include "model.h"
-#include "rng.h"
-#include "util.h"
+#include "generate/decoder.h"
+#include "compute/kernels.h"
+#include "models/model.h"
+#include "base/rng.h"
+#include "base/util.h"
 
 /* Mean over generated positions t of log softmax(row predicting t)[x_t], x_t masked alone. */
 static double pll(transformer_model *m, const int32_t *x, int P, int T) {

@@ -12,10 +12,10 @@
 
 #include "commands.h"
 #include "common.h"
-#include "kernels.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "util.h"
+#include "compute/kernels.h"
+#include "base/rng.h"
+#include "formats/safetensors.h"
+#include "base/util.h"
 
 typedef struct {
     const char *name;

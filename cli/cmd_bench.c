@@ -9,12 +9,12 @@
 
 #include "commands.h"
 #include "common.h"
-#include "kernels.h"
-#include "npy.h"
-#include "optim.h"
-#include "train.h"
-#include "rng.h"
-#include "util.h"
+#include "compute/kernels.h"
+#include "formats/npy.h"
+#include "train/optim.h"
+#include "train/train.h"
+#include "base/rng.h"
+#include "base/util.h"
 
 typedef struct {
     const char *name;

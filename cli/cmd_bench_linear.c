@@ -9,11 +9,11 @@
 
 #include "commands.h"
 #include "common.h"
-#include "kernels.h"
-#include "linear.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "util.h"
+#include "compute/kernels.h"
+#include "compute/linear.h"
+#include "base/rng.h"
+#include "formats/safetensors.h"
+#include "base/util.h"
 
 typedef struct {
     int in, out;

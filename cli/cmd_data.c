@@ -1,5 +1,5 @@
 /* cmd_data.c — `smdlm data prepare`: text files, directories and JSONL → token shards for
- * `smdlm train` (the format is in src/data.h, the behaviour in src/data_prepare.h);
+ * `smdlm train` (the format is in src/train/data.h, the behaviour in src/train/data_prepare.h);
  * `smdlm data export`: shard blocks back to text. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -9,10 +9,10 @@
 
 #include "commands.h"
 #include "common.h"
-#include "data.h"
-#include "data_prepare.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "train/data.h"
+#include "train/data_prepare.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 static int cmd_data_prepare(int argc, char **argv) {
     data_prepare_opts o;

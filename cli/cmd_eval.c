@@ -10,12 +10,12 @@
 
 #include "commands.h"
 #include "common.h"
-#include "evaluator.h"
-#include "jsonutil.h"
-#include "kernels.h"
-#include "tokenizer.h"
-#include "trainloop.h"
-#include "util.h"
+#include "eval/evaluator.h"
+#include "base/jsonutil.h"
+#include "compute/kernels.h"
+#include "text/tokenizer.h"
+#include "train/trainloop.h"
+#include "base/util.h"
 
 static int eval_ppl(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *split = "val";

@@ -1,7 +1,7 @@
 /* cmd_eval_code.c — `smdlm eval code`: functional correctness of code samples on HumanEval,
  * HumanEval+, MBPP (full, sanitized) and MBPP+. Samples come from a file (openai/human-eval's
  * format), from the dataset's own solutions (--canonical) or from a model (-m); each is run
- * in the sandbox (src/sandbox.h), -j at a time, and unbiased pass@k is reported. */
+ * in the sandbox (src/eval/sandbox.h), -j at a time, and unbiased pass@k is reported. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -10,11 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codeeval.h"
+#include "eval/codeeval.h"
 #include "commands.h"
 #include "common.h"
-#include "sandbox.h"
-#include "util.h"
+#include "eval/sandbox.h"
+#include "base/util.h"
 
 #define MAX_K 16
 

@@ -8,11 +8,11 @@
 
 #include "commands.h"
 #include "common.h"
-#include "featurizer.h"
-#include "kernels.h"
-#include "mauve.h"
-#include "npy.h"
-#include "util.h"
+#include "eval/featurizer.h"
+#include "compute/kernels.h"
+#include "eval/mauve.h"
+#include "formats/npy.h"
+#include "base/util.h"
 
 /* One side (reference or samples): its features, from a .npy or featurized texts. */
 typedef struct {

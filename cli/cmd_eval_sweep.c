@@ -19,12 +19,12 @@
 
 #include "commands.h"
 #include "common.h"
-#include "evaluator.h"
-#include "featurizer.h"
-#include "kernels.h"
-#include "mauve.h"
-#include "sampler.h"
-#include "util.h"
+#include "eval/evaluator.h"
+#include "eval/featurizer.h"
+#include "compute/kernels.h"
+#include "eval/mauve.h"
+#include "generate/sampler.h"
+#include "base/util.h"
 
 #define SWEEP_MAX_ARMS 8
 #define SWEEP_MAX_LIST 32

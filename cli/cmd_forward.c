@@ -6,9 +6,9 @@
 
 #include "commands.h"
 #include "common.h"
-#include "kernels.h"
-#include "npy.h"
-#include "util.h"
+#include "compute/kernels.h"
+#include "formats/npy.h"
+#include "base/util.h"
 
 /* --t is a number (the same t for every row) or a .npy of B float32 values in (0, 1]. */
 static int read_times(const char *arg, int B, float *t) {

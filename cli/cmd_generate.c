@@ -1,6 +1,6 @@
 /* cmd_generate.c — `smdlm generate`: samples from an MDLM (unconditional or prefix-prompted, any
  * sampler, with or without soft-masking) or completions from a Dream / LLaDA model (the
- * decoders of src/decoder.c, plain or chat-templated prompts); --visual redraws the canvas every
+ * decoders of src/generate/decoder.c, plain or chat-templated prompts); --visual redraws the canvas every
  * step. The architecture comes from the directory's config.json; flags of the other kind of
  * model are rejected. */
 #include <cjson/cJSON.h>
@@ -11,10 +11,10 @@
 
 #include "commands.h"
 #include "common.h"
-#include "kernels.h"
-#include "sampler.h"
-#include "tfgen.h"
-#include "util.h"
+#include "compute/kernels.h"
+#include "generate/sampler.h"
+#include "generate/tfgen.h"
+#include "base/util.h"
 
 #define MASK_GLYPH "\xe2\x96\x91" /* ░ */
 
@@ -33,7 +33,7 @@ typedef struct {
     const char *alg, *remasking, *quant, *system;
     int max_new, tokens_per_step, top_k, block_length, chat;
     float temperature, alg_temp, threshold, eos_penalty;
-    const char *cache; /* --cache prefix|dual (approximate, src/kvcache.h) */
+    const char *cache; /* --cache prefix|dual (approximate, src/models/kvcache.h) */
     int cache_refresh;
 } gen_opts;
 

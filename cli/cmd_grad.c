@@ -6,10 +6,10 @@
 
 #include "commands.h"
 #include "common.h"
-#include "kernels.h"
-#include "npy.h"
-#include "train.h"
-#include "util.h"
+#include "compute/kernels.h"
+#include "formats/npy.h"
+#include "train/train.h"
+#include "base/util.h"
 
 static int read_times(const char *path, int B, float **t) {
     npy_array a;

@@ -7,7 +7,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "util.h"
+#include "base/util.h"
 
 #define MAX_LOGS 8
 

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
+#include "text/chat.h"
 #include "commands.h"
 #include "common.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 static int parse_ids(const char *text, int32_t **ids, size_t *n) {
     size_t cap = 64, len = 0;

@@ -1,14 +1,14 @@
 /* cmd_tokenizer.c — `smdlm tokenizer train`: a byte-level BPE vocabulary from text files,
- * directories and JSONL (src/bpe_train.h). */
+ * directories and JSONL (src/text/bpe_train.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "bpe_train.h"
+#include "text/bpe_train.h"
 #include "commands.h"
 #include "common.h"
-#include "util.h"
+#include "base/util.h"
 
 static int cmd_tokenizer_train(int argc, char **argv) {
     bpe_train_opts o;

@@ -3,10 +3,10 @@
 #include <string.h>
 
 #include "commands.h"
-#include "dist.h"
+#include "train/dist.h"
 #include "common.h"
-#include "trainloop.h"
-#include "util.h"
+#include "train/trainloop.h"
+#include "base/util.h"
 
 int cmd_train(int argc, char **argv) {
     train_config c;

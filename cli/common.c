@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir *md,
                      sm_params *out) {

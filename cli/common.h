@@ -3,8 +3,8 @@
 #define SMDLM_CLI_COMMON_H
 
 #include "args.h"
-#include "model.h"
-#include "softmask.h"
+#include "models/model.h"
+#include "softmask/softmask.h"
 
 typedef struct {
     const char *config;

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dit.h"
-#include "softmask.h"
+#include "models/dit.h"
+#include "softmask/softmask.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;

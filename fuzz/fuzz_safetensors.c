@@ -18,8 +18,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "safetensors.h"
-#include "util.h"
+#include "formats/safetensors.h"
+#include "base/util.h"
 
 static char g_dir[64];
 static char g_index[128];

@@ -1,4 +1,4 @@
-/* fuzz_tokenizer.c — libFuzzer target for the byte-level BPE tokenizer (src/tokenizer.c).
+/* fuzz_tokenizer.c — libFuzzer target for the byte-level BPE tokenizer (src/text/tokenizer.c).
  *
  * The input is encoded with GPT-2's tokenizer (loaded once, from tokenizer.json) and the ids are
  * decoded again; the same input is also encoded with the byte tokenizer of
@@ -16,7 +16,7 @@
  *
  * Build and run from the repository root:
  *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
- *       fuzz/fuzz_tokenizer.c src/tokenizer.c src/jsonutil.c src/util.c -lcjson -lpcre2-8 \
+ *       fuzz/fuzz_tokenizer.c src/text/tokenizer.c src/base/jsonutil.c src/base/util.c -lcjson -lpcre2-8 \
  *       -lutf8proc -lpthread \
  *       -o build/fuzz_tokenizer
  *   ./build/fuzz_tokenizer -max_len=4096 -max_total_time=60
@@ -36,8 +36,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 static smdlm_tokenizer *g_gpt2, *g_legacy, *g_qwen;
 static int g_load_mode;

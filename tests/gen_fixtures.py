@@ -37,7 +37,7 @@ def make_model(name, cfg, seed, prefix):
 
 
 # ---------------------------------------------------------------------------------------
-# sampler reference: a line-by-line mirror of src/sampler.c's draws
+# sampler reference: a line-by-line mirror of src/generate/sampler.c's draws
 
 def step_probs(kind, t, dt, eta, t_on, t_off, a_on):
     s = t - dt

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference values for the bf16/f16 scalar conversions of src/safetensors.c, computed by
+"""Reference values for the bf16/f16 scalar conversions of src/formats/safetensors.c, computed by
 PyTorch (Debian's python3-torch) and written as .npy into tests/fixtures/:
 
     conv_bf16_in.npy    float32 [N]  inputs: specials, ties, subnormals, random magnitudes

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes tests/fixtures/mauve/: reference values for src/mauve.c, computed with numpy/scipy.
+"""Writes tests/fixtures/mauve/: reference values for src/eval/mauve.c, computed with numpy/scipy.
 
 - curve_*.npy: fixed histogram pairs, their divergence curves, MAUVE and frontier integral
   exactly as krishnap25/mauve compute_mauve.py computes them (kl_multinomial,

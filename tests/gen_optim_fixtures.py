@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference trajectory of src/optim.c: torch.optim.AdamW (single-tensor path) with two
+"""Reference trajectory of src/train/optim.c: torch.optim.AdamW (single-tensor path) with two
 parameter groups, torch.nn.utils.clip_grad_norm_ and a LambdaLR schedule (HF's
 get_cosine_schedule_with_warmup plus a floor at MIN_RATIO), and an EMA of the weights.
 Written into tests/fixtures/optim/ (all float32 unless noted; P = 37 + 5 = 42 values, the two
@@ -21,12 +21,12 @@ groups back to back):
                                    0..K-1 (HF's lambdas, float64 rounded to float32)
 
 Hyper-parameters are written as ordinary Python decimals (0.9, 3e-3, ...), as a training
-script would: src/optim.c reads its float32 fields back as the shortest decimal that rounds
+script would: src/train/optim.c reads its float32 fields back as the shortest decimal that rounds
 to them, so it uses the same float64 values as PyTorch.
 
 torch.optim.AdamW runs AVX2 kernels here (torch.__config__.show(): "CPU capability usage:
 AVX2"); in this build exp_avg.add_(grad, alpha) and exp_avg_sq.addcmul_ are fused
-multiply-adds, which src/optim.c mirrors with fmaf.
+multiply-adds, which src/train/optim.c mirrors with fmaf.
 
 Run from the repository root: /usr/bin/python3 tests/gen_optim_fixtures.py
 """

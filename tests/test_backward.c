@@ -13,11 +13,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "kernels_bwd.h"
-#include "rng.h"
+#include "compute/kernels.h"
+#include "compute/kernels_bwd.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 /* Finite-difference tolerance: h = 1e-2 on O(1) inputs leaves a truncation error of
  * ~h²·f'''/6 ≲ 1e-4 relative and a rounding error (float outputs of the forward) of

@@ -1,4 +1,4 @@
-/* test_bpe_train.c — the byte-level BPE trainer (src/bpe_train.c): the committed tokenizer
+/* test_bpe_train.c — the byte-level BPE trainer (src/text/bpe_train.c): the committed tokenizer
  * trained from /usr/share/common-licenses/GPL-3 against the Hugging Face `tokenizers` golden
  * ids (tools/check_trained_tokenizer.js) through both of the engine's load paths, retraining
  * reproduces it byte for byte, the merges equal the library's own BpeTrainer on the same words,
@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bpe_train.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/bpe_train.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 #define FIX_DIR FIXTURES_DIR "/trained-tokenizer"
 #define GPL3 "/usr/share/common-licenses/GPL-3"

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/chat.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 #define QWEN_DIR FIXTURES_DIR "/qwen-tokenizer"
 #define LLADA_DIR FIXTURES_DIR "/llada-tokenizer"

@@ -9,10 +9,10 @@
 
 #include <math.h>
 
-#include "npy.h"
-#include "safetensors.h"
+#include "formats/npy.h"
+#include "formats/safetensors.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 static char g_tmp[64];
 

@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "codeeval.h"
-#include "jsonutil.h"
-#include "sandbox.h"
+#include "eval/codeeval.h"
+#include "base/jsonutil.h"
+#include "eval/sandbox.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define HE_DATA "data/codebench/HumanEval.jsonl.gz"
 #define MBPP_DATA "data/codebench/mbpp.jsonl"

@@ -8,11 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data.h"
-#include "data_prepare.h"
+#include "train/data.h"
+#include "train/data_prepare.h"
 #include "testutil.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 #ifndef SMDLM_BIN
 #define SMDLM_BIN "build/smdlm"

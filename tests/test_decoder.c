@@ -1,16 +1,16 @@
-/* test_decoder.c — Dream / LLaDA / threshold decoders (src/decoder.c) over the tiny DiT seen as
- * an lm_model (src/lm_dit.c, shift 0 and 1), against tools/ref_decoder.py
+/* test_decoder.c — Dream / LLaDA / threshold decoders (src/generate/decoder.c) over the tiny DiT seen as
+ * an lm_model (src/models/lm_dit.c, shift 0 and 1), against tools/ref_decoder.py
  * (tests/gen_decoder_fixtures.py): every step of every trajectory, the number of forwards and
  * steps, the generated length before EOS; plus the schedule, the `need` rows, step accounting
  * and bad parameters. */
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#include "decoder.h"
-#include "lm_dit.h"
-#include "model.h"
+#include "generate/decoder.h"
+#include "models/lm_dit.h"
+#include "models/model.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 typedef struct {
     int32_t *traj; /* (steps, B, T) */

@@ -3,12 +3,12 @@
 #include <math.h>
 #include <string.h>
 
-#include "dit.h"
-#include "kernels.h"
-#include "model.h"
-#include "softmask.h"
+#include "models/dit.h"
+#include "compute/kernels.h"
+#include "models/model.h"
+#include "softmask/softmask.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 static const char *k_models[] = {"tiny", "tiny-tc"};
 

@@ -13,13 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chat.h"
-#include "decoder.h"
-#include "kernels.h"
-#include "model.h"
+#include "text/chat.h"
+#include "generate/decoder.h"
+#include "compute/kernels.h"
+#include "models/model.h"
 #include "smdlm.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 static char g_tmp[64];
 static char g_dream[128], g_bf16[128], g_llada[128], g_dream_sm[128];

@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "evaluator.h"
-#include "gpt2.h"
-#include "kernels.h"
+#include "eval/evaluator.h"
+#include "models/gpt2.h"
+#include "compute/kernels.h"
 #include "testutil.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 #define GDIR FIXTURES_DIR "/gpt2-tiny"
 static char g_tmp[64];

@@ -3,10 +3,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "rng.h"
+#include "compute/kernels.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define GUARD 16
 #define SENTINEL 12345.678f

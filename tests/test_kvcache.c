@@ -1,4 +1,4 @@
-/* test_kvcache.c — the approximate key/value caches (src/kvcache.h): the windowed forward against
+/* test_kvcache.c — the approximate key/value caches (src/models/kvcache.h): the windowed forward against
  * the full forward (exact on the canvas the cache was filled from, soft-masked inputs included;
  * on a changed canvas it is the full forward of the old one), the decoders with a refresh at
  * every forward against the uncached decoders token for token, the windows the decoders ask for,
@@ -10,14 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "decoder.h"
-#include "kernels.h"
-#include "lm_dit.h"
-#include "model.h"
-#include "rng.h"
+#include "generate/decoder.h"
+#include "compute/kernels.h"
+#include "models/lm_dit.h"
+#include "models/model.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "transformer.h"
-#include "util.h"
+#include "models/transformer.h"
+#include "base/util.h"
 
 
 static void load(model_dir *md, const char *name) {

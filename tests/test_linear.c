@@ -4,10 +4,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "linear.h"
-#include "rng.h"
+#include "compute/linear.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 static sm_rng g_rng;
 

@@ -1,4 +1,4 @@
-/* test_mauve.c — MAUVE (src/mauve.c) against numpy/scipy references
+/* test_mauve.c — MAUVE (src/eval/mauve.c) against numpy/scipy references
  * (tests/gen_mauve_fixtures.py): divergence curve, area and frontier integral on fixed
  * histograms, PCA ratios and projection, the k-means objective; MAUVE ≈ 1 for two samples
  * of one distribution and ≈ 0 for disjoint ones, determinism for a seed; the featurizers'
@@ -11,13 +11,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "featurizer.h"
-#include "kernels.h"
-#include "mauve.h"
-#include "npy.h"
-#include "rng.h"
+#include "eval/featurizer.h"
+#include "compute/kernels.h"
+#include "eval/mauve.h"
+#include "formats/npy.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define MDIR FIXTURES_DIR "/mauve"
 #define GDIR FIXTURES_DIR "/gpt2-tiny"

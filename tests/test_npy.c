@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "npy.h"
-#include "util.h"
+#include "formats/npy.h"
+#include "base/util.h"
 
 #define BAD_DIR "tests/bad"
 

@@ -5,11 +5,11 @@
 #include <omp.h>
 #include <string.h>
 
-#include "npy.h"
-#include "optim.h"
-#include "rng.h"
+#include "formats/npy.h"
+#include "train/optim.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 /* must match tests/gen_optim_fixtures.py */
 #define N0 37

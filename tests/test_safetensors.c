@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "npy.h"
-#include "safetensors.h"
-#include "util.h"
+#include "formats/npy.h"
+#include "formats/safetensors.h"
+#include "base/util.h"
 
 #define BAD_DIR "tests/bad"
 

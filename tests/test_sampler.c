@@ -4,11 +4,11 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "model.h"
-#include "sampler.h"
+#include "compute/kernels.h"
+#include "models/model.h"
+#include "generate/sampler.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 typedef struct {
     int32_t *traj; /* (steps + 1, B, T) */

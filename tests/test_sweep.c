@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define EVAL FIXTURES_DIR "/tiny-causal"
 #define MODEL "models/demo"

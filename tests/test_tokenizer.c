@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 #define BAD_DIR "tests/bad/tokenizer"
 #define GPT2_DIR FIXTURES_DIR "/gpt2-tokenizer"

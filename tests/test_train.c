@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "model.h"
-#include "optim.h"
-#include "safetensors.h"
+#include "compute/kernels.h"
+#include "models/model.h"
+#include "train/optim.h"
+#include "formats/safetensors.h"
 #include "testutil.h"
-#include "train.h"
-#include "util.h"
+#include "train/train.h"
+#include "base/util.h"
 
 typedef struct {
     model_dir md;

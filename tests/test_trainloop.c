@@ -9,10 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data.h"
-#include "rng.h"
+#include "train/data.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 static char g_dir[64], g_data[128];
 static const char *k_args = "--hidden 32 --heads 2 --blocks 2 --cond-dim 16 --batch 4 --lr 1e-3 "

@@ -6,11 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kernels.h"
-#include "model.h"
+#include "compute/kernels.h"
+#include "models/model.h"
 #include "testutil.h"
-#include "transformer.h"
-#include "util.h"
+#include "models/transformer.h"
+#include "base/util.h"
 
 #define ATOL 1e-4f
 #define RTOL 1e-4f

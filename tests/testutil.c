@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "npy.h"
-#include "util.h"
+#include "formats/npy.h"
+#include "base/util.h"
 
 size_t tu_compare_f32(const char *what, const float *got, const float *ref, size_t n,
                       float atol, float rtol) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// gen_qwen_golden.js — golden vectors for the Qwen2-family tokenizer (src/tokenizer.c) and the
-// chat templates (src/chat.c), produced by the Hugging Face `tokenizers` library through its node
+// gen_qwen_golden.js — golden vectors for the Qwen2-family tokenizer (src/text/tokenizer.c) and the
+// chat templates (src/text/chat.c), produced by the Hugging Face `tokenizers` library through its node
 // binding and cross-checked against @lenml/tokenizers' own implementation.
 //
 // Package versions used to produce the committed fixtures:

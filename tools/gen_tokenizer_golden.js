@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// gen_tokenizer_golden.js — golden token ids for the C byte-level BPE tokenizer (src/tokenizer.c),
+// gen_tokenizer_golden.js — golden token ids for the C byte-level BPE tokenizer (src/text/tokenizer.c),
 // produced by the Hugging Face `tokenizers` library through its node binding.
 //
 // Package versions used to produce the committed fixtures:

@@ -3,7 +3,7 @@
 Written from the descriptions of Dream's generation_utils `_sample`, LLaDA's generate.py,
 Fast-dLLM's threshold rule and IBM's dream_sm.patch, with the project's RNG
 (tools/ref_dit.py `Rng`) drawn in the order NOTES.md ("Decoders") documents, so that the C
-decoders (src/decoder.c) must reproduce it token for token. Used offline only, by
+decoders (src/generate/decoder.c) must reproduce it token for token. Used offline only, by
 tests/gen_decoder_fixtures.py; run with Debian's /usr/bin/python3.
 
 The model is any callable forward(x [B,T] int64, soft) -> raw logits [B,T,V] (float32), soft

@@ -278,7 +278,7 @@ def sm_two_pass_loss(model, xt, x0, t, mask_id, raw, k):
 
 
 # ----------------------------------------------------------------------------------------
-# the project's RNG (xoshiro256** seeded by splitmix64), mirrored from src/rng.c so the
+# the project's RNG (xoshiro256** seeded by splitmix64), mirrored from src/base/rng.c so the
 # sampler reference consumes exactly the same uniforms as the C sampler.
 
 M64 = (1 << 64) - 1

@@ -1,0 +1,368 @@
+/* kernels.c — optimised forward kernels (see kernels.h). Matrix products go to OpenBLAS;
+ * the row kernels are compiled for AVX-512, AVX2 and baseline x86-64 (target_clones) and
+ * the dynamic loader picks one for the running processor. OpenMP distributes rows; the row
+ * functions themselves carry the SIMD clones because outlined OpenMP bodies do not inherit
+ * target attributes. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "compute/kernels.h"
+#include "compute/kernels_bwd.h"
+#include "base/simd_math.h"
+#include "base/util.h"
+
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+
+/* OpenBLAS (openmp build) entry points, not in every cblas.h. */
+void openblas_set_num_threads(int n);
+char *openblas_get_corename(void);
+
+
+void kernels_set_threads(int n) {
+    SM_ASSERT(n >= 1);
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+/* The threads OpenMP parallel regions will use — per-thread scratch must be sized by this,
+ * whether or not kernels_set_threads was called. */
+int kernels_get_threads(void) { return omp_get_max_threads(); }
+
+const char *kernels_blas_core(void) { return openblas_get_corename(); }
+
+const char *kernels_blas_core_hint(void) {
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512cd");
+    const char *core = openblas_get_corename();
+    if (avx512 && core && (!strcmp(core, "Haswell") || !strcmp(core, "Zen"))) return "SkylakeX";
+    return NULL;
+}
+
+const char *kernels_simd_level(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512f";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+    return "generic";
+}
+
+/* ---- scalar building blocks written so that loops over them vectorise ------------------ */
+
+SIMD_CLONES static void vexp_chunk(float *out, const float *x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = expf_fast(x[i]);
+}
+
+void vexp(float *out, const float *x, size_t n) { vexp_chunk(out, x, n); }
+
+/* ---- matrix products --------------------------------------------------------------------- */
+
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
+                    int IC, int OC) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f,
+                out, OC);
+    if (!bias) return;
+#pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * OC;
+        for (int i = 0; i < OC; i++) o[i] += bias[i];
+    }
+}
+
+/* ---- LayerNorm + adaLN modulation --------------------------------------------------------- */
+
+/* One row; when xhat != NULL also saves xhat = (x − mean)·rstd and rstd for the backward
+ * pass (same arithmetic either way, so training and inference agree bit for bit). */
+SIMD_CLONES static void ln_modulate_row(float *o, float *xhat, float *rstd_out, const float *x,
+                                        const float *w, const float *shift, const float *scale,
+                                        int D) {
+    float mean = 0.0f, var = 0.0f;
+#pragma omp simd reduction(+ : mean)
+    for (int i = 0; i < D; i++) mean += x[i];
+    mean /= (float)D;
+#pragma omp simd reduction(+ : var)
+    for (int i = 0; i < D; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= (float)D;
+    float rstd = 1.0f / sqrtf(var + 1e-5f);
+    if (xhat) {
+        *rstd_out = rstd;
+#pragma omp simd
+        for (int i = 0; i < D; i++) xhat[i] = (x[i] - mean) * rstd;
+    }
+#pragma omp simd
+    for (int i = 0; i < D; i++) o[i] = ((x[i] - mean) * rstd * w[i]) * (1.0f + scale[i]) + shift[i];
+}
+
+static void ln_modulate_rows(float *out, float *xhat, float *rstd, const float *x, const float *w,
+                             const float *shift, const float *scale, int mod_stride, int B, int T,
+                             int D) {
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)b * T + t, row = r * D;
+            ln_modulate_row(out + row, xhat ? xhat + row : NULL, rstd ? rstd + r : NULL, x + row, w,
+                            shift + (size_t)b * mod_stride, scale + (size_t)b * mod_stride, D);
+        }
+}
+
+void layernorm_modulate_forward(float *out, const float *x, const float *w, const float *shift,
+                                const float *scale, int mod_stride, int B, int T, int D) {
+    ln_modulate_rows(out, NULL, NULL, x, w, shift, scale, mod_stride, B, T, D);
+}
+
+void layernorm_modulate_forward_train(float *out, float *xhat, float *rstd, const float *x,
+                                      const float *w, const float *shift, const float *scale,
+                                      int mod_stride, int B, int T, int D) {
+    ln_modulate_rows(out, xhat, rstd, x, w, shift, scale, mod_stride, B, T, D);
+}
+
+/* ---- rotary --------------------------------------------------------------------------------- */
+
+void rope_tables(float *cos_t, float *sin_t, int T, int hd, float base) {
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        /* inv_freq computed in float like the reference: 1 / base^(2i/hd) */
+        float inv_freq = 1.0f / powf(base, (float)(2 * i) / (float)hd);
+        for (int t = 0; t < T; t++) {
+            float f = (float)t * inv_freq;
+            cos_t[(size_t)t * half + i] = cosf(f);
+            sin_t[(size_t)t * half + i] = sinf(f);
+        }
+    }
+}
+
+/* Rotates the pairs (v[i], v[i + half]) by +θ (sign 1) or −θ (sign −1: the transpose,
+ * which is the backward pass). */
+SIMD_CLONES static void rope_head(float *v, const float *c, const float *s, int half, float sign) {
+#pragma omp simd
+    for (int i = 0; i < half; i++) {
+        float a = v[i], b = v[i + half], sn = sign * s[i];
+        v[i] = a * c[i] - b * sn;
+        v[i + half] = b * c[i] + a * sn;
+    }
+}
+
+static void rope_rotate(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                        int hd, float sign) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int part = 0; part < 2; part++) /* q and k; v is not rotated */
+                for (int h = 0; h < H; h++)
+                    rope_head(qkv + ((((size_t)b * T + t) * 3 + part) * H + h) * hd,
+                              cos_t + (size_t)t * half, sin_t + (size_t)t * half, half, sign);
+}
+
+void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                  int hd) {
+    rope_rotate(qkv, cos_t, sin_t, B, T, H, hd, 1.0f);
+}
+
+void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                   int hd) {
+    rope_rotate(dqkv, cos_t, sin_t, B, T, H, hd, -1.0f);
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+size_t attention_scratch_floats(int T, int nthreads) { return (size_t)T * T * nthreads; }
+
+SIMD_CLONES void softmax_row(float *x, int n) {
+    float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) {
+        x[i] = expf_fast(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* The probabilities of task (b, h) go to P + (b·H + h)·T·T when per_head (kept for the
+ * backward pass), else to the calling thread's slot of a scratch buffer. */
+static void attention_core(float *out, float *P, int per_head, const float *qkv, int B, int T,
+                           int H, int hd, int causal) {
+    const int D = H * hd, ld = 3 * D;
+    const float scale = 1.0f / sqrtf((float)hd);
+    /* One (b, h) pair per task; the sgemm calls inside the parallel region run
+     * single-threaded (OpenBLAS's OpenMP build checks omp_in_parallel). */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        float *S = P + (size_t)(per_head ? bh : omp_get_thread_num()) * T * T;
+        const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd;
+        const float *k = q + D, *v = q + 2 * D;
+        float *o = out + (size_t)b * T * D + (size_t)h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, ld, k, ld, 0.0f,
+                    S, T);
+        for (int i = 0; i < T; i++) {
+            float *row = S + (size_t)i * T;
+            if (causal) {
+                softmax_row(row, i + 1);
+                memset(row + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+            } else {
+                softmax_row(row, T);
+            }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, v, ld, 0.0f,
+                    o, D);
+    }
+}
+
+void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
+                       int hd, int causal) {
+    attention_core(out, scratch, 0, qkv, B, T, H, hd, causal);
+}
+
+void attention_forward_train(float *out, float *att, const float *qkv, int B, int T, int H,
+                             int hd, int causal) {
+    attention_core(out, att, 1, qkv, B, T, H, hd, causal);
+}
+
+/* ---- elementwise ------------------------------------------------------------------------ */
+
+SIMD_CLONES static void gelu_chunk(float *x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+        /* 0.5·v·(1 + tanh u) = v·sigmoid(2u): no cancellation in the negative tail */
+        x[i] = v / (1.0f + expf_fast(-2.0f * u));
+    }
+}
+
+void gelu_tanh_forward(float *x, size_t n) {
+    const size_t chunk = 16384;
+    size_t nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t a = c * chunk, len = n - a < chunk ? n - a : chunk;
+        gelu_chunk(x + a, len);
+    }
+}
+
+SIMD_CLONES static void gated_add_row(float *x, const float *y, const float *g, int D) {
+#pragma omp simd
+    for (int i = 0; i < D; i++) x[i] += g[i] * y[i];
+}
+
+void gated_residual_forward(float *x, const float *y, const float *gate, int mod_stride, int B,
+                            int T, int D) {
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t row = ((size_t)b * T + t) * D;
+            gated_add_row(x + row, y + row, gate + (size_t)b * mod_stride, D);
+        }
+}
+
+void silu_forward(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void timestep_embedding(float *out, float sigma) {
+    const int half = 128;
+    for (int i = 0; i < half; i++) {
+        float f = expf(-logf(10000.0f) * (float)i / (float)half);
+        float a = sigma * f;
+        out[i] = cosf(a);
+        out[half + i] = sinf(a);
+    }
+}
+
+/* ---- log-softmax (SUBS) ----------------------------------------------------------------- */
+
+SIMD_CLONES static float row_max(const float *x, int n) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+SIMD_CLONES static float row_sum_exp(const float *x, int n, float shift) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) sum += expf_fast(x[i] - shift);
+    return sum;
+}
+
+SIMD_CLONES static void row_sub(float *x, int n, float c) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) x[i] -= c;
+}
+
+void log_softmax_row(float *x, int n) {
+    float mx = row_max(x, n);
+    float lse = mx + logf(row_sum_exp(x, n, mx));
+    row_sub(x, n, lse);
+}
+
+/* ---- soft-masking row statistics ------------------------------------------------------- */
+
+/* Σ e^{x−m} and Σ e^{x−m}(x−m): float sums over blocks of 256, blocks summed in double
+ * (V ≈ 50k-150k terms). */
+SIMD_CLONES static void row_exp_moments(const float *x, int n, float m, double *s_out,
+                                        double *sz_out) {
+    double s = 0.0, sz = 0.0;
+    for (int b0 = 0; b0 < n; b0 += 256) {
+        int b1 = b0 + 256 < n ? b0 + 256 : n;
+        float bs = 0.0f, bz = 0.0f;
+#pragma omp simd reduction(+ : bs, bz)
+        for (int i = b0; i < b1; i++) {
+            float d = x[i] - m;
+            float e = expf_fast(d);
+            bs += e;
+            bz += e * d;
+        }
+        s += bs;
+        sz += bz;
+    }
+    *s_out = s;
+    *sz_out = sz;
+}
+
+float row_neg_entropy(const float *x, int n) {
+    float m = row_max(x, n);
+    double s, sz;
+    row_exp_moments(x, n, m, &s, &sz);
+    return (float)(sz / s - log(s));
+}
+
+/* Any of x[0..n) greater than thr? (vectorised scan, n small) */
+SIMD_CLONES static int any_greater(const float *x, int n, float thr) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int i = 0; i < n; i++) any |= x[i] > thr;
+    return any;
+}
+
+void row_topk(const float *x, int n, int k, int32_t *idx, float *val) {
+    for (int j = 0; j < k; j++) {
+        idx[j] = 0;
+        val[j] = -INFINITY;
+    }
+    const int block = 64;
+    for (int b0 = 0; b0 < n; b0 += block) {
+        int b1 = b0 + block < n ? b0 + block : n;
+        if (!any_greater(x + b0, b1 - b0, val[k - 1])) continue; /* nothing enters the list */
+        for (int v = b0; v < b1; v++) {
+            float z = x[v];
+            if (!(z > val[k - 1])) continue;
+            int j = k - 1;
+            while (j > 0 && z > val[j - 1]) {
+                val[j] = val[j - 1];
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            val[j] = z;
+            idx[j] = v;
+        }
+    }
+}

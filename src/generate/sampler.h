@@ -1,0 +1,56 @@
+/* sampler.h — MDLM samplers (DESIGN §2): ddpm, ddpm_cache, ReMDM-cap, ReMDM-loop, with
+ * nucleus top-p, soft-masking feedback and final noise removal.
+ *
+ * Draws use an explicit RNG per sequence (seed + b), positions in order; a masked position
+ * first draws "stay masked" against its exact probability, then — only when it reveals — a
+ * token by inverse CDF over p_x0 in vocabulary order. This is the same distribution as the
+ * reference's Gumbel draw over q (see NOTES.md) at two uniforms per position instead of V.
+ */
+#ifndef SMDLM_SAMPLER_H
+#define SMDLM_SAMPLER_H
+
+#include <stdint.h>
+
+#include "models/dit.h"
+#include "softmask/softmask.h"
+
+typedef enum {
+    SAMPLER_DDPM = 0,
+    SAMPLER_DDPM_CACHE,
+    SAMPLER_REMDM_CAP,
+    SAMPLER_REMDM_LOOP,
+} sampler_kind;
+
+typedef struct {
+    sampler_kind kind;
+    int steps;         /* ≥ 1 */
+    float top_p;       /* (0, 1]; 1 = no nucleus filtering */
+    uint64_t seed;
+    int noise_removal; /* final argmax forward (default on) */
+    float eta;         /* ReMDM remasking strength */
+    float t_on, t_off, alpha_on; /* ReMDM-loop schedule */
+    sm_params sm;      /* sm.enabled = 0 switches soft-masking off */
+    /* Called after every step (and once after noise removal with step == steps). */
+    void (*on_step)(void *user, int step, int steps, const int32_t *x, int B, int T);
+    void *user;
+} sampler_params;
+
+typedef struct {
+    int forwards;      /* real network evaluations (cache hits skipped) */
+    int steps;
+    double seconds;
+    double forward_seconds;
+    double sm_seconds; /* building soft inputs */
+} sampler_stats;
+
+void sampler_params_default(sampler_params *p);
+int sampler_params_validate(const sampler_params *p);
+int sampler_kind_parse(const char *name, sampler_kind *out);
+const char *sampler_kind_name(sampler_kind k);
+
+/* x [B, T]: prompt tokens where fixed[b·T + t] != 0, the mask id elsewhere (fixed may be
+ * NULL: nothing fixed). On return x holds the samples. */
+int sampler_run(const dit_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
+                int B, int T, int nthreads, sampler_stats *stats);
+
+#endif

@@ -1,0 +1,92 @@
+/* tfgen.c — see tfgen.h. */
+#include "generate/tfgen.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "text/chat.h"
+#include "base/jsonutil.h"
+#include "base/util.h"
+
+int tfgen_default_params(const model_dir *md, decoder_params *p) {
+    if (md->arch == MODEL_MDLM)
+        return SM_ERR("%s: an MDLM model; the Dream/LLaDA decoders need a Dream or LLaDA model",
+                      md->dir);
+    decoder_params_default(p);
+    if (md->arch == MODEL_LLADA) {
+        p->style = DECODER_LLADA;
+        p->block_length = TFGEN_LLADA_BLOCK;
+    }
+    p->sm = md->sm;
+    return tfgen_eos_id(md, &p->eos_id);
+}
+
+/* config.json's eos_token_id (absent or null: -1). */
+static int config_eos_id(const char *dir, int *eos) {
+    char *path = sm_path_join(dir, "config.json"), *text = NULL;
+    int rc = sm_read_file(path, 1 << 20, &text, NULL);
+    cJSON *o = rc ? NULL : json_parse_object(text, path);
+    *eos = -1;
+    if (!o) {
+        rc = -1;
+    } else {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
+        if (v && !cJSON_IsNull(v)) rc = json_get_int(o, "eos_token_id", 0, INT32_MAX, 0, eos, path);
+    }
+    cJSON_Delete(o);
+    free(text);
+    free(path);
+    return rc;
+}
+
+int tfgen_eos_id(const model_dir *md, int *eos) {
+    *eos = md->tok ? tok_role_id(md->tok, TOK_EOS) : -1;
+    if (*eos >= 0) return 0;
+    return config_eos_id(md->dir, eos);
+}
+
+int tfgen_encode_prompt(const model_dir *md, const char *prompt, int chat, const char *system,
+                        int allow_special, int32_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    if (!md->tok) return SM_ERR("%s: no tokenizer files (tokenizer.json) to encode a prompt", md->dir);
+    const unsigned flags = allow_special ? TOK_ALLOW_SPECIAL : 0;
+    if (!prompt) prompt = "";
+    if (!chat) {
+        if (system) return SM_ERR("a system prompt needs the chat template (chat mode)");
+        return tok_encode_ex(md->tok, prompt, strlen(prompt), flags, ids, n);
+    }
+    chat_format fmt;
+    if (chat_detect(md->tok, &fmt)) return -1;
+    chat_msg msgs[2] = {{"system", system}, {"user", prompt}};
+    return system ? chat_encode(md->tok, fmt, msgs, 2, flags, ids, n)
+                  : chat_encode(md->tok, fmt, msgs + 1, 1, flags, ids, n);
+}
+
+int tfgen_run(model_dir *md, const decoder_params *p, const int32_t *prompt, int P, int B,
+              int32_t **x, int *gen, decoder_stats *st) {
+    *x = NULL;
+    if (md->arch == MODEL_MDLM) return SM_ERR("%s: not a Dream or LLaDA model", md->dir);
+    if (B < 1) return SM_ERR("batch %d must be ≥ 1", B);
+    lm_model lm;
+    transformer_as_lm(&md->tf, &lm);
+    if (decoder_params_validate(p, &lm, P)) return -1;
+    if (p->sm.enabled) md->tf.sm_k = p->sm.k;
+    const size_t T = (size_t)P + (size_t)p->gen_len;
+    int32_t *canvas = sm_malloc(sizeof(int32_t) * (size_t)B * T);
+    for (int b = 0; b < B; b++)
+        if (P > 0) memcpy(canvas + (size_t)b * T, prompt, sizeof(int32_t) * (size_t)P);
+    if (decoder_run(&lm, p, canvas, B, P, gen, st)) {
+        free(canvas);
+        return -1;
+    }
+    *x = canvas;
+    return 0;
+}
+
+int tfgen_completion(const model_dir *md, const int32_t *ids, int n, char **text) {
+    *text = NULL;
+    if (!md->tok) return SM_ERR("%s: no tokenizer files (tokenizer.json) to decode the output", md->dir);
+    size_t len;
+    return tok_decode_ex(md->tok, ids, (size_t)(n > 0 ? n : 0), TOK_SKIP_SPECIAL, text, &len);
+}

@@ -1,0 +1,382 @@
+/* dit.c — MDLM DiT: config, parameter table, loading, forward (DESIGN §4). */
+#include "models/dit.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "base/jsonutil.h"
+#include "compute/kernels.h"
+#include "base/util.h"
+
+/* ---- config --------------------------------------------------------------------------- */
+
+int dit_config_validate(const dit_config *c) {
+    if (c->vocab_size < 2) return SM_ERR("vocab_size %d must be at least 2", c->vocab_size);
+    if (c->hidden < 2 || c->hidden > 65536)
+        return SM_ERR("hidden_dim %d out of range [2, 65536]", c->hidden);
+    if (c->n_heads < 1 || c->n_heads > c->hidden || c->hidden % c->n_heads != 0)
+        return SM_ERR("n_heads %d must divide hidden_dim %d", c->n_heads, c->hidden);
+    if ((c->hidden / c->n_heads) % 2 != 0)
+        return SM_ERR("head dimension %d (hidden_dim / n_heads) must be even for rotary",
+                      c->hidden / c->n_heads);
+    if (c->n_blocks < 1 || c->n_blocks > 1024)
+        return SM_ERR("n_blocks %d out of range [1, 1024]", c->n_blocks);
+    if (c->cond_dim < 1 || c->cond_dim > 65536)
+        return SM_ERR("cond_dim %d out of range [1, 65536]", c->cond_dim);
+    if (c->model_length < 1 || c->model_length > (1 << 20))
+        return SM_ERR("model_length %d out of range [1, 1048576]", c->model_length);
+    if (c->mask_id < 0 || c->mask_id >= c->vocab_size)
+        return SM_ERR("mask_token_id %d must be in [0, vocab_size %d)", c->mask_id, c->vocab_size);
+    size_t n;
+    if (sm_mul_size((size_t)c->vocab_size, (size_t)c->hidden, &n) || n > ((size_t)1 << 36))
+        return SM_ERR("vocab_size × hidden_dim too large");
+    return 0;
+}
+
+int dit_config_parse(dit_config *c, const char *json_text, const char *what) {
+    cJSON *root = json_parse_object(json_text, what);
+    if (!root) return -1;
+    int rc = -1;
+    const char *type = json_get_string(root, "model_type");
+    if (!type) {
+        SM_ERR("%s: missing string \"model_type\"", what);
+        goto done;
+    }
+    if (strcmp(type, "mdlm") != 0 && strcmp(type, "mdlm_ar") != 0) {
+        SM_ERR("%s: model_type \"%s\" is not supported (expected \"mdlm\")", what, type);
+        goto done;
+    }
+    memset(c, 0, sizeof *c);
+    c->causal = strcmp(type, "mdlm_ar") == 0;
+    if (json_get_int(root, "vocab_size", 2, INT32_MAX, -1, &c->vocab_size, what) ||
+        json_get_int(root, "hidden_dim", 2, 65536, -1, &c->hidden, what) ||
+        json_get_int(root, "n_heads", 1, 65536, -1, &c->n_heads, what) ||
+        json_get_int(root, "n_blocks", 1, 1024, -1, &c->n_blocks, what) ||
+        json_get_int(root, "cond_dim", 1, 65536, -1, &c->cond_dim, what) ||
+        json_get_int(root, "model_length", 1, 1 << 20, 1024, &c->model_length, what) ||
+        json_get_int(root, "mask_token_id", 0, INT32_MAX, c->vocab_size - 1, &c->mask_id, what) ||
+        json_get_bool(root, "time_conditioning", 0, &c->time_conditioning, what) ||
+        json_get_bool(root, "causal", c->causal, &c->causal, what))
+        goto done;
+    if (dit_config_validate(c)) {
+        sm_wrap_error("%s", what);
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ---- parameter table ------------------------------------------------------------------- */
+
+int dit_param_count(const dit_config *c) { return 5 + 10 * c->n_blocks + 5; }
+
+static void put(dit_param *p, int *n, float **slot, int64_t d0, int64_t d1, const char *fmt,
+                int i) {
+    dit_param *e = &p[(*n)++];
+    snprintf(e->name, sizeof e->name, fmt, i);
+    e->slot = slot;
+    e->ndim = d1 ? 2 : 1;
+    e->shape[0] = d0;
+    e->shape[1] = d1;
+    e->numel = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+}
+
+void dit_param_table(const dit_config *c, dit_weights *w, dit_param *out) {
+    const int64_t V = c->vocab_size, D = c->hidden, C = c->cond_dim;
+    int n = 0;
+    put(out, &n, &w->embed, V, D, "vocab_embed.embedding", 0);
+    put(out, &n, &w->sigma_w0, C, 256, "sigma_map.mlp.0.weight", 0);
+    put(out, &n, &w->sigma_b0, C, 0, "sigma_map.mlp.0.bias", 0);
+    put(out, &n, &w->sigma_w2, C, C, "sigma_map.mlp.2.weight", 0);
+    put(out, &n, &w->sigma_b2, C, 0, "sigma_map.mlp.2.bias", 0);
+    for (int i = 0; i < c->n_blocks; i++) {
+        dit_block *b = &w->blocks[i];
+        put(out, &n, &b->norm1, D, 0, "blocks.%d.norm1.weight", i);
+        put(out, &n, &b->norm2, D, 0, "blocks.%d.norm2.weight", i);
+        put(out, &n, &b->attn_qkv, 3 * D, D, "blocks.%d.attn_qkv.weight", i);
+        put(out, &n, &b->attn_out, D, D, "blocks.%d.attn_out.weight", i);
+        put(out, &n, &b->mlp0_w, 4 * D, D, "blocks.%d.mlp.0.weight", i);
+        put(out, &n, &b->mlp0_b, 4 * D, 0, "blocks.%d.mlp.0.bias", i);
+        put(out, &n, &b->mlp2_w, D, 4 * D, "blocks.%d.mlp.2.weight", i);
+        put(out, &n, &b->mlp2_b, D, 0, "blocks.%d.mlp.2.bias", i);
+        put(out, &n, &b->ada_w, 6 * D, C, "blocks.%d.adaLN_modulation.weight", i);
+        put(out, &n, &b->ada_b, 6 * D, 0, "blocks.%d.adaLN_modulation.bias", i);
+    }
+    put(out, &n, &w->final_norm, D, 0, "output_layer.norm_final.weight", 0);
+    put(out, &n, &w->final_ada_w, 2 * D, C, "output_layer.adaLN_modulation.weight", 0);
+    put(out, &n, &w->final_ada_b, 2 * D, 0, "output_layer.adaLN_modulation.bias", 0);
+    put(out, &n, &w->out_w, V, D, "output_layer.linear.weight", 0);
+    put(out, &n, &w->out_b, V, 0, "output_layer.linear.bias", 0);
+    SM_ASSERT(n == dit_param_count(c));
+}
+
+size_t dit_param_numel(const dit_config *c) {
+    dit_weights w;
+    dit_block *blocks = sm_calloc((size_t)c->n_blocks, sizeof *blocks);
+    w.blocks = blocks;
+    int n = dit_param_count(c);
+    dit_param *t = sm_malloc(sizeof *t * (size_t)n);
+    dit_param_table(c, &w, t);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += t[i].numel;
+    free(t);
+    free(blocks);
+    return total;
+}
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+void dit_model_alloc(dit_model *m, const dit_config *cfg) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->embed_fd = -1;
+    m->blocks_mem = sm_calloc((size_t)cfg->n_blocks, sizeof(dit_block));
+    m->w.blocks = m->blocks_mem;
+    int n = dit_param_count(cfg);
+    dit_param *t = sm_malloc(sizeof *t * (size_t)n);
+    dit_param_table(cfg, &m->w, t);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += t[i].numel;
+    m->owned = sm_aligned_alloc(total * sizeof(float));
+    memset(m->owned, 0, total * sizeof(float));
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        *t[i].slot = m->owned + off;
+        off += t[i].numel;
+    }
+    free(t);
+}
+
+/* Tensors that MDLM checkpoints may carry besides the parameters (persistent buffers). */
+static const char *const k_ignored_suffixes[] = {
+    "rotary_emb.inv_freq",     /* mdlm-owt's rotary buffer */
+    "softmask.raw_scale",      /* the trained soft-masking scalars (train.h); the sampler */
+    "softmask.raw_centre",     /* reads their transformed values from */
+    "softmask.raw_steepness",  /* transparency_config.json */
+};
+
+/* Points embed_fd/embed_offset at the embedding's bytes when it is used in place. */
+static void open_embedding_reader(dit_model *m, const char *name) {
+    const st_tensor *t = st_find(&m->archive, name);
+    if (m->w.embed != (const float *)(const void *)t->data) return;
+    const st_file *f = &m->archive.files[t->file_index];
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return; /* fall back to reading through the mapping */
+    m->embed_fd = fd;
+    m->embed_offset = (uint64_t)(t->data - (const uint8_t *)f->map);
+}
+
+int dit_model_load(dit_model *m, const dit_config *cfg, const char *dir) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->embed_fd = -1;
+    if (st_open_dir(&m->archive, dir)) return -1;
+    const char *prefix = st_find(&m->archive, "backbone.vocab_embed.embedding") ? "backbone." : "";
+    m->prefix = prefix;
+    int n = dit_param_count(cfg);
+    m->blocks_mem = sm_calloc((size_t)cfg->n_blocks, sizeof(dit_block));
+    m->w.blocks = m->blocks_mem;
+    dit_param *t = sm_malloc(sizeof *t * (size_t)n);
+    st_expect *ex = sm_calloc((size_t)n, sizeof *ex);
+    char (*names)[112] = sm_malloc(sizeof *names * (size_t)n);
+    dit_param_table(cfg, &m->w, t);
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "%s%s", prefix, t[i].name);
+        ex[i].name = names[i];
+        ex[i].ndim = t[i].ndim;
+        ex[i].shape[0] = t[i].shape[0];
+        ex[i].shape[1] = t[i].shape[1];
+    }
+    int rc = st_check_expected(&m->archive, ex, n, k_ignored_suffixes,
+                               (int)(sizeof k_ignored_suffixes / sizeof *k_ignored_suffixes));
+    if (rc == 0) {
+        const char **np = sm_malloc(sizeof *np * (size_t)n);
+        const float **views = sm_malloc(sizeof *views * (size_t)n);
+        for (int i = 0; i < n; i++) np[i] = names[i];
+        rc = st_bind_f32(&m->archive, np, n, views, &m->owned);
+        for (int i = 0; i < n && rc == 0; i++) *t[i].slot = (float *)(uintptr_t)views[i];
+        free(np);
+        free(views);
+    }
+    if (rc == 0) open_embedding_reader(m, names[0]);
+    free(names);
+    free(ex);
+    free(t);
+    if (rc) {
+        dit_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+void dit_model_free(dit_model *m) {
+    if (m->embed_fd >= 0) close(m->embed_fd);
+    st_close(&m->archive);
+    free(m->owned);
+    free(m->blocks_mem);
+    memset(m, 0, sizeof *m);
+}
+
+int dit_weights_save(const dit_config *c, const dit_weights *w, const char *prefix,
+                     const st_write_entry *extra, int nextra, const char *path) {
+    int n = dit_param_count(c);
+    dit_weights wc = *w; /* the table records field addresses: work on a copy */
+    dit_block *blocks = sm_malloc(sizeof *blocks * (size_t)c->n_blocks);
+    memcpy(blocks, w->blocks, sizeof *blocks * (size_t)c->n_blocks);
+    wc.blocks = blocks;
+    dit_param *t = sm_malloc(sizeof *t * (size_t)n);
+    dit_param_table(c, &wc, t);
+    st_write_entry *e = sm_calloc((size_t)(n + nextra), sizeof *e);
+    char (*names)[112] = sm_malloc(sizeof *names * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "%s%s", prefix, t[i].name);
+        e[i] = (st_write_entry){names[i], ST_F32, t[i].ndim, {t[i].shape[0], t[i].shape[1]}, *t[i].slot};
+    }
+    for (int i = 0; i < nextra; i++) e[n + i] = extra[i];
+    const char *meta[] = {"format", "pt", NULL};
+    int rc = st_write(path, e, n + nextra, meta);
+    free(names);
+    free(e);
+    free(t);
+    free(blocks);
+    return rc;
+}
+
+int dit_model_save(const dit_model *m, const char *path) {
+    return dit_weights_save(&m->cfg, &m->w, "backbone.", NULL, 0, path);
+}
+
+int dit_config_save(const dit_config *c, const char *path) {
+    char buf[512];
+    int len = snprintf(buf, sizeof buf,
+                       "{\n  \"model_type\": \"%s\",\n  \"vocab_size\": %d,\n  \"hidden_dim\": %d,\n"
+                       "  \"n_heads\": %d,\n  \"n_blocks\": %d,\n  \"cond_dim\": %d,\n"
+                       "  \"model_length\": %d,\n  \"mask_token_id\": %d,\n"
+                       "  \"time_conditioning\": %s\n}\n",
+                       c->causal ? "mdlm_ar" : "mdlm", c->vocab_size, c->hidden, c->n_heads,
+                       c->n_blocks, c->cond_dim, c->model_length, c->mask_id,
+                       c->time_conditioning ? "true" : "false");
+    return sm_write_file_atomic(path, buf, (size_t)len);
+}
+
+/* ---- activations ------------------------------------------------------------------------- */
+
+void dit_acts_alloc(dit_acts *a, const dit_config *c, int B, int T, int nthreads) {
+    memset(a, 0, sizeof *a);
+    a->B = B;
+    a->T = T;
+    a->nthreads = nthreads;
+    size_t BT = (size_t)B * T, D = (size_t)c->hidden, hd = D / (size_t)c->n_heads;
+    size_t sizes[] = {BT * D, BT * D, BT * 3 * D, BT * D, BT * D, BT * 4 * D,
+                      attention_scratch_floats(T, nthreads), (size_t)B * 256,
+                      (size_t)B * c->cond_dim, (size_t)B * c->cond_dim, (size_t)B * 6 * D,
+                      (size_t)T * hd / 2, (size_t)T * hd / 2, BT * D};
+    float **slots[] = {&a->x, &a->h, &a->qkv, &a->att, &a->proj, &a->mlp, &a->scores,
+                       &a->temb, &a->c1, &a->c, &a->mod, &a->rope_cos, &a->rope_sin, &a->rows};
+    size_t total = 0, n = sizeof sizes / sizeof *sizes;
+    for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned */
+    a->mem = sm_aligned_alloc(total * sizeof(float));
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        *slots[i] = a->mem + off;
+        off += (sizes[i] + 15) & ~(size_t)15;
+    }
+    rope_tables(a->rope_cos, a->rope_sin, T, (int)hd, 10000.0f);
+}
+
+void dit_acts_free(dit_acts *a) {
+    free(a->mem);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- forward --------------------------------------------------------------------------- */
+
+void dit_embedding_row(const dit_model *m, int32_t id, float *out) {
+    SM_ASSERT(id >= 0 && id < m->cfg.vocab_size);
+    const size_t D = (size_t)m->cfg.hidden, bytes = D * sizeof(float);
+    if (m->embed_fd >= 0) {
+        uint64_t off = m->embed_offset + (uint64_t)id * bytes;
+        if (pread(m->embed_fd, out, bytes, (off_t)off) == (ssize_t)bytes) return;
+    }
+    memcpy(out, m->w.embed + (size_t)id * D, bytes);
+}
+
+void dit_embed_ids(const dit_model *m, dit_acts *a, const int32_t *ids, int B, int T) {
+    const size_t D = (size_t)m->cfg.hidden;
+    for (size_t i = 0; i < (size_t)B * T; i++) dit_embedding_row(m, ids[i], a->x + i * D);
+}
+
+/* c = SiLU(W2·SiLU(W0·temb(σ) + b0) + b2); σ = 0 without time conditioning. */
+static void conditioning_forward(const dit_model *m, dit_acts *a, const float *sigma, int B) {
+    const int C = m->cfg.cond_dim;
+    for (int b = 0; b < B; b++)
+        timestep_embedding(a->temb + (size_t)b * 256, m->cfg.time_conditioning ? sigma[b] : 0.0f);
+    matmul_forward(a->c1, a->temb, m->w.sigma_w0, m->w.sigma_b0, B, 256, C);
+    silu_forward(a->c1, (size_t)B * C);
+    matmul_forward(a->c, a->c1, m->w.sigma_w2, m->w.sigma_b2, B, C, C);
+    silu_forward(a->c, (size_t)B * C);
+}
+
+static void block_forward(const dit_model *m, const dit_block *blk, dit_acts *a, int B, int T) {
+    const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H, N = B * T;
+    float *mod = a->mod; /* (B, 6D): shift1 scale1 gate1 shift2 scale2 gate2 */
+    matmul_forward(mod, a->c, blk->ada_w, blk->ada_b, B, m->cfg.cond_dim, 6 * D);
+    layernorm_modulate_forward(a->h, a->x, blk->norm1, mod, mod + D, 6 * D, B, T, D);
+    matmul_forward(a->qkv, a->h, blk->attn_qkv, NULL, N, D, 3 * D);
+    rope_forward(a->qkv, a->rope_cos, a->rope_sin, B, T, H, hd);
+    attention_forward(a->att, a->qkv, a->scores, B, T, H, hd, m->cfg.causal);
+    matmul_forward(a->proj, a->att, blk->attn_out, NULL, N, D, D);
+    gated_residual_forward(a->x, a->proj, mod + 2 * D, 6 * D, B, T, D);
+    layernorm_modulate_forward(a->h, a->x, blk->norm2, mod + 3 * D, mod + 4 * D, 6 * D, B, T, D);
+    matmul_forward(a->mlp, a->h, blk->mlp0_w, blk->mlp0_b, N, D, 4 * D);
+    gelu_tanh_forward(a->mlp, (size_t)N * 4 * D);
+    matmul_forward(a->proj, a->mlp, blk->mlp2_w, blk->mlp2_b, N, 4 * D, D);
+    gated_residual_forward(a->x, a->proj, mod + 5 * D, 6 * D, B, T, D);
+}
+
+void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int B, int T) {
+    SM_ASSERT(B <= a->B && T == a->T);
+    const int D = m->cfg.hidden;
+    conditioning_forward(m, a, sigma, B);
+    for (int l = 0; l < m->cfg.n_blocks; l++) block_forward(m, &m->w.blocks[l], a, B, T);
+    matmul_forward(a->mod, a->c, m->w.final_ada_w, m->w.final_ada_b, B, m->cfg.cond_dim, 2 * D);
+    layernorm_modulate_forward(a->h, a->x, m->w.final_norm, a->mod, a->mod + D, 2 * D, B, T, D);
+}
+
+void dit_forward_embedded(const dit_model *m, dit_acts *a, const float *sigma, int B, int T,
+                          const int32_t *rows, int nrows, float *logits) {
+    const int D = m->cfg.hidden, V = m->cfg.vocab_size;
+    dit_forward_hidden(m, a, sigma, B, T);
+    if (!rows) {
+        matmul_forward(logits, a->h, m->w.out_w, m->w.out_b, B * T, D, V);
+        return;
+    }
+    for (int r = 0; r < nrows; r++) {
+        SM_ASSERT(rows[r] >= 0 && rows[r] < B * T);
+        memcpy(a->rows + (size_t)r * D, a->h + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
+    }
+    if (nrows) matmul_forward(logits, a->rows, m->w.out_w, m->w.out_b, nrows, D, V);
+}
+
+void dit_forward(const dit_model *m, dit_acts *a, const int32_t *ids, const float *sigma, int B,
+                 int T, float *logits) {
+    dit_embed_ids(m, a, ids, B, T);
+    dit_forward_embedded(m, a, sigma, B, T, NULL, 0, logits);
+}
+
+double dit_forward_flops(const dit_config *c, int B, int T) {
+    double N = (double)B * T, D = c->hidden, V = c->vocab_size;
+    double per_block = 2.0 * N * (3 * D * D + D * D + 8 * D * D) /* qkv, out, mlp */
+                       + 2.0 * 2.0 * (double)B * T * (c->causal ? T / 2.0 : T) * D; /* QKᵀ, PV */
+    return c->n_blocks * per_block + 2.0 * N * D * V;
+}
+
+void dit_subs_row(float *row, int V, int mask_id) {
+    row[mask_id] += SUBS_NEG_INF;
+    log_softmax_row(row, V);
+}

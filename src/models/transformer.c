@@ -1,0 +1,738 @@
+/* transformer.c — Dream and LLaDA (DESIGN §4): config, weights, forward. See transformer.h.
+ *
+ * Reference implementations read: Dream's modeling_dream.py (Qwen2 blocks, bidirectional) and
+ * LLaDA's modeling_llada.py (LLaDALlamaBlock); tools/ref_dream.py follows both line by line.
+ */
+#include "models/transformer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "base/jsonutil.h"
+#include "compute/kernels.h"
+#include "base/simd_math.h"
+#include "base/util.h"
+
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+
+/* ---- config ------------------------------------------------------------------------------ */
+
+int tf_config_is_transformer(const char *model_type) {
+    return model_type && (!strcmp(model_type, "Dream") || !strcmp(model_type, "llada"));
+}
+
+/* JSON null counts as absent (HF configs write `"n_kv_heads": null`). */
+static int present(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return v && !cJSON_IsNull(v);
+}
+
+static int get_int(const cJSON *o, const char *key, long lo, long hi, long dflt, int *out,
+                   const char *what) {
+    if (!present(o, key)) {
+        if (dflt == -1) return SM_ERR("%s: missing integer \"%s\"", what, key);
+        *out = (int)dflt;
+        return 0;
+    }
+    return json_get_int(o, key, lo, hi, dflt, out, what);
+}
+
+static int get_float(const cJSON *o, const char *key, double lo, double hi, double dflt,
+                     float *out, const char *what) {
+    double d = dflt;
+    if (present(o, key) && json_get_double(o, key, lo, hi, dflt, 0, &d, what)) return -1;
+    *out = (float)d;
+    return 0;
+}
+
+static int get_bool(const cJSON *o, const char *key, int dflt, int *out, const char *what) {
+    if (!present(o, key)) {
+        *out = dflt;
+        return 0;
+    }
+    return json_get_bool(o, key, dflt, out, what);
+}
+
+/* A string field that, when present and not null, must equal `want`. */
+static int expect_string(const cJSON *o, const char *key, const char *want, const char *what) {
+    if (!present(o, key)) return 0;
+    const char *s = json_get_string(o, key);
+    if (!s || strcmp(s, want))
+        return SM_ERR("%s: \"%s\" must be \"%s\" (other values are not supported)", what, key,
+                      want);
+    return 0;
+}
+
+/* A boolean field that, when present, must have the value `want`. */
+static int expect_bool(const cJSON *o, const char *key, int want, const char *what) {
+    int v;
+    if (get_bool(o, key, want, &v, what)) return -1;
+    if (v != want)
+        return SM_ERR("%s: \"%s\": %s is not supported", what, key, v ? "true" : "false");
+    return 0;
+}
+
+#define MAX_DIM (1 << 16)
+#define MAX_VOCAB (1 << 24)
+
+/* Qwen2 field names (configuration_dream.py). */
+static int parse_dream(tf_config *c, const cJSON *o, const char *what) {
+    int ctx;
+    c->family = TF_DREAM;
+    c->shift = 1;
+    c->qkv_bias = 1;
+    if (get_int(o, "vocab_size", 2, MAX_VOCAB, -1, &c->vocab_size, what) ||
+        get_int(o, "hidden_size", 2, MAX_DIM, -1, &c->hidden, what) ||
+        get_int(o, "intermediate_size", 1, 1 << 20, -1, &c->ffn, what) ||
+        get_int(o, "num_hidden_layers", 1, 1024, -1, &c->n_layers, what) ||
+        get_int(o, "num_attention_heads", 1, MAX_DIM, -1, &c->n_heads, what) ||
+        get_int(o, "num_key_value_heads", 1, MAX_DIM, c->n_heads, &c->n_kv_heads, what) ||
+        get_int(o, "mask_token_id", 0, MAX_VOCAB, -1, &c->mask_id, what) ||
+        get_int(o, "max_position_embeddings", 1, INT32_MAX, 32768, &ctx, what) ||
+        get_float(o, "rms_norm_eps", 1e-12, 1.0, 1e-6, &c->rms_eps, what) ||
+        get_float(o, "rope_theta", 1.0, 1e12, 10000.0, &c->rope_theta, what) ||
+        get_bool(o, "tie_word_embeddings", 0, &c->tie_embeddings, what) ||
+        expect_string(o, "hidden_act", "silu", what) ||
+        expect_bool(o, "use_sliding_window", 0, what))
+        return -1;
+    if (present(o, "rope_scaling")) return SM_ERR("%s: \"rope_scaling\" is not supported", what);
+    c->max_len = ctx < TF_MAX_LEN ? ctx : TF_MAX_LEN;
+    return 0;
+}
+
+/* OLMo-style field names (configuration_llada.py); only the LLaMA block the released
+ * checkpoints use is implemented, anything else is rejected by name. */
+static int parse_llada(tf_config *c, const cJSON *o, const char *what) {
+    int ctx, vocab, emb, ratio, mqa, bias;
+    c->family = TF_LLADA;
+    c->shift = 0;
+    if (get_int(o, "d_model", 2, MAX_DIM, -1, &c->hidden, what) ||
+        get_int(o, "n_heads", 1, MAX_DIM, -1, &c->n_heads, what) ||
+        get_int(o, "n_layers", 1, 1024, -1, &c->n_layers, what) ||
+        get_int(o, "vocab_size", 2, MAX_VOCAB, -1, &vocab, what) ||
+        get_int(o, "embedding_size", 2, MAX_VOCAB, vocab, &emb, what) ||
+        get_int(o, "mlp_ratio", 1, 1024, 4, &ratio, what) ||
+        get_bool(o, "multi_query_attention", 0, &mqa, what) ||
+        get_int(o, "n_kv_heads", 1, MAX_DIM, mqa ? 1 : c->n_heads, &c->n_kv_heads, what) ||
+        get_int(o, "mask_token_id", 0, MAX_VOCAB, 126336, &c->mask_id, what) ||
+        get_int(o, "max_sequence_length", 1, INT32_MAX, 1024, &ctx, what) ||
+        get_float(o, "rms_norm_eps", 1e-12, 1.0, 1e-5, &c->rms_eps, what) ||
+        get_float(o, "rope_theta", 1.0, 1e12, 10000.0, &c->rope_theta, what) ||
+        get_bool(o, "weight_tying", 1, &c->tie_embeddings, what) ||
+        get_bool(o, "include_qkv_bias", 0, &c->qkv_bias, what) ||
+        get_bool(o, "include_bias", 0, &bias, what) ||
+        expect_string(o, "activation_type", "silu", what) ||
+        expect_string(o, "block_type", "llama", what) ||
+        expect_string(o, "layer_norm_type", "rms", what) ||
+        expect_bool(o, "rope", 1, what) || expect_bool(o, "alibi", 0, what) ||
+        expect_bool(o, "attention_layer_norm", 0, what) ||
+        expect_bool(o, "input_emb_norm", 0, what) || expect_bool(o, "scale_logits", 0, what) ||
+        expect_bool(o, "layer_norm_with_affine", 1, what) ||
+        expect_bool(o, "bias_for_layer_norm", 0, what))
+        return -1;
+    if (bias) return SM_ERR("%s: \"include_bias\": true is not supported", what);
+    int group;
+    if (get_int(o, "block_group_size", 1, 1, 1, &group, what)) return -1;
+    if (emb < vocab)
+        return SM_ERR("%s: embedding_size %d is smaller than vocab_size %d", what, emb, vocab);
+    c->vocab_size = emb;
+    if (present(o, "mlp_hidden_size")) {
+        if (get_int(o, "mlp_hidden_size", 1, 1 << 20, -1, &c->ffn, what)) return -1;
+    } else if ((long)ratio * c->hidden > (1 << 20)) {
+        return SM_ERR("%s: mlp_ratio·d_model is too large", what);
+    } else {
+        c->ffn = ratio * c->hidden;
+    }
+    c->max_len = ctx < TF_MAX_LEN ? ctx : TF_MAX_LEN;
+    return 0;
+}
+
+int tf_config_validate(const tf_config *c, const char *what) {
+    if (c->hidden % c->n_heads)
+        return SM_ERR("%s: %d heads do not divide the hidden size %d", what, c->n_heads, c->hidden);
+    if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
+        return SM_ERR("%s: %d key/value heads do not divide %d heads", what, c->n_kv_heads,
+                      c->n_heads);
+    if (c->head_dim % 2) return SM_ERR("%s: head size %d is odd (rotary needs pairs)", what, c->head_dim);
+    if (c->mask_id >= c->vocab_size)
+        return SM_ERR("%s: mask id %d is not below the vocabulary size %d", what, c->mask_id,
+                      c->vocab_size);
+    if (!(c->rms_eps > 0.0f) || !isfinite(c->rope_theta) || c->rope_theta < 1.0f)
+        return SM_ERR("%s: rms_norm_eps and rope_theta must be positive", what);
+    return 0;
+}
+
+int tf_config_parse(tf_config *c, const char *json_text, const char *what) {
+    memset(c, 0, sizeof *c);
+    cJSON *o = json_parse_object(json_text, what);
+    if (!o) return -1;
+    int rc = -1;
+    const char *type = json_get_string(o, "model_type");
+    if (!type || !tf_config_is_transformer(type))
+        SM_ERR("%s: model_type \"%s\" is not \"Dream\" or \"llada\"", what, type ? type : "(none)");
+    else if (!strcmp(type, "Dream") ? parse_dream(c, o, what) == 0 : parse_llada(c, o, what) == 0)
+        rc = 0;
+    cJSON_Delete(o);
+    if (rc) return -1;
+    c->head_dim = c->hidden / c->n_heads;
+    return tf_config_validate(c, what);
+}
+
+/* ---- weights ----------------------------------------------------------------------------- */
+
+typedef struct {
+    char name[128];
+    int64_t shape[2];
+    int ndim;
+    linear_w *lin;      /* a projection, or */
+    const float **f32;  /* a small fp32 tensor */
+} tf_tensor;
+
+static int tensor_count(const tf_config *c) {
+    return 2 + !c->tie_embeddings + c->n_layers * (9 + 3 * c->qkv_bias);
+}
+
+static void add(tf_tensor *t, int *n, const char *name, int64_t d0, int64_t d1, linear_w *lin,
+                const float **f32) {
+    tf_tensor *e = &t[(*n)++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->shape[0] = d0;
+    e->shape[1] = d1;
+    e->ndim = d1 ? 2 : 1;
+    e->lin = lin;
+    e->f32 = f32;
+}
+
+/* The expected-tensor registry of the config (HF names). */
+static int tensor_table(transformer_model *m, tf_tensor *t) {
+    const tf_config *c = &m->cfg;
+    const int64_t D = c->hidden, QD = (int64_t)c->n_heads * c->head_dim,
+                  KD = (int64_t)c->n_kv_heads * c->head_dim, F = c->ffn, V = c->vocab_size;
+    const int dream = c->family == TF_DREAM;
+    char nm[128];
+    int n = 0;
+    add(t, &n, dream ? "model.embed_tokens.weight" : "model.transformer.wte.weight", V, D,
+        &m->embed, NULL);
+    add(t, &n, dream ? "model.norm.weight" : "model.transformer.ln_f.weight", D, 0, NULL,
+        &m->final_norm);
+    if (!c->tie_embeddings)
+        add(t, &n, dream ? "lm_head.weight" : "model.transformer.ff_out.weight", V, D,
+            &m->lm_head, NULL);
+    for (int i = 0; i < c->n_layers; i++) {
+        tf_layer *l = &m->layers[i];
+        char pre[64];
+        snprintf(pre, sizeof pre, dream ? "model.layers.%d." : "model.transformer.blocks.%d.", i);
+        const char *att = dream ? "self_attn." : "";
+        const char *mlp = dream ? "mlp." : "";
+#define NAME(fmt, ...) (snprintf(nm, sizeof nm, "%s" fmt, pre, __VA_ARGS__), nm)
+        add(t, &n, NAME("%s", dream ? "input_layernorm.weight" : "attn_norm.weight"), D, 0, NULL,
+            &l->attn_norm);
+        add(t, &n, NAME("%sq_proj.weight", att), QD, D, &l->q, NULL);
+        add(t, &n, NAME("%sk_proj.weight", att), KD, D, &l->k, NULL);
+        add(t, &n, NAME("%sv_proj.weight", att), KD, D, &l->v, NULL);
+        if (c->qkv_bias) {
+            add(t, &n, NAME("%sq_proj.bias", att), QD, 0, NULL, &l->bq);
+            add(t, &n, NAME("%sk_proj.bias", att), KD, 0, NULL, &l->bk);
+            add(t, &n, NAME("%sv_proj.bias", att), KD, 0, NULL, &l->bv);
+        }
+        add(t, &n, NAME("%s", dream ? "self_attn.o_proj.weight" : "attn_out.weight"), D, QD, &l->o,
+            NULL);
+        add(t, &n, NAME("%s", dream ? "post_attention_layernorm.weight" : "ff_norm.weight"), D, 0,
+            NULL, &l->ffn_norm);
+        add(t, &n, NAME("%s%s", mlp, dream ? "gate_proj.weight" : "ff_proj.weight"), F, D, &l->gate,
+            NULL);
+        add(t, &n, NAME("%sup_proj.weight", mlp), F, D, &l->up, NULL);
+        add(t, &n, NAME("%s%s", mlp, dream ? "down_proj.weight" : "ff_out.weight"), D, F, &l->down,
+            NULL);
+#undef NAME
+    }
+    SM_ASSERT(n == tensor_count(c));
+    return n;
+}
+
+/* Projections in bf16/f16 point into the mapping; every other dtype (and every small
+ * tensor) goes through st_bind_f32 (fp32 in place when aligned, else one owned copy). */
+static int bind(transformer_model *m, const tf_tensor *t, int n) {
+    const char **names = sm_malloc(sizeof *names * (size_t)n);
+    const float **views = sm_malloc(sizeof *views * (size_t)n);
+    int *which = sm_malloc(sizeof *which * (size_t)n), nf = 0;
+    for (int i = 0; i < n; i++) {
+        const st_tensor *st = st_find(&m->archive, t[i].name);
+        SM_ASSERT(st);
+        if (t[i].lin) {
+            linear_w *w = t[i].lin;
+            memset(w, 0, sizeof *w);
+            w->out = (int)t[i].shape[0];
+            w->in = (int)t[i].shape[1];
+            if (st->dtype == ST_BF16 || st->dtype == ST_F16) {
+                w->type = st->dtype == ST_BF16 ? WT_BF16 : WT_F16;
+                w->data = st->data;
+                continue;
+            }
+            w->type = WT_F32;
+        }
+        names[nf] = t[i].name;
+        which[nf++] = i;
+    }
+    int rc = nf ? st_bind_f32(&m->archive, names, nf, views, &m->owned) : 0;
+    for (int j = 0; j < nf && rc == 0; j++) {
+        const tf_tensor *e = &t[which[j]];
+        if (e->lin)
+            e->lin->data = views[j];
+        else
+            *e->f32 = views[j];
+    }
+    free(names);
+    free(views);
+    free(which);
+    return rc;
+}
+
+int transformer_load(transformer_model *m, const tf_config *cfg, const char *dir) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->sm_k = 1;
+    if (st_open_dir(&m->archive, dir)) return sm_wrap_error("loading '%s'", dir);
+    m->layers = sm_calloc((size_t)cfg->n_layers, sizeof *m->layers);
+    int n = tensor_count(cfg);
+    tf_tensor *t = sm_calloc((size_t)n, sizeof *t);
+    tensor_table(m, t);
+    st_expect *ex = sm_calloc((size_t)n, sizeof *ex);
+    for (int i = 0; i < n; i++) {
+        ex[i].name = t[i].name;
+        ex[i].ndim = t[i].ndim;
+        ex[i].shape[0] = t[i].shape[0];
+        ex[i].shape[1] = t[i].shape[1];
+    }
+    /* HF omits a tied head (or writes it anyway); old checkpoints carry rotary buffers */
+    static const char *const ok_tied[] = {"rotary_emb.inv_freq", "lm_head.weight"};
+    int rc = st_check_expected(&m->archive, ex, n, ok_tied, cfg->tie_embeddings ? 2 : 1);
+    if (rc == 0) rc = bind(m, t, n);
+    free(ex);
+    free(t);
+    if (rc) {
+        sm_wrap_error("loading '%s'", dir);
+        transformer_free(m);
+        return -1;
+    }
+    if (cfg->tie_embeddings) m->lm_head = m->embed;
+    return 0;
+}
+
+static void workspace_free(tf_workspace *w) {
+    free(w->mem);
+    free(w->need_rows);
+    memset(w, 0, sizeof *w);
+}
+
+void transformer_free(transformer_model *m) {
+    if (m->layers) {
+        for (int i = 0; i < m->cfg.n_layers; i++) {
+            tf_layer *l = &m->layers[i];
+            linear_w *ws[] = {&l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down};
+            for (size_t j = 0; j < sizeof ws / sizeof *ws; j++) linear_free(ws[j]);
+        }
+    }
+    if (m->lm_head.owned) linear_free(&m->lm_head);
+    free(m->layers);
+    free(m->owned);
+    st_close(&m->archive);
+    workspace_free(&m->ws);
+    kv_cache_free(&m->kv);
+    memset(m, 0, sizeof *m);
+}
+
+int transformer_quantize_q8(transformer_model *m) {
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        tf_layer *l = &m->layers[i];
+        linear_w *ws[] = {&l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down};
+        for (size_t j = 0; j < sizeof ws / sizeof *ws; j++) {
+            linear_w q;
+            if (ws[j]->type == WT_Q8) continue;
+            if (linear_quantize_q8(&q, ws[j])) return -1;
+            *ws[j] = q;
+        }
+    }
+    if (m->lm_head.type != WT_Q8) {
+        linear_w q;
+        if (linear_quantize_q8(&q, &m->lm_head)) return -1;
+        m->lm_head = q;
+    }
+    return 0;
+}
+
+size_t transformer_weight_bytes(const transformer_model *m) {
+    size_t s = 0;
+    for (int i = 0; i < m->archive.ntensors; i++) s += m->archive.tensors[i].nbytes;
+    return s;
+}
+
+double transformer_forward_flops(const tf_config *c, int B, int T) {
+    double D = c->hidden, QD = (double)c->n_heads * c->head_dim,
+           KD = (double)c->n_kv_heads * c->head_dim, F = c->ffn, N = (double)B * T;
+    double per_tok = 2.0 * (D * QD + 2.0 * D * KD + QD * D + 3.0 * D * (double)F);
+    double attn = 4.0 * (double)T * QD; /* q·kᵀ and p·v per query position */
+    return N * (c->n_layers * (per_tok + attn) + 2.0 * D * c->vocab_size);
+}
+
+/* ---- workspace --------------------------------------------------------------------------- */
+
+static int workspace_ensure(transformer_model *m, int B, int T) {
+    tf_workspace *w = &m->ws;
+    const tf_config *c = &m->cfg;
+    size_t N = (size_t)B * T;
+    int nth = omp_get_max_threads(); /* the threads the parallel regions below will use */
+    if (N <= w->cap_rows && T <= w->cap_T && nth <= w->nthreads) return 0;
+    workspace_free(w);
+    size_t D = c->hidden, QD = (size_t)c->n_heads * c->head_dim,
+           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn, half = c->head_dim / 2;
+    /* per row: x, h, q, att, k, v, gate, up; plus scores and rope tables */
+    size_t per_row = 2 * D + 2 * QD + 2 * KD + 2 * F, rows_f, score_f, total;
+    if (sm_mul_size(N, per_row, &rows_f) || sm_mul_size((size_t)T * T, (size_t)nth, &score_f) ||
+        sm_add_size(rows_f, score_f, &total) || sm_add_size(total, 2 * (size_t)T * half, &total) ||
+        total > ((size_t)1 << 40) / sizeof(float))
+        return SM_ERR("a batch of %d × %d positions needs too much memory", B, T);
+    float *p = w->mem = sm_aligned_alloc(total * sizeof(float));
+#define TAKE(ptr, n) (ptr = p, p += (n))
+    TAKE(w->x, N * D);
+    TAKE(w->h, N * D);
+    TAKE(w->q, N * QD);
+    TAKE(w->att, N * QD);
+    TAKE(w->k, N * KD);
+    TAKE(w->v, N * KD);
+    TAKE(w->gate, N * F);
+    TAKE(w->up, N * F);
+    TAKE(w->scores, score_f);
+    TAKE(w->rope_cos, (size_t)T * half);
+    TAKE(w->rope_sin, (size_t)T * half);
+#undef TAKE
+    w->need_rows = sm_malloc(sizeof(int) * N);
+    w->cap_rows = N;
+    w->cap_T = T;
+    w->nthreads = nth;
+    rope_tables(w->rope_cos, w->rope_sin, T, c->head_dim, c->rope_theta);
+    return 0;
+}
+
+/* ---- kernels ----------------------------------------------------------------------------- */
+
+/* Qwen2RMSNorm / LLaDA RMSLayerNorm in fp32: w · (x · rsqrt(mean(x²) + eps)). */
+SIMD_CLONES static void rmsnorm_row(float *o, const float *x, const float *w, int D, float eps) {
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int i = 0; i < D; i++) ss += x[i] * x[i];
+    float r = 1.0f / sqrtf(ss / (float)D + eps);
+#pragma omp simd
+    for (int i = 0; i < D; i++) o[i] = w[i] * (x[i] * r);
+}
+
+static void rmsnorm(float *o, const float *x, const float *w, size_t N, int D, float eps) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) rmsnorm_row(o + n * D, x + n * D, w, D, eps);
+}
+
+/* rotate_half convention: pairs (i, i + hd/2) rotated by the position's angle. */
+SIMD_CLONES static void rope_row(float *v, int nheads, int hd, const float *c, const float *s) {
+    const int half = hd / 2;
+    for (int h = 0; h < nheads; h++, v += hd) {
+#pragma omp simd
+        for (int i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i] = a * c[i] - b * s[i];
+            v[i + half] = b * c[i] + a * s[i];
+        }
+    }
+}
+
+/* The rows hold positions lo .. lo + Tq − 1 of each of B canvases. */
+static void rope_qk(const tf_config *c, tf_workspace *w, int B, int Tq, int lo) {
+    const int half = c->head_dim / 2;
+    const size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < (size_t)B * Tq; n++) {
+        const size_t t = (size_t)lo + n % Tq;
+        const float *cs = w->rope_cos + t * half, *sn = w->rope_sin + t * half;
+        rope_row(w->q + n * QD, c->n_heads, c->head_dim, cs, sn);
+        rope_row(w->k + n * KD, c->n_kv_heads, c->head_dim, cs, sn);
+    }
+}
+
+/* Where a forward reads keys/values: the workspace (no cache: Tq = T) or a cache that the
+ * window's rows were just written into (kvcache.h). */
+typedef struct {
+    kv_cache *kv;          /* NULL: w->k / w->v */
+    const int *cache_rows; /* batch row b uses cache row cache_rows[b] (NULL: b) */
+    int layer, lo;         /* the window's first position */
+} kv_src;
+
+static const float *keys_of(const tf_workspace *w, const kv_src *s, int b, int T, int KD) {
+    if (!s->kv) return w->k + (size_t)b * T * KD;
+    return kv_cache_k(s->kv, s->layer, s->cache_rows ? s->cache_rows[b] : b);
+}
+
+static const float *values_of(const tf_workspace *w, const kv_src *s, int b, int T, int KD) {
+    if (!s->kv) return w->v + (size_t)b * T * KD;
+    return kv_cache_v(s->kv, s->layer, s->cache_rows ? s->cache_rows[b] : b);
+}
+
+/* Copies the window's keys/values (rows b·Tq + j of the workspace) to positions lo + j of
+ * the cache rows. */
+static void store_kv(const tf_config *c, tf_workspace *w, const kv_src *s, int B, int Tq) {
+    const size_t KD = (size_t)c->n_kv_heads * c->head_dim;
+    for (int b = 0; b < B; b++) {
+        const int cb = s->cache_rows ? s->cache_rows[b] : b;
+        memcpy(kv_cache_k(s->kv, s->layer, cb) + (size_t)s->lo * KD, w->k + (size_t)b * Tq * KD,
+               (size_t)Tq * KD * sizeof(float));
+        memcpy(kv_cache_v(s->kv, s->layer, cb) + (size_t)s->lo * KD, w->v + (size_t)b * Tq * KD,
+               (size_t)Tq * KD * sizeof(float));
+    }
+}
+
+/* Bidirectional grouped-query attention: query head h reads key/value head h / (H / KVH)
+ * (repeat_kv). Tq query rows per canvas against all T keys. One (b, h) per task, sgemm
+ * single-threaded inside the region (NOTES.md). */
+static void attention_gqa(const tf_config *c, tf_workspace *w, const kv_src *src, int B, int Tq,
+                          int T) {
+    const int H = c->n_heads, hd = c->head_dim, rep = c->n_heads / c->n_kv_heads;
+    const int QD = H * hd, KD = c->n_kv_heads * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / rep;
+        float *S = w->scores + (size_t)omp_get_thread_num() * T * T;
+        const float *q = w->q + (size_t)b * Tq * QD + (size_t)h * hd;
+        const float *k = keys_of(w, src, b, T, KD) + (size_t)g * hd;
+        const float *v = values_of(w, src, b, T, KD) + (size_t)g * hd;
+        float *o = w->att + (size_t)b * Tq * QD + (size_t)h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, QD, k, KD, 0.0f,
+                    S, T);
+        for (int i = 0; i < Tq; i++) softmax_row(S + (size_t)i * T, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, S, T, v, KD, 0.0f,
+                    o, QD);
+    }
+}
+
+/* gate ← silu(gate) · up, silu(g) = g·sigmoid(g). */
+SIMD_CLONES static void swiglu_chunk(float *g, const float *u, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf_fast(-g[i])) * u[i];
+}
+
+SIMD_CLONES static void add_chunk(float *x, const float *y, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+#define CHUNK 16384
+#define CHUNKED(fn, a, b, n)                                                                  \
+    do {                                                                                      \
+        size_t n_ = (n), nc_ = (n_ + CHUNK - 1) / CHUNK;                                      \
+        _Pragma("omp parallel for schedule(static)") for (size_t c_ = 0; c_ < nc_; c_++) {    \
+            size_t a_ = c_ * CHUNK;                                                           \
+            fn((a) + a_, (b) + a_, n_ - a_ < CHUNK ? n_ - a_ : CHUNK);                        \
+        }                                                                                     \
+    } while (0)
+
+/* ---- forward ----------------------------------------------------------------------------- */
+
+/* Workspace row n of a forward over positions [lo, lo + Tq) of canvases of T positions is
+ * canvas position (n / Tq)·T + lo + n mod Tq. */
+static inline size_t canvas_index(size_t n, int Tq, int lo, int T) {
+    return Tq == T ? n : (n / Tq) * T + lo + n % Tq;
+}
+
+/* x = E[ids]; at masked positions with feedback λ > 0 the soft input of DESIGN §3:
+ * (1−λ)·E[m] + λ·Σ_j π_j·E[v_j] (sm_mix_rows on fp32 rows). Rows of the window
+ * [lo, lo + Tq) of each canvas x [B, T] (fb indexed like x). */
+static void embed(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k, int B,
+                  int Tq, int lo, int T) {
+    const int D = m->cfg.hidden, mask = m->cfg.mask_id;
+    const size_t N = (size_t)B * Tq;
+    int32_t *gathered = NULL;
+    const int32_t *ids = x;
+    if (Tq != T) {
+        ids = gathered = sm_malloc(sizeof(int32_t) * N);
+        for (size_t n = 0; n < N; n++) gathered[n] = x[canvas_index(n, Tq, lo, T)];
+    }
+    linear_rows_f32(m->ws.x, &m->embed, ids, (int)N);
+    free(gathered);
+    if (!fb) return;
+    sm_params p;
+    sm_params_default(&p);
+    p.k = sm_k;
+#pragma omp parallel
+    {
+        float *rows = sm_malloc(sizeof(float) * (size_t)(sm_k + 1) * D), *e_mask = rows;
+        const float *e_top[SM_MAX_K];
+        for (int j = 0; j < sm_k; j++) e_top[j] = rows + (size_t)(j + 1) * D;
+        linear_rows_f32(e_mask, &m->embed, &mask, 1);
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < N; i++) {
+            const size_t ci = canvas_index(i, Tq, lo, T);
+            if (x[ci] != mask || fb[ci].lambda == 0.0f) continue;
+            linear_rows_f32(rows + D, &m->embed, fb[ci].idx, sm_k);
+            sm_mix_rows(m->ws.x + i * D, D, e_mask, e_top, &p, &fb[ci]);
+        }
+        free(rows);
+    }
+}
+
+/* One block over the Tq positions of the workspace rows (src->lo onwards; Tq = T without a
+ * cache), attending to all T positions. */
+static void layer_forward(transformer_model *m, const tf_layer *l, const kv_src *src, int B,
+                          int Tq, int T) {
+    const tf_config *c = &m->cfg;
+    tf_workspace *w = &m->ws;
+    const size_t N = (size_t)B * Tq, D = c->hidden;
+    rmsnorm(w->h, w->x, l->attn_norm, N, c->hidden, c->rms_eps);
+    linear_forward(w->q, w->h, &l->q, l->bq, (int)N);
+    linear_forward(w->k, w->h, &l->k, l->bk, (int)N);
+    linear_forward(w->v, w->h, &l->v, l->bv, (int)N);
+    rope_qk(c, w, B, Tq, src->lo);
+    if (src->kv) store_kv(c, w, src, B, Tq);
+    attention_gqa(c, w, src, B, Tq, T);
+    linear_forward(w->h, w->att, &l->o, NULL, (int)N);
+    CHUNKED(add_chunk, w->x, w->h, N * D);
+    rmsnorm(w->h, w->x, l->ffn_norm, N, c->hidden, c->rms_eps);
+    linear_forward(w->gate, w->h, &l->gate, NULL, (int)N);
+    linear_forward(w->up, w->h, &l->up, NULL, (int)N);
+    CHUNKED(swiglu_chunk, w->gate, w->up, N * (size_t)c->ffn);
+    linear_forward(w->h, w->gate, &l->down, NULL, (int)N);
+    CHUNKED(add_chunk, w->x, w->h, N * D);
+}
+
+/* Final norm and output projection on the needed rows only: they are packed to the front,
+ * projected, and the output rows moved back to their canvas places (last first, so no row is
+ * overwritten before it moves: the destination of packed row i is ≥ i). need and logits are
+ * indexed by canvas position [B, T]; the workspace holds the window [lo, lo + Tq). */
+static void output(transformer_model *m, const uint8_t *need, int B, int Tq, int lo, int T,
+                   float *logits) {
+    const tf_config *c = &m->cfg;
+    tf_workspace *w = &m->ws;
+    const size_t D = c->hidden, V = c->vocab_size, N = (size_t)B * Tq;
+    int *rows = w->need_rows, n = 0;
+    for (size_t i = 0; i < N; i++)
+        if (!need || need[canvas_index(i, Tq, lo, T)]) rows[n++] = (int)i;
+    if (n == 0) return;
+    for (int i = 0; i < n; i++)
+        if (rows[i] != i) memcpy(w->x + (size_t)i * D, w->x + (size_t)rows[i] * D, D * sizeof(float));
+    rmsnorm(w->h, w->x, m->final_norm, (size_t)n, c->hidden, c->rms_eps);
+    linear_forward(logits, w->h, &m->lm_head, NULL, n);
+    for (int i = n - 1; i >= 0; i--) {
+        const size_t dst = canvas_index((size_t)rows[i], Tq, lo, T);
+        if (dst != (size_t)i) memcpy(logits + dst * V, logits + (size_t)i * V, V * sizeof(float));
+    }
+}
+
+/* Checks of the inputs shared by both forwards. */
+static int check_inputs(const transformer_model *m, const int32_t *x, const sm_feedback *fb,
+                        int sm_k, int B, int T) {
+    const tf_config *c = &m->cfg;
+    if (B < 1 || T < 1) return SM_ERR("empty batch (%d × %d)", B, T);
+    if (T > c->max_len)
+        return SM_ERR("%d positions exceed the model's context of %d", T, c->max_len);
+    if (fb && (sm_k < 1 || sm_k > SM_MAX_K)) return SM_ERR("soft-masking k = %d out of range", sm_k);
+    for (size_t i = 0; i < (size_t)B * T; i++)
+        if (x[i] < 0 || x[i] >= c->vocab_size)
+            return SM_ERR("token id %d at position %zu is outside the vocabulary [0, %d)", x[i],
+                          i, c->vocab_size);
+    if (fb)
+        for (size_t i = 0; i < (size_t)B * T; i++)
+            for (int j = 0; j < sm_k && x[i] == c->mask_id && fb[i].lambda != 0.0f; j++)
+                if (fb[i].idx[j] < 0 || fb[i].idx[j] >= c->vocab_size)
+                    return SM_ERR("feedback token %d at position %zu is outside the vocabulary",
+                                  fb[i].idx[j], i);
+    return 0;
+}
+
+int transformer_forward(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k,
+                        const uint8_t *need, int B, int T, float *logits) {
+    const tf_config *c = &m->cfg;
+    if (check_inputs(m, x, fb, sm_k, B, T) || workspace_ensure(m, B, T)) return -1;
+    const kv_src src = {0};
+    embed(m, x, fb, sm_k, B, T, 0, T);
+    for (int i = 0; i < c->n_layers; i++) layer_forward(m, &m->layers[i], &src, B, T, T);
+    output(m, need, B, T, 0, T, logits);
+    return 0;
+}
+
+int transformer_forward_cached(transformer_model *m, const int32_t *x, const sm_feedback *fb,
+                               int sm_k, const uint8_t *need, int B, int T, int lo, int hi,
+                               const int *cache_rows, float *logits) {
+    const tf_config *c = &m->cfg;
+    if (check_inputs(m, x, fb, sm_k, B, T)) return -1;
+    if (lo < 0 || hi > T || lo >= hi)
+        return SM_ERR("cached forward: window [%d, %d) is not inside [0, %d)", lo, hi, T);
+    kv_cache *kv = &m->kv;
+    const int refresh = lo == 0 && hi == T;
+    if (refresh) {
+        if (cache_rows) return SM_ERR("cached forward: a refresh stores rows 0..B−1 (no row map)");
+        if (kv_cache_reserve(kv, c->n_layers, B, T, c->n_kv_heads * c->head_dim)) return -1;
+        m->kv_valid = 1;
+    } else {
+        if (!m->kv_valid || kv->T != T)
+            return SM_ERR("cached forward: no cache of %d positions to reuse (refresh first)", T);
+        for (int b = 0; b < B; b++) {
+            const int cb = cache_rows ? cache_rows[b] : b;
+            if (cb < 0 || cb >= kv->B)
+                return SM_ERR("cached forward: row %d maps to cache row %d of %d", b, cb, kv->B);
+        }
+    }
+    if (workspace_ensure(m, B, T)) return -1;
+    const int Tq = hi - lo;
+    kv_src src = {.kv = kv, .cache_rows = cache_rows, .lo = lo};
+    embed(m, x, fb, sm_k, B, Tq, lo, T);
+    for (int i = 0; i < c->n_layers; i++) {
+        src.layer = i;
+        layer_forward(m, &m->layers[i], &src, B, Tq, T);
+    }
+    output(m, need, B, Tq, lo, T, logits);
+    return 0;
+}
+
+/* ---- logit shift, soft-masking feedback, lm view ---------------------------------------- */
+
+void transformer_shift_logits(float *logits, int B, int T, int V) {
+    for (int b = 0; b < B; b++) {
+        float *L = logits + (size_t)b * T * V;
+        if (T > 1) memmove(L + V, L, (size_t)(T - 1) * V * sizeof(float));
+    }
+}
+
+void transformer_feedback(const tf_config *c, const sm_params *p, const int32_t *x,
+                          const float *prev, int B, int T, sm_feedback *fb) {
+    const size_t V = c->vocab_size;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        memset(&fb[i], 0, sizeof fb[i]);
+        if (x[i] != c->mask_id) continue;
+        size_t t = i % T, row = c->shift && t > 0 ? i - 1 : i; /* shifted logits (§4) */
+        sm_feedback_from_row(p, prev + row * V, (int)V, &fb[i]);
+    }
+}
+
+static int lm_forward(void *ctx, const int32_t *x, const sm_feedback *fb, const uint8_t *need,
+                      int B, int T, float *logits) {
+    transformer_model *m = ctx;
+    return transformer_forward(m, x, fb, m->sm_k, need, B, T, logits);
+}
+
+static int lm_forward_cached(void *ctx, const int32_t *x, const sm_feedback *fb,
+                             const uint8_t *need, int B, int T, int lo, int hi,
+                             const int *cache_rows, float *logits) {
+    transformer_model *m = ctx;
+    return transformer_forward_cached(m, x, fb, m->sm_k, need, B, T, lo, hi, cache_rows, logits);
+}
+
+void transformer_as_lm(transformer_model *m, lm_model *out) {
+    memset(out, 0, sizeof *out);
+    out->vocab_size = m->cfg.vocab_size;
+    out->mask_id = m->cfg.mask_id;
+    out->shift = m->cfg.shift;
+    out->max_len = m->cfg.max_len;
+    out->forward = lm_forward;
+    out->forward_cached = lm_forward_cached;
+    out->ctx = m;
+}
