@@ -152,17 +152,18 @@ static int generate_samples(const gen_flags *g, const code_set *set, code_sample
     smdlm_load_params lp = smdlm_load_default_params();
     lp.threads = g->threads;
     lp.quant = g->quant;
-    smdlm_ctx *ctx = smdlm_load(g->model, &lp);
-    if (!ctx) return -1;
+    smdlm_model *model = smdlm_model_load(g->model, &lp);
+    if (!model) return -1;
+    smdlm_state *state = smdlm_state_new(model);
     code_gen_opts o = {g->gp, g->gen_len, g->prompt};
-    o.gp.soft_masking = g->no_sm ? 0 : g->sm_on ? 1 : -1;
+    o.gp.sm.mode = g->no_sm ? SMDLM_SM_OFF : g->sm_on ? SMDLM_SM_ON : SMDLM_SM_MODEL;
     memset(out, 0, sizeof *out);
     double t0 = sm_time_sec();
     int rc = 0;
     for (size_t p = 0; p < set->n && !rc; p++)
         for (int i = 0; i < g->n; i++) {
             char *completion;
-            if (code_generate(ctx, set, p, &o, g->seed + (uint64_t)i, &completion)) {
+            if (code_generate(model, state, set, p, &o, g->seed + (uint64_t)i, &completion)) {
                 rc = -1;
                 break;
             }
@@ -172,7 +173,8 @@ static int generate_samples(const gen_flags *g, const code_set *set, code_sample
                         set->n * (size_t)g->n, sm_time_sec() - t0);
         }
     if (progress) fprintf(stderr, "\n");
-    smdlm_free(ctx);
+    smdlm_state_free(state);
+    smdlm_model_free(model);
     return rc;
 }
 
@@ -243,18 +245,18 @@ int cmd_eval_code(int argc, char **argv) {
         {"n", 'n', OPT_INT, &g.n, 1, 100000, "N", "-m: samples per problem (seeds seed, seed+1, ...)"},
         {"max-new-tokens", 0, OPT_INT, &g.gen_len, 1, 1 << 20, "N", "-m: tokens generated after the prompt (default 256)"},
         {"steps", 0, OPT_INT, &g.gp.steps, 1, 1000000, "S", "-m: denoising steps (default 128)"},
-        {"sampler", 0, OPT_STR, &g.gp.sampler, 0, 0, "NAME", "-m, MDLM: ddpm, ddpm_cache (default), remdm-cap, remdm-loop"},
+        {"sampler", 0, OPT_STR, &g.gp.mdlm.sampler, 0, 0, "NAME", "-m, MDLM: ddpm, ddpm_cache (default), remdm-cap, remdm-loop"},
         {"top-p", 0, OPT_FLOAT, &g.gp.top_p, 1e-6, 1, "P", "-m: nucleus sampling (default 1 = off)"},
         {"seed", 0, OPT_U64, &g.seed, 0, 0, "N", "-m: seed of the first sample of each problem (default 0)"},
-        {"tokens-per-step", 0, OPT_INT, &g.gp.tokens_per_step, 1, 1 << 20, "K", "-m, Dream/LLaDA: steps = ceil(max-new-tokens / K)"},
-        {"temperature", 0, OPT_FLOAT, &g.gp.temperature, 0, 1e6, "T", "-m, Dream/LLaDA: 0 = argmax (default)"},
-        {"top-k", 0, OPT_INT, &g.gp.top_k, 0, 1 << 30, "K", "-m, Dream/LLaDA: keep the K most likely tokens (0 = off)"},
-        {"alg", 0, OPT_STR, &g.gp.alg, 0, 0, "NAME", "-m, Dream: origin (default), maskgit_plus, topk_margin, entropy"},
-        {"alg-temp", 0, OPT_FLOAT, &g.gp.alg_temp, 0, 1e6, "T", "-m, Dream: sample positions by confidence (0 = top)"},
-        {"block-length", 0, OPT_INT, &g.gp.block_length, 1, 1 << 20, "L", "-m, LLaDA: semi-autoregressive block (default 32)"},
-        {"remasking", 0, OPT_STR, &g.gp.remasking, 0, 0, "NAME", "-m, LLaDA: low_confidence (default) or random"},
-        {"threshold", 0, OPT_FLOAT, &g.gp.threshold, 0, 1, "TAU", "-m, Dream/LLaDA: reveal every position with confidence ≥ TAU"},
-        {"eos-penalty", 0, OPT_FLOAT, &g.gp.eos_penalty, -1e6, 1e6, "X", "-m, Dream/LLaDA: subtracted from the EOS logit"},
+        {"tokens-per-step", 0, OPT_INT, &g.gp.decoder.tokens_per_step, 1, 1 << 20, "K", "-m, Dream/LLaDA: steps = ceil(max-new-tokens / K)"},
+        {"temperature", 0, OPT_FLOAT, &g.gp.decoder.temperature, 0, 1e6, "T", "-m, Dream/LLaDA: 0 = argmax (default)"},
+        {"top-k", 0, OPT_INT, &g.gp.decoder.top_k, 0, 1 << 30, "K", "-m, Dream/LLaDA: keep the K most likely tokens (0 = off)"},
+        {"alg", 0, OPT_STR, &g.gp.decoder.alg, 0, 0, "NAME", "-m, Dream: origin (default), maskgit_plus, topk_margin, entropy"},
+        {"alg-temp", 0, OPT_FLOAT, &g.gp.decoder.alg_temp, 0, 1e6, "T", "-m, Dream: sample positions by confidence (0 = top)"},
+        {"block-length", 0, OPT_INT, &g.gp.decoder.block_length, 1, 1 << 20, "L", "-m, LLaDA: semi-autoregressive block (default 32)"},
+        {"remasking", 0, OPT_STR, &g.gp.decoder.remasking, 0, 0, "NAME", "-m, LLaDA: low_confidence (default) or random"},
+        {"threshold", 0, OPT_FLOAT, &g.gp.decoder.threshold, 0, 1, "TAU", "-m, Dream/LLaDA: reveal every position with confidence ≥ TAU"},
+        {"eos-penalty", 0, OPT_FLOAT, &g.gp.decoder.eos_penalty, -1e6, 1e6, "X", "-m, Dream/LLaDA: subtracted from the EOS logit"},
         {"quant", 0, OPT_STR, &g.quant, 0, 0, "q8", "-m, Dream/LLaDA: int8 projections"},
         {"shots", 0, OPT_INT, &g.prompt.shots, 0, 3, "N", "-m, MBPP: worked examples in the prompt, 0 or 3 (default 3)"},
         {"chat", 0, OPT_FLAG, &g.prompt.chat, 0, 0, "", "-m: instruction prompt as a chat message; code from the first ```python block"},

@@ -1,44 +1,67 @@
 /* smdlm.h — public API of libsmdlm: masked diffusion language models with soft-masking
  * (MDLM DiT checkpoints, and Dream / Dream-Coder / LLaDA directories).
  *
- * Usage (error handling shortened; every call that can fail returns NULL or -1 and
- * smdlm_last_error() says what and where):
+ * A model (weights, tokenizer, configuration, the directory's soft-masking values) is loaded
+ * once and is read-only afterwards; a state holds what one generation needs (scratch, the
+ * canvas, per-request buffers). Several states may run on one model at once, one thread each.
+ *
+ * Usage (error handling shortened; every call that can fail returns NULL or SMDLM_ERROR (-1)
+ * and smdlm_last_error() says what and where):
  *
  *     #include <smdlm.h>
  *
  *     smdlm_load_params lp = smdlm_load_default_params();
  *     lp.threads = 4;
- *     smdlm_ctx *ctx = smdlm_load("models/demo", &lp);
- *     if (!ctx) { fprintf(stderr, "%s\n", smdlm_last_error()); return 1; }
+ *     smdlm_model *model = smdlm_model_load("models/demo", &lp);
+ *     if (!model) { fprintf(stderr, "%s\n", smdlm_last_error()); return 1; }
+ *     smdlm_state *st = smdlm_state_new(model);
  *
  *     smdlm_gen_params gp = smdlm_gen_default_params();
- *     gp.len = 128;          // canvas length in tokens
- *     gp.steps = 32;         // 4 tokens revealed per step on average
+ *     gp.mdlm.len = 128;       // canvas length in tokens
+ *     gp.steps = 32;           // 4 tokens revealed per step on average
  *     gp.seed = 7;
- *     char *text = NULL;
- *     if (smdlm_generate(ctx, "In the beginning", &gp, &text) == 0) puts(text);
- *     free(text);
+ *     gp.n = 2;                // two samples (seeds 7 and 8), one batch
+ *     gp.sm.mode = SMDLM_SM_OFF;
+ *     smdlm_result r;
+ *     if (smdlm_generate(st, "In the beginning", &gp, &r) == SMDLM_OK)
+ *         for (int b = 0; b < r.n; b++) puts(r.text[b]);
+ *     printf("%d forwards in %.2f s\n", r.stats.forwards, r.stats.seconds);
+ *     smdlm_result_free(&r);
+ *
+ *     // every step: the canvas, its masked positions and their soft-masking weights λ;
+ *     // a non-zero return stops the run (smdlm_generate then returns SMDLM_ABORTED)
+ *     static int show(void *user, const smdlm_step *s) {
+ *         fprintf(stderr, "step %d/%d, %d forwards\n", s->step, s->steps, s->forwards);
+ *         return *(volatile int *)user;   // e.g. a flag another thread sets
+ *     }
+ *     gp.on_step = show;
+ *     gp.user = &stop_flag;
+ *
+ *     // infilling: fixed tokens anywhere, the masked positions between them generated
+ *     smdlm_infill(st, "In the beginning", 16, "and the earth.", &gp, &r);
  *
  *     // Dream / LLaDA: a completion of a chat message (the model's chat template)
- *     smdlm_ctx *dream = smdlm_load("models/Dream-v0-Instruct-7B", &lp);
+ *     smdlm_model *dream = smdlm_model_load("models/Dream-v0-Instruct-7B", &lp);
+ *     smdlm_state *ds = smdlm_state_new(dream);
  *     smdlm_gen_params dp = smdlm_gen_default_params();
- *     dp.max_new_tokens = 64;
- *     dp.alg = "entropy";
+ *     dp.decoder.max_new_tokens = 64;
+ *     dp.decoder.alg = "entropy";
  *     dp.chat = 1;
- *     char *reply = NULL;
- *     if (dream && smdlm_generate(dream, "Write a haiku.", &dp, &reply) == 0) puts(reply);
- *     free(reply);
- *     smdlm_free(dream);
+ *     if (smdlm_generate(ds, "Write a haiku.", &dp, &r) == SMDLM_OK) puts(r.text[0]);
+ *     smdlm_result_free(&r);
  *
  *     // raw logits of a batch (B × T ids → B × T × V floats, before SUBS)
- *     float *logits = malloc(sizeof(float) * B * T * smdlm_vocab_size(ctx));
- *     smdlm_forward(ctx, ids, B, T, NULL, logits);
+ *     float *logits = malloc(sizeof(float) * B * T * smdlm_vocab_size(model));
+ *     smdlm_forward(st, ids, B, T, NULL, logits);
  *
- *     smdlm_free(ctx);
+ *     smdlm_state_free(st);
+ *     smdlm_model_free(model);
  *
- * Thread safety: a context is used by one thread at a time (it owns scratch buffers);
- * separate contexts are independent. The library itself runs its kernels on the number of
- * threads given at load time (OpenMP). smdlm_last_error() is per thread.
+ * Threads: a model may be shared by any number of threads, each with its own state; a state
+ * is used by one thread at a time. Dream / LLaDA models keep their workspace and key/value
+ * cache in the model for now: run one state at a time on such a model (MDLM models have no
+ * such limit). Kernels run on the number of threads given at load time (OpenMP).
+ * smdlm_last_error() is per thread.
  */
 #ifndef SMDLM_H
 #define SMDLM_H
@@ -50,23 +73,56 @@
 extern "C" {
 #endif
 
-typedef struct smdlm_ctx smdlm_ctx;
+/* Return values of the calls that run a model. */
+#define SMDLM_OK 0
+#define SMDLM_ERROR (-1)  /* smdlm_last_error() says why */
+#define SMDLM_ABORTED 1   /* the step callback stopped the run; no error is recorded */
+
+/* Largest soft-masking top-k. */
+#define SMDLM_SM_MAX_K 16
+
+typedef struct smdlm_model smdlm_model;
+typedef struct smdlm_state smdlm_state;
+
+typedef enum { SMDLM_ARCH_MDLM = 0, SMDLM_ARCH_DREAM, SMDLM_ARCH_LLADA } smdlm_arch;
 
 typedef struct {
-    int threads; /* ≥ 1; default: all cores */
+    int threads;       /* ≥ 1; default: all cores */
     const char *quant; /* Dream/LLaDA: NULL (weights as stored, default) or "q8" */
+    int need_tokenizer; /* 1: a directory without tokenizer files is an error (default 0: the
+                           tokenizer is loaded when present) */
 } smdlm_load_params;
 
+/* Soft-masking (DESIGN §3): a still-masked position's next input mixes the mask embedding
+ * with its top-k predicted tokens' embeddings, weighted by
+ * λ = scale · sigmoid(steepness · (negative entropy − centre)). */
+typedef enum {
+    SMDLM_SM_MODEL = 0, /* on when the directory has a transparency_config.json (default) */
+    SMDLM_SM_OFF,
+    SMDLM_SM_ON,
+} smdlm_sm_mode;
+
+typedef struct {
+    smdlm_sm_mode mode;
+    /* Values; NAN (k: 0) keeps the model directory's value (without a transparency_config.json:
+     * scale 0, centre −0.75, steepness 6.67, k 3; Dream/LLaDA k 1). Validated when soft-masking
+     * is on: scale in [0, 1], centre ≤ 0, steepness > 0, k in [1, SMDLM_SM_MAX_K]. */
+    float scale, centre, steepness;
+    int k;
+} smdlm_softmask;
+
+/* MDLM samplers (DESIGN §2). */
 typedef struct {
     const char *sampler; /* "ddpm", "ddpm_cache" (default), "remdm-cap", "remdm-loop" */
-    int len;             /* canvas length in tokens, prompt included (default: model length) */
-    int steps;           /* denoising steps (default 128) */
-    float top_p;         /* nucleus filtering, (0, 1] (default 1) */
-    uint64_t seed;
-    int soft_masking;    /* −1: as the model directory says (default), 0: off, 1: on */
-    /* Dream / LLaDA models (the MDLM samplers ignore these; `len` and `sampler` do not apply
-     * to Dream/LLaDA: the canvas is the prompt + max_new_tokens). `steps` is the number of
-     * decoding steps there too (defaults match: 128 tokens in 128 steps). */
+    int len;             /* canvas length in tokens, prompt included (default 0: the model's) */
+    float eta;           /* ReMDM remasking strength (default 0.02) */
+    float t_on, t_off;   /* ReMDM-loop: the loop phase (defaults 0.55, 0.05) */
+    float alpha_on;      /* ReMDM-loop: α during the loop (default 0.9) */
+    int noise_removal;   /* final argmax forward over what is still masked (default 1) */
+} smdlm_mdlm_params;
+
+/* Dream / LLaDA decoders (DESIGN §5). The canvas is the prompt + max_new_tokens. */
+typedef struct {
     int max_new_tokens;  /* tokens generated after the prompt (default 128) */
     int tokens_per_step; /* > 0: steps = ceil(max_new_tokens / tokens_per_step) (default 0) */
     float temperature;   /* 0: argmax (default) */
@@ -77,46 +133,140 @@ typedef struct {
     const char *remasking; /* LLaDA: "low_confidence" (default) or "random" */
     float threshold;     /* 0: off (default); else reveal every position with confidence ≥ it */
     float eos_penalty;   /* subtracted from the EOS logit (default 0) */
-    int chat;            /* 1: the prompt is a user message in the model's chat template */
+    const char *cache;   /* approximate key/value cache: "off" (default, exact), "prefix" or
+                            "dual" (blocks: LLaDA with block_length < max_new_tokens) */
+    int cache_refresh;   /* with a cache: every N-th forward in a block is a full one (default 0:
+                            block starts only) */
+} smdlm_decoder_params;
+
+/* What the step callback sees after each step. */
+typedef struct {
+    int B, T;            /* the batch: all n samples of the request, canvases of T tokens */
+    int step;            /* steps done, 1, 2, …; MDLM: once more with step == steps after the
+                            final noise removal */
+    int steps;           /* steps planned (0: unknown, threshold decoding) */
+    int forwards;        /* network evaluations so far */
+    int mask_id;
+    const int32_t *ids;  /* [B, T] the canvases */
+    const uint8_t *masked; /* [B, T] 1 where a position still holds the mask id */
+    const float *lambda; /* [B, T] λ of each still-masked position's next input, 0 elsewhere;
+                            NULL when soft-masking is off */
+} smdlm_step;
+
+/* Returns 0 to go on; anything else stops the run within this step (SMDLM_ABORTED). */
+typedef int (*smdlm_step_fn)(void *user, const smdlm_step *step);
+
+typedef struct {
+    uint64_t seed;       /* sample b draws with seed + b */
+    int steps;           /* denoising / decoding steps (default 128) */
+    float top_p;         /* nucleus filtering, (0, 1] (default 1) */
+    int n;               /* samples, run as one batch (default 1) */
+    int chat;            /* Dream/LLaDA: the prompt is a user message in the chat template */
     const char *system;  /* with chat: system prompt (NULL: the template's default) */
     int allow_special;   /* 1: parse special-token text in the prompt (default 0: plain text) */
+    smdlm_softmask sm;   /* default: as the model directory says */
+    smdlm_mdlm_params mdlm;       /* MDLM models only */
+    smdlm_decoder_params decoder; /* Dream / LLaDA models only */
+    smdlm_step_fn on_step;        /* NULL: none */
+    void *user;
 } smdlm_gen_params;
+
+typedef struct {
+    int soft_masking;      /* 1 when it was on */
+    int steps;             /* steps run */
+    int planned_steps;     /* steps asked for (Dream/LLaDA: after tokens_per_step; 0: threshold) */
+    int forwards;          /* network evaluations (steps that changed nothing reuse the last) */
+    long tokens;           /* MDLM: canvas positions (n × T); Dream/LLaDA: generated tokens
+                              before each sample's EOS */
+    double seconds;        /* the whole run */
+    double forward_seconds;  /* in the network */
+    double softmask_seconds; /* MDLM: building soft-masked inputs (0 for Dream/LLaDA) */
+    const char *method;    /* the sampler (MDLM), alg (Dream) or remasking (LLaDA) */
+    const char *cache;     /* "off", "prefix" or "dual" */
+    int refreshes;         /* with a cache: full forwards that refilled it */
+    long positions_computed; /* positions run through the network, all forwards */
+} smdlm_stats;
+
+typedef struct {
+    int n;               /* samples */
+    int T;               /* canvas length */
+    int prompt_len;      /* the fixed prefix: prompt tokens at the start of every canvas */
+    int32_t *ids;        /* [n, T] the canvases (positions after a Dream/LLaDA EOS may still
+                            hold the mask id; after SMDLM_ABORTED, wherever still masked) */
+    int *gen_len;        /* [n] Dream/LLaDA: tokens generated before the first EOS; MDLM: the
+                            positions that were not fixed */
+    char **text;         /* [n] MDLM: the canvas (masked positions left out, ids beyond the
+                            tokenizer as "[id]"); Dream/LLaDA: the completion up to the first
+                            EOS, special tokens left out; infilling: the infilled span. An entry
+                            is NULL after SMDLM_ABORTED and for Dream/LLaDA without a tokenizer */
+    smdlm_stats stats;
+} smdlm_result;
 
 smdlm_load_params smdlm_load_default_params(void);
 smdlm_gen_params smdlm_gen_default_params(void);
+/* mode SMDLM_SM_MODEL, every value the model's. */
+smdlm_softmask smdlm_softmask_default(void);
+/* Reads IBM's transparency_config.json into sm's values and switches it on (k stays as it
+ * was when the file has no mixinputs_k). */
+int smdlm_softmask_load(const char *path, smdlm_softmask *sm);
 
-/* Loads a model directory (config.json, model.safetensors or shards, tokenizer files,
- * optional transparency_config.json): MDLM, Dream or LLaDA, from config.json's model_type.
- * NULL on error. */
-smdlm_ctx *smdlm_load(const char *dir, const smdlm_load_params *params);
-void smdlm_free(smdlm_ctx *ctx);
+/* The architecture of a model directory from its config.json, without loading it. */
+int smdlm_dir_arch(const char *dir, smdlm_arch *arch);
+/* Loads a model directory (config.json, model.safetensors or shards, tokenizer files when
+ * present, optional transparency_config.json): MDLM, Dream or LLaDA, from config.json's
+ * model_type. NULL on error. */
+smdlm_model *smdlm_model_load(const char *dir, const smdlm_load_params *params);
+void smdlm_model_free(smdlm_model *model);
 
-int smdlm_vocab_size(const smdlm_ctx *ctx);
-int smdlm_mask_id(const smdlm_ctx *ctx);
-int smdlm_max_length(const smdlm_ctx *ctx);
+smdlm_arch smdlm_model_arch(const smdlm_model *model);
+int smdlm_vocab_size(const smdlm_model *model);
+int smdlm_mask_id(const smdlm_model *model);
+int smdlm_max_length(const smdlm_model *model);
+int smdlm_has_tokenizer(const smdlm_model *model);
+/* The directory's soft-masking: mode SMDLM_SM_ON with its values when it has a
+ * transparency_config.json, else SMDLM_SM_OFF with the defaults. */
+smdlm_softmask smdlm_model_softmask(const smdlm_model *model);
 
-/* Text ↔ ids with the model's tokenizer; outputs are malloc'ed (free them). smdlm_tokenize
- * parses special-token text ("<|endoftext|>") as Hugging Face's encode does. */
-int smdlm_tokenize(const smdlm_ctx *ctx, const char *text, int32_t **ids, size_t *n);
-int smdlm_detokenize(const smdlm_ctx *ctx, const int32_t *ids, size_t n, char **text);
+/* Text ↔ ids with the model's tokenizer; outputs are malloc'ed (free them). With
+ * allow_special, smdlm_tokenize parses special-token text ("<|endoftext|>") as Hugging Face's
+ * encode does; without, such text stays plain text (as prompts are). */
+int smdlm_tokenize(const smdlm_model *model, const char *text, int allow_special, int32_t **ids,
+                   size_t *n);
+int smdlm_detokenize(const smdlm_model *model, const int32_t *ids, size_t n, char **text);
+/* Text of a canvas: runs of tokens decoded, each position holding the mask id shown as
+ * mask_text (NULL: left out), ids the tokenizer cannot decode (or all, without a tokenizer)
+ * as "[id]". Never fails; *text is malloc'ed. */
+void smdlm_canvas_text(const smdlm_model *model, const int32_t *ids, size_t n,
+                       const char *mask_text, char **text);
+
+/* Scratch for one generation at a time; NULL on error. */
+smdlm_state *smdlm_state_new(smdlm_model *model);
+void smdlm_state_free(smdlm_state *state);
 
 /* Raw network output for ids [B, T] at diffusion times t[B] (NULL: t = 1), written to
  * logits [B, T, V]. Ids are validated (< V). Dream/LLaDA have no time input (t must be NULL);
  * their output is before Dream's logit shift (row i predicts position i + 1). */
-int smdlm_forward(smdlm_ctx *ctx, const int32_t *ids, int B, int T, const float *t,
+int smdlm_forward(smdlm_state *state, const int32_t *ids, int B, int T, const float *t,
                   float *logits);
 
-/* MDLM: samples a canvas of gp->len tokens whose first tokens are the prompt (may be NULL or
- * "") and returns its text (prompt included). Dream/LLaDA: generates gp->max_new_tokens after
- * the prompt (or the chat-templated prompt) and returns the completion alone, up to the first
- * EOS, special tokens left out. The prompt is plain text unless gp->allow_special. */
-int smdlm_generate(smdlm_ctx *ctx, const char *prompt, const smdlm_gen_params *gp, char **text);
-/* Same on ids: x [len] holds prompt tokens at fixed positions (fixed[i] != 0) and the mask
- * id elsewhere; on return it holds the sample. Dream/LLaDA: the fixed positions must be a
- * prefix (the prompt) and len − prompt is the generation length (gp->max_new_tokens is not
- * used); positions after the first generated EOS may keep the mask id. */
-int smdlm_generate_ids(smdlm_ctx *ctx, int32_t *x, const uint8_t *fixed, int len,
-                       const smdlm_gen_params *gp);
+/* MDLM: gp->n canvases of gp->mdlm.len tokens whose first tokens are the prompt (may be NULL
+ * or ""). Dream/LLaDA: gp->decoder.max_new_tokens after the prompt (or the chat-templated
+ * prompt). The prompt is plain text unless gp->allow_special. Fills *r (free it with
+ * smdlm_result_free whatever the outcome). */
+int smdlm_generate(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
+                   smdlm_result *r);
+/* The same on ids: x [len] holds tokens at the fixed positions (fixed[i] != 0) and the mask id
+ * elsewhere; every sample starts from it. MDLM: fixed positions anywhere. Dream/LLaDA: the
+ * fixed positions must be a prefix (the prompt), len − prompt is the generation length
+ * (gp->decoder.max_new_tokens is not used). */
+int smdlm_generate_ids(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int len,
+                       const smdlm_gen_params *gp, smdlm_result *r);
+/* Infilling: the canvas prefix + `middle` masked positions + suffix (text, plain unless
+ * gp->allow_special); r->text holds the generated middle. MDLM only (gp->mdlm.len is not
+ * used). */
+int smdlm_infill(smdlm_state *state, const char *prefix, int middle, const char *suffix,
+                 const smdlm_gen_params *gp, smdlm_result *r);
+void smdlm_result_free(smdlm_result *r);
 
 const char *smdlm_last_error(void);
 

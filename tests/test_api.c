@@ -8,10 +8,11 @@
 static void test_forward_matches_reference(void **state) {
     smdlm_load_params lp = smdlm_load_default_params();
     lp.threads = 2;
-    smdlm_ctx *ctx = smdlm_load(FIXTURES_DIR "/tiny-tc", &lp);
-    assert_non_null(ctx);
-    assert_int_equal(smdlm_vocab_size(ctx), 67);
-    assert_int_equal(smdlm_mask_id(ctx), 66);
+    smdlm_model *model = smdlm_model_load(FIXTURES_DIR "/tiny-tc", &lp);
+    assert_non_null(model);
+    smdlm_state *ctx = smdlm_state_new(model);
+    assert_int_equal(smdlm_vocab_size(model), 67);
+    assert_int_equal(smdlm_mask_id(model), 66);
     size_t n, nl;
     int64_t shape[2];
     int ndim;
@@ -25,37 +26,43 @@ static void test_forward_matches_reference(void **state) {
     assert_int_equal(smdlm_forward(ctx, ids, (int)shape[0], (int)shape[1], t, got), -1);
     assert_non_null(strstr(smdlm_last_error(), "outside"));
     free(ids), free(t), free(ref), free(got);
-    smdlm_free(ctx);
+    smdlm_state_free(ctx);
+    smdlm_model_free(model);
 }
 
 static void test_generate_ids(void **state) {
-    smdlm_ctx *ctx = smdlm_load(FIXTURES_DIR "/tiny", NULL);
-    assert_non_null(ctx);
+    smdlm_model *model = smdlm_model_load(FIXTURES_DIR "/tiny", NULL);
+    assert_non_null(model);
+    smdlm_state *ctx = smdlm_state_new(model);
     smdlm_gen_params gp = smdlm_gen_default_params();
     gp.steps = 8;
     gp.seed = 3;
-    int32_t a[16], b[16];
+    int32_t x[16];
     uint8_t fixed[16] = {1, 1};
-    for (int i = 0; i < 16; i++) a[i] = b[i] = i < 2 ? 5 + i : smdlm_mask_id(ctx);
-    assert_int_equal(smdlm_generate_ids(ctx, a, fixed, 16, &gp), 0);
-    assert_int_equal(smdlm_generate_ids(ctx, b, fixed, 16, &gp), 0);
-    assert_memory_equal(a, b, sizeof a);
+    for (int i = 0; i < 16; i++) x[i] = i < 2 ? 5 + i : smdlm_mask_id(model);
+    smdlm_result ra, rb, r;
+    assert_int_equal(smdlm_generate_ids(ctx, x, fixed, 16, &gp, &ra), 0);
+    assert_int_equal(smdlm_generate_ids(ctx, x, fixed, 16, &gp, &rb), 0);
+    const int32_t *a = ra.ids, *b = rb.ids;
+    assert_memory_equal(a, b, sizeof x);
     assert_int_equal(a[0], 5);
     assert_int_equal(a[1], 6);
-    for (int i = 0; i < 16; i++) assert_true(a[i] >= 0 && a[i] < smdlm_mask_id(ctx));
-    char *text = NULL;
-    assert_int_equal(smdlm_generate(ctx, "hi", &gp, &text), -1); /* no tokenizer here */
+    for (int i = 0; i < 16; i++) assert_true(a[i] >= 0 && a[i] < smdlm_mask_id(model));
+    smdlm_result_free(&ra);
+    smdlm_result_free(&rb);
+    assert_int_equal(smdlm_generate(ctx, "hi", &gp, &r), -1); /* no tokenizer here */
     assert_non_null(strstr(smdlm_last_error(), "tokenizer"));
     gp.steps = 0;
-    assert_int_equal(smdlm_generate_ids(ctx, a, fixed, 16, &gp), -1);
-    smdlm_free(ctx);
+    assert_int_equal(smdlm_generate_ids(ctx, x, fixed, 16, &gp, &r), -1);
+    smdlm_state_free(ctx);
+    smdlm_model_free(model);
 }
 
 static void test_load_errors(void **state) {
-    assert_null(smdlm_load("tests/bad/does-not-exist", NULL));
+    assert_null(smdlm_model_load("tests/bad/does-not-exist", NULL));
     assert_non_null(strstr(smdlm_last_error(), "does-not-exist"));
     smdlm_load_params lp = {0};
-    assert_null(smdlm_load(FIXTURES_DIR "/tiny", &lp));
+    assert_null(smdlm_model_load(FIXTURES_DIR "/tiny", &lp));
     assert_non_null(strstr(smdlm_last_error(), "threads"));
 }
 

@@ -445,11 +445,12 @@ static void test_api(void **state) {
     (void)state;
     smdlm_load_params lp = smdlm_load_default_params();
     lp.threads = 1;
-    smdlm_ctx *ctx = smdlm_load(g_dream, &lp);
-    assert_non_null(ctx);
-    assert_int_equal(smdlm_vocab_size(ctx), 300);
-    assert_int_equal(smdlm_mask_id(ctx), 297);
-    assert_int_equal(smdlm_max_length(ctx), 64);
+    smdlm_model *model = smdlm_model_load(g_dream, &lp);
+    assert_non_null(model);
+    smdlm_state *st_api = smdlm_state_new(model);
+    assert_int_equal(smdlm_vocab_size(model), 300);
+    assert_int_equal(smdlm_mask_id(model), 297);
+    assert_int_equal(smdlm_max_length(model), 64);
     /* raw logits against PyTorch (tests/gen_dream_fixtures.py), before the shift */
     int64_t shape[4];
     int nd;
@@ -457,48 +458,48 @@ static void test_api(void **state) {
     int32_t *ids = tu_load_i32(tu_fixture("tiny-dream/ids.npy"), &n, shape, &nd);
     float *ref = tu_load_f32(tu_fixture("tiny-dream/logits.npy"), &nl);
     float *got = sm_malloc(sizeof(float) * nl);
-    assert_int_equal(smdlm_forward(ctx, ids, (int)shape[0], (int)shape[1], NULL, got), 0);
+    assert_int_equal(smdlm_forward(st_api, ids, (int)shape[0], (int)shape[1], NULL, got), 0);
     assert_int_equal(tu_compare_f32("smdlm_forward Dream", got, ref, nl, 1e-4f, 1e-4f), 0);
     float t[2] = {0.5f, 0.5f};
-    assert_int_equal(smdlm_forward(ctx, ids, (int)shape[0], (int)shape[1], t, got), -1);
+    assert_int_equal(smdlm_forward(st_api, ids, (int)shape[0], (int)shape[1], t, got), -1);
     assert_non_null(strstr(smdlm_last_error(), "diffusion time"));
     free(ids), free(ref), free(got);
 
     /* smdlm_generate = the CLI's completion, plain and chat */
     smdlm_gen_params gp = smdlm_gen_default_params();
-    gp.max_new_tokens = 16;
+    gp.decoder.max_new_tokens = 16;
     gp.steps = 8;
-    gp.alg = "entropy";
+    gp.decoder.alg = "entropy";
     gp.seed = 2;
-    char *text = NULL;
-    assert_int_equal(smdlm_generate(ctx, "Hello the world", &gp, &text), 0);
+    smdlm_result r;
+    assert_int_equal(smdlm_generate(st_api, "Hello the world", &gp, &r), 0);
     char a[512];
     snprintf(a, sizeof a, "-m %s -p \"Hello the world\" --max-new-tokens 16 --steps 8 --alg entropy "
                           "--seed 2", g_dream);
     cJSON *rows = cli_jsonl(a);
-    assert_string_equal(text, cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "text")->valuestring);
+    assert_string_equal(r.text[0], cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "text")->valuestring);
     cJSON_Delete(rows);
-    free(text);
+    smdlm_result_free(&r);
     gp.chat = 1;
     gp.system = "Be";
-    gp.max_new_tokens = 8;
+    gp.decoder.max_new_tokens = 8;
     gp.steps = 8;
-    assert_int_equal(smdlm_generate(ctx, "Hi", &gp, &text), 0);
+    assert_int_equal(smdlm_generate(st_api, "Hi", &gp, &r), 0);
     snprintf(a, sizeof a, "-m %s -p Hi --chat --system Be --max-new-tokens 8 --alg entropy --seed 2",
              g_dream);
     rows = cli_jsonl(a);
-    assert_string_equal(text, cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "text")->valuestring);
+    assert_string_equal(r.text[0], cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "text")->valuestring);
     cJSON_Delete(rows);
-    free(text);
+    smdlm_result_free(&r);
 
     /* ids in, canvas out: the same tokens as the decoder */
     gp = smdlm_gen_default_params();
-    gp.alg = "maskgit_plus";
+    gp.decoder.alg = "maskgit_plus";
     gp.steps = 6;
     int32_t x[18];
     uint8_t fixed[18] = {1, 1, 1};
     for (int i = 0; i < 18; i++) x[i] = i < 3 ? 72 + i : 297;
-    assert_int_equal(smdlm_generate_ids(ctx, x, fixed, 18, &gp), 0);
+    assert_int_equal(smdlm_generate_ids(st_api, x, fixed, 18, &gp, &r), 0);
     model_dir md;
     assert_int_equal(model_dir_load_any(&md, g_dream, 2), 0);
     lib_case c = {.style = DECODER_DREAM, .alg = "maskgit_plus", .gen_len = 15, .steps = 6};
@@ -506,36 +507,40 @@ static void test_api(void **state) {
     int gen;
     decoder_stats st;
     lib_decode(&md, &c, x, 3, &y, &gen, &st);
-    assert_int_equal(tu_compare_i32("smdlm_generate_ids", x, y, 3 + (size_t)gen), 0);
+    assert_int_equal(tu_compare_i32("smdlm_generate_ids", r.ids, y, 3 + (size_t)gen), 0);
+    smdlm_result_free(&r);
     free(y);
     model_dir_free(&md);
     fixed[5] = 1;
-    assert_int_equal(smdlm_generate_ids(ctx, x, fixed, 18, &gp), -1);
+    assert_int_equal(smdlm_generate_ids(st_api, x, fixed, 18, &gp, &r), -1);
     assert_non_null(strstr(smdlm_last_error(), "prefix"));
-    gp.alg = "bogus";
-    assert_int_equal(smdlm_generate(ctx, "Hi", &gp, &text), -1);
+    gp.decoder.alg = "bogus";
+    assert_int_equal(smdlm_generate(st_api, "Hi", &gp, &r), -1);
     assert_non_null(strstr(smdlm_last_error(), "bogus"));
     gp = smdlm_gen_default_params();
-    gp.max_new_tokens = 100;
-    assert_int_equal(smdlm_generate(ctx, "Hi", &gp, &text), -1);
+    gp.decoder.max_new_tokens = 100;
+    assert_int_equal(smdlm_generate(st_api, "Hi", &gp, &r), -1);
     assert_non_null(strstr(smdlm_last_error(), "exceeds"));
-    smdlm_free(ctx);
+    smdlm_state_free(st_api);
+    smdlm_model_free(model);
 
     /* LLaDA through the API, q8, and a bad quantisation name */
     lp.quant = "q8";
-    ctx = smdlm_load(g_llada, &lp);
-    assert_non_null(ctx);
-    assert_int_equal(smdlm_vocab_size(ctx), 320);
+    model = smdlm_model_load(g_llada, &lp);
+    assert_non_null(model);
+    st_api = smdlm_state_new(model);
+    assert_int_equal(smdlm_vocab_size(model), 320);
     gp = smdlm_gen_default_params();
-    gp.max_new_tokens = 16;
-    gp.block_length = 8;
+    gp.decoder.max_new_tokens = 16;
+    gp.decoder.block_length = 8;
     gp.steps = 8;
-    assert_int_equal(smdlm_generate(ctx, "Hello", &gp, &text), 0);
-    printf("  LLaDA q8: \"%s\"\n", text);
-    free(text);
-    smdlm_free(ctx);
+    assert_int_equal(smdlm_generate(st_api, "Hello", &gp, &r), 0);
+    printf("  LLaDA q8: \"%s\"\n", r.text[0]);
+    smdlm_result_free(&r);
+    smdlm_state_free(st_api);
+    smdlm_model_free(model);
     lp.quant = "q4";
-    assert_null(smdlm_load(g_llada, &lp));
+    assert_null(smdlm_model_load(g_llada, &lp));
     assert_non_null(strstr(smdlm_last_error(), "q8"));
 }
 

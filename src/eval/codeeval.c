@@ -848,37 +848,39 @@ char *code_extract(const code_set *s, const char *generated, int chat) {
 
 /* ---- generation ---- */
 
-int code_generate(smdlm_ctx *ctx, const code_set *s, size_t i, const code_gen_opts *o,
-                  uint64_t seed, char **completion) {
+int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *s, size_t i,
+                  const code_gen_opts *o, uint64_t seed, char **completion) {
     char *prompt = code_prompt(s, i, &o->prompt);
     int32_t *ids = NULL;
     size_t np = 0;
-    char *text = NULL;
+    smdlm_result r = {0};
     int rc = -1;
-    if (smdlm_tokenize(ctx, prompt, &ids, &np)) goto done;
+    if (smdlm_tokenize(model, prompt, 1, &ids, &np)) goto done;
     long len = (long)np + o->gen_len;
-    if (len > smdlm_max_length(ctx)) {
+    if (len > smdlm_max_length(model)) {
         SM_ERR("%s: the prompt (%zu tokens) plus %d generated tokens exceed the model's length %d",
-               s->p[i].task_id, np, o->gen_len, smdlm_max_length(ctx));
+               s->p[i].task_id, np, o->gen_len, smdlm_max_length(model));
         goto done;
     }
     smdlm_gen_params gp = o->gp;
-    gp.len = (int)len;              /* MDLM: the canvas, prompt included */
-    gp.max_new_tokens = o->gen_len; /* Dream / LLaDA */
+    gp.mdlm.len = (int)len;                 /* MDLM: the canvas, prompt included */
+    gp.decoder.max_new_tokens = o->gen_len; /* Dream / LLaDA */
     gp.seed = seed;
-    gp.chat = o->prompt.chat;       /* Dream / LLaDA: the prompt is a user message */
-    if (smdlm_generate(ctx, prompt, &gp, &text)) {
+    gp.n = 1;
+    gp.chat = o->prompt.chat;               /* Dream / LLaDA: the prompt is a user message */
+    if (smdlm_generate(state, prompt, &gp, &r) != SMDLM_OK) {
         sm_wrap_error("%s", s->p[i].task_id);
         goto done;
     }
     /* An MDLM returns its whole canvas, which starts with the prompt (byte-level BPE round
      * trip); Dream / LLaDA return the completion alone. */
+    const char *text = r.text[0];
     size_t pl = strlen(prompt);
     const char *gen = !gp.chat && !strncmp(text, prompt, pl) ? text + pl : text;
     *completion = code_extract(s, gen, o->prompt.chat);
     rc = 0;
 done:
-    free(text);
+    smdlm_result_free(&r);
     free(ids);
     free(prompt);
     return rc;

@@ -125,16 +125,16 @@ char *code_extract(const code_set *s, const char *generated, int chat);
 
 /* Generation settings: the public API's parameters plus the code-specific ones. */
 typedef struct {
-    smdlm_gen_params gp;   /* the API's settings; len, max_new_tokens, seed and chat are set
-                            * per call from the fields below */
+    smdlm_gen_params gp;   /* the API's settings; mdlm.len, decoder.max_new_tokens, seed and
+                            * chat are set per call from the fields below */
     int gen_len;           /* tokens generated after the prompt */
     code_prompt_opts prompt; /* chat: also the model's chat template (Dream / LLaDA) */
 } code_gen_opts;
 
-/* One completion of problem i with the given seed: prompt, generation, extraction. The one
- * place that calls the model (decoders and chat templates plug in here). */
-int code_generate(smdlm_ctx *ctx, const code_set *s, size_t i, const code_gen_opts *o,
-                  uint64_t seed, char **completion);
+/* One completion of problem i with the given seed on a state of the model: prompt, generation,
+ * extraction. The one place that calls the model (decoders and chat templates plug in here). */
+int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *s, size_t i,
+                  const code_gen_opts *o, uint64_t seed, char **completion);
 
 /* Unbiased pass@k of one problem with n samples of which c pass (Chen et al. 2021):
  * 1 − C(n−c, k)/C(n, k) = 1 − Π_{i=n−c+1}^{n} (1 − k/i); 1 when n − c < k. Needs k ≤ n. */

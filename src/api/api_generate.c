@@ -1,0 +1,318 @@
+/* api_generate.c — generation through the public API (include/smdlm.h): the request's
+ * parameters onto the MDLM samplers (src/generate/sampler.h) or the Dream/LLaDA decoders
+ * (src/generate/decoder.h, tfgen.h), the step callback, and the results. */
+#include "api/api_internal.h"
+
+#include <string.h>
+
+#include "compute/kernels.h"
+#include "generate/sampler.h"
+#include "generate/tfgen.h"
+#include "base/util.h"
+
+/* Today's defaults of `smdlm generate`. */
+smdlm_gen_params smdlm_gen_default_params(void) {
+    smdlm_gen_params p = {.steps = 128, .top_p = 1.0f, .n = 1, .sm = smdlm_softmask_default()};
+    p.mdlm = (smdlm_mdlm_params){"ddpm_cache", 0, 0.02f, 0.55f, 0.05f, 0.9f, 1};
+    p.decoder = (smdlm_decoder_params){.max_new_tokens = 128, .alg = "origin",
+                                       .block_length = TFGEN_LLADA_BLOCK,
+                                       .remasking = "low_confidence", .cache = "off"};
+    return p;
+}
+
+void smdlm_result_free(smdlm_result *r) {
+    if (r->text)
+        for (int b = 0; b < r->n; b++) free(r->text[b]);
+    free(r->text);
+    free(r->ids);
+    free(r->gen_len);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- the step callback ---------------------------------------------------------------- */
+
+typedef struct {
+    smdlm_state *state;
+    const smdlm_gen_params *gp;
+    int steps; /* planned; 0: unknown */
+} step_relay;
+
+static int relay_step(step_relay *r, int step, int forwards, const int32_t *x, int B, int T,
+                      const float *lambda) {
+    smdlm_state *s = r->state;
+    const size_t BT = (size_t)B * T;
+    const int mask = smdlm_mask_id(s->model);
+    if (s->masked_cap < BT) {
+        free(s->masked);
+        s->masked = sm_malloc(BT);
+        s->masked_cap = BT;
+    }
+    for (size_t i = 0; i < BT; i++) s->masked[i] = x[i] == mask;
+    smdlm_step st = {B, T, step, r->steps, forwards, mask, x, s->masked, lambda};
+    return r->gp->on_step(r->gp->user, &st);
+}
+
+static void relay_sampler_step(void *user, int step, int steps, const int32_t *x, int B, int T) {
+    (void)steps;
+    relay_step(user, step, 0, x, B, T, NULL);
+}
+
+static void relay_decoder_step(void *user, int step, const int32_t *x, int B, int T) {
+    relay_step(user, step, 0, x, B, T, NULL);
+}
+
+/* ---- MDLM ------------------------------------------------------------------------------ */
+
+static int sampler_params_of(const smdlm_model *model, const smdlm_gen_params *gp,
+                             sampler_params *sp) {
+    sampler_params_default(sp);
+    if (sampler_kind_parse(gp->mdlm.sampler ? gp->mdlm.sampler : "ddpm_cache", &sp->kind))
+        return -1;
+    sp->steps = gp->steps;
+    sp->top_p = gp->top_p;
+    sp->seed = gp->seed;
+    sp->eta = gp->mdlm.eta;
+    sp->t_on = gp->mdlm.t_on;
+    sp->t_off = gp->mdlm.t_off;
+    sp->alpha_on = gp->mdlm.alpha_on;
+    sp->noise_removal = gp->mdlm.noise_removal != 0;
+    return api_softmask_resolve(&gp->sm, &model->md.sm, &sp->sm);
+}
+
+static int check_samples(const smdlm_gen_params *gp) {
+    if (gp->n < 1 || gp->n > 1 << 20) return SM_ERR("samples %d must be in [1, %d]", gp->n, 1 << 20);
+    return 0;
+}
+
+/* Every sample's canvas from the template x/fixed [T]; on success (and when stopped) *r holds
+ * the canvases, each sample's count of generated positions and the statistics. */
+static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int T,
+                    const smdlm_gen_params *gp, smdlm_result *r) {
+    smdlm_model *model = state->model;
+    sampler_params sp;
+    if (check_samples(gp) || sampler_params_of(model, gp, &sp)) return -1;
+    const int n = gp->n;
+    step_relay relay = {state, gp, sp.steps};
+    if (gp->on_step) {
+        sp.on_step = relay_sampler_step;
+        sp.user = &relay;
+    }
+    int32_t *ids = sm_malloc(sizeof(int32_t) * (size_t)n * T);
+    uint8_t *fixed_all = sm_malloc((size_t)n * T);
+    int P = 0, open = 0;
+    while (P < T && fixed[P]) P++;
+    for (int i = 0; i < T; i++) open += !fixed[i];
+    for (int b = 0; b < n; b++) {
+        memcpy(ids + (size_t)b * T, x, sizeof(int32_t) * (size_t)T);
+        memcpy(fixed_all + (size_t)b * T, fixed, (size_t)T);
+    }
+    kernels_set_threads(model->threads);
+    sampler_stats st;
+    int rc = sampler_run(&model->md.net, &sp, ids, fixed_all, n, T, model->threads, &st);
+    free(fixed_all);
+    if (rc < 0) {
+        free(ids);
+        return -1;
+    }
+    *r = (smdlm_result){n, T, P, ids, sm_malloc(sizeof(int) * (size_t)n),
+                        sm_calloc((size_t)n, sizeof(char *))};
+    for (int b = 0; b < n; b++) r->gen_len[b] = open;
+    r->stats = (smdlm_stats){sp.sm.enabled, st.steps, sp.steps, st.forwards, (long)n * T,
+                             st.seconds, st.forward_seconds, st.sm_seconds,
+                             sampler_kind_name(sp.kind), "off", 0, (long)st.forwards * n * T};
+    return rc;
+}
+
+/* The text of every sample's positions [from, to). */
+static void mdlm_texts(const smdlm_model *model, smdlm_result *r, int from, int to) {
+    for (int b = 0; b < r->n; b++)
+        smdlm_canvas_text(model, r->ids + (size_t)b * r->T + from, (size_t)(to - from), NULL,
+                          &r->text[b]);
+}
+
+/* Prompt text as ids (plain text unless allow_special); "" and NULL give none. */
+static int encode_text(const smdlm_model *model, const char *text, int allow_special,
+                       int32_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    return text && *text ? smdlm_tokenize(model, text, allow_special, ids, n) : 0;
+}
+
+static int generate_mdlm(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
+                         smdlm_result *r) {
+    const smdlm_model *model = state->model;
+    if (gp->chat) return SM_ERR("%s: an MDLM model has no chat template", model->md.dir);
+    const int maxT = smdlm_max_length(model), T = gp->mdlm.len ? gp->mdlm.len : maxT;
+    if (T < 1) return SM_ERR("canvas length %d must be ≥ 1", T);
+    if (T > maxT) return SM_ERR("canvas length %d exceeds the model's length %d", T, maxT);
+    int32_t *pids;
+    size_t np;
+    if (encode_text(model, prompt, gp->allow_special, &pids, &np)) return -1;
+    if (np >= (size_t)T) {
+        free(pids);
+        return SM_ERR("the prompt has %zu tokens but the canvas holds only %d", np, T);
+    }
+    int32_t *x = sm_malloc(sizeof(int32_t) * (size_t)T);
+    uint8_t *fixed = sm_calloc((size_t)T, 1);
+    for (int i = 0; i < T; i++) {
+        x[i] = (size_t)i < np ? pids[i] : smdlm_mask_id(model);
+        fixed[i] = (size_t)i < np;
+    }
+    int rc = run_mdlm(state, x, fixed, T, gp, r);
+    if (rc == SMDLM_OK) mdlm_texts(model, r, 0, T);
+    free(x);
+    free(fixed);
+    free(pids);
+    return rc;
+}
+
+/* ---- Dream / LLaDA -------------------------------------------------------------------- */
+
+static int decoder_params_of(const smdlm_model *model, const smdlm_gen_params *gp, int gen_len,
+                             decoder_params *p) {
+    const smdlm_decoder_params *d = &gp->decoder;
+    if (tfgen_default_params(&model->md, p)) return -1;
+    p->gen_len = gen_len;
+    p->steps = gp->steps;
+    p->tokens_per_step = d->tokens_per_step;
+    p->temperature = d->temperature;
+    p->top_p = gp->top_p;
+    p->top_k = d->top_k;
+    p->alg_temp = d->alg_temp;
+    p->threshold = d->threshold;
+    p->eos_penalty = d->eos_penalty;
+    p->seed = gp->seed;
+    p->cache_refresh = d->cache_refresh;
+    if (model->md.arch == MODEL_DREAM) {
+        if (d->alg && decoder_alg_parse(d->alg, &p->alg)) return -1;
+    } else {
+        p->block_length = d->block_length;
+        if (d->remasking && decoder_remask_parse(d->remasking, &p->remasking)) return -1;
+    }
+    if (d->cache && kv_cache_mode_parse(d->cache, &p->cache)) return -1;
+    return api_softmask_resolve(&gp->sm, &model->md.sm, &p->sm);
+}
+
+/* gen_len tokens after prompt[0..P) for every sample; *r holds the canvases, completions and
+ * statistics. */
+static int run_decoder(smdlm_state *state, const int32_t *prompt, int P, int gen_len,
+                       const smdlm_gen_params *gp, smdlm_result *r) {
+    smdlm_model *model = state->model;
+    decoder_params p;
+    if (check_samples(gp) || decoder_params_of(model, gp, gen_len, &p)) return -1;
+    const int n = gp->n, T = P + gen_len;
+    step_relay relay = {state, gp, p.threshold > 0.0f ? 0 : decoder_planned_steps(&p)};
+    if (gp->on_step) {
+        p.on_step = relay_decoder_step;
+        p.user = &relay;
+    }
+    int *gen = sm_malloc(sizeof(int) * (size_t)n);
+    int32_t *ids;
+    decoder_stats st;
+    kernels_set_threads(model->threads);
+    int rc = tfgen_run(&model->md, &p, prompt, P, n, &ids, gen, &st);
+    if (rc < 0) {
+        free(gen);
+        return -1;
+    }
+    *r = (smdlm_result){n, T, P, ids, gen, sm_calloc((size_t)n, sizeof(char *))};
+    long made = 0;
+    for (int b = 0; b < n; b++) made += gen[b];
+    r->stats = (smdlm_stats){p.sm.enabled, st.steps, relay.steps, st.forwards, made, st.seconds,
+                             st.forward_seconds, 0.0,
+                             model->md.arch == MODEL_LLADA ? decoder_remask_name(p.remasking)
+                                                           : decoder_alg_name(p.alg),
+                             kv_cache_mode_name(p.cache), st.refreshes, st.positions_computed};
+    if (rc == SMDLM_OK && model->md.tok)
+        for (int b = 0; b < n; b++)
+            if (tfgen_completion(&model->md, ids + (size_t)b * T + P, gen[b], &r->text[b])) {
+                smdlm_result_free(r);
+                return -1;
+            }
+    return rc;
+}
+
+static int generate_decoder(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
+                            smdlm_result *r) {
+    const smdlm_model *model = state->model;
+    const int maxT = smdlm_max_length(model);
+    if (gp->decoder.max_new_tokens < 1)
+        return SM_ERR("max_new_tokens %d must be ≥ 1", gp->decoder.max_new_tokens);
+    int32_t *pids = NULL;
+    size_t np = 0;
+    if ((prompt || gp->chat) && tfgen_encode_prompt(&model->md, prompt, gp->chat, gp->system,
+                                                    gp->allow_special, &pids, &np))
+        return -1;
+    int rc = np > (size_t)maxT
+                 ? SM_ERR("the prompt has %zu tokens but the model's length is %d", np, maxT)
+                 : run_decoder(state, pids, (int)np, gp->decoder.max_new_tokens, gp, r);
+    free(pids);
+    return rc;
+}
+
+/* ---- entry points --------------------------------------------------------------------- */
+
+int smdlm_generate(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
+                   smdlm_result *r) {
+    memset(r, 0, sizeof *r);
+    return state->model->md.arch == MODEL_MDLM ? generate_mdlm(state, prompt, gp, r)
+                                               : generate_decoder(state, prompt, gp, r);
+}
+
+int smdlm_generate_ids(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int len,
+                       const smdlm_gen_params *gp, smdlm_result *r) {
+    const smdlm_model *model = state->model;
+    memset(r, 0, sizeof *r);
+    if (len < 1) return SM_ERR("canvas length %d must be ≥ 1", len);
+    if (model->md.arch == MODEL_MDLM) {
+        int rc = run_mdlm(state, x, fixed, len, gp, r);
+        if (rc == SMDLM_OK) mdlm_texts(model, r, 0, len);
+        return rc;
+    }
+    int P = 0;
+    while (P < len && fixed[P]) P++;
+    for (int i = P; i < len; i++)
+        if (fixed[i])
+            return SM_ERR("fixed position %d after the prompt (%d tokens): Dream/LLaDA prompts "
+                          "are a prefix", i, P);
+    if (P == len)
+        return SM_ERR("every position of the canvas (%d) is fixed: nothing to generate", len);
+    return run_decoder(state, x, P, len - P, gp, r);
+}
+
+int smdlm_infill(smdlm_state *state, const char *prefix, int middle, const char *suffix,
+                 const smdlm_gen_params *gp, smdlm_result *r) {
+    const smdlm_model *model = state->model;
+    memset(r, 0, sizeof *r);
+    if (model->md.arch != MODEL_MDLM)
+        return SM_ERR("%s: infilling from text runs on MDLM models", model->md.dir);
+    if (middle < 1) return SM_ERR("the infilled span of %d tokens must be ≥ 1", middle);
+    int32_t *pre, *suf;
+    size_t np, ns;
+    if (encode_text(model, prefix, gp->allow_special, &pre, &np)) return -1;
+    if (encode_text(model, suffix, gp->allow_special, &suf, &ns)) {
+        free(pre);
+        return -1;
+    }
+    const long T = (long)np + middle + (long)ns;
+    int rc = -1;
+    if (T > smdlm_max_length(model)) {
+        SM_ERR("prefix (%zu tokens) + %d infilled + suffix (%zu tokens) exceed the model's "
+               "length %d", np, middle, ns, smdlm_max_length(model));
+    } else {
+        int32_t *x = sm_malloc(sizeof(int32_t) * (size_t)T);
+        uint8_t *fixed = sm_malloc((size_t)T);
+        for (long i = 0; i < T; i++) {
+            const int in_middle = i >= (long)np && i < (long)np + middle;
+            x[i] = i < (long)np ? pre[i] : in_middle ? smdlm_mask_id(model) : suf[i - np - middle];
+            fixed[i] = !in_middle;
+        }
+        rc = run_mdlm(state, x, fixed, (int)T, gp, r);
+        if (rc == SMDLM_OK) mdlm_texts(model, r, (int)np, (int)np + middle);
+        free(x);
+        free(fixed);
+    }
+    free(pre);
+    free(suf);
+    return rc;
+}
