@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "models/model.h"
 #include "compute/kernels.h"
 #include "base/rng.h"
 #include "formats/safetensors.h"

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "models/model.h"
 #include "compute/kernels.h"
 #include "formats/npy.h"
 #include "train/optim.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "common.h"
+#include "model_flags.h"
 #include "eval/evaluator.h"
 #include "base/jsonutil.h"
 #include "compute/kernels.h"

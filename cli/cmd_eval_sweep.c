@@ -92,21 +92,18 @@ typedef struct {
     int n;
 } sweep_ref;
 
-/* Generates n unconditional samples of T tokens (batches of B; sequence j draws with seed
- * base + j), writes them as {"text": ...} lines to path and scores them under the
- * featurizer's evaluator (and MAUVE against ref when it has features). */
-static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T, int threads,
-                    uint64_t base_seed, featurizer *fz, const sweep_ref *ref, const char *path,
-                    sweep_cell *c) {
+/* Generates n unconditional samples (batches of B; sequence j draws with seed base + j) with
+ * gp on the arm's generation state, writes them as {"text": ...} lines to path and scores them
+ * under the featurizer's evaluator (and MAUVE against ref when it has features). */
+static int run_cell(smdlm_state *state, smdlm_gen_params gp, int n, int B, uint64_t base_seed,
+                    featurizer *fz, const sweep_ref *ref, const char *path, sweep_cell *c) {
     evaluator *ev = &fz->ev;
     float *feats = ref->feats ? sm_malloc(sizeof(float) * (size_t)n * fz->dim) : NULL;
     int nfeat = 0;
-    const dit_config *cfg = &md->net.cfg;
-    int32_t *x = sm_malloc(sizeof *x * (size_t)B * T);
     char *tmp = NULL;
     FILE *f = sm_atomic_open(path, &tmp);
     if (!f) {
-        free(x);
+        free(feats);
         return -1;
     }
     double nll = 0.0, ent = 0.0, t0 = sm_time_sec();
@@ -115,18 +112,15 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
     c->forwards = 0;
     c->tokens = 0;
     for (int j = 0; j < n && rc == 0; j += B) {
-        int b = n - j < B ? n - j : B;
-        for (size_t i = 0; i < (size_t)b * T; i++) x[i] = cfg->mask_id;
-        sampler_stats st;
-        sp.seed = base_seed + (uint64_t)j;
-        if ((rc = sampler_run(&md->net, &sp, x, NULL, b, T, threads, &st))) break;
-        c->forwards += st.forwards;
-        for (int s = 0; s < b && rc == 0; s++) {
-            char *text = NULL;
-            size_t len = 0;
+        smdlm_result r;
+        gp.n = n - j < B ? n - j : B;
+        gp.seed = base_seed + (uint64_t)j;
+        if ((rc = smdlm_generate(state, NULL, &gp, &r))) break;
+        c->forwards += r.stats.forwards;
+        for (int s = 0; s < r.n && rc == 0; s++) {
+            const char *text = r.text[s];
             int32_t *ids = NULL;
             size_t m = 0;
-            if ((rc = tok_decode(md->tok, x + (size_t)s * T, (size_t)T, &text, &len))) break;
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "text", text);
             char *line = cJSON_PrintUnformatted(o);
@@ -134,8 +128,7 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
             free(line);
             cJSON_Delete(o);
             /* MDLM retokenises samples with the evaluator's tokenizer */
-            rc = tok_encode(ev->tok, text, len, &ids, &m);
-            free(text);
+            rc = tok_encode(ev->tok, text, strlen(text), &ids, &m);
             /* the featurizer is the evaluator: its features come from the same ids (empty
              * samples carry no feature) */
             if (rc == 0 && feats && m > 0) {
@@ -150,8 +143,8 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
             c->tokens += (long)m;
             free(ids);
         }
+        smdlm_result_free(&r);
     }
-    free(x);
     if (rc == 0 && scored == 0) rc = SM_ERR("%s: no sample has a token to score", path);
     c->mauve = NAN;
     if (rc == 0 && feats) {
@@ -326,12 +319,13 @@ int cmd_eval_sweep(int argc, char **argv) {
     sweep_arm arms[SWEEP_MAX_ARMS];
     int steps[SWEEP_MAX_LIST], seeds[SWEEP_MAX_LIST], nsteps, nseeds;
     int sm_both = !strcmp(sm_mode, "both"), sm_never = !strcmp(sm_mode, "off");
-    sampler_params sp;
-    sampler_params_default(&sp);
-    sp.top_p = top_p;
+    smdlm_gen_params gp = smdlm_gen_default_params();
+    gp.top_p = top_p;
+    gp.mdlm.sampler = sampler;
+    sampler_kind kind; /* checked now rather than after the evaluator's features */
     if (parse_int_list(steps_s, "steps", 1, 1 << 20, steps, &nsteps) ||
         parse_int_list(seeds_s, "seeds", 0, 1 << 30, seeds, &nseeds) ||
-        sampler_kind_parse(sampler, &sp.kind))
+        sampler_kind_parse(sampler, &kind))
         return cli_fail("eval sweep");
     if (!sm_both && !sm_never && strcmp(sm_mode, "auto")) {
         fprintf(stderr, "smdlm eval sweep: --sm '%s': expected auto, both or off\n", sm_mode);
@@ -365,28 +359,39 @@ int cmd_eval_sweep(int argc, char **argv) {
     }
     cells = sm_calloc((size_t)npos * 2 * nsteps * nseeds, sizeof *cells);
     double t0 = sm_time_sec();
+    smdlm_load_params lp = smdlm_load_default_params();
+    lp.threads = threads;
+    lp.need_tokenizer = 1;
     for (int a = 0; a < npos; a++) {
-        model_dir md;
-        if (model_dir_load(&md, arms[a].dir, 2)) goto done;
-        int len = md.net.cfg.model_length;
+        smdlm_arch arch;
+        if (smdlm_dir_arch(arms[a].dir, &arch)) goto done;
+        if (arch != SMDLM_ARCH_MDLM) {
+            SM_ERR("%s: a %s model; this command runs MDLM models only", arms[a].dir,
+                   arch == SMDLM_ARCH_DREAM ? "Dream" : "LLaDA");
+            goto done;
+        }
+        smdlm_model *model = smdlm_model_load(arms[a].dir, &lp);
+        if (!model) goto done;
+        smdlm_state *state = smdlm_state_new(model);
+        int len = smdlm_max_length(model), trained_sm = smdlm_model_softmask(model).mode == SMDLM_SM_ON;
         if (T && len != T) {
             SM_ERR("arm %s: model length %d differs from the first arm's %d (every arm must "
                    "generate samples of one length)", arms[a].name, len, T);
-            model_dir_free(&md);
+            smdlm_state_free(state);
+            smdlm_model_free(model);
             goto done;
         }
         T = len;
         for (int sm = 1; sm >= 0; sm--) {
             /* soft-masking on: arms that carry trained values; off: arms without, or all with --sm both */
-            if (sm && (sm_never || !md.has_sm_config)) continue;
-            if (!sm && md.has_sm_config && !sm_both && !sm_never) continue;
-            sp.sm = md.sm;
-            sp.sm.enabled = sm;
+            if (sm && (sm_never || !trained_sm)) continue;
+            if (!sm && trained_sm && !sm_both && !sm_never) continue;
+            gp.sm.mode = sm ? SMDLM_SM_ON : SMDLM_SM_OFF;
             for (int k = 0; k < nsteps; k++)
                 for (int s = 0; s < nseeds; s++) {
                     sweep_cell *c = &cells[ncells];
                     *c = (sweep_cell){a, sm, steps[k], seeds[s], 0, 0, NAN, 0, 0, 0};
-                    sp.steps = steps[k];
+                    gp.steps = steps[k];
                     char name[1200];
                     snprintf(name, sizeof name, "%s/%s-%s-s%d-seed%d.jsonl", samples_dir,
                              arms[a].name, sm_name(sm), steps[k], seeds[s]);
@@ -394,15 +399,17 @@ int cmd_eval_sweep(int argc, char **argv) {
                         fprintf(stderr, "\r[%6.0fs] %s %s steps %d seed %d: %d samples of %d tokens...   ",
                                 sm_time_sec() - t0, arms[a].name, sm_name(sm), steps[k], seeds[s], n, T);
                     /* the same seeds for every arm: seed s draws sequence j with s·2³² + j */
-                    if (run_cell(&md, sp, n, batch, T, threads, (uint64_t)seeds[s] << 32, &fz, &ref, name, c) ||
+                    if (run_cell(state, gp, n, batch, (uint64_t)seeds[s] << 32, &fz, &ref, name, c) ||
                         cell_json_line(cf, &arms[a], c, T)) {
-                        model_dir_free(&md);
+                        smdlm_state_free(state);
+                        smdlm_model_free(model);
                         goto done;
                     }
                     ncells++;
                 }
         }
-        model_dir_free(&md);
+        smdlm_state_free(state);
+        smdlm_model_free(model);
     }
     if (!quiet) fprintf(stderr, "\n");
     int series = write_summary(out, arms, npos, steps, nsteps, nseeds, T, cells, ncells);

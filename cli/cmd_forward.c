@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "common.h"
+#include "model_flags.h"
 #include "compute/kernels.h"
 #include "formats/npy.h"
 #include "base/util.h"

@@ -1,8 +1,8 @@
 /* cmd_generate.c — `smdlm generate`: samples from an MDLM (unconditional or prefix-prompted, any
- * sampler, with or without soft-masking) or completions from a Dream / LLaDA model (the
- * decoders of src/generate/decoder.c, plain or chat-templated prompts); --visual redraws the canvas every
- * step. The architecture comes from the directory's config.json; flags of the other kind of
- * model are rejected. */
+ * sampler, with or without soft-masking) or completions from a Dream / LLaDA model (plain or
+ * chat-templated prompts); --visual redraws the canvas every step. The architecture comes from
+ * the directory's config.json; flags of the other kind of model are rejected. Everything runs
+ * through the public API (include/smdlm.h). */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +11,6 @@
 
 #include "commands.h"
 #include "common.h"
-#include "compute/kernels.h"
-#include "generate/sampler.h"
-#include "generate/tfgen.h"
-#include "base/util.h"
 
 #define MASK_GLYPH "\xe2\x96\x91" /* ░ */
 
@@ -33,65 +29,25 @@ typedef struct {
     const char *alg, *remasking, *quant, *system;
     int max_new, tokens_per_step, top_k, block_length, chat;
     float temperature, alg_temp, threshold, eos_penalty;
-    const char *cache; /* --cache prefix|dual (approximate, src/models/kvcache.h) */
+    const char *cache; /* --cache prefix|dual (approximate) */
     int cache_refresh;
+    smdlm_arch arch;   /* the directory's, from config.json */
 } gen_opts;
 
 typedef struct {
-    const model_dir *md;
+    const smdlm_model *model;
     int visual_delay_ms;
     int tty;
-    int steps; /* planned steps; 0: unknown (threshold decoding) */
 } visual_ctx;
 
-/* Text of ids[0..n) with masked positions shown as a placeholder. */
-static char *render(const model_dir *md, const int32_t *ids, int n, int show_masks) {
-    size_t cap = 256, len = 0;
-    char *out = sm_malloc(cap);
-    int mask = model_dir_mask_id(md);
-    for (int i = 0; i < n;) {
-        int j = i;
-        const char *piece = NULL;
-        char *dec = NULL, num[16];
-        size_t plen = 0;
-        if (ids[i] == mask) {
-            while (j < n && ids[j] == mask) j++;
-            if (!show_masks) {
-                i = j;
-                continue;
-            }
-            for (int r = i; r < j; r++) {
-                if (len + 4 > cap) out = sm_realloc(out, cap *= 2);
-                memcpy(out + len, MASK_GLYPH, 3);
-                len += 3;
-            }
-            i = j;
-            continue;
-        }
-        while (j < n && ids[j] != mask) j++;
-        if (md->tok && tok_decode(md->tok, ids + i, (size_t)(j - i), &dec, &plen) == 0) {
-            piece = dec;
-        } else { /* no tokenizer (or ids beyond it): print the ids */
-            j = i + 1;
-            plen = (size_t)snprintf(num, sizeof num, "[%d]", ids[i]);
-            piece = num;
-        }
-        while (len + plen + 1 > cap) out = sm_realloc(out, cap *= 2);
-        memcpy(out + len, piece, plen);
-        len += plen;
-        free(dec);
-        i = j;
-    }
-    out[len] = 0;
-    return out;
-}
-
-/* One --visual frame: the first canvas of the batch. */
-static void show_frame(const visual_ctx *v, int step, int steps, const int32_t *x, int T) {
-    char *text = render(v->md, x, T, 1);
+/* One --visual frame (the step callback): the first canvas of the batch. */
+static int show_frame(void *user, const smdlm_step *s) {
+    const visual_ctx *v = user;
+    char *text;
+    smdlm_canvas_text(v->model, s->ids, (size_t)s->T, MASK_GLYPH, &text);
     if (v->tty) fputs("\x1b[H\x1b[2J", stdout);
-    if (steps > 0) printf("step %d/%d\n%s\n", step, steps, text);
-    else printf("step %d\n%s\n", step, text);
+    if (s->steps > 0) printf("step %d/%d\n%s\n", s->step, s->steps, text);
+    else printf("step %d\n%s\n", s->step, text);
     if (!v->tty) printf("\n");
     fflush(stdout);
     free(text);
@@ -99,300 +55,234 @@ static void show_frame(const visual_ctx *v, int step, int steps, const int32_t *
         struct timespec ts = {v->visual_delay_ms / 1000, (long)(v->visual_delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
-}
-
-static void on_step(void *user, int step, int steps, const int32_t *x, int B, int T) {
-    (void)B;
-    show_frame(user, step, steps, x, T);
-}
-
-static void on_decoder_step(void *user, int step, const int32_t *x, int B, int T) {
-    (void)B;
-    const visual_ctx *v = user;
-    show_frame(v, step, v->steps, x, T);
-}
-
-static int write_jsonl(const char *path, const model_dir *md, const int32_t *x, int B, int T,
-                       uint64_t seed, const sampler_params *sp) {
-    FILE *f = !strcmp(path, "-") ? stdout : fopen(path, "w");
-    if (!f) return SM_ERR("cannot create '%s'", path);
-    for (int b = 0; b < B; b++) {
-        cJSON *o = cJSON_CreateObject();
-        char *text = render(md, x + (size_t)b * T, T, 0);
-        cJSON_AddStringToObject(o, "text", text);
-        cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(x + (size_t)b * T, T));
-        cJSON_AddNumberToObject(o, "seed", (double)(seed + (uint64_t)b));
-        cJSON_AddStringToObject(o, "sampler", sampler_kind_name(sp->kind));
-        cJSON_AddNumberToObject(o, "steps", sp->steps);
-        cJSON_AddBoolToObject(o, "soft_masking", sp->sm.enabled);
-        char *line = cJSON_PrintUnformatted(o);
-        fprintf(f, "%s\n", line);
-        free(line);
-        free(text);
-        cJSON_Delete(o);
-    }
-    if (f != stdout && fclose(f) != 0) return SM_ERR("cannot write '%s'", path);
     return 0;
 }
 
 /* Flags that only one kind of model takes: an error naming the first one given. */
 static int reject_flags(const cli_command *cmd, const char *const *names, const char *why) {
     for (; *names; names++)
-        if (cli_seen(cmd, *names)) return SM_ERR("--%s %s", *names, why);
+        if (cli_seen(cmd, *names)) return cli_error("generate", "--%s %s", *names, why);
     return 0;
 }
 
-static int generate_mdlm(const cli_command *cmd, gen_opts *o) {
-    static const char *const tf_only[] = {"max-new-tokens", "tokens-per-step", "temperature",
-                                          "top-k", "alg", "alg-temp", "block-length", "remasking",
-                                          "threshold", "eos-penalty", "quant", "chat", "system",
-                                          "cache", "cache-refresh", NULL};
-    model_dir md;
-    if (reject_flags(cmd, tf_only, "applies to Dream/LLaDA models; this is an MDLM model"))
-        return cli_fail("generate");
-    sampler_params sp;
-    sampler_params_default(&sp);
-    if (sampler_kind_parse(o->sampler, &sp.kind)) return cli_fail("generate");
-    sp.steps = o->steps;
-    sp.top_p = o->top_p;
-    sp.seed = o->seed;
-    sp.eta = o->eta;
-    sp.t_on = o->t_on;
-    sp.t_off = o->t_off;
-    sp.alpha_on = o->alpha_on;
-    sp.noise_removal = !o->no_noise_removal;
-    kernels_set_threads(o->threads);
+/* The settings both kinds of model share. */
+static smdlm_gen_params common_params(const gen_opts *o) {
+    smdlm_gen_params gp = smdlm_gen_default_params();
+    gp.seed = o->seed;
+    gp.steps = o->steps;
+    gp.top_p = o->top_p;
+    gp.n = o->n;
+    gp.allow_special = o->allow_special;
+    return gp;
+}
 
-    if (model_dir_load(&md, o->model, o->prompt ? 2 : 1)) return cli_fail("generate");
-    const dit_config *c = &md.net.cfg;
-    int status = 1, len = o->len, n = o->n;
-    int32_t *x = NULL, *pids = NULL;
-    uint8_t *fixed = NULL;
-    size_t np = 0;
-    if (sm_flags_resolve(cmd, &o->smf, &md, &sp.sm)) goto done;
-    if (!len) len = c->model_length;
-    if (len > c->model_length) {
-        SM_ERR("--len %d exceeds the model's length %d", len, c->model_length);
-        goto done;
-    }
-    /* the prompt is user text: special-token text stays text unless --allow-special */
-    if (o->prompt && tok_encode_ex(md.tok, o->prompt, strlen(o->prompt),
-                                   o->allow_special ? TOK_ALLOW_SPECIAL : 0, &pids, &np))
-        goto done;
-    if (np >= (size_t)len) {
-        SM_ERR("the prompt has %zu tokens but the canvas holds only %d (raise --len)", np, len);
-        goto done;
-    }
-    x = sm_malloc(sizeof(int32_t) * (size_t)n * len);
-    fixed = sm_calloc((size_t)n * len, 1);
-    for (int b = 0; b < n; b++)
-        for (int i = 0; i < len; i++) {
-            size_t at = (size_t)b * len + i;
-            x[at] = (size_t)i < np ? pids[i] : c->mask_id;
-            fixed[at] = (size_t)i < np;
-        }
-    visual_ctx vc = {&md, o->delay, isatty(STDOUT_FILENO), 0};
+static smdlm_model *load_model(const gen_opts *o) {
+    smdlm_load_params lp = smdlm_load_default_params();
+    lp.threads = o->threads;
+    lp.quant = o->quant;
+    lp.need_tokenizer = o->prompt != NULL;
+    smdlm_model *model = smdlm_model_load(o->model, &lp);
+    if (!model) cli_fail("generate");
+    return model;
+}
+
+/* Runs the request on the model: 0 with *r filled, else 1 after reporting the error. */
+static int run(const cli_command *cmd, const gen_opts *o, smdlm_model *model,
+               smdlm_gen_params *gp, smdlm_result *r) {
+    visual_ctx vc = {model, o->delay, isatty(STDOUT_FILENO)};
     if (o->visual) {
-        sp.on_step = on_step;
-        sp.user = &vc;
+        gp->on_step = show_frame;
+        gp->user = &vc;
     }
-    sampler_stats stats;
-    if (sampler_run(&md.net, &sp, x, fixed, n, len, o->threads, &stats)) goto done;
+    smdlm_state *state = smdlm_state_new(model);
+    int rc = sm_flags_softmask(cmd, &o->smf, &gp->sm) ? SMDLM_ERROR
+                                                      : smdlm_generate(state, o->prompt, gp, r);
+    smdlm_state_free(state);
+    return rc == SMDLM_OK ? 0 : cli_fail("generate");
+}
+
+/* JSON lines to path ("-": stdout), each sample's object from add(). */
+static int write_jsonl(const char *path, const smdlm_result *r, const gen_opts *o,
+                       void (*add)(cJSON *j, const smdlm_result *r, const gen_opts *o, int b)) {
+    FILE *f = !strcmp(path, "-") ? stdout : fopen(path, "w");
+    if (!f) return cli_error("generate", "cannot create '%s'", path);
+    for (int b = 0; b < r->n; b++) {
+        cJSON *j = cJSON_CreateObject();
+        add(j, r, o, b);
+        char *line = cJSON_PrintUnformatted(j);
+        fprintf(f, "%s\n", line);
+        free(line);
+        cJSON_Delete(j);
+    }
+    if (f != stdout && fclose(f) != 0) return cli_error("generate", "cannot write '%s'", path);
+    return 0;
+}
+
+static void mdlm_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b) {
+    cJSON_AddStringToObject(j, "text", r->text[b]);
+    cJSON_AddItemToObject(j, "ids", cJSON_CreateIntArray(r->ids + (size_t)b * r->T, r->T));
+    cJSON_AddNumberToObject(j, "seed", (double)(o->seed + (uint64_t)b));
+    cJSON_AddStringToObject(j, "sampler", r->stats.method);
+    cJSON_AddNumberToObject(j, "steps", r->stats.planned_steps);
+    cJSON_AddBoolToObject(j, "soft_masking", r->stats.soft_masking);
+}
+
+static int print_mdlm(const gen_opts *o, const smdlm_result *r) {
+    const smdlm_stats *st = &r->stats;
     if (o->out) {
-        if (write_jsonl(o->out, &md, x, n, len, o->seed, &sp)) goto done;
+        if (write_jsonl(o->out, r, o, mdlm_json)) return 1;
     } else if (!o->visual) {
-        for (int b = 0; b < n; b++) {
-            char *text = render(&md, x + (size_t)b * len, len, 0);
-            printf(n > 1 ? "=== sample %d ===\n%s\n" : "%.0d%s\n", b, text);
-            free(text);
-        }
+        for (int b = 0; b < r->n; b++)
+            printf(r->n > 1 ? "=== sample %d ===\n%s\n" : "%.0d%s\n", b, r->text[b]);
     }
     if (!o->quiet)
         fprintf(stderr,
                 "smdlm generate: %s, %d steps, %d forwards, soft-masking %s, %d×%d tokens in %.2f s "
                 "(%.1f tokens/s; SM inputs %.1f%% of forward time)\n",
-                sampler_kind_name(sp.kind), stats.steps, stats.forwards, sp.sm.enabled ? "on" : "off",
-                n, len, stats.seconds, (double)n * len / stats.seconds,
-                stats.forward_seconds > 0 ? 100.0 * stats.sm_seconds / stats.forward_seconds : 0.0);
-    status = 0;
-done:
-    if (status) cli_fail("generate");
-    free(x);
-    free(fixed);
-    free(pids);
-    model_dir_free(&md);
+                st->method, st->steps, st->forwards, st->soft_masking ? "on" : "off", r->n, r->T,
+                st->seconds, (double)st->tokens / st->seconds,
+                st->forward_seconds > 0 ? 100.0 * st->softmask_seconds / st->forward_seconds : 0.0);
+    return 0;
+}
+
+/* --len and the prompt against the model (the API checks both too; these messages name the
+ * flags). */
+static int check_mdlm_canvas(const gen_opts *o, const smdlm_model *model) {
+    const int max = smdlm_max_length(model), len = o->len ? o->len : max;
+    if (len > max) return cli_error("generate", "--len %d exceeds the model's length %d", len, max);
+    if (!o->prompt) return 0;
+    int32_t *ids;
+    size_t n;
+    if (smdlm_tokenize(model, o->prompt, o->allow_special, &ids, &n)) return cli_fail("generate");
+    free(ids);
+    if (n < (size_t)len) return 0;
+    return cli_error("generate", "the prompt has %zu tokens but the canvas holds only %d (raise "
+                     "--len)", n, len);
+}
+
+static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
+    static const char *const tf_only[] = {"max-new-tokens", "tokens-per-step", "temperature",
+                                          "top-k", "alg", "alg-temp", "block-length", "remasking",
+                                          "threshold", "eos-penalty", "quant", "chat", "system",
+                                          "cache", "cache-refresh", NULL};
+    if (reject_flags(cmd, tf_only, "applies to Dream/LLaDA models; this is an MDLM model")) return 1;
+    smdlm_gen_params gp = common_params(o);
+    gp.mdlm = (smdlm_mdlm_params){o->sampler, o->len, o->eta, o->t_on, o->t_off, o->alpha_on,
+                                  !o->no_noise_removal};
+    smdlm_model *model = load_model(o);
+    smdlm_result r = {0};
+    int status = !model || check_mdlm_canvas(o, model) || run(cmd, o, model, &gp, &r) ||
+                 print_mdlm(o, &r);
+    smdlm_result_free(&r);
+    smdlm_model_free(model);
     return status;
 }
 
-/* Decoder parameters from the flags (defaults: tfgen_default_params). */
-static int tf_params(const cli_command *cmd, const gen_opts *o, model_dir *md, decoder_params *p) {
-    if (tfgen_default_params(md, p)) return -1;
-    if (cli_seen(cmd, "steps") && cli_seen(cmd, "tokens-per-step"))
-        return SM_ERR("give --steps or --tokens-per-step, not both");
-    p->gen_len = o->max_new;
-    p->steps = cli_seen(cmd, "steps") ? o->steps : o->max_new; /* one token per step */
-    p->tokens_per_step = o->tokens_per_step;
-    p->temperature = o->temperature;
-    p->top_p = o->top_p;
-    p->top_k = o->top_k;
-    if (o->alg && decoder_alg_parse(o->alg, &p->alg)) return -1;
-    p->alg_temp = o->alg_temp;
-    if (cli_seen(cmd, "block-length")) p->block_length = o->block_length;
-    if (o->remasking && decoder_remask_parse(o->remasking, &p->remasking)) return -1;
-    p->threshold = o->threshold;
-    p->eos_penalty = o->eos_penalty;
-    p->seed = o->seed;
-    if (sm_flags_resolve(cmd, &o->smf, md, &p->sm)) return -1;
-    if (o->cache && kv_cache_mode_parse(o->cache, &p->cache)) return -1;
-    p->cache_refresh = o->cache_refresh;
-    if (p->cache == KV_CACHE_DUAL && (p->style != DECODER_LLADA || p->block_length >= p->gen_len))
-        return SM_ERR("--cache dual needs block decoding: an LLaDA model with --block-length below "
-                      "--max-new-tokens (%d)", p->gen_len);
-    if (p->style == DECODER_LLADA && p->gen_len % (p->block_length ? p->block_length : 1) != 0)
-        return SM_ERR("--block-length %d must divide --max-new-tokens %d (LLaDA's default block "
-                      "length is %d)", p->block_length, p->gen_len, TFGEN_LLADA_BLOCK);
-    return 0;
-}
-
-static int write_tf_jsonl(FILE *f, const model_dir *md, const gen_opts *o, const decoder_params *p,
-                          const int32_t *x, int B, int P, const int *gen) {
-    const int T = P + p->gen_len;
-    for (int b = 0; b < B; b++) {
-        const int32_t *ids = x + (size_t)b * T + P;
-        char *text = NULL;
-        if (md->tok && tfgen_completion(md, ids, gen[b], &text)) return -1;
-        cJSON *j = cJSON_CreateObject();
-        if (text) cJSON_AddStringToObject(j, "text", text);
-        if (o->prompt) cJSON_AddStringToObject(j, "prompt", o->prompt);
-        cJSON_AddItemToObject(j, "ids", cJSON_CreateIntArray(ids, gen[b]));
-        cJSON_AddItemToObject(j, "prompt_ids", cJSON_CreateIntArray(x + (size_t)b * T, P));
-        cJSON_AddNumberToObject(j, "seed", (double)(o->seed + (uint64_t)b));
-        cJSON_AddStringToObject(j, "decoder", p->style == DECODER_LLADA ? "llada" : "dream");
-        if (p->style == DECODER_LLADA)
-            cJSON_AddStringToObject(j, "remasking", decoder_remask_name(p->remasking));
-        else
-            cJSON_AddStringToObject(j, "alg", decoder_alg_name(p->alg));
-        if (p->threshold > 0.0f) cJSON_AddNumberToObject(j, "threshold", p->threshold);
-        else cJSON_AddNumberToObject(j, "steps", decoder_planned_steps(p));
-        cJSON_AddNumberToObject(j, "temperature", p->temperature);
-        cJSON_AddBoolToObject(j, "soft_masking", p->sm.enabled);
-        if (p->cache != KV_CACHE_OFF) {
-            cJSON_AddStringToObject(j, "cache", kv_cache_mode_name(p->cache));
-            cJSON_AddNumberToObject(j, "cache_refresh", p->cache_refresh);
-        }
-        char *line = cJSON_PrintUnformatted(j);
-        fprintf(f, "%s\n", line);
-        free(line);
-        free(text);
-        cJSON_Delete(j);
+static void tf_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b) {
+    const int32_t *canvas = r->ids + (size_t)b * r->T;
+    if (r->text[b]) cJSON_AddStringToObject(j, "text", r->text[b]);
+    if (o->prompt) cJSON_AddStringToObject(j, "prompt", o->prompt);
+    cJSON_AddItemToObject(j, "ids", cJSON_CreateIntArray(canvas + r->prompt_len, r->gen_len[b]));
+    cJSON_AddItemToObject(j, "prompt_ids", cJSON_CreateIntArray(canvas, r->prompt_len));
+    cJSON_AddNumberToObject(j, "seed", (double)(o->seed + (uint64_t)b));
+    const int llada = o->arch == SMDLM_ARCH_LLADA;
+    cJSON_AddStringToObject(j, "decoder", llada ? "llada" : "dream");
+    cJSON_AddStringToObject(j, llada ? "remasking" : "alg", r->stats.method);
+    if (o->threshold > 0.0f) cJSON_AddNumberToObject(j, "threshold", o->threshold);
+    else cJSON_AddNumberToObject(j, "steps", r->stats.planned_steps);
+    cJSON_AddNumberToObject(j, "temperature", o->temperature);
+    cJSON_AddBoolToObject(j, "soft_masking", r->stats.soft_masking);
+    if (strcmp(r->stats.cache, "off")) {
+        cJSON_AddStringToObject(j, "cache", r->stats.cache);
+        cJSON_AddNumberToObject(j, "cache_refresh", o->cache_refresh);
     }
-    return 0;
 }
 
 /* Completions as text (ids when the directory has no tokenizer). */
-static int print_tf(const model_dir *md, const int32_t *x, int B, int T, int P, const int *gen) {
-    for (int b = 0; b < B; b++) {
-        const int32_t *ids = x + (size_t)b * T + P;
-        if (B > 1) printf("=== sample %d ===\n", b);
-        if (md->tok) {
-            char *text;
-            if (tfgen_completion(md, ids, gen[b], &text)) return -1;
-            printf("%s\n", text);
-            free(text);
-        } else {
-            for (int i = 0; i < gen[b]; i++) printf(i ? " %d" : "%d", ids[i]);
-            printf("\n");
+static int print_tf(const gen_opts *o, const smdlm_result *r) {
+    const smdlm_stats *st = &r->stats;
+    if (o->out) {
+        if (write_jsonl(o->out, r, o, tf_json)) return 1;
+    } else if (!o->visual) {
+        for (int b = 0; b < r->n; b++) {
+            const int32_t *ids = r->ids + (size_t)b * r->T + r->prompt_len;
+            if (r->n > 1) printf("=== sample %d ===\n", b);
+            if (r->text[b]) {
+                printf("%s\n", r->text[b]);
+            } else {
+                for (int i = 0; i < r->gen_len[b]; i++) printf(i ? " %d" : "%d", ids[i]);
+                printf("\n");
+            }
         }
     }
+    if (o->quiet) return 0;
+    fprintf(stderr,
+            "smdlm generate: %s %s%s, %d steps, %d forwards, soft-masking %s, prompt %d tokens, "
+            "%ld tokens generated in %.2f s (%.1f tokens/s; forwards %.0f%% of the time)\n",
+            o->arch == SMDLM_ARCH_DREAM ? "dream" : "llada", st->method, o->quant ? " q8" : "",
+            st->steps, st->forwards, st->soft_masking ? "on" : "off", r->prompt_len, st->tokens,
+            st->seconds, st->seconds > 0 ? (double)st->tokens / st->seconds : 0.0,
+            st->seconds > 0 ? 100.0 * st->forward_seconds / st->seconds : 0.0);
+    if (strcmp(st->cache, "off"))
+        fprintf(stderr, "smdlm generate: %s cache (approximate): %d refreshes, %ld positions "
+                "computed (%.1f%% of %d full forwards)\n", st->cache, st->refreshes,
+                st->positions_computed,
+                st->forwards ? 100.0 * (double)st->positions_computed /
+                                   ((double)st->forwards * r->n * r->T) : 0.0, st->forwards);
     return 0;
 }
 
-static int generate_tf(const cli_command *cmd, gen_opts *o, model_arch arch) {
+/* The flag checks of a Dream/LLaDA run that need no model: 0, else 1 after the error. */
+static int check_tf_flags(const cli_command *cmd, const gen_opts *o) {
     static const char *const mdlm_only[] = {"len", "sampler", "eta", "t-on", "t-off", "alpha-on",
                                             "no-noise-removal", NULL};
     static const char *const dream_only[] = {"alg", "alg-temp", NULL};
     static const char *const llada_only[] = {"block-length", "remasking", NULL};
-    const char *kind = arch == MODEL_DREAM ? "a Dream model" : "an LLaDA model";
+    const int dream = o->arch == SMDLM_ARCH_DREAM;
+    const char *kind = dream ? "a Dream model" : "an LLaDA model";
     char why[96];
     snprintf(why, sizeof why, "applies to MDLM models; this is %s (--max-new-tokens sets the length)", kind);
-    if (reject_flags(cmd, mdlm_only, why)) return cli_fail("generate");
-    snprintf(why, sizeof why, "applies to %s models; this is %s",
-             arch == MODEL_DREAM ? "LLaDA" : "Dream", kind);
-    if (reject_flags(cmd, arch == MODEL_DREAM ? llada_only : dream_only, why))
-        return cli_fail("generate");
-    if (o->system && !o->chat) return SM_ERR("--system needs --chat"), cli_fail("generate");
-    if (o->chat && !o->prompt) return SM_ERR("--chat needs -p PROMPT (the user message)"), cli_fail("generate");
+    if (reject_flags(cmd, mdlm_only, why)) return 1;
+    snprintf(why, sizeof why, "applies to %s models; this is %s", dream ? "LLaDA" : "Dream", kind);
+    if (reject_flags(cmd, dream ? llada_only : dream_only, why)) return 1;
+    if (o->system && !o->chat) return cli_error("generate", "--system needs --chat");
+    if (o->chat && !o->prompt) return cli_error("generate", "--chat needs -p PROMPT (the user message)");
     if (o->quant && strcmp(o->quant, "q8") != 0)
-        return SM_ERR("--quant '%s': the only quantisation is q8", o->quant), cli_fail("generate");
-    kernels_set_threads(o->threads);
-    model_dir md;
-    if (model_dir_load_any(&md, o->model, o->prompt ? 2 : 1)) return cli_fail("generate");
-    int status = 1, *gen = NULL;
-    int32_t *pids = NULL, *x = NULL;
-    size_t np = 0;
-    decoder_params p;
-    decoder_stats st;
-    if (tf_params(cmd, o, &md, &p)) goto done;
-    if (o->prompt &&
-        tfgen_encode_prompt(&md, o->prompt, o->chat, o->system, o->allow_special, &pids, &np))
-        goto done;
-    if (np > (size_t)model_dir_max_len(&md)) {
-        SM_ERR("the prompt has %zu tokens but the model's length is %d", np, model_dir_max_len(&md));
-        goto done;
-    }
-    if (o->quant && transformer_quantize_q8(&md.tf)) goto done;
-    visual_ctx vc = {&md, o->delay, isatty(STDOUT_FILENO), p.threshold > 0 ? 0 : decoder_planned_steps(&p)};
-    if (o->visual) {
-        p.on_step = on_decoder_step;
-        p.user = &vc;
-    }
-    gen = sm_malloc(sizeof(int) * (size_t)o->n);
-    if (tfgen_run(&md, &p, pids, (int)np, o->n, &x, gen, &st)) goto done;
-    const int T = (int)np + p.gen_len;
-    if (o->out) {
-        FILE *f = !strcmp(o->out, "-") ? stdout : fopen(o->out, "w");
-        if (!f) {
-            SM_ERR("cannot create '%s'", o->out);
-            goto done;
-        }
-        int rc = write_tf_jsonl(f, &md, o, &p, x, o->n, (int)np, gen);
-        if (f != stdout && fclose(f) != 0 && rc == 0) rc = SM_ERR("cannot write '%s'", o->out);
-        if (rc) goto done;
-    } else if (!o->visual) {
-        if (print_tf(&md, x, o->n, T, (int)np, gen)) goto done;
-    }
-    if (!o->quiet) {
-        long made = 0;
-        for (int b = 0; b < o->n; b++) made += gen[b];
-        fprintf(stderr,
-                "smdlm generate: %s %s%s, %d steps, %d forwards, soft-masking %s, prompt %zu tokens, "
-                "%ld tokens generated in %.2f s (%.1f tokens/s; forwards %.0f%% of the time)\n",
-                arch == MODEL_DREAM ? "dream" : "llada",
-                p.style == DECODER_LLADA ? decoder_remask_name(p.remasking) : decoder_alg_name(p.alg),
-                o->quant ? " q8" : "", st.steps, st.forwards, p.sm.enabled ? "on" : "off", np, made,
-                st.seconds, st.seconds > 0 ? (double)made / st.seconds : 0.0,
-                st.seconds > 0 ? 100.0 * st.forward_seconds / st.seconds : 0.0);
-        if (p.cache != KV_CACHE_OFF)
-            fprintf(stderr, "smdlm generate: %s cache (approximate): %d refreshes, %ld positions "
-                    "computed (%.1f%% of %d full forwards)\n", kv_cache_mode_name(p.cache),
-                    st.refreshes, st.positions_computed,
-                    st.forwards ? 100.0 * (double)st.positions_computed /
-                                      ((double)st.forwards * o->n * T) : 0.0, st.forwards);
-    }
-    status = 0;
-done:
-    if (status) cli_fail("generate");
-    free(gen);
-    free(x);
-    free(pids);
-    model_dir_free(&md);
+        return cli_error("generate", "--quant '%s': the only quantisation is q8", o->quant);
+    if (cli_seen(cmd, "steps") && cli_seen(cmd, "tokens-per-step"))
+        return cli_error("generate", "give --steps or --tokens-per-step, not both");
+    if (o->cache && !strcmp(o->cache, "dual") && (dream || o->block_length >= o->max_new))
+        return cli_error("generate", "--cache dual needs block decoding: an LLaDA model with "
+                         "--block-length below --max-new-tokens (%d)", o->max_new);
+    if (!dream && o->max_new % o->block_length != 0)
+        return cli_error("generate", "--block-length %d must divide --max-new-tokens %d (LLaDA's "
+                         "default block length is %d)", o->block_length, o->max_new,
+                         smdlm_gen_default_params().decoder.block_length);
+    return 0;
+}
+
+static int generate_tf(const cli_command *cmd, const gen_opts *o) {
+    if (check_tf_flags(cmd, o)) return 1;
+    smdlm_gen_params gp = common_params(o);
+    gp.steps = cli_seen(cmd, "steps") ? o->steps : o->max_new; /* one token per step */
+    gp.chat = o->chat;
+    gp.system = o->system;
+    gp.decoder = (smdlm_decoder_params){o->max_new, o->tokens_per_step, o->temperature, o->top_k,
+                                       o->alg, o->alg_temp, o->block_length, o->remasking,
+                                       o->threshold, o->eos_penalty, o->cache, o->cache_refresh};
+    smdlm_model *model = load_model(o);
+    smdlm_result r = {0};
+    int status = !model || run(cmd, o, model, &gp, &r) || print_tf(o, &r);
+    smdlm_result_free(&r);
+    smdlm_model_free(model);
     return status;
 }
 
 int cmd_generate(int argc, char **argv) {
     gen_opts o = {.steps = 128, .n = 1, .delay = 60, .threads = default_threads(), .top_p = 1.0f,
                   .sampler = "ddpm_cache", .eta = 0.02f, .t_on = 0.55f, .t_off = 0.05f,
-                  .alpha_on = 0.9f, .max_new = 128, .block_length = TFGEN_LLADA_BLOCK};
+                  .alpha_on = 0.9f, .max_new = 128,
+                  .block_length = smdlm_gen_default_params().decoder.block_length};
     cli_opt opts[] = {
         {"model", 'm', OPT_STR, &o.model, 0, 0, "DIR", "model directory (default: $SMDLM_MODEL, else the bundled models/default)"},
         {"prompt", 'p', OPT_STR, &o.prompt, 0, 0, "TEXT", "prefix that stays fixed (Dream/LLaDA: the prompt)"},
@@ -437,7 +327,6 @@ int cmd_generate(int argc, char **argv) {
     int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 1 : 0;
     if (!o.model && !(o.model = cli_default_model())) return cli_fail("generate");
-    model_arch arch;
-    if (model_dir_arch(o.model, &arch)) return cli_fail("generate");
-    return arch == MODEL_MDLM ? generate_mdlm(&cmd, &o) : generate_tf(&cmd, &o, arch);
+    if (smdlm_dir_arch(o.model, &o.arch)) return cli_fail("generate");
+    return o.arch == SMDLM_ARCH_MDLM ? generate_mdlm(&cmd, &o) : generate_tf(&cmd, &o);
 }

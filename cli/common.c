@@ -1,28 +1,34 @@
-/* common.c — see common.h. */
+/* common.c — see common.h and model_flags.h. */
 #include "common.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/api_internal.h"
+#include "model_flags.h"
 #include "base/util.h"
 
-int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir *md,
-                     sm_params *out) {
-    *out = md->sm; /* defaults with enabled = 0 unless the directory had a file */
-    if (f->config) {
-        if (sm_params_load_json(out, f->config)) return -1;
-    }
+int sm_flags_softmask(const cli_command *cmd, const sm_flags *f, smdlm_softmask *out) {
+    *out = smdlm_softmask_default();
+    if (f->config && smdlm_softmask_load(f->config, out)) return -1;
     int any_flag = cli_seen(cmd, "sm-scale") || cli_seen(cmd, "sm-centre") ||
                    cli_seen(cmd, "sm-steepness") || cli_seen(cmd, "sm-k");
     if (cli_seen(cmd, "sm-scale")) out->scale = f->scale;
     if (cli_seen(cmd, "sm-centre")) out->centre = f->centre;
     if (cli_seen(cmd, "sm-steepness")) out->steepness = f->steepness;
     if (cli_seen(cmd, "sm-k")) out->k = f->k;
-    if (any_flag) out->enabled = 1;
-    if (f->off) out->enabled = 0;
-    return out->enabled ? sm_params_validate(out) : 0;
+    if (any_flag) out->mode = SMDLM_SM_ON;
+    if (f->off) out->mode = SMDLM_SM_OFF;
+    return 0;
+}
+
+int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir *md,
+                     sm_params *out) {
+    smdlm_softmask sm;
+    return sm_flags_softmask(cmd, f, &sm) ? -1 : api_softmask_resolve(&sm, &md->sm, out);
 }
 
 int default_threads(void) {
@@ -32,6 +38,16 @@ int default_threads(void) {
 
 int cli_fail(const char *cmd) {
     fprintf(stderr, "smdlm %s: %s\n", cmd, smdlm_last_error());
+    return 1;
+}
+
+int cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "smdlm %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
     return 1;
 }
 

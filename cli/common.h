@@ -1,10 +1,11 @@
-/* common.h — pieces shared by the subcommands: soft-masking flags, threads. */
+/* common.h — pieces shared by the subcommands: soft-masking flags, threads, errors. Only the
+ * public API (include/smdlm.h) is seen here; model_flags.h adds what the commands that work
+ * on model directories directly need. */
 #ifndef SMDLM_CLI_COMMON_H
 #define SMDLM_CLI_COMMON_H
 
 #include "args.h"
-#include "models/model.h"
-#include "softmask/softmask.h"
+#include "smdlm.h"
 
 typedef struct {
     const char *config;
@@ -19,13 +20,12 @@ typedef struct {
     {"sm-scale", 0, OPT_FLOAT, &(f).scale, 0, 1, "X", "soft-masking scale in [0, 1]"},        \
     {"sm-centre", 0, OPT_FLOAT, &(f).centre, -1e6, 0, "X", "soft-masking centre (≤ 0)"},      \
     {"sm-steepness", 0, OPT_FLOAT, &(f).steepness, 1e-6, 1e6, "X", "soft-masking steepness"}, \
-    {"sm-k", 0, OPT_INT, &(f).k, 1, SM_MAX_K, "K", "top-k tokens mixed into a masked input"}, \
+    {"sm-k", 0, OPT_INT, &(f).k, 1, SMDLM_SM_MAX_K, "K", "top-k tokens mixed into a masked input"}, \
     {"no-sm", 0, OPT_FLAG, &(f).off, 0, 0, "", "switch soft-masking off"}
 
-/* Model directory's transparency_config.json, then --sm-config, then single flags;
- * --no-sm switches it off. Soft-masking is on when any source gave values. */
-int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir *md,
-                     sm_params *out);
+/* The soft-masking the flags ask for, over the model directory's transparency_config.json:
+ * --sm-config's values, then single flags; any of them switches it on, --no-sm off. */
+int sm_flags_softmask(const cli_command *cmd, const sm_flags *f, smdlm_softmask *out);
 
 #define THREADS_OPT(var)                                                                  \
     {"threads", 't', OPT_INT, &(var), 1, 1024, "N", "threads (default: all cores)"}
@@ -41,5 +41,7 @@ int cli_run_gnuplot(const char *script);
 
 /* Reports smdlm_last_error() as "smdlm CMD: ..." and returns exit status 1. */
 int cli_fail(const char *cmd);
+/* Reports a message of the front end itself the same way. */
+int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
