@@ -58,10 +58,8 @@
  *     smdlm_model_free(model);
  *
  * Threads: a model may be shared by any number of threads, each with its own state; a state
- * is used by one thread at a time. Dream / LLaDA models keep their workspace and key/value
- * cache in the model for now: run one state at a time on such a model (MDLM models have no
- * such limit). Kernels run on the number of threads given at load time (OpenMP).
- * smdlm_last_error() is per thread.
+ * is used by one thread at a time. Kernels run on the number of threads given at load time
+ * (OpenMP). smdlm_last_error() is per thread.
  */
 #ifndef SMDLM_H
 #define SMDLM_H
@@ -239,8 +237,8 @@ int smdlm_detokenize(const smdlm_model *model, const int32_t *ids, size_t n, cha
 void smdlm_canvas_text(const smdlm_model *model, const int32_t *ids, size_t n,
                        const char *mask_text, char **text);
 
-/* Scratch for one generation at a time; NULL on error. */
-smdlm_state *smdlm_state_new(smdlm_model *model);
+/* Scratch for one generation (or forward) at a time on the model. */
+smdlm_state *smdlm_state_new(const smdlm_model *model);
 void smdlm_state_free(smdlm_state *state);
 
 /* Raw network output for ids [B, T] at diffusion times t[B] (NULL: t = 1), written to

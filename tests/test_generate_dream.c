@@ -113,13 +113,13 @@ static void lib_decode(model_dir *md, const lib_case *c, const int32_t *prompt, 
     decoder_params p;
     lib_params(c, md, &p);
     if (c->q8) assert_int_equal(transformer_quantize_q8(&md->tf), 0);
-    if (p.sm.enabled) md->tf.sm_k = p.sm.k;
-    lm_model lm;
-    transformer_as_lm(&md->tf, &lm);
+    model_state s;
+    model_state_init(&s, md, 1);
     const int T = P + c->gen_len, B = c->B ? c->B : 1;
     *x = sm_malloc(sizeof(int32_t) * (size_t)B * T);
     for (int b = 0; b < B; b++) memcpy(*x + (size_t)b * T, prompt, sizeof(int32_t) * (size_t)P);
-    assert_int_equal(decoder_run(&lm, &p, *x, B, P, gen, st), 0);
+    assert_int_equal(decoder_run(&s.lm, &p, *x, B, P, gen, st), 0);
+    model_state_free(&s);
 }
 
 /* tests/fixtures/generate/cases.json: the reference's tokens and number of forwards. */
@@ -511,9 +511,13 @@ static void test_api(void **state) {
     smdlm_result_free(&r);
     free(y);
     model_dir_free(&md);
-    fixed[5] = 1;
+    fixed[5] = 1; /* infilling: Dream keeps a fixed token after the prompt */
     assert_int_equal(smdlm_generate_ids(st_api, x, fixed, 18, &gp, &r), -1);
-    assert_non_null(strstr(smdlm_last_error(), "prefix"));
+    assert_non_null(strstr(smdlm_last_error(), "fixed token 297"));
+    x[5] = 80;
+    assert_int_equal(smdlm_generate_ids(st_api, x, fixed, 18, &gp, &r), 0);
+    assert_int_equal(r.ids[5], 80);
+    smdlm_result_free(&r);
     gp.decoder.alg = "bogus";
     assert_int_equal(smdlm_generate(st_api, "Hi", &gp, &r), -1);
     assert_non_null(strstr(smdlm_last_error(), "bogus"));
@@ -537,6 +541,8 @@ static void test_api(void **state) {
     assert_int_equal(smdlm_generate(st_api, "Hello", &gp, &r), 0);
     printf("  LLaDA q8: \"%s\"\n", r.text[0]);
     smdlm_result_free(&r);
+    assert_int_equal(smdlm_generate_ids(st_api, x, fixed, 18, &gp, &r), -1); /* no infilling */
+    assert_non_null(strstr(smdlm_last_error(), "LLaDA"));
     smdlm_state_free(st_api);
     smdlm_model_free(model);
     lp.quant = "q4";

@@ -93,9 +93,9 @@ void smdlm_model_free(smdlm_model *model) {
 
 smdlm_arch smdlm_model_arch(const smdlm_model *model) { return public_arch(model->md.arch); }
 
-int smdlm_vocab_size(const smdlm_model *model) { return model_dir_vocab_size(&model->md); }
-int smdlm_mask_id(const smdlm_model *model) { return model_dir_mask_id(&model->md); }
-int smdlm_max_length(const smdlm_model *model) { return model_dir_max_len(&model->md); }
+int smdlm_vocab_size(const smdlm_model *model) { return model->md.vocab_size; }
+int smdlm_mask_id(const smdlm_model *model) { return model->md.mask_id; }
+int smdlm_max_length(const smdlm_model *model) { return model->md.max_len; }
 int smdlm_has_tokenizer(const smdlm_model *model) { return model->md.tok != NULL; }
 
 smdlm_softmask smdlm_model_softmask(const smdlm_model *model) {
@@ -166,56 +166,46 @@ void smdlm_canvas_text(const smdlm_model *model, const int32_t *ids, size_t n,
     *text = b.s;
 }
 
-smdlm_state *smdlm_state_new(smdlm_model *model) {
+smdlm_state *smdlm_state_new(const smdlm_model *model) {
     smdlm_state *state = sm_calloc(1, sizeof *state);
     state->model = model;
+    model_state_init(&state->ms, &model->md, model->threads);
     return state;
 }
 
 void smdlm_state_free(smdlm_state *state) {
     if (!state) return;
-    if (state->acts_B) dit_acts_free(&state->acts);
+    model_state_free(&state->ms);
     free(state->masked);
     free(state);
 }
 
-/* The state's activations for an MDLM forward on [B, T]. */
-static dit_acts *forward_acts(smdlm_state *state, int B, int T) {
-    if (state->acts_B != B || state->acts_T != T) {
-        if (state->acts_B) dit_acts_free(&state->acts);
-        dit_acts_alloc(&state->acts, &state->model->md.net.cfg, B, T, state->model->threads);
-        state->acts_B = B;
-        state->acts_T = T;
-    }
-    return &state->acts;
-}
-
 int smdlm_forward(smdlm_state *state, const int32_t *ids, int B, int T, const float *t,
                   float *logits) {
-    smdlm_model *model = state->model;
+    const smdlm_model *model = state->model;
     const int V = smdlm_vocab_size(model), maxT = smdlm_max_length(model);
     if (B < 1 || T < 1 || T > maxT)
         return SM_ERR("batch %d × length %d: need B ≥ 1 and 1 ≤ T ≤ %d", B, T, maxT);
     for (size_t i = 0; i < (size_t)B * T; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return SM_ERR("token id %d at position %zu is outside [0, %d)", ids[i], i, V);
-    kernels_set_threads(model->threads);
-    if (model->md.arch != MODEL_MDLM) {
-        if (t) return SM_ERR("%s: Dream/LLaDA models have no diffusion time (pass t = NULL)",
-                             model->md.dir);
-        return transformer_forward(&model->md.tf, ids, NULL, model->md.tf.sm_k, NULL, B, T,
-                                   logits);
-    }
-    float *sigma = sm_malloc(sizeof(float) * (size_t)B);
-    for (int b = 0; b < B; b++) {
-        float tb = t ? t[b] : 1.0f;
-        if (!(tb > 0.0f && tb <= 1.0f)) {
-            free(sigma);
-            return SM_ERR("t[%d] = %g is outside (0, 1]", b, tb);
+    if (model->md.arch != MODEL_MDLM && t)
+        return SM_ERR("%s: Dream/LLaDA models have no diffusion time (pass t = NULL)",
+                      model->md.dir);
+    double *times = NULL; /* MDLM: t = 1 unless given */
+    if (model->md.arch == MODEL_MDLM) {
+        times = sm_malloc(sizeof(double) * (size_t)B);
+        for (int b = 0; b < B; b++) {
+            times[b] = t ? t[b] : 1.0f;
+            if (!(times[b] > 0.0 && times[b] <= 1.0)) {
+                free(times);
+                return SM_ERR("t[%d] = %g is outside (0, 1]", b, t[b]);
+            }
         }
-        sigma[b] = (float)-log1p(-(1.0 - 1e-3) * tb);
     }
-    dit_forward(&model->md.net, forward_acts(state, B, T), ids, sigma, B, T, logits);
-    free(sigma);
-    return 0;
+    kernels_set_threads(model->threads);
+    const lm_model *lm = &state->ms.lm;
+    int rc = lm->forward(lm->ctx, ids, times, NULL, NULL, NULL, B, T, logits);
+    free(times);
+    return rc;
 }

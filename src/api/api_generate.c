@@ -1,6 +1,7 @@
 /* api_generate.c — generation through the public API (include/smdlm.h): the request's
  * parameters onto the MDLM samplers (src/generate/sampler.h) or the Dream/LLaDA decoders
- * (src/generate/decoder.h, tfgen.h), the step callback, and the results. */
+ * (src/generate/decoder.h, tfgen.h), run on the state's lm_model; the step callback; the
+ * results. */
 #include "api/api_internal.h"
 
 #include <string.h>
@@ -34,31 +35,32 @@ void smdlm_result_free(smdlm_result *r) {
 typedef struct {
     smdlm_state *state;
     const smdlm_gen_params *gp;
-    int steps; /* planned; 0: unknown */
+    int steps_unknown; /* threshold decoding: the callback sees steps = 0 */
 } step_relay;
 
-static int relay_step(step_relay *r, int step, int forwards, const int32_t *x, int B, int T,
-                      const float *lambda) {
+/* The generation loops' step hook (src/generate/step.h) as the API's step callback. */
+static int relay_step(void *user, const gen_step *g) {
+    const step_relay *r = user;
     smdlm_state *s = r->state;
-    const size_t BT = (size_t)B * T;
-    const int mask = smdlm_mask_id(s->model);
+    const size_t BT = (size_t)g->B * g->T;
     if (s->masked_cap < BT) {
         free(s->masked);
         s->masked = sm_malloc(BT);
         s->masked_cap = BT;
     }
-    for (size_t i = 0; i < BT; i++) s->masked[i] = x[i] == mask;
-    smdlm_step st = {B, T, step, r->steps, forwards, mask, x, s->masked, lambda};
+    for (size_t i = 0; i < BT; i++) s->masked[i] = g->x[i] == g->mask_id;
+    smdlm_step st = {g->B, g->T, g->step, r->steps_unknown ? 0 : g->steps, g->forwards,
+                     g->mask_id, g->x, s->masked, g->lambda};
     return r->gp->on_step(r->gp->user, &st);
 }
 
-static void relay_sampler_step(void *user, int step, int steps, const int32_t *x, int B, int T) {
-    (void)steps;
-    relay_step(user, step, 0, x, B, T, NULL);
-}
-
-static void relay_decoder_step(void *user, int step, const int32_t *x, int B, int T) {
-    relay_step(user, step, 0, x, B, T, NULL);
+/* The relay as the sampler's or decoder's hook when the request has a callback. */
+static void set_relay(step_relay *r, smdlm_state *state, const smdlm_gen_params *gp,
+                      gen_step_fn *on_step, void **user) {
+    *r = (step_relay){state, gp, 0};
+    if (!gp->on_step) return;
+    *on_step = relay_step;
+    *user = r;
 }
 
 /* ---- MDLM ------------------------------------------------------------------------------ */
@@ -88,15 +90,12 @@ static int check_samples(const smdlm_gen_params *gp) {
  * the canvases, each sample's count of generated positions and the statistics. */
 static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int T,
                     const smdlm_gen_params *gp, smdlm_result *r) {
-    smdlm_model *model = state->model;
+    const smdlm_model *model = state->model;
     sampler_params sp;
     if (check_samples(gp) || sampler_params_of(model, gp, &sp)) return -1;
     const int n = gp->n;
-    step_relay relay = {state, gp, sp.steps};
-    if (gp->on_step) {
-        sp.on_step = relay_sampler_step;
-        sp.user = &relay;
-    }
+    step_relay relay;
+    set_relay(&relay, state, gp, &sp.on_step, &sp.user);
     int32_t *ids = sm_malloc(sizeof(int32_t) * (size_t)n * T);
     uint8_t *fixed_all = sm_malloc((size_t)n * T);
     int P = 0, open = 0;
@@ -108,7 +107,7 @@ static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, 
     }
     kernels_set_threads(model->threads);
     sampler_stats st;
-    int rc = sampler_run(&model->md.net, &sp, ids, fixed_all, n, T, model->threads, &st);
+    int rc = sampler_run(&state->ms.lm, &sp, ids, fixed_all, n, T, &st);
     free(fixed_all);
     if (rc < 0) {
         free(ids);
@@ -123,8 +122,8 @@ static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, 
     return rc;
 }
 
-/* The text of every sample's positions [from, to). */
-static void mdlm_texts(const smdlm_model *model, smdlm_result *r, int from, int to) {
+/* The text of every sample's positions [from, to) (smdlm_canvas_text). */
+static void span_texts(const smdlm_model *model, smdlm_result *r, int from, int to) {
     for (int b = 0; b < r->n; b++)
         smdlm_canvas_text(model, r->ids + (size_t)b * r->T + from, (size_t)(to - from), NULL,
                           &r->text[b]);
@@ -159,7 +158,7 @@ static int generate_mdlm(smdlm_state *state, const char *prompt, const smdlm_gen
         fixed[i] = (size_t)i < np;
     }
     int rc = run_mdlm(state, x, fixed, T, gp, r);
-    if (rc == SMDLM_OK) mdlm_texts(model, r, 0, T);
+    if (rc == SMDLM_OK) span_texts(model, r, 0, T);
     free(x);
     free(fixed);
     free(pids);
@@ -193,43 +192,64 @@ static int decoder_params_of(const smdlm_model *model, const smdlm_gen_params *g
     return api_softmask_resolve(&gp->sm, &model->md.sm, &p->sm);
 }
 
-/* gen_len tokens after prompt[0..P) for every sample; *r holds the canvases, completions and
- * statistics. */
-static int run_decoder(smdlm_state *state, const int32_t *prompt, int P, int gen_len,
+/* Every sample's canvas [T] from the template: the prompt x[0..P), then the fixed positions of
+ * x (fixed may be NULL: none) and the mask id elsewhere, decoded; *r holds the canvases, the
+ * generated lengths and the statistics (no texts yet). */
+static int run_decoder(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int P, int T,
                        const smdlm_gen_params *gp, smdlm_result *r) {
-    smdlm_model *model = state->model;
+    const smdlm_model *model = state->model;
     decoder_params p;
-    if (check_samples(gp) || decoder_params_of(model, gp, gen_len, &p)) return -1;
-    const int n = gp->n, T = P + gen_len;
-    step_relay relay = {state, gp, p.threshold > 0.0f ? 0 : decoder_planned_steps(&p)};
-    if (gp->on_step) {
-        p.on_step = relay_decoder_step;
-        p.user = &relay;
-    }
+    if (check_samples(gp) || decoder_params_of(model, gp, T - P, &p)) return -1;
+    if (fixed && model->md.arch == MODEL_LLADA)
+        for (int i = P; i < T; i++)
+            if (fixed[i])
+                return SM_ERR("fixed position %d after the prompt (%d tokens): LLaDA's decoder "
+                              "generates every position after the prompt (infilling needs a "
+                              "Dream or MDLM model)", i, P);
+    const int n = gp->n, threshold = p.threshold > 0.0f;
+    step_relay relay;
+    set_relay(&relay, state, gp, &p.on_step, &p.user);
+    relay.steps_unknown = threshold;
+    int32_t *ids = sm_malloc(sizeof(int32_t) * (size_t)n * T);
+    uint8_t *fixed_all = fixed ? sm_malloc((size_t)n * T) : NULL;
+    for (int b = 0; b < n; b++)
+        for (int t = 0; t < T; t++) {
+            const int keep = t < P || (fixed && fixed[t]);
+            ids[(size_t)b * T + t] = keep ? x[t] : smdlm_mask_id(model);
+            if (fixed) fixed_all[(size_t)b * T + t] = fixed[t];
+        }
+    p.fixed = fixed_all;
     int *gen = sm_malloc(sizeof(int) * (size_t)n);
-    int32_t *ids;
     decoder_stats st;
     kernels_set_threads(model->threads);
-    int rc = tfgen_run(&model->md, &p, prompt, P, n, &ids, gen, &st);
+    int rc = decoder_run(&state->ms.lm, &p, ids, n, P, gen, &st);
+    free(fixed_all);
     if (rc < 0) {
+        free(ids);
         free(gen);
         return -1;
     }
     *r = (smdlm_result){n, T, P, ids, gen, sm_calloc((size_t)n, sizeof(char *))};
     long made = 0;
     for (int b = 0; b < n; b++) made += gen[b];
-    r->stats = (smdlm_stats){p.sm.enabled, st.steps, relay.steps, st.forwards, made, st.seconds,
-                             st.forward_seconds, 0.0,
+    r->stats = (smdlm_stats){p.sm.enabled, st.steps, threshold ? 0 : st.planned_steps,
+                             st.forwards, made, st.seconds, st.forward_seconds, 0.0,
                              model->md.arch == MODEL_LLADA ? decoder_remask_name(p.remasking)
                                                            : decoder_alg_name(p.alg),
                              kv_cache_mode_name(p.cache), st.refreshes, st.positions_computed};
-    if (rc == SMDLM_OK && model->md.tok)
-        for (int b = 0; b < n; b++)
-            if (tfgen_completion(&model->md, ids + (size_t)b * T + P, gen[b], &r->text[b])) {
-                smdlm_result_free(r);
-                return -1;
-            }
     return rc;
+}
+
+/* Each sample's completion: its generated tokens up to the first EOS, special tokens left out
+ * (none without a tokenizer). */
+static int completion_texts(const smdlm_model *model, smdlm_result *r) {
+    for (int b = 0; b < r->n && model->md.tok; b++)
+        if (tfgen_completion(&model->md, r->ids + (size_t)b * r->T + r->prompt_len, r->gen_len[b],
+                             &r->text[b])) {
+            smdlm_result_free(r);
+            return -1;
+        }
+    return 0;
 }
 
 static int generate_decoder(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
@@ -245,9 +265,21 @@ static int generate_decoder(smdlm_state *state, const char *prompt, const smdlm_
         return -1;
     int rc = np > (size_t)maxT
                  ? SM_ERR("the prompt has %zu tokens but the model's length is %d", np, maxT)
-                 : run_decoder(state, pids, (int)np, gp->decoder.max_new_tokens, gp, r);
+                 : run_decoder(state, pids, NULL, (int)np, (int)np + gp->decoder.max_new_tokens,
+                               gp, r);
     free(pids);
-    return rc;
+    return rc == SMDLM_OK ? completion_texts(model, r) : rc;
+}
+
+/* The canvas template x/fixed [T] on any model; *r without texts. */
+static int run_template(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int T,
+                        const smdlm_gen_params *gp, smdlm_result *r) {
+    if (state->model->md.arch == MODEL_MDLM) return run_mdlm(state, x, fixed, T, gp, r);
+    int P = 0, any_fixed = 0;
+    while (P < T && fixed[P]) P++;
+    for (int i = P; i < T; i++) any_fixed |= fixed[i] != 0;
+    if (P == T) return SM_ERR("every position of the canvas (%d) is fixed: nothing to generate", T);
+    return run_decoder(state, x, any_fixed ? fixed : NULL, P, T, gp, r);
 }
 
 /* ---- entry points --------------------------------------------------------------------- */
@@ -264,28 +296,17 @@ int smdlm_generate_ids(smdlm_state *state, const int32_t *x, const uint8_t *fixe
     const smdlm_model *model = state->model;
     memset(r, 0, sizeof *r);
     if (len < 1) return SM_ERR("canvas length %d must be ≥ 1", len);
-    if (model->md.arch == MODEL_MDLM) {
-        int rc = run_mdlm(state, x, fixed, len, gp, r);
-        if (rc == SMDLM_OK) mdlm_texts(model, r, 0, len);
-        return rc;
-    }
-    int P = 0;
-    while (P < len && fixed[P]) P++;
-    for (int i = P; i < len; i++)
-        if (fixed[i])
-            return SM_ERR("fixed position %d after the prompt (%d tokens): Dream/LLaDA prompts "
-                          "are a prefix", i, P);
-    if (P == len)
-        return SM_ERR("every position of the canvas (%d) is fixed: nothing to generate", len);
-    return run_decoder(state, x, P, len - P, gp, r);
+    int rc = run_template(state, x, fixed, len, gp, r);
+    if (rc != SMDLM_OK) return rc;
+    if (model->md.arch != MODEL_MDLM) return completion_texts(model, r);
+    span_texts(model, r, 0, len);
+    return SMDLM_OK;
 }
 
 int smdlm_infill(smdlm_state *state, const char *prefix, int middle, const char *suffix,
                  const smdlm_gen_params *gp, smdlm_result *r) {
     const smdlm_model *model = state->model;
     memset(r, 0, sizeof *r);
-    if (model->md.arch != MODEL_MDLM)
-        return SM_ERR("%s: infilling from text runs on MDLM models", model->md.dir);
     if (middle < 1) return SM_ERR("the infilled span of %d tokens must be ≥ 1", middle);
     int32_t *pre, *suf;
     size_t np, ns;
@@ -307,8 +328,8 @@ int smdlm_infill(smdlm_state *state, const char *prefix, int middle, const char 
             x[i] = i < (long)np ? pre[i] : in_middle ? smdlm_mask_id(model) : suf[i - np - middle];
             fixed[i] = !in_middle;
         }
-        rc = run_mdlm(state, x, fixed, (int)T, gp, r);
-        if (rc == SMDLM_OK) mdlm_texts(model, r, (int)np, (int)np + middle);
+        rc = run_template(state, x, fixed, (int)T, gp, r);
+        if (rc == SMDLM_OK) span_texts(model, r, (int)np, (int)np + middle);
         free(x);
         free(fixed);
     }

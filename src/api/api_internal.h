@@ -14,14 +14,12 @@ struct smdlm_model {
     int threads;
 };
 
-/* Everything a generation or a forward writes. MDLM: the samplers allocate their run's
- * scratch themselves, the state keeps the forward's activations. Dream/LLaDA: the workspace
- * and key/value cache are still inside the model (transformer_model), so one state at a time
- * may run on such a model. */
+/* Everything a generation or a forward writes: the model layer's generation state (its
+ * lm_model view with the network's scratch and key/value cache) and the request's buffers; the
+ * samplers and decoders allocate the rest of a run's scratch themselves. */
 struct smdlm_state {
-    smdlm_model *model;
-    dit_acts acts;       /* smdlm_forward on an MDLM, for acts_B × acts_T (0: none yet) */
-    int acts_B, acts_T;
+    const smdlm_model *model;
+    model_state ms;
     uint8_t *masked;     /* the step callback's masked positions, masked_cap entries */
     size_t masked_cap;
 };

@@ -1,13 +1,12 @@
 /* tfgen.h — text generation with a Dream / LLaDA model directory: the prompt as ids (plain text
- * or chat-templated), the decoder's parameters from the directory (EOS, soft-masking), the
- * decoder run on a batch of copies of the prompt, and the completion as text. Shared by
- * `smdlm generate` and smdlm_generate (include/smdlm.h).
+ * or chat-templated), the decoder's parameters from the directory (EOS, soft-masking), and the
+ * completion as text, around decoder_run (decoder.h). Used by smdlm_generate (include/smdlm.h).
  *
  *     decoder_params p;
- *     int32_t *ids, *x; size_t n; int gen;
+ *     int32_t *ids; size_t n; int gen;
  *     tfgen_default_params(&md, &p);                         // then set gen_len, steps, ...
  *     tfgen_encode_prompt(&md, "Hello", 1, NULL, 0, &ids, &n);  // chat, default system prompt
- *     tfgen_run(&md, &p, ids, (int)n, 1, &x, &gen, &stats);  // x: [1, n + gen_len]
+ *     // x [B, n + gen_len] holding the prompt in each row: decoder_run(&lm, &p, x, B, n, &gen, &st)
  *     tfgen_completion(&md, x + n, gen, &text);              // up to the first EOS
  */
 #ifndef SMDLM_TFGEN_H
@@ -36,12 +35,6 @@ int tfgen_eos_id(const model_dir *md, int *eos);
  * system != NULL. Special-token text in prompt and system stays text unless allow_special. */
 int tfgen_encode_prompt(const model_dir *md, const char *prompt, int chat, const char *system,
                         int allow_special, int32_t **ids, size_t *n);
-
-/* Runs the decoder on B copies of prompt[0..P): *x (malloc'ed) receives the canvases
- * [B, P + p->gen_len], gen[b] (caller's array of B) the generated length before the first
- * EOS. The model's soft-masking top-k follows p->sm.k. */
-int tfgen_run(model_dir *md, const decoder_params *p, const int32_t *prompt, int P, int B,
-              int32_t **x, int *gen, decoder_stats *st);
 
 /* Completion text of n generated ids, special tokens skipped (*text malloc'ed). */
 int tfgen_completion(const model_dir *md, const int32_t *ids, int n, char **text);
