@@ -59,6 +59,16 @@ $(BUILD)/%.o: %.c $(wildcard src/*/*.h include/*.h cli/*.h tests/*.h)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# The public API as an outside program uses it: include/ alone (no src/ headers), the core
+# library alone (no MPI, training or evaluation libraries).
+PUBLIC_CFLAGS := -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -D_POSIX_C_SOURCE=200809L -pthread \
+                 -Iinclude $(SAN)
+$(BUILD)/tests/test_api_public.o: tests/test_api_public.c include/smdlm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PUBLIC_CFLAGS) -c -o $@ $<
+$(BUILD)/tests/test_api_public: $(BUILD)/tests/test_api_public.o $(BUILD)/libsmdlm.a
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
+
 test: $(TEST_BIN) $(BUILD)/smdlm
 	@BUILD=$(BUILD) sh tests/run_tests.sh $(TEST_BIN)
 
