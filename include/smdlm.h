@@ -10,35 +10,44 @@
  *
  *     #include <smdlm.h>
  *
+ *     // after each step: the canvas, its masked positions and their soft-masking weights λ;
+ *     // a non-zero return stops the run (the call then returns SMDLM_ABORTED)
+ *     static int progress(void *user, const smdlm_step *s) {
+ *         fprintf(stderr, "step %d/%d, %d forwards\n", s->step, s->steps, s->forwards);
+ *         return atomic_load((atomic_int *)user);  // e.g. a flag another thread sets
+ *     }
+ *
  *     smdlm_load_params lp = smdlm_load_default_params();
  *     lp.threads = 4;
  *     smdlm_model *model = smdlm_model_load("models/demo", &lp);
  *     if (!model) { fprintf(stderr, "%s\n", smdlm_last_error()); return 1; }
- *     smdlm_state *st = smdlm_state_new(model);
+ *     smdlm_state *st = smdlm_state_new(model);   // one per concurrent generation
  *
  *     smdlm_gen_params gp = smdlm_gen_default_params();
  *     gp.mdlm.len = 128;       // canvas length in tokens
  *     gp.steps = 32;           // 4 tokens revealed per step on average
  *     gp.seed = 7;
  *     gp.n = 2;                // two samples (seeds 7 and 8), one batch
- *     gp.sm.mode = SMDLM_SM_OFF;
+ *     gp.sm.k = 3;             // soft-masking as the directory says, top-3 mixed in
+ *     gp.on_step = progress;
+ *     gp.user = &stop_flag;
  *     smdlm_result r;
  *     if (smdlm_generate(st, "In the beginning", &gp, &r) == SMDLM_OK)
  *         for (int b = 0; b < r.n; b++) puts(r.text[b]);
  *     printf("%d forwards in %.2f s\n", r.stats.forwards, r.stats.seconds);
  *     smdlm_result_free(&r);
  *
- *     // every step: the canvas, its masked positions and their soft-masking weights λ;
- *     // a non-zero return stops the run (smdlm_generate then returns SMDLM_ABORTED)
- *     static int show(void *user, const smdlm_step *s) {
- *         fprintf(stderr, "step %d/%d, %d forwards\n", s->step, s->steps, s->forwards);
- *         return *(volatile int *)user;   // e.g. a flag another thread sets
- *     }
- *     gp.on_step = show;
- *     gp.user = &stop_flag;
+ *     // infilling: prefix and suffix stay, 16 masked tokens between them are generated
+ *     // (smdlm_generate_ids: fixed tokens anywhere in the canvas)
+ *     if (smdlm_infill(st, "In the beginning", 16, "and the earth.", &gp, &r) == SMDLM_OK)
+ *         puts(r.text[0]);
+ *     smdlm_result_free(&r);
  *
- *     // infilling: fixed tokens anywhere, the masked positions between them generated
- *     smdlm_infill(st, "In the beginning", 16, "and the earth.", &gp, &r);
+ *     // raw logits of a batch (B × T ids → B × T × V floats, before SUBS)
+ *     float *logits = malloc(sizeof(float) * B * T * smdlm_vocab_size(model));
+ *     smdlm_forward(st, ids, B, T, NULL, logits);
+ *     smdlm_state_free(st);
+ *     smdlm_model_free(model);
  *
  *     // Dream / LLaDA: a completion of a chat message (the model's chat template)
  *     smdlm_model *dream = smdlm_model_load("models/Dream-v0-Instruct-7B", &lp);
@@ -49,13 +58,8 @@
  *     dp.chat = 1;
  *     if (smdlm_generate(ds, "Write a haiku.", &dp, &r) == SMDLM_OK) puts(r.text[0]);
  *     smdlm_result_free(&r);
- *
- *     // raw logits of a batch (B × T ids → B × T × V floats, before SUBS)
- *     float *logits = malloc(sizeof(float) * B * T * smdlm_vocab_size(model));
- *     smdlm_forward(st, ids, B, T, NULL, logits);
- *
- *     smdlm_state_free(st);
- *     smdlm_model_free(model);
+ *     smdlm_state_free(ds);
+ *     smdlm_model_free(dream);
  *
  * Threads: a model may be shared by any number of threads, each with its own state; a state
  * is used by one thread at a time. Kernels run on the number of threads given at load time
@@ -109,7 +113,7 @@ typedef struct {
     int k;
 } smdlm_softmask;
 
-/* MDLM samplers (DESIGN §2). */
+/* MDLM samplers (DESIGN §2). A NULL name is the default. */
 typedef struct {
     const char *sampler; /* "ddpm", "ddpm_cache" (default), "remdm-cap", "remdm-loop" */
     int len;             /* canvas length in tokens, prompt included (default 0: the model's) */
@@ -119,7 +123,8 @@ typedef struct {
     int noise_removal;   /* final argmax forward over what is still masked (default 1) */
 } smdlm_mdlm_params;
 
-/* Dream / LLaDA decoders (DESIGN §5). The canvas is the prompt + max_new_tokens. */
+/* Dream / LLaDA decoders (DESIGN §5). The canvas is the prompt + max_new_tokens. A NULL name is
+ * the default. */
 typedef struct {
     int max_new_tokens;  /* tokens generated after the prompt (default 128) */
     int tokens_per_step; /* > 0: steps = ceil(max_new_tokens / tokens_per_step) (default 0) */
@@ -178,7 +183,7 @@ typedef struct {
                               before each sample's EOS */
     double seconds;        /* the whole run */
     double forward_seconds;  /* in the network */
-    double softmask_seconds; /* MDLM: building soft-masked inputs (0 for Dream/LLaDA) */
+    double softmask_seconds; /* MDLM: computing the soft-masking feedback (0 for Dream/LLaDA) */
     const char *method;    /* the sampler (MDLM), alg (Dream) or remasking (LLaDA) */
     const char *cache;     /* "off", "prefix" or "dual" */
     int refreshes;         /* with a cache: full forwards that refilled it */
@@ -254,14 +259,16 @@ int smdlm_forward(smdlm_state *state, const int32_t *ids, int B, int T, const fl
 int smdlm_generate(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
                    smdlm_result *r);
 /* The same on ids: x [len] holds tokens at the fixed positions (fixed[i] != 0) and the mask id
- * elsewhere; every sample starts from it. MDLM: fixed positions anywhere. Dream/LLaDA: the
- * fixed positions must be a prefix (the prompt), len − prompt is the generation length
- * (gp->decoder.max_new_tokens is not used). */
+ * elsewhere; every sample starts from it. The leading fixed positions are the prompt
+ * (r->prompt_len). MDLM and Dream: fixed positions anywhere (infilling). LLaDA's decoder
+ * generates every position after the prompt: fixed positions there are an error. Dream/LLaDA:
+ * len − prompt is the generation length (gp->decoder.max_new_tokens is not used). */
 int smdlm_generate_ids(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int len,
                        const smdlm_gen_params *gp, smdlm_result *r);
-/* Infilling: the canvas prefix + `middle` masked positions + suffix (text, plain unless
- * gp->allow_special); r->text holds the generated middle. MDLM only (gp->mdlm.len is not
- * used). */
+/* Infilling from text: the canvas prefix + `middle` masked positions + suffix (plain text unless
+ * gp->allow_special); r->text holds each sample's generated middle. MDLM and Dream models
+ * (gp->mdlm.len and gp->decoder.max_new_tokens are not used). Dream may leave the positions
+ * after a generated EOS masked (gp->decoder.eos_penalty keeps EOS out). */
 int smdlm_infill(smdlm_state *state, const char *prefix, int middle, const char *suffix,
                  const smdlm_gen_params *gp, smdlm_result *r);
 void smdlm_result_free(smdlm_result *r);
