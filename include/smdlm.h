@@ -258,8 +258,8 @@ int smdlm_forward(smdlm_state *state, const int32_t *ids, int B, int T, const fl
  * smdlm_result_free whatever the outcome). */
 int smdlm_generate(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
                    smdlm_result *r);
-/* The same on ids: x [len] holds tokens at the fixed positions (fixed[i] != 0) and the mask id
- * elsewhere; every sample starts from it. The leading fixed positions are the prompt
+/* The same on ids: x [len] holds tokens at the fixed positions (fixed[i] != 0; fixed may be
+ * NULL: none) and the mask id elsewhere; every sample starts from it. The leading fixed positions are the prompt
  * (r->prompt_len). MDLM and Dream: fixed positions anywhere (infilling). LLaDA's decoder
  * generates every position after the prompt: fixed positions there are an error. Dream/LLaDA:
  * len − prompt is the generation length (gp->decoder.max_new_tokens is not used). */

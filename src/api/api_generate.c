@@ -11,6 +11,8 @@
 #include "generate/tfgen.h"
 #include "base/util.h"
 
+_Static_assert(GEN_STOPPED == SMDLM_ABORTED, "a stopped run is an aborted request");
+
 /* Today's defaults of `smdlm generate`. */
 smdlm_gen_params smdlm_gen_default_params(void) {
     smdlm_gen_params p = {.steps = 128, .top_p = 1.0f, .n = 1, .sm = smdlm_softmask_default()};
@@ -86,8 +88,16 @@ static int check_samples(const smdlm_gen_params *gp) {
     return 0;
 }
 
-/* Every sample's canvas from the template x/fixed [T]; on success (and when stopped) *r holds
- * the canvases, each sample's count of generated positions and the statistics. */
+/* Leading fixed positions of a template (fixed may be NULL: none). */
+static int prompt_length(const uint8_t *fixed, int T) {
+    int P = 0;
+    while (fixed && P < T && fixed[P]) P++;
+    return P;
+}
+
+/* Every sample's canvas from the template x/fixed [T] (fixed may be NULL: nothing fixed); on
+ * success (and when stopped) *r holds the canvases, each sample's count of generated positions
+ * and the statistics, no texts yet. */
 static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int T,
                     const smdlm_gen_params *gp, smdlm_result *r) {
     const smdlm_model *model = state->model;
@@ -97,13 +107,12 @@ static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, 
     step_relay relay;
     set_relay(&relay, state, gp, &sp.on_step, &sp.user);
     int32_t *ids = sm_malloc(sizeof(int32_t) * (size_t)n * T);
-    uint8_t *fixed_all = sm_malloc((size_t)n * T);
-    int P = 0, open = 0;
-    while (P < T && fixed[P]) P++;
-    for (int i = 0; i < T; i++) open += !fixed[i];
+    uint8_t *fixed_all = fixed ? sm_malloc((size_t)n * T) : NULL;
+    int open = 0;
+    for (int i = 0; i < T; i++) open += !(fixed && fixed[i]);
     for (int b = 0; b < n; b++) {
         memcpy(ids + (size_t)b * T, x, sizeof(int32_t) * (size_t)T);
-        memcpy(fixed_all + (size_t)b * T, fixed, (size_t)T);
+        if (fixed) memcpy(fixed_all + (size_t)b * T, fixed, (size_t)T);
     }
     kernels_set_threads(model->threads);
     sampler_stats st;
@@ -113,12 +122,16 @@ static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, 
         free(ids);
         return -1;
     }
-    *r = (smdlm_result){n, T, P, ids, sm_malloc(sizeof(int) * (size_t)n),
+    *r = (smdlm_result){n, T, prompt_length(fixed, T), ids, sm_malloc(sizeof(int) * (size_t)n),
                         sm_calloc((size_t)n, sizeof(char *))};
     for (int b = 0; b < n; b++) r->gen_len[b] = open;
-    r->stats = (smdlm_stats){sp.sm.enabled, st.steps, sp.steps, st.forwards, (long)n * T,
-                             st.seconds, st.forward_seconds, st.sm_seconds,
-                             sampler_kind_name(sp.kind), "off", 0, (long)st.forwards * n * T};
+    r->stats = (smdlm_stats){.soft_masking = sp.sm.enabled, .steps = st.steps,
+                             .planned_steps = sp.steps, .forwards = st.forwards,
+                             .tokens = (long)n * T, .seconds = st.seconds,
+                             .forward_seconds = st.forward_seconds,
+                             .softmask_seconds = st.sm_seconds,
+                             .method = sampler_kind_name(sp.kind), .cache = "off",
+                             .positions_computed = (long)st.forwards * n * T};
     return rc;
 }
 
@@ -135,34 +148,6 @@ static int encode_text(const smdlm_model *model, const char *text, int allow_spe
     *ids = NULL;
     *n = 0;
     return text && *text ? smdlm_tokenize(model, text, allow_special, ids, n) : 0;
-}
-
-static int generate_mdlm(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
-                         smdlm_result *r) {
-    const smdlm_model *model = state->model;
-    if (gp->chat) return SM_ERR("%s: an MDLM model has no chat template", model->md.dir);
-    const int maxT = smdlm_max_length(model), T = gp->mdlm.len ? gp->mdlm.len : maxT;
-    if (T < 1) return SM_ERR("canvas length %d must be ≥ 1", T);
-    if (T > maxT) return SM_ERR("canvas length %d exceeds the model's length %d", T, maxT);
-    int32_t *pids;
-    size_t np;
-    if (encode_text(model, prompt, gp->allow_special, &pids, &np)) return -1;
-    if (np >= (size_t)T) {
-        free(pids);
-        return SM_ERR("the prompt has %zu tokens but the canvas holds only %d", np, T);
-    }
-    int32_t *x = sm_malloc(sizeof(int32_t) * (size_t)T);
-    uint8_t *fixed = sm_calloc((size_t)T, 1);
-    for (int i = 0; i < T; i++) {
-        x[i] = (size_t)i < np ? pids[i] : smdlm_mask_id(model);
-        fixed[i] = (size_t)i < np;
-    }
-    int rc = run_mdlm(state, x, fixed, T, gp, r);
-    if (rc == SMDLM_OK) span_texts(model, r, 0, T);
-    free(x);
-    free(fixed);
-    free(pids);
-    return rc;
 }
 
 /* ---- Dream / LLaDA -------------------------------------------------------------------- */
@@ -232,11 +217,15 @@ static int run_decoder(smdlm_state *state, const int32_t *x, const uint8_t *fixe
     *r = (smdlm_result){n, T, P, ids, gen, sm_calloc((size_t)n, sizeof(char *))};
     long made = 0;
     for (int b = 0; b < n; b++) made += gen[b];
-    r->stats = (smdlm_stats){p.sm.enabled, st.steps, threshold ? 0 : st.planned_steps,
-                             st.forwards, made, st.seconds, st.forward_seconds, 0.0,
-                             model->md.arch == MODEL_LLADA ? decoder_remask_name(p.remasking)
-                                                           : decoder_alg_name(p.alg),
-                             kv_cache_mode_name(p.cache), st.refreshes, st.positions_computed};
+    r->stats = (smdlm_stats){.soft_masking = p.sm.enabled, .steps = st.steps,
+                             .planned_steps = threshold ? 0 : st.planned_steps,
+                             .forwards = st.forwards, .tokens = made, .seconds = st.seconds,
+                             .forward_seconds = st.forward_seconds,
+                             .method = model->md.arch == MODEL_LLADA
+                                           ? decoder_remask_name(p.remasking)
+                                           : decoder_alg_name(p.alg),
+                             .cache = kv_cache_mode_name(p.cache), .refreshes = st.refreshes,
+                             .positions_computed = st.positions_computed};
     return rc;
 }
 
@@ -271,15 +260,57 @@ static int generate_decoder(smdlm_state *state, const char *prompt, const smdlm_
     return rc == SMDLM_OK ? completion_texts(model, r) : rc;
 }
 
-/* The canvas template x/fixed [T] on any model; *r without texts. */
+/* ---- canvases from a template or text spans, any model ------------------------------- */
+
+/* The canvas template x/fixed [T] (fixed may be NULL) on any model; *r without texts. */
 static int run_template(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int T,
                         const smdlm_gen_params *gp, smdlm_result *r) {
     if (state->model->md.arch == MODEL_MDLM) return run_mdlm(state, x, fixed, T, gp, r);
-    int P = 0, any_fixed = 0;
-    while (P < T && fixed[P]) P++;
-    for (int i = P; i < T; i++) any_fixed |= fixed[i] != 0;
+    const int P = prompt_length(fixed, T);
+    int any_fixed = 0;
+    for (int i = P; fixed && i < T; i++) any_fixed |= fixed[i] != 0;
     if (P == T) return SM_ERR("every position of the canvas (%d) is fixed: nothing to generate", T);
     return run_decoder(state, x, any_fixed ? fixed : NULL, P, T, gp, r);
+}
+
+/* The canvas prefix + `middle` masked positions + suffix, the prefix and suffix fixed; *r
+ * without texts. */
+static int run_spans(smdlm_state *state, const int32_t *pre, size_t np, int middle,
+                     const int32_t *suf, size_t ns, const smdlm_gen_params *gp, smdlm_result *r) {
+    const smdlm_model *model = state->model;
+    const long T = (long)np + middle + (long)ns;
+    if (T > smdlm_max_length(model))
+        return SM_ERR("prefix (%zu tokens) + %d generated + suffix (%zu tokens) exceed the model's "
+                      "length %d", np, middle, ns, smdlm_max_length(model));
+    int32_t *x = sm_malloc(sizeof(int32_t) * (size_t)T);
+    uint8_t *fixed = sm_malloc((size_t)T);
+    for (long i = 0; i < T; i++) {
+        const int in_middle = i >= (long)np && i < (long)np + middle;
+        x[i] = i < (long)np ? pre[i] : in_middle ? smdlm_mask_id(model) : suf[i - np - middle];
+        fixed[i] = !in_middle;
+    }
+    int rc = run_template(state, x, fixed, (int)T, gp, r);
+    free(x);
+    free(fixed);
+    return rc;
+}
+
+static int generate_mdlm(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
+                         smdlm_result *r) {
+    const smdlm_model *model = state->model;
+    if (gp->chat) return SM_ERR("%s: an MDLM model has no chat template", model->md.dir);
+    const int maxT = smdlm_max_length(model), T = gp->mdlm.len ? gp->mdlm.len : maxT;
+    if (T < 1) return SM_ERR("canvas length %d must be ≥ 1", T);
+    if (T > maxT) return SM_ERR("canvas length %d exceeds the model's length %d", T, maxT);
+    int32_t *pids;
+    size_t np;
+    if (encode_text(model, prompt, gp->allow_special, &pids, &np)) return -1;
+    int rc = np >= (size_t)T
+                 ? SM_ERR("the prompt has %zu tokens but the canvas holds only %d", np, T)
+                 : run_spans(state, pids, np, T - (int)np, NULL, 0, gp, r);
+    if (rc == SMDLM_OK) span_texts(model, r, 0, T);
+    free(pids);
+    return rc;
 }
 
 /* ---- entry points --------------------------------------------------------------------- */
@@ -308,31 +339,13 @@ int smdlm_infill(smdlm_state *state, const char *prefix, int middle, const char 
     const smdlm_model *model = state->model;
     memset(r, 0, sizeof *r);
     if (middle < 1) return SM_ERR("the infilled span of %d tokens must be ≥ 1", middle);
-    int32_t *pre, *suf;
-    size_t np, ns;
-    if (encode_text(model, prefix, gp->allow_special, &pre, &np)) return -1;
-    if (encode_text(model, suffix, gp->allow_special, &suf, &ns)) {
-        free(pre);
-        return -1;
-    }
-    const long T = (long)np + middle + (long)ns;
-    int rc = -1;
-    if (T > smdlm_max_length(model)) {
-        SM_ERR("prefix (%zu tokens) + %d infilled + suffix (%zu tokens) exceed the model's "
-               "length %d", np, middle, ns, smdlm_max_length(model));
-    } else {
-        int32_t *x = sm_malloc(sizeof(int32_t) * (size_t)T);
-        uint8_t *fixed = sm_malloc((size_t)T);
-        for (long i = 0; i < T; i++) {
-            const int in_middle = i >= (long)np && i < (long)np + middle;
-            x[i] = i < (long)np ? pre[i] : in_middle ? smdlm_mask_id(model) : suf[i - np - middle];
-            fixed[i] = !in_middle;
-        }
-        rc = run_template(state, x, fixed, (int)T, gp, r);
-        if (rc == SMDLM_OK) span_texts(model, r, (int)np, (int)np + middle);
-        free(x);
-        free(fixed);
-    }
+    int32_t *pre, *suf = NULL;
+    size_t np, ns = 0;
+    int rc = encode_text(model, prefix, gp->allow_special, &pre, &np) ||
+                     encode_text(model, suffix, gp->allow_special, &suf, &ns)
+                 ? SMDLM_ERROR
+                 : run_spans(state, pre, np, middle, suf, ns, gp, r);
+    if (rc == SMDLM_OK) span_texts(model, r, (int)np, (int)np + middle);
     free(pre);
     free(suf);
     return rc;
