@@ -14,29 +14,28 @@
 #define DREAM_EPS 1e-3f    /* generation_utils: timesteps = linspace(1, eps, steps + 1) */
 #define ENTROPY_EPS 1e-10  /* the `entropy` confidence Σ p·log(p + ε) */
 
-static const char *const k_alg_names[] = {"origin", "maskgit_plus", "topk_margin", "entropy"};
-static const char *const k_remask_names[] = {"low_confidence", "random"};
+static const sm_enum_entry k_algs[] = {{"origin", DECODER_ALG_ORIGIN},
+                                       {"maskgit_plus", DECODER_ALG_MASKGIT_PLUS},
+                                       {"topk_margin", DECODER_ALG_TOPK_MARGIN},
+                                       {"entropy", DECODER_ALG_ENTROPY}};
+static const sm_enum_entry k_remasks[] = {{"low_confidence", DECODER_REMASK_LOW_CONFIDENCE},
+                                          {"random", DECODER_REMASK_RANDOM}};
 
-const char *decoder_alg_name(decoder_alg a) { return k_alg_names[a]; }
-const char *decoder_remask_name(decoder_remask r) { return k_remask_names[r]; }
+const char *decoder_alg_name(decoder_alg a) { return SM_ENUM_NAME(k_algs, a); }
+const char *decoder_remask_name(decoder_remask r) { return SM_ENUM_NAME(k_remasks, r); }
 
 int decoder_alg_parse(const char *name, decoder_alg *out) {
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, k_alg_names[i]) == 0) {
-            *out = (decoder_alg)i;
-            return 0;
-        }
-    return SM_ERR("unknown algorithm \"%s\" (expected origin, maskgit_plus, topk_margin or entropy)",
-                  name);
+    int v;
+    if (SM_ENUM_PARSE(k_algs, name, &v, "algorithm")) return -1;
+    *out = (decoder_alg)v;
+    return 0;
 }
 
 int decoder_remask_parse(const char *name, decoder_remask *out) {
-    for (int i = 0; i < 2; i++)
-        if (strcmp(name, k_remask_names[i]) == 0) {
-            *out = (decoder_remask)i;
-            return 0;
-        }
-    return SM_ERR("unknown remasking \"%s\" (expected low_confidence or random)", name);
+    int v;
+    if (SM_ENUM_PARSE(k_remasks, name, &v, "remasking")) return -1;
+    *out = (decoder_remask)v;
+    return 0;
 }
 
 void decoder_params_default(decoder_params *p) {

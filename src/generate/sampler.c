@@ -12,18 +12,18 @@
 
 #define SAMPLER_EPS 1e-5 /* timesteps = linspace(1, 1e-5, steps + 1) */
 
-static const char *const k_names[] = {"ddpm", "ddpm_cache", "remdm-cap", "remdm-loop"};
+static const sm_enum_entry k_kinds[] = {{"ddpm", SAMPLER_DDPM},
+                                        {"ddpm_cache", SAMPLER_DDPM_CACHE},
+                                        {"remdm-cap", SAMPLER_REMDM_CAP},
+                                        {"remdm-loop", SAMPLER_REMDM_LOOP}};
 
-const char *sampler_kind_name(sampler_kind k) { return k_names[k]; }
+const char *sampler_kind_name(sampler_kind k) { return SM_ENUM_NAME(k_kinds, k); }
 
 int sampler_kind_parse(const char *name, sampler_kind *out) {
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, k_names[i]) == 0) {
-            *out = (sampler_kind)i;
-            return 0;
-        }
-    return SM_ERR("unknown sampler \"%s\" (expected ddpm, ddpm_cache, remdm-cap or remdm-loop)",
-                  name);
+    int v;
+    if (SM_ENUM_PARSE(k_kinds, name, &v, "sampler")) return -1;
+    *out = (sampler_kind)v;
+    return 0;
 }
 
 void sampler_params_default(sampler_params *p) {
