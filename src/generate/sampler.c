@@ -8,6 +8,7 @@
 
 #include "compute/kernels.h"
 #include "base/rng.h"
+#include "models/noise.h"
 #include "base/util.h"
 
 #define SAMPLER_EPS 1e-5 /* timesteps = linspace(1, 1e-5, steps + 1) */
@@ -90,7 +91,7 @@ static void real_forward(run_state *st, const int32_t *x, double t, sampler_stat
         st->row_of[i] = x[i] == mask ? n : -1;
         if (x[i] == mask) st->rows[n++] = i;
     }
-    float sigma = (float)-log1p(-(1.0 - 1e-3) * t);
+    float sigma = mdlm_sigma(t);
     for (int b = 0; b < st->B; b++) st->sigma[b] = sigma;
     dit_forward_embedded(st->m, &st->acts, st->sigma, st->B, st->T, st->rows, n, st->logp);
 #pragma omp parallel for schedule(static)
