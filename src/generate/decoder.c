@@ -192,21 +192,6 @@ static inline int pred_row(const dec_run *r, int t) {
     return r->m->shift ? (t > 0 ? t - 1 : 0) : t;
 }
 
-/* Inverse CDF in vocabulary order with a float64 running sum (as tools/ref_dit.py). */
-static int32_t draw_inverse_cdf(const float *p, int V, double u) {
-    double total = 0.0;
-    for (int v = 0; v < V; v++) total += p[v];
-    double target = u * total, acc = 0.0;
-    for (int v = 0; v < V; v++) {
-        acc += p[v];
-        if (acc > target) return v;
-    }
-    for (int v = V - 1; v >= 0; v--)
-        if (p[v] > 0.0f) return v;
-    SM_ASSERT(0);
-    return 0;
-}
-
 static int argmax_first(const float *z, int V) {
     int best = 0;
     for (int v = 1; v < V; v++)
@@ -320,7 +305,7 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
         }
     }
     for (int v = 0; v < V; v++) pr[v] = (float)(e[v] / s);
-    it->token = p->temperature > 0.0f ? draw_inverse_cdf(pr, V, it->u_tok) : top;
+    it->token = p->temperature > 0.0f ? rng_inverse_cdf(pr, V, it->u_tok) : top;
     if (p->style == DECODER_LLADA) {
         if (!llada_p) {
             it->conf = (float)it->u_rnd;

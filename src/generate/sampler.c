@@ -129,17 +129,7 @@ static int32_t draw_token(run_state *st, const float *row, double u) {
         }
         for (int i = keep; i < V; i++) p[order[i]] = 0.0f;
     }
-    double total = 0.0;
-    for (int v = 0; v < V; v++) total += p[v];
-    double target = u * total, acc = 0.0;
-    for (int v = 0; v < V; v++) {
-        acc += p[v];
-        if (acc > target) return v;
-    }
-    for (int v = V - 1; v >= 0; v--) /* u·total rounded up to the total: last non-zero */
-        if (p[v] > 0.0f) return v;
-    SM_ASSERT(0);
-    return 0;
+    return rng_inverse_cdf(p, V, u);
 }
 
 /* Probabilities of one step for a masked position (stay) and an unmasked one (remask). */
