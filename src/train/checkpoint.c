@@ -209,16 +209,7 @@ static int load_checkpoint(const train_config *c, trainer *tr, adamw *opt, train
         st_tensor_to_f32(v, opt->v);
         st_tensor_to_f32(s, raw);
         tr->sm.raw_scale = raw[0], tr->sm.raw_centre = raw[1], tr->sm.raw_steepness = raw[2];
-        if (c->ema > 0.0f) {
-            if (!tr->ema.owned) trainer_ema_update(tr, 0.0f); /* allocates */
-            int n = dit_param_count(&tr->cfg);
-            dit_param *a = sm_malloc(sizeof *a * (size_t)n), *b = sm_malloc(sizeof *b * (size_t)n);
-            dit_weights w = md.net.w;
-            dit_param_table(&tr->cfg, &w, a);
-            dit_param_table(&tr->cfg, &tr->ema.w, b);
-            for (int i = 0; i < n; i++) memcpy(*b[i].slot, *a[i].slot, a[i].numel * sizeof(float));
-            free(a), free(b);
-        }
+        if (c->ema > 0.0f) trainer_set_ema(tr, &md.net); /* the model directory's weights */
         at->step = strtol(buf[0], NULL, 10);
         at->epoch = strtol(buf[1], NULL, 10);
         at->pos = (size_t)strtoull(buf[2], NULL, 10);

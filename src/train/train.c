@@ -540,6 +540,11 @@ void trainer_ema_update(trainer *tr, float decay) {
     ema_update(tr->ema.owned, tr->model.owned, tr->nparams, decay);
 }
 
+void trainer_set_ema(trainer *tr, const dit_model *src) {
+    if (!tr->ema.owned) dit_model_alloc(&tr->ema, &tr->cfg);
+    copy_params(&tr->ema, src);
+}
+
 int trainer_export(const trainer *tr, const char *dir, int use_ema, int with_sm) {
     const dit_model *m = use_ema && tr->ema.owned ? &tr->ema : &tr->model;
     char *cfg = sm_path_join(dir, "config.json"), *w = sm_path_join(dir, "model.safetensors");
