@@ -140,13 +140,17 @@ FILE *sm_atomic_open(const char *path, char **tmp_path) {
     return f;
 }
 
-static void fsync_parent_dir(const char *path) {
-    char *copy = sm_strdup(path);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+void sm_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
     }
+}
+
+static void fsync_parent_dir(const char *path) {
+    char *copy = sm_strdup(path);
+    sm_fsync_dir(dirname(copy));
     free(copy);
 }
 

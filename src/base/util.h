@@ -48,6 +48,8 @@ int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 FILE *sm_atomic_open(const char *path, char **tmp_path);
 int sm_atomic_commit(FILE *f, char *tmp_path, const char *path, int ok);
 int sm_write_file_atomic(const char *path, const void *data, size_t len);
+/* Makes a directory's entries durable (fsync of the directory; errors are ignored). */
+void sm_fsync_dir(const char *dir);
 
 /* Creates a directory and its parents (like mkdir -p); an existing directory is fine. */
 int sm_mkdir_p(const char *path);

@@ -41,14 +41,6 @@ static int copy_tokenizer(const char *from, const char *to) {
     return 0;
 }
 
-static void fsync_dir(const char *dir) {
-    FILE *f = fopen(dir, "r");
-    if (f) {
-        fsync(fileno(f));
-        fclose(f);
-    }
-}
-
 static int save_state(const train_config *c, const trainer *tr, const adamw *opt,
                       const train_progress *at, const char *dir) {
     size_t nm = tr->nparams + 3;
@@ -141,14 +133,14 @@ int checkpoint_save(const train_config *c, const trainer *tr, const adamw *opt,
         free(marker);
     }
     if (!rc) {
-        fsync_dir(tmp);
+        sm_fsync_dir(tmp);
         /* a checkpoint of the same step already there (a damaged one a resume skipped) is
            moved aside first: rename cannot replace a non-empty directory */
         char *old = ckpt_path(c->out, ".old-", at->step);
         remove_dir(old);
         int had_old = rename(final, old) == 0;
         if (rename(tmp, final) != 0) rc = SM_ERR("cannot rename '%s' to '%s': %s", tmp, final, strerror(errno));
-        else fsync_dir(c->out);
+        else sm_fsync_dir(c->out);
         if (had_old) remove_dir(old);
         free(old);
     }
