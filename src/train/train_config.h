@@ -1,5 +1,6 @@
-/* train_config.h — the settings of `smdlm train`: defaults, the --config JSON file (the flags'
- * names with '-' → '_'; the command line overrides it) and the checks train_run makes. */
+/* train_config.h — the settings of `smdlm train`: defaults, the --config JSON file (keys: the
+ * flags' names with '-' → '_', n_heads and n_blocks for --heads and --blocks; the command line
+ * overrides it) and the checks train_run makes. */
 #ifndef SMDLM_TRAIN_CONFIG_H
 #define SMDLM_TRAIN_CONFIG_H
 
@@ -37,7 +38,7 @@ typedef struct {
 
 void train_config_default(train_config *c);
 int train_config_validate(const train_config *c);
-/* Applies the keys of a JSON config file (same names as the flags, '-' → '_'). */
+/* Applies the keys present in a JSON config file; strings are copied for the process's life. */
 int train_config_load_json(train_config *c, const char *path);
 /* The training objective by name: "mdlm" (causal = 0) or "ar" (causal = 1). */
 int train_objective_parse(const char *name, int *causal);

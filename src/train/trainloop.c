@@ -64,7 +64,7 @@ static int next_block(run *r, int32_t *out, int32_t *tmp) {
     return 0;
 }
 
-/* ---- evaluation --------------------------------------------------------------------------- */
+/* ---- validation and samples -------------------------------------------------------------- */
 
 /* Validation NELBO with the EMA weights when there are any (fixed t and masks). */
 static int validate(run *r, double *nats) {
