@@ -1,5 +1,5 @@
 /* dataset_loss.h — the loss of a model over token shards, in nats per token: for an MDLM
- * the NELBO (docs/DESIGN.md §2; with the two-pass soft-masking denoiser when sm), whose
+ * the NELBO (docs/DESIGN.md §2.4; with the two-pass soft-masking denoiser when sm), whose
  * exponential bounds the perplexity from above; for a causal model its exact next-token
  * loss. Used by `smdlm eval ppl` and by the validation during training. */
 #ifndef SMDLM_DATASET_LOSS_H
