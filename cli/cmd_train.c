@@ -42,7 +42,7 @@ int cmd_train(int argc, char **argv) {
         {"clip", 0, OPT_FLOAT, &c.clip, 0, 1e9, "X", "global grad-norm clip, 0 = off (default 1)"},
         {"ema", 0, OPT_FLOAT, &c.ema, 0, 0.999999, "X", "EMA decay of the weights, 0 = off (default 0.9999)"},
         {"sm-prob", 0, OPT_FLOAT, &c.sm_prob, 0, 1, "P", "share of two-pass soft-masking steps (default 0)"},
-        {"sm-k", 0, OPT_INT, &c.sm_k, 1, SM_MAX_K, "K", "soft-masking top-k (default 3)"},
+        {"sm-k", 0, OPT_INT, &c.sm_k, 1, SMDLM_SM_MAX_K, "K", "soft-masking top-k (default 3)"},
         {"sm-scale", 0, OPT_FLOAT, &c.sm_scale, 0, 1, "X", "initial scale (default 0)"},
         {"sm-centre", 0, OPT_FLOAT, &c.sm_centre, -1e6, 0, "X", "initial centre (default -0.75)"},
         {"sm-steepness", 0, OPT_FLOAT, &c.sm_steepness, 1e-6, 1e6, "X", "initial steepness (default 6.67)"},
@@ -66,22 +66,9 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc < 0 ? 1 : 0;
     c.steps = steps;
     c.tokens = (long)tokens;
-    if (objective) {
-        if (!strcmp(objective, "ar")) c.causal = 1;
-        else if (!strcmp(objective, "mdlm")) c.causal = 0;
-        else {
-            fprintf(stderr, "smdlm train: --objective must be mdlm or ar\n");
-            return 1;
-        }
-    }
-    if (schedule) {
-        if (!strcmp(schedule, "cosine")) c.schedule = SCHED_COSINE;
-        else if (!strcmp(schedule, "constant")) c.schedule = SCHED_CONSTANT;
-        else {
-            fprintf(stderr, "smdlm train: --schedule must be constant or cosine\n");
-            return 1;
-        }
-    }
+    if ((objective && train_objective_parse(objective, &c.causal)) ||
+        (schedule && sched_kind_parse(schedule, &c.schedule)))
+        return cli_fail("train");
     dist_init(&argc, &argv);
     if (dist_size() > 1 && !c.quiet && dist_rank() == 0)
         fprintf(stderr, "smdlm train: %d processes, global batch %d × %d\n", dist_size(), dist_size(), c.batch);
