@@ -1,13 +1,13 @@
-/* kernels.c — optimised forward kernels (see kernels.h). Matrix products go to OpenBLAS;
+/* kernels.c — optimised forward kernels (see kernels.h). Matrix products go to gemm.h;
  * the row kernels are compiled for AVX-512, AVX2 and baseline x86-64 (target_clones) and
  * the dynamic loader picks one for the running processor. OpenMP distributes rows; the row
  * functions themselves carry the SIMD clones because outlined OpenMP bodies do not inherit
  * target attributes. */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/kernels_bwd.h"
 #include "base/simd_math.h"
@@ -15,32 +15,15 @@
 
 #define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
 
-/* OpenBLAS (openmp build) entry points, not in every cblas.h. */
-void openblas_set_num_threads(int n);
-char *openblas_get_corename(void);
-
-
 void kernels_set_threads(int n) {
     SM_ASSERT(n >= 1);
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    gemm_set_threads(n);
 }
 
 /* The threads OpenMP parallel regions will use — per-thread scratch must be sized by this,
  * whether or not kernels_set_threads was called. */
 int kernels_get_threads(void) { return omp_get_max_threads(); }
-
-const char *kernels_blas_core(void) { return openblas_get_corename(); }
-
-const char *kernels_blas_core_hint(void) {
-    __builtin_cpu_init();
-    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512cd");
-    const char *core = openblas_get_corename();
-    if (avx512 && core && (!strcmp(core, "Haswell") || !strcmp(core, "Zen"))) return "SkylakeX";
-    return NULL;
-}
 
 const char *kernels_simd_level(void) {
     __builtin_cpu_init();
@@ -62,8 +45,7 @@ void vexp(float *out, const float *x, size_t n) { vexp_chunk(out, x, n); }
 
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                     int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f,
-                out, OC);
+    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
     if (!bias) return;
 #pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
     for (int n = 0; n < N; n++) {
@@ -191,8 +173,8 @@ static void attention_core(float *out, float *P, int per_head, const float *qkv,
                            int H, int hd, int causal) {
     const int D = H * hd, ld = 3 * D;
     const float scale = 1.0f / sqrtf((float)hd);
-    /* One (b, h) pair per task; the sgemm calls inside the parallel region run
-     * single-threaded (OpenBLAS's OpenMP build checks omp_in_parallel). */
+    /* One (b, h) pair per task; the products inside the parallel region run single-threaded
+     * (gemm.h). */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
@@ -200,8 +182,7 @@ static void attention_core(float *out, float *P, int per_head, const float *qkv,
         const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd;
         const float *k = q + D, *v = q + 2 * D;
         float *o = out + (size_t)b * T * D + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, ld, k, ld, 0.0f,
-                    S, T);
+        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, T, T, hd, scale, q, ld, k, ld, 0.0f, S, T);
         for (int i = 0; i < T; i++) {
             float *row = S + (size_t)i * T;
             if (causal) {
@@ -211,8 +192,7 @@ static void attention_core(float *out, float *P, int per_head, const float *qkv,
                 softmax_row(row, T);
             }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, v, ld, 0.0f,
-                    o, D);
+        gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, T, hd, T, 1.0f, S, T, v, ld, 0.0f, o, D);
     }
 }
 

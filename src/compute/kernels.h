@@ -13,15 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sets OpenMP and OpenBLAS thread counts (n ≥ 1). */
+/* Sets the thread count of OpenMP and of the matrix products (gemm_set_threads; n ≥ 1). */
 void kernels_set_threads(int n);
 int kernels_get_threads(void); /* omp_get_max_threads(): size per-thread scratch with it */
-/* An OpenBLAS core type faster than the one it runs with, or NULL: "SkylakeX" when the
- * processor has AVX-512 but OpenBLAS runs its AVX2 kernels (e.g. OPENBLAS_CORETYPE=Haswell
- * in the environment, which this machine's image sets), about half the sgemm speed. */
-const char *kernels_blas_core_hint(void);
-/* The core type OpenBLAS runs with ("Haswell", "SkylakeX", ...). */
-const char *kernels_blas_core(void);
 
 /* Name of the SIMD level the optimised kernels run with ("avx512f", "avx2", "generic"). */
 const char *kernels_simd_level(void);

@@ -1,12 +1,12 @@
 /* gpt2.c — HF GPT-2 evaluator: config, loading, forward, generative-perplexity scoring. */
 #include "models/gpt2.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 
 #include "base/jsonutil.h"
+#include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "base/util.h"
 
@@ -216,8 +216,7 @@ void gpt2_conv1d_forward(float *out, const float *inp, const float *w, const flo
         for (int r = 0; r < N; r++) memcpy(out + (size_t)r * OC, bias, sizeof(float) * (size_t)OC);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, IC, 1.0f, inp, IC, w, OC, beta,
-                out, OC);
+    gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, N, OC, IC, 1.0f, inp, IC, w, OC, beta, out, OC);
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */

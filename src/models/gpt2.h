@@ -4,7 +4,7 @@
  * Checkpoint: config.json (n_embd, n_layer, n_head, n_positions, vocab_size,
  * layer_norm_epsilon, optional eos_token_id) and model.safetensors (or a sharded index) with
  * HF names, with or without the `transformer.` prefix. Conv1D weights are stored [in, out]
- * and used in place: the Conv1D matmul is `inp · W` (cblas NoTrans/NoTrans), no transpose.
+ * and used in place: the Conv1D matmul is `inp · W` (gemm NoTrans/NoTrans), no transpose.
  * The head is tied (logits = x · wteᵀ). See NOTES.md "GPT-2".
  */
 #ifndef SMDLM_GPT2_H

@@ -5,12 +5,12 @@
  */
 #include "models/transformer.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "base/jsonutil.h"
+#include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "base/simd_math.h"
 #include "base/util.h"
@@ -491,8 +491,8 @@ static void store_kv(const tf_config *c, tf_workspace *w, const kv_src *s, int B
 }
 
 /* Bidirectional grouped-query attention: query head h reads key/value head h / (H / KVH)
- * (repeat_kv). Tq query rows per canvas against all T keys. One (b, h) per task, sgemm
- * single-threaded inside the region (NOTES.md). */
+ * (repeat_kv). Tq query rows per canvas against all T keys. One (b, h) per task, its matrix
+ * products single-threaded inside the region (gemm.h). */
 static void attention_gqa(const tf_config *c, tf_workspace *w, const kv_src *src, int B, int Tq,
                           int T) {
     const int H = c->n_heads, hd = c->head_dim, rep = c->n_heads / c->n_kv_heads;
@@ -506,11 +506,9 @@ static void attention_gqa(const tf_config *c, tf_workspace *w, const kv_src *src
         const float *k = keys_of(w, src, b, T, KD) + (size_t)g * hd;
         const float *v = values_of(w, src, b, T, KD) + (size_t)g * hd;
         float *o = w->att + (size_t)b * Tq * QD + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, QD, k, KD, 0.0f,
-                    S, T);
+        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, Tq, T, hd, scale, q, QD, k, KD, 0.0f, S, T);
         for (int i = 0; i < Tq; i++) softmax_row(S + (size_t)i * T, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, S, T, v, KD, 0.0f,
-                    o, QD);
+        gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, Tq, hd, T, 1.0f, S, T, v, KD, 0.0f, o, QD);
     }
 }
 
