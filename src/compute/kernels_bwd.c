@@ -302,3 +302,14 @@ void gated_residual_backward(float *dy, float *dgate, const float *dout, const f
                                 y + off, gb, T, D, c0, ncol);
         }
 }
+
+/* ---- loss --------------------------------------------------------------------------------- */
+
+double softmax_cross_entropy_row(float *z, int V, int target, float w) {
+    log_softmax_row(z, V);
+    double loss = -(double)z[target] * w;
+    vexp(z, z, (size_t)V); /* softmax */
+    for (int v = 0; v < V; v++) z[v] *= w;
+    z[target] -= w;
+    return loss;
+}
