@@ -227,10 +227,9 @@ SIMD_CLONES void softmax_row(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
-void attention_head(float *o, float *S, const float *q, const float *k, const float *v, int Tq,
-                    int T, int hd, int ldq, int ldkv, int ldo, int causal) {
-    const float scale = 1.0f / sqrtf((float)hd);
-    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, Tq, T, hd, scale, q, ldq, k, ldkv, 0.0f, S, T);
+/* Softmax over the Tq rows of T scores in S; causal: row i over its first i + 1 entries, the
+ * rest set to 0. */
+static void attention_softmax(float *S, int Tq, int T, int causal) {
     for (int i = 0; i < Tq; i++) {
         float *row = S + (size_t)i * T;
         if (causal) {
@@ -240,34 +239,48 @@ void attention_head(float *o, float *S, const float *q, const float *k, const fl
             softmax_row(row, T);
         }
     }
+}
+
+void attention_head(float *o, float *S, const float *q, const float *k, const float *v, int Tq,
+                    int T, int hd, int ldq, int ldkv, int ldo, int causal) {
+    const float scale = 1.0f / sqrtf((float)hd);
+    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, Tq, T, hd, scale, q, ldq, k, ldkv, 0.0f, S, T);
+    attention_softmax(S, Tq, T, causal);
     gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, Tq, hd, T, 1.0f, S, T, v, ldkv, 0.0f, o, ldo);
 }
 
-/* The probabilities of task (b, h) go to P + (b·H + h)·T·T when per_head (kept for the
- * backward pass), else to the calling thread's slot of a scratch buffer. */
-static void attention_core(float *out, float *P, int per_head, const float *qkv, int B, int T,
-                           int H, int hd, int causal) {
+void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
+                       int hd, int causal) {
     const int D = H * hd, ld = 3 * D;
-    /* One (b, h) pair per task; the products inside the parallel region run single-threaded
-     * (gemm.h). */
+    /* One (b, h) pair per task, its scores in the thread's T·T slot of scratch; the products
+     * inside the parallel region run single-threaded (gemm.h). */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        float *S = P + (size_t)(per_head ? bh : omp_get_thread_num()) * T * T;
+        float *S = scratch + (size_t)omp_get_thread_num() * T * T;
         const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd;
         attention_head(out + (size_t)b * T * D + (size_t)h * hd, S, q, q + D, q + 2 * D, T, T, hd,
                        ld, ld, D, causal);
     }
 }
 
-void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
-                       int hd, int causal) {
-    attention_core(out, scratch, 0, qkv, B, T, H, hd, causal);
-}
-
+/* Training keeps every head's probabilities, so the heads run as strided batches of the
+ * same products as attention_head's: per head h, the B sequences' scores (one batch), the
+ * softmax of every row, then per head the products with v. */
 void attention_forward_train(float *out, float *att, const float *qkv, int B, int T, int H,
                              int hd, int causal) {
-    attention_core(out, att, 1, qkv, B, T, H, hd, causal);
+    const int D = H * hd, ld = 3 * D;
+    const size_t TT = (size_t)T * T, seq = (size_t)T * ld; /* one sequence of qkv */
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) /* att[b, h] = scale·q[b, h]·k[b, h]ᵀ */
+        gemm_f32_batched(GEMM_NOTRANS, GEMM_TRANS, T, T, hd, scale, qkv + (size_t)h * hd, ld, seq,
+                         qkv + D + (size_t)h * hd, ld, seq, 0.0f, att + h * TT, T, H * TT, B);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) attention_softmax(att + bh * TT, T, T, causal);
+    for (int h = 0; h < H; h++) /* out[b, :, h] = att[b, h]·v[b, h] */
+        gemm_f32_batched(GEMM_NOTRANS, GEMM_NOTRANS, T, hd, T, 1.0f, att + h * TT, T, H * TT,
+                         qkv + 2 * D + (size_t)h * hd, ld, seq, 0.0f, out + (size_t)h * hd, D,
+                         (size_t)T * D, B);
 }
 
 /* ---- elementwise ------------------------------------------------------------------------ */
