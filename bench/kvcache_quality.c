@@ -24,7 +24,8 @@
 #include "base/util.h"
 
 /* Mean over generated positions t of log softmax(row predicting t)[x_t], x_t masked alone. */
-static double pll(transformer_model *m, const int32_t *x, int P, int T) {
+static double pll(tf_state *s, const int32_t *x, int P, int T) {
+    const transformer_model *m = s->m;
     const int G = T - P, V = m->cfg.vocab_size;
     int32_t *xs = sm_malloc(sizeof(int32_t) * (size_t)G * T);
     uint8_t *need = sm_calloc((size_t)G * T, 1);
@@ -35,7 +36,7 @@ static double pll(transformer_model *m, const int32_t *x, int P, int T) {
         const int t = P + g, row = m->cfg.shift ? (t > 0 ? t - 1 : 0) : t;
         need[(size_t)g * T + row] = 1;
     }
-    if (transformer_forward(m, xs, NULL, 1, need, G, T, lg)) {
+    if (transformer_forward(s, xs, NULL, NULL, need, G, T, lg)) {
         fprintf(stderr, "%s\n", smdlm_last_error());
         exit(1);
     }
@@ -69,7 +70,9 @@ int main(int argc, char **argv) {
               P = atoi(argv[7]), with_pll = argc > 8 && !strcmp(argv[8], "pll");
     const int T = P + G;
     lm_model lm;
-    transformer_as_lm(&md.tf, &lm);
+    tf_state st;
+    tf_state_init(&st, &md.tf);
+    transformer_as_lm(&st, &lm);
     decoder_params p;
     decoder_params_default(&p);
     p.style = block ? DECODER_LLADA : (md.arch == MODEL_LLADA ? DECODER_LLADA : DECODER_DREAM);
@@ -98,8 +101,8 @@ int main(int argc, char **argv) {
         pos0 += st0.positions_computed, pos1 += st1.positions_computed;
         s0 += st0.forward_seconds, s1 += st1.forward_seconds;
         if (with_pll) {
-            pll0 += pll(&md.tf, x0, P, T);
-            pll1 += pll(&md.tf, x1, P, T);
+            pll0 += pll(&st, x0, P, T);
+            pll1 += pll(&st, x1, P, T);
         }
     }
     printf("%s %s cache, block %d, gen %d, steps %d, prompt %d, %d runs: tokens differing %.1f%% "

@@ -230,13 +230,15 @@ int bench_transformer(int argc, char **argv) {
     sm.k = 1;
     sm.scale = 0.5f;
     double plain = INFINITY, smt = INFINITY, fbt = INFINITY;
+    tf_state s;
+    tf_state_init(&s, m);
     for (int it = 0; it < iters && rc == 0; it++) {
         double t0 = sm_time_sec();
-        rc = transformer_forward(m, ids, NULL, 1, NULL, B, T, logits);
+        rc = transformer_forward(&s, ids, NULL, NULL, NULL, B, T, logits);
         double t1 = sm_time_sec();
-        transformer_feedback(c, &sm, ids, logits, B, T, fb);
+        sm_feedback_canvas(&sm, ids, B, T, c->mask_id, logits, (int)V, c->shift, fb);
         double t2 = sm_time_sec();
-        if (!rc) rc = transformer_forward(m, ids, fb, sm.k, NULL, B, T, logits);
+        if (!rc) rc = transformer_forward(&s, ids, &sm, fb, NULL, B, T, logits);
         double t3 = sm_time_sec();
         plain = fmin(plain, t1 - t0);
         fbt = fmin(fbt, t2 - t1);
@@ -257,6 +259,7 @@ int bench_transformer(int argc, char **argv) {
            rss / 1073741824.0);
     free(ids);
     free(fb);
+    tf_state_free(&s);
     free(logits);
     model_dir_free(&md);
     return 0;

@@ -158,16 +158,16 @@ static int bench_forward(int argc, char **argv) {
         free(ids_path);
     }
     /* soft-masked input for a fully masked canvas fed back from this forward (worst case) */
-    int32_t *masked = sm_malloc(sizeof(int32_t) * BT), *row_of = sm_malloc(sizeof(int32_t) * BT);
-    for (size_t i = 0; i < BT; i++) {
-        masked[i] = c->mask_id;
-        row_of[i] = (int32_t)i;
-    }
+    int32_t *masked = sm_malloc(sizeof(int32_t) * BT);
+    for (size_t i = 0; i < BT; i++) masked[i] = c->mask_id;
+    sm_feedback *fb = sm_malloc(sizeof(sm_feedback) * BT);
     sm_params smp;
     sm_params_default(&smp);
     smp.scale = 0.5f;
     double t0 = sm_time_sec();
-    sm_build_input(acts.x, &md.net, &smp, masked, BT, logits, row_of, NULL);
+    sm_feedback_canvas(&smp, masked, batch, len, c->mask_id, logits, c->vocab_size, 0, fb);
+    dit_embed_ids(&md.net, &acts, masked, batch, len);
+    sm_mix_inputs(acts.x, c->hidden, BT, masked, c->mask_id, &smp, fb, dit_embed_rows, &md.net);
     double sm_time = sm_time_sec() - t0;
     double flops = dit_forward_flops(c, batch, len);
     double peak = sgemm_gflops(2048, 3);
@@ -195,7 +195,7 @@ static int bench_forward(int argc, char **argv) {
         printf("  note        OpenBLAS runs its %s kernels; OPENBLAS_CORETYPE=%s would use AVX-512 "
                "(about 2x the sgemm speed on this processor)\n", gemm_provider_core(), better);
     free(masked);
-    free(row_of);
+    free(fb);
     dit_acts_free(&acts);
     free(logits);
     free(sigma);

@@ -109,6 +109,8 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
         free(x);
         return -1;
     }
+    model_state state;
+    model_state_init(&state, md, threads);
     double nll = 0.0, ent = 0.0, t0 = sm_time_sec();
     long scored = 0;
     int rc = 0;
@@ -119,7 +121,7 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
         for (size_t i = 0; i < (size_t)b * T; i++) x[i] = cfg->mask_id;
         sampler_stats st;
         sp.seed = base_seed + (uint64_t)j;
-        if ((rc = sampler_run(&md->net, &sp, x, NULL, b, T, threads, &st))) break;
+        if ((rc = sampler_run(&state.lm, &sp, x, NULL, b, T, &st))) break;
         c->forwards += st.forwards;
         for (int s = 0; s < b && rc == 0; s++) {
             char *text = NULL;
@@ -151,6 +153,7 @@ static int run_cell(const model_dir *md, sampler_params sp, int n, int B, int T,
             free(ids);
         }
     }
+    model_state_free(&state);
     free(x);
     if (rc == 0 && scored == 0) rc = SM_ERR("%s: no sample has a token to score", path);
     c->mauve = NAN;

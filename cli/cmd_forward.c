@@ -44,13 +44,14 @@ static int feedback_input(const model_dir *md, dit_acts *a, const int32_t *ids, 
                       c->vocab_size);
     }
     float *rows = prev.data;
-    int32_t *row_of = sm_malloc(sizeof(int32_t) * (size_t)B * T);
-    for (int i = 0; i < B * T; i++) {
-        row_of[i] = ids[i] == c->mask_id ? i : -1;
-        if (row_of[i] >= 0) dit_subs_row(rows + (size_t)i * c->vocab_size, c->vocab_size, c->mask_id);
-    }
-    sm_build_input(a->x, &md->net, sm, ids, (size_t)B * T, rows, row_of, NULL);
-    free(row_of);
+    const size_t n = (size_t)B * T;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == c->mask_id) dit_subs_row(rows + i * c->vocab_size, c->vocab_size, c->mask_id);
+    sm_feedback *fb = sm_malloc(sizeof *fb * n);
+    sm_feedback_canvas(sm, ids, B, T, c->mask_id, rows, c->vocab_size, 0, fb);
+    dit_embed_ids(&md->net, a, ids, B, T);
+    sm_mix_inputs(a->x, c->hidden, n, ids, c->mask_id, sm, fb, dit_embed_rows, (void *)&md->net);
+    free(fb);
     npy_free(&prev);
     return 0;
 }
@@ -90,10 +91,14 @@ static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_f
             goto done;
         }
         fb = sm_malloc(sizeof *fb * (size_t)B * T);
-        transformer_feedback(c, &sm, ids, prev.data, B, T, fb);
+        sm_feedback_canvas(&sm, ids, B, T, c->mask_id, prev.data, c->vocab_size, c->shift, fb);
     }
     logits = sm_aligned_alloc(nlogits * sizeof(float));
-    if (transformer_forward(m, ids, fb, sm.k, NULL, B, T, logits)) goto done;
+    tf_state s;
+    tf_state_init(&s, m);
+    rc = transformer_forward(&s, ids, &sm, fb, NULL, B, T, logits);
+    tf_state_free(&s);
+    if (rc) goto done;
     int64_t shape[3] = {B, T, c->vocab_size};
     rc = npy_write(out_path, NPY_F4, 3, shape, logits);
 done:

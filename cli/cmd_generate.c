@@ -48,7 +48,7 @@ typedef struct {
 static char *render(const model_dir *md, const int32_t *ids, int n, int show_masks) {
     size_t cap = 256, len = 0;
     char *out = sm_malloc(cap);
-    int mask = model_dir_mask_id(md);
+    int mask = md->mask_id;
     for (int i = 0; i < n;) {
         int j = i;
         const char *piece = NULL;
@@ -101,15 +101,15 @@ static void show_frame(const visual_ctx *v, int step, int steps, const int32_t *
     }
 }
 
-static void on_step(void *user, int step, int steps, const int32_t *x, int B, int T) {
-    (void)B;
-    show_frame(user, step, steps, x, T);
+static int on_step(void *user, const gen_step *s) {
+    show_frame(user, s->step, s->steps, s->x, s->T);
+    return 0;
 }
 
-static void on_decoder_step(void *user, int step, const int32_t *x, int B, int T) {
-    (void)B;
+static int on_decoder_step(void *user, const gen_step *s) {
     const visual_ctx *v = user;
-    show_frame(v, step, v->steps, x, T);
+    show_frame(v, s->step, v->steps, s->x, s->T);
+    return 0;
 }
 
 static int write_jsonl(const char *path, const model_dir *md, const int32_t *x, int B, int T,
@@ -197,7 +197,11 @@ static int generate_mdlm(const cli_command *cmd, gen_opts *o) {
         sp.user = &vc;
     }
     sampler_stats stats;
-    if (sampler_run(&md.net, &sp, x, fixed, n, len, o->threads, &stats)) goto done;
+    model_state state;
+    model_state_init(&state, &md, o->threads);
+    int rc = sampler_run(&state.lm, &sp, x, fixed, n, len, &stats);
+    model_state_free(&state);
+    if (rc) goto done;
     if (o->out) {
         if (write_jsonl(o->out, &md, x, n, len, o->seed, &sp)) goto done;
     } else if (!o->visual) {
@@ -336,8 +340,8 @@ static int generate_tf(const cli_command *cmd, gen_opts *o, model_arch arch) {
     if (o->prompt &&
         tfgen_encode_prompt(&md, o->prompt, o->chat, o->system, o->allow_special, &pids, &np))
         goto done;
-    if (np > (size_t)model_dir_max_len(&md)) {
-        SM_ERR("the prompt has %zu tokens but the model's length is %d", np, model_dir_max_len(&md));
+    if (np > (size_t)md.max_len) {
+        SM_ERR("the prompt has %zu tokens but the model's length is %d", np, md.max_len);
         goto done;
     }
     if (o->quant && transformer_quantize_q8(&md.tf)) goto done;

@@ -17,10 +17,12 @@ typedef struct {
     int n, cap;    /* steps recorded, capacity in steps */
 } recorder;
 
-static void record(void *user, int step, const int32_t *x, int B, int T) {
+static int record(void *user, const gen_step *s) {
     recorder *r = user;
-    if (r->n < r->cap) memcpy(r->traj + (size_t)r->n * B * T, x, sizeof(int32_t) * (size_t)B * T);
+    const size_t n = (size_t)s->B * s->T;
+    if (r->n < r->cap) memcpy(r->traj + (size_t)r->n * n, s->x, sizeof(int32_t) * n);
     r->n++;
+    return 0;
 }
 
 static double num(const cJSON *o, const char *k) { return cJSON_GetObjectItem(o, k)->valuedouble; }
@@ -162,11 +164,11 @@ typedef struct {
     long rows;
 } all_rows;
 
-static int all_rows_forward(void *ctx, const int32_t *x, const sm_feedback *fb, const uint8_t *need,
-                            int B, int T, float *logits) {
+static int all_rows_forward(void *ctx, const int32_t *x, const double *t, const sm_params *sm,
+                            const sm_feedback *fb, const uint8_t *need, int B, int T, float *logits) {
     all_rows *a = ctx;
     a->rows += (long)B * T;
-    return a->inner.forward(a->inner.ctx, x, fb, NULL, B, T, logits);
+    return a->inner.forward(a->inner.ctx, x, t, sm, fb, NULL, B, T, logits);
 }
 
 static void run_plain(const lm_model *lm, decoder_params *p, int32_t *x, int B, int P, int *gen,

@@ -150,9 +150,8 @@ static void test_softmask(void **state) {
         float *ref2 = tu_load_f32(tu_fixture("%s/ref/logits_pass2.npy", name), &n);
         float *got_l = sm_calloc(BT, sizeof(float)), *got_h = sm_calloc(BT, sizeof(float));
         float *got_pi = sm_calloc(BT * 3, sizeof(float));
-        int32_t *got_i = sm_calloc(BT * 3, sizeof(int32_t)), *row_of = sm_malloc(BT * sizeof(int32_t));
+        int32_t *got_i = sm_calloc(BT * 3, sizeof(int32_t));
         for (size_t i = 0; i < BT; i++) {
-            row_of[i] = (int32_t)i;
             if (ids2[i] != c->mask_id) {
                 got_h[i] = negh[i]; /* the reference computes negH everywhere; λ = 0 here */
                 continue;
@@ -173,14 +172,18 @@ static void test_softmask(void **state) {
 
         dit_acts a;
         dit_acts_alloc(&a, c, f.B, f.T, 2);
-        sm_build_input(a.x, &f.md.net, &p, ids2, BT, subs, row_of, NULL);
+        sm_feedback *fbs = sm_malloc(sizeof(sm_feedback) * BT);
+        sm_feedback_canvas(&p, ids2, f.B, f.T, c->mask_id, subs, f.V, 0, fbs);
+        dit_embed_ids(&f.md.net, &a, ids2, f.B, f.T);
+        sm_mix_inputs(a.x, c->hidden, BT, ids2, c->mask_id, &p, fbs, dit_embed_rows, &f.md.net);
+        free(fbs);
         assert_int_equal(tu_compare_f32("SM soft input", a.x, soft, BT * c->hidden, 1e-5f, 1e-5f), 0);
         float *got2 = sm_malloc(sizeof(float) * BT * f.V);
         dit_forward_embedded(&f.md.net, &a, f.sigma, f.B, f.T, NULL, 0, got2);
         assert_int_equal(tu_compare_f32("pass-2 logits", got2, ref2, BT * f.V, 1e-4f, 1e-4f), 0);
         dit_acts_free(&a);
         free(ids2), free(subs), free(lam), free(negh), free(topi), free(pi), free(soft), free(ref2);
-        free(got_l), free(got_h), free(got_pi), free(got_i), free(row_of), free(got2);
+        free(got_l), free(got_h), free(got_pi), free(got_i), free(got2);
         free_fixture(&f);
     }
 }

@@ -113,13 +113,13 @@ static void lib_decode(model_dir *md, const lib_case *c, const int32_t *prompt, 
     decoder_params p;
     lib_params(c, md, &p);
     if (c->q8) assert_int_equal(transformer_quantize_q8(&md->tf), 0);
-    if (p.sm.enabled) md->tf.sm_k = p.sm.k;
-    lm_model lm;
-    transformer_as_lm(&md->tf, &lm);
+    model_state s;
+    model_state_init(&s, md, 1);
     const int T = P + c->gen_len, B = c->B ? c->B : 1;
     *x = sm_malloc(sizeof(int32_t) * (size_t)B * T);
     for (int b = 0; b < B; b++) memcpy(*x + (size_t)b * T, prompt, sizeof(int32_t) * (size_t)P);
-    assert_int_equal(decoder_run(&lm, &p, *x, B, P, gen, st), 0);
+    assert_int_equal(decoder_run(&s.lm, &p, *x, B, P, gen, st), 0);
+    model_state_free(&s);
 }
 
 /* tests/fixtures/generate/cases.json: the reference's tokens and number of forwards. */

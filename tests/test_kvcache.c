@@ -68,22 +68,25 @@ static void window_vs_full(const char *name) {
     model_dir md;
     load(&md, name);
     transformer_model *m = &md.tf;
-    const int B = 2, T = 20, V = m->cfg.vocab_size, k = 2;
+    const int B = 2, T = 20, V = m->cfg.vocab_size;
+    const sm_params smk = {.enabled = 1, .k = 2};
+    tf_state s;
+    tf_state_init(&s, m);
     const size_t n = (size_t)B * T * V;
     int32_t x[40], x1[20];
     sm_feedback fb[40];
     float *full = sm_malloc(n * sizeof(float)), *got = sm_malloc(n * sizeof(float));
     float *full2 = sm_malloc(n * sizeof(float));
     make_canvas(&m->cfg, B, T, x, fb, 7);
-    assert_int_equal(transformer_forward(m, x, fb, k, NULL, B, T, full), 0);
+    assert_int_equal(transformer_forward(&s, x, &smk, fb, NULL, B, T, full), 0);
     /* a refresh is the full forward, to the bit */
-    assert_int_equal(transformer_forward_cached(m, x, fb, k, NULL, B, T, 0, T, NULL, got), 0);
+    assert_int_equal(transformer_forward_cached(&s, x, &smk, fb, NULL, B, T, 0, T, NULL, got), 0);
     assert_int_equal(tu_compare_f32("refresh", got, full, n, 0.0f, 0.0f), 0);
     /* windows over the canvas the cache holds: the full forward's rows (soft-masked inputs
      * inside the window included) */
     static const int win[][2] = {{5, 20}, {5, 12}, {0, 7}, {19, 20}};
     for (size_t w = 0; w < sizeof win / sizeof *win; w++) {
-        assert_int_equal(transformer_forward_cached(m, x, fb, k, NULL, B, T, win[w][0], win[w][1],
+        assert_int_equal(transformer_forward_cached(&s, x, &smk, fb, NULL, B, T, win[w][0], win[w][1],
                                                     NULL, got), 0);
         check_window("window", got, full, B, T, V, win[w][0], win[w][1], 1e-4f);
     }
@@ -92,7 +95,7 @@ static void window_vs_full(const char *name) {
     need[6] = need[9] = 1;
     memcpy(x1, x + T, sizeof x1);
     const int map = 1;
-    assert_int_equal(transformer_forward_cached(m, x1, fb + T, k, need, 1, T, 4, 11, &map, got), 0);
+    assert_int_equal(transformer_forward_cached(&s, x1, &smk, fb + T, need, 1, T, 4, 11, &map, got), 0);
     for (int t = 0; t < T; t++) {
         const float *g = got + (size_t)t * V;
         if (need[t])
@@ -101,13 +104,13 @@ static void window_vs_full(const char *name) {
     }
     /* the approximation: change a cached position; the window computes the rows of the old
      * canvas (its keys/values are the old ones), not those of the new canvas */
-    assert_int_equal(transformer_forward_cached(m, x, fb, k, NULL, B, T, 0, T, NULL, got), 0);
+    assert_int_equal(transformer_forward_cached(&s, x, &smk, fb, NULL, B, T, 0, T, NULL, got), 0);
     int32_t xn[40];
     memcpy(xn, x, sizeof xn);
     xn[1] = x[1] == 3 ? 4 : 3;
     xn[T + 2] = x[T + 2] == 3 ? 4 : 3;
-    assert_int_equal(transformer_forward(m, xn, fb, k, NULL, B, T, full2), 0);
-    assert_int_equal(transformer_forward_cached(m, xn, fb, k, NULL, B, T, 5, T, NULL, got), 0);
+    assert_int_equal(transformer_forward(&s, xn, &smk, fb, NULL, B, T, full2), 0);
+    assert_int_equal(transformer_forward_cached(&s, xn, &smk, fb, NULL, B, T, 5, T, NULL, got), 0);
     check_window("stale cache = old canvas", got, full, B, T, V, 5, T, 1e-4f);
     float worst = 0.0f;
     for (int b = 0; b < B; b++)
@@ -118,13 +121,14 @@ static void window_vs_full(const char *name) {
     /* bad calls */
     const char *const w1[] = {"window", NULL}, *const w2[] = {"cache row", NULL},
                       *const w3[] = {"no row map", NULL}, *const w4[] = {"refresh first", NULL};
-    tu_expect_error(transformer_forward_cached(m, x, NULL, k, NULL, B, T, 5, 5, NULL, got), "empty", w1);
-    tu_expect_error(transformer_forward_cached(m, x, NULL, k, NULL, B, T, 3, T + 1, NULL, got), "beyond", w1);
+    tu_expect_error(transformer_forward_cached(&s, x, &smk, NULL, NULL, B, T, 5, 5, NULL, got), "empty", w1);
+    tu_expect_error(transformer_forward_cached(&s, x, &smk, NULL, NULL, B, T, 3, T + 1, NULL, got), "beyond", w1);
     const int bad_map = 2;
-    tu_expect_error(transformer_forward_cached(m, x, NULL, k, NULL, 1, T, 3, 9, &bad_map, got), "map", w2);
-    tu_expect_error(transformer_forward_cached(m, x, NULL, k, NULL, 1, T, 0, T, &map, got), "refresh map", w3);
-    tu_expect_error(transformer_forward_cached(m, x, NULL, k, NULL, 1, T - 1, 3, 9, NULL, got), "other T", w4);
+    tu_expect_error(transformer_forward_cached(&s, x, &smk, NULL, NULL, 1, T, 3, 9, &bad_map, got), "map", w2);
+    tu_expect_error(transformer_forward_cached(&s, x, &smk, NULL, NULL, 1, T, 0, T, &map, got), "refresh map", w3);
+    tu_expect_error(transformer_forward_cached(&s, x, &smk, NULL, NULL, 1, T - 1, 3, 9, NULL, got), "other T", w4);
     free(full), free(full2), free(got);
+    tf_state_free(&s);
     model_dir_free(&md);
 }
 
@@ -147,8 +151,9 @@ typedef struct {
     long positions;
 } recorder;
 
-static int rec_forward_cached(void *ctx, const int32_t *x, const sm_feedback *fb, const uint8_t *need,
-                              int B, int T, int lo, int hi, const int *cache_rows, float *logits) {
+static int rec_forward_cached(void *ctx, const int32_t *x, const sm_params *sm,
+                              const sm_feedback *fb, const uint8_t *need, int B, int T, int lo,
+                              int hi, const int *cache_rows, float *logits) {
     recorder *r = ctx;
     assert_true(r->calls < 256);
     r->lo[r->calls] = lo;
@@ -157,7 +162,7 @@ static int rec_forward_cached(void *ctx, const int32_t *x, const sm_feedback *fb
     r->positions += (long)B * (hi - lo);
     for (int i = 0; i < B * T; i++)
         if (need[i]) assert_true(i % T >= lo && i % T < hi); /* only computed rows are read */
-    return r->inner.forward_cached(r->inner.ctx, x, fb, need, B, T, lo, hi, cache_rows, logits);
+    return r->inner.forward_cached(r->inner.ctx, x, sm, fb, need, B, T, lo, hi, cache_rows, logits);
 }
 
 typedef struct {
@@ -219,10 +224,11 @@ static void test_decoders(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const dcase *c = &cases[i];
         model_dir *md = c->style == DECODER_DREAM ? &dream : &llada;
-        md->tf.sm_k = 2;
+        tf_state st;
+        tf_state_init(&st, &md->tf);
         recorder rec;
         memset(&rec, 0, sizeof rec);
-        transformer_as_lm(&md->tf, &rec.inner);
+        transformer_as_lm(&st, &rec.inner);
         lm_model lm = rec.inner;
         lm.forward_cached = rec_forward_cached;
         lm.ctx = &rec;
@@ -243,7 +249,7 @@ static void test_decoders(void **state) {
         assert_int_equal(s0.positions_computed, s1.positions_computed);
         /* reused: windows as kvcache.h says, a refresh at every block start */
         memset(&rec, 0, sizeof rec);
-        transformer_as_lm(&md->tf, &rec.inner);
+        transformer_as_lm(&st, &rec.inner);
         p.cache_refresh = 0;
         run(&lm, &p, B, c->P, x2, g2, &s2);
         const int L = c->block ? c->block : c->gen_len, nblocks = c->gen_len / L;
@@ -271,6 +277,7 @@ static void test_decoders(void **state) {
                       i, c->style == DECODER_DREAM ? "dream" : "llada", kv_cache_mode_name(c->cache),
                       s2.forwards, s2.refreshes, s0.positions_computed, s2.positions_computed, diff,
                       B * c->gen_len);
+        tf_state_free(&st);
     }
     model_dir_free(&dream);
     model_dir_free(&llada);
@@ -283,7 +290,9 @@ static void test_bad_params(void **state) {
     model_dir md;
     load(&md, "tiny-dream");
     lm_model lm;
-    transformer_as_lm(&md.tf, &lm);
+    tf_state st;
+    tf_state_init(&st, &md.tf);
+    transformer_as_lm(&st, &lm);
     decoder_params p;
     decoder_params_default(&p);
     p.gen_len = p.steps = 16;
@@ -310,6 +319,7 @@ static void test_bad_params(void **state) {
     kv_cache_mode mode;
     const char *const w5[] = {"unknown cache", "pre", NULL};
     tu_expect_error(kv_cache_mode_parse("pre", &mode), "mode", w5);
+    tf_state_free(&st);
     model_dir_free(&md);
 }
 

@@ -15,10 +15,21 @@ typedef struct {
     int n;
 } recorder;
 
-static void record(void *user, int step, int steps, const int32_t *x, int B, int T) {
+static int record(void *user, const gen_step *s) {
     recorder *r = user;
-    memcpy(r->traj + (size_t)r->n * B * T, x, sizeof(int32_t) * (size_t)B * T);
+    memcpy(r->traj + (size_t)r->n * s->B * s->T, s->x, sizeof(int32_t) * (size_t)s->B * s->T);
     r->n++;
+    return 0;
+}
+
+/* sampler_run on a generation state of md */
+static int run_sampler(const model_dir *md, const sampler_params *p, int32_t *x,
+                       const uint8_t *fixed, int B, int T, int threads, sampler_stats *st) {
+    model_state s;
+    model_state_init(&s, md, threads);
+    int rc = sampler_run(&s.lm, p, x, fixed, B, T, st);
+    model_state_free(&s);
+    return rc;
 }
 
 static void run_case(const model_dir *md, const char *name, const cJSON *cs) {
@@ -51,7 +62,7 @@ static void run_case(const model_dir *md, const char *name, const cJSON *cs) {
     p.on_step = record;
     p.user = &rec;
     sampler_stats st;
-    assert_int_equal(sampler_run(&md->net, &p, x, fixed, B, T, 2, &st), 0);
+    assert_int_equal(run_sampler(md, &p, x, fixed, B, T, 2, &st), 0);
     printf("  %s case %d: %s steps %d top-p %.2f sm %s prompt %d -> forwards %d (ref %d)\n", name,
            ci, sampler_kind_name(p.kind), p.steps, p.top_p, p.sm.enabled ? "on" : "off", prompt,
            st.forwards, cJSON_GetObjectItem(cs, "forwards")->valueint);
@@ -82,7 +93,7 @@ static void test_reference_trajectories(void **state) {
 
 static void sample(const model_dir *md, sampler_params *p, int32_t *x, int B, int T, sampler_stats *st) {
     for (int i = 0; i < B * T; i++) x[i] = md->net.cfg.mask_id;
-    assert_int_equal(sampler_run(&md->net, p, x, NULL, B, T, 2, st), 0);
+    assert_int_equal(run_sampler(md, p, x, NULL, B, T, 2, st), 0);
 }
 
 static void test_determinism_and_cache(void **state) {
@@ -121,18 +132,18 @@ static void test_bad_params(void **state) {
     sampler_params p;
     sampler_params_default(&p);
     p.steps = 0;
-    assert_int_equal(sampler_run(&md.net, &p, x, NULL, 1, 8, 1, &st), -1);
+    assert_int_equal(run_sampler(&md, &p, x, NULL, 1, 8, 1, &st), -1);
     assert_non_null(strstr(smdlm_last_error(), "steps"));
     sampler_params_default(&p);
     p.top_p = 1.5f;
-    assert_int_equal(sampler_run(&md.net, &p, x, NULL, 1, 8, 1, &st), -1);
+    assert_int_equal(run_sampler(&md, &p, x, NULL, 1, 8, 1, &st), -1);
     assert_non_null(strstr(smdlm_last_error(), "top-p"));
     sampler_params_default(&p);
     for (int i = 0; i < 8; i++) x[i] = 67; /* = V */
-    assert_int_equal(sampler_run(&md.net, &p, x, NULL, 1, 8, 1, &st), -1);
+    assert_int_equal(run_sampler(&md, &p, x, NULL, 1, 8, 1, &st), -1);
     assert_non_null(strstr(smdlm_last_error(), "outside"));
     for (int i = 0; i < 8; i++) x[i] = 66;
-    assert_int_equal(sampler_run(&md.net, &p, x, NULL, 1, 33, 1, &st), -1); /* > model_length 32 */
+    assert_int_equal(run_sampler(&md, &p, x, NULL, 1, 33, 1, &st), -1); /* > model_length 32 */
     assert_non_null(strstr(smdlm_last_error(), "length"));
     model_dir_free(&md);
 }

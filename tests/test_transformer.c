@@ -54,6 +54,16 @@ static void fixture_free(fixture *f) {
     free(f->sm);
 }
 
+/* transformer_forward without soft-masking on a generation state of its own */
+static int forward_plain(const transformer_model *m, const int32_t *x, const uint8_t *need, int B,
+                         int T, float *out) {
+    tf_state s;
+    tf_state_init(&s, m);
+    int rc = transformer_forward(&s, x, NULL, NULL, need, B, T, out);
+    tf_state_free(&s);
+    return rc;
+}
+
 /* Plain forward, shift, and the soft-masked second pass from the reference's raw logits. */
 static void check_model(const char *name, float atol) {
     model_dir md;
@@ -62,7 +72,7 @@ static void check_model(const char *name, float atol) {
     fixture f;
     fixture_load(&f, name, m->cfg.vocab_size);
     float *out = sm_malloc(sizeof(float) * f.n);
-    assert_int_equal(transformer_forward(m, f.ids, NULL, 1, NULL, f.B, f.T, out), 0);
+    assert_int_equal(forward_plain(m, f.ids, NULL, f.B, f.T, out), 0);
     char what[128];
     snprintf(what, sizeof what, "%s raw logits", name);
     assert_int_equal(tu_compare_f32(what, out, f.raw, f.n, atol, RTOL), 0);
@@ -73,11 +83,14 @@ static void check_model(const char *name, float atol) {
     sm_params sm;
     assert_int_equal(sm_params_load_json(&sm, tu_fixture("%s/sm_config.json", name)), 0);
     sm_feedback *fb = sm_malloc(sizeof *fb * (size_t)f.B * f.T);
-    transformer_feedback(&m->cfg, &sm, f.ids_sm, f.raw, f.B, f.T, fb);
+    sm_feedback_canvas(&sm, f.ids_sm, f.B, f.T, m->cfg.mask_id, f.raw, f.V, m->cfg.shift, fb);
     int nmix = 0;
     for (int i = 0; i < f.B * f.T; i++) nmix += fb[i].lambda > 0.01f;
     assert_true(nmix >= 3); /* the fixture exercises the mix */
-    assert_int_equal(transformer_forward(m, f.ids_sm, fb, sm.k, NULL, f.B, f.T, out), 0);
+    tf_state s;
+    tf_state_init(&s, m);
+    assert_int_equal(transformer_forward(&s, f.ids_sm, &sm, fb, NULL, f.B, f.T, out), 0);
+    tf_state_free(&s);
     snprintf(what, sizeof what, "%s soft-masked pass (k = %d)", name, sm.k);
     assert_int_equal(tu_compare_f32(what, out, f.sm, f.n, atol, RTOL), 0);
     free(fb);
@@ -138,7 +151,7 @@ static void test_need_rows_and_lm(void **state) {
     uint8_t *need = sm_calloc((size_t)f.B * f.T, 1);
     for (int i = 0; i < f.B * f.T; i++) need[i] = f.ids[i] == md.tf.cfg.mask_id;
     float *out = sm_malloc(sizeof(float) * f.n);
-    assert_int_equal(transformer_forward(&md.tf, f.ids, NULL, 1, need, f.B, f.T, out), 0);
+    assert_int_equal(forward_plain(&md.tf, f.ids, need, f.B, f.T, out), 0);
     size_t V = f.V;
     int checked = 0;
     for (int i = 0; i < f.B * f.T; i++) {
@@ -151,18 +164,22 @@ static void test_need_rows_and_lm(void **state) {
     assert_true(checked > 2 && checked < f.B * f.T);
 
     lm_model lm;
-    transformer_as_lm(&md.tf, &lm);
+    tf_state s;
+    tf_state_init(&s, &md.tf);
+    transformer_as_lm(&s, &lm);
     assert_int_equal(lm.vocab_size, 300);
     assert_int_equal(lm.shift, 1);
     assert_int_equal(lm.mask_id, 297);
-    assert_int_equal(lm.forward(lm.ctx, f.ids + f.T, NULL, NULL, 1, f.T, out), 0);
+    assert_int_equal(lm.forward(lm.ctx, f.ids + f.T, NULL, NULL, NULL, NULL, 1, f.T, out), 0);
     assert_int_equal(tu_compare_f32("lm view, second row", out, f.raw + (size_t)f.T * V,
                                     (size_t)f.T * V, ATOL, RTOL), 0);
     /* feedback with λ = 0 everywhere is the plain input */
     sm_feedback *fb = sm_calloc((size_t)f.T, sizeof *fb);
-    assert_int_equal(lm.forward(lm.ctx, f.ids, fb, NULL, 1, f.T, out), 0);
+    const sm_params k1 = {.enabled = 1, .k = 1};
+    assert_int_equal(lm.forward(lm.ctx, f.ids, NULL, &k1, fb, NULL, 1, f.T, out), 0);
     assert_int_equal(tu_compare_f32("λ = 0 feedback", out, f.raw, (size_t)f.T * V, ATOL, RTOL), 0);
     free(fb);
+    tf_state_free(&s);
     free(need);
     free(out);
     fixture_free(&f);
@@ -179,7 +196,7 @@ static void check_quant(const char *name) {
     assert_int_equal(md.tf.layers[0].gate.type, WT_Q8);
     assert_int_equal(md.tf.lm_head.type, WT_Q8);
     float *out = sm_malloc(sizeof(float) * f.n);
-    assert_int_equal(transformer_forward(&md.tf, f.ids, NULL, 1, NULL, f.B, f.T, out), 0);
+    assert_int_equal(forward_plain(&md.tf, f.ids, NULL, f.B, f.T, out), 0);
     size_t n;
     float *ref = tu_load_f32(tu_fixture("%s/logits_q8.npy", name), &n);
     assert_int_equal(n, f.n);
@@ -231,11 +248,11 @@ static void test_bad_models(void **state) {
     float *out = sm_malloc(sizeof(float) * 65 * 300);
     ids[3] = 300;
     static const char *const vocab_words[] = {"300", "vocabulary", NULL};
-    tu_expect_error(transformer_forward(&md.tf, ids, NULL, 1, NULL, 1, 4, out), "id ≥ V",
+    tu_expect_error(forward_plain(&md.tf, ids, NULL, 1, 4, out), "id ≥ V",
                     vocab_words);
     ids[3] = 0;
     static const char *const long_words[] = {"65", "context", "64", NULL};
-    tu_expect_error(transformer_forward(&md.tf, ids, NULL, 1, NULL, 1, 65, out), "T > context",
+    tu_expect_error(forward_plain(&md.tf, ids, NULL, 1, 65, out), "T > context",
                     long_words);
     free(out);
     model_dir_free(&md);

@@ -66,9 +66,9 @@ void smdlm_free(smdlm_ctx *ctx) {
     free(ctx);
 }
 
-int smdlm_vocab_size(const smdlm_ctx *ctx) { return model_dir_vocab_size(&ctx->md); }
-int smdlm_mask_id(const smdlm_ctx *ctx) { return model_dir_mask_id(&ctx->md); }
-int smdlm_max_length(const smdlm_ctx *ctx) { return model_dir_max_len(&ctx->md); }
+int smdlm_vocab_size(const smdlm_ctx *ctx) { return ctx->md.vocab_size; }
+int smdlm_mask_id(const smdlm_ctx *ctx) { return ctx->md.mask_id; }
+int smdlm_max_length(const smdlm_ctx *ctx) { return ctx->md.max_len; }
 
 int smdlm_tokenize(const smdlm_ctx *ctx, const char *text, int32_t **ids, size_t *n) {
     if (!ctx->md.tok) return SM_ERR("the model directory '%s' has no tokenizer", ctx->md.dir);
@@ -93,7 +93,11 @@ int smdlm_forward(smdlm_ctx *ctx, const int32_t *ids, int B, int T, const float 
     if (ctx->md.arch != MODEL_MDLM) {
         if (t) return SM_ERR("%s: Dream/LLaDA models have no diffusion time (pass t = NULL)",
                              ctx->md.dir);
-        return transformer_forward(&ctx->md.tf, ids, NULL, ctx->md.tf.sm_k, NULL, B, T, logits);
+        tf_state s;
+        tf_state_init(&s, &ctx->md.tf);
+        int rc = transformer_forward(&s, ids, NULL, NULL, NULL, B, T, logits);
+        tf_state_free(&s);
+        return rc;
     }
     const dit_config *c = &ctx->md.net.cfg;
     float *sigma = sm_malloc(sizeof(float) * (size_t)B);
@@ -174,7 +178,11 @@ int smdlm_generate_ids(smdlm_ctx *ctx, int32_t *x, const uint8_t *fixed, int len
     if (gp->soft_masking == 1) sp.sm.enabled = 1;
     kernels_set_threads(ctx->threads);
     sampler_stats st;
-    return sampler_run(&ctx->md.net, &sp, x, fixed, 1, len, ctx->threads, &st);
+    model_state s;
+    model_state_init(&s, &ctx->md, ctx->threads);
+    int rc = sampler_run(&s.lm, &sp, x, fixed, 1, len, &st);
+    model_state_free(&s);
+    return rc;
 }
 
 /* Dream/LLaDA: the completion of a prompt (plain or chat) as text. */

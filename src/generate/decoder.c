@@ -162,6 +162,7 @@ typedef struct {
     int32_t *x;
     sm_rng *rng;         /* (B) */
     sm_feedback *fb;     /* (B·T) feedback of still-masked positions */
+    float *lambda;       /* (B·T) λ of fb for the step hook; NULL without a hook or soft-masking */
     int have_fb;
     uint8_t *done;       /* (B) */
     int32_t *first_eos;  /* (B) first EOS position in the generated region, T if none */
@@ -278,15 +279,8 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
     uint8_t *keep = (uint8_t *)(idx + V);
     memcpy(z, row, sizeof(float) * V);
     if (p->eos_penalty != 0.0f) z[p->eos_id] -= p->eos_penalty;
-    if (p->sm.enabled) {
-        /* from the (shifted) logits themselves, as IBM's dream_sm.patch; π beyond k is zeroed so
-         * that a model view needs no k (NOTES.md) */
+    if (p->sm.enabled) /* from the (shifted) logits themselves, as IBM's dream_sm.patch */
         sm_feedback_from_row(&p->sm, z, V, &it->fb);
-        for (int j = p->sm.k; j < SM_MAX_K; j++) {
-            it->fb.idx[j] = it->fb.idx[0];
-            it->fb.pi[j] = 0.0f;
-        }
-    }
     if (!it->cand || (p->style == DECODER_DREAM && p->alg == DECODER_ALG_ORIGIN && !it->coin))
         return;
     z[r->m->mask_id] = -INFINITY; /* a revealed position never takes the mask id (NOTES.md) */
@@ -441,11 +435,12 @@ static int run_forward(dec_run *r) {
     r->st->positions_computed += (long)nact * (r->hi - r->lo);
     double t0 = sm_time_sec();
     const sm_feedback *fb = r->have_fb ? r->fbc : NULL;
+    const sm_params *sm = r->have_fb ? &r->p->sm : NULL;
     int rc;
     if (r->p->cache == KV_CACHE_OFF)
-        rc = r->m->forward(r->m->ctx, r->xc, fb, r->need, nact, T, r->logits);
+        rc = r->m->forward(r->m->ctx, r->xc, NULL, sm, fb, r->need, nact, T, r->logits);
     else
-        rc = r->m->forward_cached(r->m->ctx, r->xc, fb, r->need, nact, T, r->lo, r->hi,
+        rc = r->m->forward_cached(r->m->ctx, r->xc, sm, fb, r->need, nact, T, r->lo, r->hi,
                                   full ? NULL : r->cache_rows, r->logits);
     r->st->forward_seconds += sm_time_sec() - t0;
     if (r->p->cache != KV_CACHE_OFF && rc == 0) {
@@ -564,8 +559,23 @@ static int map_cache_rows(dec_run *r) {
     return 1;
 }
 
+/* The step hook; 1 when it asks to stop. */
+static int report_step(dec_run *r) {
+    const decoder_params *p = r->p;
+    if (!p->on_step) return 0;
+    const size_t BT = (size_t)r->B * r->T;
+    if (r->lambda)
+        for (size_t i = 0; i < BT; i++)
+            r->lambda[i] = r->x[i] == r->m->mask_id ? r->fb[i].lambda : 0.0f;
+    gen_step s = {.step = r->st->steps, .steps = r->st->planned_steps, .B = r->B, .T = r->T,
+                  .mask_id = r->m->mask_id, .forwards = r->st->forwards, .x = r->x,
+                  .lambda = r->lambda};
+    return p->on_step(p->user, &s) != 0;
+}
+
 /* One decoding step over every active row; quota_of(b) gives the reveal count. Returns −1 on a
- * forward error, 0 when no row was active, 1 otherwise. */
+ * forward error, 0 when no row was active, 1 after a step, GEN_STOPPED + 1 when the step hook
+ * asked to stop. */
 static int decode_step(dec_run *r, int blk_end, float p_transfer, const int *quota) {
     plan_window(r, blk_end);
     if (collect_items(r, blk_end, p_transfer) == 0) return 0;
@@ -584,8 +594,7 @@ static int decode_step(dec_run *r, int blk_end, float p_transfer, const int *quo
     }
     if (r->p->sm.enabled) r->have_fb = 1;
     r->st->steps++;
-    if (r->p->on_step) r->p->on_step(r->p->user, r->st->steps, r->x, r->B, r->T);
-    return 1;
+    return report_step(r) ? GEN_STOPPED + 1 : 1;
 }
 
 static int count_masked(const dec_run *r, int b, int from, int to) {
@@ -606,10 +615,10 @@ static int decode_dream(dec_run *r, int *quota) {
             quota[b] = r->p->threshold > 0.0f ? 1
                                               : decoder_dream_quota(count_masked(r, b, r->P, r->T), ts, i, steps);
         rc = decode_step(r, r->T, p_transfer, quota);
-        if (rc <= 0) break;
+        if (rc != 1) break;
     }
     free(ts);
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? -1 : rc == GEN_STOPPED + 1 ? GEN_STOPPED : 0;
 }
 
 /* LLaDA's get_num_transfer_tokens: n/steps each, the first n mod steps one more. */
@@ -619,7 +628,7 @@ static int decode_llada(dec_run *r, int *quota) {
     const int steps = r->steps / nblocks;
     int *n_block = sm_malloc(sizeof(int) * (size_t)r->B);
     int rc = 0;
-    for (int k = 0; k < nblocks && rc >= 0; k++) {
+    for (int k = 0; k < nblocks && (rc == 0 || rc == 1); k++) {
         const int start = r->P + k * L, end = start + L;
         for (int b = 0; b < r->B; b++) n_block[b] = count_masked(r, b, start, end);
         r->have_logits = 0; /* new candidates: their rows were not asked for */
@@ -629,11 +638,11 @@ static int decode_llada(dec_run *r, int *quota) {
             for (int b = 0; b < r->B; b++) /* threshold decoding (steps may be 0) picks its own */
                 quota[b] = steps > 0 ? n_block[b] / steps + (i < n_block[b] % steps ? 1 : 0) : 1;
             rc = decode_step(r, end, 1.0f, quota);
-            if (rc <= 0) break;
+            if (rc != 1) break;
         }
     }
     free(n_block);
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? -1 : rc == GEN_STOPPED + 1 ? GEN_STOPPED : 0;
 }
 
 int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, int prompt_len,
@@ -643,11 +652,13 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     if (decoder_params_validate(p, m, prompt_len)) return -1;
     const int T = prompt_len + p->gen_len, V = m->vocab_size;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < prompt_len; t++) {
-            const int32_t id = x[(size_t)b * T + t];
-            if (id < 0 || id >= V || id == m->mask_id)
-                return SM_ERR("prompt token %d at row %d position %d is not a token id in [0, %d) "
-                              "other than the mask id", id, b, t, V);
+        for (int t = 0; t < T; t++) {
+            const size_t i = (size_t)b * T + t;
+            if (t >= prompt_len && !(p->fixed && p->fixed[i])) continue;
+            if (x[i] < 0 || x[i] >= V || x[i] == m->mask_id)
+                return SM_ERR("%s token %d at row %d position %d is not a token id in [0, %d) "
+                              "other than the mask id", t < prompt_len ? "prompt" : "fixed", x[i],
+                              b, t, V);
         }
     double t0 = sm_time_sec();
     int nthreads = omp_get_max_threads();
@@ -656,11 +667,13 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     stats->planned_steps = r.steps;
     const size_t BT = (size_t)B * T;
     for (int b = 0; b < B; b++)
-        for (int t = prompt_len; t < T; t++) x[(size_t)b * T + t] = m->mask_id;
+        for (int t = prompt_len; t < T; t++)
+            if (!(p->fixed && p->fixed[(size_t)b * T + t])) x[(size_t)b * T + t] = m->mask_id;
     r.rng = sm_malloc(sizeof(sm_rng) * (size_t)B);
     for (int b = 0; b < B; b++) rng_seed(&r.rng[b], p->seed + (uint64_t)b);
     r.fb = p->sm.enabled ? sm_calloc(BT, sizeof(sm_feedback)) : NULL;
     r.fbc = p->sm.enabled ? sm_malloc(BT * sizeof(sm_feedback)) : NULL;
+    r.lambda = p->sm.enabled && p->on_step ? sm_malloc(BT * sizeof(float)) : NULL;
     r.done = sm_calloc((size_t)B, 1);
     r.first_eos = sm_malloc(sizeof(int32_t) * (size_t)B);
     r.active = sm_malloc(sizeof(int) * (size_t)B);
@@ -686,6 +699,6 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     free(quota);
     free(r.rng), free(r.fb), free(r.fbc), free(r.done), free(r.first_eos), free(r.active);
     free(r.xc), free(r.need), free(r.logits), free(r.items), free(r.row_start), free(r.order);
-    free(r.w), free(r.scr), free(r.kv_rows), free(r.cache_rows);
+    free(r.w), free(r.scr), free(r.kv_rows), free(r.cache_rows), free(r.lambda);
     return rc;
 }

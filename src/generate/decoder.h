@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "generate/step.h"
 #include "models/kvcache.h"
 #include "models/lm.h"
 #include "softmask/softmask.h"
@@ -54,8 +55,11 @@ typedef struct {
                               (kvcache.h; needs lm_model.forward_cached; dual needs blocks) */
     int cache_refresh;     /* with a cache: every N-th forward inside a block is a full one
                               (0: only when a block starts; 1: every forward, exact) */
-    /* called after every step with the whole canvas */
-    void (*on_step)(void *user, int step, const int32_t *x, int B, int T);
+    /* positions after the prompt that keep the token the caller put there (infilling), [B·T];
+     * NULL: every position after the prompt is generated */
+    const uint8_t *fixed;
+    /* called after every step with the whole canvas; a non-zero return stops the run */
+    gen_step_fn on_step;
     void *user;
 } decoder_params;
 
@@ -86,8 +90,9 @@ void decoder_linspace(float *out, float start, float end, int n);
 /* Positions to reveal at step i of `steps` with n_mask masked (Dream, float32 as the reference). */
 int decoder_dream_quota(int n_mask, const float *timesteps, int i, int steps);
 
-/* x [B, T = prompt_len + gen_len]: each row's prompt in its first prompt_len positions (the rest
- * is overwritten with the mask id). On return x holds the canvases and gen_out[b] (may be NULL)
+/* x [B, T = prompt_len + gen_len]: each row's prompt in its first prompt_len positions; the rest
+ * is overwritten with the mask id except where p->fixed keeps a token (infilling: the reference
+ * decoders generate exactly the masked positions). GEN_STOPPED when the step hook stopped the run. On return x holds the canvases and gen_out[b] (may be NULL)
  * the number of generated tokens before the row's first EOS (gen_len without one); positions
  * after that EOS are unspecified (they may still hold the mask id). */
 int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, int prompt_len,

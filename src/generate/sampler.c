@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compute/kernels.h"
+#include "models/dit.h"
 #include "base/rng.h"
 #include "base/util.h"
 
@@ -54,53 +55,75 @@ int sampler_params_validate(const sampler_params *p) {
 }
 
 typedef struct {
-    const dit_model *m;
+    const lm_model *m;
     const sampler_params *p;
-    int B, T, V, D;
-    dit_acts acts;
-    float *logp;     /* (B·T, V) SUBS log-probs of the last real forward, compact rows */
-    int32_t *row_of; /* (B·T) row of each position in logp, −1 if it was not masked */
+    int B, T, V;
+    float *logp;     /* (B·T, V) SUBS log-probs of the last real forward at its masked positions */
     int32_t *prev_x; /* (B·T) the input of the last real forward */
-    int32_t *rows;   /* (B·T) masked positions handed to the forward */
-    float *sigma;    /* (B) */
+    uint8_t *need;   /* (B·T) masked positions handed to the forward */
+    int32_t *rows;   /* (B·T) the same as a list */
+    sm_feedback *fb; /* (B·T) soft-masking feedback of the still-masked positions; NULL: off */
+    int have_fb;     /* fb is set (there was a real forward) */
+    float *lambda;   /* (B·T) λ of fb for the step hook; NULL without a hook or soft-masking */
     float *pbuf;     /* (nthreads, V) scratch for token draws */
     int32_t *order;  /* (nthreads, V) scratch for nucleus sorting */
     sm_rng *rng;     /* (B) */
-    int have_prev;
 } run_state;
 
-static void build_input(run_state *st, const int32_t *x) {
-    const dit_model *m = st->m;
-    if (!st->p->sm.enabled || !st->have_prev) {
-        dit_embed_ids(m, &st->acts, x, st->B, st->T);
-        return;
-    }
-    sm_build_input(st->acts.x, m, &st->p->sm, x, (size_t)st->B * st->T, st->logp, st->row_of,
-                   st->prev_x);
-}
-
 /* One network evaluation on x at time t; leaves SUBS log-probs of the masked rows. */
-static void real_forward(run_state *st, const int32_t *x, double t, sampler_stats *stats) {
-    const int BT = st->B * st->T, V = st->V, mask = st->m->cfg.mask_id;
-    double t0 = sm_time_sec();
-    build_input(st, x);
-    double t1 = sm_time_sec();
+static int real_forward(run_state *st, const int32_t *x, double t, sampler_stats *stats) {
+    const int BT = st->B * st->T, V = st->V, mask = st->m->mask_id;
     int n = 0;
     for (int i = 0; i < BT; i++) {
-        st->row_of[i] = x[i] == mask ? n : -1;
-        if (x[i] == mask) st->rows[n++] = i;
+        st->need[i] = x[i] == mask;
+        if (st->need[i]) st->rows[n++] = i;
     }
-    float sigma = (float)-log1p(-(1.0 - 1e-3) * t);
-    for (int b = 0; b < st->B; b++) st->sigma[b] = sigma;
-    dit_forward_embedded(st->m, &st->acts, st->sigma, st->B, st->T, st->rows, n, st->logp);
+    double *times = sm_malloc(sizeof(double) * (size_t)st->B);
+    for (int b = 0; b < st->B; b++) times[b] = t;
+    const int sm = st->have_fb;
+    double t0 = sm_time_sec();
+    int rc = st->m->forward(st->m->ctx, x, times, sm ? &st->p->sm : NULL, sm ? st->fb : NULL,
+                            st->need, st->B, st->T, st->logp);
+    free(times);
+    if (rc) return -1;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++)
-        dit_subs_row(st->logp + (size_t)r * V, V, mask);
+        dit_subs_row(st->logp + (size_t)st->rows[r] * V, V, mask);
     memcpy(st->prev_x, x, sizeof(int32_t) * (size_t)BT);
-    st->have_prev = 1;
     stats->forwards++;
-    stats->sm_seconds += t1 - t0;
-    stats->forward_seconds += sm_time_sec() - t1;
+    stats->forward_seconds += sm_time_sec() - t0;
+    return 0;
+}
+
+/* The feedback each still-masked position's next input carries (softmask.h's protocol): its
+ * SUBS row of the last real forward, or — when it was unmasked then (remasked by ReMDM) — the
+ * one-hot of its token there. */
+static void compute_feedback(run_state *st, const int32_t *x, sampler_stats *stats) {
+    const int BT = st->B * st->T, V = st->V, mask = st->m->mask_id;
+    const sm_params *p = &st->p->sm;
+    double t0 = sm_time_sec();
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int i = 0; i < BT; i++) {
+        if (x[i] != mask) continue;
+        if (st->prev_x[i] == mask)
+            sm_feedback_from_row(p, st->logp + (size_t)i * V, V, &st->fb[i]);
+        else
+            sm_feedback_from_token(p, st->prev_x[i], &st->fb[i]);
+    }
+    st->have_fb = 1;
+    stats->sm_seconds += sm_time_sec() - t0;
+}
+
+/* The step hook; 1 when it asks to stop. */
+static int report_step(run_state *st, const int32_t *x, int step, const sampler_stats *stats) {
+    const sampler_params *p = st->p;
+    if (!p->on_step) return 0;
+    const int BT = st->B * st->T, mask = st->m->mask_id;
+    if (st->lambda)
+        for (int i = 0; i < BT; i++) st->lambda[i] = x[i] == mask ? st->fb[i].lambda : 0.0f;
+    gen_step s = {.step = step, .steps = p->steps, .B = st->B, .T = st->T, .mask_id = mask,
+                  .forwards = stats->forwards, .x = x, .lambda = st->lambda};
+    return p->on_step(p->user, &s) != 0;
 }
 
 static int cmp_desc(const void *a, const void *b, void *ctx) {
@@ -183,7 +206,7 @@ static step_probs step_probabilities(const sampler_params *p, double t, double d
 
 /* Updates x in place; returns the number of positions that changed. */
 static int update_step(run_state *st, int32_t *x, const uint8_t *fixed, double t, double dt) {
-    const int T = st->T, mask = st->m->cfg.mask_id;
+    const int T = st->T, mask = st->m->mask_id;
     step_probs sp = step_probabilities(st->p, t, dt);
     int changed = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : changed)
@@ -193,8 +216,8 @@ static int update_step(run_state *st, int32_t *x, const uint8_t *fixed, double t
             if (fixed && fixed[i]) continue;
             if (x[i] == mask) {
                 if (rng_uniform(r) < sp.stay_masked) continue;
-                SM_ASSERT(st->row_of[i] >= 0);
-                x[i] = draw_token(st, st->logp + (size_t)st->row_of[i] * st->V, rng_uniform(r));
+                SM_ASSERT(st->prev_x[i] == mask);
+                x[i] = draw_token(st, st->logp + (size_t)i * st->V, rng_uniform(r));
                 changed++;
             } else if (sp.remask > 0.0) {
                 if (rng_uniform(r) < sp.remask) {
@@ -210,8 +233,8 @@ static int update_step(run_state *st, int32_t *x, const uint8_t *fixed, double t
 static void argmax_fill(run_state *st, int32_t *x) {
     const int V = st->V;
     for (int i = 0; i < st->B * st->T; i++) {
-        if (st->row_of[i] < 0) continue;
-        const float *row = st->logp + (size_t)st->row_of[i] * V;
+        if (!st->need[i]) continue;
+        const float *row = st->logp + (size_t)i * V;
         int best = 0;
         for (int v = 1; v < V; v++)
             if (row[v] > row[best]) best = v;
@@ -219,58 +242,71 @@ static void argmax_fill(run_state *st, int32_t *x) {
     }
 }
 
-int sampler_run(const dit_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
-                int B, int T, int nthreads, sampler_stats *stats) {
-    if (sampler_params_validate(p)) return -1;
-    if (T > m->cfg.model_length)
-        return SM_ERR("canvas length %d exceeds the model's length %d", T, m->cfg.model_length);
-    for (int i = 0; i < B * T; i++)
-        if (x[i] < 0 || x[i] >= m->cfg.vocab_size)
-            return SM_ERR("token id %d at position %d is outside [0, %d)", x[i], i, m->cfg.vocab_size);
-    memset(stats, 0, sizeof *stats);
-    double t_start = sm_time_sec();
-    run_state st = {.m = m, .p = p, .B = B, .T = T, .V = m->cfg.vocab_size, .D = m->cfg.hidden};
-    const size_t BT = (size_t)B * T;
-    dit_acts_alloc(&st.acts, &m->cfg, B, T, nthreads);
-    st.logp = sm_aligned_alloc(BT * (size_t)st.V * sizeof(float));
-    st.row_of = sm_malloc(BT * sizeof(int32_t));
-    st.prev_x = sm_malloc(BT * sizeof(int32_t));
-    st.rows = sm_malloc(BT * sizeof(int32_t));
-    st.sigma = sm_malloc((size_t)B * sizeof(float));
-    st.pbuf = sm_malloc((size_t)nthreads * st.V * sizeof(float));
-    st.order = sm_malloc((size_t)nthreads * st.V * sizeof(int32_t));
-    st.rng = sm_malloc((size_t)B * sizeof(sm_rng));
-    for (int b = 0; b < B; b++) rng_seed(&st.rng[b], p->seed + (uint64_t)b);
+static void run_state_free(run_state *st) {
+    free(st->logp);
+    free(st->prev_x);
+    free(st->need);
+    free(st->rows);
+    free(st->fb);
+    free(st->lambda);
+    free(st->pbuf);
+    free(st->order);
+    free(st->rng);
+}
 
-    const int cache_ok = p->kind != SAMPLER_DDPM && !m->cfg.time_conditioning;
+/* The denoising loop; 0, −1 on a forward error, GEN_STOPPED when the hook stopped it. */
+static int denoise(run_state *st, int32_t *x, const uint8_t *fixed, sampler_stats *stats) {
+    const sampler_params *p = st->p;
+    const int mask = st->m->mask_id;
+    const int cache_ok = p->kind != SAMPLER_DDPM && !st->m->uses_time;
     const double dt = (1.0 - SAMPLER_EPS) / p->steps;
     int cached = 0;
     for (int i = 0; i < p->steps; i++) {
         double t = 1.0 - i * dt;
-        if (!cached) real_forward(&st, x, t, stats);
-        int changed = update_step(&st, x, fixed, t, dt);
+        if (!cached && real_forward(st, x, t, stats)) return -1;
+        int changed = update_step(st, x, fixed, t, dt);
+        if (st->fb && (!cached || changed)) compute_feedback(st, x, stats);
         cached = cache_ok && changed == 0;
         stats->steps++;
-        if (p->on_step) p->on_step(p->user, i + 1, p->steps, x, B, T);
+        if (report_step(st, x, i + 1, stats)) return GEN_STOPPED;
     }
     if (p->noise_removal) {
         int any_masked = 0;
-        for (size_t i = 0; i < BT; i++) any_masked |= x[i] == m->cfg.mask_id;
+        for (int i = 0; i < st->B * st->T; i++) any_masked |= x[i] == mask;
         if (any_masked) { /* with nothing masked, the argmax of SUBS one-hot rows is x itself */
-            real_forward(&st, x, SAMPLER_EPS, stats);
-            argmax_fill(&st, x);
+            if (real_forward(st, x, SAMPLER_EPS, stats)) return -1;
+            argmax_fill(st, x);
         }
-        if (p->on_step) p->on_step(p->user, p->steps, p->steps, x, B, T);
+        if (report_step(st, x, p->steps, stats)) return GEN_STOPPED;
     }
-    stats->seconds = sm_time_sec() - t_start;
-    dit_acts_free(&st.acts);
-    free(st.logp);
-    free(st.row_of);
-    free(st.prev_x);
-    free(st.rows);
-    free(st.sigma);
-    free(st.pbuf);
-    free(st.order);
-    free(st.rng);
     return 0;
+}
+
+int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
+                int B, int T, sampler_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    if (sampler_params_validate(p)) return -1;
+    if (B < 1 || T < 1) return SM_ERR("canvas [%d, %d] must have B, T ≥ 1", B, T);
+    if (T > m->max_len) return SM_ERR("canvas length %d exceeds the model's length %d", T, m->max_len);
+    for (int i = 0; i < B * T; i++)
+        if (x[i] < 0 || x[i] >= m->vocab_size)
+            return SM_ERR("token id %d at position %d is outside [0, %d)", x[i], i, m->vocab_size);
+    double t_start = sm_time_sec();
+    const int nthreads = omp_get_max_threads();
+    run_state st = {.m = m, .p = p, .B = B, .T = T, .V = m->vocab_size};
+    const size_t BT = (size_t)B * T;
+    st.logp = sm_aligned_alloc(BT * (size_t)st.V * sizeof(float));
+    st.prev_x = sm_malloc(BT * sizeof(int32_t));
+    st.need = sm_malloc(BT);
+    st.rows = sm_malloc(BT * sizeof(int32_t));
+    if (p->sm.enabled) st.fb = sm_malloc(BT * sizeof(sm_feedback));
+    if (p->sm.enabled && p->on_step) st.lambda = sm_malloc(BT * sizeof(float));
+    st.pbuf = sm_malloc((size_t)nthreads * st.V * sizeof(float));
+    st.order = sm_malloc((size_t)nthreads * st.V * sizeof(int32_t));
+    st.rng = sm_malloc((size_t)B * sizeof(sm_rng));
+    for (int b = 0; b < B; b++) rng_seed(&st.rng[b], p->seed + (uint64_t)b);
+    int rc = denoise(&st, x, fixed, stats);
+    stats->seconds = sm_time_sec() - t_start;
+    run_state_free(&st);
+    return rc;
 }

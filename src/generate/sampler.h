@@ -11,7 +11,8 @@
 
 #include <stdint.h>
 
-#include "models/dit.h"
+#include "generate/step.h"
+#include "models/lm.h"
 #include "softmask/softmask.h"
 
 typedef enum {
@@ -31,7 +32,7 @@ typedef struct {
     float t_on, t_off, alpha_on; /* ReMDM-loop schedule */
     sm_params sm;      /* sm.enabled = 0 switches soft-masking off */
     /* Called after every step (and once after noise removal with step == steps). */
-    void (*on_step)(void *user, int step, int steps, const int32_t *x, int B, int T);
+    gen_step_fn on_step;
     void *user;
 } sampler_params;
 
@@ -40,7 +41,7 @@ typedef struct {
     int steps;
     double seconds;
     double forward_seconds;
-    double sm_seconds; /* building soft inputs */
+    double sm_seconds; /* computing soft-masking feedback (the mixing is inside the forwards) */
 } sampler_stats;
 
 void sampler_params_default(sampler_params *p);
@@ -48,9 +49,11 @@ int sampler_params_validate(const sampler_params *p);
 int sampler_kind_parse(const char *name, sampler_kind *out);
 const char *sampler_kind_name(sampler_kind k);
 
-/* x [B, T]: prompt tokens where fixed[b·T + t] != 0, the mask id elsewhere (fixed may be
- * NULL: nothing fixed). On return x holds the samples. */
-int sampler_run(const dit_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
-                int B, int T, int nthreads, sampler_stats *stats);
+/* x [B, T]: fixed tokens where fixed[b·T + t] != 0 (anywhere: a prompt, a suffix, an
+ * infilling template), the mask id elsewhere (fixed may be NULL: nothing fixed). The model's
+ * forward gets the diffusion time of each step. On return x holds the samples; GEN_STOPPED
+ * when the step hook stopped the run (x as it was then). */
+int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
+                int B, int T, sampler_stats *stats);
 
 #endif

@@ -21,28 +21,10 @@ int tfgen_default_params(const model_dir *md, decoder_params *p) {
     return tfgen_eos_id(md, &p->eos_id);
 }
 
-/* config.json's eos_token_id (absent or null: -1). */
-static int config_eos_id(const char *dir, int *eos) {
-    char *path = sm_path_join(dir, "config.json"), *text = NULL;
-    int rc = sm_read_file(path, 1 << 20, &text, NULL);
-    cJSON *o = rc ? NULL : json_parse_object(text, path);
-    *eos = -1;
-    if (!o) {
-        rc = -1;
-    } else {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
-        if (v && !cJSON_IsNull(v)) rc = json_get_int(o, "eos_token_id", 0, INT32_MAX, 0, eos, path);
-    }
-    cJSON_Delete(o);
-    free(text);
-    free(path);
-    return rc;
-}
-
 int tfgen_eos_id(const model_dir *md, int *eos) {
     *eos = md->tok ? tok_role_id(md->tok, TOK_EOS) : -1;
-    if (*eos >= 0) return 0;
-    return config_eos_id(md->dir, eos);
+    if (*eos < 0) *eos = md->config_eos_id;
+    return 0;
 }
 
 int tfgen_encode_prompt(const model_dir *md, const char *prompt, int chat, const char *system,
@@ -68,15 +50,16 @@ int tfgen_run(model_dir *md, const decoder_params *p, const int32_t *prompt, int
     *x = NULL;
     if (md->arch == MODEL_MDLM) return SM_ERR("%s: not a Dream or LLaDA model", md->dir);
     if (B < 1) return SM_ERR("batch %d must be ≥ 1", B);
-    lm_model lm;
-    transformer_as_lm(&md->tf, &lm);
-    if (decoder_params_validate(p, &lm, P)) return -1;
-    if (p->sm.enabled) md->tf.sm_k = p->sm.k;
+    model_state s;
+    model_state_init(&s, md, 1);
+    int rc = decoder_params_validate(p, &s.lm, P);
     const size_t T = (size_t)P + (size_t)p->gen_len;
-    int32_t *canvas = sm_malloc(sizeof(int32_t) * (size_t)B * T);
-    for (int b = 0; b < B; b++)
+    int32_t *canvas = rc ? NULL : sm_malloc(sizeof(int32_t) * (size_t)B * T);
+    for (int b = 0; b < B && !rc; b++)
         if (P > 0) memcpy(canvas + (size_t)b * T, prompt, sizeof(int32_t) * (size_t)P);
-    if (decoder_run(&lm, p, canvas, B, P, gen, st)) {
+    if (rc == 0) rc = decoder_run(&s.lm, p, canvas, B, P, gen, st);
+    model_state_free(&s);
+    if (rc) {
         free(canvas);
         return -1;
     }

@@ -311,6 +311,12 @@ void dit_embed_ids(const dit_model *m, dit_acts *a, const int32_t *ids, int B, i
     for (size_t i = 0; i < (size_t)B * T; i++) dit_embedding_row(m, ids[i], a->x + i * D);
 }
 
+void dit_embed_rows(void *m, const int32_t *ids, int n, float *out) {
+    const dit_model *dm = m;
+    const size_t D = (size_t)dm->cfg.hidden;
+    for (int i = 0; i < n; i++) dit_embedding_row(dm, ids[i], out + (size_t)i * D);
+}
+
 /* c = SiLU(W2·SiLU(W0·temb(σ) + b0) + b2); σ = 0 without time conditioning. */
 static void conditioning_forward(const dit_model *m, dit_acts *a, const float *sigma, int B) {
     const int C = m->cfg.cond_dim;

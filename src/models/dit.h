@@ -125,6 +125,8 @@ void dit_acts_free(dit_acts *a);
 void dit_embedding_row(const dit_model *m, int32_t id, float *out);
 /* x[b,t,:] = E[ids[b,t]] (ids already validated < V). */
 void dit_embed_ids(const dit_model *m, dit_acts *a, const int32_t *ids, int B, int T);
+/* n embedding rows into out[n, D]; m is a const dit_model * (softmask.h's sm_embed_fn). */
+void dit_embed_rows(void *m, const int32_t *ids, int n, float *out);
 /* Runs the blocks and the final layer's norm and modulation on a->x (already embedded):
  * a->h (B, T, D) then holds the last hidden state, the input of the output linear. */
 void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int B, int T);

@@ -1,8 +1,9 @@
-/* lm_dit.h — the MDLM DiT (src/models/dit.h) seen as an lm_model (src/models/lm.h), so that the decoders
- * can drive it: raw output rows at σ = 0 (the decoders have no diffusion time), soft-masked
- * inputs from per-position feedback, and the output layer only on the rows asked for.
- * shift = 1 makes it a "pretend Dream" (the decoder reads row i − 1 for position i), which
- * the tests use until a Dream checkpoint is at hand. Not thread-safe (one context, one run).
+/* lm_dit.h — the MDLM DiT (src/models/dit.h) seen as an lm_model (src/models/lm.h): raw output
+ * rows at the diffusion times given (σ = 0 without them, as the decoders have no diffusion
+ * time), soft-masked inputs through src/softmask, and the output layer only on the rows asked
+ * for. shift = 1 makes it a "pretend Dream" (the decoder reads row i − 1 for position i), which
+ * the tests use. An lm_dit is one generation state: its scratch is its own, the weights are
+ * shared read-only.
  */
 #ifndef SMDLM_LM_DIT_H
 #define SMDLM_LM_DIT_H
@@ -15,7 +16,7 @@ typedef struct {
     dit_acts acts;    /* allocated for (B_alloc, T) on first use, grown when needed */
     int B_alloc, T;
     int nthreads;
-    float *sigma;     /* (B_alloc) zeros */
+    float *sigma;     /* (B_alloc) σ(t) of each canvas, zeros without times */
     int32_t *rows;    /* (B_alloc·T) flat indices of the rows asked for */
 } lm_dit;
 

@@ -1,4 +1,5 @@
-/* model.c — loads a model directory: config → expected tensors → weights, tokenizer, SM. */
+/* model.c — loads a model directory through the family registry: config → weights, SM values,
+ * tokenizer; generation states over it. See model.h. */
 #include "models/model.h"
 
 #include <string.h>
@@ -48,80 +49,140 @@ int model_dir_type(const char *dir, char *type, size_t n) {
     return o ? 0 : -1;
 }
 
+/* ---- the registry --------------------------------------------------------------------- */
+
+/* config.json's eos_token_id (absent or null: -1). */
+static int config_eos_id(const char *text, const char *path, int *eos) {
+    cJSON *o = json_parse_object(text, path);
+    if (!o) return -1;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
+    int rc = 0;
+    *eos = -1;
+    if (v && !cJSON_IsNull(v)) rc = json_get_int(o, "eos_token_id", 0, INT32_MAX, 0, eos, path);
+    cJSON_Delete(o);
+    return rc;
+}
+
+
+static int load_mdlm(model_dir *md, const char *text, const char *path, const char *dir) {
+    dit_config cfg;
+    if (dit_config_parse(&cfg, text, path) || dit_model_load(&md->net, &cfg, dir)) return -1;
+    md->vocab_size = cfg.vocab_size;
+    md->mask_id = cfg.mask_id;
+    md->max_len = cfg.model_length;
+    return 0;
+}
+
+static int load_transformer(model_dir *md, const char *text, const char *path, const char *dir) {
+    tf_config cfg;
+    if (tf_config_parse(&cfg, text, path) || config_eos_id(text, path, &md->config_eos_id) ||
+        transformer_load(&md->tf, &cfg, dir))
+        return -1;
+    md->vocab_size = cfg.vocab_size;
+    md->mask_id = cfg.mask_id;
+    md->max_len = cfg.max_len;
+    return 0;
+}
+
+static void free_mdlm(model_dir *md) { dit_model_free(&md->net); }
+static void free_transformer(model_dir *md) { transformer_free(&md->tf); }
+
+static void state_mdlm(model_state *s, const model_dir *md, int nthreads) {
+    lm_dit_init(&s->dit, &s->lm, &md->net, 0, nthreads);
+}
+static void state_transformer(model_state *s, const model_dir *md, int nthreads) {
+    tf_state_init(&s->tf, &md->tf);
+    transformer_as_lm(&s->tf, &s->lm);
+}
+
+typedef struct {
+    const char *name;
+    const char *model_type; /* config.json's value; NULL: every type no other row claims */
+    model_arch arch;
+    int sm_k;               /* soft-masking top-k when transparency_config.json has none */
+    int (*load)(model_dir *md, const char *config_text, const char *config_path, const char *dir);
+    void (*state_init)(model_state *s, const model_dir *md, int nthreads);
+    void (*free)(model_dir *md);
+} model_family;
+
+/* Dream's k = 1 is IBM's dream_sm.patch default, the MDLM's 3 the paper's. The MDLM row comes
+ * last: dit_config_parse names any model_type it does not know. */
+static const model_family k_families[] = {
+    {"Dream", "Dream", MODEL_DREAM, 1, load_transformer, state_transformer, free_transformer},
+    {"LLaDA", "llada", MODEL_LLADA, 1, load_transformer, state_transformer, free_transformer},
+    {"MDLM", NULL, MODEL_MDLM, 3, load_mdlm, state_mdlm, free_mdlm},
+};
+#define N_FAMILIES (sizeof k_families / sizeof *k_families)
+
+static const model_family *family_of_type(const char *type) {
+    size_t i = 0;
+    while (k_families[i].model_type && strcmp(type, k_families[i].model_type)) i++;
+    return &k_families[i];
+}
+
+static const model_family *family_of_arch(model_arch arch) {
+    size_t i = 0;
+    while (i + 1 < N_FAMILIES && k_families[i].arch != arch) i++;
+    return &k_families[i];
+}
+
 int model_dir_arch(const char *dir, model_arch *arch) {
     char type[64];
     if (model_dir_type(dir, type, sizeof type)) return -1;
-    if (!strcmp(type, "Dream"))
-        *arch = MODEL_DREAM;
-    else if (!strcmp(type, "llada"))
-        *arch = MODEL_LLADA;
-    else
-        *arch = MODEL_MDLM; /* dit_config_parse names anything else */
+    *arch = family_of_type(type)->arch;
     return 0;
 }
 
-static int load_transformer(model_dir *md, const char *dir) {
-    char *path, *text = read_config_text(dir, &path);
-    if (!text) return -1;
-    tf_config cfg;
-    int rc = tf_config_parse(&cfg, text, path);
-    free(text);
-    free(path);
-    return rc ? -1 : transformer_load(&md->tf, &cfg, dir);
-}
-
-int model_dir_vocab_size(const model_dir *md) {
-    return md->arch == MODEL_MDLM ? md->net.cfg.vocab_size : md->tf.cfg.vocab_size;
-}
-
-int model_dir_mask_id(const model_dir *md) {
-    return md->arch == MODEL_MDLM ? md->net.cfg.mask_id : md->tf.cfg.mask_id;
-}
-
-int model_dir_max_len(const model_dir *md) {
-    return md->arch == MODEL_MDLM ? md->net.cfg.model_length : md->tf.cfg.max_len;
-}
-
-static int load(model_dir *md, const char *dir, int with_tokenizer, int any) {
-    memset(md, 0, sizeof *md);
-    if (model_dir_arch(dir, &md->arch)) return -1;
-    if (md->arch != MODEL_MDLM && !any)
-        return SM_ERR("%s: a %s model; this command runs MDLM models only", dir,
-                      md->arch == MODEL_DREAM ? "Dream" : "LLaDA");
-    if (md->arch == MODEL_MDLM) {
-        dit_config cfg;
-        if (model_dir_read_config(&cfg, dir) || dit_model_load(&md->net, &cfg, dir)) return -1;
-    } else if (load_transformer(md, dir)) {
-        return -1;
-    }
-    md->dir = sm_strdup(dir);
+static int load_sm_config(model_dir *md, const model_family *f) {
     sm_params_default(&md->sm);
     md->sm.enabled = 0;
-    if (md->arch != MODEL_MDLM) md->sm.k = 1; /* IBM's Dream default (dream_sm.patch) */
-    char *smpath = sm_path_join(dir, "transparency_config.json");
+    md->sm.k = f->sm_k;
+    char *smpath = sm_path_join(md->dir, "transparency_config.json");
+    int rc = 0;
     if (sm_file_exists(smpath)) {
-        if (sm_params_load_json(&md->sm, smpath) || sm_params_validate(&md->sm)) {
-            free(smpath);
-            model_dir_free(md);
-            return -1;
-        }
-        md->has_sm_config = 1;
+        rc = sm_params_load_json(&md->sm, smpath) || sm_params_validate(&md->sm) ? -1 : 0;
+        md->has_sm_config = rc == 0;
     }
     free(smpath);
-    if (md->arch != MODEL_MDLM) md->tf.sm_k = md->sm.k;
-    if (with_tokenizer && (with_tokenizer == 2 || has_tokenizer_files(dir))) {
-        if (tok_load_dir(&md->tok, dir)) {
-            model_dir_free(md);
-            return -1;
-        }
-        if (tok_vocab_size(md->tok) > model_dir_vocab_size(md)) {
-            SM_ERR("%s: tokenizer has %d ids but the model's vocab_size is %d", dir,
-                   tok_vocab_size(md->tok), model_dir_vocab_size(md));
-            model_dir_free(md);
-            return -1;
-        }
-    }
+    return rc;
+}
+
+static int load_tokenizer(model_dir *md, int with_tokenizer) {
+    if (!with_tokenizer || (with_tokenizer == 1 && !has_tokenizer_files(md->dir))) return 0;
+    if (tok_load_dir(&md->tok, md->dir)) return -1;
+    if (tok_vocab_size(md->tok) > md->vocab_size)
+        return SM_ERR("%s: tokenizer has %d ids but the model's vocab_size is %d", md->dir,
+                      tok_vocab_size(md->tok), md->vocab_size);
     return 0;
+}
+
+/* config.json is read here once; the family's loader parses the same text. */
+static int load(model_dir *md, const char *dir, int with_tokenizer, int any) {
+    memset(md, 0, sizeof *md);
+    md->config_eos_id = -1;
+    char *path, *text = read_config_text(dir, &path);
+    if (!text) return -1;
+    char type[64] = "";
+    cJSON *o = json_parse_object(text, path);
+    const char *t = o ? json_get_string(o, "model_type") : NULL;
+    if (t) snprintf(type, sizeof type, "%s", t);
+    const model_family *f = family_of_type(type);
+    int rc = o ? 0 : -1;
+    cJSON_Delete(o);
+    if (rc == 0 && f->arch != MODEL_MDLM && !any)
+        rc = SM_ERR("%s: a %s model; this command runs MDLM models only", dir, f->name);
+    if (rc == 0) rc = f->load(md, text, path, dir);
+    if (rc == 0) {
+        md->arch = f->arch;
+        md->family = f->name;
+        md->dir = sm_strdup(dir);
+        rc = load_sm_config(md, f);
+        if (rc == 0) rc = load_tokenizer(md, with_tokenizer);
+        if (rc) model_dir_free(md);
+    }
+    free(text);
+    free(path);
+    return rc;
 }
 
 int model_dir_load(model_dir *md, const char *dir, int with_tokenizer) {
@@ -133,11 +194,19 @@ int model_dir_load_any(model_dir *md, const char *dir, int with_tokenizer) {
 }
 
 void model_dir_free(model_dir *md) {
-    if (md->arch == MODEL_MDLM)
-        dit_model_free(&md->net);
-    else
-        transformer_free(&md->tf);
+    if (md->family) family_of_arch(md->arch)->free(md);
     if (md->tok) tok_free(md->tok);
     free(md->dir);
     memset(md, 0, sizeof *md);
+}
+
+void model_state_init(model_state *s, const model_dir *md, int nthreads) {
+    memset(s, 0, sizeof *s);
+    family_of_arch(md->arch)->state_init(s, md, nthreads);
+}
+
+void model_state_free(model_state *s) {
+    lm_dit_free(&s->dit);
+    tf_state_free(&s->tf);
+    memset(s, 0, sizeof *s);
 }

@@ -1,11 +1,22 @@
-/* model.h — a model directory as on Hugging Face (DESIGN §6): config.json, weights
- * (single file or shards), tokenizer files, optional transparency_config.json.
- * The architecture comes from config.json's model_type: the MDLM DiT (`net`) or a
- * Dream/LLaDA transformer (`tf`). */
+/* model.h — a model directory as on Hugging Face (DESIGN §6): config.json, weights (single
+ * file or shards), tokenizer files, optional transparency_config.json; and the generation
+ * states that run it.
+ *
+ * The model family comes from config.json's model_type through a registry (model.c): one row
+ * {name, model types, load, state_new, free} per family. Adding a family = one unit with its
+ * loader and an lm_model view (src/models/lm.h), one registry row, its tests. config.json is
+ * read once per load; what the rest of the engine needs of it (vocabulary, mask id, length,
+ * EOS) is kept in the model_dir.
+ *
+ * A model_dir is read-only once loaded; a model_state is one generation's scratch over it
+ * (its lm_model view). Several states of one model may run at once from different threads.
+ */
 #ifndef SMDLM_MODEL_H
 #define SMDLM_MODEL_H
 
 #include "models/dit.h"
+#include "models/lm.h"
+#include "models/lm_dit.h"
 #include "softmask/softmask.h"
 #include "text/tokenizer.h"
 #include "models/transformer.h"
@@ -15,6 +26,9 @@ typedef enum { MODEL_MDLM = 0, MODEL_DREAM, MODEL_LLADA } model_arch;
 typedef struct {
     char *dir;
     model_arch arch;
+    const char *family;   /* the registry row's name: "MDLM", "Dream", "LLaDA" */
+    int vocab_size, mask_id, max_len;
+    int config_eos_id;    /* Dream/LLaDA: config.json's eos_token_id, −1 when absent or null */
     dit_model net;        /* MODEL_MDLM */
     transformer_model tf; /* MODEL_DREAM, MODEL_LLADA */
     smdlm_tokenizer *tok; /* NULL when the directory carries no tokenizer */
@@ -25,18 +39,24 @@ typedef struct {
 /* with_tokenizer: 1 = load it when present, 2 = required. MDLM directories only: any other
  * architecture is an error naming it (for the commands that need the DiT). */
 int model_dir_load(model_dir *md, const char *dir, int with_tokenizer);
-/* Any architecture (MDLM, Dream, LLaDA). */
+/* Any registered family (MDLM, Dream, LLaDA). */
 int model_dir_load_any(model_dir *md, const char *dir, int with_tokenizer);
-/* config.json's model_type mapped to an architecture (0, or -1 with a message). */
+/* config.json's model_type mapped to a family (0, or -1 with a message). */
 int model_dir_arch(const char *dir, model_arch *arch);
 /* config.json's model_type into type[n] ("" when absent); -1 when the file cannot be read
  * or parsed (the error names it). */
 int model_dir_type(const char *dir, char *type, size_t n);
-/* Vocabulary size, mask id and longest canvas, whatever the architecture. */
-int model_dir_vocab_size(const model_dir *md);
-int model_dir_mask_id(const model_dir *md);
-int model_dir_max_len(const model_dir *md);
 void model_dir_free(model_dir *md);
 int model_dir_read_config(dit_config *cfg, const char *dir);
+
+/* One generation state of a loaded model: the lm_model view the samplers and decoders drive. */
+typedef struct {
+    lm_model lm;
+    lm_dit dit;           /* MDLM */
+    tf_state tf;          /* Dream, LLaDA */
+} model_state;
+
+void model_state_init(model_state *s, const model_dir *md, int nthreads);
+void model_state_free(model_state *s);
 
 #endif

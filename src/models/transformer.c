@@ -289,7 +289,6 @@ static int bind(transformer_model *m, const tf_tensor *t, int n) {
 int transformer_load(transformer_model *m, const tf_config *cfg, const char *dir) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    m->sm_k = 1;
     if (st_open_dir(&m->archive, dir)) return sm_wrap_error("loading '%s'", dir);
     m->layers = sm_calloc((size_t)cfg->n_layers, sizeof *m->layers);
     int n = tensor_count(cfg);
@@ -335,8 +334,6 @@ void transformer_free(transformer_model *m) {
     free(m->layers);
     free(m->owned);
     st_close(&m->archive);
-    workspace_free(&m->ws);
-    kv_cache_free(&m->kv);
     memset(m, 0, sizeof *m);
 }
 
@@ -375,9 +372,20 @@ double transformer_forward_flops(const tf_config *c, int B, int T) {
 
 /* ---- workspace --------------------------------------------------------------------------- */
 
-static int workspace_ensure(transformer_model *m, int B, int T) {
-    tf_workspace *w = &m->ws;
-    const tf_config *c = &m->cfg;
+void tf_state_init(tf_state *s, const transformer_model *m) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+}
+
+void tf_state_free(tf_state *s) {
+    workspace_free(&s->ws);
+    kv_cache_free(&s->kv);
+    memset(s, 0, sizeof *s);
+}
+
+static int workspace_ensure(tf_state *s, int B, int T) {
+    tf_workspace *w = &s->ws;
+    const tf_config *c = &s->m->cfg;
     size_t N = (size_t)B * T;
     int nth = omp_get_max_threads(); /* the threads the parallel regions below will use */
     if (N <= w->cap_rows && T <= w->cap_T && nth <= w->nthreads) return 0;
@@ -472,48 +480,43 @@ static inline size_t canvas_index(size_t n, int Tq, int lo, int T) {
     return Tq == T ? n : (n / Tq) * T + lo + n % Tq;
 }
 
-/* x = E[ids]; at masked positions with feedback λ > 0 the soft input of DESIGN §3:
- * (1−λ)·E[m] + λ·Σ_j π_j·E[v_j] (sm_mix_rows on fp32 rows). Rows of the window
- * [lo, lo + Tq) of each canvas x [B, T] (fb indexed like x). */
-static void embed(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k, int B,
-                  int Tq, int lo, int T) {
-    const int D = m->cfg.hidden, mask = m->cfg.mask_id;
+static void embed_rows(void *ctx, const int32_t *ids, int n, float *out) {
+    const transformer_model *m = ctx;
+    linear_rows_f32(out, &m->embed, ids, n);
+}
+
+/* x = E[ids], soft-masked inputs at masked positions with feedback (src/softmask/softmask.h).
+ * Rows of the window [lo, lo + Tq) of each canvas x [B, T] (fb indexed like x). */
+static void embed(tf_state *s, const int32_t *x, const sm_params *sm, const sm_feedback *fb,
+                  int B, int Tq, int lo, int T) {
+    const transformer_model *m = s->m;
     const size_t N = (size_t)B * Tq;
     int32_t *gathered = NULL;
+    sm_feedback *fb_rows = NULL;
     const int32_t *ids = x;
+    const sm_feedback *fbw = fb;
     if (Tq != T) {
         ids = gathered = sm_malloc(sizeof(int32_t) * N);
         for (size_t n = 0; n < N; n++) gathered[n] = x[canvas_index(n, Tq, lo, T)];
-    }
-    linear_rows_f32(m->ws.x, &m->embed, ids, (int)N);
-    free(gathered);
-    if (!fb) return;
-    sm_params p;
-    sm_params_default(&p);
-    p.k = sm_k;
-#pragma omp parallel
-    {
-        float *rows = sm_malloc(sizeof(float) * (size_t)(sm_k + 1) * D), *e_mask = rows;
-        const float *e_top[SM_MAX_K];
-        for (int j = 0; j < sm_k; j++) e_top[j] = rows + (size_t)(j + 1) * D;
-        linear_rows_f32(e_mask, &m->embed, &mask, 1);
-#pragma omp for schedule(dynamic, 16)
-        for (size_t i = 0; i < N; i++) {
-            const size_t ci = canvas_index(i, Tq, lo, T);
-            if (x[ci] != mask || fb[ci].lambda == 0.0f) continue;
-            linear_rows_f32(rows + D, &m->embed, fb[ci].idx, sm_k);
-            sm_mix_rows(m->ws.x + i * D, D, e_mask, e_top, &p, &fb[ci]);
+        if (fb) {
+            fbw = fb_rows = sm_malloc(sizeof(sm_feedback) * N);
+            for (size_t n = 0; n < N; n++) fb_rows[n] = fb[canvas_index(n, Tq, lo, T)];
         }
-        free(rows);
     }
+    linear_rows_f32(s->ws.x, &m->embed, ids, (int)N);
+    if (sm && fb)
+        sm_mix_inputs(s->ws.x, m->cfg.hidden, N, ids, m->cfg.mask_id, sm, fbw, embed_rows,
+                      (void *)m);
+    free(gathered);
+    free(fb_rows);
 }
 
 /* One block over the Tq positions of the workspace rows (src->lo onwards; Tq = T without a
  * cache), attending to all T positions. */
-static void layer_forward(transformer_model *m, const tf_layer *l, const kv_src *src, int B,
-                          int Tq, int T) {
-    const tf_config *c = &m->cfg;
-    tf_workspace *w = &m->ws;
+static void layer_forward(tf_state *s, const tf_layer *l, const kv_src *src, int B, int Tq,
+                          int T) {
+    const tf_config *c = &s->m->cfg;
+    tf_workspace *w = &s->ws;
     const size_t N = (size_t)B * Tq, D = c->hidden;
     rmsnorm_forward(w->h, w->x, l->attn_norm, N, c->hidden, c->rms_eps);
     linear_forward(w->q, w->h, &l->q, l->bq, (int)N);
@@ -537,10 +540,11 @@ static void layer_forward(transformer_model *m, const tf_layer *l, const kv_src 
  * projected, and the output rows moved back to their canvas places (last first, so no row is
  * overwritten before it moves: the destination of packed row i is ≥ i). need and logits are
  * indexed by canvas position [B, T]; the workspace holds the window [lo, lo + Tq). */
-static void output(transformer_model *m, const uint8_t *need, int B, int Tq, int lo, int T,
+static void output(tf_state *s, const uint8_t *need, int B, int Tq, int lo, int T,
                    float *logits) {
+    const transformer_model *m = s->m;
     const tf_config *c = &m->cfg;
-    tf_workspace *w = &m->ws;
+    tf_workspace *w = &s->ws;
     const size_t D = c->hidden, V = c->vocab_size, N = (size_t)B * Tq;
     int *rows = w->need_rows, n = 0;
     for (size_t i = 0; i < N; i++)
@@ -557,8 +561,9 @@ static void output(transformer_model *m, const uint8_t *need, int B, int Tq, int
 }
 
 /* Checks of the inputs shared by both forwards. */
-static int check_inputs(const transformer_model *m, const int32_t *x, const sm_feedback *fb,
-                        int sm_k, int B, int T) {
+static int check_inputs(const transformer_model *m, const int32_t *x, const sm_params *sm,
+                        const sm_feedback *fb, int B, int T) {
+    const int sm_k = sm ? sm->k : 0;
     const tf_config *c = &m->cfg;
     if (B < 1 || T < 1) return SM_ERR("empty batch (%d × %d)", B, T);
     if (T > c->max_len)
@@ -577,32 +582,34 @@ static int check_inputs(const transformer_model *m, const int32_t *x, const sm_f
     return 0;
 }
 
-int transformer_forward(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k,
+int transformer_forward(tf_state *s, const int32_t *x, const sm_params *sm, const sm_feedback *fb,
                         const uint8_t *need, int B, int T, float *logits) {
+    const transformer_model *m = s->m;
     const tf_config *c = &m->cfg;
-    if (check_inputs(m, x, fb, sm_k, B, T) || workspace_ensure(m, B, T)) return -1;
+    if (check_inputs(m, x, sm, fb, B, T) || workspace_ensure(s, B, T)) return -1;
     const kv_src src = {0};
-    embed(m, x, fb, sm_k, B, T, 0, T);
-    for (int i = 0; i < c->n_layers; i++) layer_forward(m, &m->layers[i], &src, B, T, T);
-    output(m, need, B, T, 0, T, logits);
+    embed(s, x, sm, fb, B, T, 0, T);
+    for (int i = 0; i < c->n_layers; i++) layer_forward(s, &m->layers[i], &src, B, T, T);
+    output(s, need, B, T, 0, T, logits);
     return 0;
 }
 
-int transformer_forward_cached(transformer_model *m, const int32_t *x, const sm_feedback *fb,
-                               int sm_k, const uint8_t *need, int B, int T, int lo, int hi,
-                               const int *cache_rows, float *logits) {
+int transformer_forward_cached(tf_state *s, const int32_t *x, const sm_params *sm,
+                               const sm_feedback *fb, const uint8_t *need, int B, int T, int lo,
+                               int hi, const int *cache_rows, float *logits) {
+    const transformer_model *m = s->m;
     const tf_config *c = &m->cfg;
-    if (check_inputs(m, x, fb, sm_k, B, T)) return -1;
+    if (check_inputs(m, x, sm, fb, B, T)) return -1;
     if (lo < 0 || hi > T || lo >= hi)
         return SM_ERR("cached forward: window [%d, %d) is not inside [0, %d)", lo, hi, T);
-    kv_cache *kv = &m->kv;
+    kv_cache *kv = &s->kv;
     const int refresh = lo == 0 && hi == T;
     if (refresh) {
         if (cache_rows) return SM_ERR("cached forward: a refresh stores rows 0..B−1 (no row map)");
         if (kv_cache_reserve(kv, c->n_layers, B, T, c->n_kv_heads * c->head_dim)) return -1;
-        m->kv_valid = 1;
+        s->kv_valid = 1;
     } else {
-        if (!m->kv_valid || kv->T != T)
+        if (!s->kv_valid || kv->T != T)
             return SM_ERR("cached forward: no cache of %d positions to reuse (refresh first)", T);
         for (int b = 0; b < B; b++) {
             const int cb = cache_rows ? cache_rows[b] : b;
@@ -610,15 +617,15 @@ int transformer_forward_cached(transformer_model *m, const int32_t *x, const sm_
                 return SM_ERR("cached forward: row %d maps to cache row %d of %d", b, cb, kv->B);
         }
     }
-    if (workspace_ensure(m, B, T)) return -1;
+    if (workspace_ensure(s, B, T)) return -1;
     const int Tq = hi - lo;
     kv_src src = {.kv = kv, .cache_rows = cache_rows, .lo = lo};
-    embed(m, x, fb, sm_k, B, Tq, lo, T);
+    embed(s, x, sm, fb, B, Tq, lo, T);
     for (int i = 0; i < c->n_layers; i++) {
         src.layer = i;
-        layer_forward(m, &m->layers[i], &src, B, Tq, T);
+        layer_forward(s, &m->layers[i], &src, B, Tq, T);
     }
-    output(m, need, B, Tq, lo, T, logits);
+    output(s, need, B, Tq, lo, T, logits);
     return 0;
 }
 
@@ -631,32 +638,19 @@ void transformer_shift_logits(float *logits, int B, int T, int V) {
     }
 }
 
-void transformer_feedback(const tf_config *c, const sm_params *p, const int32_t *x,
-                          const float *prev, int B, int T, sm_feedback *fb) {
-    const size_t V = c->vocab_size;
-#pragma omp parallel for schedule(dynamic, 4)
-    for (size_t i = 0; i < (size_t)B * T; i++) {
-        memset(&fb[i], 0, sizeof fb[i]);
-        if (x[i] != c->mask_id) continue;
-        size_t t = i % T, row = c->shift && t > 0 ? i - 1 : i; /* shifted logits (§4) */
-        sm_feedback_from_row(p, prev + row * V, (int)V, &fb[i]);
-    }
+static int lm_forward(void *ctx, const int32_t *x, const double *t, const sm_params *sm,
+                      const sm_feedback *fb, const uint8_t *need, int B, int T, float *logits) {
+    return transformer_forward(ctx, x, sm, fb, need, B, T, logits); /* no time input */
 }
 
-static int lm_forward(void *ctx, const int32_t *x, const sm_feedback *fb, const uint8_t *need,
-                      int B, int T, float *logits) {
-    transformer_model *m = ctx;
-    return transformer_forward(m, x, fb, m->sm_k, need, B, T, logits);
+static int lm_forward_cached(void *ctx, const int32_t *x, const sm_params *sm,
+                             const sm_feedback *fb, const uint8_t *need, int B, int T, int lo,
+                             int hi, const int *cache_rows, float *logits) {
+    return transformer_forward_cached(ctx, x, sm, fb, need, B, T, lo, hi, cache_rows, logits);
 }
 
-static int lm_forward_cached(void *ctx, const int32_t *x, const sm_feedback *fb,
-                             const uint8_t *need, int B, int T, int lo, int hi,
-                             const int *cache_rows, float *logits) {
-    transformer_model *m = ctx;
-    return transformer_forward_cached(m, x, fb, m->sm_k, need, B, T, lo, hi, cache_rows, logits);
-}
-
-void transformer_as_lm(transformer_model *m, lm_model *out) {
+void transformer_as_lm(tf_state *s, lm_model *out) {
+    const transformer_model *m = s->m;
     memset(out, 0, sizeof *out);
     out->vocab_size = m->cfg.vocab_size;
     out->mask_id = m->cfg.mask_id;
@@ -664,5 +658,5 @@ void transformer_as_lm(transformer_model *m, lm_model *out) {
     out->max_len = m->cfg.max_len;
     out->forward = lm_forward;
     out->forward_cached = lm_forward_cached;
-    out->ctx = m;
+    out->ctx = s;
 }

@@ -86,11 +86,19 @@ typedef struct {
     linear_w lm_head;   /* (V, D); shares embed's data when tied */
     float *owned;       /* fp32 copies of norms and biases (st_bind_f32) */
     st_archive archive; /* kept open: the projections point into its mapping */
+} transformer_model;
+
+/* One generation state over a loaded model: the forwards' scratch and the key/value cache.
+ * The model is only read, so several states may run on one model at once. */
+typedef struct {
+    const transformer_model *m;
     tf_workspace ws;
-    int sm_k;           /* top-k of the feedback rows the lm_model view mixes (default 1) */
     kv_cache kv;        /* keys/values of the last refresh (transformer_forward_cached) */
     int kv_valid;
-} transformer_model;
+} tf_state;
+
+void tf_state_init(tf_state *s, const transformer_model *m);
+void tf_state_free(tf_state *s);
 
 /* Loads the weights of DIR (model.safetensors or shards + index) for a parsed config. Every
  * tensor is checked against the config (names and shapes); errors name the tensor. */
@@ -101,38 +109,30 @@ void transformer_free(transformer_model *m);
 int transformer_quantize_q8(transformer_model *m);
 
 /* Raw output rows logits[B·T, V] for ids x [B, T] (ids < V, T ≤ max_len: checked, error
- * otherwise). fb (may be NULL): per position feedback; at positions where x == mask_id the
- * input is sm_mix_rows(E[mask], E[fb.idx[0..k)], fb) with k = sm_k, elsewhere E[x].
- * need (may be NULL = all): rows nobody reads skip the output projection (their content is
- * then unspecified). */
-int transformer_forward(transformer_model *m, const int32_t *x, const sm_feedback *fb, int sm_k,
+ * otherwise). sm and fb (may be NULL): soft-masked inputs (src/softmask/softmask.h) at masked
+ * positions whose feedback has λ ≠ 0, elsewhere E[x]. need (may be NULL = all): rows nobody
+ * reads skip the output projection (their content is then unspecified). */
+int transformer_forward(tf_state *s, const int32_t *x, const sm_params *sm, const sm_feedback *fb,
                         const uint8_t *need, int B, int T, float *logits);
 
 /* transformer_forward over the positions [lo, hi) of each canvas only, reading the other
- * positions' keys/values from m->kv (kvcache.h: an approximation once the canvas changed).
+ * positions' keys/values from s->kv (kvcache.h: an approximation once the canvas changed).
  * lo = 0, hi = T is a refresh: a full forward (the same result as transformer_forward) that
  * stores every layer's keys/values of rows 0..B−1 (cache_rows must be NULL). Otherwise the
  * cache must hold T positions; batch row b reads cache row cache_rows[b] (NULL: b), and the
  * window's new keys/values replace the cached ones. x, fb, need and logits are indexed by
  * canvas position [B, T] as in transformer_forward; output rows outside the window, like rows
  * not needed, are unspecified afterwards. */
-int transformer_forward_cached(transformer_model *m, const int32_t *x, const sm_feedback *fb,
-                               int sm_k, const uint8_t *need, int B, int T, int lo, int hi,
-                               const int *cache_rows, float *logits);
+int transformer_forward_cached(tf_state *s, const int32_t *x, const sm_params *sm,
+                               const sm_feedback *fb, const uint8_t *need, int B, int T, int lo,
+                               int hi, const int *cache_rows, float *logits);
 
 /* Dream's shift in place on [B, T, V]: row t ← row t − 1 for t ≥ 1, row 0 unchanged
  * (`cat(logits[:, :1], logits[:, :-1])`). */
 void transformer_shift_logits(float *logits, int B, int T, int V);
 
-/* Soft-masking feedback of canvas x [B, T] from the raw output prev [B, T, V] of an earlier
- * forward, as the samplers compute it (coding/patches/dream_sm.patch): the shift applied
- * (when cfg.shift) without modifying prev, then negH, λ, top-k and π at every position
- * where x == mask_id; λ = 0 elsewhere. */
-void transformer_feedback(const tf_config *c, const sm_params *p, const int32_t *x,
-                          const float *prev, int B, int T, sm_feedback *fb);
-
-/* The lm.h view of the model (ctx = m). Its forward mixes m->sm_k feedback entries. */
-void transformer_as_lm(transformer_model *m, lm_model *out);
+/* The lm.h view of a generation state (ctx = s). */
+void transformer_as_lm(tf_state *s, lm_model *out);
 
 /* Matmul FLOPs of one forward over B×T positions (multiply-add = 2), output projection on
  * all rows. */

@@ -1,8 +1,6 @@
 /* softmask.c — see softmask.h and DESIGN §3. */
 #include "softmask/softmask.h"
 
-#include <string.h>
-
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
@@ -117,43 +115,45 @@ void sm_feedback_from_token(const sm_params *p, int32_t token, sm_feedback *f) {
     f->lambda = sm_lambda(p, 0.0f);
 }
 
-void sm_mix_rows(float *out, int D, const float *e_mask, const float *const *e_top,
-                 const sm_params *p, const sm_feedback *f) {
-    const float w0 = 1.0f - f->lambda;
-    for (int d = 0; d < D; d++) out[d] = e_mask[d] * w0;
-    for (int j = 0; j < p->k; j++) {
-        const float w = f->lambda * f->pi[j];
-        for (int d = 0; d < D; d++) out[d] += e_top[j][d] * w;
+void sm_feedback_canvas(const sm_params *p, const int32_t *x, int B, int T, int32_t mask_id,
+                        const float *rows, int V, int shift, sm_feedback *fb) {
+#pragma omp parallel for schedule(dynamic, 4)
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        memset(&fb[i], 0, sizeof fb[i]);
+        if (x[i] != mask_id) continue;
+        const size_t row = shift && i % T > 0 ? i - 1 : i;
+        sm_feedback_from_row(p, rows + row * V, V, &fb[i]);
     }
 }
 
-void sm_build_input(float *x_out, const dit_model *m, const sm_params *p, const int32_t *x,
-                    size_t n, const float *prev, const int32_t *row_of,
-                    const int32_t *prev_token) {
-    const int D = m->cfg.hidden, V = m->cfg.vocab_size, mask_id = m->cfg.mask_id;
+/* out[D] = (1−λ)·e_mask + λ·Σ_j π_j·e_j over the k rows of e_top. */
+static void mix_row(float *out, int D, const float *e_mask, const float *e_top, int k,
+                    const sm_feedback *f) {
+    const float w0 = 1.0f - f->lambda;
+    for (int d = 0; d < D; d++) out[d] = e_mask[d] * w0;
+    for (int j = 0; j < k; j++) {
+        const float w = f->lambda * f->pi[j], *e = e_top + (size_t)j * D;
+        for (int d = 0; d < D; d++) out[d] += e[d] * w;
+    }
+}
+
+void sm_mix_inputs(float *out, int D, size_t n, const int32_t *ids, int32_t mask_id,
+                   const sm_params *p, const sm_feedback *fb, sm_embed_fn embed, void *ctx) {
+    const int k = p->k;
 #pragma omp parallel
     {
-        float *rows = sm_malloc(sizeof(float) * (size_t)(p->k + 1) * D), *e_mask = rows;
-        const float *e_top[SM_MAX_K];
-        for (int j = 0; j < p->k; j++) e_top[j] = rows + (size_t)(j + 1) * D;
-        dit_embedding_row(m, mask_id, e_mask);
+        float *e_mask = NULL, *e_top = NULL; /* looked up by a thread when it meets a mix */
 #pragma omp for schedule(dynamic, 16)
         for (size_t i = 0; i < n; i++) {
-            float *out = x_out + i * (size_t)D;
-            if (x[i] != mask_id) {
-                dit_embedding_row(m, x[i], out);
-                continue;
+            if (ids[i] != mask_id || fb[i].lambda == 0.0f) continue;
+            if (!e_mask) {
+                e_mask = sm_malloc(sizeof(float) * (size_t)(k + 1) * D);
+                e_top = e_mask + D;
+                embed(ctx, &mask_id, 1, e_mask);
             }
-            sm_feedback f;
-            if (row_of[i] >= 0) {
-                sm_feedback_from_row(p, prev + (size_t)row_of[i] * V, V, &f);
-            } else {
-                SM_ASSERT(prev_token);
-                sm_feedback_from_token(p, prev_token[i], &f);
-            }
-            for (int j = 0; j < p->k; j++) dit_embedding_row(m, f.idx[j], (float *)e_top[j]);
-            sm_mix_rows(out, D, e_mask, e_top, p, &f);
+            embed(ctx, fb[i].idx, k, e_top);
+            mix_row(out + i * (size_t)D, D, e_mask, e_top, k, &fb[i]);
         }
-        free(rows);
+        free(e_mask);
     }
 }

@@ -1,18 +1,27 @@
-/* softmask.h — soft-masking feedback (DESIGN §3, IBM's "mixinputs_with_topk").
+/* softmask.h — soft-masking (DESIGN §3, IBM's "mixinputs_with_topk"), independent of any
+ * model: it sees prediction rows of V floats and embedding rows of D floats, nothing else.
  *
- * For a still-masked position with previous prediction row z (MDLM: SUBS log-probs):
+ * For a still-masked position with previous prediction row z:
  *   p = softmax(z), negH = Σ p·log p, λ = scale·sigmoid(steepness·(negH − centre)),
  *   π = softmax(top-k of z), e = (1−λ)·E[m] + λ·Σ_j π_j·E[v_j].
  * Every other position keeps E[x]. negH uses log p = z − logsumexp(z) instead of the
  * reference's log(p + 1e-10); the two differ by < 1e-9 per row (see NOTES.md).
+ *
+ * The protocol every model family and generation loop follows:
+ *   1. after a real forward, the loop computes the feedback of each position that stays
+ *      masked from that position's prediction row (sm_feedback_from_row) — the row is the
+ *      family's parameter: MDLM uses SUBS log-probs, Dream/LLaDA the (shifted, EOS-penalised)
+ *      raw logits; a position with no row of its own (remasked by ReMDM since the forward)
+ *      takes the one-hot of its old token (sm_feedback_from_token);
+ *   2. the next forward gets (sm_params, feedback[B·T]) and builds its inputs with
+ *      sm_mix_inputs through the model's embedding-row lookup.
+ * Top-k lives in sm_params.k alone: feedback entries beyond it are never read.
  */
 #ifndef SMDLM_SOFTMASK_H
 #define SMDLM_SOFTMASK_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include "models/dit.h"
 
 #define SM_MAX_K 16
 
@@ -50,16 +59,20 @@ void sm_feedback_from_row(const sm_params *p, const float *row, int V, sm_feedba
  * carry-over row, e.g. a position remasked by ReMDM). */
 void sm_feedback_from_token(const sm_params *p, int32_t token, sm_feedback *f);
 float sm_lambda(const sm_params *p, float neg_h);
-/* out[D] = (1−λ)·e_mask + λ·Σ_j π_j·e_j, given the k + 1 embedding rows. */
-void sm_mix_rows(float *out, int D, const float *e_mask, const float *const *e_top,
-                 const sm_params *p, const sm_feedback *f);
 
-/* Soft input of a whole canvas (B·T positions) into x_out (B·T, D): E[x] at unmasked
- * positions; at masked ones the mix from row row_of[i] of prev (V floats per row), or —
- * when row_of[i] < 0 — from the one-hot of prev_token[i] (a position remasked since the
- * previous forward). prev_token may be NULL when every masked position has a row. */
-void sm_build_input(float *x_out, const dit_model *m, const sm_params *p, const int32_t *x,
-                    size_t n, const float *prev, const int32_t *row_of,
-                    const int32_t *prev_token);
+/* Feedback of every position of the canvases x [B, T] that holds mask_id, from prediction rows
+ * [B·T, V]: row i for position i, or with shift (Dream's logit shift) row i − 1 (row 0 for
+ * position 0). Entries of other positions are zeroed. */
+void sm_feedback_canvas(const sm_params *p, const int32_t *x, int B, int T, int32_t mask_id,
+                        const float *rows, int V, int shift, sm_feedback *fb);
+
+/* Embedding rows of n ids into out[n, D] (the model's lookup, whatever its storage). */
+typedef void (*sm_embed_fn)(void *ctx, const int32_t *ids, int n, float *out);
+
+/* Soft inputs: out[n, D] holds E[ids[i]] on entry; every row whose id is mask_id and whose
+ * feedback fb[i] has λ ≠ 0 becomes (1−λ)·E[mask] + λ·Σ_{j<p->k} π_j·E[idx_j]. fb is indexed
+ * like ids. Rows are independent (run in parallel); the result does not depend on threads. */
+void sm_mix_inputs(float *out, int D, size_t n, const int32_t *ids, int32_t mask_id,
+                   const sm_params *p, const sm_feedback *fb, sm_embed_fn embed, void *ctx);
 
 #endif

@@ -399,25 +399,26 @@ static float sm_lambda_grad(const sm_raw *r, float neg_h, float dlam[3]) {
     return (float)(p.scale * gz);
 }
 
-/* Pass-2 input: E[x] at unmasked positions, (1−λ)E[m] + λΣπ_j E[v_j] at masked ones. */
+static void embed_rows(void *ctx, const int32_t *ids, int n, float *out) {
+    const dit_model *m = ctx;
+    const size_t D = (size_t)m->cfg.hidden;
+    for (int i = 0; i < n; i++) memcpy(out + i * D, m->w.embed + (size_t)ids[i] * D, sizeof(float) * D);
+}
+
+/* Pass-2 input: E[x] at unmasked positions, (1−λ)E[m] + λΣπ_j E[v_j] at masked ones, with λ
+ * in the arithmetic its gradient uses (sm_lambda_grad). */
 static void sm_embed(trainer *tr, const train_batch *bt) {
     struct train_acts *a = tr->acts;
-    const int BT = tr->B * tr->T, D = tr->cfg.hidden, k = tr->sm.k;
-    const float *E = tr->model.w.embed, *em = E + (size_t)tr->cfg.mask_id * D;
-    for (int i = 0; i < BT; i++) {
-        float *out = a->x + (size_t)i * D;
-        if (!a->masked[i]) {
-            memcpy(out, E + (size_t)bt->xt[i] * D, sizeof(float) * (size_t)D);
-            continue;
+    const int BT = tr->B * tr->T;
+    for (int i = 0; i < BT; i++)
+        if (a->masked[i]) {
+            float dl[3];
+            a->fb[i].lambda = sm_lambda_grad(&tr->sm, a->fb[i].neg_h, dl);
         }
-        sm_feedback *f = &a->fb[i];
-        float dl[3];
-        f->lambda = sm_lambda_grad(&tr->sm, f->neg_h, dl);
-        const float *rows[SM_MAX_K];
-        for (int j = 0; j < k; j++) rows[j] = E + (size_t)f->idx[j] * D;
-        sm_params p = {.k = k};
-        sm_mix_rows(out, D, em, rows, &p, f);
-    }
+    embed_rows(&tr->model, bt->xt, BT, a->x);
+    const sm_params p = {.enabled = 1, .k = tr->sm.k};
+    sm_mix_inputs(a->x, tr->cfg.hidden, (size_t)BT, bt->xt, tr->cfg.mask_id, &p, a->fb, embed_rows,
+                  &tr->model);
 }
 
 /* Embedding gradients (and λ's) from d x at the input; single-threaded, position order. */

@@ -14,6 +14,7 @@
 #include "train/dist.h"
 #include "base/jsonutil.h"
 #include "compute/kernels.h"
+#include "models/lm_dit.h"
 #include "models/model.h"
 #include "base/rng.h"
 #include "generate/sampler.h"
@@ -232,13 +233,16 @@ static void log_sample(run *r) {
     sp.seed = r->c->seed;
     if (r->c->sm_prob > 0.0f) sm_raw_to_params(&tr->sm, &sp.sm);
     int32_t *x = sm_malloc(sizeof(int32_t) * (size_t)len);
+    lm_dit view;
+    lm_model lm;
+    lm_dit_init(&view, &lm, m, 0, tr->nthreads);
     for (int s = 0; s < r->c->samples; s++) {
         for (int i = 0; i < len; i++) x[i] = tr->cfg.mask_id;
         sp.seed = r->c->seed + (uint64_t)s;
         sampler_stats st;
         char *text = NULL;
         size_t tl;
-        if (sampler_run(m, &sp, x, NULL, 1, len, tr->nthreads, &st) == 0 &&
+        if (sampler_run(&lm, &sp, x, NULL, 1, len, &st) == 0 &&
             tok_decode(r->tok, x, (size_t)len, &text, &tl) == 0) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "step", (double)r->step);
@@ -250,6 +254,7 @@ static void log_sample(run *r) {
         }
         free(text);
     }
+    lm_dit_free(&view);
     free(x);
 }
 
