@@ -14,7 +14,7 @@
 #include "base/jsonutil.h"
 #include "compute/kernels.h"
 #include "text/tokenizer.h"
-#include "train/trainloop.h"
+#include "train/dataset_loss.h"
 #include "base/util.h"
 
 static int eval_ppl(int argc, char **argv) {
@@ -67,7 +67,7 @@ static int eval_ppl(int argc, char **argv) {
     double nats;
     long tokens;
     double t0 = sm_time_sec();
-    if (eval_loss(&tr, &sh, (size_t)max_blocks, seed, smp.enabled, &nats, &tokens)) goto done;
+    if (dataset_loss(&tr, &sh, (size_t)max_blocks, seed, smp.enabled, &nats, &tokens)) goto done;
     const char *kind = md.net.cfg.causal ? "exact" : "NELBO bound";
     if (json)
         printf("{\"model\":\"%s\",\"split\":\"%s\",\"kind\":\"%s\",\"soft_masking\":%s,\"tokens\":%ld,"

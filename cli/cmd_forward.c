@@ -8,6 +8,7 @@
 #include "common.h"
 #include "compute/kernels.h"
 #include "formats/npy.h"
+#include "models/noise.h"
 #include "base/util.h"
 
 /* --t is a number (the same t for every row) or a .npy of B float32 values in (0, 1]. */
@@ -162,7 +163,7 @@ int cmd_forward(int argc, char **argv) {
     t = sm_malloc(sizeof(float) * (size_t)B);
     sigma = sm_malloc(sizeof(float) * (size_t)B);
     if (read_times(t_arg, B, t)) goto done;
-    for (int b = 0; b < B; b++) sigma[b] = (float)-log1p(-(1.0 - 1e-3) * t[b]);
+    for (int b = 0; b < B; b++) sigma[b] = mdlm_sigma(t[b]);
     if (sm_flags_resolve(&cmd, &smf, &md, &sm)) goto done;
     size_t nlogits;
     if (sm_mul_size((size_t)B * T, (size_t)c->vocab_size, &nlogits)) {

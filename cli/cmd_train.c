@@ -66,22 +66,9 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc < 0 ? 1 : 0;
     c.steps = steps;
     c.tokens = (long)tokens;
-    if (objective) {
-        if (!strcmp(objective, "ar")) c.causal = 1;
-        else if (!strcmp(objective, "mdlm")) c.causal = 0;
-        else {
-            fprintf(stderr, "smdlm train: --objective must be mdlm or ar\n");
-            return 1;
-        }
-    }
-    if (schedule) {
-        if (!strcmp(schedule, "cosine")) c.schedule = SCHED_COSINE;
-        else if (!strcmp(schedule, "constant")) c.schedule = SCHED_CONSTANT;
-        else {
-            fprintf(stderr, "smdlm train: --schedule must be constant or cosine\n");
-            return 1;
-        }
-    }
+    if ((objective && train_objective_parse(objective, &c.causal)) ||
+        (schedule && sched_kind_parse(schedule, &c.schedule)))
+        return cli_fail("train");
     dist_init(&argc, &argv);
     if (dist_size() > 1 && !c.quiet && dist_rank() == 0)
         fprintf(stderr, "smdlm train: %d processes, global batch %d × %d\n", dist_size(), dist_size(), c.batch);

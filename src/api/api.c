@@ -7,6 +7,7 @@
 
 #include "compute/kernels.h"
 #include "models/model.h"
+#include "models/noise.h"
 #include "generate/sampler.h"
 #include "generate/tfgen.h"
 #include "base/util.h"
@@ -107,7 +108,7 @@ int smdlm_forward(smdlm_ctx *ctx, const int32_t *ids, int B, int T, const float 
             free(sigma);
             return SM_ERR("t[%d] = %g is outside (0, 1]", b, tb);
         }
-        sigma[b] = (float)-log1p(-(1.0 - 1e-3) * tb);
+        sigma[b] = mdlm_sigma(tb);
     }
     dit_acts a;
     dit_acts_alloc(&a, c, B, T, ctx->threads);

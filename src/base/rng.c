@@ -1,6 +1,8 @@
 /* rng.c — xoshiro256** (Blackman & Vigna) with splitmix64 seeding. */
 #include "base/rng.h"
 
+#include "base/util.h"
+
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -28,3 +30,17 @@ uint64_t rng_next(sm_rng *r) {
 }
 
 double rng_uniform(sm_rng *r) { return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+int32_t rng_inverse_cdf(const float *w, int n, double u) {
+    double total = 0.0;
+    for (int v = 0; v < n; v++) total += w[v];
+    double target = u * total, acc = 0.0;
+    for (int v = 0; v < n; v++) {
+        acc += w[v];
+        if (acc > target) return v;
+    }
+    for (int v = n - 1; v >= 0; v--)
+        if (w[v] > 0.0f) return v;
+    SM_ASSERT(0);
+    return 0;
+}

@@ -140,13 +140,17 @@ FILE *sm_atomic_open(const char *path, char **tmp_path) {
     return f;
 }
 
-static void fsync_parent_dir(const char *path) {
-    char *copy = sm_strdup(path);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+void sm_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
     }
+}
+
+static void fsync_parent_dir(const char *path) {
+    char *copy = sm_strdup(path);
+    sm_fsync_dir(dirname(copy));
     free(copy);
 }
 
@@ -259,3 +263,28 @@ void sm_buf_printf(sm_buf *b, const char *fmt, ...) {
     free(tmp);
 }
 
+int sm_enum_find(const sm_enum_entry *table, size_t n, const char *name, int *value) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(name, table[i].name)) {
+            *value = table[i].value;
+            return 0;
+        }
+    return -1;
+}
+
+int sm_enum_parse(const char *func, const sm_enum_entry *table, size_t n, const char *name,
+                  int *value, const char *what) {
+    if (!sm_enum_find(table, n, name, value)) return 0;
+    sm_buf names = {0}; /* "a, b or c" */
+    for (size_t i = 0; i < n; i++)
+        sm_buf_printf(&names, "%s%s", i == 0 ? "" : i + 1 < n ? ", " : " or ", table[i].name);
+    sm_set_error(func, "unknown %s \"%s\" (expected %s)", what, name, names.s ? names.s : "");
+    free(names.s);
+    return -1;
+}
+
+const char *sm_enum_name(const sm_enum_entry *table, size_t n, int value) {
+    for (size_t i = 0; i < n; i++)
+        if (table[i].value == value) return table[i].name;
+    return "unknown";
+}

@@ -48,6 +48,8 @@ int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 FILE *sm_atomic_open(const char *path, char **tmp_path);
 int sm_atomic_commit(FILE *f, char *tmp_path, const char *path, int ok);
 int sm_write_file_atomic(const char *path, const void *data, size_t len);
+/* Makes a directory's entries durable (fsync of the directory; errors are ignored). */
+void sm_fsync_dir(const char *dir);
 
 /* Creates a directory and its parents (like mkdir -p); an existing directory is fine. */
 int sm_mkdir_p(const char *path);
@@ -60,6 +62,24 @@ typedef struct {
 void sm_buf_add(sm_buf *b, const char *p, size_t n);
 void sm_buf_str(sm_buf *b, const char *s);
 void sm_buf_printf(sm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Name↔enum tables: one entry per accepted name; errors list the names in table order. */
+typedef struct {
+    const char *name;
+    int value;
+} sm_enum_entry;
+#define SM_ENUM_COUNT(table) (sizeof(table) / sizeof *(table))
+/* The value of `name` in the table: 0, or −1 (no error recorded) when no entry has it. */
+int sm_enum_find(const sm_enum_entry *table, size_t n, const char *name, int *value);
+/* sm_enum_find that records the error "FUNC: unknown WHAT "NAME" (expected A, B or C)"
+ * under the name of the calling function (as SM_ERR does). */
+#define SM_ENUM_PARSE(table, name, value, what) \
+    sm_enum_parse(__func__, (table), SM_ENUM_COUNT(table), (name), (value), (what))
+int sm_enum_parse(const char *func, const sm_enum_entry *table, size_t n, const char *name,
+                  int *value, const char *what);
+/* The name of value in the table, or "unknown". */
+#define SM_ENUM_NAME(table, value) sm_enum_name((table), SM_ENUM_COUNT(table), (int)(value))
+const char *sm_enum_name(const sm_enum_entry *table, size_t n, int value);
 
 /* path joining into a fresh string */
 char *sm_path_join(const char *dir, const char *name);

@@ -338,12 +338,11 @@ static void widen_generic(float *dst, const void *src, size_t n, wtype t) {
 
 /* ---- paths and dispatch --------------------------------------------------------------- */
 
-static const char *const k_path_names[] = {"auto",   "generic",    "avx2",
-                                           "avx512", "avx512bf16", "sgemm"};
+static const sm_enum_entry k_paths[] = {
+    {"auto", LINEAR_AUTO},     {"generic", LINEAR_GENERIC},        {"avx2", LINEAR_AVX2},
+    {"avx512", LINEAR_AVX512}, {"avx512bf16", LINEAR_AVX512BF16}, {"sgemm", LINEAR_SGEMM}};
 
-const char *linear_path_name(linear_path p) {
-    return p >= LINEAR_AUTO && p <= LINEAR_SGEMM ? k_path_names[p] : "unknown";
-}
+const char *linear_path_name(linear_path p) { return SM_ENUM_NAME(k_paths, p); }
 
 static int cpu_has(linear_path p) {
     __builtin_cpu_init();
@@ -374,11 +373,11 @@ int linear_force_path(linear_path p) {
 }
 
 int linear_path_parse(const char *name, linear_path *p) {
-    for (int i = 0; i <= LINEAR_SGEMM; i++)
-        if (!strcmp(name, k_path_names[i])) {
-            *p = (linear_path)i;
-            return 0;
-        }
+    int v;
+    if (!sm_enum_find(k_paths, SM_ENUM_COUNT(k_paths), name, &v)) {
+        *p = (linear_path)v;
+        return 0;
+    }
     return SM_ERR("unknown linear kernel path '%s' (auto, generic, avx2, avx512, avx512bf16, sgemm)", name);
 }
 

@@ -14,29 +14,28 @@
 #define DREAM_EPS 1e-3f    /* generation_utils: timesteps = linspace(1, eps, steps + 1) */
 #define ENTROPY_EPS 1e-10  /* the `entropy` confidence Σ p·log(p + ε) */
 
-static const char *const k_alg_names[] = {"origin", "maskgit_plus", "topk_margin", "entropy"};
-static const char *const k_remask_names[] = {"low_confidence", "random"};
+static const sm_enum_entry k_algs[] = {{"origin", DECODER_ALG_ORIGIN},
+                                       {"maskgit_plus", DECODER_ALG_MASKGIT_PLUS},
+                                       {"topk_margin", DECODER_ALG_TOPK_MARGIN},
+                                       {"entropy", DECODER_ALG_ENTROPY}};
+static const sm_enum_entry k_remasks[] = {{"low_confidence", DECODER_REMASK_LOW_CONFIDENCE},
+                                          {"random", DECODER_REMASK_RANDOM}};
 
-const char *decoder_alg_name(decoder_alg a) { return k_alg_names[a]; }
-const char *decoder_remask_name(decoder_remask r) { return k_remask_names[r]; }
+const char *decoder_alg_name(decoder_alg a) { return SM_ENUM_NAME(k_algs, a); }
+const char *decoder_remask_name(decoder_remask r) { return SM_ENUM_NAME(k_remasks, r); }
 
 int decoder_alg_parse(const char *name, decoder_alg *out) {
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, k_alg_names[i]) == 0) {
-            *out = (decoder_alg)i;
-            return 0;
-        }
-    return SM_ERR("unknown algorithm \"%s\" (expected origin, maskgit_plus, topk_margin or entropy)",
-                  name);
+    int v;
+    if (SM_ENUM_PARSE(k_algs, name, &v, "algorithm")) return -1;
+    *out = (decoder_alg)v;
+    return 0;
 }
 
 int decoder_remask_parse(const char *name, decoder_remask *out) {
-    for (int i = 0; i < 2; i++)
-        if (strcmp(name, k_remask_names[i]) == 0) {
-            *out = (decoder_remask)i;
-            return 0;
-        }
-    return SM_ERR("unknown remasking \"%s\" (expected low_confidence or random)", name);
+    int v;
+    if (SM_ENUM_PARSE(k_remasks, name, &v, "remasking")) return -1;
+    *out = (decoder_remask)v;
+    return 0;
 }
 
 void decoder_params_default(decoder_params *p) {
@@ -194,21 +193,6 @@ static inline int pred_row(const dec_run *r, int t) {
     return r->m->shift ? (t > 0 ? t - 1 : 0) : t;
 }
 
-/* Inverse CDF in vocabulary order with a float64 running sum (as tools/ref_dit.py). */
-static int32_t draw_inverse_cdf(const float *p, int V, double u) {
-    double total = 0.0;
-    for (int v = 0; v < V; v++) total += p[v];
-    double target = u * total, acc = 0.0;
-    for (int v = 0; v < V; v++) {
-        acc += p[v];
-        if (acc > target) return v;
-    }
-    for (int v = V - 1; v >= 0; v--)
-        if (p[v] > 0.0f) return v;
-    SM_ASSERT(0);
-    return 0;
-}
-
 static int argmax_first(const float *z, int V) {
     int best = 0;
     for (int v = 1; v < V; v++)
@@ -315,7 +299,7 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
         }
     }
     for (int v = 0; v < V; v++) pr[v] = (float)(e[v] / s);
-    it->token = p->temperature > 0.0f ? draw_inverse_cdf(pr, V, it->u_tok) : top;
+    it->token = p->temperature > 0.0f ? rng_inverse_cdf(pr, V, it->u_tok) : top;
     if (p->style == DECODER_LLADA) {
         if (!llada_p) {
             it->conf = (float)it->u_rnd;

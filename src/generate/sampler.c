@@ -13,18 +13,18 @@
 
 #define SAMPLER_EPS 1e-5 /* timesteps = linspace(1, 1e-5, steps + 1) */
 
-static const char *const k_names[] = {"ddpm", "ddpm_cache", "remdm-cap", "remdm-loop"};
+static const sm_enum_entry k_kinds[] = {{"ddpm", SAMPLER_DDPM},
+                                        {"ddpm_cache", SAMPLER_DDPM_CACHE},
+                                        {"remdm-cap", SAMPLER_REMDM_CAP},
+                                        {"remdm-loop", SAMPLER_REMDM_LOOP}};
 
-const char *sampler_kind_name(sampler_kind k) { return k_names[k]; }
+const char *sampler_kind_name(sampler_kind k) { return SM_ENUM_NAME(k_kinds, k); }
 
 int sampler_kind_parse(const char *name, sampler_kind *out) {
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, k_names[i]) == 0) {
-            *out = (sampler_kind)i;
-            return 0;
-        }
-    return SM_ERR("unknown sampler \"%s\" (expected ddpm, ddpm_cache, remdm-cap or remdm-loop)",
-                  name);
+    int v;
+    if (SM_ENUM_PARSE(k_kinds, name, &v, "sampler")) return -1;
+    *out = (sampler_kind)v;
+    return 0;
 }
 
 void sampler_params_default(sampler_params *p) {
@@ -151,17 +151,7 @@ static int32_t draw_token(run_state *st, const float *row, double u) {
         }
         for (int i = keep; i < V; i++) p[order[i]] = 0.0f;
     }
-    double total = 0.0;
-    for (int v = 0; v < V; v++) total += p[v];
-    double target = u * total, acc = 0.0;
-    for (int v = 0; v < V; v++) {
-        acc += p[v];
-        if (acc > target) return v;
-    }
-    for (int v = V - 1; v >= 0; v--) /* u·total rounded up to the total: last non-zero */
-        if (p[v] > 0.0f) return v;
-    SM_ASSERT(0);
-    return 0;
+    return rng_inverse_cdf(p, V, u);
 }
 
 /* Probabilities of one step for a masked position (stay) and an unmasked one (remask). */

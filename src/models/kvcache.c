@@ -6,17 +6,16 @@
 
 #include "base/util.h"
 
-static const char *const k_mode_names[] = {"off", "prefix", "dual"};
+static const sm_enum_entry k_modes[] = {
+    {"prefix", KV_CACHE_PREFIX}, {"dual", KV_CACHE_DUAL}, {"off", KV_CACHE_OFF}};
 
-const char *kv_cache_mode_name(kv_cache_mode m) { return k_mode_names[m]; }
+const char *kv_cache_mode_name(kv_cache_mode m) { return SM_ENUM_NAME(k_modes, m); }
 
 int kv_cache_mode_parse(const char *name, kv_cache_mode *out) {
-    for (int i = 0; i < 3; i++)
-        if (strcmp(name, k_mode_names[i]) == 0) {
-            *out = (kv_cache_mode)i;
-            return 0;
-        }
-    return SM_ERR("unknown cache \"%s\" (expected prefix, dual or off)", name);
+    int v;
+    if (SM_ENUM_PARSE(k_modes, name, &v, "cache")) return -1;
+    *out = (kv_cache_mode)v;
+    return 0;
 }
 
 int kv_cache_reserve(kv_cache *c, int layers, int B, int T, int kv_dim) {

@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "models/noise.h"
 #include "softmask/softmask.h"
 #include "base/util.h"
 
@@ -36,7 +37,7 @@ static int lm_dit_forward(void *ctx, const int32_t *x, const double *t, const sm
         if (x[i] < 0 || x[i] >= V)
             return SM_ERR("token id %d at position %zu is outside [0, %d)", x[i], i, V);
     ensure_acts(d, B, T);
-    for (int b = 0; b < B; b++) d->sigma[b] = t ? (float)-log1p(-(1.0 - 1e-3) * t[b]) : 0.0f;
+    for (int b = 0; b < B; b++) d->sigma[b] = t ? mdlm_sigma(t[b]) : 0.0f;
     dit_embed_ids(d->m, &d->acts, x, B, T);
     if (sm && fb)
         sm_mix_inputs(d->acts.x, d->m->cfg.hidden, n, x, d->m->cfg.mask_id, sm, fb, dit_embed_rows,

@@ -56,6 +56,15 @@ static double as_decimal(float x) {
     return (double)x;
 }
 
+static const sm_enum_entry k_schedules[] = {{"constant", SCHED_CONSTANT}, {"cosine", SCHED_COSINE}};
+
+int sched_kind_parse(const char *name, sched_kind *out) {
+    int v;
+    if (SM_ENUM_PARSE(k_schedules, name, &v, "schedule")) return -1;
+    *out = (sched_kind)v;
+    return 0;
+}
+
 void optim_config_default(optim_config *c) {
     memset(c, 0, sizeof *c);
     c->beta1 = 0.9f;

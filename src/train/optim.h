@@ -10,6 +10,8 @@
 #define OPTIM_MAX_GROUPS 4
 
 typedef enum { SCHED_CONSTANT = 0, SCHED_COSINE } sched_kind;
+/* The schedule by name: "constant" or "cosine". */
+int sched_kind_parse(const char *name, sched_kind *out);
 
 typedef struct {
     float *params; /* contiguous */

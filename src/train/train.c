@@ -6,6 +6,7 @@
 
 #include "compute/kernels.h"
 #include "compute/kernels_bwd.h"
+#include "models/noise.h"
 #include "train/optim.h"
 #include "base/util.h"
 
@@ -48,7 +49,7 @@ struct train_acts {
 
 void mdlm_noise_rows(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B_global, int b0,
                      int B, int T, int mask_id) {
-    const double eps = 1e-3;
+    const double eps = MDLM_NOISE_EPS;
     double u = rng_uniform(r);
     for (int g = 0; g < B_global; g++) {
         float tg = (float)((1.0 - eps) * fmod(u + (double)g / B_global, 1.0) + eps);
@@ -463,7 +464,7 @@ static void embed_backward(trainer *tr, const train_batch *bt, int sm) {
 
 static void sigmas(const trainer *tr, const train_batch *b, float *sigma) {
     for (int i = 0; i < tr->B; i++)
-        sigma[i] = tr->cfg.causal ? 0.0f : (float)-log1p(-(1.0 - 1e-3) * b->t[i]);
+        sigma[i] = tr->cfg.causal ? 0.0f : mdlm_sigma(b->t[i]);
 }
 
 static double run_forward(trainer *tr, const train_batch *b, int sm, float scale, float *sigma) {
@@ -533,6 +534,11 @@ void trainer_ema_update(trainer *tr, float decay) {
         return;
     }
     ema_update(tr->ema.owned, tr->model.owned, tr->nparams, decay);
+}
+
+void trainer_set_ema(trainer *tr, const dit_model *src) {
+    if (!tr->ema.owned) dit_model_alloc(&tr->ema, &tr->cfg);
+    copy_params(&tr->ema, src);
 }
 
 int trainer_export(const trainer *tr, const char *dir, int use_ema, int with_sm) {

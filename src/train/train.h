@@ -74,6 +74,8 @@ double trainer_loss(trainer *tr, const train_batch *b, int sm);
 
 /* ema = decay·ema + (1 − decay)·params; the first call copies the parameters. */
 void trainer_ema_update(trainer *tr, float decay);
+/* ema = the parameters of src (a model of the trainer's shape, mapped or owned). */
+void trainer_set_ema(trainer *tr, const dit_model *src);
 /* A model directory that `smdlm generate` loads: config.json, model.safetensors (EMA
  * weights when use_ema and available, plus the raw soft-masking scalars as
  * softmask.raw_*) and, when with_sm (the model was trained with soft-masking passes),

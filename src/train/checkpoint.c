@@ -1,0 +1,237 @@
+/* checkpoint.c — see checkpoint.h. */
+#include "train/checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "formats/safetensors.h"
+#include "models/model.h"
+
+/* OUT/PREFIXckpt-NNNNNNNN */
+static char *ckpt_path(const char *out, const char *prefix, long step) {
+    char name[64];
+    snprintf(name, sizeof name, "%sckpt-%08ld", prefix, step);
+    return sm_path_join(out, name);
+}
+
+static int copy_file(const char *src, const char *dst) {
+    char *buf;
+    size_t n;
+    if (sm_read_file(src, (size_t)1 << 30, &buf, &n)) return -1;
+    int rc = sm_write_file_atomic(dst, buf, n);
+    free(buf);
+    return rc;
+}
+
+static int copy_tokenizer(const char *from, const char *to) {
+    static const char *files[] = {"tokenizer.json", "vocab.json", "merges.txt",
+                                  "tokenizer_config.json", "special_tokens_map.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *a = sm_path_join(from, files[i]), *b = sm_path_join(to, files[i]);
+        int rc = sm_file_exists(a) ? copy_file(a, b) : 0;
+        free(a), free(b);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int save_state(const train_config *c, const trainer *tr, const adamw *opt,
+                      const train_progress *at, const char *dir) {
+    size_t nm = tr->nparams + 3;
+    char meta_vals[6][80];
+    snprintf(meta_vals[0], 80, "%ld", at->step);
+    snprintf(meta_vals[1], 80, "%ld", at->epoch);
+    snprintf(meta_vals[2], 80, "%zu", at->pos);
+    snprintf(meta_vals[3], 80, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
+             at->rng.s[0], at->rng.s[1], at->rng.s[2], at->rng.s[3]);
+    snprintf(meta_vals[4], 80, "%" PRIu64, c->seed);
+    snprintf(meta_vals[5], 80, "%ld", at->tokens);
+    const char *meta[] = {"step", meta_vals[0], "epoch", meta_vals[1], "pos", meta_vals[2],
+                          "rng", meta_vals[3], "seed", meta_vals[4], "tokens", meta_vals[5], NULL};
+    float raw[3] = {tr->sm.raw_scale, tr->sm.raw_centre, tr->sm.raw_steepness};
+    st_write_entry e[4] = {
+        {"params", ST_F32, 1, {(int64_t)tr->nparams}, tr->model.owned},
+        {"adam_m", ST_F32, 1, {(int64_t)nm}, opt->m},
+        {"adam_v", ST_F32, 1, {(int64_t)nm}, opt->v},
+        {"softmask_raw", ST_F32, 1, {3}, raw},
+    };
+    char *path = sm_path_join(dir, "train_state.safetensors");
+    int rc = st_write(path, e, 4, meta);
+    free(path);
+    return rc;
+}
+
+/* Steps of the checkpoints in out (complete or not), newest first. */
+static long *list_checkpoints(const char *out, int *n) {
+    DIR *d = opendir(out);
+    long *steps = NULL;
+    int cap = 0;
+    *n = 0;
+    if (!d) return NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long s;
+        char tail;
+        if (sscanf(e->d_name, "ckpt-%ld%c", &s, &tail) != 1) continue;
+        if (*n == cap) steps = sm_realloc(steps, sizeof(long) * (size_t)(cap = cap ? 2 * cap : 16));
+        steps[(*n)++] = s;
+    }
+    closedir(d);
+    for (int i = 0; i < *n; i++) /* sort descending */
+        for (int j = i + 1; j < *n; j++)
+            if (steps[j] > steps[i]) {
+                long x = steps[i];
+                steps[i] = steps[j], steps[j] = x;
+            }
+    return steps;
+}
+
+static void remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = sm_path_join(dir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* Keeps the newest keep_last checkpoints and every milestone. */
+static void prune_checkpoints(const train_config *c) {
+    int n;
+    long *steps = list_checkpoints(c->out, &n);
+    for (int i = c->keep_last; i < n; i++) {
+        if (c->milestone_every > 0 && steps[i] % c->milestone_every == 0) continue;
+        char *p = ckpt_path(c->out, "", steps[i]);
+        remove_dir(p);
+        free(p);
+    }
+    free(steps);
+}
+
+int checkpoint_save(const train_config *c, const trainer *tr, const adamw *opt,
+                    const train_progress *at, const char *tok_dir) {
+    char *tmp = ckpt_path(c->out, ".tmp-", at->step), *final = ckpt_path(c->out, "", at->step);
+    int rc = 0;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) rc = SM_ERR("cannot create '%s': %s", tmp, strerror(errno));
+    if (!rc) rc = trainer_export(tr, tmp, tr->ema.owned != NULL, c->sm_prob > 0.0f);
+    if (!rc && tok_dir) rc = copy_tokenizer(tok_dir, tmp);
+    if (!rc) rc = save_state(c, tr, opt, at, tmp);
+    if (!rc) {
+        char *marker = sm_path_join(tmp, "COMPLETE");
+        rc = sm_write_file_atomic(marker, "ok\n", 3);
+        free(marker);
+    }
+    if (!rc) {
+        sm_fsync_dir(tmp);
+        /* a checkpoint of the same step already there (a damaged one a resume skipped) is
+           moved aside first: rename cannot replace a non-empty directory */
+        char *old = ckpt_path(c->out, ".old-", at->step);
+        remove_dir(old);
+        int had_old = rename(final, old) == 0;
+        if (rename(tmp, final) != 0) rc = SM_ERR("cannot rename '%s' to '%s': %s", tmp, final, strerror(errno));
+        else sm_fsync_dir(c->out);
+        if (had_old) remove_dir(old);
+        free(old);
+    }
+    if (rc) {
+        sm_wrap_error("checkpoint at step %ld not written (the previous ones are intact)", at->step);
+        remove_dir(tmp);
+    }
+    free(tmp), free(final);
+    if (!rc) prune_checkpoints(c);
+    return rc;
+}
+
+static int parse_u64_hex(const char *s, uint64_t *out) {
+    for (int k = 0; k < 4; k++) {
+        char part[17];
+        memcpy(part, s + 16 * k, 16);
+        part[16] = 0;
+        char *end;
+        out[k] = strtoull(part, &end, 16);
+        if (*end) return -1;
+    }
+    return 0;
+}
+
+/* Loads one checkpoint (trainer and optimizer already sized). */
+static int load_checkpoint(const train_config *c, trainer *tr, adamw *opt, train_progress *at,
+                           size_t nblocks, const char *dir) {
+    char *marker = sm_path_join(dir, "COMPLETE");
+    int complete = sm_file_exists(marker);
+    free(marker);
+    if (!complete) return SM_ERR("'%s' has no COMPLETE marker", dir);
+    model_dir md;
+    if (model_dir_load(&md, dir, 0)) return -1;
+    int rc = 0;
+    if (dit_param_numel(&md.net.cfg) != tr->nparams || md.net.cfg.hidden != tr->cfg.hidden ||
+        md.net.cfg.vocab_size != tr->cfg.vocab_size)
+        rc = SM_ERR("'%s' holds a model of another shape", dir);
+    char *path = sm_path_join(dir, "train_state.safetensors");
+    st_archive st = {0};
+    if (!rc) rc = st_open_file(&st, path);
+    free(path);
+    const st_tensor *p = rc ? NULL : st_find(&st, "params"), *m = rc ? NULL : st_find(&st, "adam_m"),
+                    *v = rc ? NULL : st_find(&st, "adam_v"), *s = rc ? NULL : st_find(&st, "softmask_raw");
+    if (!rc && (!p || !m || !v || !s || p->numel != tr->nparams || m->numel != tr->nparams + 3 ||
+                v->numel != tr->nparams + 3 || s->numel != 3))
+        rc = SM_ERR("'%s': train_state.safetensors does not match the model", dir);
+    const char *buf[5] = {0};
+    const char *keys[5] = {"step", "epoch", "pos", "rng", "tokens"};
+    for (int i = 0; i < 5 && !rc; i++)
+        if (!(buf[i] = st_metadata(&st, keys[i])))
+            rc = SM_ERR("'%s': train_state.safetensors lacks \"%s\"", dir, keys[i]);
+    uint64_t rs[4];
+    if (!rc && (strlen(buf[3]) != 64 || parse_u64_hex(buf[3], rs))) rc = SM_ERR("'%s': bad rng state", dir);
+    if (!rc) {
+        float raw[3];
+        st_tensor_to_f32(p, tr->model.owned);
+        st_tensor_to_f32(m, opt->m);
+        st_tensor_to_f32(v, opt->v);
+        st_tensor_to_f32(s, raw);
+        tr->sm.raw_scale = raw[0], tr->sm.raw_centre = raw[1], tr->sm.raw_steepness = raw[2];
+        if (c->ema > 0.0f) trainer_set_ema(tr, &md.net); /* the model directory's weights */
+        at->step = strtol(buf[0], NULL, 10);
+        at->epoch = strtol(buf[1], NULL, 10);
+        at->pos = (size_t)strtoull(buf[2], NULL, 10);
+        at->tokens = strtol(buf[4], NULL, 10);
+        memcpy(at->rng.s, rs, sizeof rs);
+        opt->step = at->step;
+        if (at->pos > nblocks) rc = SM_ERR("'%s': data position beyond the data", dir);
+    }
+    st_close(&st);
+    model_dir_free(&md);
+    return rc;
+}
+
+int checkpoint_resume(const train_config *c, trainer *tr, adamw *opt, train_progress *at,
+                      size_t nblocks) {
+    int n;
+    long *steps = list_checkpoints(c->out, &n);
+    int rc = n ? -1 : 1;
+    if (!n) fprintf(stderr, "smdlm train: no checkpoint in %s; starting from step 0\n", c->out);
+    for (int i = 0; i < n && rc; i++) {
+        char *dir = ckpt_path(c->out, "", steps[i]);
+        if (rc && load_checkpoint(c, tr, opt, at, nblocks, dir) == 0) {
+            fprintf(stderr, "smdlm train: resuming from %s (step %ld)\n", dir, at->step);
+            rc = 0;
+        } else {
+            fprintf(stderr, "smdlm train: skipping %s: %s\n", dir, smdlm_last_error());
+        }
+        free(dir);
+    }
+    free(steps);
+    if (rc < 0) SM_ERR("no checkpoint in %s could be loaded", c->out);
+    return rc;
+}
