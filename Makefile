@@ -114,7 +114,7 @@ $(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/text/tokenizer.c src/bas
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lutf8proc -lpthread -lm -o $@
 
-$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/models/dit.c src/softmask/softmask.c src/base/jsonutil.c src/compute/kernels.c src/compute/kernels_ref.c src/formats/safetensors.c src/base/util.c
+$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/models/dit.c src/softmask/softmask.c src/base/jsonutil.c src/compute/kernels.c src/compute/kernels_ref.c src/compute/gemm_openblas.c src/formats/safetensors.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -fopenmp $^ -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lcjson -lm -o $@
 

@@ -3,7 +3,6 @@
  * index, like the real one), then a forward at T = 512 is timed plain and soft-masked, with
  * peak RSS and the machine's sgemm GFLOP/s at the same thread count. Not a test: quote
  * ratios; the machine is shared. */
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "compute/gemm.h"
 #include "models/model.h"
 #include "compute/kernels.h"
 #include "base/rng.h"
@@ -161,7 +161,7 @@ static double sgemm_peak(int n) {
     double best = 0;
     for (int r = 0; r < 4; r++) {
         double t0 = sm_time_sec();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, a, n, 0, c, n);
+        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, n, n, n, 1, a, n, a, n, 0, c, n);
         double g = 2.0 * n * n * (double)n / (sm_time_sec() - t0) / 1e9;
         if (r && g > best) best = g;
     }
@@ -254,7 +254,7 @@ int bench_transformer(int argc, char **argv) {
            "\"steps_per_s\":%.4f,\"tokens_per_s\":%.2f,\"gflops\":%.2f,\"sgemm_gflops\":%.2f,"
            "\"sgemm_fraction\":%.3f,\"weight_bytes\":%.0f,\"weight_gb_per_s\":%.2f,"
            "\"peak_rss_bytes\":%zu,\"peak_rss_gib\":%.2f}\n",
-           shape ? shape : model, T, threads, kernels_blas_core(), quant, plain, smt, fbt,
+           shape ? shape : model, T, threads, gemm_provider_core(), quant, plain, smt, fbt,
            smt / plain - 1.0, 1.0 / plain, N / plain, flops / plain / 1e9, peak,
            flops / plain / 1e9 / peak, wbytes, wbytes / plain / 1e9, rss,
            rss / 1073741824.0);

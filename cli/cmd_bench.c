@@ -1,7 +1,6 @@
 /* cmd_bench.c — `smdlm bench forward`: tokens/s, GFLOP/s and peak RSS of the full-canvas
  * forward, the machine's sgemm GFLOP/s at the same thread count, and the cost of building a
  * soft-masked input for the whole canvas. A benchmark, not a test: quote ratios. */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "compute/gemm.h"
 #include "models/model.h"
 #include "compute/kernels.h"
 #include "formats/npy.h"
@@ -78,11 +78,11 @@ static double sgemm_gflops(int n, int reps) {
     float *b = sm_aligned_alloc(sizeof(float) * (size_t)n * n);
     float *c = sm_aligned_alloc(sizeof(float) * (size_t)n * n);
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1e-3f * (float)(i % 97);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, n, n, n, 1, a, n, b, n, 0, c, n);
     double best = 0;
     for (int r = 0; r < reps; r++) {
         double t0 = sm_time_sec();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, n, n, n, 1, a, n, b, n, 0, c, n);
         double g = 2.0 * n * n * (double)n / (sm_time_sec() - t0) / 1e9;
         if (g > best) best = g;
     }
@@ -179,7 +179,7 @@ static int bench_forward(int argc, char **argv) {
                "\"mean_s\":%.6f,\"tokens_per_s\":%.2f,\"gflops\":%.2f,\"sgemm_gflops\":%.2f,"
                "\"sgemm_fraction\":%.4f,\"peak_rss_bytes\":%zu,\"weights_bytes\":%.0f,"
                "\"rss_over_weights\":%.4f,\"sm_input_s\":%.6f,\"sm_fraction\":%.4f}\n",
-               batch, len, threads, kernels_simd_level(), kernels_blas_core(), best, total / iters, BT / best, gflops, peak,
+               batch, len, threads, kernels_simd_level(), gemm_provider_core(), best, total / iters, BT / best, gflops, peak,
                gflops / peak, rss, weights, rss / weights, sm_time, sm_time / best);
     else
         printf("forward B=%d T=%d threads=%d simd=%s blas=%s\n"
@@ -188,13 +188,13 @@ static int bench_forward(int argc, char **argv) {
                "  sgemm peak  %.1f GFLOP/s (2048³, same threads) -> forward at %.0f%% of it\n"
                "  memory      peak RSS %.1f MiB, weights %.1f MiB (%.2f×)\n"
                "  soft-mask   input for a fully masked canvas %.1f ms (%.1f%% of a forward)\n",
-               batch, len, threads, kernels_simd_level(), kernels_blas_core(), best, total / iters, iters, BT / best,
+               batch, len, threads, kernels_simd_level(), gemm_provider_core(), best, total / iters, iters, BT / best,
                gflops, flops / 1e9, peak, 100.0 * gflops / peak, rss / 1048576.0, weights / 1048576.0,
                rss / weights, sm_time * 1e3, 100.0 * sm_time / best);
-    const char *better = kernels_blas_core_hint();
+    const char *better = gemm_provider_core_hint();
     if (better && !json)
         printf("  note        OpenBLAS runs its %s kernels; OPENBLAS_CORETYPE=%s would use AVX-512 "
-               "(about 2x the sgemm speed on this processor)\n", kernels_blas_core(), better);
+               "(about 2x the sgemm speed on this processor)\n", gemm_provider_core(), better);
     free(masked);
     free(fb);
     dit_acts_free(&acts);
@@ -280,14 +280,14 @@ static int bench_train(int argc, char **argv) {
                "\"params\":%zu,\"plain_step_s\":%.6f,\"sm_step_s\":%.6f,\"tokens_per_s\":%.2f,"
                "\"sm_tokens_per_s\":%.2f,\"sm_over_plain\":%.4f,\"loss_plain\":%.6f,\"loss_sm\":%.6f,"
                "\"peak_rss_bytes\":%zu,\"expected_bytes\":%.0f,\"rss_over_expected\":%.4f}\n",
-               batch, len, threads, kernels_blas_core(), tr.nparams, plain, sm, BT / plain, BT / sm,
+               batch, len, threads, gemm_provider_core(), tr.nparams, plain, sm, BT / plain, BT / sm,
                sm / plain, loss_plain, loss_sm, rss, need, rss / need);
     else
         printf("train step B=%d T=%d threads=%d blas=%s, %.2fM parameters\n"
                "  plain       %.3f s/step, %.1f tokens/s (loss %.4f)\n"
                "  soft-masked %.3f s/step, %.1f tokens/s (loss %.4f), %.2fx a plain step\n"
                "  memory      peak RSS %.1f MiB; parameters + gradients + Adam + activations %.1f MiB (%.2fx)\n",
-               batch, len, threads, kernels_blas_core(), tr.nparams / 1e6, plain, BT / plain, loss_plain,
+               batch, len, threads, gemm_provider_core(), tr.nparams / 1e6, plain, BT / plain, loss_plain,
                sm, BT / sm, loss_sm, sm / plain, rss / 1048576.0, need / 1048576.0, rss / need);
     adamw_free(&opt);
     trainer_free(&tr);

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/linear.h"
 #include "base/rng.h"
@@ -171,8 +172,9 @@ int bench_linear(int argc, char **argv) {
             if (p != LINEAR_GENERIC && linear_path_available(p)) paths[npaths++] = p;
     }
     kernels_set_threads(threads);
-    const char *core = kernels_blas_core(), *hint = kernels_blas_core_hint();
-    printf("threads %d, OpenBLAS core %s%s%s%s, SIMD %s, avx512bf16 %s\n", threads, core ? core : "?",
+    const char *core = gemm_provider_core(), *hint = gemm_provider_core_hint();
+    printf("threads %d, %s core %s%s%s%s, SIMD %s, avx512bf16 %s\n", threads, gemm_provider_name(),
+           core ? core : "?",
            hint ? " (faster: OPENBLAS_CORETYPE=" : "", hint ? hint : "", hint ? ")" : "",
            kernels_simd_level(), linear_path_available(LINEAR_AVX512BF16) ? "yes" : "no");
     printf("auto paths: bf16 %s; f16 %s; q8 %s\n", linear_kernel_name(WT_BF16),

@@ -1,13 +1,13 @@
-/* kernels.c — optimised forward kernels (see kernels.h). Matrix products go to OpenBLAS;
+/* kernels.c — optimised forward kernels (see kernels.h). Matrix products go to gemm.h;
  * the row kernels are compiled for AVX-512, AVX2 and baseline x86-64 (target_clones) and
  * the dynamic loader picks one for the running processor. OpenMP distributes rows; the row
  * functions themselves carry the SIMD clones because outlined OpenMP bodies do not inherit
  * target attributes. */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/kernels_bwd.h"
 #include "base/simd_math.h"
@@ -15,32 +15,15 @@
 
 #define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
 
-/* OpenBLAS (openmp build) entry points, not in every cblas.h. */
-void openblas_set_num_threads(int n);
-char *openblas_get_corename(void);
-
-
 void kernels_set_threads(int n) {
     SM_ASSERT(n >= 1);
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    gemm_set_threads(n);
 }
 
 /* The threads OpenMP parallel regions will use — per-thread scratch must be sized by this,
  * whether or not kernels_set_threads was called. */
 int kernels_get_threads(void) { return omp_get_max_threads(); }
-
-const char *kernels_blas_core(void) { return openblas_get_corename(); }
-
-const char *kernels_blas_core_hint(void) {
-    __builtin_cpu_init();
-    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512cd");
-    const char *core = openblas_get_corename();
-    if (avx512 && core && (!strcmp(core, "Haswell") || !strcmp(core, "Zen"))) return "SkylakeX";
-    return NULL;
-}
 
 const char *kernels_simd_level(void) {
     __builtin_cpu_init();
@@ -62,14 +45,59 @@ void vexp(float *out, const float *x, size_t n) { vexp_chunk(out, x, n); }
 
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                     int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f,
-                out, OC);
+    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
     if (!bias) return;
 #pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
     for (int n = 0; n < N; n++) {
         float *o = out + (size_t)n * OC;
         for (int i = 0; i < OC; i++) o[i] += bias[i];
     }
+}
+
+void matmul_forward_in_out(float *out, const float *inp, const float *w, const float *bias,
+                           int N, int IC, int OC) {
+    float beta = 0.0f;
+    if (bias) {
+        for (int r = 0; r < N; r++) memcpy(out + (size_t)r * OC, bias, sizeof(float) * (size_t)OC);
+        beta = 1.0f;
+    }
+    gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, N, OC, IC, 1.0f, inp, IC, w, OC, beta, out, OC);
+}
+
+/* ---- LayerNorm, RMSNorm ------------------------------------------------------------------ */
+
+void layernorm_forward(float *out, const float *x, const float *w, const float *b, size_t N,
+                       int D, float eps) {
+#pragma omp parallel for schedule(static) if (N * (size_t)D > 65536)
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = x + r * (size_t)D;
+        float *o = out + r * (size_t)D;
+        float mean = 0.0f;
+        for (int i = 0; i < D; i++) mean += xr[i];
+        mean /= (float)D;
+        float var = 0.0f;
+        for (int i = 0; i < D; i++) {
+            float d = xr[i] - mean;
+            var += d * d;
+        }
+        var /= (float)D;
+        float rstd = 1.0f / sqrtf(var + eps);
+        for (int i = 0; i < D; i++) o[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+    }
+}
+
+SIMD_CLONES static void rmsnorm_row(float *o, const float *x, const float *w, int D, float eps) {
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int i = 0; i < D; i++) ss += x[i] * x[i];
+    float r = 1.0f / sqrtf(ss / (float)D + eps);
+#pragma omp simd
+    for (int i = 0; i < D; i++) o[i] = w[i] * (x[i] * r);
+}
+
+void rmsnorm_forward(float *out, const float *x, const float *w, size_t N, int D, float eps) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) rmsnorm_row(out + n * D, x + n * D, w, D, eps);
 }
 
 /* ---- LayerNorm + adaLN modulation --------------------------------------------------------- */
@@ -134,14 +162,18 @@ void rope_tables(float *cos_t, float *sin_t, int T, int hd, float base) {
     }
 }
 
-/* Rotates the pairs (v[i], v[i + half]) by +θ (sign 1) or −θ (sign −1: the transpose,
- * which is the backward pass). */
-SIMD_CLONES static void rope_head(float *v, const float *c, const float *s, int half, float sign) {
+/* Rotates the pairs (v[i], v[i + hd/2]) of nheads consecutive heads of size hd by +θ
+ * (sign 1) or −θ (sign −1: the transpose, which is the backward pass). */
+SIMD_CLONES static void rope_heads(float *v, int nheads, int hd, const float *c, const float *s,
+                                   float sign) {
+    const int half = hd / 2;
+    for (int h = 0; h < nheads; h++, v += hd) {
 #pragma omp simd
-    for (int i = 0; i < half; i++) {
-        float a = v[i], b = v[i + half], sn = sign * s[i];
-        v[i] = a * c[i] - b * sn;
-        v[i + half] = b * c[i] + a * sn;
+        for (int i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half], sn = sign * s[i];
+            v[i] = a * c[i] - b * sn;
+            v[i + half] = b * c[i] + a * sn;
+        }
     }
 }
 
@@ -150,11 +182,21 @@ static void rope_rotate(float *qkv, const float *cos_t, const float *sin_t, int 
     int half = hd / 2;
 #pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int part = 0; part < 2; part++) /* q and k; v is not rotated */
-                for (int h = 0; h < H; h++)
-                    rope_head(qkv + ((((size_t)b * T + t) * 3 + part) * H + h) * hd,
-                              cos_t + (size_t)t * half, sin_t + (size_t)t * half, half, sign);
+        for (int t = 0; t < T; t++) /* q and k: the row's first 2·H heads; v is not rotated */
+            rope_heads(qkv + ((size_t)b * T + t) * 3 * H * hd, 2 * H, hd,
+                       cos_t + (size_t)t * half, sin_t + (size_t)t * half, sign);
+}
+
+void rope_forward_qk(float *q, float *k, const float *cos_t, const float *sin_t, size_t N,
+                     int Tq, int lo, int q_heads, int k_heads, int hd) {
+    const int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const size_t t = (size_t)lo + n % Tq;
+        const float *c = cos_t + t * half, *s = sin_t + t * half;
+        rope_heads(q + n * q_heads * hd, q_heads, hd, c, s, 1.0f);
+        rope_heads(k + n * k_heads * hd, k_heads, hd, c, s, 1.0f);
+    }
 }
 
 void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
@@ -185,45 +227,60 @@ SIMD_CLONES void softmax_row(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
-/* The probabilities of task (b, h) go to P + (b·H + h)·T·T when per_head (kept for the
- * backward pass), else to the calling thread's slot of a scratch buffer. */
-static void attention_core(float *out, float *P, int per_head, const float *qkv, int B, int T,
-                           int H, int hd, int causal) {
-    const int D = H * hd, ld = 3 * D;
-    const float scale = 1.0f / sqrtf((float)hd);
-    /* One (b, h) pair per task; the sgemm calls inside the parallel region run
-     * single-threaded (OpenBLAS's OpenMP build checks omp_in_parallel). */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        float *S = P + (size_t)(per_head ? bh : omp_get_thread_num()) * T * T;
-        const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd;
-        const float *k = q + D, *v = q + 2 * D;
-        float *o = out + (size_t)b * T * D + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, ld, k, ld, 0.0f,
-                    S, T);
-        for (int i = 0; i < T; i++) {
-            float *row = S + (size_t)i * T;
-            if (causal) {
-                softmax_row(row, i + 1);
-                memset(row + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
-            } else {
-                softmax_row(row, T);
-            }
+/* Softmax over the Tq rows of T scores in S; causal: row i over its first i + 1 entries, the
+ * rest set to 0. */
+static void attention_softmax(float *S, int Tq, int T, int causal) {
+    for (int i = 0; i < Tq; i++) {
+        float *row = S + (size_t)i * T;
+        if (causal) {
+            softmax_row(row, i + 1);
+            memset(row + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+        } else {
+            softmax_row(row, T);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, v, ld, 0.0f,
-                    o, D);
     }
+}
+
+void attention_head(float *o, float *S, const float *q, const float *k, const float *v, int Tq,
+                    int T, int hd, int ldq, int ldkv, int ldo, int causal) {
+    const float scale = 1.0f / sqrtf((float)hd);
+    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, Tq, T, hd, scale, q, ldq, k, ldkv, 0.0f, S, T);
+    attention_softmax(S, Tq, T, causal);
+    gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, Tq, hd, T, 1.0f, S, T, v, ldkv, 0.0f, o, ldo);
 }
 
 void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
                        int hd, int causal) {
-    attention_core(out, scratch, 0, qkv, B, T, H, hd, causal);
+    const int D = H * hd, ld = 3 * D;
+    /* One (b, h) pair per task, its scores in the thread's T·T slot of scratch; the products
+     * inside the parallel region run single-threaded (gemm.h). */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        float *S = scratch + (size_t)omp_get_thread_num() * T * T;
+        const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd;
+        attention_head(out + (size_t)b * T * D + (size_t)h * hd, S, q, q + D, q + 2 * D, T, T, hd,
+                       ld, ld, D, causal);
+    }
 }
 
+/* Training keeps every head's probabilities, so the heads run as strided batches of the
+ * same products as attention_head's: per head h, the B sequences' scores (one batch), the
+ * softmax of every row, then per head the products with v. */
 void attention_forward_train(float *out, float *att, const float *qkv, int B, int T, int H,
                              int hd, int causal) {
-    attention_core(out, att, 1, qkv, B, T, H, hd, causal);
+    const int D = H * hd, ld = 3 * D;
+    const size_t TT = (size_t)T * T, seq = (size_t)T * ld; /* one sequence of qkv */
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) /* att[b, h] = scale·q[b, h]·k[b, h]ᵀ */
+        gemm_f32_batched(GEMM_NOTRANS, GEMM_TRANS, T, T, hd, scale, qkv + (size_t)h * hd, ld, seq,
+                         qkv + D + (size_t)h * hd, ld, seq, 0.0f, att + h * TT, T, H * TT, B);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) attention_softmax(att + bh * TT, T, T, causal);
+    for (int h = 0; h < H; h++) /* out[b, :, h] = att[b, h]·v[b, h] */
+        gemm_f32_batched(GEMM_NOTRANS, GEMM_NOTRANS, T, hd, T, 1.0f, att + h * TT, T, H * TT,
+                         qkv + 2 * D + (size_t)h * hd, ld, seq, 0.0f, out + (size_t)h * hd, D,
+                         (size_t)T * D, B);
 }
 
 /* ---- elementwise ------------------------------------------------------------------------ */
@@ -262,6 +319,32 @@ void gated_residual_forward(float *x, const float *y, const float *gate, int mod
             gated_add_row(x + row, y + row, gate + (size_t)b * mod_stride, D);
         }
 }
+
+/* gate ← silu(gate) · up, silu(g) = g·sigmoid(g). */
+SIMD_CLONES static void swiglu_chunk(float *g, const float *u, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf_fast(-g[i])) * u[i];
+}
+
+SIMD_CLONES static void add_chunk(float *x, const float *y, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* fn(a + i, b + i, len) over chunks of CHUNK elements, the chunks spread over the threads. */
+#define CHUNK 16384
+#define CHUNKED(fn, a, b, n)                                                                  \
+    do {                                                                                      \
+        size_t n_ = (n), nc_ = (n_ + CHUNK - 1) / CHUNK;                                      \
+        _Pragma("omp parallel for schedule(static)") for (size_t c_ = 0; c_ < nc_; c_++) {    \
+            size_t a_ = c_ * CHUNK;                                                           \
+            fn((a) + a_, (b) + a_, n_ - a_ < CHUNK ? n_ - a_ : CHUNK);                        \
+        }                                                                                     \
+    } while (0)
+
+void swiglu_forward(float *gate, const float *up, size_t n) { CHUNKED(swiglu_chunk, gate, up, n); }
+
+void residual_add_forward(float *x, const float *y, size_t n) { CHUNKED(add_chunk, x, y, n); }
 
 void silu_forward(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));

@@ -1,6 +1,7 @@
-/* kernels.h — the compute core: forward kernels of the DiT and the row operations of the
- * samplers. Each optimised kernel has a plain reference twin (suffix _ref, kernels_ref.c)
- * with the same signature, written for clarity with libm; tests compare the two.
+/* kernels.h — the compute core: forward kernels of the DiT, Dream/LLaDA and GPT-2 and the
+ * row operations of the samplers; their matrix products go through gemm.h. A kernel with a
+ * plain reference twin (suffix _ref, kernels_ref.c: same signature, written for clarity with
+ * libm) is checked against it by the tests.
  *
  * Layout conventions (row-major, llm.c style): B batch, T positions, D hidden, H heads,
  * hd = D / H, V vocabulary. Linear weights are PyTorch's [out, in].
@@ -13,15 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sets OpenMP and OpenBLAS thread counts (n ≥ 1). */
+/* Sets the thread count of OpenMP and of the matrix products (gemm_set_threads; n ≥ 1). */
 void kernels_set_threads(int n);
 int kernels_get_threads(void); /* omp_get_max_threads(): size per-thread scratch with it */
-/* An OpenBLAS core type faster than the one it runs with, or NULL: "SkylakeX" when the
- * processor has AVX-512 but OpenBLAS runs its AVX2 kernels (e.g. OPENBLAS_CORETYPE=Haswell
- * in the environment, which this machine's image sets), about half the sgemm speed. */
-const char *kernels_blas_core_hint(void);
-/* The core type OpenBLAS runs with ("Haswell", "SkylakeX", ...). */
-const char *kernels_blas_core(void);
 
 /* Name of the SIMD level the optimised kernels run with ("avx512f", "avx2", "generic"). */
 const char *kernels_simd_level(void);
@@ -31,6 +26,17 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
                     int IC, int OC);
 void matmul_forward_ref(float *out, const float *inp, const float *w, const float *bias, int N,
                         int IC, int OC);
+/* out[N,OC] = inp[N,IC] · w[IC,OC] + bias[OC]: weights stored [in, out] (HF GPT-2's Conv1D),
+ * used in place (no transpose). */
+void matmul_forward_in_out(float *out, const float *inp, const float *w, const float *bias,
+                           int N, int IC, int OC);
+
+/* LayerNorm with weight and bias over rows of D: out = (x − μ)/√(var + eps)·w + b. */
+void layernorm_forward(float *out, const float *x, const float *w, const float *b, size_t N,
+                       int D, float eps);
+/* RMSNorm over rows of D in fp32 (Qwen2RMSNorm, LLaDA's RMSLayerNorm):
+ * out = w · (x · rsqrt(mean(x²) + eps)). */
+void rmsnorm_forward(float *out, const float *x, const float *w, size_t N, int D, float eps);
 
 /* out = LN(x)·w·(1 + scale[b]) + shift[b]; LayerNorm without bias, eps 1e-5, over D.
  * shift/scale point at [b=0] and advance by mod_stride per batch element. */
@@ -47,7 +53,18 @@ void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int
                   int hd);
 void rope_forward_ref(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
                       int hd);
+/* The same rotation in place on separate q [N, q_heads·hd] and k [N, k_heads·hd] rows; row n
+ * is position lo + n mod Tq (canvases cut to the window of Tq positions starting at lo). */
+void rope_forward_qk(float *q, float *k, const float *cos_t, const float *sin_t, size_t N,
+                     int Tq, int lo, int q_heads, int k_heads, int hd);
 
+/* One head of scaled dot-product attention on strided views: S[Tq,T] = q·kᵀ/√hd, softmax
+ * over each row of S, o = S·v. Row i of q is at q + i·ldq, rows of k and v at stride ldkv,
+ * rows of o at stride ldo; S (Tq·T floats) keeps the probabilities. causal (Tq = T): query
+ * i sees keys 0 … i (S is 0 above the diagonal). Called from a parallel region, its matrix
+ * products run single-threaded (gemm.h). */
+void attention_head(float *o, float *S, const float *q, const float *k, const float *v, int Tq,
+                    int T, int hd, int ldq, int ldkv, int ldo, int causal);
 /* Scaled dot-product attention over qkv [B,T,3,H,hd] → out [B,T,H,hd]; scale 1/√hd.
  * scratch holds T·T floats per thread (attention_scratch_floats). causal: j ≤ i only. */
 size_t attention_scratch_floats(int T, int nthreads);
@@ -68,6 +85,10 @@ void gated_residual_forward_ref(float *x, const float *y, const float *gate, int
 
 /* SiLU in place. */
 void silu_forward(float *x, size_t n);
+/* SwiGLU in place: gate ← silu(gate) · up over n elements. */
+void swiglu_forward(float *gate, const float *up, size_t n);
+/* Residual connection: x += y over n elements. */
+void residual_add_forward(float *x, const float *y, size_t n);
 
 /* MDLM timestep embedding: out[256] = [cos(σ·f_i), sin(σ·f_i)], f_i = exp(−ln(1e4)·i/128). */
 void timestep_embedding(float *out, float sigma);

@@ -1,5 +1,5 @@
 /* kernels_bwd.c — backward kernels of the DiT (see kernels_bwd.h). Every kernel accumulates
- * (+=) into its gradients. Matrix products go to OpenBLAS; row and column work is compiled
+ * (+=) into its gradients. Matrix products go to gemm.h; row and column work is compiled
  * for AVX-512, AVX2 and baseline x86-64 (target_clones) in separate functions, because the
  * bodies OpenMP outlines do not inherit the clones (as in kernels.c).
  *
@@ -8,11 +8,11 @@
  * (in blocks of ROWBLK rows, a two-level sum that keeps the float error small for long
  * sums). The result therefore depends neither on the thread count nor on the schedule.
  * Attention tasks (b, h) write disjoint strided slices of dqkv. */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/kernels_bwd.h"
 #include "base/simd_math.h"
@@ -53,11 +53,9 @@ SIMD_CLONES static void colsum_block(float *dbias, const float *dout, int N, int
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, int N, int IC, int OC) {
     if (dinp) /* dinp[N,IC] += dout[N,OC] · w[OC,IC] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
-                    1.0f, dinp, IC);
+        gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
     if (dw) /* dw[OC,IC] += dout[N,OC]ᵀ · inp[N,IC] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC,
-                    1.0f, dw, IC);
+        gemm_f32(GEMM_TRANS, GEMM_NOTRANS, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
     if (dbias) {
         int ntask = n_col_tasks(OC);
 #pragma omp parallel for schedule(static)
@@ -183,8 +181,8 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                         const float *att, int B, int T, int H, int hd) {
     const int D = H * hd, ld = 3 * D;
     const float scale = 1.0f / sqrtf((float)hd);
-    /* (b, h) tasks write disjoint strided slices of dqkv; sgemm runs single-threaded inside
-     * the parallel region (OpenBLAS's OpenMP build). */
+    /* (b, h) tasks write disjoint strided slices of dqkv; the products run single-threaded
+     * inside the parallel region (gemm.h). */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
@@ -195,17 +193,13 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
         float *dq = dqkv + base, *dk = dq + D, *dv = dq + 2 * D;
         const float *dO = dout + (size_t)b * T * D + (size_t)h * hd;
         /* dV += Pᵀ·dO */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, D, 1.0f,
-                    dv, ld);
+        gemm_f32(GEMM_TRANS, GEMM_NOTRANS, T, hd, T, 1.0f, P, T, dO, D, 1.0f, dv, ld);
         /* dP = dO·Vᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, D, v, ld, 0.0f,
-                    dS, T);
+        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, T, T, hd, 1.0f, dO, D, v, ld, 0.0f, dS, T);
         for (int i = 0; i < T; i++) softmax_backward_row(dS + (size_t)i * T, P + (size_t)i * T, T);
         /* dQ += scale·dS·K, dK += scale·dSᵀ·Q */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dS, T, k, ld,
-                    1.0f, dq, ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dS, T, q, ld, 1.0f,
-                    dk, ld);
+        gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, T, hd, T, scale, dS, T, k, ld, 1.0f, dq, ld);
+        gemm_f32(GEMM_TRANS, GEMM_NOTRANS, T, hd, T, scale, dS, T, q, ld, 1.0f, dk, ld);
     }
 }
 
@@ -307,4 +301,15 @@ void gated_residual_backward(float *dy, float *dgate, const float *dout, const f
                                 dgate ? dgate + (size_t)b * mod_stride + c0 : NULL, dout + off,
                                 y + off, gb, T, D, c0, ncol);
         }
+}
+
+/* ---- loss --------------------------------------------------------------------------------- */
+
+double softmax_cross_entropy_row(float *z, int V, int target, float w) {
+    log_softmax_row(z, V);
+    double loss = -(double)z[target] * w;
+    vexp(z, z, (size_t)V); /* softmax */
+    for (int v = 0; v < V; v++) z[v] *= w;
+    z[target] -= w;
+    return loss;
 }

@@ -1,10 +1,10 @@
 /* kernels_bwd.h — backward kernels of the DiT (llm.c style). Every kernel *accumulates*
  * (+=) into the gradients it is given (dinp, dweight, ...), so callers zero them once per
- * step — except rope_backward, which rotates its buffer in place; gradient pointers a
- * caller does not need may be NULL. The forward results a kernel needs are passed as
- * "saved" arguments. Layouts are
- * those of kernels.h. Reductions run in a fixed order per output element (threads own
- * disjoint outputs), so results are identical for the same thread count.
+ * step — except rope_backward, which rotates its buffer in place, and
+ * softmax_cross_entropy_row, which overwrites its row; gradient pointers a caller does not
+ * need may be NULL. The forward results a kernel needs are passed as "saved" arguments.
+ * Layouts are those of kernels.h. Reductions run in a fixed order per output element
+ * (threads own disjoint outputs), so results are identical for the same thread count.
  */
 #ifndef SMDLM_KERNELS_BWD_H
 #define SMDLM_KERNELS_BWD_H
@@ -52,5 +52,9 @@ void gated_residual_backward(float *dy, float *dgate, const float *dout, const f
 
 /* SiLU: dinp += dout·silu'(inp). */
 void silu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* Weighted softmax cross-entropy of one row of logits z[V] against `target`: returns
+ * −w·log softmax(z)[target] and replaces z by its gradient w·(softmax(z) − onehot(target)). */
+double softmax_cross_entropy_row(float *z, int V, int target, float w);
 
 #endif

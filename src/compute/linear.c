@@ -6,17 +6,17 @@
  *     the mapping (widened to fp32 in registers, or fed to vdpbf16ps as bf16), so at small N
  *     the weights stream through once; this is the memory-bound regime.
  *   - panels + sgemm: 64 rows of W widened to fp32 into a thread-local buffer, multiplied
- *     by OpenBLAS (single-threaded inside our OpenMP region, NOTES.md). Exact, and as fast
+ *     by gemm_f32 (single-threaded inside our OpenMP region, gemm.h). Exact, and as fast
  *     as sgemm when N is large enough to amortise the widening.
  * OpenMP distributes panels of output rows; the SIMD code lives in functions with target
  * attributes chosen at run time (the project never builds with -march=native). */
-#include <cblas.h>
 #include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/linear.h"
 #include "formats/safetensors.h"
@@ -440,8 +440,8 @@ static void forward_sgemm(float *out, const float *inp, const linear_w *w, const
         for (int p = 0; p < npanels; p++) {
             int r0 = p * PANEL_ROWS, nr = OC - r0 < PANEL_ROWS ? OC - r0 : PANEL_ROWS;
             widen(panel, (const unsigned char *)w->data + es * r0 * IC, (size_t)nr * IC, w->type);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nr, IC, 1.0f, inp, IC, panel,
-                        IC, 0.0f, out + r0, OC);
+            gemm_f32(GEMM_NOTRANS, GEMM_TRANS, N, nr, IC, 1.0f, inp, IC, panel, IC, 0.0f, out + r0,
+                     OC);
             epilogue(out, w, bias, N, r0, nr);
         }
         free(panel);

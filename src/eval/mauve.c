@@ -3,11 +3,11 @@
  * this differs from krishnap25/mauve (sklearn PCA + faiss k-means). */
 #include "eval/mauve.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "compute/gemm.h"
 #include "base/rng.h"
 #include "base/util.h"
 
@@ -133,7 +133,7 @@ int mauve_pca(const float *x, int n, int d, double explained_var, double *ratio,
     for (int r0 = 0; r0 < n; r0 += blk) {
         int nb = n - r0 < blk ? n - r0 : blk;
         centred_block(x, mean, (size_t)r0, nb, d, buf);
-        cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, d, nb, scale, buf, d, 1.0, cov, d);
+        syrk_f64_lower(GEMM_TRANS, d, nb, scale, buf, d, 1.0, cov, d);
     }
     for (int i = 0; i < d; i++) /* mirror the lower triangle (row-major) to the upper */
         for (int j = i + 1; j < d; j++) cov[(size_t)i * d + j] = cov[(size_t)j * d + i];
@@ -179,8 +179,7 @@ int mauve_pca(const float *x, int n, int d, double explained_var, double *ratio,
     }
     /* (x − mean)·V = x·V − mean·V: one float sgemm (the reference projects in float32) */
     float *out = sm_malloc(sizeof(float) * (size_t)n * kk);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, kk, d, 1.0f, x, d, V, kk, 0.0f,
-                out, kk);
+    gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, n, kk, d, 1.0f, x, d, V, kk, 0.0f, out, kk);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
         for (int c = 0; c < kk; c++) out[(size_t)i * kk + c] = (float)(out[(size_t)i * kk + c] - mv[c]);
@@ -224,8 +223,8 @@ static long km_assign(km_work *w, const float *x, int n, const float *xnorm, con
     long changed = 0;
     for (int r0 = 0; r0 < n; r0 += w->blk) {
         int nb = n - r0 < w->blk ? n - r0 : w->blk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, k, d, 1.0f,
-                    x + (size_t)r0 * d, d, c, d, 0.0f, w->gram, k);
+        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, nb, k, d, 1.0f, x + (size_t)r0 * d, d, c, d, 0.0f,
+                 w->gram, k);
 #pragma omp parallel for schedule(static) reduction(+ : changed)
         for (int i = 0; i < nb; i++) {
             const float *g = w->gram + (size_t)i * k;

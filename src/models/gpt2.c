@@ -1,7 +1,6 @@
 /* gpt2.c — HF GPT-2 evaluator: config, loading, forward, generative-perplexity scoring. */
 #include "models/gpt2.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
@@ -187,39 +186,6 @@ void gpt2_free(gpt2_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* ---- kernels ----------------------------------------------------------------------------- */
-
-void gpt2_layernorm_forward(float *out, const float *x, const float *w, const float *b,
-                            size_t N, int D, float eps) {
-#pragma omp parallel for schedule(static) if (N * (size_t)D > 65536)
-    for (size_t r = 0; r < N; r++) {
-        const float *xr = x + r * (size_t)D;
-        float *o = out + r * (size_t)D;
-        float mean = 0.0f;
-        for (int i = 0; i < D; i++) mean += xr[i];
-        mean /= (float)D;
-        float var = 0.0f;
-        for (int i = 0; i < D; i++) {
-            float d = xr[i] - mean;
-            var += d * d;
-        }
-        var /= (float)D;
-        float rstd = 1.0f / sqrtf(var + eps);
-        for (int i = 0; i < D; i++) o[i] = (xr[i] - mean) * rstd * w[i] + b[i];
-    }
-}
-
-void gpt2_conv1d_forward(float *out, const float *inp, const float *w, const float *bias,
-                         int N, int IC, int OC) {
-    float beta = 0.0f;
-    if (bias) {
-        for (int r = 0; r < N; r++) memcpy(out + (size_t)r * OC, bias, sizeof(float) * (size_t)OC);
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, IC, 1.0f, inp, IC, w, OC, beta,
-                out, OC);
-}
-
 /* ---- forward ----------------------------------------------------------------------------- */
 
 /* The network on ids[B,T]: logits[B,T,V] when logits != NULL, else the final hidden states
@@ -248,25 +214,25 @@ static int forward_impl(const gpt2_model *m, const int32_t *ids, int B, int T, f
     }
     for (int l = 0; l < c->n_layer; l++) {
         const gpt2_block *b = &m->blocks[l];
-        gpt2_layernorm_forward(ln, x, b->ln1_w, b->ln1_b, N, D, c->eps);
-        gpt2_conv1d_forward(qkv, ln, b->attn_w, b->attn_b, (int)N, D, 3 * D);
+        layernorm_forward(ln, x, b->ln1_w, b->ln1_b, N, D, c->eps);
+        matmul_forward_in_out(qkv, ln, b->attn_w, b->attn_b, (int)N, D, 3 * D);
         attention_forward(att, qkv, scratch, B, T, H, hd, 1);
-        gpt2_conv1d_forward(y, att, b->proj_w, b->proj_b, (int)N, D, D);
-        for (size_t i = 0; i < N * (size_t)D; i++) x[i] += y[i];
-        gpt2_layernorm_forward(ln, x, b->ln2_w, b->ln2_b, N, D, c->eps);
-        gpt2_conv1d_forward(h, ln, b->fc_w, b->fc_b, (int)N, D, 4 * D);
+        matmul_forward_in_out(y, att, b->proj_w, b->proj_b, (int)N, D, D);
+        residual_add_forward(x, y, N * (size_t)D);
+        layernorm_forward(ln, x, b->ln2_w, b->ln2_b, N, D, c->eps);
+        matmul_forward_in_out(h, ln, b->fc_w, b->fc_b, (int)N, D, 4 * D);
         gelu_tanh_forward(h, N * 4 * (size_t)D);
-        gpt2_conv1d_forward(y, h, b->fc2_w, b->fc2_b, (int)N, 4 * D, D);
-        for (size_t i = 0; i < N * (size_t)D; i++) x[i] += y[i];
+        matmul_forward_in_out(y, h, b->fc2_w, b->fc2_b, (int)N, 4 * D, D);
+        residual_add_forward(x, y, N * (size_t)D);
     }
     if (logits) {
-        gpt2_layernorm_forward(ln, x, m->lnf_w, m->lnf_b, N, D, c->eps);
+        layernorm_forward(ln, x, m->lnf_w, m->lnf_b, N, D, c->eps);
         matmul_forward(logits, ln, m->wte, NULL, (int)N, D, V); /* tied head: wte is [V, D] */
     }
     for (int r = 0; r < nrows; r++) {
         SM_ASSERT(rows[r] >= 0 && (size_t)rows[r] < N);
-        gpt2_layernorm_forward(hidden + (size_t)r * D, x + (size_t)rows[r] * D, m->lnf_w,
-                               m->lnf_b, 1, D, c->eps);
+        layernorm_forward(hidden + (size_t)r * D, x + (size_t)rows[r] * D, m->lnf_w, m->lnf_b, 1,
+                          D, c->eps);
     }
     free(x);
     free(ln);

@@ -4,7 +4,7 @@
  * Checkpoint: config.json (n_embd, n_layer, n_head, n_positions, vocab_size,
  * layer_norm_epsilon, optional eos_token_id) and model.safetensors (or a sharded index) with
  * HF names, with or without the `transformer.` prefix. Conv1D weights are stored [in, out]
- * and used in place: the Conv1D matmul is `inp · W` (cblas NoTrans/NoTrans), no transpose.
+ * and used in place: the Conv1D matmul is `inp · W` (matmul_forward_in_out), no transpose.
  * The head is tied (logits = x · wteᵀ). See NOTES.md "GPT-2".
  */
 #ifndef SMDLM_GPT2_H
@@ -48,13 +48,5 @@ int gpt2_forward(const gpt2_model *m, const int32_t *ids, int B, int T, float *l
  * flat positions rows[] (b·T + t) into hidden[nrows, n_embd]; checks as gpt2_forward. */
 int gpt2_hidden(const gpt2_model *m, const int32_t *ids, int B, int T, const int32_t *rows,
                 int nrows, float *hidden);
-
-
-/* LayerNorm with weight and bias over rows of D: out = (x − μ)/√(var + eps)·w + b. */
-void gpt2_layernorm_forward(float *out, const float *x, const float *w, const float *b,
-                            size_t N, int D, float eps);
-/* Conv1D: out[N,OC] = inp[N,IC] · w[IC,OC] + bias[OC]. */
-void gpt2_conv1d_forward(float *out, const float *inp, const float *w, const float *bias,
-                         int N, int IC, int OC);
 
 #endif

@@ -5,17 +5,13 @@
  */
 #include "models/transformer.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "base/jsonutil.h"
 #include "compute/kernels.h"
-#include "base/simd_math.h"
 #include "base/util.h"
-
-#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
 
 /* ---- config ------------------------------------------------------------------------------ */
 
@@ -424,48 +420,7 @@ static int workspace_ensure(tf_state *s, int B, int T) {
     return 0;
 }
 
-/* ---- kernels ----------------------------------------------------------------------------- */
-
-/* Qwen2RMSNorm / LLaDA RMSLayerNorm in fp32: w · (x · rsqrt(mean(x²) + eps)). */
-SIMD_CLONES static void rmsnorm_row(float *o, const float *x, const float *w, int D, float eps) {
-    float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-    for (int i = 0; i < D; i++) ss += x[i] * x[i];
-    float r = 1.0f / sqrtf(ss / (float)D + eps);
-#pragma omp simd
-    for (int i = 0; i < D; i++) o[i] = w[i] * (x[i] * r);
-}
-
-static void rmsnorm(float *o, const float *x, const float *w, size_t N, int D, float eps) {
-#pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < N; n++) rmsnorm_row(o + n * D, x + n * D, w, D, eps);
-}
-
-/* rotate_half convention: pairs (i, i + hd/2) rotated by the position's angle. */
-SIMD_CLONES static void rope_row(float *v, int nheads, int hd, const float *c, const float *s) {
-    const int half = hd / 2;
-    for (int h = 0; h < nheads; h++, v += hd) {
-#pragma omp simd
-        for (int i = 0; i < half; i++) {
-            float a = v[i], b = v[i + half];
-            v[i] = a * c[i] - b * s[i];
-            v[i + half] = b * c[i] + a * s[i];
-        }
-    }
-}
-
-/* The rows hold positions lo .. lo + Tq − 1 of each of B canvases. */
-static void rope_qk(const tf_config *c, tf_workspace *w, int B, int Tq, int lo) {
-    const int half = c->head_dim / 2;
-    const size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
-#pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < (size_t)B * Tq; n++) {
-        const size_t t = (size_t)lo + n % Tq;
-        const float *cs = w->rope_cos + t * half, *sn = w->rope_sin + t * half;
-        rope_row(w->q + n * QD, c->n_heads, c->head_dim, cs, sn);
-        rope_row(w->k + n * KD, c->n_kv_heads, c->head_dim, cs, sn);
-    }
-}
+/* ---- attention --------------------------------------------------------------------------- */
 
 /* Where a forward reads keys/values: the workspace (no cache: Tq = T) or a cache that the
  * window's rows were just written into (kvcache.h). */
@@ -499,13 +454,12 @@ static void store_kv(const tf_config *c, tf_workspace *w, const kv_src *s, int B
 }
 
 /* Bidirectional grouped-query attention: query head h reads key/value head h / (H / KVH)
- * (repeat_kv). Tq query rows per canvas against all T keys. One (b, h) per task, sgemm
- * single-threaded inside the region (NOTES.md). */
+ * (repeat_kv). Tq query rows per canvas against all T keys. One (b, h) per task, its matrix
+ * products single-threaded inside the region (gemm.h). */
 static void attention_gqa(const tf_config *c, tf_workspace *w, const kv_src *src, int B, int Tq,
                           int T) {
     const int H = c->n_heads, hd = c->head_dim, rep = c->n_heads / c->n_kv_heads;
     const int QD = H * hd, KD = c->n_kv_heads * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, g = h / rep;
@@ -514,34 +468,9 @@ static void attention_gqa(const tf_config *c, tf_workspace *w, const kv_src *src
         const float *k = keys_of(w, src, b, T, KD) + (size_t)g * hd;
         const float *v = values_of(w, src, b, T, KD) + (size_t)g * hd;
         float *o = w->att + (size_t)b * Tq * QD + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, QD, k, KD, 0.0f,
-                    S, T);
-        for (int i = 0; i < Tq; i++) softmax_row(S + (size_t)i * T, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, S, T, v, KD, 0.0f,
-                    o, QD);
+        attention_head(o, S, q, k, v, Tq, T, hd, QD, KD, QD, 0);
     }
 }
-
-/* gate ← silu(gate) · up, silu(g) = g·sigmoid(g). */
-SIMD_CLONES static void swiglu_chunk(float *g, const float *u, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf_fast(-g[i])) * u[i];
-}
-
-SIMD_CLONES static void add_chunk(float *x, const float *y, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-#define CHUNK 16384
-#define CHUNKED(fn, a, b, n)                                                                  \
-    do {                                                                                      \
-        size_t n_ = (n), nc_ = (n_ + CHUNK - 1) / CHUNK;                                      \
-        _Pragma("omp parallel for schedule(static)") for (size_t c_ = 0; c_ < nc_; c_++) {    \
-            size_t a_ = c_ * CHUNK;                                                           \
-            fn((a) + a_, (b) + a_, n_ - a_ < CHUNK ? n_ - a_ : CHUNK);                        \
-        }                                                                                     \
-    } while (0)
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
@@ -589,21 +518,22 @@ static void layer_forward(tf_state *s, const tf_layer *l, const kv_src *src, int
     const tf_config *c = &s->m->cfg;
     tf_workspace *w = &s->ws;
     const size_t N = (size_t)B * Tq, D = c->hidden;
-    rmsnorm(w->h, w->x, l->attn_norm, N, c->hidden, c->rms_eps);
+    rmsnorm_forward(w->h, w->x, l->attn_norm, N, c->hidden, c->rms_eps);
     linear_forward(w->q, w->h, &l->q, l->bq, (int)N);
     linear_forward(w->k, w->h, &l->k, l->bk, (int)N);
     linear_forward(w->v, w->h, &l->v, l->bv, (int)N);
-    rope_qk(c, w, B, Tq, src->lo);
+    rope_forward_qk(w->q, w->k, w->rope_cos, w->rope_sin, N, Tq, src->lo, c->n_heads,
+                    c->n_kv_heads, c->head_dim);
     if (src->kv) store_kv(c, w, src, B, Tq);
     attention_gqa(c, w, src, B, Tq, T);
     linear_forward(w->h, w->att, &l->o, NULL, (int)N);
-    CHUNKED(add_chunk, w->x, w->h, N * D);
-    rmsnorm(w->h, w->x, l->ffn_norm, N, c->hidden, c->rms_eps);
+    residual_add_forward(w->x, w->h, N * D);
+    rmsnorm_forward(w->h, w->x, l->ffn_norm, N, c->hidden, c->rms_eps);
     linear_forward(w->gate, w->h, &l->gate, NULL, (int)N);
     linear_forward(w->up, w->h, &l->up, NULL, (int)N);
-    CHUNKED(swiglu_chunk, w->gate, w->up, N * (size_t)c->ffn);
+    swiglu_forward(w->gate, w->up, N * (size_t)c->ffn);
     linear_forward(w->h, w->gate, &l->down, NULL, (int)N);
-    CHUNKED(add_chunk, w->x, w->h, N * D);
+    residual_add_forward(w->x, w->h, N * D);
 }
 
 /* Final norm and output projection on the needed rows only: they are packed to the front,
@@ -622,7 +552,7 @@ static void output(tf_state *s, const uint8_t *need, int B, int Tq, int lo, int 
     if (n == 0) return;
     for (int i = 0; i < n; i++)
         if (rows[i] != i) memcpy(w->x + (size_t)i * D, w->x + (size_t)rows[i] * D, D * sizeof(float));
-    rmsnorm(w->h, w->x, m->final_norm, (size_t)n, c->hidden, c->rms_eps);
+    rmsnorm_forward(w->h, w->x, m->final_norm, (size_t)n, c->hidden, c->rms_eps);
     linear_forward(logits, w->h, &m->lm_head, NULL, n);
     for (int i = n - 1; i >= 0; i--) {
         const size_t dst = canvas_index((size_t)rows[i], Tq, lo, T);

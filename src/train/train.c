@@ -284,12 +284,7 @@ static double loss_and_dlogits(trainer *tr) {
     for (int r = 0; r < a->nrows; r++) {
         float *z = a->logits + (size_t)r * V;
         if (subs) z[mask] += SUBS_NEG_INF;
-        log_softmax_row(z, V);
-        const float wr = a->weight[r];
-        part[r] = -(double)z[a->target[r]] * wr;
-        vexp(z, z, (size_t)V); /* softmax */
-        for (int v = 0; v < V; v++) z[v] *= wr;
-        z[a->target[r]] -= wr;
+        part[r] = softmax_cross_entropy_row(z, V, a->target[r], a->weight[r]);
     }
     double loss = 0.0;
     for (int r = 0; r < a->nrows; r++) loss += part[r]; /* fixed order */
