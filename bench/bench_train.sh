@@ -1,6 +1,6 @@
 #!/bin/sh
 # Training-step benchmark, smdlm and PyTorch side by side on the same weights, batch shape
-# and thread count (DESIGN §8). Usage: sh bench/bench_train.sh [SHAPE_OR_MODEL_DIR] [THREADS]
+# and thread count (docs/DESIGN.md §6). Usage: sh bench/bench_train.sh [SHAPE_OR_MODEL_DIR] [THREADS]
 # (default train-small: hidden 256, 6 blocks, 4 heads, T 256, V 4096, batch 16).
 set -eu
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-/* cmd_forward.c — `smdlm forward`: the contract of DESIGN §6. Raw logits (before SUBS) of
+/* cmd_forward.c — `smdlm forward`: the contract of docs/DESIGN.md §6. Raw logits (before SUBS) of
  * a batch of ids; with --feedback, soft-masking from an earlier forward's raw logits. */
 #include <math.h>
 #include <stdlib.h>

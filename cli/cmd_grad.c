@@ -1,4 +1,4 @@
-/* cmd_grad.c — `smdlm grad`: loss and gradients of one given batch (DESIGN §6). A pure
+/* cmd_grad.c — `smdlm grad`: loss and gradients of one given batch (docs/DESIGN.md §6). A pure
  * function of its inputs: the noised ids, the clean ids and the times are all given. */
 #include <math.h>
 #include <stdlib.h>

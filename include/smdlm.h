@@ -95,7 +95,7 @@ typedef struct {
                            tokenizer is loaded when present) */
 } smdlm_load_params;
 
-/* Soft-masking (DESIGN §3): a still-masked position's next input mixes the mask embedding
+/* Soft-masking (docs/DESIGN.md §3): a still-masked position's next input mixes the mask embedding
  * with its top-k predicted tokens' embeddings, weighted by
  * λ = scale · sigmoid(steepness · (negative entropy − centre)). */
 typedef enum {
@@ -113,7 +113,7 @@ typedef struct {
     int k;
 } smdlm_softmask;
 
-/* MDLM samplers (DESIGN §2). A NULL name is the default. */
+/* MDLM samplers (docs/DESIGN.md §2). A NULL name is the default. */
 typedef struct {
     const char *sampler; /* "ddpm", "ddpm_cache" (default), "remdm-cap", "remdm-loop" */
     int len;             /* canvas length in tokens, prompt included (default 0: the model's) */
@@ -123,7 +123,7 @@ typedef struct {
     int noise_removal;   /* final argmax forward over what is still masked (default 1) */
 } smdlm_mdlm_params;
 
-/* Dream / LLaDA decoders (DESIGN §5). The canvas is the prompt + max_new_tokens. A NULL name is
+/* Dream / LLaDA decoders (docs/DESIGN.md §5). The canvas is the prompt + max_new_tokens. A NULL name is
  * the default. */
 typedef struct {
     int max_new_tokens;  /* tokens generated after the prompt (default 128) */

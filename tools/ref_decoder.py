@@ -1,4 +1,4 @@
-"""Reference of the Dream / LLaDA / threshold decoders (DESIGN §5) with soft-masking (§3).
+"""Reference of the Dream / LLaDA / threshold decoders (docs/DESIGN.md §5) with soft-masking (§3).
 
 Written from the descriptions of Dream's generation_utils `_sample`, LLaDA's generate.py,
 Fast-dLLM's threshold rule and IBM's dream_sm.patch, with the project's RNG

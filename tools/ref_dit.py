@@ -1,6 +1,6 @@
-"""PyTorch reference of the MDLM DiT, SUBS, soft-masking and the MDLM samplers (DESIGN §2-4).
+"""PyTorch reference of the MDLM DiT, SUBS, soft-masking and the MDLM samplers (docs/DESIGN.md §2-4).
 
-Written independently from the description in DESIGN.md and used only offline: by
+Written independently from the description in docs/DESIGN.md and used only offline: by
 tests/gen_fixtures.py (reference fixtures for the C tests) and bench/bench_torch.py (speed and
 logit comparison on the same safetensors file). Run with Debian's /usr/bin/python3.
 """
@@ -199,7 +199,7 @@ def random_params(cfg, gen, with_prefix=True):
 
 
 # ----------------------------------------------------------------------------------------
-# MDLM pieces (DESIGN §2)
+# MDLM pieces (docs/DESIGN.md §2)
 
 EPS_NOISE = 1e-3
 
@@ -232,7 +232,7 @@ def causal_loss(logits, x0):
 
 
 # ----------------------------------------------------------------------------------------
-# soft-masking (DESIGN §3)
+# soft-masking (docs/DESIGN.md §3)
 
 def sm_transform(raw_scale, raw_centre, raw_steep):
     scale = torch.sigmoid(raw_scale)
@@ -267,7 +267,7 @@ def sm_feedback(prev, xt, mask_id, scale, centre, steep, k):
 
 
 def sm_two_pass_loss(model, xt, x0, t, mask_id, raw, k):
-    """DESIGN §3 training step: pass 1 without gradient, SUBS log-probs (detached) → λ from
+    """docs/DESIGN.md §3 training step: pass 1 without gradient, SUBS log-probs (detached) → λ from
     the differentiable raw scalars, top-k and π → pass 2 on the soft input → NELBO."""
     sigma = sigma_of_t(t)
     with torch.no_grad():

@@ -1,6 +1,6 @@
 """PyTorch reference of Hugging Face GPT-2 and of MDLM's generative-perplexity scoring.
 
-Written from the architecture description (DESIGN §4, NOTES.md "GPT-2"), not from the HF
+Written from the architecture description (docs/DESIGN.md §4, NOTES.md "GPT-2"), not from the HF
 source: learned positions, pre-LayerNorm blocks with bias, Conv1D weights stored [in, out]
 (y = x·W + b), causal attention scaled by 1/√hd, GELU with the tanh approximation
 ("gelu_new"), final LayerNorm, head tied to the token embedding. Used offline by

@@ -119,7 +119,7 @@ float row_neg_entropy_ref(const float *x, int n) {
     for (int i = 0; i < n; i++) s += exp((double)x[i] - mx);
     for (int i = 0; i < n; i++) {
         double p = exp((double)x[i] - mx) / s;
-        acc += p * log(p + 1e-10); /* the reference formula of DESIGN §3 */
+        acc += p * log(p + 1e-10); /* the reference formula of docs/DESIGN.md §3 */
     }
     return (float)acc;
 }

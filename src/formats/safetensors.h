@@ -1,6 +1,6 @@
 /* safetensors.h — hardened reader (mmap, single file or sharded index) and atomic writer.
  *
- * Validation follows DESIGN §6 and the reference reader: header length ≤ 100 MB and ≤ file
+ * Validation follows docs/DESIGN.md §6 and the reference reader: header length ≤ 100 MB and ≤ file
  * size − 8, UTF-8 JSON object, `__metadata__` string→string only, dtype allow-list, shape
  * entries non-negative, overflow-checked sizes, offsets sorted contiguous/non-overlapping and
  * exactly covering the data section, no duplicate names. Errors name file, tensor and reason.

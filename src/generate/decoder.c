@@ -1,4 +1,4 @@
-/* decoder.c — Dream / LLaDA / threshold decoders; see decoder.h, DESIGN §5 and §3, and NOTES.md
+/* decoder.c — Dream / LLaDA / threshold decoders; see decoder.h, docs/DESIGN.md §5 and §3, and NOTES.md
  * ("Decoders") for the order of the random draws. */
 #include "generate/decoder.h"
 
@@ -251,7 +251,7 @@ static void top_k_filter(const float *z, uint8_t *keep, int V, int k, float *tmp
         if (keep[v] && z[v] < kth) keep[v] = 0;
 }
 
-/* Token and confidence of one masked position from its prediction row (DESIGN §5), and the
+/* Token and confidence of one masked position from its prediction row (docs/DESIGN.md §5), and the
  * soft-masking feedback the row gives. The scratch holds DECODER_SCRATCH(V) bytes. */
 #define DECODER_SCRATCH(V) (((size_t)(V) * (3 * sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63)
 

@@ -1,5 +1,5 @@
-/* decoder.h — unmasking strategies for Dream / LLaDA-style diffusion LMs (DESIGN §5), with or
- * without soft-masking (DESIGN §3), over any lm_model (src/models/lm.h).
+/* decoder.h — unmasking strategies for Dream / LLaDA-style diffusion LMs (docs/DESIGN.md §5), with or
+ * without soft-masking (docs/DESIGN.md §3), over any lm_model (src/models/lm.h).
  *
  *   DECODER_DREAM  Dream's generation_utils `_sample`: timesteps linspace(1, 1e-3, steps + 1);
  *                  `origin` reveals each masked position w.p. 1 − s/t; the confidence

@@ -1,4 +1,4 @@
-/* sampler.c — MDLM samplers; see sampler.h and DESIGN §2 (ddpm_cache), §3 (SM feedback). */
+/* sampler.c — MDLM samplers; see sampler.h and docs/DESIGN.md §2 (ddpm_cache), §3 (SM feedback). */
 #include "generate/sampler.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* sampler.h — MDLM samplers (DESIGN §2): ddpm, ddpm_cache, ReMDM-cap, ReMDM-loop, with
+/* sampler.h — MDLM samplers (docs/DESIGN.md §2): ddpm, ddpm_cache, ReMDM-cap, ReMDM-loop, with
  * nucleus top-p, soft-masking feedback and final noise removal.
  *
  * Draws use an explicit RNG per sequence (seed + b), positions in order; a masked position

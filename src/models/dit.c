@@ -1,4 +1,4 @@
-/* dit.c — MDLM DiT: config, parameter table, loading, forward (DESIGN §4). */
+/* dit.c — MDLM DiT: config, parameter table, loading, forward (docs/DESIGN.md §4). */
 #include "models/dit.h"
 
 #include <cjson/cJSON.h>

@@ -1,4 +1,4 @@
-/* dit.h — the MDLM diffusion transformer (DESIGN §4): config, named weights, forward pass.
+/* dit.h — the MDLM diffusion transformer (docs/DESIGN.md §4): config, named weights, forward pass.
  *
  * Weights are a struct of named pointers (shapes in comments, PyTorch [out, in] layout).
  * dit_param_table lists every parameter with its checkpoint name and shape; the loader, the
@@ -139,7 +139,7 @@ void dit_forward_embedded(const dit_model *m, dit_acts *a, const float *sigma, i
 void dit_forward(const dit_model *m, dit_acts *a, const int32_t *ids, const float *sigma, int B,
                  int T, float *logits);
 
-/* SUBS on the raw output row of a *masked* position (DESIGN §2): −1e6 added to the mask
+/* SUBS on the raw output row of a *masked* position (docs/DESIGN.md §2): −1e6 added to the mask
  * logit, then log-softmax. (Unmasked positions carry their input over as a one-hot.) */
 #define SUBS_NEG_INF -1e6f
 void dit_subs_row(float *row, int V, int mask_id);

@@ -1,4 +1,4 @@
-/* model.h — a model directory as on Hugging Face (DESIGN §6): config.json, weights (single
+/* model.h — a model directory as on Hugging Face (docs/DESIGN.md §6): config.json, weights (single
  * file or shards), tokenizer files, optional transparency_config.json; and the generation
  * states that run it.
  *

@@ -1,4 +1,4 @@
-/* transformer.c — Dream and LLaDA (DESIGN §4): config, weights, forward. See transformer.h.
+/* transformer.c — Dream and LLaDA (docs/DESIGN.md §4): config, weights, forward. See transformer.h.
  *
  * Reference implementations read: Dream's modeling_dream.py (Qwen2 blocks, bidirectional) and
  * LLaDA's modeling_llada.py (LLaDALlamaBlock); tools/ref_dream.py follows both line by line.

@@ -1,4 +1,4 @@
-/* transformer.h — the bidirectional LLaMA-style denoisers (DESIGN §4): Dream / Dream-Coder
+/* transformer.h — the bidirectional LLaMA-style denoisers (docs/DESIGN.md §4): Dream / Dream-Coder
  * (Qwen2.5 weights, model_type "Dream") and LLaDA (model_type "llada").
  *
  * Both are pre-norm transformers: RMSNorm (fp32), rotary q/k (rotate_half, positions 0..T−1),
@@ -22,7 +22,7 @@
 #include "formats/safetensors.h"
 #include "softmask/softmask.h"
 
-/* The longest canvas accepted whatever the config says (DESIGN §4: context used in
+/* The longest canvas accepted whatever the config says (docs/DESIGN.md §4: context used in
  * practice). */
 #define TF_MAX_LEN 2048
 

@@ -1,4 +1,4 @@
-/* softmask.c — see softmask.h and DESIGN §3. */
+/* softmask.c — see softmask.h and docs/DESIGN.md §3. */
 #include "softmask/softmask.h"
 
 #include <cjson/cJSON.h>

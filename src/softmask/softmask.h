@@ -1,4 +1,4 @@
-/* softmask.h — soft-masking (DESIGN §3, IBM's "mixinputs_with_topk"), independent of any
+/* softmask.h — soft-masking (docs/DESIGN.md §3, IBM's "mixinputs_with_topk"), independent of any
  * model: it sees prediction rows of V floats and embedding rows of D floats, nothing else.
  *
  * For a still-masked position with previous prediction row z:

@@ -1,5 +1,5 @@
 /* optim.h — AdamW with parameter groups, learning-rate schedules, global grad-norm
- * clipping and EMA of weights (DESIGN §3: backbone 3e-4, soft-masking scalars 1e-2).
+ * clipping and EMA of weights (docs/DESIGN.md §3: backbone 3e-4, soft-masking scalars 1e-2).
  * Semantics follow torch.optim.AdamW and torch.nn.utils.clip_grad_norm_ exactly (order of
  * operations included) so that C and PyTorch trajectories agree to float rounding. */
 #ifndef SMDLM_OPTIM_H

@@ -1,4 +1,4 @@
-/* train.h — the training math of the DiT (DESIGN §2, §3): forward with saved activations,
+/* train.h — the training math of the DiT (docs/DESIGN.md §2, §3): forward with saved activations,
  * the MDLM NELBO (SUBS, weight 1/t on masked tokens, mean over all tokens) or the causal
  * next-token loss, the full backward pass, and the two-pass soft-masking step with
  * gradients to the three raw soft-masking scalars through λ only.
@@ -45,7 +45,7 @@ typedef struct {
     const float *t;    /* (B) diffusion times in (0, 1] (unused by the causal loss) */
 } train_batch;
 
-/* MDLM's forward process for one batch (DESIGN §2): antithetic times from one uniform u,
+/* MDLM's forward process for one batch (docs/DESIGN.md §2): antithetic times from one uniform u,
  * t_b = (1 − ε)·((u + b/B) mod 1) + ε with ε = 1e-3, then every token masked independently
  * with probability (1 − 1e-3)·t_b. All draws from r, in batch then position order. */
 void mdlm_noise_batch(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B, int T,

@@ -23,7 +23,7 @@ typedef struct {
     float min_lr_ratio;
     long steps;
     long tokens; /* when > 0: the budget in training tokens, overriding steps */
-    /* soft-masking (DESIGN §3) */
+    /* soft-masking (docs/DESIGN.md §3) */
     float sm_prob;
     int sm_k;
     float sm_scale, sm_centre, sm_steepness;
