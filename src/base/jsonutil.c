@@ -2,6 +2,8 @@
 #include "base/jsonutil.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -74,10 +76,38 @@ int json_get_double(const cJSON *obj, const char *key, double lo, double hi, dou
     return 0;
 }
 
+/* FNV-1a of a key. */
+static uint64_t key_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* One pass over the keys with an open-addressing set of first occurrences (linear in the
+ * object's size; config files come from users). The error names the same key as comparing
+ * every pair would: the earliest one that occurs again. */
 int json_check_unique_keys(const cJSON *obj, const char *what) {
-    for (const cJSON *a = obj->child; a; a = a->next)
-        for (const cJSON *b = a->next; b; b = b->next)
-            if (a->string && b->string && !strcmp(a->string, b->string))
-                return SM_ERR("%s: duplicate key \"%s\"", what, a->string);
-    return 0;
+    size_t n = 0;
+    for (const cJSON *a = obj->child; a; a = a->next) n++;
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    const cJSON **slot = sm_calloc(cap, sizeof *slot);
+    size_t *first = sm_malloc(cap * sizeof *first); /* position of the slot's key */
+    size_t pos = 0, dup = SIZE_MAX;
+    const cJSON *dup_key = NULL;
+    for (const cJSON *a = obj->child; a; a = a->next, pos++) {
+        if (!a->string) continue;
+        size_t i = (size_t)key_hash(a->string) & (cap - 1);
+        while (slot[i] && strcmp(slot[i]->string, a->string)) i = (i + 1) & (cap - 1);
+        if (!slot[i]) {
+            slot[i] = a;
+            first[i] = pos;
+        } else if (first[i] < dup) {
+            dup = first[i];
+            dup_key = slot[i];
+        }
+    }
+    free(slot);
+    free(first);
+    return dup_key ? SM_ERR("%s: duplicate key \"%s\"", what, dup_key->string) : 0;
 }

@@ -36,19 +36,11 @@ int dit_config_validate(const dit_config *c) {
     return 0;
 }
 
-int dit_config_parse(dit_config *c, const char *json_text, const char *what) {
-    cJSON *root = json_parse_object(json_text, what);
-    if (!root) return -1;
-    int rc = -1;
+int dit_config_from_json(dit_config *c, const cJSON *root, const char *what) {
     const char *type = json_get_string(root, "model_type");
-    if (!type) {
-        SM_ERR("%s: missing string \"model_type\"", what);
-        goto done;
-    }
-    if (strcmp(type, "mdlm") != 0 && strcmp(type, "mdlm_ar") != 0) {
-        SM_ERR("%s: model_type \"%s\" is not supported (expected \"mdlm\")", what, type);
-        goto done;
-    }
+    if (!type) return SM_ERR("%s: missing string \"model_type\"", what);
+    if (strcmp(type, "mdlm") != 0 && strcmp(type, "mdlm_ar") != 0)
+        return SM_ERR("%s: model_type \"%s\" is not supported (expected \"mdlm\")", what, type);
     memset(c, 0, sizeof *c);
     c->causal = strcmp(type, "mdlm_ar") == 0;
     if (json_get_int(root, "vocab_size", 2, INT32_MAX, -1, &c->vocab_size, what) ||
@@ -60,13 +52,14 @@ int dit_config_parse(dit_config *c, const char *json_text, const char *what) {
         json_get_int(root, "mask_token_id", 0, INT32_MAX, c->vocab_size - 1, &c->mask_id, what) ||
         json_get_bool(root, "time_conditioning", 0, &c->time_conditioning, what) ||
         json_get_bool(root, "causal", c->causal, &c->causal, what))
-        goto done;
-    if (dit_config_validate(c)) {
-        sm_wrap_error("%s", what);
-        goto done;
-    }
-    rc = 0;
-done:
+        return -1;
+    return dit_config_validate(c) ? sm_wrap_error("%s", what) : 0;
+}
+
+int dit_config_parse(dit_config *c, const char *json_text, const char *what) {
+    cJSON *root = json_parse_object(json_text, what);
+    if (!root) return -1;
+    int rc = dit_config_from_json(c, root, what);
     cJSON_Delete(root);
     return rc;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "formats/safetensors.h"
 
 typedef struct {
@@ -63,6 +65,8 @@ typedef struct {
 int dit_config_validate(const dit_config *c);
 /* Parses a config.json text (model_type "mdlm"). */
 int dit_config_parse(dit_config *c, const char *json_text, const char *what);
+/* The same from the parsed object. */
+int dit_config_from_json(dit_config *c, const cJSON *root, const char *what);
 
 /* Number of parameters in the table and the table itself (caller passes an array of at
  * least dit_param_count entries). w->blocks must point at L blocks. */

@@ -52,30 +52,24 @@ int model_dir_type(const char *dir, char *type, size_t n) {
 /* ---- the registry --------------------------------------------------------------------- */
 
 /* config.json's eos_token_id (absent or null: -1). */
-static int config_eos_id(const char *text, const char *path, int *eos) {
-    cJSON *o = json_parse_object(text, path);
-    if (!o) return -1;
+static int config_eos_id(const cJSON *o, const char *path, int *eos) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
-    int rc = 0;
     *eos = -1;
-    if (v && !cJSON_IsNull(v)) rc = json_get_int(o, "eos_token_id", 0, INT32_MAX, 0, eos, path);
-    cJSON_Delete(o);
-    return rc;
+    return v && !cJSON_IsNull(v) ? json_get_int(o, "eos_token_id", 0, INT32_MAX, 0, eos, path) : 0;
 }
 
-
-static int load_mdlm(model_dir *md, const char *text, const char *path, const char *dir) {
+static int load_mdlm(model_dir *md, const cJSON *config, const char *path, const char *dir) {
     dit_config cfg;
-    if (dit_config_parse(&cfg, text, path) || dit_model_load(&md->net, &cfg, dir)) return -1;
+    if (dit_config_from_json(&cfg, config, path) || dit_model_load(&md->net, &cfg, dir)) return -1;
     md->vocab_size = cfg.vocab_size;
     md->mask_id = cfg.mask_id;
     md->max_len = cfg.model_length;
     return 0;
 }
 
-static int load_transformer(model_dir *md, const char *text, const char *path, const char *dir) {
+static int load_transformer(model_dir *md, const cJSON *config, const char *path, const char *dir) {
     tf_config cfg;
-    if (tf_config_parse(&cfg, text, path) || config_eos_id(text, path, &md->config_eos_id) ||
+    if (tf_config_from_json(&cfg, config, path) || config_eos_id(config, path, &md->config_eos_id) ||
         transformer_load(&md->tf, &cfg, dir))
         return -1;
     md->vocab_size = cfg.vocab_size;
@@ -100,7 +94,7 @@ typedef struct {
     const char *model_type; /* config.json's value; NULL: every type no other row claims */
     model_arch arch;
     int sm_k;               /* soft-masking top-k when transparency_config.json has none */
-    int (*load)(model_dir *md, const char *config_text, const char *config_path, const char *dir);
+    int (*load)(model_dir *md, const cJSON *config, const char *config_path, const char *dir);
     void (*state_init)(model_state *s, const model_dir *md, int nthreads);
     void (*free)(model_dir *md);
 } model_family;
@@ -156,22 +150,20 @@ static int load_tokenizer(model_dir *md, int with_tokenizer) {
     return 0;
 }
 
-/* config.json is read here once; the family's loader parses the same text. */
+/* config.json is read and parsed here once; the family's loader reads the parsed object. */
 static int load(model_dir *md, const char *dir, int with_tokenizer, int any) {
     memset(md, 0, sizeof *md);
     md->config_eos_id = -1;
     char *path, *text = read_config_text(dir, &path);
     if (!text) return -1;
-    char type[64] = "";
     cJSON *o = json_parse_object(text, path);
     const char *t = o ? json_get_string(o, "model_type") : NULL;
-    if (t) snprintf(type, sizeof type, "%s", t);
-    const model_family *f = family_of_type(type);
+    const model_family *f = family_of_type(t ? t : "");
     int rc = o ? 0 : -1;
-    cJSON_Delete(o);
     if (rc == 0 && f->arch != MODEL_MDLM && !any)
         rc = SM_ERR("%s: a %s model; this command runs MDLM models only", dir, f->name);
-    if (rc == 0) rc = f->load(md, text, path, dir);
+    if (rc == 0) rc = f->load(md, o, path, dir);
+    cJSON_Delete(o);
     if (rc == 0) {
         md->arch = f->arch;
         md->family = f->name;

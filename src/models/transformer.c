@@ -160,20 +160,24 @@ int tf_config_validate(const tf_config *c, const char *what) {
     return 0;
 }
 
+int tf_config_from_json(tf_config *c, const cJSON *o, const char *what) {
+    memset(c, 0, sizeof *c);
+    const char *type = json_get_string(o, "model_type");
+    if (!type || !tf_config_is_transformer(type))
+        return SM_ERR("%s: model_type \"%s\" is not \"Dream\" or \"llada\"", what,
+                      type ? type : "(none)");
+    if (!strcmp(type, "Dream") ? parse_dream(c, o, what) : parse_llada(c, o, what)) return -1;
+    c->head_dim = c->hidden / c->n_heads;
+    return tf_config_validate(c, what);
+}
+
 int tf_config_parse(tf_config *c, const char *json_text, const char *what) {
     memset(c, 0, sizeof *c);
     cJSON *o = json_parse_object(json_text, what);
     if (!o) return -1;
-    int rc = -1;
-    const char *type = json_get_string(o, "model_type");
-    if (!type || !tf_config_is_transformer(type))
-        SM_ERR("%s: model_type \"%s\" is not \"Dream\" or \"llada\"", what, type ? type : "(none)");
-    else if (!strcmp(type, "Dream") ? parse_dream(c, o, what) == 0 : parse_llada(c, o, what) == 0)
-        rc = 0;
+    int rc = tf_config_from_json(c, o, what);
     cJSON_Delete(o);
-    if (rc) return -1;
-    c->head_dim = c->hidden / c->n_heads;
-    return tf_config_validate(c, what);
+    return rc;
 }
 
 /* ---- weights ----------------------------------------------------------------------------- */
