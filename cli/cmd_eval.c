@@ -149,10 +149,7 @@ static int eval_genppl(int argc, char **argv) {
     size_t cap = 0;
     int status = 1;
     int eos = ev.eos_id;
-    if (!(f = fopen(samples, "r"))) {
-        SM_ERR("cannot open '%s': %s", samples, strerror(errno));
-        goto done;
-    }
+    if (!(f = sm_fopen_regular(samples))) goto done;
     double nll_all = 0.0, ent_all = 0.0, t0 = sm_time_sec();
     long scored_all = 0, tokens_all = 0, nsamples = 0, lineno = 0;
     ssize_t got;

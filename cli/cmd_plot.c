@@ -13,8 +13,8 @@
 
 /* Writes DIR/logI.train (x loss scale centre steepness) and DIR/logI.val (x val_nats). */
 static int extract(const char *log, const char *dir, int i, int by_tokens, int *has_val, int *has_sm) {
-    FILE *in = fopen(log, "r");
-    if (!in) return SM_ERR("cannot open '%s'", log);
+    FILE *in = sm_fopen_regular(log);
+    if (!in) return -1;
     char path[512];
     snprintf(path, sizeof path, "%s/log%d.train", dir, i);
     FILE *tr = fopen(path, "w");

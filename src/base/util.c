@@ -90,27 +90,60 @@ int sm_add_size(size_t a, size_t b, size_t *out) {
     return 0;
 }
 
-int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+int sm_open_regular(const char *path, struct stat *st) {
+    struct stat sb;
+    /* by name first: a device is never opened (opening one can have effects of its own) */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return SM_ERR("'%s' is not a regular file", path);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
+    int flags;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { /* replaced since the stat */
+        close(fd);
         return SM_ERR("'%s' is not a regular file", path);
     }
+    if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return SM_ERR("cannot open '%s': %s", path, strerror(e));
+    }
+    if (st) *st = sb;
+    return fd;
+}
+
+FILE *sm_fopen_regular(const char *path) {
+    int fd = sm_open_regular(path, NULL);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        SM_ERR("cannot open '%s': %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
+int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
+    struct stat st;
+    int fd = sm_open_regular(path, &st);
+    if (fd < 0) return -1;
     if ((uint64_t)st.st_size > max_bytes) {
-        fclose(f);
+        close(fd);
         return SM_ERR("'%s' is too large (%lld bytes, limit %zu)", path, (long long)st.st_size,
                       max_bytes);
     }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)st.st_size, got = 0;
     char *buf = sm_malloc(n + 1);
-    if (fread(buf, 1, n, f) != n) {
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != n) {
         free(buf);
-        fclose(f);
         return SM_ERR("cannot read '%s'", path);
     }
-    fclose(f);
     buf[n] = 0;
     *out = buf;
     if (len) *len = n;
@@ -201,7 +234,7 @@ char *sm_path_join(const char *dir, const char *name) {
 
 int sm_file_exists(const char *path) {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
 double sm_time_sec(void) {

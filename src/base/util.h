@@ -39,6 +39,16 @@ void *sm_aligned_alloc(size_t n);
 int sm_mul_size(size_t a, size_t b, size_t *out);
 int sm_add_size(size_t a, size_t b, size_t *out);
 
+/* Every file a user or a directory names is opened for reading through these (NOTES.md,
+ * "Files and memory"): the path must be a regular file. A FIFO, device or directory is an
+ * error ("'P' is not a regular file") before anything reads it — opening a FIFO that no one
+ * writes would block forever. The open is non-blocking (O_NONBLOCK, cleared afterwards) and
+ * the type is checked with fstat on the opened descriptor.
+ * sm_open_regular returns the descriptor (O_CLOEXEC) and fills st when not NULL; −1 on error. */
+struct stat;
+int sm_open_regular(const char *path, struct stat *st);
+/* The same as a stdio stream ("rb"); NULL on error. */
+FILE *sm_fopen_regular(const char *path);
 /* Whole-file read (bounded by max_bytes); result is NUL-terminated. */
 int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 /* Atomic writes: a temp file beside `path`, fsync, rename, fsync of the directory.
@@ -83,6 +93,9 @@ const char *sm_enum_name(const sm_enum_entry *table, size_t n, int value);
 
 /* path joining into a fresh string */
 char *sm_path_join(const char *dir, const char *name);
+/* 1 when path names something other than a directory: an optional file that is there but is
+ * a FIFO or a device then fails at sm_open_regular with a clear error instead of being
+ * skipped. */
 int sm_file_exists(const char *path);
 
 double sm_time_sec(void);

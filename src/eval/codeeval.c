@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "base/jsonutil.h"
@@ -74,8 +75,13 @@ static int ends_with(const char *s, const char *suffix) {
 /* Whole file, gunzipped when its name ends in .gz; NUL-terminated. */
 static int read_text(const char *path, char **out, size_t *len) {
     if (!ends_with(path, ".gz")) return sm_read_file(path, CODE_MAX_FILE, out, len);
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) return SM_ERR("cannot open '%s': %s", path, strerror(errno ? errno : ENOENT));
+    int fd = sm_open_regular(path, NULL);
+    if (fd < 0) return -1;
+    gzFile gz = gzdopen(fd, "rb");
+    if (!gz) {
+        close(fd);
+        return SM_ERR("cannot open '%s': %s", path, strerror(errno ? errno : ENOMEM));
+    }
     sm_buf b = {0};
     char buf[65536];
     int n;

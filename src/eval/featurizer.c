@@ -58,8 +58,8 @@ int featurize_text(featurizer *f, const char *text, size_t len, float *out) {
 int jsonl_for_each_text(const char *path, const char *field, FILE *warn, jsonl_text_fn fn,
                         void *ctx, jsonl_stats *st) {
     memset(st, 0, sizeof *st);
-    FILE *fp = fopen(path, "r");
-    if (!fp) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
+    FILE *fp = sm_fopen_regular(path);
+    if (!fp) return -1;
     char *line = NULL, what[600];
     size_t cap = 0;
     ssize_t got;

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/util.h"
 
@@ -233,16 +234,17 @@ static int read_exact(FILE *f, void *buf, size_t n) { return fread(buf, 1, n, f)
 
 int npy_read(const char *path, npy_array *out) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
+    struct stat sb;
+    int fd = sm_open_regular(path, &sb);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return SM_ERR("cannot open '%s': %s", path, strerror(errno));
+    }
     int rc = -1;
     char *hdr = NULL;
     void *data = NULL;
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        SM_ERR("'%s' is not a regular file", path);
-        goto done;
-    }
     size_t fsize = (size_t)sb.st_size;
     uint8_t pre[12];
     if (fsize < 10 || read_exact(f, pre, 10) != 0) {

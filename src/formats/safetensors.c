@@ -365,18 +365,9 @@ static int check_metadata(const char *path, const cJSON *m) {
 /* Map `path`, validate it, and append its tensors to `a` (unsorted) with file index
  * a->nfiles. On error the archive keeps whatever was appended; the caller closes it. */
 static int load_file(st_archive *a, const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return SM_ERR("cannot stat '%s': %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return SM_ERR("'%s' is not a regular file", path);
-    }
+    int fd = sm_open_regular(path, &sb);
+    if (fd < 0) return -1;
     if (sb.st_size < 8) {
         close(fd);
         return SM_ERR("'%s': file is %lld bytes, too short for the 8-byte header length "

@@ -4,7 +4,6 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "base/jsonutil.h"
@@ -158,7 +157,7 @@ static void open_embedding_reader(dit_model *m, const char *name) {
     const st_tensor *t = st_find(&m->archive, name);
     if (m->w.embed != (const float *)(const void *)t->data) return;
     const st_file *f = &m->archive.files[t->file_index];
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    int fd = sm_open_regular(f->path, NULL);
     if (fd < 0) return; /* fall back to reading through the mapping */
     m->embed_fd = fd;
     m->embed_offset = (uint64_t)(t->data - (const uint8_t *)f->map);

@@ -375,8 +375,8 @@ static void count_progress(bpe_trainer *t) {
 /* A plain file: one document, read in chunks. buf[start, end) is text read and not counted
  * yet; buf[0, valid) has been checked. */
 static int add_text_file(bpe_trainer *t, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
+    FILE *f = sm_fopen_regular(path);
+    if (!f) return -1;
     size_t cap = 0, start = 0, end = 0, valid = 0;
     char *buf = NULL;
     uint64_t base = 0; /* document offset of buf[0] */

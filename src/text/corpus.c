@@ -113,8 +113,8 @@ size_t corpus_check_text(const char *s, size_t n, int *is_nul) {
 
 int corpus_lines_open(corpus_lines *r, const char *path, size_t max_line) {
     memset(r, 0, sizeof *r);
-    r->f = fopen(path, "rb");
-    if (!r->f) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
+    r->f = sm_fopen_regular(path);
+    if (!r->f) return -1;
     r->path = path;
     r->max_line = max_line;
     r->cap = (size_t)1 << 20;

@@ -8,7 +8,6 @@
 #include "train/data.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,13 +50,9 @@ static void unmap_file(shard_file *f) {
 /* Maps one shard and checks its header against the data set's parameters. */
 static int map_shard(shard_file *f, const char *path, int width, int block_len, uint64_t blocks) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return SM_ERR("cannot open shard '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return SM_ERR("shard '%s' is not a regular file", path);
-    }
+    int fd = sm_open_regular(path, &st);
+    if (fd < 0) return sm_wrap_error("token shard");
     size_t size = (size_t)st.st_size;
     if (size < SHARD_HEADER_BYTES) {
         close(fd);

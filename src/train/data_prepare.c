@@ -7,7 +7,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -502,13 +501,9 @@ static int maybe_flush(run_ctx *c, int stop) {
 
 static int read_text_file(run_ctx *c, int fi) {
     const char *path = c->files.v[fi].path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return SM_ERR("cannot open '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return SM_ERR("'%s' is not a regular file", path);
-    }
+    int fd = sm_open_regular(path, &st);
+    if (fd < 0) return -1;
     size_t size = (size_t)st.st_size;
     if (size > DATA_MAX_DOC_BYTES) {
         close(fd);
