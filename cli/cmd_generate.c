@@ -17,7 +17,7 @@
 /* Every flag of the command; the two paths read their own. */
 typedef struct {
     const char *model, *prompt, *out;
-    int steps, n, visual, delay, quiet, allow_special, threads;
+    int steps, n, visual, delay, quiet, allow_special, threads, check_weights;
     float top_p;
     uint64_t seed;
     sm_flags smf;
@@ -81,6 +81,7 @@ static smdlm_model *load_model(const gen_opts *o) {
     lp.threads = o->threads;
     lp.quant = o->quant;
     lp.need_tokenizer = o->prompt != NULL;
+    lp.check_weights = o->check_weights;
     smdlm_model *model = smdlm_model_load(o->model, &lp);
     if (!model) cli_fail("generate");
     return model;
@@ -312,6 +313,7 @@ int cmd_generate(int argc, char **argv) {
         {"eos-penalty", 0, OPT_FLOAT, &o.eos_penalty, -1e6, 1e6, "X", "Dream/LLaDA: subtracted from the EOS logit"},
         {"quant", 0, OPT_STR, &o.quant, 0, 0, "q8", "Dream/LLaDA: int8 projections"},
         {"chat", 0, OPT_FLAG, &o.chat, 0, 0, "", "Dream/LLaDA: the prompt is a user message (chat template)"},
+        {"check-weights", 0, OPT_FLAG, &o.check_weights, 0, 0, "", "scan every weight for NaN and infinities at load (reads the whole checkpoint)"},
         {"system", 0, OPT_STR, &o.system, 0, 0, "TEXT", "with --chat: system prompt"},
         {"visual", 0, OPT_FLAG, &o.visual, 0, 0, "", "redraw the canvas at every step"},
         {"delay", 0, OPT_INT, &o.delay, 0, 10000, "MS", "pause between --visual frames (default 60)"},

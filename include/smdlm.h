@@ -93,6 +93,9 @@ typedef struct {
     const char *quant; /* Dream/LLaDA: NULL (weights as stored, default) or "q8" */
     int need_tokenizer; /* 1: a directory without tokenizer files is an error (default 0: the
                            tokenizer is loaded when present) */
+    int check_weights;  /* 1: every floating tensor is scanned for NaN and infinities at load,
+                           the first one found is an error naming the tensor and the index
+                           (default 0: a generation reports non-finite logits when they occur) */
 } smdlm_load_params;
 
 /* Soft-masking (docs/DESIGN.md §3): a still-masked position's next input mixes the mask embedding

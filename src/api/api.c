@@ -13,7 +13,7 @@ _Static_assert(SMDLM_SM_MAX_K == SM_MAX_K, "the public top-k limit is the soft-m
 
 smdlm_load_params smdlm_load_default_params(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    smdlm_load_params p = {n < 1 ? 1 : (int)n, NULL, 0};
+    smdlm_load_params p = {n < 1 ? 1 : (int)n, NULL, 0, 0};
     return p;
 }
 
@@ -73,6 +73,10 @@ smdlm_model *smdlm_model_load(const char *dir, const smdlm_load_params *params) 
         return NULL;
     }
     model->threads = params->threads;
+    if (params->check_weights && model_dir_check_weights(&model->md)) {
+        smdlm_model_free(model);
+        return NULL;
+    }
     if (params->quant) {
         int rc = model->md.arch == MODEL_MDLM
                      ? SM_ERR("%s: q8 applies to Dream/LLaDA models, not MDLM", dir)

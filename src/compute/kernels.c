@@ -362,10 +362,17 @@ void timestep_embedding(float *out, float sigma) {
 
 /* ---- log-softmax (SUBS) ----------------------------------------------------------------- */
 
-SIMD_CLONES static float row_max(const float *x, int n) {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+/* The row's maximum; with finite != NULL, *finite = 0 when the row holds a NaN or an
+ * infinity. x − x is exactly 0 for a finite x and NaN otherwise, so the check rides on the
+ * pass that finds the maximum. */
+SIMD_CLONES static float row_max(const float *x, int n, int *finite) {
+    float mx = -INFINITY, z = 0.0f;
+#pragma omp simd reduction(max : mx) reduction(+ : z)
+    for (int i = 0; i < n; i++) {
+        mx = x[i] > mx ? x[i] : mx;
+        z += x[i] - x[i];
+    }
+    if (finite) *finite = z == 0.0f;
     return mx;
 }
 
@@ -381,10 +388,26 @@ SIMD_CLONES static void row_sub(float *x, int n, float c) {
     for (int i = 0; i < n; i++) x[i] -= c;
 }
 
-void log_softmax_row(float *x, int n) {
-    float mx = row_max(x, n);
+int log_softmax_row(float *x, int n) {
+    int finite;
+    float mx = row_max(x, n, &finite);
     float lse = mx + logf(row_sum_exp(x, n, mx));
     row_sub(x, n, lse);
+    return finite ? 0 : -1;
+}
+
+SIMD_CLONES static float copy_chunk(float *dst, const float *src, int n) {
+    float z = 0.0f;
+#pragma omp simd reduction(+ : z)
+    for (int i = 0; i < n; i++) {
+        dst[i] = src[i];
+        z += src[i] - src[i]; /* 0, or NaN after a non-finite entry (see row_max) */
+    }
+    return z;
+}
+
+int row_copy_finite(float *dst, const float *src, int n) {
+    return copy_chunk(dst, src, n) == 0.0f ? 0 : -1;
 }
 
 /* ---- soft-masking row statistics ------------------------------------------------------- */
@@ -412,7 +435,7 @@ SIMD_CLONES static void row_exp_moments(const float *x, int n, float m, double *
 }
 
 float row_neg_entropy(const float *x, int n) {
-    float m = row_max(x, n);
+    float m = row_max(x, n, NULL);
     double s, sz;
     row_exp_moments(x, n, m, &s, &sz);
     return (float)(sz / s - log(s));

@@ -96,9 +96,12 @@ void timestep_embedding(float *out, float sigma);
 /* Row softmax in place (max-subtracted, expf_fast): attention score rows. */
 void softmax_row(float *x, int n);
 
-/* Row log-softmax in place; returns nothing. Used by SUBS. */
-void log_softmax_row(float *x, int n);
-void log_softmax_row_ref(float *x, int n);
+/* Row log-softmax in place (SUBS, scoring). 0, or −1 when the row holds a NaN or an
+ * infinity (the row is then unspecified): the check costs no pass of its own. */
+int log_softmax_row(float *x, int n);
+int log_softmax_row_ref(float *x, int n);
+/* dst[0..n) = src[0..n); 0, or −1 when src holds a NaN or an infinity (in the same pass). */
+int row_copy_finite(float *dst, const float *src, int n);
 
 /* Statistics of softmax(x) over a row: returns negH = Σ p·log p with p = softmax(x),
  * computed as Σ e^{x−m}(x−m)/S − log S (m = max, S = Σ e^{x−m}). */

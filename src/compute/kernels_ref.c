@@ -103,13 +103,17 @@ void gated_residual_forward_ref(float *x, const float *y, const float *gate, int
             }
 }
 
-void log_softmax_row_ref(float *x, int n) {
+int log_softmax_row_ref(float *x, int n) {
     double mx = -INFINITY, sum = 0;
-    for (int i = 0; i < n; i++)
+    int finite = 1;
+    for (int i = 0; i < n; i++) {
         if (x[i] > mx) mx = x[i];
+        finite &= isfinite(x[i]) != 0;
+    }
     for (int i = 0; i < n; i++) sum += exp((double)x[i] - mx);
     double lse = mx + log(sum);
     for (int i = 0; i < n; i++) x[i] = (float)(x[i] - lse);
+    return finite ? 0 : -1;
 }
 
 float row_neg_entropy_ref(const float *x, int n) {

@@ -99,7 +99,12 @@ int evaluator_score(evaluator *e, const int32_t *ids, size_t n, int ctx_len, int
             /* counted: a non-EOS target, or the chunk's first EOS (cumsum == 1) */
             if (is_eos && eos_seen != 1) continue;
             float *row = logits + (size_t)j * V;
-            log_softmax_row(row, V);
+            if (log_softmax_row(row, V)) {
+                rc = SM_ERR("the evaluator's prediction of token %zu is NaN or infinite (its "
+                            "weights hold non-finite values, or its activations overflow)",
+                            s + (size_t)j + 1);
+                break;
+            }
             *nll_sum -= (double)row[tgt];
             (*count)++;
         }

@@ -741,6 +741,66 @@ int st_tensor_to_f32(const st_tensor *t, float *out) {
     }
 }
 
+/* ------------------------------------------------------- finiteness scan */
+
+/* Element i of a floating tensor as an fp32 value is NaN or infinite (F64: also beyond the
+ * float range, where the conversion to F32 gives ±inf). Unaligned data is read by memcpy. */
+static bool element_nonfinite(const uint8_t *p, st_dtype dt, size_t i) {
+    uint16_t h;
+    uint32_t u;
+    double d;
+    switch (dt) {
+    case ST_F32:
+        memcpy(&u, p + 4 * i, 4);
+        return (u & 0x7f800000u) == 0x7f800000u;
+    case ST_F16:
+        memcpy(&h, p + 2 * i, 2);
+        return (h & 0x7c00u) == 0x7c00u;
+    case ST_BF16:
+        memcpy(&h, p + 2 * i, 2);
+        return (h & 0x7f80u) == 0x7f80u;
+    default:
+        memcpy(&d, p + 8 * i, 8);
+        return !(fabs(d) < 0x1.ffffffp127);
+    }
+}
+
+#define SCAN_BLOCK ((size_t)1 << 16)
+
+int st_check_finite(const st_archive *a) {
+    for (int k = 0; k < a->ntensors; k++) {
+        const st_tensor *t = &a->tensors[k];
+        if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64)
+            continue;
+        const size_t n = t->numel, nblocks = (n + SCAN_BLOCK - 1) / SCAN_BLOCK;
+        size_t first = n; /* blocks in parallel, the lowest bad index wins */
+#pragma omp parallel for schedule(dynamic) reduction(min : first)
+        for (size_t b = 0; b < nblocks; b++) {
+            const size_t hi = b * SCAN_BLOCK + SCAN_BLOCK < n ? b * SCAN_BLOCK + SCAN_BLOCK : n;
+            for (size_t i = b * SCAN_BLOCK; i < hi && i < first; i++)
+                if (element_nonfinite(t->data, t->dtype, i)) first = i;
+        }
+        if (first == n) continue;
+        int64_t index[ST_MAX_DIMS]; /* row-major coordinates of the element */
+        size_t rem = first;
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            index[d] = (int64_t)(rem % (size_t)t->shape[d]);
+            rem /= (size_t)t->shape[d];
+        }
+        char where[200];
+        format_shape(where, sizeof where, t->ndim, index);
+        float v = 0.0f;
+        st_tensor one = *t;
+        one.data = t->data + first * st_dtype_size(t->dtype);
+        one.numel = 1;
+        st_tensor_to_f32(&one, &v);
+        return SM_ERR("'%s': tensor '%s' holds %s at index %s (element %zu of %zu)",
+                      a->files[t->file_index].path, t->name,
+                      isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity", where, first, n);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------- expected registry */
 
 static bool ends_with(const char *s, const char *suffix) {

@@ -66,6 +66,10 @@ const char *st_dtype_name(st_dtype dt);
 
 /* Convert a floating tensor (F32/F16/BF16/F64) to fp32 into out[numel]. */
 int st_tensor_to_f32(const st_tensor *t, float *out);
+/* Scans every floating tensor (in name order) for NaN and infinities (F64: values beyond the
+ * float range too); −1 with an error naming the file, the first bad tensor, the value and its
+ * index. Reads every byte of the weights: an opt-in load check (--check-weights). */
+int st_check_finite(const st_archive *a);
 
 /* Expected-tensor registry: every entry must exist with exactly this shape (and a floating
  * dtype). `unknown_ok` lists name suffixes that may appear in the file without being

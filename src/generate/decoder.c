@@ -151,6 +151,7 @@ typedef struct {
     double u_rnd;    /* LLaDA `random` confidence */
     int32_t token;
     float conf;
+    uint8_t bad;     /* ROW_NONFINITE or ROW_OVERFLOW: no prediction */
     sm_feedback fb;  /* from this step's prediction, for the next forward */
 } dec_item;
 
@@ -251,8 +252,13 @@ static void top_k_filter(const float *z, uint8_t *keep, int V, int k, float *tmp
         if (keep[v] && z[v] < kth) keep[v] = 0;
 }
 
+/* Rows that give no prediction: a NaN or an infinity in the row, or logits that the temperature
+ * divides beyond the float range. */
+enum { ROW_OK = 0, ROW_NONFINITE, ROW_OVERFLOW };
+
 /* Token and confidence of one masked position from its prediction row (docs/DESIGN.md §5), and the
- * soft-masking feedback the row gives. The scratch holds DECODER_SCRATCH(V) bytes. */
+ * soft-masking feedback the row gives; only it->bad when the row gives none. The scratch holds
+ * DECODER_SCRATCH(V) bytes. */
 #define DECODER_SCRATCH(V) (((size_t)(V) * (3 * sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63)
 
 static void predict(const dec_run *r, const float *row, dec_item *it, void *scratch) {
@@ -261,7 +267,8 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
     float *z = scratch, *e = z + V, *pr = e + V;
     int32_t *idx = (int32_t *)(pr + V);
     uint8_t *keep = (uint8_t *)(idx + V);
-    memcpy(z, row, sizeof(float) * V);
+    it->bad = row_copy_finite(z, row, V) ? ROW_NONFINITE : ROW_OK;
+    if (it->bad) return;
     if (p->eos_penalty != 0.0f) z[p->eos_id] -= p->eos_penalty;
     if (p->sm.enabled) /* from the (shifted) logits themselves, as IBM's dream_sm.patch */
         sm_feedback_from_row(&p->sm, z, V, &it->fb);
@@ -283,6 +290,10 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
     /* softmax of z; the filters act on it; then the kept probabilities renormalised */
     const int top = argmax_first(z, V);
     const float m = z[top];
+    if (!isfinite(m)) { /* z / temperature overflowed */
+        it->bad = ROW_OVERFLOW;
+        return;
+    }
     for (int v = 0; v < V; v++) pr[v] = z[v] - m; /* vexp(−∞) = 0 */
     vexp(e, pr, (size_t)V);
     double s = 0.0;
@@ -444,14 +455,35 @@ static int run_forward(dec_run *r) {
     return 0;
 }
 
-static void predict_all(dec_run *r) {
+/* Every item's prediction; −1 (an error naming the positions) when a row gave none. */
+static int predict_all(dec_run *r) {
     const int T = r->T, V = r->V;
-#pragma omp parallel for schedule(dynamic, 4)
+    int nbad = 0;
+#pragma omp parallel for schedule(dynamic, 4) reduction(+ : nbad)
     for (int i = 0; i < r->nitems; i++) {
         dec_item *it = &r->items[i];
         const float *row = r->logits + ((size_t)it->crow * T + pred_row(r, it->pos % T)) * V;
         predict(r, row, it, r->scr + (size_t)omp_get_thread_num() * DECODER_SCRATCH(V));
+        nbad += it->bad != ROW_OK;
     }
+    if (!nbad) return 0;
+    /* the positions of the first kind of failure */
+    int32_t *pos = sm_malloc(sizeof(int32_t) * (size_t)nbad);
+    int kind = ROW_OK, n = 0;
+    for (int i = 0; i < r->nitems; i++) {
+        const dec_item *it = &r->items[i];
+        if (it->bad != ROW_OK && kind == ROW_OK) kind = it->bad;
+        if (it->bad == kind && kind != ROW_OK) pos[n++] = it->pos;
+    }
+    char when[64], what[96];
+    if (r->p->threshold > 0.0f) snprintf(when, sizeof when, "step %d", r->st->steps + 1);
+    else snprintf(when, sizeof when, "step %d of %d", r->st->steps + 1, r->steps);
+    if (kind == ROW_OVERFLOW)
+        snprintf(what, sizeof what, "temperature %g divides the logits beyond the float range",
+                 r->p->temperature);
+    gen_position_error(r->m, when, kind == ROW_NONFINITE ? NULL : what, pos, n, T);
+    free(pos);
+    return -1;
 }
 
 static int cmp_item_conf(const void *a, const void *b, void *ctx) {
@@ -570,7 +602,7 @@ static int decode_step(dec_run *r, int blk_end, float p_transfer, const int *quo
     /* without soft-masking an unchanged canvas gives the same logits: reuse them */
     if (r->p->sm.enabled || !r->have_logits || r->changed)
         if (run_forward(r)) return -1;
-    predict_all(r);
+    if (predict_all(r)) return -1;
     for (int c = 0; c < r->nactive; c++) {
         const int b = r->active[c];
         select_row(r, b, quota[b]);

@@ -62,6 +62,7 @@ typedef struct {
     int32_t *prev_x; /* (B·T) the input of the last real forward */
     uint8_t *need;   /* (B·T) masked positions handed to the forward */
     int32_t *rows;   /* (B·T) the same as a list */
+    uint8_t *bad;    /* (B·T) per entry of rows: its raw prediction was not finite */
     sm_feedback *fb; /* (B·T) soft-masking feedback of the still-masked positions; NULL: off */
     int have_fb;     /* fb is set (there was a real forward) */
     float *lambda;   /* (B·T) λ of fb for the step hook; NULL without a hook or soft-masking */
@@ -70,8 +71,10 @@ typedef struct {
     sm_rng *rng;     /* (B) */
 } run_state;
 
-/* One network evaluation on x at time t; leaves SUBS log-probs of the masked rows. */
-static int real_forward(run_state *st, const int32_t *x, double t, sampler_stats *stats) {
+/* One network evaluation on x at time t; leaves SUBS log-probs of the masked rows. `when`
+ * names the step in the error of a prediction that is not finite. */
+static int real_forward(run_state *st, const int32_t *x, double t, const char *when,
+                        sampler_stats *stats) {
     const int BT = st->B * st->T, V = st->V, mask = st->m->mask_id;
     int n = 0;
     for (int i = 0; i < BT; i++) {
@@ -86,9 +89,18 @@ static int real_forward(run_state *st, const int32_t *x, double t, sampler_stats
                             st->need, st->B, st->T, st->logp);
     free(times);
     if (rc) return -1;
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < n; r++)
-        dit_subs_row(st->logp + (size_t)st->rows[r] * V, V, mask);
+    int nbad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nbad)
+    for (int r = 0; r < n; r++) {
+        st->bad[r] = dit_subs_row(st->logp + (size_t)st->rows[r] * V, V, mask) != 0;
+        nbad += st->bad[r];
+    }
+    if (nbad) {
+        int k = 0;
+        for (int r = 0; r < n; r++)
+            if (st->bad[r]) st->rows[k++] = st->rows[r];
+        return gen_position_error(st->m, when, NULL, st->rows, k, st->T);
+    }
     memcpy(st->prev_x, x, sizeof(int32_t) * (size_t)BT);
     stats->forwards++;
     stats->forward_seconds += sm_time_sec() - t0;
@@ -237,6 +249,7 @@ static void run_state_free(run_state *st) {
     free(st->prev_x);
     free(st->need);
     free(st->rows);
+    free(st->bad);
     free(st->fb);
     free(st->lambda);
     free(st->pbuf);
@@ -251,9 +264,11 @@ static int denoise(run_state *st, int32_t *x, const uint8_t *fixed, sampler_stat
     const int cache_ok = p->kind != SAMPLER_DDPM && !st->m->uses_time;
     const double dt = (1.0 - SAMPLER_EPS) / p->steps;
     int cached = 0;
+    char when[64];
     for (int i = 0; i < p->steps; i++) {
         double t = 1.0 - i * dt;
-        if (!cached && real_forward(st, x, t, stats)) return -1;
+        snprintf(when, sizeof when, "step %d of %d", i + 1, p->steps);
+        if (!cached && real_forward(st, x, t, when, stats)) return -1;
         int changed = update_step(st, x, fixed, t, dt);
         if (st->fb && (!cached || changed)) compute_feedback(st, x, stats);
         cached = cache_ok && changed == 0;
@@ -264,7 +279,8 @@ static int denoise(run_state *st, int32_t *x, const uint8_t *fixed, sampler_stat
         int any_masked = 0;
         for (int i = 0; i < st->B * st->T; i++) any_masked |= x[i] == mask;
         if (any_masked) { /* with nothing masked, the argmax of SUBS one-hot rows is x itself */
-            if (real_forward(st, x, SAMPLER_EPS, stats)) return -1;
+            if (real_forward(st, x, SAMPLER_EPS, "the final noise-removal forward", stats))
+                return -1;
             argmax_fill(st, x);
         }
         if (report_step(st, x, p->steps, stats)) return GEN_STOPPED;
@@ -289,6 +305,7 @@ int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const ui
     st.prev_x = sm_malloc(BT * sizeof(int32_t));
     st.need = sm_malloc(BT);
     st.rows = sm_malloc(BT * sizeof(int32_t));
+    st.bad = sm_malloc(BT);
     if (p->sm.enabled) st.fb = sm_malloc(BT * sizeof(sm_feedback));
     if (p->sm.enabled && p->on_step) st.lambda = sm_malloc(BT * sizeof(float));
     st.pbuf = sm_malloc((size_t)nthreads * st.V * sizeof(float));

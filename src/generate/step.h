@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "models/lm.h"
+
 typedef struct {
     int step;            /* steps done so far (1 after the first) */
     int steps;           /* planned steps (threshold decoding: the planned count, or 0) */
@@ -24,5 +26,12 @@ typedef struct {
 typedef int (*gen_step_fn)(void *user, const gen_step *s);
 
 #define GEN_STOPPED 1
+
+/* The error of a step whose prediction rows give no prediction — bad input, never an
+ * assertion: names `when` ("step 3 of 128"), the model, the problem (NULL: the rows held a
+ * NaN or an infinity, as a model whose weights hold them gives) and the first of the n canvas
+ * positions pos (flat b·T + t). Returns −1. */
+int gen_position_error(const lm_model *m, const char *when, const char *problem,
+                       const int32_t *pos, int n, int T);
 
 #endif

@@ -374,7 +374,7 @@ double dit_forward_flops(const dit_config *c, int B, int T) {
     return c->n_blocks * per_block + 2.0 * N * D * V;
 }
 
-void dit_subs_row(float *row, int V, int mask_id) {
+int dit_subs_row(float *row, int V, int mask_id) {
     row[mask_id] += SUBS_NEG_INF;
-    log_softmax_row(row, V);
+    return log_softmax_row(row, V);
 }

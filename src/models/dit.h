@@ -144,9 +144,10 @@ void dit_forward(const dit_model *m, dit_acts *a, const int32_t *ids, const floa
                  int T, float *logits);
 
 /* SUBS on the raw output row of a *masked* position (docs/DESIGN.md §2): −1e6 added to the mask
- * logit, then log-softmax. (Unmasked positions carry their input over as a one-hot.) */
+ * logit, then log-softmax. (Unmasked positions carry their input over as a one-hot.) −1 when
+ * the raw row held a NaN or an infinity (log_softmax_row). */
 #define SUBS_NEG_INF -1e6f
-void dit_subs_row(float *row, int V, int mask_id);
+int dit_subs_row(float *row, int V, int mask_id);
 
 /* FLOPs of one forward over B×T positions (matmuls and attention, multiply-add = 2). */
 double dit_forward_flops(const dit_config *c, int B, int T);

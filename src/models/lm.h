@@ -26,6 +26,7 @@ typedef struct {
     int shift;        /* 1: Dream's logit shift */
     int max_len;      /* longest canvas the model accepts */
     int uses_time;    /* 1: the output depends on t (time-conditioned MDLM) */
+    const char *name; /* for error messages (the model directory); may be NULL */
     int (*forward)(void *ctx, const int32_t *x, const double *t, const sm_params *sm,
                    const sm_feedback *fb, const uint8_t *need, int B, int T, float *logits);
     /* Optional (NULL: the model has no key/value cache). forward() over the positions

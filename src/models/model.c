@@ -192,9 +192,15 @@ void model_dir_free(model_dir *md) {
     memset(md, 0, sizeof *md);
 }
 
+int model_dir_check_weights(const model_dir *md) {
+    const st_archive *a = md->arch == MODEL_MDLM ? &md->net.archive : &md->tf.archive;
+    return st_check_finite(a) ? sm_wrap_error("%s: weight check", md->dir) : 0;
+}
+
 void model_state_init(model_state *s, const model_dir *md, int nthreads) {
     memset(s, 0, sizeof *s);
     family_of_arch(md->arch)->state_init(s, md, nthreads);
+    s->lm.name = md->dir;
 }
 
 void model_state_free(model_state *s) {

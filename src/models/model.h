@@ -47,6 +47,9 @@ int model_dir_arch(const char *dir, model_arch *arch);
  * or parsed (the error names it). */
 int model_dir_type(const char *dir, char *type, size_t n);
 void model_dir_free(model_dir *md);
+/* Scans every floating tensor of the loaded weights for NaN and infinities (st_check_finite):
+ * −1 with an error naming the directory, the first bad tensor and the index. */
+int model_dir_check_weights(const model_dir *md);
 int model_dir_read_config(dit_config *cfg, const char *dir);
 
 /* One generation state of a loaded model: the lm_model view the samplers and decoders drive. */
