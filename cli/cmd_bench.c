@@ -130,6 +130,12 @@ static int bench_forward(int argc, char **argv) {
         return 1;
     }
     const size_t BT = (size_t)batch * len;
+    if (SM_CHECK_MEMORY(sm_size_add(sm_size_mul(BT * (size_t)c->vocab_size, sizeof(float)),
+                                    dit_acts_bytes(c, batch, len, threads)),
+                        "a forward of %d × %d positions with its logits", batch, len)) {
+        model_dir_free(&md);
+        return cli_fail("bench");
+    }
     int32_t *ids = sm_malloc(sizeof(int32_t) * BT);
     sm_rng r;
     rng_seed(&r, seed + 1);
@@ -137,7 +143,7 @@ static int bench_forward(int argc, char **argv) {
     float *sigma = sm_calloc((size_t)batch, sizeof(float));
     float *logits = sm_aligned_alloc(sizeof(float) * BT * (size_t)c->vocab_size);
     dit_acts acts;
-    dit_acts_alloc(&acts, c, batch, len, threads);
+    if (dit_acts_alloc(&acts, c, batch, len, threads)) return cli_fail("bench");
     for (int i = 0; i < warmup; i++) dit_forward(&md.net, &acts, ids, sigma, batch, len, logits);
     double best = INFINITY, total = 0;
     for (int i = 0; i < iters; i++) {
@@ -260,8 +266,12 @@ static int bench_train(int argc, char **argv) {
     for (size_t i = 0; i < BT; i++) x0[i] = (int32_t)(rng_next(&r) % (uint64_t)(c->vocab_size - 1));
     mdlm_noise_batch(&r, x0, xt, t, batch, len, c->mask_id);
     trainer tr;
-    trainer_init(&tr, &md.net, batch, len, threads);
+    const int ok = trainer_init(&tr, &md.net, batch, len, threads) == 0;
     model_dir_free(&md);
+    if (!ok) {
+        free(x0), free(xt), free(t);
+        return cli_fail("bench");
+    }
     optim_config oc;
     optim_config_default(&oc);
     optim_group groups[2] = {{tr.model.owned, tr.grads.owned, tr.nparams, 3e-4f, 0.0f},

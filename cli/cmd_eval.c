@@ -62,7 +62,7 @@ static int eval_ppl(int argc, char **argv) {
         SM_ERR("length %d exceeds the model's (%d) or the data's (%d)", T, md.net.cfg.model_length, sh.block_len);
         goto done;
     }
-    trainer_init(&tr, &md.net, batch, T, threads);
+    if (trainer_init(&tr, &md.net, batch, T, threads)) goto done;
     if (smp.enabled) sm_raw_from_params(&tr.sm, &smp);
     double nats;
     long tokens;

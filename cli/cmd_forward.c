@@ -79,10 +79,10 @@ static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_f
         goto done;
     }
     if (sm_flags_resolve(cmd, smf, md, &sm)) goto done;
-    if (sm_mul_size((size_t)B * T, (size_t)c->vocab_size, &nlogits)) {
-        SM_ERR("output too large");
+    nlogits = sm_size_mul((size_t)B * T, (size_t)c->vocab_size);
+    if (SM_CHECK_MEMORY(sm_size_mul(nlogits, sizeof(float)), "the logits of %d × %d positions "
+                        "over %d tokens", B, T, c->vocab_size))
         goto done;
-    }
     if (feedback && sm.enabled) {
         if (npy_read(feedback, &prev)) goto done;
         if (prev.dtype != NPY_F4 || prev.ndim != 3 || prev.shape[0] != B || prev.shape[1] != T ||
@@ -165,13 +165,14 @@ int cmd_forward(int argc, char **argv) {
     if (read_times(t_arg, B, t)) goto done;
     for (int b = 0; b < B; b++) sigma[b] = mdlm_sigma(t[b]);
     if (sm_flags_resolve(&cmd, &smf, &md, &sm)) goto done;
-    size_t nlogits;
-    if (sm_mul_size((size_t)B * T, (size_t)c->vocab_size, &nlogits)) {
-        SM_ERR("output too large");
+    const size_t nlogits = sm_size_mul((size_t)B * T, (size_t)c->vocab_size);
+    if (SM_CHECK_MEMORY(sm_size_add(sm_size_mul(nlogits, sizeof(float)),
+                                    dit_acts_bytes(c, B, T, threads)),
+                        "a forward of %d × %d positions with its logits over %d tokens", B, T,
+                        c->vocab_size) ||
+        dit_acts_alloc(&acts, c, B, T, threads))
         goto done;
-    }
     logits = sm_aligned_alloc(nlogits * sizeof(float));
-    dit_acts_alloc(&acts, c, B, T, threads);
     if (feedback && sm.enabled) {
         if (feedback_input(&md, &acts, ids, B, T, feedback, &sm)) goto done;
     } else {

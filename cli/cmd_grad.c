@@ -77,7 +77,7 @@ int cmd_grad(int argc, char **argv) {
     if (!causal && read_times(t_path, B, &t)) goto done;
     if (sm_flags_resolve(&cmd, &smf, &md, &smp)) goto done;
     if (!smp.enabled) sm_params_default(&smp); /* IBM's initial values: scale 0 */
-    trainer_init(&tr, &md.net, B, T, threads);
+    if (trainer_init(&tr, &md.net, B, T, threads)) goto done;
     tr.cfg.causal = causal || c->causal;
     sm_raw_from_params(&tr.sm, &smp);
     train_batch batch = {xt, x0, t};

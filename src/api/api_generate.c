@@ -83,9 +83,21 @@ static int sampler_params_of(const smdlm_model *model, const smdlm_gen_params *g
     return api_softmask_resolve(&gp->sm, &model->md.sm, &sp->sm);
 }
 
-static int check_samples(const smdlm_gen_params *gp) {
+static int check_samples(const smdlm_gen_params *gp, int T) {
     if (gp->n < 1 || gp->n > 1 << 20) return SM_ERR("samples %d must be in [1, %d]", gp->n, 1 << 20);
+    if ((int64_t)gp->n * T > INT32_MAX)
+        return SM_ERR("%d samples × %d positions exceed 2^31 positions", gp->n, T);
     return 0;
+}
+
+/* A generation of n canvases of T positions as a whole: the canvases (ids, fixed flags, the
+ * step callback's masks), the sampler's or decoder's buffers (run_bytes) and the model's
+ * scratch must fit in memory together; each part checks itself again when it allocates. */
+static int check_memory(const smdlm_state *state, int n, int T, size_t run_bytes) {
+    size_t bytes = sm_size_add(sm_size_mul((size_t)n * (size_t)T, sizeof(int32_t) + 2), run_bytes);
+    bytes = sm_size_add(bytes, model_state_forward_bytes(&state->ms, &state->model->md, n, T));
+    return SM_CHECK_MEMORY(bytes, "a generation of %d sample%s × %d positions", n,
+                           n == 1 ? "" : "s", T);
 }
 
 /* Leading fixed positions of a template (fixed may be NULL: none). */
@@ -102,7 +114,9 @@ static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, 
                     const smdlm_gen_params *gp, smdlm_result *r) {
     const smdlm_model *model = state->model;
     sampler_params sp;
-    if (check_samples(gp) || sampler_params_of(model, gp, &sp)) return -1;
+    if (check_samples(gp, T) || sampler_params_of(model, gp, &sp) ||
+        check_memory(state, gp->n, T, sampler_run_bytes(&sp, gp->n, T, smdlm_vocab_size(model))))
+        return -1;
     const int n = gp->n;
     step_relay relay;
     set_relay(&relay, state, gp, &sp.on_step, &sp.user);
@@ -184,7 +198,9 @@ static int run_decoder(smdlm_state *state, const int32_t *x, const uint8_t *fixe
                        const smdlm_gen_params *gp, smdlm_result *r) {
     const smdlm_model *model = state->model;
     decoder_params p;
-    if (check_samples(gp) || decoder_params_of(model, gp, T - P, &p)) return -1;
+    if (check_samples(gp, T) || decoder_params_of(model, gp, T - P, &p) ||
+        check_memory(state, gp->n, T, decoder_run_bytes(&p, gp->n, T, smdlm_vocab_size(model))))
+        return -1;
     if (fixed && model->md.arch == MODEL_LLADA)
         for (int i = P; i < T; i++)
             if (fixed[i])

@@ -90,6 +90,64 @@ int sm_add_size(size_t a, size_t b, size_t *out) {
     return 0;
 }
 
+size_t sm_size_mul(size_t a, size_t b) {
+    size_t r;
+    return sm_mul_size(a, b, &r) ? SIZE_MAX : r;
+}
+
+size_t sm_size_add(size_t a, size_t b) {
+    size_t r;
+    return sm_add_size(a, b, &r) ? SIZE_MAX : r;
+}
+
+size_t sm_size_align(size_t n, size_t align) {
+    return n > SIZE_MAX - (align - 1) ? SIZE_MAX : (n + align - 1) & ~(align - 1);
+}
+
+/* MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read. */
+static size_t meminfo_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return sm_size_mul((size_t)kb, 1024);
+}
+
+size_t sm_memory_available(void) {
+    size_t avail = meminfo_available();
+    if (avail == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        avail = pages > 0 && page > 0 ? sm_size_mul((size_t)pages, (size_t)page) : SIZE_MAX;
+    }
+    const int limits[] = {RLIMIT_AS, RLIMIT_DATA};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        struct rlimit rl;
+        if (getrlimit(limits[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            rl.rlim_cur < (rlim_t)avail)
+            avail = (size_t)rl.rlim_cur;
+    }
+    return avail;
+}
+
+int sm_check_memory(const char *func, size_t bytes, const char *fmt, ...) {
+    const size_t avail = sm_memory_available();
+    if (bytes <= avail) return 0;
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    if (bytes == SIZE_MAX)
+        return sm_set_error(func, "%s needs more than 16 EiB (the size overflows) but %.1f GiB of "
+                            "memory are available", what, (double)avail / gib);
+    return sm_set_error(func, "%s needs %.1f GiB (%zu bytes) but %.1f GiB of memory are available",
+                        what, (double)bytes / gib, bytes, (double)avail / gib);
+}
+
 int sm_open_regular(const char *path, struct stat *st) {
     struct stat sb;
     /* by name first: a device is never opened (opening one can have effects of its own) */

@@ -27,7 +27,8 @@ int sm_set_error(const char *func, const char *fmt, ...) __attribute__((format(p
 int sm_wrap_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *smdlm_last_error(void);
 
-/* Allocation: out-of-memory is fatal (sizes from files are validated before they get here). */
+/* Allocation: out-of-memory is fatal — sizes that come from files or flags are checked with
+ * SM_CHECK_MEMORY before they get here (NOTES.md, "Files and memory"). */
 void *sm_malloc(size_t n);
 void *sm_calloc(size_t count, size_t size);
 void *sm_realloc(void *p, size_t n);
@@ -38,6 +39,23 @@ void *sm_aligned_alloc(size_t n);
 /* Checked size arithmetic: return 0 on success, -1 on overflow. */
 int sm_mul_size(size_t a, size_t b, size_t *out);
 int sm_add_size(size_t a, size_t b, size_t *out);
+/* The same saturating at SIZE_MAX: a size computed from input this way needs no overflow
+ * test of its own, SM_CHECK_MEMORY rejects SIZE_MAX. */
+size_t sm_size_mul(size_t a, size_t b);
+size_t sm_size_add(size_t a, size_t b);
+/* n rounded up to a multiple of align (a power of two), saturating. */
+size_t sm_size_align(size_t n, size_t align);
+
+/* The memory this process can allocate now: /proc/meminfo's MemAvailable (physical memory
+ * where it cannot be read), lowered to RLIMIT_AS / RLIMIT_DATA when those are set. */
+size_t sm_memory_available(void);
+/* 0 when `bytes` fit in sm_memory_available(); else −1 with the error "FUNC: WHAT needs N GiB
+ * (N bytes) but M GiB of memory are available", WHAT formatted from fmt, under the name of
+ * the calling function (as SM_ERR). Every allocation whose size comes from a file or a flag is
+ * checked with it first. */
+#define SM_CHECK_MEMORY(bytes, ...) sm_check_memory(__func__, (bytes), __VA_ARGS__)
+int sm_check_memory(const char *func, size_t bytes, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Every file a user or a directory names is opened for reading through these (NOTES.md,
  * "Files and memory"): the path must be a regular file. A FIFO, device or directory is an

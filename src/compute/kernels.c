@@ -211,7 +211,9 @@ void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, i
 
 /* ---- attention -------------------------------------------------------------------------- */
 
-size_t attention_scratch_floats(int T, int nthreads) { return (size_t)T * T * nthreads; }
+size_t attention_scratch_floats(int T, int nthreads) {
+    return sm_size_mul(sm_size_mul((size_t)T, (size_t)T), (size_t)nthreads); /* saturating */
+}
 
 SIMD_CLONES void softmax_row(float *x, int n) {
     float mx = -INFINITY, sum = 0.0f;

@@ -74,7 +74,7 @@ int evaluator_logits(evaluator *e, const int32_t *ids, int T, float *logits) {
     float sigma = 0.0f; /* causal models carry no time conditioning */
     if (e->acts.T != T) { /* DiT activations are sized for one sequence length */
         dit_acts_free(&e->acts);
-        dit_acts_alloc(&e->acts, &e->dit.cfg, 1, T, e->threads);
+        if (dit_acts_alloc(&e->acts, &e->dit.cfg, 1, T, e->threads)) return -1;
     }
     dit_forward(&e->dit, &e->acts, ids, &sigma, 1, T, logits);
     return 0;
@@ -85,7 +85,11 @@ int evaluator_score(evaluator *e, const int32_t *ids, size_t n, int ctx_len, int
     const int P = e->context, V = e->vocab_size;
     const int C = ctx_len > 0 && ctx_len < P ? ctx_len : P;
     float *logits = NULL;
-    if (n > 1) logits = sm_malloc(sizeof(float) * (size_t)(n < (size_t)C ? n : (size_t)C) * (size_t)V);
+    const size_t rows = n < (size_t)C ? n : (size_t)C;
+    if (SM_CHECK_MEMORY(sm_size_mul(rows * sizeof(float), (size_t)V), "the logits of %zu positions "
+                        "over %d tokens", rows, V))
+        return -1;
+    if (n > 1) logits = sm_malloc(sizeof(float) * rows * (size_t)V);
     int rc = 0;
     for (size_t s = 0; s < n && rc == 0; s += (size_t)C) {
         int L = (int)(n - s < (size_t)C ? n - s : (size_t)C);

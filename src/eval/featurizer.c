@@ -35,7 +35,7 @@ int featurize_ids(featurizer *f, const int32_t *ids, size_t n, float *out) {
     if (e->kind == EVALUATOR_GPT2) return gpt2_hidden(&e->gpt2, ids, 1, T, &last, 1, out);
     if (e->acts.T != T) { /* DiT activations are sized for one sequence length */
         dit_acts_free(&e->acts);
-        dit_acts_alloc(&e->acts, &e->dit.cfg, 1, T, e->threads);
+        if (dit_acts_alloc(&e->acts, &e->dit.cfg, 1, T, e->threads)) return -1;
     }
     float sigma = 0.0f; /* causal models carry no time conditioning */
     dit_embed_ids(&e->dit, &e->acts, ids, 1, T);

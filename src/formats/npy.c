@@ -310,6 +310,7 @@ int npy_read(const char *path, npy_array *out) {
                avail - nbytes, nbytes, avail);
         goto done;
     }
+    if (SM_CHECK_MEMORY(nbytes, "the data of '%s'", path)) goto done;
     data = sm_aligned_alloc(nbytes);
     if (nbytes && read_exact(f, data, nbytes) != 0) {
         SM_ERR("'%s': cannot read %zu data bytes", path, nbytes);

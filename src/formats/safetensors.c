@@ -982,7 +982,11 @@ int st_bind_f32(const st_archive *a, const char *const *names, int n, const floa
         SM_ASSERT(t);
         if (t->dtype != ST_F32 || ((uintptr_t)t->data & 3u)) convert += t->numel;
     }
-    *owned = convert ? sm_aligned_alloc(convert * sizeof(float)) : NULL;
+    *owned = NULL;
+    if (SM_CHECK_MEMORY(sm_size_mul(convert, sizeof(float)), "fp32 copies of %zu weights of '%s'",
+                        convert, a->nfiles ? a->files[0].path : "(empty archive)"))
+        return -1;
+    if (convert) *owned = sm_aligned_alloc(convert * sizeof(float));
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         const st_tensor *t = st_find(a, names[i]);

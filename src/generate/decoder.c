@@ -661,12 +661,24 @@ static int decode_llada(dec_run *r, int *quota) {
     return rc < 0 ? -1 : rc == GEN_STOPPED + 1 ? GEN_STOPPED : 0;
 }
 
+size_t decoder_run_bytes(const decoder_params *p, int B, int T, int V) {
+    const size_t BT = (size_t)B * (size_t)T, threads = (size_t)omp_get_max_threads();
+    /* logits; items, xc, need (and fb, fbc, lambda) per position; the scratch per thread */
+    const size_t per_position = sizeof(dec_item) + sizeof(int32_t) + 1 +
+                                (p->sm.enabled ? 2 * sizeof(sm_feedback) + sizeof(float) : 0);
+    size_t bytes = sm_size_mul(sm_size_mul(BT, (size_t)V), sizeof(float));
+    bytes = sm_size_add(bytes, sm_size_mul(BT, per_position));
+    return sm_size_add(bytes, sm_size_mul(DECODER_SCRATCH(V), threads));
+}
+
 int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, int prompt_len,
                 int *gen_out, decoder_stats *stats) {
     memset(stats, 0, sizeof *stats);
     if (B < 1) return SM_ERR("batch %d must be ≥ 1", B);
     if (decoder_params_validate(p, m, prompt_len)) return -1;
     const int T = prompt_len + p->gen_len, V = m->vocab_size;
+    if ((int64_t)B * T > INT32_MAX)
+        return SM_ERR("canvas [%d, %d] has more than 2^31 positions", B, T);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const size_t i = (size_t)b * T + t;
@@ -682,6 +694,9 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
                  .steps = decoder_planned_steps(p), .nthreads = nthreads, .st = stats};
     stats->planned_steps = r.steps;
     const size_t BT = (size_t)B * T;
+    if (SM_CHECK_MEMORY(decoder_run_bytes(p, B, T, V), "decoding %d × %d positions over %d tokens",
+                        B, T, V))
+        return -1;
     for (int b = 0; b < B; b++)
         for (int t = prompt_len; t < T; t++)
             if (!(p->fixed && p->fixed[(size_t)b * T + t])) x[(size_t)b * T + t] = m->mask_id;

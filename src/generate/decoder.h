@@ -97,5 +97,8 @@ int decoder_dream_quota(int n_mask, const float *timesteps, int i, int steps);
  * after that EOS are unspecified (they may still hold the mask id). */
 int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, int prompt_len,
                 int *gen_out, decoder_stats *stats);
+/* The bytes decoder_run allocates for [B, T] canvases over V tokens (saturating), the model's
+ * scratch not included; decoder_run checks them against the available memory first. */
+size_t decoder_run_bytes(const decoder_params *p, int B, int T, int V);
 
 #endif

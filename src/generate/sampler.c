@@ -288,12 +288,24 @@ static int denoise(run_state *st, int32_t *x, const uint8_t *fixed, sampler_stat
     return 0;
 }
 
+size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V) {
+    const size_t BT = (size_t)B * (size_t)T, threads = (size_t)omp_get_max_threads();
+    /* logp; prev_x, rows, need, bad (and fb, lambda) per position; pbuf, order per thread */
+    const size_t per_position = 2 * sizeof(int32_t) + 2 +
+                                (p->sm.enabled ? sizeof(sm_feedback) + sizeof(float) : 0);
+    size_t bytes = sm_size_mul(sm_size_mul(BT, (size_t)V), sizeof(float));
+    bytes = sm_size_add(bytes, sm_size_mul(BT, per_position));
+    return sm_size_add(bytes, sm_size_mul(threads * (size_t)V, sizeof(float) + sizeof(int32_t)));
+}
+
 int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
                 int B, int T, sampler_stats *stats) {
     memset(stats, 0, sizeof *stats);
     if (sampler_params_validate(p)) return -1;
     if (B < 1 || T < 1) return SM_ERR("canvas [%d, %d] must have B, T ≥ 1", B, T);
     if (T > m->max_len) return SM_ERR("canvas length %d exceeds the model's length %d", T, m->max_len);
+    if ((int64_t)B * T > INT32_MAX)
+        return SM_ERR("canvas [%d, %d] has more than 2^31 positions", B, T);
     for (int i = 0; i < B * T; i++)
         if (x[i] < 0 || x[i] >= m->vocab_size)
             return SM_ERR("token id %d at position %d is outside [0, %d)", x[i], i, m->vocab_size);
@@ -301,6 +313,9 @@ int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const ui
     const int nthreads = omp_get_max_threads();
     run_state st = {.m = m, .p = p, .B = B, .T = T, .V = m->vocab_size};
     const size_t BT = (size_t)B * T;
+    if (SM_CHECK_MEMORY(sampler_run_bytes(p, B, T, st.V), "sampling %d × %d positions over %d "
+                        "tokens", B, T, st.V))
+        return -1;
     st.logp = sm_aligned_alloc(BT * (size_t)st.V * sizeof(float));
     st.prev_x = sm_malloc(BT * sizeof(int32_t));
     st.need = sm_malloc(BT);

@@ -55,5 +55,8 @@ const char *sampler_kind_name(sampler_kind k);
  * when the step hook stopped the run (x as it was then). */
 int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
                 int B, int T, sampler_stats *stats);
+/* The bytes sampler_run allocates for [B, T] canvases over V tokens (saturating), the model's
+ * scratch not included; sampler_run checks them against the available memory first. */
+size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V);
 
 #endif

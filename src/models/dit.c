@@ -258,27 +258,48 @@ int dit_config_save(const dit_config *c, const char *path) {
 
 /* ---- activations ------------------------------------------------------------------------- */
 
-void dit_acts_alloc(dit_acts *a, const dit_config *c, int B, int T, int nthreads) {
+#define ACT_BUFFERS 14
+
+/* The floats of each dit_acts buffer in the order of the struct, each padded to 64 bytes;
+ * saturating (sm_size_mul), so that a size beyond memory cannot wrap around. */
+static void acts_sizes(const dit_config *c, int B, int T, int nthreads, size_t sizes[ACT_BUFFERS]) {
+    const size_t BT = (size_t)B * (size_t)T, D = (size_t)c->hidden, hd = D / (size_t)c->n_heads;
+    const size_t BTD = sm_size_mul(BT, D);
+    const size_t s[ACT_BUFFERS] = {BTD, BTD, sm_size_mul(BTD, 3), BTD, BTD, sm_size_mul(BTD, 4),
+                                   attention_scratch_floats(T, nthreads), (size_t)B * 256,
+                                   (size_t)B * c->cond_dim, (size_t)B * c->cond_dim,
+                                   (size_t)B * 6 * D, (size_t)T * hd / 2, (size_t)T * hd / 2, BTD};
+    for (int i = 0; i < ACT_BUFFERS; i++) sizes[i] = sm_size_align(s[i], 16);
+}
+
+size_t dit_acts_bytes(const dit_config *c, int B, int T, int nthreads) {
+    size_t sizes[ACT_BUFFERS], total = 0;
+    acts_sizes(c, B, T, nthreads, sizes);
+    for (int i = 0; i < ACT_BUFFERS; i++) total = sm_size_add(total, sizes[i]);
+    return sm_size_mul(total, sizeof(float));
+}
+
+int dit_acts_alloc(dit_acts *a, const dit_config *c, int B, int T, int nthreads) {
     memset(a, 0, sizeof *a);
+    if (SM_CHECK_MEMORY(dit_acts_bytes(c, B, T, nthreads),
+                        "the activations of %d × %d positions (%d threads)", B, T, nthreads))
+        return -1;
     a->B = B;
     a->T = T;
     a->nthreads = nthreads;
-    size_t BT = (size_t)B * T, D = (size_t)c->hidden, hd = D / (size_t)c->n_heads;
-    size_t sizes[] = {BT * D, BT * D, BT * 3 * D, BT * D, BT * D, BT * 4 * D,
-                      attention_scratch_floats(T, nthreads), (size_t)B * 256,
-                      (size_t)B * c->cond_dim, (size_t)B * c->cond_dim, (size_t)B * 6 * D,
-                      (size_t)T * hd / 2, (size_t)T * hd / 2, BT * D};
-    float **slots[] = {&a->x, &a->h, &a->qkv, &a->att, &a->proj, &a->mlp, &a->scores,
-                       &a->temb, &a->c1, &a->c, &a->mod, &a->rope_cos, &a->rope_sin, &a->rows};
-    size_t total = 0, n = sizeof sizes / sizeof *sizes;
-    for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned */
-    a->mem = sm_aligned_alloc(total * sizeof(float));
+    size_t sizes[ACT_BUFFERS];
+    acts_sizes(c, B, T, nthreads, sizes);
+    float **slots[ACT_BUFFERS] = {&a->x, &a->h, &a->qkv, &a->att, &a->proj, &a->mlp, &a->scores,
+                                  &a->temb, &a->c1, &a->c, &a->mod, &a->rope_cos, &a->rope_sin,
+                                  &a->rows};
+    a->mem = sm_aligned_alloc(dit_acts_bytes(c, B, T, nthreads));
     size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (int i = 0; i < ACT_BUFFERS; i++) {
         *slots[i] = a->mem + off;
-        off += (sizes[i] + 15) & ~(size_t)15;
+        off += sizes[i];
     }
-    rope_tables(a->rope_cos, a->rope_sin, T, (int)hd, 10000.0f);
+    rope_tables(a->rope_cos, a->rope_sin, T, (int)c->hidden / c->n_heads, 10000.0f);
+    return 0;
 }
 
 void dit_acts_free(dit_acts *a) {

@@ -122,7 +122,10 @@ typedef struct {
     float *mem;
 } dit_acts;
 
-void dit_acts_alloc(dit_acts *a, const dit_config *c, int B, int T, int nthreads);
+/* −1 (nothing allocated, a zeroed *a) when they would not fit in the available memory. */
+int dit_acts_alloc(dit_acts *a, const dit_config *c, int B, int T, int nthreads);
+/* Their size in bytes (saturating at SIZE_MAX). */
+size_t dit_acts_bytes(const dit_config *c, int B, int T, int nthreads);
 void dit_acts_free(dit_acts *a);
 
 /* out[D] = E[id] (id already validated < V). Thread-safe. */

@@ -200,13 +200,19 @@ static int forward_impl(const gpt2_model *m, const int32_t *ids, int B, int T, f
     for (size_t i = 0; i < N; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return SM_ERR("token id %d at %zu out of range [0, %d)", ids[i], i, V);
+    /* x, ln, att, y (D per row), qkv (3D), h (4D); the attention scratch */
+    const size_t scratch_f = attention_scratch_floats(T, kernels_get_threads());
+    if (SM_CHECK_MEMORY(sm_size_mul(sm_size_add(sm_size_mul(N, 11 * (size_t)D), scratch_f),
+                                    sizeof(float)),
+                        "the activations of %d × %d positions", B, T))
+        return -1;
     float *x = sm_aligned_alloc(N * (size_t)D * sizeof(float));
     float *ln = sm_aligned_alloc(N * (size_t)D * sizeof(float));
     float *qkv = sm_aligned_alloc(N * 3 * (size_t)D * sizeof(float));
     float *att = sm_aligned_alloc(N * (size_t)D * sizeof(float));
     float *y = sm_aligned_alloc(N * (size_t)D * sizeof(float));
     float *h = sm_aligned_alloc(N * 4 * (size_t)D * sizeof(float));
-    float *scratch = sm_aligned_alloc(attention_scratch_floats(T, kernels_get_threads()) * sizeof(float));
+    float *scratch = sm_aligned_alloc(scratch_f * sizeof(float));
     for (size_t r = 0; r < N; r++) {
         const float *e = m->wte + (size_t)ids[r] * D, *p = m->wpe + (r % (size_t)T) * D;
         float *xr = x + r * D;

@@ -19,15 +19,18 @@ int kv_cache_mode_parse(const char *name, kv_cache_mode *out) {
 }
 
 int kv_cache_reserve(kv_cache *c, int layers, int B, int T, int kv_dim) {
-    size_t n;
-    if (layers < 1 || B < 1 || T < 1 || kv_dim < 1 ||
-        sm_mul_size((size_t)layers * (size_t)B, (size_t)T * (size_t)kv_dim, &n) ||
-        n > ((size_t)1 << 38) / sizeof(float))
-        return SM_ERR("a key/value cache of %d layers × %d × %d × %d is too large", layers, B, T,
-                      kv_dim);
+    if (layers < 1 || B < 1 || T < 1 || kv_dim < 1)
+        return SM_ERR("a key/value cache of %d layers × %d × %d × %d: every size must be ≥ 1",
+                      layers, B, T, kv_dim);
+    const size_t n = sm_size_mul((size_t)layers * (size_t)B, (size_t)T * (size_t)kv_dim);
     if (n > c->cap) {
         free(c->k);
         free(c->v);
+        c->k = c->v = NULL;
+        c->cap = 0;
+        if (SM_CHECK_MEMORY(sm_size_mul(2 * sizeof(float), n), "a key/value cache of %d layers × "
+                            "%d × %d positions × %d", layers, B, T, kv_dim))
+            return -1;
         c->k = sm_aligned_alloc(n * sizeof(float));
         c->v = sm_aligned_alloc(n * sizeof(float));
         c->cap = n;

@@ -33,7 +33,8 @@ typedef struct {
     float *k, *v;
 } kv_cache;
 
-/* Sizes the cache (growing the allocation when needed); contents are unspecified after it. */
+/* Sizes the cache (growing the allocation when needed); contents are unspecified after it. −1
+ * when the grown cache would not fit in the available memory (the old one is then freed). */
 int kv_cache_reserve(kv_cache *c, int layers, int B, int T, int kv_dim);
 void kv_cache_free(kv_cache *c);
 /* Row `b` of layer `l`: T·kv_dim floats. */

@@ -9,20 +9,44 @@
 #include "softmask/softmask.h"
 #include "base/util.h"
 
-static void ensure_acts(lm_dit *d, int B, int T) {
-    if (d->B_alloc >= B && d->T == T) return;
+static void free_scratch(lm_dit *d) {
     if (d->B_alloc) {
         dit_acts_free(&d->acts);
         free(d->sigma);
         free(d->rows);
     }
-    /* the attention scratch is per OpenMP thread: never fewer than the pool can run */
-    if (d->nthreads < omp_get_max_threads()) d->nthreads = omp_get_max_threads();
-    dit_acts_alloc(&d->acts, &d->m->cfg, B, T, d->nthreads);
+    d->B_alloc = 0;
+}
+
+/* The scratch of a forward over [B, T] (saturating): activations, σ and row indices. */
+static size_t scratch_bytes(const lm_dit *d, int B, int T, int nthreads) {
+    const size_t per_canvas = sizeof(float) + sizeof(int32_t) * (size_t)T;
+    return sm_size_add(dit_acts_bytes(&d->m->cfg, B, T, nthreads),
+                       sm_size_mul(per_canvas, (size_t)B));
+}
+
+/* The threads the attention scratch is sized for: never fewer than the OpenMP pool can run. */
+static int scratch_threads(const lm_dit *d) {
+    return d->nthreads < omp_get_max_threads() ? omp_get_max_threads() : d->nthreads;
+}
+
+static int ensure_acts(lm_dit *d, int B, int T) {
+    if (d->B_alloc >= B && d->T == T) return 0;
+    free_scratch(d);
+    d->nthreads = scratch_threads(d);
+    if (dit_acts_alloc(&d->acts, &d->m->cfg, B, T, d->nthreads)) return -1;
     d->sigma = sm_calloc((size_t)B, sizeof(float));
     d->rows = sm_malloc(sizeof(int32_t) * (size_t)B * T);
     d->B_alloc = B;
     d->T = T;
+    return 0;
+}
+
+size_t lm_dit_forward_bytes(const lm_dit *d, int B, int T) {
+    if (d->B_alloc >= B && d->T == T) return 0;
+    const size_t need = scratch_bytes(d, B, T, scratch_threads(d));
+    const size_t have = d->B_alloc ? scratch_bytes(d, d->B_alloc, d->T, d->nthreads) : 0;
+    return need > have ? need - have : 0; /* the old scratch is freed first */
 }
 
 static int lm_dit_forward(void *ctx, const int32_t *x, const double *t, const sm_params *sm,
@@ -36,7 +60,7 @@ static int lm_dit_forward(void *ctx, const int32_t *x, const double *t, const sm
     for (size_t i = 0; i < n; i++)
         if (x[i] < 0 || x[i] >= V)
             return SM_ERR("token id %d at position %zu is outside [0, %d)", x[i], i, V);
-    ensure_acts(d, B, T);
+    if (ensure_acts(d, B, T)) return -1;
     for (int b = 0; b < B; b++) d->sigma[b] = t ? mdlm_sigma(t[b]) : 0.0f;
     dit_embed_ids(d->m, &d->acts, x, B, T);
     if (sm && fb)
@@ -73,10 +97,6 @@ void lm_dit_init(lm_dit *d, lm_model *out, const dit_model *m, int shift, int nt
 }
 
 void lm_dit_free(lm_dit *d) {
-    if (d->B_alloc) {
-        dit_acts_free(&d->acts);
-        free(d->sigma);
-        free(d->rows);
-    }
+    free_scratch(d);
     memset(d, 0, sizeof *d);
 }

@@ -23,5 +23,8 @@ typedef struct {
 /* Fills *out with a view of m (which must outlive it). */
 void lm_dit_init(lm_dit *d, lm_model *out, const dit_model *m, int shift, int nthreads);
 void lm_dit_free(lm_dit *d);
+/* The bytes a forward over [B, T] would allocate beyond the scratch d holds now (saturating):
+ * for checking a whole generation against the available memory before it starts. */
+size_t lm_dit_forward_bytes(const lm_dit *d, int B, int T);
 
 #endif

@@ -88,6 +88,12 @@ static void state_transformer(model_state *s, const model_dir *md, int nthreads)
     tf_state_init(&s->tf, &md->tf);
     transformer_as_lm(&s->tf, &s->lm);
 }
+static size_t bytes_mdlm(const model_state *s, int B, int T) {
+    return lm_dit_forward_bytes(&s->dit, B, T);
+}
+static size_t bytes_transformer(const model_state *s, int B, int T) {
+    return tf_state_forward_bytes(&s->tf, B, T);
+}
 
 typedef struct {
     const char *name;
@@ -96,15 +102,18 @@ typedef struct {
     int sm_k;               /* soft-masking top-k when transparency_config.json has none */
     int (*load)(model_dir *md, const cJSON *config, const char *config_path, const char *dir);
     void (*state_init)(model_state *s, const model_dir *md, int nthreads);
+    size_t (*state_bytes)(const model_state *s, int B, int T);
     void (*free)(model_dir *md);
 } model_family;
 
 /* Dream's k = 1 is IBM's dream_sm.patch default, the MDLM's 3 the paper's. The MDLM row comes
  * last: dit_config_parse names any model_type it does not know. */
 static const model_family k_families[] = {
-    {"Dream", "Dream", MODEL_DREAM, 1, load_transformer, state_transformer, free_transformer},
-    {"LLaDA", "llada", MODEL_LLADA, 1, load_transformer, state_transformer, free_transformer},
-    {"MDLM", NULL, MODEL_MDLM, 3, load_mdlm, state_mdlm, free_mdlm},
+    {"Dream", "Dream", MODEL_DREAM, 1, load_transformer, state_transformer, bytes_transformer,
+     free_transformer},
+    {"LLaDA", "llada", MODEL_LLADA, 1, load_transformer, state_transformer, bytes_transformer,
+     free_transformer},
+    {"MDLM", NULL, MODEL_MDLM, 3, load_mdlm, state_mdlm, bytes_mdlm, free_mdlm},
 };
 #define N_FAMILIES (sizeof k_families / sizeof *k_families)
 
@@ -201,6 +210,10 @@ void model_state_init(model_state *s, const model_dir *md, int nthreads) {
     memset(s, 0, sizeof *s);
     family_of_arch(md->arch)->state_init(s, md, nthreads);
     s->lm.name = md->dir;
+}
+
+size_t model_state_forward_bytes(const model_state *s, const model_dir *md, int B, int T) {
+    return family_of_arch(md->arch)->state_bytes(s, B, T);
 }
 
 void model_state_free(model_state *s) {

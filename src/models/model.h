@@ -3,10 +3,10 @@
  * states that run it.
  *
  * The model family comes from config.json's model_type through a registry (model.c): one row
- * {name, model types, load, state_new, free} per family. Adding a family = one unit with its
- * loader and an lm_model view (src/models/lm.h), one registry row, its tests. config.json is
- * read once per load; what the rest of the engine needs of it (vocabulary, mask id, length,
- * EOS) is kept in the model_dir.
+ * {name, model types, load, state_new, state_bytes, free} per family. Adding a family = one
+ * unit with its loader and an lm_model view (src/models/lm.h), one registry row, its tests.
+ * config.json is read once per load; what the rest of the engine needs of it (vocabulary,
+ * mask id, length, EOS) is kept in the model_dir.
  *
  * A model_dir is read-only once loaded; a model_state is one generation's scratch over it
  * (its lm_model view). Several states of one model may run at once from different threads.
@@ -60,6 +60,8 @@ typedef struct {
 } model_state;
 
 void model_state_init(model_state *s, const model_dir *md, int nthreads);
+/* The bytes a forward of the state over [B, T] would allocate beyond its scratch now. */
+size_t model_state_forward_bytes(const model_state *s, const model_dir *md, int B, int T);
 void model_state_free(model_state *s);
 
 #endif

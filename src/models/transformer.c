@@ -387,22 +387,40 @@ void tf_state_free(tf_state *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Floats of the workspace for N rows of canvases of T positions (saturating): per row x, h,
+ * q, att, k, v, gate, up; the attention scores of each thread; the rope tables. */
+static size_t workspace_floats(const tf_config *c, size_t N, int T, int nth) {
+    const size_t D = c->hidden, QD = (size_t)c->n_heads * c->head_dim,
+                 KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn, half = c->head_dim / 2;
+    const size_t per_row = 2 * D + 2 * QD + 2 * KD + 2 * F;
+    return sm_size_add(sm_size_add(sm_size_mul(N, per_row), attention_scratch_floats(T, nth)),
+                       sm_size_mul(2 * (size_t)T, half));
+}
+
+/* Bytes of the workspace with its row list. */
+static size_t workspace_bytes(const tf_config *c, size_t N, int T, int nth) {
+    return sm_size_add(sm_size_mul(workspace_floats(c, N, T, nth), sizeof(float)),
+                       sm_size_mul(N, sizeof(int)));
+}
+
+static int workspace_fits(const tf_workspace *w, size_t N, int T, int nth) {
+    return N <= w->cap_rows && T <= w->cap_T && nth <= w->nthreads;
+}
+
 static int workspace_ensure(tf_state *s, int B, int T) {
     tf_workspace *w = &s->ws;
     const tf_config *c = &s->m->cfg;
     size_t N = (size_t)B * T;
     int nth = omp_get_max_threads(); /* the threads the parallel regions below will use */
-    if (N <= w->cap_rows && T <= w->cap_T && nth <= w->nthreads) return 0;
+    if (workspace_fits(w, N, T, nth)) return 0;
     workspace_free(w);
+    if (SM_CHECK_MEMORY(workspace_bytes(c, N, T, nth), "the workspace of a forward of %d × %d "
+                        "positions", B, T))
+        return -1;
     size_t D = c->hidden, QD = (size_t)c->n_heads * c->head_dim,
            KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn, half = c->head_dim / 2;
-    /* per row: x, h, q, att, k, v, gate, up; plus scores and rope tables */
-    size_t per_row = 2 * D + 2 * QD + 2 * KD + 2 * F, rows_f, score_f, total;
-    if (sm_mul_size(N, per_row, &rows_f) || sm_mul_size((size_t)T * T, (size_t)nth, &score_f) ||
-        sm_add_size(rows_f, score_f, &total) || sm_add_size(total, 2 * (size_t)T * half, &total) ||
-        total > ((size_t)1 << 40) / sizeof(float))
-        return SM_ERR("a batch of %d × %d positions needs too much memory", B, T);
-    float *p = w->mem = sm_aligned_alloc(total * sizeof(float));
+    const size_t score_f = attention_scratch_floats(T, nth);
+    float *p = w->mem = sm_aligned_alloc(workspace_floats(c, N, T, nth) * sizeof(float));
 #define TAKE(ptr, n) (ptr = p, p += (n))
     TAKE(w->x, N * D);
     TAKE(w->h, N * D);
@@ -422,6 +440,16 @@ static int workspace_ensure(tf_state *s, int B, int T) {
     w->nthreads = nth;
     rope_tables(w->rope_cos, w->rope_sin, T, c->head_dim, c->rope_theta);
     return 0;
+}
+
+size_t tf_state_forward_bytes(const tf_state *s, int B, int T) {
+    const tf_workspace *w = &s->ws;
+    const int nth = omp_get_max_threads();
+    if (workspace_fits(w, (size_t)B * T, T, nth)) return 0;
+    const size_t need = workspace_bytes(&s->m->cfg, (size_t)B * T, T, nth);
+    const size_t have =
+        w->mem ? workspace_bytes(&s->m->cfg, w->cap_rows, w->cap_T, w->nthreads) : 0;
+    return need > have ? need - have : 0; /* the old workspace is freed first */
 }
 
 /* ---- attention --------------------------------------------------------------------------- */
@@ -610,6 +638,7 @@ int transformer_forward_cached(tf_state *s, const int32_t *x, const sm_params *s
     const int refresh = lo == 0 && hi == T;
     if (refresh) {
         if (cache_rows) return SM_ERR("cached forward: a refresh stores rows 0..B−1 (no row map)");
+        s->kv_valid = 0; /* a failed reserve leaves no cache */
         if (kv_cache_reserve(kv, c->n_layers, B, T, c->n_kv_heads * c->head_dim)) return -1;
         s->kv_valid = 1;
     } else {

@@ -103,6 +103,9 @@ typedef struct {
 
 void tf_state_init(tf_state *s, const transformer_model *m);
 void tf_state_free(tf_state *s);
+/* The bytes a forward over [B, T] would allocate beyond the workspace s holds now
+ * (saturating; the key/value cache not included). */
+size_t tf_state_forward_bytes(const tf_state *s, int B, int T);
 
 /* Loads the weights of DIR (model.safetensors or shards + index) for a parsed config. Every
  * tensor is checked against the config (names and shapes); errors name the tensor. */

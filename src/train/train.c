@@ -95,22 +95,14 @@ static void copy_params(dit_model *dst, const dit_model *src) {
     free(b);
 }
 
-void trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads) {
+int trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads) {
     memset(tr, 0, sizeof *tr);
     const dit_config *c = &src->cfg;
     tr->cfg = *c;
     tr->B = B;
     tr->T = T;
     tr->nthreads = nthreads;
-    dit_model_alloc(&tr->model, c);
-    copy_params(&tr->model, src);
-    tr->model.prefix = src->prefix;
-    dit_model_alloc(&tr->grads, c);
     tr->nparams = dit_param_numel(c);
-    sm_params p;
-    sm_params_default(&p);
-    sm_raw_from_params(&tr->sm, &p);
-    dit_acts_alloc(&tr->pass1, c, B, T, nthreads);
 
     const size_t L = (size_t)c->n_blocks, D = (size_t)c->hidden, H = (size_t)c->n_heads,
                  BT = (size_t)B * T, C = (size_t)c->cond_dim, V = (size_t)c->vocab_size,
@@ -132,7 +124,7 @@ void trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads)
     ADD(a->rstdf, BT);
     ADD(a->hf, BT * D);
     ADD(a->hrows, BT * D);
-    ADD(a->logits, BT * V);
+    ADD(a->logits, sm_size_mul(BT, V));
     ADD(a->weight, BT);
     ADD(a->rope_cos, (size_t)T * hd / 2);
     ADD(a->rope_sin, (size_t)T * hd / 2);
@@ -148,12 +140,32 @@ void trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads)
     ADD(a->dc1, B * C);
     ADD(a->scratch, attention_scratch_floats(T, nthreads));
 #undef ADD
-    size_t per_block[] = {(size_t)B * 6 * D, BT * D, BT, BT * D, BT * 3 * D, (size_t)B * H * T * T,
-                          BT * D, BT * D, BT * D, BT, BT * D, BT * 4 * D, BT * 4 * D, BT * D};
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15;
+    size_t per_block[] = {(size_t)B * 6 * D, BT * D, BT, BT * D, BT * 3 * D,
+                          sm_size_mul((size_t)B * H, (size_t)T * T), BT * D, BT * D, BT * D, BT,
+                          BT * D, BT * 4 * D, BT * 4 * D, BT * D};
+    size_t total = 0; /* floats, saturating (sizes come from flags and config files) */
+    for (size_t i = 0; i < n; i++) total = sm_size_add(total, sm_size_align(sizes[i], 16));
     for (size_t i = 0; i < sizeof per_block / sizeof *per_block; i++)
-        total += L * ((per_block[i] + 15) & ~(size_t)15);
+        total = sm_size_add(total, sm_size_mul(L, sm_size_align(per_block[i], 16)));
+    /* these activations, the first pass's, per-position lists, parameters and gradients */
+    size_t bytes = sm_size_add(sm_size_mul(total, sizeof(float)),
+                               dit_acts_bytes(c, B, T, nthreads));
+    bytes = sm_size_add(bytes, sm_size_mul(BT, 2 * sizeof(int32_t) + sizeof(sm_feedback) + 1));
+    bytes = sm_size_add(bytes, sm_size_mul(tr->nparams, 2 * sizeof(float)));
+    if (SM_CHECK_MEMORY(bytes, "training a model of %zu parameters on %d × %d positions",
+                        tr->nparams, B, T) ||
+        dit_acts_alloc(&tr->pass1, c, B, T, nthreads)) {
+        free(a->blocks);
+        free(a);
+        return -1;
+    }
+    dit_model_alloc(&tr->model, c);
+    copy_params(&tr->model, src);
+    tr->model.prefix = src->prefix;
+    dit_model_alloc(&tr->grads, c);
+    sm_params p;
+    sm_params_default(&p);
+    sm_raw_from_params(&tr->sm, &p);
     tr->mem = sm_aligned_alloc(total * sizeof(float));
     tr->mem_floats = total;
     size_t off = 0;
@@ -178,6 +190,7 @@ void trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads)
     a->masked = sm_malloc(BT);
     rope_tables(a->rope_cos, a->rope_sin, T, (int)hd, 10000.0f);
     tr->acts = a;
+    return 0;
 }
 
 void trainer_free(trainer *tr) {

@@ -55,8 +55,9 @@ void mdlm_noise_batch(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B
 void mdlm_noise_rows(sm_rng *r, const int32_t *x0, int32_t *xt, float *t, int B_global, int b0,
                      int B, int T, int mask_id);
 
-/* Copies the parameters of `src` (mapped or owned) into a fresh trainer for batches of B×T. */
-void trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads);
+/* Copies the parameters of `src` (mapped or owned) into a fresh trainer for batches of B×T;
+ * −1 (nothing allocated) when that would not fit in the available memory. */
+int trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads);
 void trainer_free(trainer *tr);
 void sm_raw_from_params(sm_raw *r, const sm_params *p);
 void sm_raw_to_params(const sm_raw *r, sm_params *p);

@@ -274,6 +274,11 @@ int train_run(const train_config *config) {
         long per = (long)dist_size() * c->batch * c->accum * (c->seq_len ? c->seq_len : r.train.block_len);
         cc.steps = (c->tokens + per - 1) / per;
     }
+    const size_t nparams = dit_param_numel(&cfg); /* the model's shape comes from flags */
+    if (SM_CHECK_MEMORY(sm_size_mul(nparams, 6 * sizeof(float)), "training a model of %zu "
+                        "parameters (initial weights, weights, gradients, two AdamW moments, EMA)",
+                        nparams))
+        goto done;
     {
         dit_model init;
         if (c->init) {
@@ -282,8 +287,10 @@ int train_run(const train_config *config) {
             dit_model_alloc(&init, &cfg);
             mdlm_init_weights(&init, c->seed ^ 0x1417ull);
         }
-        trainer_init(&r.tr, &init, c->batch, c->seq_len ? c->seq_len : r.train.block_len, c->threads);
+        int ok = trainer_init(&r.tr, &init, c->batch, c->seq_len ? c->seq_len : r.train.block_len,
+                              c->threads) == 0;
         dit_model_free(&init);
+        if (!ok) goto done;
     }
     r.tr.cfg.causal = c->causal;
     sm_params smp = {1, c->sm_scale, c->sm_centre, c->sm_steepness, c->sm_k};
@@ -296,6 +303,9 @@ int train_run(const train_config *config) {
     optim_group g[2] = {{r.tr.model.owned, r.tr.grads.owned, r.tr.nparams, c->lr, c->weight_decay},
                         {&r.tr.sm.raw_scale, r.tr.sm_grad, 3, c->sm_lr, 0.0f}};
     adamw_init(&r.opt, &oc, g, 2);
+    if (SM_CHECK_MEMORY(sm_size_mul(sizeof(uint32_t), r.train.nblocks),
+                        "the block order of %zu training blocks", r.train.nblocks))
+        goto done;
     r.perm = sm_malloc(sizeof(uint32_t) * r.train.nblocks);
     rng_seed(&r.at.rng, c->seed);
     shuffle_epoch(&r);
