@@ -111,3 +111,32 @@ int json_check_unique_keys(const cJSON *obj, const char *what) {
     free(first);
     return dup_key ? SM_ERR("%s: duplicate key \"%s\"", what, dup_key->string) : 0;
 }
+
+int json_model_config_type(const cJSON *root, const char *what, const char *family,
+                           const char *const *types, int *which) {
+    const char *type = json_get_string(root, "model_type");
+    char expected[128] = "";
+    for (int i = 0; types[i]; i++) {
+        if (type && !strcmp(type, types[i])) {
+            *which = i;
+            return 0;
+        }
+        size_t len = strlen(expected);
+        snprintf(expected + len, sizeof expected - len, "%s\"%s\"", i ? " or " : "", types[i]);
+    }
+    if (!type)
+        return SM_ERR("%s: missing string \"model_type\" (%s config has %s)", what, family,
+                      expected);
+    return SM_ERR("%s: model_type \"%s\" is not supported: not %s model (expected %s)", what,
+                  type, family, expected);
+}
+
+cJSON *json_parse_model_config(const char *text, const char *what, const char *family,
+                               const char *const *types, int *which) {
+    cJSON *root = json_parse_object(text, what);
+    if (root && json_model_config_type(root, what, family, types, which)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}

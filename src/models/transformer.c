@@ -15,10 +15,6 @@
 
 /* ---- config ------------------------------------------------------------------------------ */
 
-int tf_config_is_transformer(const char *model_type) {
-    return model_type && (!strcmp(model_type, "Dream") || !strcmp(model_type, "llada"));
-}
-
 /* JSON null counts as absent (HF configs write `"n_kv_heads": null`). */
 static int present(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -161,12 +157,12 @@ int tf_config_validate(const tf_config *c, const char *what) {
 }
 
 int tf_config_from_json(tf_config *c, const cJSON *o, const char *what) {
+    static const char *const types[] = {"Dream", "llada", NULL};
+    int which;
     memset(c, 0, sizeof *c);
-    const char *type = json_get_string(o, "model_type");
-    if (!type || !tf_config_is_transformer(type))
-        return SM_ERR("%s: model_type \"%s\" is not \"Dream\" or \"llada\"", what,
-                      type ? type : "(none)");
-    if (!strcmp(type, "Dream") ? parse_dream(c, o, what) : parse_llada(c, o, what)) return -1;
+    if (json_model_config_type(o, what, "a Dream or LLaDA", types, &which) ||
+        (which == 0 ? parse_dream(c, o, what) : parse_llada(c, o, what)))
+        return -1;
     c->head_dim = c->hidden / c->n_heads;
     return tf_config_validate(c, what);
 }

@@ -53,8 +53,6 @@ int tf_config_parse(tf_config *c, const char *json_text, const char *what);
 /* The same from the parsed object. */
 int tf_config_from_json(tf_config *c, const cJSON *o, const char *what);
 int tf_config_validate(const tf_config *c, const char *what);
-/* 1 when the config's model_type is one of ours (cheap check before parsing). */
-int tf_config_is_transformer(const char *model_type);
 
 typedef struct {
     const float *attn_norm;       /* (D) */

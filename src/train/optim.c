@@ -58,12 +58,7 @@ static double as_decimal(float x) {
 
 static const sm_enum_entry k_schedules[] = {{"constant", SCHED_CONSTANT}, {"cosine", SCHED_COSINE}};
 
-int sched_kind_parse(const char *name, sched_kind *out) {
-    int v;
-    if (SM_ENUM_PARSE(k_schedules, name, &v, "schedule")) return -1;
-    *out = (sched_kind)v;
-    return 0;
-}
+SM_ENUM_PARSER(sched_kind_parse, sched_kind, k_schedules, "schedule")
 
 void optim_config_default(optim_config *c) {
     memset(c, 0, sizeof *c);
