@@ -69,7 +69,7 @@ int cmd_train(int argc, char **argv) {
     if ((objective && train_objective_parse(objective, &c.causal)) ||
         (schedule && sched_kind_parse(schedule, &c.schedule)))
         return cli_fail("train");
-    dist_init(&argc, &argv);
+    if (dist_init(&argc, &argv)) return cli_fail("train");
     if (dist_size() > 1 && !c.quiet && dist_rank() == 0)
         fprintf(stderr, "smdlm train: %d processes, global batch %d × %d\n", dist_size(), dist_size(), c.batch);
     if (train_run(&c)) {
