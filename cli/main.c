@@ -40,6 +40,10 @@ static const char *isa_level(void) {
     return "x86-64 baseline (SSE2)";
 }
 
+const char *cli_version(void) {
+    return *SMDLM_COMMIT ? SMDLM_VERSION " (commit " SMDLM_COMMIT ")" : SMDLM_VERSION;
+}
+
 static void print_version(void) {
     const char *core = gemm_provider_core(), *mpi = dist_backend();
     printf("smdlm %s\n", SMDLM_VERSION);

@@ -2,10 +2,8 @@
 #include "train/trainloop.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/rng.h"
@@ -18,6 +16,7 @@
 #include "train/data.h"
 #include "train/dataset_loss.h"
 #include "train/dist.h"
+#include "train/rundir.h"
 #include "train/train.h"
 #include "train/weight_init.h"
 
@@ -264,11 +263,11 @@ int train_run(const train_config *config) {
     run r = {.c = c};
     dit_config cfg;
     int rc = -1;
-    if (mkdir(c->out, 0755) != 0 && errno != EEXIST) {
-        SM_ERR("cannot create '%s': %s", c->out, strerror(errno));
-        goto done;
-    }
+    run_dir rd = {-1};
+    char *changes = NULL; /* settings a resumption changed */
+    if (dist_rank() == 0 && run_dir_open(&rd, c)) goto done;
     if (open_data(&r, &cfg)) goto done;
+    if (dist_rank() == 0 && run_dir_record(c, &changes)) goto done;
     kernels_set_threads(c->threads);
     if (c->tokens > 0) { /* a token budget: whole updates of world × batch × accum × T tokens */
         long per = (long)dist_size() * c->batch * c->accum * (c->seq_len ? c->seq_len : r.train.block_len);
@@ -312,9 +311,21 @@ int train_run(const train_config *config) {
     if (!r.log) SM_ERR("cannot open '%s'", log_path);
     free(log_path);
     if (!r.log) goto done;
+    if (changes) { /* a resumption with other budget, cadence or (--override) optimisation */
+        fprintf(stderr, "smdlm train: resuming at step %ld with changed settings:\n%s", r.at.step, changes);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "step", (double)r.at.step);
+        cJSON_AddStringToObject(o, "resumed_with_changes", changes);
+        char *line = cJSON_PrintUnformatted(o);
+        fprintf(r.log, "%s\n", line);
+        free(line);
+        cJSON_Delete(o);
+    }
     r.t_start = sm_time_sec();
     rc = train_loop(&r);
 done:
+    run_dir_close(&rd);
+    free(changes);
     if (r.log) fclose(r.log);
     if (r.opt.m) adamw_free(&r.opt);
     if (r.tr.acts) trainer_free(&r.tr);
