@@ -99,10 +99,11 @@ int cmd_train(int argc, char **argv) {
     if (dist_init(&argc, &argv)) return cli_fail("train");
     if (dist_size() > 1 && !c.quiet && dist_rank() == 0)
         fprintf(stderr, "smdlm train: %d processes, global batch %d × %d\n", dist_size(), dist_size(), c.batch);
-    if (train_run(&c)) {
+    rc = train_run(&c);
+    if (rc < 0) {
         cli_fail("train");
         dist_abort(1); /* the other processes would wait for this one forever */
     }
     dist_finalize();
-    return 0;
+    return rc > 0 ? 128 + rc : 0; /* stopped by SIGINT (130) or SIGTERM (143), checkpoint written */
 }

@@ -238,6 +238,38 @@ static void test_lock(void **state) {
     free(out);
 }
 
+/* SIGTERM finishes the update under way, writes a checkpoint, says where and exits 143; the
+ * run resumes from it. */
+static void test_sigterm_checkpoints(void **state) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s train --data %s --out %s/s --steps 100000 --ckpt-every 0 --log-every 1 %s > %s/s.log 2>&1 & pid=$!; "
+             "i=0; while ! grep -q '\"step\":3,' %s/s/train_log.jsonl 2>/dev/null && [ $i -lt 400 ]; do "
+             "sleep 0.05; i=$((i+1)); done; kill -TERM $pid; wait $pid",
+             getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm", g_data, g_dir, k_args, g_dir, g_dir);
+    int st = system(cmd);
+    char path[128], *text;
+    snprintf(path, sizeof path, "%s/s.log", g_dir);
+    assert_int_equal(sm_read_file(path, 1 << 20, &text, NULL), 0);
+    printf("  exit %d: %s", WEXITSTATUS(st), text);
+    assert_int_equal(WEXITSTATUS(st), 143);
+    const char *at = strstr(text, "stopped by signal 15 at step ");
+    assert_non_null(at);
+    long step = strtol(at + strlen("stopped by signal 15 at step "), NULL, 10);
+    free(text);
+    assert_true(step >= 3);
+    snprintf(path, sizeof path, "%s/s/ckpt-%08ld/COMPLETE", g_dir, step); /* the stopped step's */
+    assert_true(sm_file_exists(path));
+    snprintf(path, sizeof path, "%s/s", g_dir);
+    int incomplete;
+    count_complete(path, &incomplete);
+    assert_int_equal(incomplete, 0);
+    char *out;
+    assert_int_equal(tu_run(&out, "train --out %s/s --resume --steps 1", g_dir), 0);
+    assert_non_null(strstr(out, "resuming from"));
+    free(out);
+}
+
 static void test_disk_full(void **state) {
     char cmd[1024];
     /* files larger than 64 KiB cannot be written (RLIMIT_FSIZE); SIGXFSZ ignored so that
@@ -356,7 +388,7 @@ int main(void) {
         cmocka_unit_test(test_kill_during_training), cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_eval_and_plot),    cmocka_unit_test(test_mpi_data_parallel),
         cmocka_unit_test(test_run_owns_settings), cmocka_unit_test(test_new_run_needs_force),
-        cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_lock),              cmocka_unit_test(test_sigterm_checkpoints),
     };
     return cmocka_run_group_tests_name("trainloop", tests, setup, teardown);
 }
