@@ -294,16 +294,20 @@ static char *many_keys(int n) {
 }
 
 static void test_many_keys_linear(void **state) {
-    /* 96k keys (≈0.9 MB): comparing every pair took a minute; one pass takes milliseconds */
-    char *text = many_keys(96000);
+    /* 200k keys: comparing every pair took 80 s here (20 s for 96k); one pass, a fraction of
+     * a second */
+    char *text = many_keys(200000);
     double t0 = sm_time_sec();
     cJSON *o = json_parse_object(text, "many.json");
     const double dt = sm_time_sec() - t0;
-    printf("  96000 keys parsed and checked in %.3f s\n", dt);
+    printf("  200000 keys parsed and checked in %.3f s\n", dt);
     assert_non_null(o);
     cJSON_Delete(o);
+    free(text);
     assert_true(dt < 10.0);
-    /* the same through a model directory's config.json (read and parsed once) */
+    /* 96k keys (0.9 MB) in a model directory's config.json (read and parsed once; a minute
+     * before) */
+    text = many_keys(96000);
     char dir[256];
     snprintf(dir, sizeof dir, "%s", tmp_path("many-keys"));
     assert_int_equal(sm_mkdir_p(dir), 0);
