@@ -393,9 +393,10 @@ SIMD_CLONES static void row_sub(float *x, int n, float c) {
 int log_softmax_row(float *x, int n) {
     int finite;
     float mx = row_max(x, n, &finite);
+    if (!finite) return -1; /* expf_fast has no meaning (nor defined behaviour) for NaN */
     float lse = mx + logf(row_sum_exp(x, n, mx));
     row_sub(x, n, lse);
-    return finite ? 0 : -1;
+    return 0;
 }
 
 SIMD_CLONES static float copy_chunk(float *dst, const float *src, int n) {

@@ -97,7 +97,7 @@ void timestep_embedding(float *out, float sigma);
 void softmax_row(float *x, int n);
 
 /* Row log-softmax in place (SUBS, scoring). 0, or −1 when the row holds a NaN or an
- * infinity (the row is then unspecified): the check costs no pass of its own. */
+ * infinity (the row is then left as it was): the check costs no pass of its own. */
 int log_softmax_row(float *x, int n);
 int log_softmax_row_ref(float *x, int n);
 /* dst[0..n) = src[0..n); 0, or −1 when src holds a NaN or an infinity (in the same pass). */

@@ -110,10 +110,11 @@ int log_softmax_row_ref(float *x, int n) {
         if (x[i] > mx) mx = x[i];
         finite &= isfinite(x[i]) != 0;
     }
+    if (!finite) return -1;
     for (int i = 0; i < n; i++) sum += exp((double)x[i] - mx);
     double lse = mx + log(sum);
     for (int i = 0; i < n; i++) x[i] = (float)(x[i] - lse);
-    return finite ? 0 : -1;
+    return 0;
 }
 
 float row_neg_entropy_ref(const float *x, int n) {
