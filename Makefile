@@ -10,9 +10,9 @@ BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 # loader picks one at run time.
 CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
            -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8) $(SAN)
-# the core library's libraries; training adds MPI, evaluation LAPACK (from OpenBLAS) and the sandbox
-CORE_LIBS := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas \
-             $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc) -lz -lm -lpthread
+# the core library's libraries; training adds MPI, evaluation the sandbox. OpenBLAS (with its
+# LAPACK) is not linked: gemm_openblas.c loads it with dlopen after choosing its kernels.
+CORE_LIBS := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc) -lz -lm -lpthread -ldl
 MPI_LIBS  := $(shell pkg-config --libs ompi-c)
 LDLIBS  := $(MPI_LIBS) $(CORE_LIBS)
 LDFLAGS := -fopenmp $(SAN)
@@ -44,6 +44,8 @@ $(BUILD)/src/train/dist.o: CFLAGS += $(shell pkg-config --cflags ompi-c)
 
 $(BUILD)/smdlm: $(CLI_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/src/compute/gemm_openblas.o: CFLAGS += -DSMDLM_OPENBLAS_LIB='"$(BLASDIR)/libopenblas.so.0"'
 
 # `generate` without -m runs the bundled default model of this source tree
 $(BUILD)/cli/common.o: CFLAGS += -DSMDLM_DEFAULT_MODEL='"$(CURDIR)/models/default"'
@@ -114,9 +116,9 @@ $(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/text/tokenizer.c src/bas
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lutf8proc -lpthread -lm -o $@
 
-$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/models/dit.c src/softmask/softmask.c src/base/jsonutil.c src/compute/kernels.c src/compute/kernels_ref.c src/compute/gemm_openblas.c src/formats/safetensors.c src/base/util.c
+$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/models/dit.c src/softmask/softmask.c src/base/jsonutil.c src/compute/kernels.c src/compute/kernels_ref.c src/compute/gemm_openblas.c src/compute/cpu.c src/formats/safetensors.c src/base/util.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -fopenmp $^ -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lcjson -lm -o $@
+	clang $(FUZZ_FLAGS) -fopenmp -DSMDLM_OPENBLAS_LIB='"$(BLASDIR)/libopenblas.so.0"' $^ -lcjson -lm -ldl -o $@
 
 # regenerate the hand-made broken files of tests/bad (plain python3 / python3-torch)
 bad-files:

@@ -21,6 +21,7 @@ static void test_implications(void **state) {
     if (f->avx2) assert_true(f->avx);
     if (f->fma || f->f16c) assert_true(f->avx);
     if (f->avx512f) assert_true(f->avx2 && f->fma && f->f16c && f->sse41);
+    if (f->avx) assert_true(f->sse3 && f->sse41);
     if (f->avx512bw || f->avx512dq || f->avx512vl || f->avx512_vnni || f->avx512_bf16 ||
         f->avx512_fp16)
         assert_true(f->avx512f);
@@ -51,7 +52,7 @@ static void test_matches_proc_cpuinfo(void **state) {
     char ours[512];
     cpu_feature_list(ours, sizeof ours);
     static const char *const names[] = {
-        "sse2",     "sse4_1",   "avx",      "avx2",        "fma",         "f16c",
+        "sse2",     "pni",      "sse4_1",   "avx",      "avx2",        "fma",         "f16c",
         "avx512f",  "avx512bw", "avx512dq", "avx512vl",    "avx512cd",    "avx512_vnni",
         "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8"};
     int bad = 0;

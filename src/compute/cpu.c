@@ -64,6 +64,7 @@ static void detect(void) {
         for (size_t n = strlen(f->brand); n && f->brand[n - 1] == ' ';) f->brand[--n] = 0;
     }
     f->sse2 = bit(l1.d, 26);
+    f->sse3 = bit(l1.c, 0);
     f->sse41 = bit(l1.c, 19);
     unsigned long long xcr = bit(l1.c, 27) ? xcr0() : 0; /* OSXSAVE: xgetbv is available */
     bool os_ymm = (xcr & 0x6) == 0x6;         /* SSE and AVX state */
@@ -156,7 +157,7 @@ char *cpu_feature_list(char *buf, size_t n) {
     const struct {
         bool on;
         const char *name;
-    } k[] = {{f->sse2, "sse2"},         {f->sse41, "sse4_1"},       {f->avx, "avx"},
+    } k[] = {{f->sse2, "sse2"},         {f->sse3, "pni"},          {f->sse41, "sse4_1"},       {f->avx, "avx"},
              {f->avx2, "avx2"},         {f->fma, "fma"},            {f->f16c, "f16c"},
              {f->avx512f, "avx512f"},   {f->avx512bw, "avx512bw"},  {f->avx512dq, "avx512dq"},
              {f->avx512vl, "avx512vl"}, {f->avx512cd, "avx512cd"},  {f->avx512_vnni, "avx512_vnni"},

@@ -16,7 +16,7 @@ typedef struct {
     char vendor[13]; /* "GenuineIntel", "AuthenticAMD", ... ("" off x86) */
     char brand[49];  /* the processor's name string, trimmed */
     int family, model, stepping; /* with the extended family/model folded in */
-    bool sse2, sse41, avx, avx2, fma, f16c;
+    bool sse2, sse3, sse41, avx, avx2, fma, f16c;
     bool avx512f, avx512bw, avx512dq, avx512vl, avx512cd, avx512_vnni, avx512_bf16,
         avx512_fp16;
     bool amx_tile, amx_bf16, amx_int8; /* hardware and XCR0; the Linux permission is separate */
