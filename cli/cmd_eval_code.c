@@ -108,28 +108,11 @@ static int parse_k(const char *s, int *k, int *nk) {
     return *nk ? 0 : SM_ERR("--k is empty");
 }
 
-/* data/codebench/FILE under the current directory, else beside the executable's parent. */
 static char *default_data_path(code_bench b) {
-    char *rel = sm_path_join("data/codebench", code_bench_file(b));
-    if (sm_file_exists(rel)) return rel;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            char *up = sm_path_join(exe, "..");
-            char *path = sm_path_join(up, rel);
-            free(up);
-            if (sm_file_exists(path)) {
-                free(rel);
-                return path;
-            }
-            free(path);
-        }
-    }
-    return rel; /* the error will name it */
+    char *rel = sm_path_join("codebench", code_bench_file(b));
+    char *path = cli_data_path(rel);
+    free(rel);
+    return path;
 }
 
 static void print_warnings(const code_warnings *w, int quiet) {

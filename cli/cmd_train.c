@@ -1,23 +1,47 @@
-/* cmd_train.c — `smdlm train`: flags and/or a JSON config (flags win) → train_run. */
+/* cmd_train.c — `smdlm train`: flags and/or a JSON config (flags win) → train_run. With
+ * --resume, the settings the run recorded (OUT/run.json) come first: --out alone resumes. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
 #include "train/dist.h"
 #include "common.h"
+#include "train/rundir.h"
 #include "train/trainloop.h"
 #include "base/util.h"
+
+/* The value of flag NAME (--NAME V, --NAME=V or -S V) on the command line, or NULL. */
+static const char *scan_flag(int argc, char **argv, const char *name, const char *short_name) {
+    size_t n = strlen(name);
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && (!strcmp(argv[i], name) || (short_name && !strcmp(argv[i], short_name))))
+            return argv[i + 1];
+        if (!strncmp(argv[i], name, n) && argv[i][n] == '=') return argv[i] + n + 1;
+    }
+    return NULL;
+}
 
 int cmd_train(int argc, char **argv) {
     train_config c;
     train_config_default(&c);
     c.threads = default_threads();
-    const char *config = NULL, *objective = NULL, *schedule = NULL;
-    for (int i = 1; i + 1 < argc; i++) /* the config file first, so that flags override it */
-        if (!strcmp(argv[i], "--config")) config = argv[i + 1];
+    c.code_version = cli_version();
+    const char *objective = NULL, *schedule = NULL;
+    /* before the flags, which override them: the run's recorded settings (--resume), then
+       the config file */
+    const char *config = scan_flag(argc, argv, "--config", NULL), *out = scan_flag(argc, argv, "--out", "-o");
+    if (config) {
+        train_config from_file;
+        train_config_default(&from_file);
+        if (train_config_load_json(&from_file, config)) return cli_fail("train");
+        if (!out) out = from_file.out;
+    }
+    int resume = 0;
+    for (int i = 1; i < argc; i++) resume |= !strcmp(argv[i], "--resume");
+    if (resume && out && run_dir_load_settings(&c, out) < 0) return cli_fail("train");
     if (config && train_config_load_json(&c, config)) return cli_fail("train");
     int steps = (int)(c.steps > 2000000000 ? 2000000000 : c.steps);
-    uint64_t tokens = 0;
+    uint64_t tokens = (uint64_t)c.tokens;
     cli_opt opts[] = {
         {"config", 0, OPT_STR, &config, 0, 0, "FILE", "JSON config (keys as the flags, '-' → '_')"},
         {"data", 'd', OPT_STR, &c.data, 0, 0, "DIR", "token shards from `smdlm data prepare` (required)"},
@@ -54,7 +78,9 @@ int cmd_train(int argc, char **argv) {
         {"milestone-every", 0, OPT_INT, &c.milestone_every, 0, 2000000000, "N", "also keep every N-th step's checkpoint"},
         {"samples", 0, OPT_INT, &c.samples, 0, 64, "N", "samples logged at each validation (default 1)"},
         {"seed", 0, OPT_U64, &c.seed, 0, 0, "N", "seed of data order, noise and coins (default 1)"},
-        {"resume", 0, OPT_FLAG, &c.resume, 0, 0, "", "continue from the newest complete checkpoint in --out"},
+        {"resume", 0, OPT_FLAG, &c.resume, 0, 0, "", "continue the run in --out (its settings from OUT/run.json)"},
+        {"override", 0, OPT_FLAG, &c.override, 0, 0, "", "with --resume: allow other optimisation settings"},
+        {"force", 0, OPT_FLAG, &c.force, 0, 0, "", "start a new run in a non-empty --out, replacing its run"},
         {"quiet", 'q', OPT_FLAG, &c.quiet, 0, 0, "", "no progress line"},
         THREADS_OPT(c.threads),
         {0},
@@ -65,17 +91,19 @@ int cmd_train(int argc, char **argv) {
     int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 1 : 0;
     c.steps = steps;
-    c.tokens = (long)tokens;
+    /* a budget on the command line replaces a recorded one of the other kind */
+    c.tokens = cli_seen(&cmd, "steps") && !cli_seen(&cmd, "tokens") ? 0 : (long)tokens;
     if ((objective && train_objective_parse(objective, &c.causal)) ||
         (schedule && sched_kind_parse(schedule, &c.schedule)))
         return cli_fail("train");
-    dist_init(&argc, &argv);
+    if (dist_init(&argc, &argv)) return cli_fail("train");
     if (dist_size() > 1 && !c.quiet && dist_rank() == 0)
         fprintf(stderr, "smdlm train: %d processes, global batch %d × %d\n", dist_size(), dist_size(), c.batch);
-    if (train_run(&c)) {
+    rc = train_run(&c);
+    if (rc < 0) {
         cli_fail("train");
         dist_abort(1); /* the other processes would wait for this one forever */
     }
     dist_finalize();
-    return 0;
+    return rc > 0 ? 128 + rc : 0; /* stopped by SIGINT (130) or SIGTERM (143), checkpoint written */
 }

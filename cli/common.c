@@ -79,3 +79,27 @@ const char *cli_default_model(void) {
     return dir;
 }
 
+
+#ifndef SMDLM_SOURCE_DATADIR
+#define SMDLM_SOURCE_DATADIR "data"
+#endif
+
+const char *cli_data_dir(void) {
+    const char *env = getenv("SMDLM_DATA_DIR");
+    if (env && *env) return env;
+#ifdef SMDLM_DATADIR
+    return SMDLM_DATADIR;
+#else
+    return SMDLM_SOURCE_DATADIR;
+#endif
+}
+
+char *cli_data_path(const char *rel) {
+    const char *dirs[] = {cli_data_dir(), SMDLM_SOURCE_DATADIR, "data"};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        char *path = sm_path_join(dirs[i], rel);
+        if (sm_file_exists(path)) return path;
+        free(path);
+    }
+    return sm_path_join(dirs[0], rel);
+}

@@ -36,6 +36,16 @@ int default_threads(void);
  * an error when neither names a model directory. */
 const char *cli_default_model(void);
 
+/* The data file REL (e.g. "codebench/HumanEval.jsonl.gz") from the first data directory
+ * that holds it: $SMDLM_DATA_DIR, the installed one (SMDLM_DATADIR, PREFIX/share/smdlm, in
+ * the binary `make install` installs), the source tree's data/ (SMDLM_SOURCE_DATADIR), data/
+ * under the current directory. When none holds it: the path in the first of those (the
+ * error will name it). The caller frees the result. */
+char *cli_data_path(const char *rel);
+/* The data directory cli_data_path tries first ($SMDLM_DATA_DIR or the installed one), for
+ * `smdlm --version`. */
+const char *cli_data_dir(void);
+
 /* Runs gnuplot on a script file; a clear error when gnuplot is missing or fails. */
 int cli_run_gnuplot(const char *script);
 

@@ -70,7 +70,7 @@ corpus_python() {
 }
 
 train_common="--hidden $REPRO_HIDDEN --blocks $REPRO_BLOCKS --heads $REPRO_HEADS --cond-dim $REPRO_COND"
-train_flags="--batch $REPRO_BATCH --ema 0.999 --val-batches $REPRO_VAL_BATCHES --log-every 10 --seed $REPRO_SEED -t $T"
+train_flags="--force --batch $REPRO_BATCH --ema 0.999 --val-batches $REPRO_VAL_BATCHES --log-every 10 --seed $REPRO_SEED -t $T"
 
 last_ckpt() { ls -d "$1"/ckpt-* | sort | tail -1; }
 compute_match() {

@@ -1,7 +1,8 @@
 /* test_trainloop.c — `smdlm train` as a user runs it: resuming gives bit-identical losses,
  * a damaged or half-written newest checkpoint falls back to the previous one, a kill -9 in
  * the middle never leaves a half-written checkpoint, a full disk stops training with the
- * earlier checkpoints intact; `smdlm eval ppl` and `smdlm plot` on the result. */
+ * earlier checkpoints intact; `smdlm eval ppl` and `smdlm plot` on the result; the run
+ * directory owns its settings (resume with --out alone, refused changes, --force, the lock). */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,11 +133,11 @@ static void test_kill_during_training(void **state) {
         /* kill once a first checkpoint exists (slow sanitizer builds included), at a
            different moment of the checkpoint cycle each trial */
         snprintf(cmd, sizeof cmd,
-                 "( %s train --data %s --out %s/k --steps 100000 --ckpt-every 1 --keep-last 2 %s & "
+                 "( %s train --data %s --out %s/k --steps 100000 --ckpt-every 1 --keep-last 2 %s %s & "
                  "pid=$!; i=0; while ! ls -d %s/k/ckpt-* >/dev/null 2>&1 && [ $i -lt 400 ]; do "
                  "sleep 0.05; i=$((i+1)); done; sleep 0.%d; kill -9 $pid; wait $pid ) >/dev/null 2>&1",
-                 getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm", g_data, g_dir, k_args, g_dir,
-                 1 + 3 * trial);
+                 getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm", g_data, g_dir, k_args,
+                 trial ? "--resume" : "", g_dir, 1 + 3 * trial);
         system(cmd);
         char out_dir[128];
         snprintf(out_dir, sizeof out_dir, "%s/k", g_dir);
@@ -149,6 +150,124 @@ static void test_kill_during_training(void **state) {
         assert_int_equal(tu_run(&out, "train --data %s --out %s/k --steps 1 --resume %s", g_data, g_dir, k_args), 0);
         free(out);
     }
+}
+
+/* The run directory records the settings: --resume needs only --out (parents created);
+ * a changed budget is allowed and logged, a changed learning rate needs --override, a
+ * changed shape is refused; unknown --config keys are errors. */
+static void test_run_owns_settings(void **state) {
+    char *out;
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/p/q/r --steps 4 %s", g_data, g_dir, k_args), 0);
+    free(out);
+    assert_int_equal(tu_run(&out, "train --out %s/p/q/r --steps 8 --resume -q", g_dir), 0);
+    printf("  %s", out);
+    assert_non_null(strstr(out, "steps: 4 → 8"));
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/r8 --steps 8 %s", g_data, g_dir, k_args), 0);
+    free(out);
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/p/q/r", g_dir);
+    snprintf(b, sizeof b, "%s/r8", g_dir);
+    char *la = losses(a), *lb = losses(b);
+    assert_string_equal(la, lb); /* the recorded settings (threads, sm-prob, ...) were the ones used */
+    free(la), free(lb);
+    assert_int_equal(tu_run(&out, "train --out %s/p/q/r --steps 12 --resume --lr 1e-2 --hidden 64", g_dir), 1);
+    printf("  %s", out);
+    assert_non_null(strstr(out, "lr: 0.001 → 0.01   (needs --override)"));
+    assert_non_null(strstr(out, "hidden: 32 → 64   (cannot change in a run)"));
+    free(out);
+    assert_int_equal(tu_run(&out, "train --out %s/p/q/r --steps 12 --resume --lr 1e-2 --hidden 64 --override", g_dir), 1);
+    assert_non_null(strstr(out, "hidden: 32 → 64"));
+    free(out);
+    assert_int_equal(tu_run(&out, "train --out %s/p/q/r --steps 12 --resume --lr 1e-2 --override -q", g_dir), 0);
+    free(out);
+    char *path = sm_path_join(a, "train_log.jsonl"), *text;
+    assert_int_equal(sm_read_file(path, 1 << 20, &text, NULL), 0);
+    assert_non_null(strstr(text, "\"resumed_with_changes\":\"  lr: 0.001 → 0.01\\n  steps: 8 → 12\\n\""));
+    assert_non_null(strstr(text, "\"step\":12,\"loss\""));
+    free(text), free(path);
+    /* a typo in a config file */
+    path = sm_path_join(g_dir, "typo.json");
+    assert_int_equal(sm_write_file_atomic(path, "{\"hiddden\": 5}", 14), 0);
+    assert_int_equal(tu_run(&out, "train --config %s --data %s --out %s/typo", path, g_data, g_dir), 1);
+    assert_non_null(strstr(out, "unknown key \"hiddden\""));
+    free(out), free(path);
+}
+
+/* A new run into a directory that holds one is refused without --force, which replaces the
+ * previous run; stale temporaries of an interrupted run are removed at start; pruning leaves
+ * no .old-* entry. */
+static void test_new_run_needs_force(void **state) {
+    char *out, cmd[512];
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/n --steps 8 %s", g_data, g_dir, k_args), 0);
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/n --steps 4 %s", g_data, g_dir, k_args), 1);
+    printf("  %s", out);
+    assert_non_null(strstr(out, "is not empty"));
+    assert_non_null(strstr(out, "--force"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "mkdir %s/n/.tmp-ckpt-00000099 %s/n/.old-ckpt-00000098 && : > %s/n/run.json.tmp.123",
+             g_dir, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/n --steps 4 --force %s", g_data, g_dir, k_args), 0);
+    free(out);
+    snprintf(cmd, sizeof cmd, "test \"$(ls -A %s/n | tr '\\n' ' ')\" = '.lock ckpt-00000004 run.json train_log.jsonl '",
+             g_dir);
+    assert_int_equal(system(cmd), 0);
+    /* keep-last 1: every older checkpoint goes, through an .old- name that does not stay */
+    assert_int_equal(tu_run(&out, "train --out %s/n --steps 16 --keep-last 1 --resume", g_dir), 0);
+    free(out);
+    snprintf(cmd, sizeof cmd, "test \"$(ls -A %s/n | tr '\\n' ' ')\" = '.lock ckpt-00000016 run.json train_log.jsonl '",
+             g_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A second process on a run directory in use is refused with a clear message. */
+static void test_lock(void **state) {
+    char cmd[1024];
+    const char *bin = getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm";
+    snprintf(cmd, sizeof cmd,
+             "%s train --data %s --out %s/l --steps 100000 --ckpt-every 0 %s > /dev/null 2>&1 & pid=$!; "
+             "i=0; while [ ! -f %s/l/run.json ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; "
+             "%s train --out %s/l --resume > %s/l2.log 2>&1; st=$?; kill -9 $pid; wait $pid; "
+             "[ $st -eq 1 ] && grep -q \"in use by another smdlm train (pid $pid)\" %s/l2.log",
+             bin, g_data, g_dir, k_args, g_dir, bin, g_dir, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    char *out; /* the lock went with the process */
+    assert_int_equal(tu_run(&out, "train --out %s/l --resume --steps 1", g_dir), 0);
+    free(out);
+}
+
+/* SIGTERM finishes the update under way, writes a checkpoint, says where and exits 143; the
+ * run resumes from it. */
+static void test_sigterm_checkpoints(void **state) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s train --data %s --out %s/s --steps 100000 --ckpt-every 0 --log-every 1 %s > %s/s.log 2>&1 & pid=$!; "
+             "i=0; while ! grep -q '\"step\":3,' %s/s/train_log.jsonl 2>/dev/null && [ $i -lt 400 ]; do "
+             "sleep 0.05; i=$((i+1)); done; kill -TERM $pid; wait $pid",
+             getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm", g_data, g_dir, k_args, g_dir, g_dir);
+    int st = system(cmd);
+    char path[128], *text;
+    snprintf(path, sizeof path, "%s/s.log", g_dir);
+    assert_int_equal(sm_read_file(path, 1 << 20, &text, NULL), 0);
+    printf("  exit %d: %s", WEXITSTATUS(st), text);
+    assert_int_equal(WEXITSTATUS(st), 143);
+    const char *at = strstr(text, "stopped by signal 15 at step ");
+    assert_non_null(at);
+    long step = strtol(at + strlen("stopped by signal 15 at step "), NULL, 10);
+    free(text);
+    assert_true(step >= 3);
+    snprintf(path, sizeof path, "%s/s/ckpt-%08ld/COMPLETE", g_dir, step); /* the stopped step's */
+    assert_true(sm_file_exists(path));
+    snprintf(path, sizeof path, "%s/s", g_dir);
+    int incomplete;
+    count_complete(path, &incomplete);
+    assert_int_equal(incomplete, 0);
+    char *out;
+    assert_int_equal(tu_run(&out, "train --out %s/s --resume --steps 1", g_dir), 0);
+    assert_non_null(strstr(out, "resuming from"));
+    free(out);
 }
 
 static void test_disk_full(void **state) {
@@ -268,6 +387,8 @@ int main(void) {
         cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_fallback_to_previous),
         cmocka_unit_test(test_kill_during_training), cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_eval_and_plot),    cmocka_unit_test(test_mpi_data_parallel),
+        cmocka_unit_test(test_run_owns_settings), cmocka_unit_test(test_new_run_needs_force),
+        cmocka_unit_test(test_lock),              cmocka_unit_test(test_sigterm_checkpoints),
     };
     return cmocka_run_group_tests_name("trainloop", tests, setup, teardown);
 }

@@ -81,3 +81,26 @@ int json_check_unique_keys(const cJSON *obj, const char *what) {
                 return SM_ERR("%s: duplicate key \"%s\"", what, a->string);
     return 0;
 }
+
+cJSON *json_parse_model_config(const char *text, const char *what, const char *family,
+                               const char *const *types, int *which) {
+    cJSON *root = json_parse_object(text, what);
+    if (!root) return NULL;
+    const char *type = json_get_string(root, "model_type");
+    char expected[128] = "";
+    for (int i = 0; types[i]; i++) {
+        if (type && !strcmp(type, types[i])) {
+            *which = i;
+            return root;
+        }
+        size_t len = strlen(expected);
+        snprintf(expected + len, sizeof expected - len, "%s\"%s\"", i ? " or " : "", types[i]);
+    }
+    if (!type)
+        SM_ERR("%s: missing string \"model_type\" (%s config has %s)", what, family, expected);
+    else
+        SM_ERR("%s: model_type \"%s\" is not supported: not %s model (expected %s)", what, type,
+               family, expected);
+    cJSON_Delete(root);
+    return NULL;
+}

@@ -24,4 +24,10 @@ int json_get_double(const cJSON *obj, const char *key, double lo, double hi, dou
 /* Rejects objects that repeat a key (cJSON keeps both and lookups see the first). */
 int json_check_unique_keys(const cJSON *obj, const char *what);
 
+/* A model's config.json: the object, with its string "model_type" one of types[]
+ * (NULL-terminated) and *which its index. NULL with a message naming what, the family
+ * ("an MDLM", "a GPT-2", …) and the types it expects otherwise. */
+cJSON *json_parse_model_config(const char *text, const char *what, const char *family,
+                               const char *const *types, int *which);
+
 #endif

@@ -77,6 +77,14 @@ int sm_enum_find(const sm_enum_entry *table, size_t n, const char *name, int *va
     sm_enum_parse(__func__, (table), SM_ENUM_COUNT(table), (name), (value), (what))
 int sm_enum_parse(const char *func, const sm_enum_entry *table, size_t n, const char *name,
                   int *value, const char *what);
+/* Defines `int FN(const char *name, TYPE *out)`: SM_ENUM_PARSE into an enum type. */
+#define SM_ENUM_PARSER(fn, type, table, what)                                                   \
+    int fn(const char *name, type *out) {                                                       \
+        int v;                                                                                   \
+        if (SM_ENUM_PARSE(table, name, &v, what)) return -1;                                     \
+        *out = (type)v;                                                                          \
+        return 0;                                                                                \
+    }
 /* The name of value in the table, or "unknown". */
 #define SM_ENUM_NAME(table, value) sm_enum_name((table), SM_ENUM_COUNT(table), (int)(value))
 const char *sm_enum_name(const sm_enum_entry *table, size_t n, int value);

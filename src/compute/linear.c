@@ -73,6 +73,16 @@ static void check_w(const linear_w *w) {
 typedef void (*tile_fn)(float *out, size_t ldo, const void *x, size_t ldx, int nb, const void *w,
                         size_t ldw, int nr, int kc, int acc);
 
+/* Calls the instance of an always_inline tile body for nb = 1..4 (the last argument, NB, a
+ * constant in each call). */
+#define NB_SWITCH(kernel, ...)                                                                  \
+    switch (nb) {                                                                                \
+    case 1: kernel(__VA_ARGS__, 1); break;                                                       \
+    case 2: kernel(__VA_ARGS__, 2); break;                                                       \
+    case 3: kernel(__VA_ARGS__, 3); break;                                                       \
+    default: kernel(__VA_ARGS__, 4); break;                                                      \
+    }
+
 static inline void store_tile(float *out, size_t ldo, const float s[TILE_R][4], int nb, int nr,
                               int acc) {
     for (int n = 0; n < nb; n++)
@@ -114,6 +124,14 @@ T512 __m512 w16_512(const void *p, size_t i, wtype t, __mmask16 m) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* The horizontal sums of a tile's accumulators, stored. */
+T512 void store_tile512(float *out, size_t ldo, __m512 a[TILE_R][4], int NB, int nr, int acc) {
+    float s[TILE_R][4];
+    for (int r = 0; r < TILE_R; r++)
+        for (int n = 0; n < NB; n++) s[r][n] = _mm512_reduce_add_ps(a[r][n]);
+    store_tile(out, ldo, s, NB, nr, acc);
+}
+
 T512 void tile512(float *out, size_t ldo, const float *x, size_t ldx, const void *w, size_t ldw,
                   int nr, int kc, int acc, wtype t, const int NB) {
     size_t wr[TILE_R];
@@ -129,22 +147,14 @@ T512 void tile512(float *out, size_t ldo, const float *x, size_t ldx, const void
         for (int r = 0; r < TILE_R; r++)
             for (int n = 0; n < NB; n++) a[r][n] = _mm512_fmadd_ps(wv[r], xv[n], a[r][n]);
     }
-    float s[TILE_R][4];
-    for (int r = 0; r < TILE_R; r++)
-        for (int n = 0; n < NB; n++) s[r][n] = _mm512_reduce_add_ps(a[r][n]);
-    store_tile(out, ldo, s, NB, nr, acc);
+    store_tile512(out, ldo, a, NB, nr, acc);
 }
 
 #define TILE512(name, T)                                                                        \
     __attribute__((target("avx512f,avx512bw,avx512vl"))) static void name(                       \
         float *o, size_t ldo, const void *x, size_t ldx, int nb, const void *w, size_t ldw,      \
         int nr, int kc, int acc) {                                                               \
-        switch (nb) {                                                                            \
-        case 1: tile512(o, ldo, x, ldx, w, ldw, nr, kc, acc, T, 1); break;                       \
-        case 2: tile512(o, ldo, x, ldx, w, ldw, nr, kc, acc, T, 2); break;                       \
-        case 3: tile512(o, ldo, x, ldx, w, ldw, nr, kc, acc, T, 3); break;                       \
-        default: tile512(o, ldo, x, ldx, w, ldw, nr, kc, acc, T, 4); break;                      \
-        }                                                                                        \
+        NB_SWITCH(tile512, o, ldo, x, ldx, w, ldw, nr, kc, acc, T);                              \
     }
 TILE512(tile512_f16, WT_F16)
 TILE512(tile512_q8, WT_Q8)
@@ -179,21 +189,13 @@ T512 void tile512s(float *out, size_t ldo, const float *x, size_t ldx, const uin
             }
         }
     }
-    float s[TILE_R][4];
-    for (int r = 0; r < TILE_R; r++)
-        for (int n = 0; n < NB; n++) s[r][n] = _mm512_reduce_add_ps(a[r][n]);
-    store_tile(out, ldo, s, NB, nr, acc);
+    store_tile512(out, ldo, a, NB, nr, acc);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static void tile512s_bf16(
     float *o, size_t ldo, const void *x, size_t ldx, int nb, const void *w, size_t ldw, int nr,
     int kc, int acc) {
-    switch (nb) {
-    case 1: tile512s(o, ldo, x, ldx, w, ldw, nr, kc, acc, 1); break;
-    case 2: tile512s(o, ldo, x, ldx, w, ldw, nr, kc, acc, 2); break;
-    case 3: tile512s(o, ldo, x, ldx, w, ldw, nr, kc, acc, 3); break;
-    default: tile512s(o, ldo, x, ldx, w, ldw, nr, kc, acc, 4); break;
-    }
+    NB_SWITCH(tile512s, o, ldo, x, ldx, w, ldw, nr, kc, acc);
 }
 
 /* One row of x in the even/odd layout of tile512s (dst: IC rounded up to 32). */
@@ -282,21 +284,13 @@ TBF void tilebf(float *out, size_t ldo, const uint16_t *x, size_t ldx, const uin
             for (int n = 0; n < NB; n++)
                 a[r][n] = _mm512_dpbf16_ps(a[r][n], (__m512bh)wv[r], (__m512bh)xv[n]);
     }
-    float s[TILE_R][4];
-    for (int r = 0; r < TILE_R; r++)
-        for (int n = 0; n < NB; n++) s[r][n] = _mm512_reduce_add_ps(a[r][n]);
-    store_tile(out, ldo, s, NB, nr, acc);
+    store_tile512(out, ldo, a, NB, nr, acc);
 }
 
 __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl"))) static void tilebf_bf16(
     float *o, size_t ldo, const void *x, size_t ldx, int nb, const void *w, size_t ldw, int nr,
     int kc, int acc) {
-    switch (nb) {
-    case 1: tilebf(o, ldo, x, ldx, w, ldw, nr, kc, acc, 1); break;
-    case 2: tilebf(o, ldo, x, ldx, w, ldw, nr, kc, acc, 2); break;
-    case 3: tilebf(o, ldo, x, ldx, w, ldw, nr, kc, acc, 3); break;
-    default: tilebf(o, ldo, x, ldx, w, ldw, nr, kc, acc, 4); break;
-    }
+    NB_SWITCH(tilebf, o, ldo, x, ldx, w, ldw, nr, kc, acc);
 }
 
 /* x rows → bf16, round to nearest even (vcvtne2ps2bf16; NaN stays NaN). */

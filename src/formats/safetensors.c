@@ -946,3 +946,14 @@ int st_bind_f32(const st_archive *a, const char *const *names, int n, const floa
     }
     return 0;
 }
+
+int st_load_f32(const st_archive *a, const st_expect *expected, int n,
+                const char *const *unknown_ok, int n_unknown_ok, const float **views,
+                float **owned) {
+    if (st_check_expected(a, expected, n, unknown_ok, n_unknown_ok)) return -1;
+    const char **names = sm_malloc(sizeof *names * (size_t)n);
+    for (int i = 0; i < n; i++) names[i] = expected[i].name;
+    int rc = st_bind_f32(a, names, n, views, owned);
+    free(names);
+    return rc;
+}

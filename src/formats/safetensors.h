@@ -84,6 +84,10 @@ int st_check_expected(const st_archive *a, const st_expect *expected, int n,
  * released with free). */
 int st_bind_f32(const st_archive *a, const char *const *names, int n, const float **out,
                 float **owned);
+/* st_check_expected, then st_bind_f32 of the same tensors: views[i] is expected[i]'s. */
+int st_load_f32(const st_archive *a, const st_expect *expected, int n,
+                const char *const *unknown_ok, int n_unknown_ok, const float **views,
+                float **owned);
 
 /* Writer: tensors are laid out in the order given, header padded to 8 bytes, written to a
  * temporary file, fsync'ed and renamed. `metadata` is NULL or NULL-terminated key/value

@@ -24,19 +24,9 @@ static const sm_enum_entry k_remasks[] = {{"low_confidence", DECODER_REMASK_LOW_
 const char *decoder_alg_name(decoder_alg a) { return SM_ENUM_NAME(k_algs, a); }
 const char *decoder_remask_name(decoder_remask r) { return SM_ENUM_NAME(k_remasks, r); }
 
-int decoder_alg_parse(const char *name, decoder_alg *out) {
-    int v;
-    if (SM_ENUM_PARSE(k_algs, name, &v, "algorithm")) return -1;
-    *out = (decoder_alg)v;
-    return 0;
-}
+SM_ENUM_PARSER(decoder_alg_parse, decoder_alg, k_algs, "algorithm")
 
-int decoder_remask_parse(const char *name, decoder_remask *out) {
-    int v;
-    if (SM_ENUM_PARSE(k_remasks, name, &v, "remasking")) return -1;
-    *out = (decoder_remask)v;
-    return 0;
-}
+SM_ENUM_PARSER(decoder_remask_parse, decoder_remask, k_remasks, "remasking")
 
 void decoder_params_default(decoder_params *p) {
     memset(p, 0, sizeof *p);

@@ -20,12 +20,7 @@ static const sm_enum_entry k_kinds[] = {{"ddpm", SAMPLER_DDPM},
 
 const char *sampler_kind_name(sampler_kind k) { return SM_ENUM_NAME(k_kinds, k); }
 
-int sampler_kind_parse(const char *name, sampler_kind *out) {
-    int v;
-    if (SM_ENUM_PARSE(k_kinds, name, &v, "sampler")) return -1;
-    *out = (sampler_kind)v;
-    return 0;
-}
+SM_ENUM_PARSER(sampler_kind_parse, sampler_kind, k_kinds, "sampler")
 
 void sampler_params_default(sampler_params *p) {
     memset(p, 0, sizeof *p);

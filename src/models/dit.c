@@ -37,20 +37,13 @@ int dit_config_validate(const dit_config *c) {
 }
 
 int dit_config_parse(dit_config *c, const char *json_text, const char *what) {
-    cJSON *root = json_parse_object(json_text, what);
+    static const char *const types[] = {"mdlm", "mdlm_ar", NULL};
+    int which;
+    cJSON *root = json_parse_model_config(json_text, what, "an MDLM", types, &which);
     if (!root) return -1;
     int rc = -1;
-    const char *type = json_get_string(root, "model_type");
-    if (!type) {
-        SM_ERR("%s: missing string \"model_type\"", what);
-        goto done;
-    }
-    if (strcmp(type, "mdlm") != 0 && strcmp(type, "mdlm_ar") != 0) {
-        SM_ERR("%s: model_type \"%s\" is not supported (expected \"mdlm\")", what, type);
-        goto done;
-    }
     memset(c, 0, sizeof *c);
-    c->causal = strcmp(type, "mdlm_ar") == 0;
+    c->causal = which == 1;
     if (json_get_int(root, "vocab_size", 2, INT32_MAX, -1, &c->vocab_size, what) ||
         json_get_int(root, "hidden_dim", 2, 65536, -1, &c->hidden, what) ||
         json_get_int(root, "n_heads", 1, 65536, -1, &c->n_heads, what) ||
@@ -192,17 +185,12 @@ int dit_model_load(dit_model *m, const dit_config *cfg, const char *dir) {
         ex[i].shape[0] = t[i].shape[0];
         ex[i].shape[1] = t[i].shape[1];
     }
-    int rc = st_check_expected(&m->archive, ex, n, k_ignored_suffixes,
-                               (int)(sizeof k_ignored_suffixes / sizeof *k_ignored_suffixes));
-    if (rc == 0) {
-        const char **np = sm_malloc(sizeof *np * (size_t)n);
-        const float **views = sm_malloc(sizeof *views * (size_t)n);
-        for (int i = 0; i < n; i++) np[i] = names[i];
-        rc = st_bind_f32(&m->archive, np, n, views, &m->owned);
-        for (int i = 0; i < n && rc == 0; i++) *t[i].slot = (float *)(uintptr_t)views[i];
-        free(np);
-        free(views);
-    }
+    const float **views = sm_malloc(sizeof *views * (size_t)n);
+    int rc = st_load_f32(&m->archive, ex, n, k_ignored_suffixes,
+                         (int)(sizeof k_ignored_suffixes / sizeof *k_ignored_suffixes), views,
+                         &m->owned);
+    for (int i = 0; i < n && rc == 0; i++) *t[i].slot = (float *)(uintptr_t)views[i];
+    free(views);
     if (rc == 0) open_embedding_reader(m, names[0]);
     free(names);
     free(ex);

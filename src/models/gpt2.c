@@ -32,18 +32,11 @@ int gpt2_config_validate(const gpt2_config *c) {
 }
 
 int gpt2_config_parse(gpt2_config *c, const char *json_text, const char *what) {
-    cJSON *root = json_parse_object(json_text, what);
+    static const char *const types[] = {"gpt2", NULL};
+    int which;
+    cJSON *root = json_parse_model_config(json_text, what, "a GPT-2", types, &which);
     if (!root) return -1;
     int rc = -1;
-    const char *type = json_get_string(root, "model_type");
-    if (!type) {
-        SM_ERR("%s: missing string \"model_type\"", what);
-        goto done;
-    }
-    if (strcmp(type, "gpt2") != 0) {
-        SM_ERR("%s: model_type \"%s\" is not a GPT-2 model (expected \"gpt2\")", what, type);
-        goto done;
-    }
     memset(c, 0, sizeof *c);
     double eps;
     if (json_get_int(root, "vocab_size", 2, INT32_MAX, -1, &c->vocab_size, what) ||
@@ -158,17 +151,12 @@ int gpt2_load(gpt2_model *m, const char *dir) {
         ex[i].shape[0] = t[i].shape[0];
         ex[i].shape[1] = t[i].shape[1];
     }
-    rc = st_check_expected(&m->archive, ex, n, k_ignored_suffixes,
-                           (int)(sizeof k_ignored_suffixes / sizeof *k_ignored_suffixes));
-    if (rc == 0) {
-        const char **np = sm_malloc(sizeof *np * (size_t)n);
-        const float **views = sm_malloc(sizeof *views * (size_t)n);
-        for (int i = 0; i < n; i++) np[i] = t[i].name;
-        rc = st_bind_f32(&m->archive, np, n, views, &m->owned);
-        for (int i = 0; i < n && rc == 0; i++) *t[i].slot = views[i];
-        free(np);
-        free(views);
-    }
+    const float **views = sm_malloc(sizeof *views * (size_t)n);
+    rc = st_load_f32(&m->archive, ex, n, k_ignored_suffixes,
+                     (int)(sizeof k_ignored_suffixes / sizeof *k_ignored_suffixes), views,
+                     &m->owned);
+    for (int i = 0; i < n && rc == 0; i++) *t[i].slot = views[i];
+    free(views);
     free(ex);
     free(t);
     if (rc) {

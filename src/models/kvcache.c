@@ -11,12 +11,7 @@ static const sm_enum_entry k_modes[] = {
 
 const char *kv_cache_mode_name(kv_cache_mode m) { return SM_ENUM_NAME(k_modes, m); }
 
-int kv_cache_mode_parse(const char *name, kv_cache_mode *out) {
-    int v;
-    if (SM_ENUM_PARSE(k_modes, name, &v, "cache")) return -1;
-    *out = (kv_cache_mode)v;
-    return 0;
-}
+SM_ENUM_PARSER(kv_cache_mode_parse, kv_cache_mode, k_modes, "cache")
 
 int kv_cache_reserve(kv_cache *c, int layers, int B, int T, int kv_dim) {
     size_t n;

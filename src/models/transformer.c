@@ -15,10 +15,6 @@
 
 /* ---- config ------------------------------------------------------------------------------ */
 
-int tf_config_is_transformer(const char *model_type) {
-    return model_type && (!strcmp(model_type, "Dream") || !strcmp(model_type, "llada"));
-}
-
 /* JSON null counts as absent (HF configs write `"n_kv_heads": null`). */
 static int present(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -162,14 +158,11 @@ int tf_config_validate(const tf_config *c, const char *what) {
 
 int tf_config_parse(tf_config *c, const char *json_text, const char *what) {
     memset(c, 0, sizeof *c);
-    cJSON *o = json_parse_object(json_text, what);
+    static const char *const types[] = {"Dream", "llada", NULL};
+    int which, rc = -1;
+    cJSON *o = json_parse_model_config(json_text, what, "a Dream or LLaDA", types, &which);
     if (!o) return -1;
-    int rc = -1;
-    const char *type = json_get_string(o, "model_type");
-    if (!type || !tf_config_is_transformer(type))
-        SM_ERR("%s: model_type \"%s\" is not \"Dream\" or \"llada\"", what, type ? type : "(none)");
-    else if (!strcmp(type, "Dream") ? parse_dream(c, o, what) == 0 : parse_llada(c, o, what) == 0)
-        rc = 0;
+    if (which == 0 ? parse_dream(c, o, what) == 0 : parse_llada(c, o, what) == 0) rc = 0;
     cJSON_Delete(o);
     if (rc) return -1;
     c->head_dim = c->hidden / c->n_heads;

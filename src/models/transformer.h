@@ -49,8 +49,6 @@ typedef struct {
 /* Parses config.json text (model_type "Dream" or "llada"); `what` names the file in errors. */
 int tf_config_parse(tf_config *c, const char *json_text, const char *what);
 int tf_config_validate(const tf_config *c, const char *what);
-/* 1 when the config's model_type is one of ours (cheap check before parsing). */
-int tf_config_is_transformer(const char *model_type);
 
 typedef struct {
     const float *attn_norm;       /* (D) */

@@ -106,17 +106,47 @@ static void remove_dir(const char *dir) {
     rmdir(dir);
 }
 
+/* Deletes a checkpoint: first renamed to OUT/.old-ckpt-N, so that a crash half-way through
+ * never leaves a ckpt-N (with its COMPLETE marker) that lacks files. */
+static void delete_checkpoint(const char *out, long step) {
+    char *p = ckpt_path(out, "", step), *old = ckpt_path(out, ".old-", step);
+    remove_dir(old);
+    if (rename(p, old) == 0) remove_dir(old);
+    free(p), free(old);
+}
+
 /* Keeps the newest keep_last checkpoints and every milestone. */
 static void prune_checkpoints(const train_config *c) {
     int n;
     long *steps = list_checkpoints(c->out, &n);
-    for (int i = c->keep_last; i < n; i++) {
-        if (c->milestone_every > 0 && steps[i] % c->milestone_every == 0) continue;
-        char *p = ckpt_path(c->out, "", steps[i]);
-        remove_dir(p);
-        free(p);
-    }
+    for (int i = c->keep_last; i < n; i++)
+        if (!(c->milestone_every > 0 && steps[i] % c->milestone_every == 0)) delete_checkpoint(c->out, steps[i]);
     free(steps);
+}
+
+int checkpoint_remove_stale(const char *out) {
+    DIR *d = opendir(out);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, ".tmp-ckpt-", 10) && strncmp(n, ".old-ckpt-", 10) && !strstr(n, ".tmp.")) continue;
+        char *p = sm_path_join(out, n);
+        if (unlink(p) != 0) remove_dir(p);
+        free(p);
+        removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+int checkpoint_remove_all(const char *out) {
+    int n;
+    long *steps = list_checkpoints(out, &n);
+    for (int i = 0; i < n; i++) delete_checkpoint(out, steps[i]);
+    free(steps);
+    return n;
 }
 
 int checkpoint_save(const train_config *c, const trainer *tr, const adamw *opt,

@@ -6,7 +6,8 @@
  * files) plus train_state.safetensors (raw weights, AdamW moments, step, RNG state, data
  * position) and the marker COMPLETE, written last. It is assembled in OUT/.tmp-ckpt-NNNNNNNN,
  * every file fsync'ed, then renamed; resuming takes the newest complete checkpoint that
- * loads and falls back to older ones.
+ * loads and falls back to older ones. Deleting one (pruning) renames it to
+ * OUT/.old-ckpt-NNNNNNNN first, so no ckpt-* directory ever lacks a file it had.
  */
 #ifndef SMDLM_CHECKPOINT_H
 #define SMDLM_CHECKPOINT_H
@@ -32,6 +33,13 @@ typedef struct {
  * newest c->keep_last and the multiples of c->milestone_every. */
 int checkpoint_save(const train_config *c, const trainer *tr, const adamw *opt,
                     const train_progress *at, const char *tok_dir);
+
+/* Removes what an interrupted run left in out: .tmp-ckpt-* (a checkpoint being written),
+ * .old-ckpt-* (one being deleted) and *.tmp.* files (atomic writes). Returns their number. */
+int checkpoint_remove_stale(const char *out);
+/* Removes every checkpoint in out (each renamed away before its files are deleted, as
+ * pruning does). Returns their number. */
+int checkpoint_remove_all(const char *out);
 
 /* Restores tr, opt (both sized already) and at from the newest checkpoint in c->out that
  * loads, skipping damaged ones (a data position beyond nblocks counts as damage). Returns 0,

@@ -44,8 +44,8 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-/* The shortest decimal (≤ 9 significant digits) that rounds to x, as a double. */
-static double as_decimal(float x) {
+/* see optim.h */
+double optim_as_decimal(float x) {
     if (!isfinite(x) || x == 0.0f) return (double)x;
     char buf[40];
     for (int prec = 1; prec <= 9; prec++) {
@@ -58,12 +58,8 @@ static double as_decimal(float x) {
 
 static const sm_enum_entry k_schedules[] = {{"constant", SCHED_CONSTANT}, {"cosine", SCHED_COSINE}};
 
-int sched_kind_parse(const char *name, sched_kind *out) {
-    int v;
-    if (SM_ENUM_PARSE(k_schedules, name, &v, "schedule")) return -1;
-    *out = (sched_kind)v;
-    return 0;
-}
+SM_ENUM_PARSER(sched_kind_parse, sched_kind, k_schedules, "schedule")
+const char *sched_kind_name(sched_kind k) { return SM_ENUM_NAME(k_schedules, k); }
 
 void optim_config_default(optim_config *c) {
     memset(c, 0, sizeof *c);
@@ -137,7 +133,7 @@ static double lr_factor(const optim_config *c, long step) {
     long span = c->total_steps - warmup;
     double progress = (double)(step - warmup) / (double)(span > 1 ? span : 1);
     double f = 0.5 * (1.0 + cos(M_PI * progress));
-    double lo = as_decimal(c->min_lr_ratio);
+    double lo = optim_as_decimal(c->min_lr_ratio);
     return f > lo ? f : lo;
 }
 
@@ -232,20 +228,20 @@ double adamw_step(adamw *o) {
     double factor = lr_factor(c, o->step);
     o->step++;
     double t = (double)o->step;
-    double beta1 = as_decimal(c->beta1), beta2 = as_decimal(c->beta2);
+    double beta1 = optim_as_decimal(c->beta1), beta2 = optim_as_decimal(c->beta2);
     double bc1 = 1.0 - pow(beta1, t), bc2 = 1.0 - pow(beta2, t);
     size_t off = 0;
     for (int gi = 0; gi < o->ngroups; gi++) {
         optim_group *gr = &o->groups[gi];
-        double lr = as_decimal(gr->lr) * factor;
+        double lr = optim_as_decimal(gr->lr) * factor;
         adamw_coefs k = {
-            .decay_mul = (float)(1.0 - lr * as_decimal(gr->weight_decay)),
+            .decay_mul = (float)(1.0 - lr * optim_as_decimal(gr->weight_decay)),
             .beta1 = (float)beta1,
             .one_minus_beta1 = (float)(1.0 - beta1),
             .beta2 = (float)beta2,
             .one_minus_beta2 = (float)(1.0 - beta2),
             .bc2_sqrt = (float)sqrt(bc2),
-            .eps = (float)as_decimal(c->eps),
+            .eps = (float)optim_as_decimal(c->eps),
             .neg_step_size = (float)(-(lr / bc1)),
         };
         float *m = o->m + off, *v = o->v + off;
@@ -269,7 +265,7 @@ static void ema_row(float *restrict ema, const float *restrict p, size_t n, floa
 
 void ema_update(float *ema, const float *params, size_t n, float decay) {
     /* torch: ema.mul_(decay).add_(p, alpha=1 − decay), the add fused as in AdamW's exp_avg */
-    double d = as_decimal(decay);
+    double d = optim_as_decimal(decay);
     float df = (float)d, om = (float)(1.0 - d);
     long nl = (long)n, nb = (nl + UPDATE_BLOCK - 1) / UPDATE_BLOCK;
 #pragma omp parallel for schedule(static)

@@ -10,8 +10,12 @@
 #define OPTIM_MAX_GROUPS 4
 
 typedef enum { SCHED_CONSTANT = 0, SCHED_COSINE } sched_kind;
-/* The schedule by name: "constant" or "cosine". */
+/* The schedule by name: "constant" or "cosine", and back. */
 int sched_kind_parse(const char *name, sched_kind *out);
+const char *sched_kind_name(sched_kind k);
+/* The shortest decimal (≤ 9 significant digits) that rounds to x, as a double: the value a
+ * float hyperparameter stands for (1e-3f → 0.001). */
+double optim_as_decimal(float x);
 
 typedef struct {
     float *params; /* contiguous */

@@ -2,10 +2,9 @@
 #include "train/trainloop.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/rng.h"
@@ -18,6 +17,7 @@
 #include "train/data.h"
 #include "train/dataset_loss.h"
 #include "train/dist.h"
+#include "train/rundir.h"
 #include "train/train.h"
 #include "train/weight_init.h"
 
@@ -36,6 +36,7 @@ typedef struct {
     float *t;
     FILE *log;
     double t_start;
+    int stopped_by; /* the signal that stopped the loop, else 0 */
 } run;
 
 static void shuffle_epoch(run *r) {
@@ -120,6 +121,41 @@ static void log_sample(run *r) {
     }
     lm_dit_free(&view);
     free(x);
+}
+
+/* ---- stopping on a signal ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_stop_signal; /* the first SIGINT/SIGTERM received, else 0 */
+static const int k_stop_signals[2] = {SIGINT, SIGTERM};
+
+static void on_stop_signal(int sig) {
+    if (g_stop_signal) { /* the second: at once, as without a handler */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    g_stop_signal = sig;
+    static const char msg[] = "\nsmdlm train: stopping after this update and writing a checkpoint "
+                              "(signal again to stop at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void catch_stop_signals(struct sigaction saved[2]) {
+    g_stop_signal = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int i = 0; i < 2; i++) {
+        sigaction(k_stop_signals[i], NULL, &saved[i]);
+        if (saved[i].sa_handler != SIG_IGN) sigaction(k_stop_signals[i], &sa, NULL);
+    }
+}
+
+static void restore_signals(const struct sigaction saved[2]) {
+    for (int i = 0; i < 2; i++) sigaction(k_stop_signals[i], &saved[i], NULL);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -230,8 +266,15 @@ static int train_loop(run *r) {
             rc = SM_ERR("the loss is %g at step %ld; stopping (lower the learning rate?)", loss, at->step);
             break;
         }
-        if (dist_rank() != 0) continue; /* process 0 logs, validates and writes checkpoints */
-        if (at->step % c->log_every == 0 || at->step == c->steps) log_step(r, loss, norm, sm_passes, sm_time_sec() - t0);
+        /* every process stops after the same update (mpirun forwards the signal to each) */
+        int stop = world > 1 ? dist_allreduce_sum_double(g_stop_signal != 0) > 0 : g_stop_signal != 0;
+        if (stop) r->stopped_by = g_stop_signal ? (int)g_stop_signal : SIGTERM;
+        if (dist_rank() != 0) {
+            if (stop) break;
+            continue; /* process 0 logs, validates and writes checkpoints */
+        }
+        if (at->step % c->log_every == 0 || at->step == c->steps || stop)
+            log_step(r, loss, norm, sm_passes, sm_time_sec() - t0);
         if (c->val_every && (at->step % c->val_every == 0 || at->step == c->steps)) {
             double nats = 0;
             if ((rc = validate(r, &nats))) break;
@@ -243,7 +286,7 @@ static int train_loop(run *r) {
             log_sample(r);
             fflush(r->log);
         }
-        if (c->ckpt_every && (at->step % c->ckpt_every == 0 || at->step == c->steps)) {
+        if (stop || (c->ckpt_every && (at->step % c->ckpt_every == 0 || at->step == c->steps))) {
             double t1 = sm_time_sec();
             if ((rc = checkpoint_save(c, &r->tr, &r->opt, at, r->tok_dir))) break;
             /* bytes: the EMA model, and raw weights + two moments in the training state */
@@ -251,6 +294,12 @@ static int train_loop(run *r) {
             fprintf(r->log, "{\"step\":%ld,\"checkpoint_s\":%.3f,\"checkpoint_mib\":%.1f}\n", at->step,
                     sm_time_sec() - t1, mb);
             fflush(r->log);
+        }
+        if (stop) {
+            fprintf(stderr, "smdlm train: stopped by signal %d at step %ld/%ld; checkpoint %s/ckpt-%08ld "
+                            "(continue with: smdlm train --out %s --resume)\n",
+                    r->stopped_by, at->step, c->steps, c->out, at->step, c->out);
+            break;
         }
     }
     free(tmp);
@@ -264,11 +313,11 @@ int train_run(const train_config *config) {
     run r = {.c = c};
     dit_config cfg;
     int rc = -1;
-    if (mkdir(c->out, 0755) != 0 && errno != EEXIST) {
-        SM_ERR("cannot create '%s': %s", c->out, strerror(errno));
-        goto done;
-    }
+    run_dir rd = {-1};
+    char *changes = NULL; /* settings a resumption changed */
+    if (dist_rank() == 0 && run_dir_open(&rd, c)) goto done;
     if (open_data(&r, &cfg)) goto done;
+    if (dist_rank() == 0 && run_dir_record(c, &changes)) goto done;
     kernels_set_threads(c->threads);
     if (c->tokens > 0) { /* a token budget: whole updates of world × batch × accum × T tokens */
         long per = (long)dist_size() * c->batch * c->accum * (c->seq_len ? c->seq_len : r.train.block_len);
@@ -312,9 +361,25 @@ int train_run(const train_config *config) {
     if (!r.log) SM_ERR("cannot open '%s'", log_path);
     free(log_path);
     if (!r.log) goto done;
+    if (changes) { /* a resumption with other budget, cadence or (--override) optimisation */
+        fprintf(stderr, "smdlm train: resuming at step %ld with changed settings:\n%s", r.at.step, changes);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "step", (double)r.at.step);
+        cJSON_AddStringToObject(o, "resumed_with_changes", changes);
+        char *line = cJSON_PrintUnformatted(o);
+        fprintf(r.log, "%s\n", line);
+        free(line);
+        cJSON_Delete(o);
+    }
     r.t_start = sm_time_sec();
+    struct sigaction saved[2];
+    catch_stop_signals(saved);
     rc = train_loop(&r);
+    restore_signals(saved);
+    if (!rc && r.stopped_by) rc = r.stopped_by;
 done:
+    run_dir_close(&rd);
+    free(changes);
     if (r.log) fclose(r.log);
     if (r.opt.m) adamw_free(&r.opt);
     if (r.tr.acts) trainer_free(&r.tr);

@@ -7,7 +7,11 @@
 
 #include "train/train_config.h"
 
-/* Runs (or resumes) training; returns 0, or −1 with smdlm_last_error(). */
+/* Runs (or resumes) training; returns 0, or −1 with smdlm_last_error(), or the signal
+ * number when SIGINT or SIGTERM stopped it: the update under way is finished, a checkpoint
+ * written and its place printed (`smdlm train` then exits with 128 + the signal: 130, 143).
+ * A second signal ends the process at once (a half-written checkpoint stays a temporary
+ * that the next start removes). A signal ignored when training starts stays ignored. */
 int train_run(const train_config *c);
 
 #endif

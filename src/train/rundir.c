@@ -1,0 +1,201 @@
+/* rundir.c — see rundir.h. */
+#include "train/rundir.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "base/jsonutil.h"
+#include "train/checkpoint.h"
+
+#define RUN_FILE "run.json"
+#define LOCK_FILE ".lock"
+
+static int take_lock(run_dir *rd, const char *out) {
+    char *path = sm_path_join(out, LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int rc = SM_ERR("cannot create '%s': %s", path, strerror(errno));
+        free(path);
+        return rc;
+    }
+    free(path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "?";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        if (n > 0) pid[n] = 0, pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        return SM_ERR("'%s' is in use by another smdlm train (pid %s): one process per run directory",
+                      out, pid);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    ssize_t written = ftruncate(fd, 0) == 0 ? pwrite(fd, pid, (size_t)n, 0) : -1;
+    (void)written; /* the pid only informs a refused second process */
+    rd->lock_fd = fd;
+    return 0;
+}
+
+/* The first entry of out besides the lock, or NULL when there is none (malloc'ed). */
+static char *first_entry(const char *out) {
+    DIR *d = opendir(out);
+    char *name = NULL;
+    struct dirent *e;
+    while (d && !name && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, LOCK_FILE))
+            name = sm_strdup(e->d_name);
+    if (d) closedir(d);
+    return name;
+}
+
+/* --force: the previous run's files go; anything else in the directory stays. */
+static void remove_previous_run(const char *out) {
+    int n = checkpoint_remove_all(out);
+    const char *files[] = {"train_log.jsonl", RUN_FILE};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *p = sm_path_join(out, files[i]);
+        unlink(p);
+        free(p);
+    }
+    fprintf(stderr, "smdlm train: --force: removed the previous run in %s (%d checkpoints, its log and settings)\n",
+            out, n);
+}
+
+int run_dir_open(run_dir *rd, const train_config *c) {
+    rd->lock_fd = -1;
+    if (sm_mkdir_p(c->out)) return -1;
+    if (take_lock(rd, c->out)) return -1;
+    int stale = checkpoint_remove_stale(c->out);
+    if (stale && !c->quiet)
+        fprintf(stderr, "smdlm train: removed %d unfinished temporary entries in %s\n", stale, c->out);
+    if (c->resume) return 0;
+    char *entry = first_entry(c->out);
+    if (entry && !c->force) {
+        SM_ERR("'%s' is not empty (it holds '%s'): --resume continues the run there, --force "
+               "replaces it with a new one", c->out, entry);
+        free(entry);
+        run_dir_close(rd);
+        return -1;
+    }
+    if (entry) remove_previous_run(c->out);
+    free(entry);
+    return 0;
+}
+
+void run_dir_close(run_dir *rd) {
+    if (rd->lock_fd >= 0) close(rd->lock_fd); /* closing releases the flock */
+    rd->lock_fd = -1;
+}
+
+static cJSON *read_run_file(const char *out, char **path) {
+    *path = sm_path_join(out, RUN_FILE);
+    char *text;
+    if (sm_read_file(*path, 1 << 20, &text, NULL)) return NULL;
+    cJSON *root = json_parse_object(text, *path);
+    free(text);
+    if (root && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "config"))) {
+        SM_ERR("%s: no \"config\" object", *path);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return root;
+}
+
+int run_dir_load_settings(train_config *c, const char *out) {
+    char *path = sm_path_join(out, RUN_FILE);
+    int exists = sm_file_exists(path);
+    free(path);
+    if (!exists) return 1;
+    cJSON *root = read_run_file(out, &path);
+    int rc = root ? train_config_from_json(c, cJSON_GetObjectItemCaseSensitive(root, "config"), path) : -1;
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+/* The data directory's identity: CRC-32 and size of its meta.json (which lists every shard
+ * with its block count, the tokenizer and the inputs). */
+static char *data_fingerprint(const char *data) {
+    char *path = sm_path_join(data, "meta.json"), *text, fp[64];
+    size_t n;
+    int rc = sm_read_file(path, 1 << 26, &text, &n);
+    free(path);
+    if (rc) return NULL;
+    snprintf(fp, sizeof fp, "crc32:%08lx:%zu", crc32(0L, (const Bytef *)text, (uInt)n), n);
+    free(text);
+    return sm_strdup(fp);
+}
+
+static const char *absolute(const char *path, char *buf) {
+    return path && realpath(path, buf) ? buf : path;
+}
+
+/* A resumption against the recorded run: 0 (*changes lists the allowed differences) or −1. */
+static int compare_with_record(const train_config *now, const char *fingerprint, char **changes) {
+    char *path;
+    cJSON *root = read_run_file(now->out, &path);
+    if (!root) {
+        free(path);
+        return -1;
+    }
+    train_config rec;
+    train_config_default(&rec);
+    int rc = train_config_from_json(&rec, cJSON_GetObjectItemCaseSensitive(root, "config"), path);
+    sm_buf report = {0};
+    int changed = 0, refused = rc ? 0 : train_config_diff(&rec, now, &report, &changed);
+    const char *rec_fp = json_get_string(root, "data_fingerprint");
+    if (!rc && rec_fp && strcmp(rec_fp, fingerprint)) {
+        sm_buf_printf(&report, "  data_fingerprint: %s → %s   (other data: cannot change in a run)\n", rec_fp,
+                      fingerprint);
+        refused++, changed++;
+    }
+    if (!rc && refused)
+        rc = SM_ERR("resuming %s with settings it did not start with (%d refused):\n%s"
+                    "(the run's settings are in %s; --resume needs only --out)",
+                    now->out, refused, report.s, path);
+    else if (!rc && changed)
+        *changes = sm_strdup(report.s);
+    free(report.s);
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+int run_dir_record(const train_config *c, char **changes) {
+    *changes = NULL;
+    char data_abs[PATH_MAX], init_abs[PATH_MAX];
+    train_config rec = *c; /* paths made absolute: the run may resume from another directory */
+    rec.data = absolute(c->data, data_abs);
+    rec.init = absolute(c->init, init_abs);
+    char *fp = data_fingerprint(c->data);
+    if (!fp) return -1;
+    char *path = sm_path_join(c->out, RUN_FILE);
+    int rc = 0;
+    if (c->resume && sm_file_exists(path)) rc = compare_with_record(&rec, fp, changes);
+    else if (c->resume)
+        fprintf(stderr, "smdlm train: %s has no %s (a run of an older smdlm): the settings are the "
+                        "command line's; recording them\n", c->out, RUN_FILE);
+    if (!rc) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "format", "smdlm-run");
+        cJSON_AddStringToObject(root, "code_version", c->code_version ? c->code_version : "unknown");
+        cJSON_AddStringToObject(root, "data_fingerprint", fp);
+        cJSON_AddItemToObject(root, "config", train_config_to_json(&rec));
+        char *text = cJSON_Print(root);
+        sm_buf b = {0};
+        sm_buf_printf(&b, "%s\n", text);
+        rc = sm_write_file_atomic(path, b.s, b.len);
+        free(text), free(b.s);
+        cJSON_Delete(root);
+    }
+    free(path), free(fp);
+    return rc;
+}
