@@ -29,7 +29,8 @@ print(f"  {'smdlm':10s} {c['tokens_per_s']:10.1f} {c['best_s']:8.3f} {c['peak_rs
 print(f"  {'pytorch':10s} {t['tokens_per_s']:10.1f} {t['best_s']:8.3f} {t['peak_rss_bytes']/2**20:13.1f}")
 print(f"  speed ratio smdlm/pytorch {c['tokens_per_s']/t['tokens_per_s']:.2f}x; "
       f"memory ratio {c['peak_rss_bytes']/t['peak_rss_bytes']:.2f}x")
-print(f"  smdlm {c['gflops']:.1f} GFLOP/s = {100*c['sgemm_fraction']:.0f}% of sgemm peak {c['sgemm_gflops']:.1f}; "
+print(f"  smdlm {c['gflops']:.1f} GFLOP/s = {100*c['limit_fraction']:.0f}% of the fp32 FMA limit {c['fma_limit_gflops']:.1f} "
+      f"(sgemm 2048³: {c['sgemm_gflops']:.1f}); "
       f"peak RSS {c['rss_over_weights']:.2f}x the weights")
 print(f"  soft-masked input for a fully masked canvas: {100*c['sm_fraction']:.1f}% of a forward")
 print(f"  logits: max |smdlm - pytorch| / max |pytorch| = {rel:.2e}")

@@ -1,6 +1,8 @@
 /* cmd_bench.c — `smdlm bench forward`: tokens/s, GFLOP/s and peak RSS of the full-canvas
- * forward, the machine's sgemm GFLOP/s at the same thread count, and the cost of building a
- * soft-masked input for the whole canvas. A benchmark, not a test: quote ratios. */
+ * forward, its share of the measured fp32 FMA limit (compute/peak.h) and the sgemm GFLOP/s at
+ * the same thread count, and the cost of building a soft-masked input for the whole canvas;
+ * `bench peak`: the processor and its arithmetic limits. A benchmark, not a test: quote
+ * ratios. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +10,9 @@
 
 #include "commands.h"
 #include "common.h"
+#include "compute/cpu.h"
 #include "compute/gemm.h"
+#include "compute/peak.h"
 #include "models/model.h"
 #include "compute/kernels.h"
 #include "formats/npy.h"
@@ -177,30 +181,29 @@ static int bench_forward(int argc, char **argv) {
     sm_mix_inputs(acts.x, c->hidden, BT, masked, c->mask_id, &smp, fb, dit_embed_rows, &md.net);
     double sm_time = sm_time_sec() - t0;
     double flops = dit_forward_flops(c, batch, len);
-    double peak = sgemm_gflops(2048, 3);
+    double sgemm = sgemm_gflops(2048, 3), limit = peak_fp32_gflops(threads);
     double weights = (double)dit_param_numel(c) * 4.0;
     double gflops = flops / best / 1e9;
     if (json)
-        printf("{\"bench\":\"forward\",\"B\":%d,\"T\":%d,\"threads\":%d,\"simd\":\"%s\",\"blas_core\":\"%s\",\"best_s\":%.6f,"
-               "\"mean_s\":%.6f,\"tokens_per_s\":%.2f,\"gflops\":%.2f,\"sgemm_gflops\":%.2f,"
-               "\"sgemm_fraction\":%.4f,\"peak_rss_bytes\":%zu,\"weights_bytes\":%.0f,"
+        printf("{\"bench\":\"forward\",\"B\":%d,\"T\":%d,\"threads\":%d,\"simd\":\"%s\",\"isa\":\"%s\",\"blas_core\":\"%s\",\"best_s\":%.6f,"
+               "\"mean_s\":%.6f,\"tokens_per_s\":%.2f,\"gflops\":%.2f,\"fma_limit_gflops\":%.2f,"
+               "\"limit_fraction\":%.4f,\"sgemm_gflops\":%.2f,\"peak_rss_bytes\":%zu,\"weights_bytes\":%.0f,"
                "\"rss_over_weights\":%.4f,\"sm_input_s\":%.6f,\"sm_fraction\":%.4f}\n",
-               batch, len, threads, kernels_simd_level(), gemm_provider_core(), best, total / iters, BT / best, gflops, peak,
-               gflops / peak, rss, weights, rss / weights, sm_time, sm_time / best);
+               batch, len, threads, kernels_simd_level(), cpu_isa_name(cpu_isa_active()), gemm_provider_core(),
+               best, total / iters, BT / best, gflops, limit, gflops / limit, sgemm, rss, weights,
+               rss / weights, sm_time, sm_time / best);
     else
-        printf("forward B=%d T=%d threads=%d simd=%s blas=%s\n"
+        printf("forward B=%d T=%d threads=%d simd=%s isa=%s gemm=%s (%s)\n"
                "  time        best %.3f s, mean %.3f s over %d\n"
                "  throughput  %.1f tokens/s, %.1f GFLOP/s (%.1f GFLOP per forward)\n"
-               "  sgemm peak  %.1f GFLOP/s (2048³, same threads) -> forward at %.0f%% of it\n"
+               "  limit       fp32 FMA %.1f GFLOP/s (measured, same threads) -> forward at %.0f%% of it\n"
+               "  sgemm       %.1f GFLOP/s (2048³, same threads) = %.0f%% of the limit\n"
                "  memory      peak RSS %.1f MiB, weights %.1f MiB (%.2f×)\n"
                "  soft-mask   input for a fully masked canvas %.1f ms (%.1f%% of a forward)\n",
-               batch, len, threads, kernels_simd_level(), gemm_provider_core(), best, total / iters, iters, BT / best,
-               gflops, flops / 1e9, peak, 100.0 * gflops / peak, rss / 1048576.0, weights / 1048576.0,
-               rss / weights, sm_time * 1e3, 100.0 * sm_time / best);
-    const char *better = gemm_provider_core_hint();
-    if (better && !json)
-        printf("  note        OpenBLAS runs its %s kernels; OPENBLAS_CORETYPE=%s would use AVX-512 "
-               "(about 2x the sgemm speed on this processor)\n", gemm_provider_core(), better);
+               batch, len, threads, kernels_simd_level(), cpu_isa_name(cpu_isa_active()),
+               gemm_provider_name(), gemm_provider_core(), best, total / iters, iters, BT / best,
+               gflops, flops / 1e9, limit, 100.0 * gflops / limit, sgemm, 100.0 * sgemm / limit,
+               rss / 1048576.0, weights / 1048576.0, rss / weights, sm_time * 1e3, 100.0 * sm_time / best);
     free(masked);
     free(fb);
     dit_acts_free(&acts);
@@ -305,6 +308,47 @@ static int bench_train(int argc, char **argv) {
     return 0;
 }
 
+/* `bench peak`: the machine, its ISA extensions and the measured arithmetic limit of each
+ * instruction kind on 1 and on N threads. */
+static int bench_peak(int argc, char **argv) {
+    int threads = default_threads(), json = 0;
+    double seconds = 0.2;
+    cli_opt opts[] = {
+        {"json", 0, OPT_FLAG, &json, 0, 0, "", "one JSON line instead of text"},
+        THREADS_OPT(threads),
+        {0},
+    };
+    cli_command cmd = {"bench peak", "The processor, its ISA extensions and the measured arithmetic limit "
+                       "(register-only loops of fp32 FMA, bf16 and int8 dot products).", "[-t N]", opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    char desc[160], feats[512];
+    cpu_describe(desc, sizeof desc);
+    cpu_feature_list(feats, sizeof feats);
+    const char *core = gemm_provider_core();
+    if (json)
+        printf("{\"bench\":\"peak\",\"cpu\":\"%s\",\"features\":\"%s\",\"isa_best\":\"%s\","
+               "\"isa_active\":\"%s\",\"gemm\":\"%s\",\"gemm_core\":\"%s\",\"threads\":%d",
+               desc, feats, cpu_isa_name(cpu_isa_best()), cpu_isa_name(cpu_isa_active()),
+               gemm_provider_name(), core ? core : "", threads);
+    else
+        printf("cpu       %s\nfeatures  %s\nisa       best %s, active %s\ngemm      %s%s%s\n"
+               "limit     %-22s %12s %9d threads\n", desc, feats, cpu_isa_name(cpu_isa_best()),
+               cpu_isa_name(cpu_isa_active()), gemm_provider_name(), core ? ", core " : "",
+               core ? core : "", "G(FL)OP/s", "1 thread", threads);
+    for (peak_kind k = 0; k < PEAK_KINDS; k++) {
+        if (!peak_supported(k)) continue;
+        double one = peak_measure(k, 1, seconds), all = peak_measure(k, threads, seconds);
+        if (json)
+            printf(",\"%s\":[%.1f,%.1f]", peak_kind_name(k), one, all);
+        else
+            printf("          %-22s %12.1f %12.1f\n", peak_kind_name(k), one, all);
+    }
+    if (json) printf("}\n");
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "forward") && bench_is_transformer(argc - 1, argv + 1))
         return bench_transformer(argc - 1, argv + 1);
@@ -313,6 +357,7 @@ int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "forward")) return bench_forward(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "linear")) return bench_linear(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
-    fprintf(stderr, "usage: smdlm bench (forward | train | linear) [options]\n");
+    if (argc >= 2 && !strcmp(argv[1], "peak")) return bench_peak(argc - 1, argv + 1);
+    fprintf(stderr, "usage: smdlm bench (forward | train | linear | peak) [options]\n");
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 1;
 }

@@ -175,7 +175,7 @@ int bench_linear(int argc, char **argv) {
     const char *core = gemm_provider_core(), *hint = gemm_provider_core_hint();
     printf("threads %d, %s core %s%s%s%s, SIMD %s, avx512bf16 %s\n", threads, gemm_provider_name(),
            core ? core : "?",
-           hint ? " (faster: OPENBLAS_CORETYPE=" : "", hint ? hint : "", hint ? ")" : "",
+           hint ? " (set by OPENBLAS_CORETYPE; smdlm would choose " : "", hint ? hint : "", hint ? ")" : "",
            kernels_simd_level(), linear_path_available(LINEAR_AVX512BF16) ? "yes" : "no");
     printf("auto paths: bf16 %s; f16 %s; q8 %s\n", linear_kernel_name(WT_BF16),
            linear_kernel_name(WT_F16), linear_kernel_name(WT_Q8));

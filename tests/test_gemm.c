@@ -4,12 +4,15 @@
  * and 1; the columns between a row's width and its leading dimension must stay untouched.
  * The tolerance is relative to Σ|a·b| per element: (K + 4)·2⁻²⁴ bounds the rounding of any
  * fp32 summation order. Calls from inside an OpenMP parallel region must give the same bits
- * as calls from outside (gemm.h's threading contract). */
+ * as calls from outside (gemm.h's threading contract). OpenBLAS's kernels follow the ISA level
+ * (SMDLM_ISA). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "compute/cpu.h"
 #include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "base/rng.h"
@@ -274,6 +277,20 @@ static void test_threads_and_provider(void **state) {
            gemm_provider_core() ? gemm_provider_core() : "(none)");
 }
 
+/* Unless the user chose one, OpenBLAS runs the kernels of the level smdlm detected (or that
+ * SMDLM_ISA forced): the test suite run under SMDLM_ISA=avx2 and =generic covers each path. */
+static void test_core_follows_isa(void **state) {
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    if (user && *user) skip();
+    const char *core = gemm_provider_core(), *want[2] = {"Prescott", "Opteron"};
+    if (cpu_isa_active() == CPU_ISA_AVX512) want[0] = "Cooperlake", want[1] = "SkylakeX";
+    if (cpu_isa_active() == CPU_ISA_AVX2) want[0] = want[1] = "Haswell";
+    printf("isa %s, core %s\n", cpu_isa_name(cpu_isa_active()), core);
+    assert_true(!strcmp(core, want[0]) || !strcmp(core, want[1]));
+    assert_null(gemm_provider_core_hint());
+    assert_null(getenv("OPENBLAS_CORETYPE")); /* not left behind for child processes */
+}
+
 int main(void) {
     rng_seed(&g_rng, 7);
     kernels_set_threads(2);
@@ -283,6 +300,7 @@ int main(void) {
         cmocka_unit_test(test_inside_parallel_region),
         cmocka_unit_test(test_syrk_f64),
         cmocka_unit_test(test_threads_and_provider),
+        cmocka_unit_test(test_core_follows_isa),
     };
     return cmocka_run_group_tests_name("gemm", tests, NULL, NULL);
 }

@@ -1,11 +1,13 @@
 /* gemm.h — the one interface for matrix products: fp32 GEMM, strided-batched fp32 GEMM and
  * the fp64 symmetric rank-k update of the MAUVE covariance, with their threading contract.
- * Every call into a BLAS library goes through here (linear.c's tile kernels for bf16/f16/q8
+ * Every call into a BLAS or LAPACK library goes through here (linear.c's tile kernels for bf16/f16/q8
  * weights are smdlm's own code).
  *
  * Provider: one implementation of this header is linked. Today that is gemm_openblas.c
  * (OpenBLAS's OpenMP build, BLASDIR in the Makefile), the only file that includes <cblas.h>
- * or calls cblas_* / openblas_* functions. Another provider (an own microkernel, a GPU
+ * or calls cblas_* / openblas_* / LAPACK functions; it loads OpenBLAS itself (dlopen) after
+ * choosing OpenBLAS's kernels from cpuid (compute/cpu.h), so nothing links -lopenblas.
+ * docs/PERFORMANCE.md has the measurements behind this choice. Another provider (an own microkernel, a GPU
  * library) is one more file implementing these functions, chosen at build time (the Makefile
  * compiles one provider file) or at run time (a dispatching provider that forwards each call);
  * callers do not change. None is written.
@@ -52,6 +54,12 @@ void gemm_f32_batched(gemm_op ta, gemm_op tb, int M, int N, int K, float alpha, 
 void syrk_f64_lower(gemm_op ta, int N, int K, double alpha, const double *A, int lda,
                     double beta, double *C, int ldc);
 
+/* Eigenvalues (ascending, w[n]) and eigenvectors (z[n, n], column j for w[j]; column-major)
+ * of the symmetric a[n, n], whose lower triangle in column-major order is read (a is
+ * destroyed): LAPACK's dsyevr. Returns LAPACK's info (0 = success); *found = eigenvalues
+ * found (n on success). */
+int eigh_f64_lower(int n, double *a, double *w, double *z, int *found);
+
 /* Threads of a product called outside a parallel region (n ≥ 1), see the contract above. */
 void gemm_set_threads(int n);
 int gemm_get_threads(void);
@@ -61,9 +69,8 @@ const char *gemm_provider_name(void);
 /* The provider's kernel variant on this processor (OpenBLAS's core type: "Haswell",
  * "SkylakeX", ...), or NULL when it has none. */
 const char *gemm_provider_core(void);
-/* A faster core type than the running one, or NULL: "SkylakeX" when the processor has
- * AVX-512 but OpenBLAS runs its AVX2 kernels (e.g. OPENBLAS_CORETYPE=Haswell in the
- * environment, which this machine's image sets), about half the sgemm speed. */
+/* The core type smdlm would choose for this processor when the user's OPENBLAS_CORETYPE made
+ * OpenBLAS run another one (e.g. Haswell on an AVX-512 machine), else NULL. */
 const char *gemm_provider_core_hint(void);
 
 #endif

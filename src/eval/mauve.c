@@ -1,4 +1,4 @@
-/* mauve.c — MAUVE: L2 normalisation, PCA (LAPACK), k-means (sgemm assignments), histograms,
+/* mauve.c — MAUVE: L2 normalisation, PCA (LAPACK dsyevr through gemm.h), k-means (sgemm assignments), histograms,
  * divergence curve and its area. See mauve.h for the steps and NOTES.md "MAUVE" for where
  * this differs from krishnap25/mauve (sklearn PCA + faiss k-means). */
 #include "eval/mauve.h"
@@ -10,15 +10,6 @@
 #include "compute/gemm.h"
 #include "base/rng.h"
 #include "base/util.h"
-
-/* LAPACK from libopenblas (Debian ships no LAPACKE header with it): symmetric eigenproblem
- * by relatively robust representations. Fortran calling convention, hidden string lengths
- * last. */
-extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n,
-                    double *a, const int *lda, const double *vl, const double *vu,
-                    const int *il, const int *iu, const double *abstol, int *m, double *w,
-                    double *z, const int *ldz, int *isuppz, double *work, const int *lwork,
-                    int *iwork, const int *liwork, int *info, size_t l1, size_t l2, size_t l3);
 
 /* Rows per BLAS call: the scratch of a block stays under this many bytes. Few, large calls
  * matter on a loaded machine, where every parallel region waits for descheduled threads. */
@@ -83,23 +74,9 @@ static void centred_block(const float *x, const double *mean, size_t r0, int nb,
 /* Eigen-decomposition of the symmetric cov[d, d] (destroyed): eigenvalues descending into
  * w[d], eigenvectors into vecs[d, d] column-major (column j belongs to w[j]). */
 static int sym_eigen_desc(double *cov, int d, double *w, double *vecs) {
-    int m = 0, info = 0, lwork = -1, liwork = -1, iwq = 0, one = 1;
-    double vl = 0.0, vu = 0.0, abstol = 0.0, wq = 0.0;
-    int *isuppz = sm_malloc(sizeof(int) * 2 * (size_t)d);
     double *wa = sm_malloc(sizeof(double) * (size_t)d);
     double *za = sm_malloc(sizeof(double) * (size_t)d * d);
-    dsyevr_("V", "A", "L", &d, cov, &d, &vl, &vu, &one, &d, &abstol, &m, wa, za, &d, isuppz,
-            &wq, &lwork, &iwq, &liwork, &info, 1, 1, 1);
-    if (info == 0) {
-        lwork = (int)wq;
-        liwork = iwq;
-        double *work = sm_malloc(sizeof(double) * (size_t)lwork);
-        int *iwork = sm_malloc(sizeof(int) * (size_t)liwork);
-        dsyevr_("V", "A", "L", &d, cov, &d, &vl, &vu, &one, &d, &abstol, &m, wa, za, &d,
-                isuppz, work, &lwork, iwork, &liwork, &info, 1, 1, 1);
-        free(work);
-        free(iwork);
-    }
+    int m = 0, info = eigh_f64_lower(d, cov, wa, za, &m);
     int rc = 0;
     if (info != 0 || m != d) {
         rc = SM_ERR("the eigendecomposition of the %d×%d covariance failed (LAPACK info %d)",
@@ -110,7 +87,6 @@ static int sym_eigen_desc(double *cov, int d, double *w, double *vecs) {
             memcpy(vecs + (size_t)j * d, za + (size_t)(d - 1 - j) * d, sizeof(double) * (size_t)d);
         }
     }
-    free(isuppz);
     free(wa);
     free(za);
     return rc;
