@@ -127,6 +127,22 @@ static void test_fallback_to_previous(void **state) {
     free(out);
 }
 
+/* A resumption from an older checkpoint drops what the lost stretch logged: run a's newest
+ * checkpoint gone, the resumed log reads exactly as the uninterrupted one. */
+static void test_resume_truncates_log(void **state) {
+    char *out, cmd[256];
+    snprintf(cmd, sizeof cmd, "cp -r %s/a %s/t && rm -r %s/t/ckpt-00000012", g_dir, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "train --out %s/t --steps 12 --resume -q", g_dir), 0);
+    free(out);
+    char a[128], t[128];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    snprintf(t, sizeof t, "%s/t", g_dir);
+    char *la = losses(a), *lt = losses(t);
+    assert_string_equal(la, lt);
+    free(la), free(lt);
+}
+
 static void test_kill_during_training(void **state) {
     char cmd[1024];
     for (int trial = 0; trial < 3; trial++) {
@@ -385,6 +401,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_fallback_to_previous),
+        cmocka_unit_test(test_resume_truncates_log),
         cmocka_unit_test(test_kill_during_training), cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_eval_and_plot),    cmocka_unit_test(test_mpi_data_parallel),
         cmocka_unit_test(test_run_owns_settings), cmocka_unit_test(test_new_run_needs_force),

@@ -199,3 +199,31 @@ int run_dir_record(const train_config *c, char **changes) {
     free(path), free(fp);
     return rc;
 }
+
+int run_dir_truncate_log(const char *out, long step) {
+    char *path = sm_path_join(out, "train_log.jsonl"), *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (sm_file_exists(path) && (rc = sm_read_file(path, (size_t)1 << 30, &text, &len)) == 0) {
+        sm_buf kept = {0};
+        size_t dropped = 0;
+        for (char *line = text, *end; line < text + len; line = end + 1) {
+            end = memchr(line, '\n', (size_t)(text + len - line));
+            if (!end) end = text + len;
+            cJSON *o = cJSON_ParseWithLength(line, (size_t)(end - line));
+            const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "step");
+            if (cJSON_IsObject(o) && !(cJSON_IsNumber(s) && s->valuedouble > (double)step)) {
+                sm_buf_add(&kept, line, (size_t)(end - line));
+                sm_buf_add(&kept, "\n", 1);
+            } else {
+                dropped++;
+            }
+            cJSON_Delete(o);
+        }
+        if (dropped) rc = sm_write_file_atomic(path, kept.s ? kept.s : "", kept.len);
+        free(kept.s);
+    }
+    free(text);
+    free(path);
+    return rc;
+}

@@ -37,4 +37,9 @@ int run_dir_load_settings(train_config *c, const char *out);
  * when none) for the log. */
 int run_dir_record(const train_config *c, char **changes);
 
+/* A resumption at `step` drops the lines of OUT/train_log.jsonl that a lost stretch of the
+ * previous run wrote (a "step" above it) and any line that is not a JSON object (one cut by a
+ * kill), so the log reads as one run (atomically rewritten; no log: nothing to do). */
+int run_dir_truncate_log(const char *out, long step);
+
 #endif

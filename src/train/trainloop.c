@@ -360,7 +360,8 @@ int train_run(const train_config *config) {
     shuffle_epoch(&r);
     if (c->resume) {
         int resumed = checkpoint_resume(c, &r.tr, &r.opt, &r.at, r.train.nblocks);
-        if (resumed < 0) goto done;
+        if (resumed < 0 || (dist_rank() == 0 && run_dir_truncate_log(c->out, r.at.step)))
+            goto done;
         if (resumed == 0) shuffle_epoch(&r); /* the block order of the restored epoch */
     }
     r.x0 = sm_malloc(sizeof(int32_t) * (size_t)r.tr.B * r.tr.T);
