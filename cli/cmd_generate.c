@@ -4,6 +4,7 @@
  * the directory's config.json; flags of the other kind of model are rejected. Everything runs
  * through the public API (include/smdlm.h). */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,15 +35,21 @@ typedef struct {
     smdlm_arch arch;   /* the directory's, from config.json */
 } gen_opts;
 
+/* Samples per batch of an MDLM request: each batch is written as soon as it is done, so a run
+ * stopped by a signal keeps its finished samples. Sample b draws with seed + b whatever its
+ * batch and no MDLM sample depends on the others of its batch, so the split changes no output.
+ * Dream/LLaDA requests run as one batch (threshold and cache decoding count over the batch). */
+enum { MDLM_BATCH = 4 };
+
 typedef struct {
     const smdlm_model *model;
+    int visual; /* --visual */
     int visual_delay_ms;
     int tty;
 } visual_ctx;
 
-/* One --visual frame (the step callback): the first canvas of the batch. */
-static int show_frame(void *user, const smdlm_step *s) {
-    const visual_ctx *v = user;
+/* One --visual frame: the first canvas of the batch. */
+static void show_frame(const visual_ctx *v, const smdlm_step *s) {
     char *text;
     smdlm_canvas_text(v->model, s->ids, (size_t)s->T, MASK_GLYPH, &text);
     if (v->tty) fputs("\x1b[H\x1b[2J", stdout);
@@ -55,7 +62,13 @@ static int show_frame(void *user, const smdlm_step *s) {
         struct timespec ts = {v->visual_delay_ms / 1000, (long)(v->visual_delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
-    return 0;
+}
+
+/* The step callback: the --visual frame; stops the run within this step on SIGINT/SIGTERM. */
+static int on_step(void *user, const smdlm_step *s) {
+    const visual_ctx *v = user;
+    if (v->visual && !cli_stop_signal()) show_frame(v, s);
+    return cli_stop_signal() != 0;
 }
 
 /* Flags that only one kind of model takes: an error naming the first one given. */
@@ -87,63 +100,114 @@ static smdlm_model *load_model(const gen_opts *o) {
     return model;
 }
 
-/* Runs the request on the model: 0 with *r filled, else 1 after reporting the error. */
-static int run(const cli_command *cmd, const gen_opts *o, smdlm_model *model,
-               smdlm_gen_params *gp, smdlm_result *r) {
-    visual_ctx vc = {model, o->delay, isatty(STDOUT_FILENO)};
-    if (o->visual) {
-        gp->on_step = show_frame;
-        gp->user = &vc;
-    }
-    smdlm_state *state = smdlm_state_new(model);
-    int rc = sm_flags_softmask(cmd, &o->smf, &gp->sm) ? SMDLM_ERROR
-                                                      : smdlm_generate(state, o->prompt, gp, r);
-    smdlm_state_free(state);
-    return rc == SMDLM_OK ? 0 : cli_fail("generate");
-}
+/* Where the finished samples go, batch by batch: JSON lines to --out, else text on stdout. */
+typedef struct sample_sink sample_sink;
+typedef void (*sample_json_fn)(cJSON *j, const smdlm_result *r, const gen_opts *o, int b, int index);
+typedef void (*sample_text_fn)(const smdlm_result *r, int b);
+struct sample_sink {
+    sample_json_fn json;
+    sample_text_fn text;
+    FILE *out;          /* --out once the first batch opened it */
+    int written;        /* samples written so far */
+    int T, prompt_len;  /* of the batches */
+    smdlm_stats stats;  /* summed over the batches */
+};
 
-/* JSON lines to path ("-": stdout), each sample's object from add(). */
-static int write_jsonl(const char *path, const smdlm_result *r, const gen_opts *o,
-                       void (*add)(cJSON *j, const smdlm_result *r, const gen_opts *o, int b)) {
-    FILE *f = !strcmp(path, "-") ? stdout : fopen(path, "w");
-    if (!f) return cli_error("generate", "cannot create '%s'", path);
-    for (int b = 0; b < r->n; b++) {
-        cJSON *j = cJSON_CreateObject();
-        add(j, r, o, b);
-        char *line = cJSON_PrintUnformatted(j);
-        fprintf(f, "%s\n", line);
-        free(line);
-        cJSON_Delete(j);
+/* Writes one finished batch whose first sample is the request's `first`: 0, else 1 after the
+ * error. Each line is flushed at once. */
+static int write_batch(sample_sink *k, const gen_opts *o, const smdlm_result *r, int first) {
+    if (o->out && !k->out) {
+        k->out = !strcmp(o->out, "-") ? stdout : fopen(o->out, "w");
+        if (!k->out) return cli_error("generate", "cannot create '%s'", o->out);
     }
-    if (f != stdout && fclose(f) != 0) return cli_error("generate", "cannot write '%s'", path);
+    for (int b = 0; b < r->n; b++) {
+        if (k->out) {
+            cJSON *j = cJSON_CreateObject();
+            k->json(j, r, o, b, first + b);
+            char *line = cJSON_PrintUnformatted(j);
+            fprintf(k->out, "%s\n", line);
+            free(line);
+            cJSON_Delete(j);
+        } else if (!o->visual) {
+            if (o->n > 1) printf("=== sample %d ===\n", first + b);
+            k->text(r, b);
+        }
+    }
+    if (fflush(k->out ? k->out : stdout) != 0)
+        return cli_error("generate", "cannot write '%s'", o->out ? o->out : "stdout");
+    k->written += r->n;
     return 0;
 }
 
-static void mdlm_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b) {
+/* Adds a batch's statistics to the request's: counts and times summed, the rest the batch's. */
+static void add_stats(smdlm_stats *sum, const smdlm_stats *st) {
+    smdlm_stats prev = *sum;
+    *sum = *st;
+    sum->forwards += prev.forwards;
+    sum->tokens += prev.tokens;
+    sum->seconds += prev.seconds;
+    sum->forward_seconds += prev.forward_seconds;
+    sum->softmask_seconds += prev.softmask_seconds;
+    sum->refreshes += prev.refreshes;
+    sum->positions_computed += prev.positions_computed;
+}
+
+/* Runs the request in batches of at most `batch` samples, writing each when it is done.
+ * Returns 0; 1 after reporting an error; or 128 + the signal that stopped it (after saying how
+ * many samples were written). */
+static int run(const cli_command *cmd, const gen_opts *o, smdlm_model *model,
+               smdlm_gen_params *gp, int batch, sample_sink *k) {
+    if (sm_flags_softmask(cmd, &o->smf, &gp->sm)) return cli_fail("generate");
+    visual_ctx vc = {model, o->visual, o->delay, isatty(STDOUT_FILENO)};
+    gp->on_step = on_step;
+    gp->user = &vc;
+    cli_catch_stop_signals();
+    smdlm_state *state = smdlm_state_new(model);
+    int status = 0;
+    for (int first = 0; first < o->n && !status && !cli_stop_signal(); first += batch) {
+        gp->seed = o->seed + (uint64_t)first;
+        gp->n = o->n - first < batch ? o->n - first : batch;
+        smdlm_result r = {0};
+        int rc = smdlm_generate(state, o->prompt, gp, &r);
+        if (rc == SMDLM_OK) {
+            k->T = r.T;
+            k->prompt_len = r.prompt_len;
+            add_stats(&k->stats, &r.stats);
+            status = write_batch(k, o, &r, first);
+        } else if (rc != SMDLM_ABORTED) {
+            status = cli_fail("generate");
+        }
+        smdlm_result_free(&r);
+    }
+    smdlm_state_free(state);
+    if (k->out && k->out != stdout && fclose(k->out) != 0 && !status)
+        status = cli_error("generate", "cannot write '%s'", o->out);
+    if (status || !cli_stop_signal()) return status;
+    fprintf(stderr, "smdlm generate: stopped by signal %d: %d of %d samples written%s%s\n",
+            cli_stop_signal(), k->written, o->n, o->out ? " to " : "", o->out ? o->out : "");
+    return 128 + cli_stop_signal();
+}
+
+static void mdlm_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b, int index) {
     cJSON_AddStringToObject(j, "text", r->text[b]);
     cJSON_AddItemToObject(j, "ids", cJSON_CreateIntArray(r->ids + (size_t)b * r->T, r->T));
-    cJSON_AddNumberToObject(j, "seed", (double)(o->seed + (uint64_t)b));
+    cJSON_AddNumberToObject(j, "seed", (double)(o->seed + (uint64_t)index));
     cJSON_AddStringToObject(j, "sampler", r->stats.method);
     cJSON_AddNumberToObject(j, "steps", r->stats.planned_steps);
     cJSON_AddBoolToObject(j, "soft_masking", r->stats.soft_masking);
 }
 
-static int print_mdlm(const gen_opts *o, const smdlm_result *r) {
-    const smdlm_stats *st = &r->stats;
-    if (o->out) {
-        if (write_jsonl(o->out, r, o, mdlm_json)) return 1;
-    } else if (!o->visual) {
-        for (int b = 0; b < r->n; b++)
-            printf(r->n > 1 ? "=== sample %d ===\n%s\n" : "%.0d%s\n", b, r->text[b]);
-    }
+static void mdlm_text(const smdlm_result *r, int b) { printf("%s\n", r->text[b]); }
+
+static void print_mdlm_stats(const gen_opts *o, const sample_sink *k) {
+    const smdlm_stats *st = &k->stats;
     if (!o->quiet)
         fprintf(stderr,
                 "smdlm generate: %s, %d steps, %d forwards, soft-masking %s, %d×%d tokens in %.2f s "
                 "(%.1f tokens/s; SM inputs %.1f%% of forward time)\n",
-                st->method, st->steps, st->forwards, st->soft_masking ? "on" : "off", r->n, r->T,
-                st->seconds, (double)st->tokens / st->seconds,
+                st->method, st->steps, st->forwards, st->soft_masking ? "on" : "off", k->written,
+                k->T, st->seconds, (double)st->tokens / st->seconds,
                 st->forward_seconds > 0 ? 100.0 * st->softmask_seconds / st->forward_seconds : 0.0);
-    return 0;
 }
 
 /* --len and the prompt against the model (the API checks both too; these messages name the
@@ -171,21 +235,20 @@ static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
     gp.mdlm = (smdlm_mdlm_params){o->sampler, o->len, o->eta, o->t_on, o->t_off, o->alpha_on,
                                   !o->no_noise_removal};
     smdlm_model *model = load_model(o);
-    smdlm_result r = {0};
-    int status = !model || check_mdlm_canvas(o, model) || run(cmd, o, model, &gp, &r) ||
-                 print_mdlm(o, &r);
-    smdlm_result_free(&r);
+    sample_sink k = {.json = mdlm_json, .text = mdlm_text};
+    int status = !model || check_mdlm_canvas(o, model) ? 1 : run(cmd, o, model, &gp, MDLM_BATCH, &k);
+    if (!status) print_mdlm_stats(o, &k);
     smdlm_model_free(model);
     return status;
 }
 
-static void tf_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b) {
+static void tf_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b, int index) {
     const int32_t *canvas = r->ids + (size_t)b * r->T;
     if (r->text[b]) cJSON_AddStringToObject(j, "text", r->text[b]);
     if (o->prompt) cJSON_AddStringToObject(j, "prompt", o->prompt);
     cJSON_AddItemToObject(j, "ids", cJSON_CreateIntArray(canvas + r->prompt_len, r->gen_len[b]));
     cJSON_AddItemToObject(j, "prompt_ids", cJSON_CreateIntArray(canvas, r->prompt_len));
-    cJSON_AddNumberToObject(j, "seed", (double)(o->seed + (uint64_t)b));
+    cJSON_AddNumberToObject(j, "seed", (double)(o->seed + (uint64_t)index));
     const int llada = o->arch == SMDLM_ARCH_LLADA;
     cJSON_AddStringToObject(j, "decoder", llada ? "llada" : "dream");
     cJSON_AddStringToObject(j, llada ? "remasking" : "alg", r->stats.method);
@@ -199,29 +262,25 @@ static void tf_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b) {
     }
 }
 
-/* Completions as text (ids when the directory has no tokenizer). */
-static int print_tf(const gen_opts *o, const smdlm_result *r) {
-    const smdlm_stats *st = &r->stats;
-    if (o->out) {
-        if (write_jsonl(o->out, r, o, tf_json)) return 1;
-    } else if (!o->visual) {
-        for (int b = 0; b < r->n; b++) {
-            const int32_t *ids = r->ids + (size_t)b * r->T + r->prompt_len;
-            if (r->n > 1) printf("=== sample %d ===\n", b);
-            if (r->text[b]) {
-                printf("%s\n", r->text[b]);
-            } else {
-                for (int i = 0; i < r->gen_len[b]; i++) printf(i ? " %d" : "%d", ids[i]);
-                printf("\n");
-            }
-        }
+/* A completion as text (ids when the directory has no tokenizer). */
+static void tf_text(const smdlm_result *r, int b) {
+    const int32_t *ids = r->ids + (size_t)b * r->T + r->prompt_len;
+    if (r->text[b]) {
+        printf("%s\n", r->text[b]);
+    } else {
+        for (int i = 0; i < r->gen_len[b]; i++) printf(i ? " %d" : "%d", ids[i]);
+        printf("\n");
     }
-    if (o->quiet) return 0;
+}
+
+static void print_tf_stats(const gen_opts *o, const sample_sink *k) {
+    const smdlm_stats *st = &k->stats;
+    if (o->quiet) return;
     fprintf(stderr,
             "smdlm generate: %s %s%s, %d steps, %d forwards, soft-masking %s, prompt %d tokens, "
             "%ld tokens generated in %.2f s (%.1f tokens/s; forwards %.0f%% of the time)\n",
             o->arch == SMDLM_ARCH_DREAM ? "dream" : "llada", st->method, o->quant ? " q8" : "",
-            st->steps, st->forwards, st->soft_masking ? "on" : "off", r->prompt_len, st->tokens,
+            st->steps, st->forwards, st->soft_masking ? "on" : "off", k->prompt_len, st->tokens,
             st->seconds, st->seconds > 0 ? (double)st->tokens / st->seconds : 0.0,
             st->seconds > 0 ? 100.0 * st->forward_seconds / st->seconds : 0.0);
     if (strcmp(st->cache, "off"))
@@ -229,8 +288,7 @@ static int print_tf(const gen_opts *o, const smdlm_result *r) {
                 "computed (%.1f%% of %d full forwards)\n", st->cache, st->refreshes,
                 st->positions_computed,
                 st->forwards ? 100.0 * (double)st->positions_computed /
-                                   ((double)st->forwards * r->n * r->T) : 0.0, st->forwards);
-    return 0;
+                                   ((double)st->forwards * k->written * k->T) : 0.0, st->forwards);
 }
 
 /* The flag checks of a Dream/LLaDA run that need no model: 0, else 1 after the error. */
@@ -272,9 +330,9 @@ static int generate_tf(const cli_command *cmd, const gen_opts *o) {
                                        o->alg, o->alg_temp, o->block_length, o->remasking,
                                        o->threshold, o->eos_penalty, o->cache, o->cache_refresh};
     smdlm_model *model = load_model(o);
-    smdlm_result r = {0};
-    int status = !model || run(cmd, o, model, &gp, &r) || print_tf(o, &r);
-    smdlm_result_free(&r);
+    sample_sink k = {.json = tf_json, .text = tf_text};
+    int status = !model ? 1 : run(cmd, o, model, &gp, o->n, &k);
+    if (!status) print_tf_stats(o, &k);
     smdlm_model_free(model);
     return status;
 }

@@ -49,6 +49,13 @@ const char *cli_data_dir(void);
 /* Runs gnuplot on a script file; a clear error when gnuplot is missing or fails. */
 int cli_run_gnuplot(const char *script);
 
+/* Stopping on SIGINT/SIGTERM: after cli_catch_stop_signals(), the first of them only sets
+ * cli_stop_signal() (the command finishes what it can, keeps what is done and exits with
+ * 128 + the signal); a second ends the process at once. A signal ignored at the call stays
+ * ignored. */
+void cli_catch_stop_signals(void);
+int cli_stop_signal(void); /* the first SIGINT/SIGTERM received since, else 0 */
+
 /* Reports smdlm_last_error() as "smdlm CMD: ..." and returns exit status 1. */
 int cli_fail(const char *cmd);
 /* Reports a message of the front end itself the same way. */
