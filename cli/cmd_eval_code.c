@@ -23,6 +23,7 @@ typedef struct {
     double seconds;
     int exit_code;
     char reason[200];
+    int done; /* run to its verdict (not stopped by a signal, not skipped after one) */
 } run_outcome;
 
 typedef struct {
@@ -45,12 +46,14 @@ static void run_one(run_pool *rp, int slot, size_t i) {
     if (sbx_run(rp->cfg, rp->caps, slot, prog, strlen(prog), &r)) {
         o->status = SBX_ERROR;
         o->exit_code = -1;
+        o->done = 1;
         snprintf(o->reason, sizeof o->reason, "%s", smdlm_last_error());
     } else {
         o->status = r.status;
         o->seconds = r.seconds;
         o->exit_code = r.exit_code;
         memcpy(o->reason, r.reason, sizeof o->reason);
+        o->done = !r.stopped;
         sbx_result_free(&r);
     }
     free(prog);
@@ -60,7 +63,7 @@ static void *run_worker(void *arg) {
     run_pool *rp = ((void **)arg)[0];
     int slot = (int)(intptr_t)((void **)arg)[1];
     size_t i;
-    while ((i = atomic_fetch_add(&rp->next, 1)) < rp->smp->n) {
+    while (!cli_stop_signal() && (i = atomic_fetch_add(&rp->next, 1)) < rp->smp->n) {
         run_one(rp, slot, i);
         size_t d = atomic_fetch_add(&rp->done, 1) + 1;
         if (rp->progress) {
@@ -195,6 +198,33 @@ static int print_line(FILE *f, cJSON *o) {
     return ok;
 }
 
+/* After SIGINT/SIGTERM stopped the runs (each killed with its process group and namespace, its
+ * directory removed): the records of the programs that finished, then 128 + the signal. */
+static int stop_after_signal(const code_set *set, const code_samples *smp, const run_outcome *out,
+                             const char *records_path, int json) {
+    FILE *rec = records_path ? fopen(records_path, "w") : NULL;
+    if (records_path && !rec)
+        fprintf(stderr, "smdlm eval code: cannot create '%s': %s\n", records_path, strerror(errno));
+    int *n_of = sm_calloc(set->n, sizeof(int));
+    size_t finished = 0;
+    for (size_t i = 0; i < smp->n; i++) {
+        int index_in_task = n_of[smp->v[i].problem]++;
+        if (!out[i].done) continue;
+        finished++;
+        cJSON *r = record_json(set, smp, out, i, index_in_task);
+        if (rec) print_line(rec, r);
+        if (json) print_line(stdout, r);
+        cJSON_Delete(r);
+    }
+    free(n_of);
+    if (rec && fclose(rec) != 0)
+        fprintf(stderr, "smdlm eval code: cannot write '%s'\n", records_path);
+    fprintf(stderr, "smdlm eval code: stopped by signal %d: %zu of %zu programs run%s%s\n",
+            cli_stop_signal(), finished, smp->n, rec ? "; their records in " : "",
+            rec ? records_path : "");
+    return 128 + cli_stop_signal();
+}
+
 int cmd_eval_code(int argc, char **argv) {
     const char *bench_name = "humaneval", *data = NULL, *samples_path = NULL, *out_path = NULL;
     const char *records_path = NULL, *samples_out = NULL, *k_list = "1,10,100";
@@ -316,9 +346,15 @@ int cmd_eval_code(int argc, char **argv) {
     if (!quiet) fprintf(stderr, "smdlm eval code: sandbox: %s\n", desc);
 
     out = sm_calloc(smp.n, sizeof *out);
+    cfg.stop = cli_stop_signal;
+    cli_catch_stop_signals();
     run_pool rp = {&set, &smp, &cfg, &caps, out, 0, 0, PTHREAD_MUTEX_INITIALIZER, progress, sm_time_sec()};
     run_all(&rp, jobs);
     double seconds = sm_time_sec() - rp.t0;
+    if (cli_stop_signal()) {
+        status = stop_after_signal(&set, &smp, out, records_path, json);
+        goto done;
+    }
 
     /* per problem: n samples, c passed */
     int *n_of = sm_calloc(set.n, sizeof(int)), *c_of = sm_calloc(set.n, sizeof(int));
@@ -412,7 +448,7 @@ int cmd_eval_code(int argc, char **argv) {
     }
     status = 0;
 done:
-    if (status) cli_fail("eval code");
+    if (status == 1) cli_fail("eval code");
     free(out);
     free(data_path);
     code_samples_free(&smp);

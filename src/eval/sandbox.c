@@ -358,13 +358,16 @@ typedef struct {
     tail_buf out, err;
     report rep[2];
     size_t rep_len;
-    int timed_out, output_limit;
+    int timed_out, output_limit, stopped;
 } run_io;
 
 static void kill_run(pid_t pid) {
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
 }
+
+/* Longest wait between two looks at cfg->stop (a signal may be delivered to another thread). */
+#define STOP_POLL_S 0.1
 
 static void pump(const sbx_config *cfg, pid_t pid, run_io *io, double deadline) {
     char buf[65536];
@@ -382,9 +385,18 @@ static void pump(const sbx_config *cfg, pid_t pid, run_io *io, double deadline) 
             deadline = now + 1.0;
             continue;
         }
+        if (!io->stopped && cfg->stop && cfg->stop()) {
+            io->stopped = 1;
+            kill_run(pid);
+            if (!killed) deadline = now + 1.0;
+            killed = 1;
+            continue;
+        }
+        double wait = deadline - now;
+        if (cfg->stop && wait > STOP_POLL_S) wait = STOP_POLL_S;
         struct pollfd p[3];
         for (int i = 0; i < 3; i++) p[i] = (struct pollfd){io->fds[i], POLLIN, 0};
-        int n = poll(p, 3, (int)((deadline - now) * 1000) + 1);
+        int n = poll(p, 3, (int)(wait * 1000) + 1);
         if (n < 0 && errno != EINTR) break;
         for (int i = 0; n > 0 && i < 3; i++) {
             if (io->fds[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -563,6 +575,7 @@ int sbx_run(const sbx_config *cfg, const sbx_caps *caps, int slot, const char *p
     res->out_total = io.out.total;
     res->err_total = io.err.total;
     classify(cfg, &io, marker, res);
+    res->stopped = io.stopped;
     rc = 0;
 done:
     for (int i = 0; i < 3; i++)

@@ -36,6 +36,9 @@ typedef struct {
     size_t max_output;      /* stdout + stderr bytes after which the run is killed (16 MiB) */
     int uid_base;           /* uid of slot 0 when running as root (default 100000) */
     int namespaces;         /* 1: use what sbx_probe found (default), 0: none */
+    int (*stop)(void);      /* NULL (default), or polled during a run: when it returns non-zero
+                               the run is killed at once (whole group and namespace, its
+                               directory removed) and reported as stopped */
 } sbx_config;
 
 /* What sbx_probe found usable here. */
@@ -65,6 +68,7 @@ typedef struct {
     char *out, *err;      /* NUL-terminated tails of stdout and stderr (malloc'ed) */
     size_t out_total, err_total; /* bytes written in all */
     char reason[200];     /* one line: why it did not pass (empty when passed) */
+    int stopped;          /* cfg->stop ended the run: status and exit code say nothing */
 } sbx_result;
 
 sbx_config sbx_default_config(void);
