@@ -339,6 +339,9 @@ int cmd_eval_code(int argc, char **argv) {
     }
     if (samples_out && code_samples_write(&smp, &set, samples_out)) goto done;
 
+    /* from here on a signal stops the runs and keeps what finished (the short probe cleans up) */
+    cfg.stop = cli_stop_signal;
+    cli_catch_stop_signals();
     sbx_caps caps;
     sbx_probe(&cfg, &caps);
     char desc[512];
@@ -346,8 +349,6 @@ int cmd_eval_code(int argc, char **argv) {
     if (!quiet) fprintf(stderr, "smdlm eval code: sandbox: %s\n", desc);
 
     out = sm_calloc(smp.n, sizeof *out);
-    cfg.stop = cli_stop_signal;
-    cli_catch_stop_signals();
     run_pool rp = {&set, &smp, &cfg, &caps, out, 0, 0, PTHREAD_MUTEX_INITIALIZER, progress, sm_time_sec()};
     run_all(&rp, jobs);
     double seconds = sm_time_sec() - rp.t0;
