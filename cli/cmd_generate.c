@@ -351,7 +351,7 @@ int cmd_generate(int argc, char **argv) {
         {"sampler", 0, OPT_STR, &o.sampler, 0, 0, "NAME", "MDLM: ddpm, ddpm_cache (default), remdm-cap, remdm-loop"},
         {"top-p", 0, OPT_FLOAT, &o.top_p, 1e-6, 1, "P", "nucleus sampling (default 1 = off)"},
         {"seed", 0, OPT_U64, &o.seed, 0, 0, "N", "random seed (sample b uses seed + b)"},
-        {"n", 'n', OPT_INT, &o.n, 1, 4096, "N", "number of samples, run as one batch"},
+        {"n", 'n', OPT_INT, &o.n, 1, 4096, "N", "number of samples (MDLM: batches of 4, each written when done; Dream/LLaDA: one batch)"},
         {"eta", 0, OPT_FLOAT, &o.eta, 0, 1, "X", "ReMDM remasking strength (default 0.02)"},
         {"t-on", 0, OPT_FLOAT, &o.t_on, 0, 1, "X", "ReMDM-loop: loop phase starts (default 0.55)"},
         {"t-off", 0, OPT_FLOAT, &o.t_off, 0, 1, "X", "ReMDM-loop: loop phase ends (default 0.05)"},
