@@ -44,4 +44,11 @@ void shards_close(shard_set *s);
  * naming the file and offset. */
 int shards_read_block(const shard_set *s, size_t i, int32_t *out);
 
+/* Compares the tokenizer of model_dir (tok_fingerprint_dir) with the one data_dir's meta.json
+ * records. A mismatch is an error naming both, or with allow_mismatch a warning on stderr;
+ * data without a recorded fingerprint (prepared before it existed) get a one-line note that
+ * they cannot be checked; a model_dir without tokenizer files is not checked. `who` prefixes
+ * the stderr lines ("smdlm train"). Returns 0 or -1. */
+int data_check_tokenizer(const char *data_dir, const char *model_dir, int allow_mismatch, const char *who);
+
 #endif
