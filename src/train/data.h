@@ -8,7 +8,7 @@
  * (tokens = blocks·L). Blocks follow MDLM's OpenWebText "wrap" pipeline: documents are
  * concatenated with EOS after each, the stream is cut into pieces of L − 2 tokens and every
  * block is [BOS] piece [EOS]. meta.json records vocab_size, block_len, bos_id, eos_id, the
- * tokenizer's files and the block counts per split.
+ * tokenizer's files and fingerprint (tok_fingerprint_dir) and the block counts per split.
  */
 #ifndef SMDLM_DATA_H
 #define SMDLM_DATA_H
