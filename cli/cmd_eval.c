@@ -19,7 +19,7 @@
 
 static int eval_ppl(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *split = "val";
-    int batch = 8, max_blocks = 0, threads = default_threads(), json = 0, len = 0;
+    int batch = 8, max_blocks = 0, threads = default_threads(), json = 0, len = 0, allow_mismatch = 0;
     uint64_t seed = 0;
     sm_flags smf = {0};
     cli_opt opts[] = {
@@ -31,6 +31,7 @@ static int eval_ppl(int argc, char **argv) {
         {"max-blocks", 0, OPT_INT, &max_blocks, 0, 2000000000, "N", "evaluate the first N blocks (default all)"},
         {"seed", 0, OPT_U64, &seed, 0, 0, "N", "seed of the diffusion times and masks (default 0)"},
         {"json", 0, OPT_FLAG, &json, 0, 0, "", "one JSON line"},
+        {"allow-mismatch", 0, OPT_FLAG, &allow_mismatch, 0, 0, "", "go on (with a warning) when the model's tokenizer is not the data's"},
         SM_FLAG_OPTS(smf),
         THREADS_OPT(threads),
         {0},
@@ -51,7 +52,8 @@ static int eval_ppl(int argc, char **argv) {
     trainer tr = {0};
     sm_params smp;
     int status = 1;
-    if (shards_open(&sh, data, split)) goto done;
+    if (shards_open(&sh, data, split) || data_check_tokenizer(data, model, allow_mismatch, "smdlm eval ppl"))
+        goto done;
     if (sh.vocab_size > md.net.cfg.vocab_size) {
         SM_ERR("the data has %d token ids but the model only %d", sh.vocab_size, md.net.cfg.vocab_size);
         goto done;

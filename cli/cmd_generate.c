@@ -97,6 +97,9 @@ static smdlm_model *load_model(const gen_opts *o) {
     lp.check_weights = o->check_weights;
     smdlm_model *model = smdlm_model_load(o->model, &lp);
     if (!model) cli_fail("generate");
+    else if (!smdlm_has_tokenizer(model)) /* every output of generate is text */
+        fprintf(stderr, "smdlm generate: note: %s has no tokenizer files: token ids are printed "
+                        "instead of text\n", o->model);
     return model;
 }
 

@@ -81,6 +81,7 @@ int cmd_train(int argc, char **argv) {
         {"resume", 0, OPT_FLAG, &c.resume, 0, 0, "", "continue the run in --out (its settings from OUT/run.json)"},
         {"override", 0, OPT_FLAG, &c.override, 0, 0, "", "with --resume: allow other optimisation settings"},
         {"force", 0, OPT_FLAG, &c.force, 0, 0, "", "start a new run in a non-empty --out, replacing its run"},
+        {"allow-mismatch", 0, OPT_FLAG, &c.allow_mismatch, 0, 0, "", "go on (with a warning) when the model's tokenizer is not the data's"},
         {"quiet", 'q', OPT_FLAG, &c.quiet, 0, 0, "", "no progress line"},
         THREADS_OPT(c.threads),
         {0},

@@ -928,6 +928,33 @@ static void bad_file_too_large(void **state) {
     unlink(path);
 }
 
+/* The fingerprint: the files that decide the ids (tokenizer.json before vocab.json + merges.txt),
+ * equal for a copy elsewhere, other for one byte more; no tokenizer files: 1. */
+static void fingerprint_dir(void **state) {
+    char a[TOK_FINGERPRINT_SIZE], b[TOK_FINGERPRINT_SIZE], dir[64], cmd[256];
+    assert_int_equal(tok_fingerprint_dir(BYTE_DIR, a), 0);
+    assert_int_equal(strncmp(a, "fnv1a64:", 8), 0);
+    assert_int_equal(strlen(a), 24);
+    assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "fingerprint"), 0);
+    assert_int_equal(tok_fingerprint_dir(dir, b), 1);
+    snprintf(cmd, sizeof cmd, "cp %s/byte-tokenizer/* %s/", FIXTURES_DIR, dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tok_fingerprint_dir(dir, b), 0);
+    assert_string_equal(a, b);
+    snprintf(cmd, sizeof cmd, "echo >> %s/merges.txt", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tok_fingerprint_dir(dir, b), 0);
+    assert_string_not_equal(a, b);
+    /* tokenizer.json takes precedence, as in tok_load_dir */
+    snprintf(cmd, sizeof cmd, "cp %s/tokenizer.json %s/", GPT2_DIR, dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tok_fingerprint_dir(dir, b), 0);
+    assert_int_equal(tok_fingerprint_dir(GPT2_DIR, a), 0);
+    assert_string_equal(a, b);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest gpt2[] = {
         cmocka_unit_test(gpt2_golden_count),
@@ -946,7 +973,7 @@ int main(void) {
         cmocka_unit_test(byte_tokenizer),     cmocka_unit_test(byte_tokenizer_without_specials),
         cmocka_unit_test(byte_legacy_json),   cmocka_unit_test(byte_ignore_merges),
         cmocka_unit_test(bad_tokenizer_json), cmocka_unit_test(bad_vocab_merges),
-        cmocka_unit_test(bad_file_too_large),
+        cmocka_unit_test(bad_file_too_large), cmocka_unit_test(fingerprint_dir),
     };
     const struct CMUnitTest qwen[] = {
         cmocka_unit_test(qwen_golden_encode), cmocka_unit_test(qwen_golden_decode),

@@ -383,6 +383,81 @@ static void test_eval_and_plot(void **state) {
     free(lt);
 }
 
+/* Tokenizer fingerprints: data prepare records one; eval ppl, train --init and train --resume
+ * refuse a model whose tokenizer is another (--allow-mismatch: a warning and the run goes on);
+ * data without a recorded fingerprint get a note; generate on a model without tokenizer files
+ * says that it prints ids. */
+static void test_tokenizer_fingerprint(void **state) {
+    char d[160], path[256], *out;
+    snprintf(d, sizeof d, "%s/fp", g_dir);
+    mkdir(d, 0755);
+    for (int i = 0; i < 10; i++) {
+        snprintf(path, sizeof path, "%s/doc%d.txt", d, i);
+        FILE *f = fopen(path, "w");
+        fprintf(f, "hello world number %d and some text to fill the blocks here\n", i);
+        fclose(f);
+    }
+    assert_int_equal(tu_run(&out, "data prepare --tokenizer %s/byte-tokenizer -o %s/data --block-len 8 "
+                                  "--val-fraction 0.3 %s/doc*.txt", FIXTURES_DIR, d, d), 0);
+    free(out);
+    snprintf(path, sizeof path, "%s/data/meta.json", d);
+    char *meta;
+    assert_int_equal(sm_read_file(path, 1 << 20, &meta, NULL), 0);
+    assert_non_null(strstr(meta, "\"tokenizer_fingerprint\":\t\"fnv1a64:"));
+    const char *shape = "--hidden 16 --heads 2 --blocks 1 --cond-dim 8 --batch 4 --val-every 0 --samples 0 -q -t 1";
+    /* a run on these data carries their tokenizer: its checkpoint matches them */
+    assert_int_equal(tu_run(&out, "train --data %s/data --out %s/run --steps 2 --ckpt-every 2 %s", d, d, shape), 0);
+    free(out);
+    assert_int_equal(tu_run(&out, "eval ppl -m %s/run/ckpt-00000002 --data %s/data --split train --batch 4 --json", d, d), 0);
+    assert_null(strstr(out, "tokenizer"));
+    free(out);
+    /* the same model with another tokenizer (one byte more in merges.txt) */
+    char sh[1024];
+    snprintf(sh, sizeof sh, "mkdir %s/other && cp %s/run/ckpt-00000002/* %s/other/ && echo >> %s/other/merges.txt",
+             d, d, d, d);
+    assert_int_equal(system(sh), 0);
+    assert_int_equal(tu_run(&out, "eval ppl -m %s/other --data %s/data --split train --batch 4", d, d), 1);
+    assert_non_null(strstr(out, "differs from the one the data"));
+    assert_non_null(strstr(out, "--allow-mismatch"));
+    free(out);
+    assert_int_equal(tu_run(&out, "eval ppl -m %s/other --data %s/data --split train --batch 4 --json "
+                                  "--allow-mismatch", d, d), 0);
+    assert_non_null(strstr(out, "warning: the tokenizer of"));
+    assert_non_null(strstr(out, "\"ppl\":"));
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s/data --out %s/init --init %s/other --steps 1 %s", d, d, d, shape), 1);
+    assert_non_null(strstr(out, "differs from the one the data"));
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s/data --out %s/init --init %s/other --steps 1 --allow-mismatch %s",
+                            d, d, d, shape), 0);
+    assert_non_null(strstr(out, "warning: the tokenizer of"));
+    free(out);
+    /* a resumed run whose checkpoint's tokenizer is not the data's */
+    snprintf(sh, sizeof sh, "cp %s/other/merges.txt %s/run/ckpt-00000002/", d, d);
+    assert_int_equal(system(sh), 0);
+    assert_int_equal(tu_run(&out, "train --out %s/run --resume --steps 3 -q", d), 1);
+    assert_non_null(strstr(out, "differs from the one the data"));
+    free(out);
+    /* data prepared before fingerprints: a note, and the evaluation runs */
+    char *cut = strstr(meta, "\t\"tokenizer_fingerprint\"");
+    memmove(cut, strchr(cut, '\n') + 1, strlen(strchr(cut, '\n') + 1) + 1);
+    assert_int_equal(sm_write_file_atomic(path, meta, strlen(meta)), 0);
+    free(meta);
+    assert_int_equal(tu_run(&out, "eval ppl -m %s/other --data %s/data --split train --batch 4 --json", d, d), 0);
+    assert_non_null(strstr(out, "records no tokenizer fingerprint"));
+    assert_non_null(strstr(out, "\"ppl\":"));
+    free(out);
+    /* generate: ids without a tokenizer, said once; nothing said with one */
+    assert_int_equal(tu_run(&out, "generate -m %s/tiny --len 8 --steps 2 -q", FIXTURES_DIR), 0);
+    char *note = strstr(out, "has no tokenizer files");
+    assert_non_null(note);
+    assert_null(strstr(note + 1, "has no tokenizer files"));
+    free(out);
+    assert_int_equal(tu_run(&out, "generate -m %s/run/ckpt-00000002 --len 8 --steps 2 -q", d), 0);
+    assert_null(strstr(out, "tokenizer"));
+    free(out);
+}
+
 static int setup(void **state) {
     snprintf(g_dir, sizeof g_dir, "/tmp/smdlm-trainloop-XXXXXX");
     if (!mkdtemp(g_dir)) return -1;
@@ -406,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_eval_and_plot),    cmocka_unit_test(test_mpi_data_parallel),
         cmocka_unit_test(test_run_owns_settings), cmocka_unit_test(test_new_run_needs_force),
         cmocka_unit_test(test_lock),              cmocka_unit_test(test_sigterm_checkpoints),
+        cmocka_unit_test(test_tokenizer_fingerprint),
     };
     return cmocka_run_group_tests_name("trainloop", tests, setup, teardown);
 }

@@ -1147,6 +1147,37 @@ int tok_load_dir(smdlm_tokenizer **out, const char *dir) {
     return rc;
 }
 
+/* FNV-1a (64-bit) over bytes, continuing from h. */
+static uint64_t fnv1a64(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+int tok_fingerprint_dir(const char *dir, char out[TOK_FINGERPRINT_SIZE]) {
+    static const char *const json_only[] = {"tokenizer.json", NULL};
+    static const char *const bpe_pair[] = {"vocab.json", "merges.txt", NULL};
+    char *tj = sm_path_join(dir, "tokenizer.json"), *vj = sm_path_join(dir, "vocab.json");
+    const char *const *files = sm_file_exists(tj) ? json_only : sm_file_exists(vj) ? bpe_pair : NULL;
+    free(tj), free(vj);
+    if (!files) return 1;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; files[i]; i++) {
+        char *path = sm_path_join(dir, files[i]), *data, len[32];
+        size_t n;
+        int rc = sm_read_file(path, TOK_MAX_FILE_BYTES, &data, &n);
+        free(path);
+        if (rc) return sm_wrap_error("fingerprinting the tokenizer in '%s'", dir);
+        snprintf(len, sizeof len, "%zu", n);
+        h = fnv1a64(h, files[i], strlen(files[i]) + 1); /* name and length delimit the files */
+        h = fnv1a64(h, len, strlen(len) + 1);
+        h = fnv1a64(h, data, n);
+        free(data);
+    }
+    snprintf(out, TOK_FINGERPRINT_SIZE, "fnv1a64:%016llx", (unsigned long long)h);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Encoding */
 

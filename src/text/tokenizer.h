@@ -71,6 +71,15 @@ int tok_load_files(smdlm_tokenizer **out, const char *vocab_json, const char *me
 int tok_load_json(smdlm_tokenizer **out, const char *tokenizer_json);
 void tok_free(smdlm_tokenizer *t);
 
+/* The fingerprint of DIR's tokenizer: "fnv1a64:" + 16 hex digits, a 64-bit FNV-1a hash of the
+ * files that decide the ids — DIR/tokenizer.json when present, else DIR/vocab.json and
+ * DIR/merges.txt, the files tok_load_dir reads for encoding (each hashed with its name and
+ * byte length) — into out (TOK_FINGERPRINT_SIZE bytes). tokenizer_config.json (roles, chat
+ * template) does not count. Equal for a byte-identical copy anywhere. Returns 0; 1 when DIR
+ * holds no tokenizer files (out untouched); -1 (with the error) when one cannot be read. */
+#define TOK_FINGERPRINT_SIZE 32
+int tok_fingerprint_dir(const char *dir, char out[TOK_FINGERPRINT_SIZE]);
+
 /* Number of ids: max id + 1 over the vocabulary and the added tokens. */
 int tok_vocab_size(const smdlm_tokenizer *t);
 

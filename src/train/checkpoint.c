@@ -12,6 +12,7 @@
 #include "base/util.h"
 #include "formats/safetensors.h"
 #include "models/model.h"
+#include "train/data.h"
 
 /* OUT/PREFIXckpt-NNNNNNNN */
 static char *ckpt_path(const char *out, const char *prefix, long step) {
@@ -255,7 +256,12 @@ int checkpoint_resume(const train_config *c, trainer *tr, adamw *opt, train_prog
         char *dir = ckpt_path(c->out, "", steps[i]);
         if (rc && load_checkpoint(c, tr, opt, at, nblocks, dir) == 0) {
             fprintf(stderr, "smdlm train: resuming from %s (step %ld)\n", dir, at->step);
+            /* its tokenizer files are --init's (checked already) or a copy of the data's */
             rc = 0;
+            if (!c->init && data_check_tokenizer(c->data, dir, c->allow_mismatch, "smdlm train")) {
+                free(dir), free(steps);
+                return -1;
+            }
         } else {
             fprintf(stderr, "smdlm train: skipping %s: %s\n", dir, smdlm_last_error());
         }

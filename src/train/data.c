@@ -16,6 +16,7 @@
 
 #include "base/jsonutil.h"
 #include "base/util.h"
+#include "text/tokenizer.h"
 
 #define META_MAX_BYTES ((size_t)64 << 20)
 
@@ -238,4 +239,36 @@ int shards_read_block(const shard_set *s, size_t i, int32_t *out) {
                               "vocabulary size %d", f->path, (uint32_t)out[j],
                               off + j * (size_t)s->token_bytes, s->vocab_size);
     return 0;
+}
+
+int data_check_tokenizer(const char *data_dir, const char *model_dir, int allow_mismatch, const char *who) {
+    char model_fp[TOK_FINGERPRINT_SIZE];
+    int has = tok_fingerprint_dir(model_dir, model_fp);
+    if (has) return has < 0 ? -1 : 0; /* no tokenizer: nothing to compare */
+    char *mpath = sm_path_join(data_dir, "meta.json"), *text = NULL;
+    cJSON *meta = NULL;
+    int rc = -1;
+    if (sm_read_file(mpath, META_MAX_BYTES, &text, NULL) || !(meta = json_parse_object(text, mpath))) goto done;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "tokenizer_fingerprint");
+    rc = 0;
+    if (!v) {
+        fprintf(stderr, "%s: note: %s records no tokenizer fingerprint (prepared by an older smdlm): "
+                        "the tokenizer of %s cannot be checked against the data\n", who, mpath, model_dir);
+    } else if (!cJSON_IsString(v)) {
+        rc = SM_ERR("%s: \"tokenizer_fingerprint\" must be a string", mpath);
+    } else if (strcmp(v->valuestring, model_fp) != 0) {
+        char msg[8192];
+        snprintf(msg, sizeof msg, "the tokenizer of %s (%s) differs from the one the data in %s were "
+                 "prepared with (%s): the data's ids would mean other text to the model", model_dir,
+                 model_fp, data_dir, v->valuestring);
+        if (allow_mismatch)
+            fprintf(stderr, "%s: warning: %s (--allow-mismatch)\n", who, msg);
+        else
+            rc = SM_ERR("%s; --allow-mismatch goes on anyway", msg);
+    }
+done:
+    cJSON_Delete(meta);
+    free(text);
+    free(mpath);
+    return rc;
 }

@@ -8,7 +8,7 @@
  * (tokens = blocks·L). Blocks follow MDLM's OpenWebText "wrap" pipeline: documents are
  * concatenated with EOS after each, the stream is cut into pieces of L − 2 tokens and every
  * block is [BOS] piece [EOS]. meta.json records vocab_size, block_len, bos_id, eos_id, the
- * tokenizer's files and the block counts per split.
+ * tokenizer's files and fingerprint (tok_fingerprint_dir) and the block counts per split.
  */
 #ifndef SMDLM_DATA_H
 #define SMDLM_DATA_H
@@ -43,5 +43,12 @@ void shards_close(shard_set *s);
 /* Copies block i (0 ≤ i < nblocks) into out[L] as int32; an id ≥ vocab_size is an error
  * naming the file and offset. */
 int shards_read_block(const shard_set *s, size_t i, int32_t *out);
+
+/* Compares the tokenizer of model_dir (tok_fingerprint_dir) with the one data_dir's meta.json
+ * records. A mismatch is an error naming both, or with allow_mismatch a warning on stderr;
+ * data without a recorded fingerprint (prepared before it existed) get a one-line note that
+ * they cannot be checked; a model_dir without tokenizer files is not checked. `who` prefixes
+ * the stderr lines ("smdlm train"). Returns 0 or -1. */
+int data_check_tokenizer(const char *data_dir, const char *model_dir, int allow_mismatch, const char *who);
 
 #endif

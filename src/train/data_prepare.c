@@ -413,6 +413,7 @@ typedef struct {
     const data_prepare_opts *o;
     const smdlm_tokenizer *tok;
     int32_t mask_id; /* <|mask|>, or -1 */
+    char tok_fingerprint[TOK_FINGERPRINT_SIZE];
     file_list files;
     split_writer w[2];
     batch b;
@@ -681,6 +682,7 @@ static int write_meta(run_ctx *c, int vocab, int width, int32_t eos, cJSON *tok_
     cJSON_AddStringToObject(m, "tokenizer_source", abs ? abs : o->tokenizer_dir);
     free(abs);
     cJSON_AddItemToObject(m, "tokenizer_files", tok_files);
+    cJSON_AddStringToObject(m, "tokenizer_fingerprint", c->tok_fingerprint);
     add_u64(m, "seed", o->seed);
     if (o->val_docs >= 0)
         add_u64(m, "val_docs", (uint64_t)o->val_docs);
@@ -774,6 +776,7 @@ int data_prepare(const data_prepare_opts *o, const char *const *inputs, int ninp
         goto done;
     }
     c.mask_id = tok_str_to_id(tok, "<|mask|>");
+    if (tok_fingerprint_dir(o->tokenizer_dir, c.tok_fingerprint) != 0) goto done; /* loaded: 0 or −1 */
     int vocab = tok_vocab_size(tok), width = vocab <= 65536 ? 2 : 4;
     if (collect_inputs(o, inputs, ninputs, &c.files) || setup_val_docs(&c)) goto done;
     if (sm_mkdir_p(o->out_dir)) {

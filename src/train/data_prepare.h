@@ -44,7 +44,8 @@
  * meta.json keys: format ("smdlm-tokens"), version (1), vocab_size, block_len, token_bytes,
  * bos_id, eos_id, mask_id (the tokenizer's <|mask|>, or null), tokenizer ("tokenizer", the
  * copy's subdirectory), tokenizer_source,
- * tokenizer_files, seed, val_fraction or val_docs, jsonl_field, glob, inputs, and per split
+ * tokenizer_files, tokenizer_fingerprint (tok_fingerprint_dir; absent in data prepared before
+ * it existed), seed, val_fraction or val_docs, jsonl_field, glob, inputs, and per split
  * "train"/"val": {files: [{name, blocks}], blocks, tokens (= blocks·L), documents,
  * document_tokens (their tokens + one EOS each), dropped_tokens}.
  */

@@ -39,6 +39,7 @@ typedef struct {
     int resume;
     int force;    /* a new run may replace the previous run in a non-empty --out */
     int override; /* a resumed run may change the optimisation settings */
+    int allow_mismatch; /* a model tokenizer other than the data's: a warning, not an error */
     int quiet;
 } train_config;
 
@@ -49,7 +50,7 @@ int train_config_validate(const train_config *c);
 int train_config_load_json(train_config *c, const char *path);
 /* The same for a parsed object (what: its name in errors). */
 int train_config_from_json(train_config *c, const cJSON *obj, const char *what);
-/* Every recorded setting (not out, resume, force, override, quiet) as a JSON object. */
+/* Every recorded setting (not out, resume, force, override, allow_mismatch, quiet) as a JSON object. */
 cJSON *train_config_to_json(const train_config *c);
 /* Compares the settings a run recorded with those of its resumption. Each difference is one
  * line in *report ("  lr: 0.001 → 0.0003"); changes of the budget, cadence and threads are

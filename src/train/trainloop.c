@@ -169,7 +169,9 @@ static int open_data(run *r, dit_config *cfg) {
         return SM_ERR("seq-len %d must be in [2, the data's block length %d]", T, r->train.block_len);
     char *meta_tok = sm_path_join(c->data, "tokenizer");
     if (c->init) { /* continue pretraining: the model's own tokenizer must fit the data */
-        if (model_dir_read_config(cfg, c->init)) return -1;
+        if (model_dir_read_config(cfg, c->init) ||
+            data_check_tokenizer(c->data, c->init, c->allow_mismatch, "smdlm train"))
+            return -1;
         if (cfg->vocab_size < r->train.vocab_size)
             return SM_ERR("the data has %d token ids but the model at %s only %d", r->train.vocab_size,
                           c->init, cfg->vocab_size);
