@@ -52,11 +52,12 @@ static void detect(void) {
                                                         : base_model;
     f->stepping = l1.a & 0xf;
     if ((unsigned)__get_cpuid_max(0x80000000, NULL) >= 0x80000004) {
-        unsigned *p = (unsigned *)(void *)f->brand;
+        unsigned words[12]; /* f->brand need not be 4-byte aligned: copy, do not cast */
         for (unsigned i = 0; i < 3; i++) {
             regs b = cpuid(0x80000002 + i, 0);
-            p[4 * i] = b.a, p[4 * i + 1] = b.b, p[4 * i + 2] = b.c, p[4 * i + 3] = b.d;
+            words[4 * i] = b.a, words[4 * i + 1] = b.b, words[4 * i + 2] = b.c, words[4 * i + 3] = b.d;
         }
+        memcpy(f->brand, words, 48);
         f->brand[48] = 0;
         char *s = f->brand;
         while (*s == ' ') s++;
