@@ -49,6 +49,8 @@ static void test_matches_proc_cpuinfo(void **state) {
         free(line);
         skip();
     }
+    char *nl = strchr(flags, '\n'); /* " flag " matches the last flag too */
+    if (nl) *nl = ' ';
     char ours[512];
     cpu_feature_list(ours, sizeof ours);
     static const char *const names[] = {
@@ -61,7 +63,6 @@ static void test_matches_proc_cpuinfo(void **state) {
         snprintf(word, sizeof word, " %s ", names[i]);
         char padded_ours[520];
         snprintf(padded_ours, sizeof padded_ours, " %s ", ours);
-        flags[strcspn(flags, "\n")] = ' ';
         int in_proc = strstr(flags, word) != NULL, in_ours = strstr(padded_ours, word) != NULL;
         if (in_proc != in_ours) {
             printf("%s: /proc/cpuinfo %d, detected %d\n", names[i], in_proc, in_ours);
