@@ -109,6 +109,15 @@ static const config_field k_fields[] = {
 #define FIELD(c, f, type) ((type *)((char *)(c) + (f)->offset))
 #define CFIELD(c, f, type) ((const type *)((const char *)(c) + (f)->offset))
 
+/* Strings read from JSON live as long as the process (train_config.h): a flag may replace the
+ * pointer in a configuration, so the copies are owned here, where they stay reachable. */
+static const char *keep_string(const char *s) {
+    static char **kept;
+    static size_t n;
+    kept = sm_realloc(kept, (n + 1) * sizeof *kept);
+    return kept[n++] = sm_strdup(s);
+}
+
 static int field_from_json(train_config *c, const config_field *f, const cJSON *obj, const char *what) {
     const char *key = f->key;
     double v;
@@ -118,7 +127,7 @@ static int field_from_json(train_config *c, const config_field *f, const cJSON *
         if (!sv) return SM_ERR("%s: \"%s\" must be a string", what, key);
         if (f->kind == F_OBJECTIVE) return train_objective_parse(sv, FIELD(c, f, int)) ? sm_wrap_error("%s", what) : 0;
         if (f->kind == F_SCHEDULE) return sched_kind_parse(sv, FIELD(c, f, sched_kind)) ? sm_wrap_error("%s", what) : 0;
-        *FIELD(c, f, const char *) = sm_strdup(sv); /* kept for the process's life */
+        *FIELD(c, f, const char *) = keep_string(sv);
         return 0;
     }
     if (json_get_double(obj, key, f->lo, f->hi, 0, 1, &v, what)) return -1;
@@ -134,7 +143,7 @@ int train_config_from_json(train_config *c, const cJSON *obj, const char *what) 
     for (const cJSON *it = obj->child; it; it = it->next) {
         if (!strcmp(it->string, "out")) { /* a setting of the command, not of the run */
             if (!cJSON_IsString(it)) return SM_ERR("%s: \"out\" must be a string", what);
-            c->out = sm_strdup(it->valuestring);
+            c->out = keep_string(it->valuestring);
             continue;
         }
         const config_field *f = NULL;
