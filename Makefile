@@ -121,7 +121,7 @@ $(BUILD)/tests/test_api_public: $(BUILD)/tests/test_api_public.o $(BUILD)/libsmd
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
 
 test: $(TEST_BIN) $(BUILD)/smdlm
-	@BUILD=$(BUILD) MAKE='$(MAKE)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh
+	@BUILD=$(BUILD) MAKE='$(MAKE)' SAN='$(SAN)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh
 
 # `make install PREFIX=… DESTDIR=…`. The installed binary is build/smdlm relinked with a
 # common.o that knows DATADIR; the library is installed static and shared (with pkg-config's

@@ -4,11 +4,13 @@
 # source tree, and builds tests/install_example.c against the installation with pkg-config
 # alone (shared, and static from a copy without the shared library), run on models/default.
 # Prints cmocka-style [ OK ] / [ FAILED ] lines for tests/run_tests.sh. Environment: BUILD
-# (build), MAKE (make), CC (cc).
+# (build), MAKE (make), CC (cc), SAN (the sanitizer flags the library was built with, which
+# the example needs too; empty).
 set -u
 BUILD=${BUILD:-build}
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
+SAN=${SAN:-}
 src=$(pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/smdlm-install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -68,7 +70,7 @@ check install_data data_found
 example_shared() {
     export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
     # shellcheck disable=SC2046  # pkg-config's flags are words
-    $CC -o "$tmp/example" tests/install_example.c $(pkg-config --cflags --libs smdlm) || return 1
+    $CC $SAN -o "$tmp/example" tests/install_example.c $(pkg-config --cflags --libs smdlm) || return 1
     LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/example" | grep -q "libsmdlm.so.$major => $prefix/lib/" || return 1
     LD_LIBRARY_PATH="$prefix/lib" "$tmp/example" "$src/models/default"
 }
@@ -79,7 +81,7 @@ example_static() {
     sed -i "s|^prefix=.*|prefix=$tmp/static|" "$tmp/static/lib/pkgconfig/smdlm.pc"
     export PKG_CONFIG_PATH="$tmp/static/lib/pkgconfig"
     # shellcheck disable=SC2046
-    $CC -o "$tmp/example-static" tests/install_example.c $(pkg-config --static --cflags --libs smdlm) || return 1
+    $CC $SAN -o "$tmp/example-static" tests/install_example.c $(pkg-config --static --cflags --libs smdlm) || return 1
     ! ldd "$tmp/example-static" | grep -q libsmdlm || return 1
     "$tmp/example-static" "$src/models/default"
 }
