@@ -48,6 +48,9 @@ typedef struct {
     int pidns;    /* the run is PID 1 of its own namespace */
     int mntns;    /* private mount namespace */
     int rdonly;   /* every mount read-only; the working directory a size-limited tmpfs */
+    int private_root; /* a root of its own: /usr, a few devices, the program; nothing else */
+    int procfs;   /* a fresh /proc of the run's PID namespace in that root */
+    int seccomp;  /* the seccomp filter (no memfd, shared memory, namespaces, ptrace, exec) */
     int drop_uid; /* runs as uid_base + slot (root only) */
     int nproc_enforced; /* RLIMIT_NPROC binds (a non-root uid) */
 } sbx_caps;
