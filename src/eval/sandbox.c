@@ -102,7 +102,9 @@ sbx_config sbx_default_config(void) {
         .nproc = 32,
         .capture_bytes = (size_t)64 << 10,
         .max_output = (size_t)16 << 20,
-        .uid_base = 100000,
+        /* per process: the sandboxes of two harnesses on one machine never share a uid (and
+         * its process limit, which the judge thread needs a place in) */
+        .uid_base = 100000 + 4096 * (int)(getpid() % 16384),
         .namespaces = 1,
     };
     return c;

@@ -38,7 +38,8 @@ typedef struct {
     int nproc;              /* RLIMIT_NPROC for the dropped uid (default 32) */
     size_t capture_bytes;   /* tail of stdout and of stderr kept (default 64 KiB each) */
     size_t max_output;      /* stdout + stderr bytes after which the run is killed (16 MiB) */
-    int uid_base;           /* uid of slot 0 when running as root (default 100000) */
+    int uid_base;           /* uid of slot 0 when running as root (default 100000 + 4096 ×
+                               (pid mod 16384): one range per harness process) */
     int namespaces;         /* 1: use what sbx_probe found (default), 0: none */
     int (*stop)(void);      /* NULL (default), or polled during a run: when it returns non-zero
                                the run is killed at once (whole group and namespace, its
