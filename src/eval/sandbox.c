@@ -88,9 +88,9 @@ enum { ST_UNSHARE = 1, ST_IDMAP, ST_PRIVATE, ST_RDONLY, ST_TMPFS, ST_FORK, ST_RL
        ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_CHDIR, ST_PRCTL, ST_EXEC, ST_ROOT, ST_COPY,
        ST_PROGRAM, ST_PROC, ST_PIVOT, ST_CAPS, ST_SECCOMP };
 
-/* Mount point of the private root inside the run's own mount namespace (hidden from the
- * host: the namespace is private). */
-#define ROOT "/tmp"
+/* Mount points for the private root inside the run's own mount namespace (hidden from the
+ * host: the namespace is private): the first that exists and holds nothing to bind. */
+static const char *const g_root_mounts[] = {"/tmp", "/mnt", "/media", "/srv", "/opt"};
 
 sbx_config sbx_default_config(void) {
     sbx_config c = {
@@ -260,8 +260,9 @@ typedef struct {
     const char *work;     /* the program's cwd: <run directory>/work, or /work in a private root */
     const char *work_opts, *root_opts; /* tmpfs options */
     const char *uid_map, *gid_map; /* user namespace only */
+    const char *root;              /* where the private root is built (private root) */
     const char *python_real;       /* the interpreter's real path (private root) */
-    const char *python_prefix;     /* a directory to show besides /usr, or NULL (private root) */
+    char *const *prefixes;         /* directories to show besides /usr, NULL-ended (private root) */
     const char *program;           /* its source (private root) */
     size_t program_len;
     char *const *argv;
@@ -280,11 +281,11 @@ static char *cat_path(char *dst, const char *a, const char *b) {
     return dst;
 }
 
-/* Creates ROOT+path's directories (path absolute) and bind-mounts path there. */
-static int bind_same_path(const char *path, int is_dir) {
+/* Creates root+path's directories (path absolute) and bind-mounts path there. */
+static int bind_same_path(const char *root, const char *path, int is_dir) {
     char dst[PATH_MAX];
-    cat_path(dst, ROOT, path);
-    for (char *p = dst + strlen(ROOT) + 1; *p; p++)
+    cat_path(dst, root, path);
+    for (char *p = dst + strlen(root) + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
             if (mkdir(dst, 0755) && errno != EEXIST) return -1;
@@ -328,8 +329,9 @@ done:
 static int build_private_root(const child_args *a) {
     static const char *const tops[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
     static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"};
-    char path[PATH_MAX], target[PATH_MAX];
-    if (mount("tmpfs", ROOT, "tmpfs", MS_NOSUID | MS_NODEV, a->root_opts)) return ST_ROOT;
+    const char *root = a->root;
+    char path[PATH_MAX], target[PATH_MAX], copy[PATH_MAX];
+    if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, a->root_opts)) return ST_ROOT;
     for (size_t i = 0; i < sizeof tops / sizeof *tops; i++) {
         struct stat st;
         if (lstat(tops[i], &st)) continue;
@@ -337,29 +339,30 @@ static int build_private_root(const child_args *a) {
             ssize_t n = readlink(tops[i], target, sizeof target - 1);
             if (n < 0) return ST_ROOT;
             target[n] = 0;
-            if (symlink(target, cat_path(path, ROOT, tops[i]))) return ST_ROOT;
-        } else if (S_ISDIR(st.st_mode) && bind_same_path(tops[i], 1)) {
+            if (symlink(target, cat_path(path, root, tops[i]))) return ST_ROOT;
+        } else if (S_ISDIR(st.st_mode) && bind_same_path(root, tops[i], 1)) {
             return ST_ROOT;
         }
     }
-    if (a->python_prefix && bind_same_path(a->python_prefix, 1)) return ST_ROOT;
-    if (mkdir(ROOT "/dev", 0755)) return ST_ROOT;
+    for (char *const *d = a->prefixes; d && *d; d++)
+        if (bind_same_path(root, *d, 1)) return ST_ROOT;
+    if (mkdir(cat_path(path, root, "/dev"), 0755)) return ST_ROOT;
     for (size_t i = 0; i < sizeof devs / sizeof *devs; i++)
-        if (bind_same_path(devs[i], 0)) return ST_ROOT;
-    if (copy_file(a->python_real, ROOT "/.interpreter", 0111)) return ST_COPY;
-    if (mount(ROOT "/.interpreter", cat_path(path, ROOT, a->python_real), NULL, MS_BIND, NULL))
-        return ST_COPY;
-    int fd = open(ROOT "/program.py", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+        if (bind_same_path(root, devs[i], 0)) return ST_ROOT;
+    if (copy_file(a->python_real, cat_path(copy, root, "/.interpreter"), 0111)) return ST_COPY;
+    if (mount(copy, cat_path(path, root, a->python_real), NULL, MS_BIND, NULL)) return ST_COPY;
+    int fd = open(cat_path(path, root, "/program.py"), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (fd < 0 || write_all(fd, a->program, a->program_len) || close(fd)) return ST_PROGRAM;
-    if (mkdir(ROOT "/work", 0700) || mkdir(ROOT "/proc", 0555) || symlink("work", ROOT "/tmp"))
+    if (mkdir(cat_path(path, root, "/work"), 0700) || mkdir(cat_path(target, root, "/proc"), 0555))
+        return ST_ROOT;
+    if (symlink("work", cat_path(copy, root, "/tmp")) && errno != EEXIST) /* an interpreter under /tmp */
         return ST_ROOT;
     struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
-    if (mount_setattr(AT_FDCWD, ROOT, AT_RECURSIVE, &ro, sizeof ro)) return ST_RDONLY;
-    if (mount("tmpfs", ROOT "/work", "tmpfs", MS_NOSUID | MS_NODEV, a->work_opts)) return ST_TMPFS;
-    if (a->caps->procfs &&
-        mount("proc", ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+    if (mount_setattr(AT_FDCWD, root, AT_RECURSIVE, &ro, sizeof ro)) return ST_RDONLY;
+    if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, a->work_opts)) return ST_TMPFS; /* /work */
+    if (a->caps->procfs && mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
         return ST_PROC;
-    if (chdir(ROOT) || syscall(SYS_pivot_root, ".", ".") || umount2(".", MNT_DETACH) || chdir("/"))
+    if (chdir(root) || syscall(SYS_pivot_root, ".", ".") || umount2(".", MNT_DETACH) || chdir("/"))
         return ST_PIVOT;
     return 0;
 }
@@ -792,26 +795,50 @@ static void classify(const sbx_config *cfg, const run_io *io, const char *key, s
 }
 
 /* The private root's inputs, resolved before fork: the interpreter's real path (bound over
- * as an execute-only copy), the directory to show when it lies outside /usr, and the
- * root tmpfs's options (room for that copy and the program). */
+ * as an execute-only copy), the directories to show when the interpreter (as named, e.g. a
+ * virtual environment's, or its real path) lies outside /usr, and the root tmpfs's options
+ * (room for that copy and the program). */
 typedef struct {
+    const char *root;
     char python_real[PATH_MAX];
-    char prefix[PATH_MAX];
+    char dirs[2][PATH_MAX];
+    char *prefixes[3];
     char root_opts[160];
 } root_plan;
 
+/* The directory two levels above path (/opt/py/bin/python3 → /opt/py) into dir, when path is
+ * absolute and outside /usr; else dir stays empty. */
+static void prefix_outside_usr(const char *path, char *dir) {
+    dir[0] = 0;
+    if (path[0] != '/' || !strncmp(path, "/usr/", 5)) return;
+    snprintf(dir, PATH_MAX, "%s", path);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) *slash = 0;
+    }
+}
+
 static int plan_root(const sbx_config *cfg, size_t program_len, root_plan *p) {
     struct stat st;
-    if (!realpath(cfg->python, p->python_real) || stat(p->python_real, &st))
+    if (!realpath(cfg->python, p->python_real))
         return SM_ERR("cannot find the interpreter '%s': %s", cfg->python, strerror(errno));
-    p->prefix[0] = 0;
-    if (strncmp(p->python_real, "/usr/", 5)) { /* e.g. /opt/python/bin/python3 → /opt/python */
-        snprintf(p->prefix, sizeof p->prefix, "%s", p->python_real);
-        for (int up = 0; up < 2; up++) {
-            char *slash = strrchr(p->prefix, '/');
-            if (slash && slash != p->prefix) *slash = 0;
-        }
+    prefix_outside_usr(cfg->python, p->dirs[0]);
+    prefix_outside_usr(p->python_real, p->dirs[1]);
+    int n = 0;
+    for (int i = 0; i < 2; i++)
+        if (p->dirs[i][0] && (i == 0 || strcmp(p->dirs[i], p->dirs[0]))) p->prefixes[n++] = p->dirs[i];
+    p->prefixes[n] = NULL;
+    p->root = NULL;
+    for (size_t i = 0; i < sizeof g_root_mounts / sizeof *g_root_mounts && !p->root; i++) {
+        size_t len = strlen(g_root_mounts[i]);
+        int holds = 0;
+        for (int k = 0; k < n; k++)
+            holds |= !strncmp(p->prefixes[k], g_root_mounts[i], len) && p->prefixes[k][len] == '/';
+        if (!holds && !stat(g_root_mounts[i], &st) && S_ISDIR(st.st_mode)) p->root = g_root_mounts[i];
     }
+    if (!p->root) return SM_ERR("no directory to build the sandbox's root on");
+    if (stat(p->python_real, &st))
+        return SM_ERR("cannot find the interpreter '%s': %s", cfg->python, strerror(errno));
     tmpfs_options((size_t)st.st_size + program_len + ((size_t)1 << 20), 64, "0755", -1,
                   p->root_opts, sizeof p->root_opts);
     return 0;
@@ -880,7 +907,7 @@ int sbx_run(const sbx_config *cfg, const sbx_caps *caps, int slot, const char *p
     char uid_map[64], gid_map[64];
     id_maps(uid_map, gid_map, sizeof uid_map);
     child_args a = {cfg, caps, work, work_opts, plan->root_opts, uid_map, gid_map,
-                    plan->python_real, plan->prefix[0] ? plan->prefix : NULL, program, len,
+                    plan->root, plan->python_real, plan->prefixes, program, len,
                     argv, envp, uid};
     const int child_fds[] = {pipes[IO_OUT][1], pipes[IO_ERR][1], key_pipe[0], pipes[IO_VERDICT][1],
                              pipes[IO_REPORT][1]};
@@ -976,7 +1003,7 @@ static int probe_one(const sbx_config *cfg, const sbx_caps *caps, const char *wo
         return 0;
     }
     child_args a = {cfg, caps, caps->private_root ? "/work" : work, work_opts, plan->root_opts,
-                    uid_map, gid_map, plan->python_real, plan->prefix[0] ? plan->prefix : NULL,
+                    uid_map, gid_map, plan->root, plan->python_real, plan->prefixes,
                     "", 0, NULL, NULL, -1};
     pid_t pid = fork();
     if (pid == 0) {
