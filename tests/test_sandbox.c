@@ -396,6 +396,26 @@ static void test_other_run(void **state) {
     sbx_result_free(&b.r);
 }
 
+/* An interpreter named by a path outside /usr (as a virtual environment's is) runs at that
+ * path, its directory shown read-only. */
+static void test_interpreter_elsewhere(void **state) {
+    (void)state;
+    char bin[128], python[160];
+    snprintf(bin, sizeof bin, "%s/env/bin", g_tmp);
+    assert_int_equal(sm_mkdir_p(bin), 0);
+    snprintf(python, sizeof python, "%s/python3", bin);
+    assert_int_equal(symlink("/usr/bin/python3", python), 0);
+    sbx_config cfg = test_config();
+    cfg.python = python;
+    sbx_caps caps;
+    probe(&cfg, &caps);
+    char prog[600];
+    snprintf(prog, sizeof prog, "import os, sys\nassert sys.executable == '%s', sys.executable\n"
+             "assert os.listdir('%s') == ['python3']\nopen('x', 'w').write('x')\n", python, bin);
+    if (caps.private_root) expect(&cfg, &caps, "interpreter elsewhere", prog, SBX_PASSED, NULL);
+    else not_checked("an interpreter outside /usr (no private root)");
+}
+
 static int setup(void **state) {
     (void)state;
     return tu_tmpdir_make(g_tmp, sizeof g_tmp, "sandbox");
@@ -410,7 +430,7 @@ int main(void) {
         cmocka_unit_test(test_contained),   cmocka_unit_test(test_forged_verdicts),
         cmocka_unit_test(test_host_socket), cmocka_unit_test(test_memfd),
         cmocka_unit_test(test_host_proc),   cmocka_unit_test(test_host_files),
-        cmocka_unit_test(test_other_run),
+        cmocka_unit_test(test_other_run),   cmocka_unit_test(test_interpreter_elsewhere),
     };
     return cmocka_run_group_tests_name("sandbox", tests, setup, teardown);
 }
