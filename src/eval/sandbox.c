@@ -91,6 +91,8 @@ enum { ST_UNSHARE = 1, ST_IDMAP, ST_PRIVATE, ST_RDONLY, ST_TMPFS, ST_FORK, ST_RL
 /* Mount points for the private root inside the run's own mount namespace (hidden from the
  * host: the namespace is private): the first that exists and holds nothing to bind. */
 static const char *const g_root_mounts[] = {"/tmp", "/mnt", "/media", "/srv", "/opt"};
+/* the last of the root tmpfs's options */
+#define HUGE_OPTION ",huge=always"
 
 sbx_config sbx_default_config(void) {
     sbx_config c = {
@@ -331,7 +333,14 @@ static int build_private_root(const child_args *a) {
     static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"};
     const char *root = a->root;
     char path[PATH_MAX], target[PATH_MAX], copy[PATH_MAX];
-    if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, a->root_opts)) return ST_ROOT;
+    if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, a->root_opts)) {
+        /* a kernel without transparent huge pages refuses the option */
+        char plain[160];
+        size_t n = strlen(a->root_opts) - (sizeof HUGE_OPTION - 1);
+        memcpy(plain, a->root_opts, n);
+        plain[n] = 0;
+        if (errno != EINVAL || mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, plain)) return ST_ROOT;
+    }
     for (size_t i = 0; i < sizeof tops / sizeof *tops; i++) {
         struct stat st;
         if (lstat(tops[i], &st)) continue;
@@ -839,8 +848,11 @@ static int plan_root(const sbx_config *cfg, size_t program_len, root_plan *p) {
     if (!p->root) return SM_ERR("no directory to build the sandbox's root on");
     if (stat(p->python_real, &st))
         return SM_ERR("cannot find the interpreter '%s': %s", cfg->python, strerror(errno));
-    tmpfs_options((size_t)st.st_size + program_len + ((size_t)1 << 20), 64, "0755", -1,
+    /* huge pages: the interpreter's copy costs a few page allocations, not thousands */
+    tmpfs_options((size_t)st.st_size + program_len + ((size_t)4 << 20), 64, "0755", -1,
                   p->root_opts, sizeof p->root_opts);
+    size_t n_opts = strlen(p->root_opts);
+    snprintf(p->root_opts + n_opts, sizeof p->root_opts - n_opts, "%s", HUGE_OPTION);
     return 0;
 }
 
