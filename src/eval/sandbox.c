@@ -25,7 +25,7 @@
  * read it and nothing is left behind when the namespace dies, however the harness ends.
  *
  * The verdict: the harness writes a random key into a pipe that becomes the interpreter's
- * fd 3 and reads the verdict from a pipe that is its fd 4. The wrapper (g_wrapper, no
+ * fd 3 and reads the verdict from a pipe that is its fd 4. The wrapper (g_wrapper_head, no
  * secret in it) starts a judge thread that reads the key and closes fd 3 before the
  * program runs; the judge writes the key to fd 4 only when the wrapper's own frame stands
  * on the line after the program returned. A run passes when fd 4 carried exactly the key
