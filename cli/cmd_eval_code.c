@@ -169,6 +169,9 @@ static void add_caps(cJSON *o, const sbx_caps *c, const sbx_config *cfg) {
     cJSON_AddBoolToObject(s, "network_namespace", c->netns);
     cJSON_AddBoolToObject(s, "pid_namespace", c->pidns);
     cJSON_AddBoolToObject(s, "read_only_mounts", c->rdonly);
+    cJSON_AddBoolToObject(s, "private_root", c->private_root);
+    cJSON_AddBoolToObject(s, "fresh_proc", c->procfs);
+    cJSON_AddBoolToObject(s, "seccomp", c->seccomp);
     cJSON_AddBoolToObject(s, "unprivileged_uid", c->drop_uid);
     cJSON_AddBoolToObject(s, "process_limit", c->nproc_enforced);
     cJSON_AddNumberToObject(s, "timeout_s", cfg->timeout_s);

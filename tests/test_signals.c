@@ -1,7 +1,7 @@
 /* test_signals.c — the smdlm program stopped by SIGTERM / SIGINT: `generate` keeps the samples
  * it finished in -o (complete JSON lines) and exits 143; `eval code` kills its sandboxed
  * program, removes the run's directory, keeps the records of the finished programs and exits
- * 130. Every wait polls with a generous deadline (the machine may be loaded). */
+ * 130 / 143; killed by SIGKILL, it leaves neither sandbox processes nor directories. Every wait polls with a generous deadline (the machine may be loaded). */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -143,12 +143,15 @@ static int dir_entries(const char *path) {
     return n;
 }
 
-static void test_eval_code_sigint_kills_sandbox(void **state) {
-    (void)state;
+/* `eval code` running a sleeping program, stopped by sig: its exit status is want_exit, and
+ * neither the sandbox's processes nor a directory of the run are left. SIGKILL gives smdlm
+ * no chance to clean up: the keeper and the interpreter die with their parents
+ * (PR_SET_PDEATHSIG) and the run's files lived in its own mount namespace. */
+static void stop_eval_code(int sig, int want_exit) {
     char samples[128], records[128], sbx_tmp[128];
-    snprintf(samples, sizeof samples, "%s/samples.jsonl", g_tmp);
-    snprintf(records, sizeof records, "%s/records.jsonl", g_tmp);
-    snprintf(sbx_tmp, sizeof sbx_tmp, "%s/sbx", g_tmp);
+    snprintf(samples, sizeof samples, "%s/samples-%d.jsonl", g_tmp, sig);
+    snprintf(records, sizeof records, "%s/records-%d.jsonl", g_tmp, sig);
+    snprintf(sbx_tmp, sizeof sbx_tmp, "%s/sbx-%d", g_tmp, sig);
     /* the sandbox's unprivileged uid passes through both (mkdtemp made g_tmp 0700) */
     assert_int_equal(chmod(g_tmp, 0711), 0);
     assert_int_equal(mkdir(sbx_tmp, 0711), 0);
@@ -180,8 +183,8 @@ static void test_eval_code_sigint_kills_sandbox(void **state) {
         keeper = interpreter = 0;
         sleep_ms(20);
     }
-    kill(pid, SIGINT);
-    assert_int_equal(wait_exit(pid, 60.0), 130);
+    kill(pid, sig);
+    assert_int_equal(wait_exit(pid, 60.0), want_exit);
     /* the sandbox's process group (keeper, interpreter) is gone */
     pid_t left[4];
     const double gone_by = sm_time_sec() + 30.0;
@@ -191,7 +194,22 @@ static void test_eval_code_sigint_kills_sandbox(void **state) {
     /* no /tmp/smdlm-sbx-* left (TMPDIR was sbx_tmp) */
     assert_int_equal(dir_entries(sbx_tmp), 0);
     /* the finished program's record, not the stopped one's */
-    assert_int_equal(complete_json_lines(records, "task_id"), 1);
+    if (sig != SIGKILL) assert_int_equal(complete_json_lines(records, "task_id"), 1);
+}
+
+static void test_eval_code_sigint_kills_sandbox(void **state) {
+    (void)state;
+    stop_eval_code(SIGINT, 130);
+}
+
+static void test_eval_code_sigterm_kills_sandbox(void **state) {
+    (void)state;
+    stop_eval_code(SIGTERM, 143);
+}
+
+static void test_eval_code_sigkill_leaves_nothing(void **state) {
+    (void)state;
+    stop_eval_code(SIGKILL, 1000 + SIGKILL);
 }
 
 static int setup(void **state) {
@@ -207,6 +225,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generate_sigterm_keeps_finished_samples),
         cmocka_unit_test(test_eval_code_sigint_kills_sandbox),
+        cmocka_unit_test(test_eval_code_sigterm_kills_sandbox),
+        cmocka_unit_test(test_eval_code_sigkill_leaves_nothing),
     };
     return cmocka_run_group_tests_name("signals", tests, setup, teardown);
 }

