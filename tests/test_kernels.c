@@ -158,5 +158,5 @@ int main(void) {
         cmocka_unit_test(test_gelu_residual), cmocka_unit_test(test_exp_softmax),
         cmocka_unit_test(test_softmask_rows),
     };
-    return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
+    return TU_RUN_PER_ISA("kernels", tests);
 }
