@@ -178,12 +178,13 @@ void attention_head(float *o, float *S, const float *q, const float *k, const fl
     gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, Tq, hd, T, 1.0f, S, T, v, ldkv, 0.0f, o, ldo);
 }
 
-void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
-                       int hd, int causal) {
+void attention_heads(float *out, const float *qkv, float *scratch, int B, int T, int H, int hd,
+                     int causal) {
     const int D = H * hd, ld = 3 * D;
     /* One (b, h) pair per task, its scores in the thread's T·T slot of scratch; the products
-     * inside the parallel region run single-threaded (gemm.h). */
-#pragma omp parallel for schedule(dynamic, 1)
+     * inside the parallel region run single-threaded (gemm.h). An orphaned `omp for`: it
+     * shares the tasks among the threads of the region it is called from. */
+#pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         float *S = scratch + (size_t)omp_get_thread_num() * T * T;
@@ -191,6 +192,12 @@ void attention_forward(float *out, const float *qkv, float *scratch, int B, int 
         attention_head(out + (size_t)b * T * D + (size_t)h * hd, S, q, q + D, q + 2 * D, T, T, hd,
                        ld, ld, D, causal);
     }
+}
+
+void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
+                       int hd, int causal) {
+#pragma omp parallel
+    attention_heads(out, qkv, scratch, B, T, H, hd, causal);
 }
 
 /* Training keeps every head's probabilities, so the heads run as strided batches of the

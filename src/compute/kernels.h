@@ -70,6 +70,10 @@ void attention_head(float *o, float *S, const float *q, const float *k, const fl
 size_t attention_scratch_floats(int T, int nthreads);
 void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
                        int hd, int causal);
+/* The same inside a parallel region that every thread of it calls (an orphaned worksharing
+ * loop over the B·H heads, ending with its barrier). */
+void attention_heads(float *out, const float *qkv, float *scratch, int B, int T, int H, int hd,
+                     int causal);
 void attention_forward_ref(float *out, const float *qkv, int B, int T, int H, int hd,
                            int causal);
 

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -151,10 +152,16 @@ static const char *const k_ignored_suffixes[] = {
     "softmask.raw_steepness",  /* transparency_config.json */
 };
 
-/* Points embed_fd/embed_offset at the embedding's bytes when it is used in place. */
+/* Tables up to this size are read through the mapping: resident at most their size, and a
+ * forward's rows cost no system call each (a small model's forward is ~1 ms). */
+#define EMBED_MAPPED_MAX_BYTES (32u << 20)
+
+/* Points embed_fd/embed_offset at the embedding's bytes when a large table is used in place. */
 static void open_embedding_reader(dit_model *m, const char *name) {
     const st_tensor *t = st_find(&m->archive, name);
     if (m->w.embed != (const float *)(const void *)t->data) return;
+    if ((size_t)m->cfg.vocab_size * (size_t)m->cfg.hidden * sizeof(float) <= EMBED_MAPPED_MAX_BYTES)
+        return;
     const st_file *f = &m->archive.files[t->file_index];
     int fd = sm_open_regular(f->path, NULL);
     if (fd < 0) return; /* fall back to reading through the mapping */
@@ -262,7 +269,8 @@ static void acts_sizes(const dit_config *c, int B, int T, int nthreads, size_t s
     const size_t s[ACT_BUFFERS] = {BTD, BTD, sm_size_mul(BTD, 3), BTD, BTD, sm_size_mul(BTD, 4),
                                    attention_scratch_floats(T, nthreads), (size_t)B * 256,
                                    (size_t)B * c->cond_dim, (size_t)B * c->cond_dim,
-                                   (size_t)B * 6 * D, (size_t)T * hd / 2, (size_t)T * hd / 2, BTD};
+                                   (size_t)B * (6 * D * (size_t)c->n_blocks + 2 * D),
+                                   (size_t)T * hd / 2, (size_t)T * hd / 2, BTD};
     for (int i = 0; i < ACT_BUFFERS; i++) sizes[i] = sm_size_align(s[i], 16);
 }
 
@@ -335,10 +343,25 @@ static void conditioning_forward(const dit_model *m, dit_acts *a, const float *s
     silu_forward(a->c, (size_t)B * C);
 }
 
-static void block_forward(const dit_model *m, const dit_block *blk, dit_acts *a, int B, int T) {
+/* The adaLN modulation of block l, (B, 6D) per canvas: shift1 scale1 gate1 shift2 scale2
+ * gate2; after the n_blocks blocks' come the final layer's (B, 2D). */
+static float *block_mod(const dit_model *m, const dit_acts *a, int l, int B) {
+    return a->mod + (size_t)l * B * 6 * m->cfg.hidden;
+}
+
+/* Every modulation of the forward, computed before the blocks run. */
+static void modulations_forward(const dit_model *m, dit_acts *a, int B) {
+    const int D = m->cfg.hidden, C = m->cfg.cond_dim, L = m->cfg.n_blocks;
+    for (int l = 0; l < L; l++)
+        matmul_forward(block_mod(m, a, l, B), a->c, m->w.blocks[l].ada_w, m->w.blocks[l].ada_b, B,
+                       C, 6 * D);
+    matmul_forward(block_mod(m, a, L, B), a->c, m->w.final_ada_w, m->w.final_ada_b, B, C, 2 * D);
+}
+
+/* One operation after the other, each spread over the threads (large shapes). */
+static void block_forward(const dit_model *m, const dit_block *blk, const float *mod, dit_acts *a,
+                          int B, int T) {
     const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H, N = B * T;
-    float *mod = a->mod; /* (B, 6D): shift1 scale1 gate1 shift2 scale2 gate2 */
-    matmul_forward(mod, a->c, blk->ada_w, blk->ada_b, B, m->cfg.cond_dim, 6 * D);
     layernorm_modulate_forward(a->h, a->x, blk->norm1, mod, mod + D, 6 * D, B, T, D);
     matmul_forward(a->qkv, a->h, blk->attn_qkv, NULL, N, D, 3 * D);
     rope_forward(a->qkv, a->rope_cos, a->rope_sin, B, T, H, hd);
@@ -352,13 +375,101 @@ static void block_forward(const dit_model *m, const dit_block *blk, dit_acts *a,
     gated_residual_forward(a->x, a->proj, mod + 5 * D, 6 * D, B, T, D);
 }
 
+/* ---- the forward of small shapes: one parallel region, each thread its own rows ----------
+ * Below SMALL_FORWARD_ND2 (B·T·D², about 1 ms of products per block) the per-operation
+ * schedule spends more on starting and joining threads than on arithmetic, and on a loaded
+ * machine each join can wait a whole time slice. Here every thread takes a fixed share of the
+ * B·T rows and runs each block's position-wise operations on them alone (their products
+ * single-threaded, gemm.h); the threads meet twice per block, around attention, which mixes
+ * positions and is shared by heads as before. Each row's arithmetic is that of the other
+ * schedule, except that a product's last bits can depend on how many rows one call holds
+ * (OpenBLAS picks its kernels by size): on OpenBLAS's AVX-512 kernels the default model at
+ * 1 and 2 threads and the tiny test models at 1 and 2 threads give the per-operation
+ * schedule's bits (scripts/compare_builds.sh, tests/test_dit.c). */
+#define SMALL_FORWARD_ND2 (1 << 24)
+
+/* The rows r … r1 − 1 of the B·T positions that lie in r's canvas. */
+typedef struct {
+    int b, t0, n; /* canvas b, positions t0 … t0 + n − 1 */
+    size_t row;   /* b·T + t0 */
+} row_piece;
+
+static row_piece piece_at(int r, int r1, int T) {
+    row_piece p = {r / T, r % T, 0, (size_t)r};
+    p.n = T - p.t0 < r1 - r ? T - p.t0 : r1 - r;
+    return p;
+}
+
+static void piece_before_attention(const dit_model *m, const dit_block *blk, const float *mod,
+                                   dit_acts *a, row_piece p) {
+    const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H;
+    const float *mb = mod + (size_t)p.b * 6 * D;
+    float *h = a->h + p.row * D, *qkv = a->qkv + p.row * 3 * D;
+    layernorm_modulate_forward(h, a->x + p.row * D, blk->norm1, mb, mb + D, 6 * D, 1, p.n, D);
+    matmul_forward(qkv, h, blk->attn_qkv, NULL, p.n, D, 3 * D);
+    rope_forward(qkv, a->rope_cos + (size_t)p.t0 * (hd / 2), a->rope_sin + (size_t)p.t0 * (hd / 2),
+                 1, p.n, H, hd);
+}
+
+static void piece_after_attention(const dit_model *m, const dit_block *blk, const float *mod,
+                                  dit_acts *a, row_piece p) {
+    const int D = m->cfg.hidden;
+    const float *mb = mod + (size_t)p.b * 6 * D;
+    float *x = a->x + p.row * D, *h = a->h + p.row * D, *proj = a->proj + p.row * D;
+    float *mlp = a->mlp + p.row * 4 * D;
+    matmul_forward(proj, a->att + p.row * D, blk->attn_out, NULL, p.n, D, D);
+    gated_residual_forward(x, proj, mb + 2 * D, 6 * D, 1, p.n, D);
+    layernorm_modulate_forward(h, x, blk->norm2, mb + 3 * D, mb + 4 * D, 6 * D, 1, p.n, D);
+    matmul_forward(mlp, h, blk->mlp0_w, blk->mlp0_b, p.n, D, 4 * D);
+    gelu_tanh_forward(mlp, (size_t)p.n * 4 * D);
+    matmul_forward(proj, mlp, blk->mlp2_w, blk->mlp2_b, p.n, 4 * D, D);
+    gated_residual_forward(x, proj, mb + 5 * D, 6 * D, 1, p.n, D);
+}
+
+static void blocks_forward_by_rows(const dit_model *m, dit_acts *a, int B, int T) {
+    const int D = m->cfg.hidden, H = m->cfg.n_heads, L = m->cfg.n_blocks, N = B * T;
+    const float *fmod = block_mod(m, a, L, B);
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        SM_ASSERT(nt <= a->nthreads); /* one T·T slot of a->scores per thread */
+        const int r0 = (int)((long)N * id / nt), r1 = (int)((long)N * (id + 1) / nt);
+        for (int l = 0; l < L; l++) {
+            const dit_block *blk = &m->w.blocks[l];
+            const float *mod = block_mod(m, a, l, B);
+            for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
+                piece_before_attention(m, blk, mod, a, p);
+#pragma omp barrier
+            attention_heads(a->att, a->qkv, a->scores, B, T, H, D / H, m->cfg.causal);
+            for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
+                piece_after_attention(m, blk, mod, a, p);
+        }
+        for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T)) {
+            const float *mb = fmod + (size_t)p.b * 2 * D;
+            layernorm_modulate_forward(a->h + p.row * D, a->x + p.row * D, m->w.final_norm, mb,
+                                       mb + D, 2 * D, 1, p.n, D);
+        }
+    }
+}
+
+int dit_forward_by_rows(const dit_config *c, int B, int T) {
+    return (double)B * T * c->hidden * c->hidden <= SMALL_FORWARD_ND2;
+}
+
 void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int B, int T) {
     SM_ASSERT(B <= a->B && T == a->T);
-    const int D = m->cfg.hidden;
+    const int D = m->cfg.hidden, L = m->cfg.n_blocks;
     conditioning_forward(m, a, sigma, B);
-    for (int l = 0; l < m->cfg.n_blocks; l++) block_forward(m, &m->w.blocks[l], a, B, T);
-    matmul_forward(a->mod, a->c, m->w.final_ada_w, m->w.final_ada_b, B, m->cfg.cond_dim, 2 * D);
-    layernorm_modulate_forward(a->h, a->x, m->w.final_norm, a->mod, a->mod + D, 2 * D, B, T, D);
+    modulations_forward(m, a, B);
+    const int by_rows = a->schedule == DIT_SCHEDULE_AUTO ? dit_forward_by_rows(&m->cfg, B, T)
+                                                         : a->schedule == DIT_SCHEDULE_ROWS;
+    if (by_rows) {
+        blocks_forward_by_rows(m, a, B, T);
+        return;
+    }
+    for (int l = 0; l < L; l++) block_forward(m, &m->w.blocks[l], block_mod(m, a, l, B), a, B, T);
+    const float *fmod = block_mod(m, a, L, B);
+    layernorm_modulate_forward(a->h, a->x, m->w.final_norm, fmod, fmod + D, 2 * D, B, T, D);
 }
 
 void dit_forward_embedded(const dit_model *m, dit_acts *a, const float *sigma, int B, int T,
