@@ -34,11 +34,9 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
                     int IC, int OC) {
     gemm_f32(GEMM_NOTRANS, GEMM_TRANS, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
     if (!bias) return;
+    const row_kernels *k = rows();
 #pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
-    for (int n = 0; n < N; n++) {
-        float *o = out + (size_t)n * OC;
-        for (int i = 0; i < OC; i++) o[i] += bias[i];
-    }
+    for (int n = 0; n < N; n++) k->add_chunk(out + (size_t)n * OC, bias, (size_t)OC);
 }
 
 void matmul_forward_in_out(float *out, const float *inp, const float *w, const float *bias,
@@ -287,33 +285,16 @@ int row_copy_finite(float *dst, const float *src, int n) {
 
 /* ---- soft-masking row statistics ------------------------------------------------------- */
 
-float row_neg_entropy(const float *x, int n) {
-    float m = rows()->row_max(x, n, NULL);
+float row_neg_entropy_max(const float *x, int n, float m) {
     double s, sz;
     rows()->row_exp_moments(x, n, m, &s, &sz);
     return (float)(sz / s - log(s));
 }
 
+float row_neg_entropy(const float *x, int n) {
+    return row_neg_entropy_max(x, n, rows()->row_max(x, n, NULL));
+}
+
 void row_topk(const float *x, int n, int k, int32_t *idx, float *val) {
-    for (int j = 0; j < k; j++) {
-        idx[j] = 0;
-        val[j] = -INFINITY;
-    }
-    const int block = 64;
-    for (int b0 = 0; b0 < n; b0 += block) {
-        int b1 = b0 + block < n ? b0 + block : n;
-        if (!rows()->any_greater(x + b0, b1 - b0, val[k - 1])) continue; /* nothing enters the list */
-        for (int v = b0; v < b1; v++) {
-            float z = x[v];
-            if (!(z > val[k - 1])) continue;
-            int j = k - 1;
-            while (j > 0 && z > val[j - 1]) {
-                val[j] = val[j - 1];
-                idx[j] = idx[j - 1];
-                j--;
-            }
-            val[j] = z;
-            idx[j] = v;
-        }
-    }
+    rows()->row_topk(x, n, k, idx, val);
 }

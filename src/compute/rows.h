@@ -12,6 +12,7 @@
 #define SMDLM_ROWS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "compute/cpu.h"
 
@@ -35,7 +36,7 @@ typedef struct {
     void (*row_sub)(float *x, int n, float c);
     float (*copy_chunk)(float *dst, const float *src, int n);
     void (*row_exp_moments)(const float *x, int n, float m, double *s_out, double *sz_out);
-    int (*any_greater)(const float *x, int n, float thr);
+    void (*row_topk)(const float *x, int n, int k, int32_t *idx, float *val);
     /* backward */
     void (*colsum_block)(float *dbias, const float *dout, int N, int OC, int c0, int ncol);
     void (*ln_backward_row)(float *dx, const float *dout, const float *xhat, float rstd,

@@ -5,6 +5,7 @@
  * Loops are written so that GCC vectorises them at every width (#pragma omp simd, selects
  * through base/simd_math.h). */
 #include <math.h>
+#include <stdint.h>
 
 #include "compute/rows.h"
 #include "base/simd_math.h"
@@ -167,12 +168,39 @@ static void row_exp_moments(const float *x, int n, float m, double *s_out,
 }
 
 /* Any of x[0..n) greater than thr? (vectorised scan, n small) */
-static int any_greater(const float *x, int n, float thr) {
+static inline int any_greater(const float *x, int n, float thr) {
     int any = 0;
 #pragma omp simd reduction(| : any)
     for (int i = 0; i < n; i++) any |= x[i] > thr;
     return any;
 }
+
+/* Indices and values of the k largest entries, descending, ties to the lower index: blocks
+ * of 64 are skipped with one vector comparison unless an entry beats the k-th value. */
+static void row_topk(const float *x, int n, int k, int32_t *idx, float *val) {
+    for (int j = 0; j < k; j++) {
+        idx[j] = 0;
+        val[j] = -INFINITY;
+    }
+    const int block = 64;
+    for (int b0 = 0; b0 < n; b0 += block) {
+        int b1 = b0 + block < n ? b0 + block : n;
+        if (!any_greater(x + b0, b1 - b0, val[k - 1])) continue; /* nothing enters the list */
+        for (int v = b0; v < b1; v++) {
+            float z = x[v];
+            if (!(z > val[k - 1])) continue;
+            int j = k - 1;
+            while (j > 0 && z > val[j - 1]) {
+                val[j] = val[j - 1];
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            val[j] = z;
+            idx[j] = v;
+        }
+    }
+}
+
 
 /* ---- backward ----------------------------------------------------------------------------- */
 
@@ -353,7 +381,7 @@ const row_kernels CPU_PATH_SYMBOL(row_kernels) = {
     .row_sub = row_sub,
     .copy_chunk = copy_chunk,
     .row_exp_moments = row_exp_moments,
-    .any_greater = any_greater,
+    .row_topk = row_topk,
     .colsum_block = colsum_block,
     .ln_backward_row = ln_backward_row,
     .ln_backward_cols = ln_backward_cols,

@@ -206,7 +206,7 @@ static int update_step(run_state *st, int32_t *x, const uint8_t *fixed, double t
     const int T = st->T, mask = st->m->mask_id;
     step_probs sp = step_probabilities(st->p, t, dt);
     int changed = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : changed)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : changed) if (st->B > 1)
     for (int b = 0; b < st->B; b++) {
         sm_rng *r = &st->rng[b];
         for (int i = b * T; i < (b + 1) * T; i++) {

@@ -99,7 +99,7 @@ float sm_lambda(const sm_params *p, float neg_h) {
 void sm_feedback_from_row(const sm_params *p, const float *row, int V, sm_feedback *f) {
     float top[SM_MAX_K];
     row_topk(row, V, p->k, f->idx, top);
-    f->neg_h = row_neg_entropy(row, V);
+    f->neg_h = row_neg_entropy_max(row, V, top[0]);
     double ps = 0.0; /* π = softmax over the k largest entries */
     for (int i = 0; i < p->k; i++) ps += exp((double)top[i] - top[0]);
     for (int i = 0; i < p->k; i++) f->pi[i] = (float)(exp((double)top[i] - top[0]) / ps);
