@@ -129,14 +129,21 @@ static void test_causal(void **state) {
     free_fixture(&f);
 }
 
-/* The forward with schedule s on `threads` threads. */
+/* The forward with schedule s on `threads` threads: the logits of every row, then (at
+ * out + B·T·V) those of the odd rows only, in order. */
 static float *forward_with(fixture *f, dit_schedule s, int threads) {
     kernels_set_threads(threads);
     dit_acts a;
     assert_int_equal(dit_acts_alloc(&a, &f->md.net.cfg, f->B, f->T, threads), 0);
     a.schedule = s;
-    float *out = sm_malloc(sizeof(float) * (size_t)f->B * f->T * f->V);
+    const int BT = f->B * f->T, nodd = BT / 2;
+    float *out = sm_malloc(sizeof(float) * (size_t)(BT + nodd) * f->V);
     dit_forward(&f->md.net, &a, f->ids, f->sigma, f->B, f->T, out);
+    int32_t *odd = sm_malloc(sizeof(int32_t) * (size_t)nodd);
+    for (int i = 0; i < nodd; i++) odd[i] = 2 * i + 1;
+    dit_embed_ids(&f->md.net, &a, f->ids, f->B, f->T);
+    dit_forward_embedded(&f->md.net, &a, f->sigma, f->B, f->T, odd, nodd, out + (size_t)BT * f->V);
+    free(odd);
     dit_acts_free(&a);
     kernels_set_threads(2);
     return out;
@@ -155,14 +162,17 @@ static void test_schedules(void **state) {
             load_fixture(&f, k_models[mi]);
             f.md.net.cfg.causal = causal;
             assert_true(dit_forward_by_rows(&f.md.net.cfg, f.B, f.T));
-            const size_t n = (size_t)f.B * f.T * f.V;
+            const size_t n = (size_t)f.B * f.T * f.V, n_all = n + (size_t)(f.B * f.T / 2) * f.V;
             float *per_op = forward_with(&f, DIT_SCHEDULE_PER_OP, 2);
+            for (int i = 0; i < f.B * f.T / 2; i++) /* the odd rows alone = those of the whole */
+                assert_int_equal(tu_compare_f32("odd rows", per_op + n + (size_t)i * f.V,
+                                                per_op + (size_t)(2 * i + 1) * f.V, f.V, 1e-6f, 1e-6f), 0);
             for (int threads = 1; threads <= 3; threads++) {
                 float *by_rows = forward_with(&f, DIT_SCHEDULE_ROWS, threads);
                 printf("%s%s, %d threads by rows: %s\n", k_models[mi], causal ? " causal" : "",
-                       threads, memcmp(by_rows, per_op, sizeof(float) * n) ? "differs" : "same bits");
-                assert_int_equal(tu_compare_f32("rows vs per-op", by_rows, per_op, n, 1e-6f, 1e-5f), 0);
-                if (exact && threads <= 2) assert_memory_equal(by_rows, per_op, sizeof(float) * n);
+                       threads, memcmp(by_rows, per_op, sizeof(float) * n_all) ? "differs" : "same bits");
+                assert_int_equal(tu_compare_f32("rows vs per-op", by_rows, per_op, n_all, 1e-6f, 1e-5f), 0);
+                if (exact && threads <= 2) assert_memory_equal(by_rows, per_op, sizeof(float) * n_all);
                 free(by_rows);
             }
             size_t nref;

@@ -426,7 +426,24 @@ static void piece_after_attention(const dit_model *m, const dit_block *blk, cons
     gated_residual_forward(x, proj, mb + 5 * D, 6 * D, 1, p.n, D);
 }
 
-static void blocks_forward_by_rows(const dit_model *m, dit_acts *a, int B, int T) {
+/* The output layer for nout rows: logits[q] = h[rows[q]]·Wᵀ + b (row q itself without a
+ * list). */
+static void output_rows(const dit_model *m, dit_acts *a, const int32_t *rows, int nout,
+                        float *logits) {
+    const int D = m->cfg.hidden, V = m->cfg.vocab_size;
+    if (nout == 0) return;
+    const float *h = a->h;
+    if (rows) {
+        for (int q = 0; q < nout; q++)
+            memcpy(a->rows + (size_t)q * D, a->h + (size_t)rows[q] * D, sizeof(float) * (size_t)D);
+        h = a->rows;
+    }
+    matmul_forward(logits, h, m->w.out_w, m->w.out_b, nout, D, V);
+}
+
+/* The blocks and the final norm in one parallel region. (The output layer stays one
+ * threaded product: split by rows, its last bits would depend on the split.) */
+static void forward_by_rows(const dit_model *m, dit_acts *a, int B, int T) {
     const int D = m->cfg.hidden, H = m->cfg.n_heads, L = m->cfg.n_blocks, N = B * T;
     const float *fmod = block_mod(m, a, L, B);
 #pragma omp parallel
@@ -456,35 +473,34 @@ int dit_forward_by_rows(const dit_config *c, int B, int T) {
     return (double)B * T * c->hidden * c->hidden <= SMALL_FORWARD_ND2;
 }
 
-void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int B, int T) {
+/* Hidden states, then (logits != NULL) the logits of nout rows (all B·T when rows is NULL). */
+static void forward(const dit_model *m, dit_acts *a, const float *sigma, int B, int T,
+                    const int32_t *rows, int nout, float *logits) {
     SM_ASSERT(B <= a->B && T == a->T);
     const int D = m->cfg.hidden, L = m->cfg.n_blocks;
+    for (int r = 0; rows && r < nout; r++) SM_ASSERT(rows[r] >= 0 && rows[r] < B * T);
     conditioning_forward(m, a, sigma, B);
     modulations_forward(m, a, B);
     const int by_rows = a->schedule == DIT_SCHEDULE_AUTO ? dit_forward_by_rows(&m->cfg, B, T)
                                                          : a->schedule == DIT_SCHEDULE_ROWS;
     if (by_rows) {
-        blocks_forward_by_rows(m, a, B, T);
-        return;
+        forward_by_rows(m, a, B, T);
+    } else {
+        for (int l = 0; l < L; l++)
+            block_forward(m, &m->w.blocks[l], block_mod(m, a, l, B), a, B, T);
+        const float *fmod = block_mod(m, a, L, B);
+        layernorm_modulate_forward(a->h, a->x, m->w.final_norm, fmod, fmod + D, 2 * D, B, T, D);
     }
-    for (int l = 0; l < L; l++) block_forward(m, &m->w.blocks[l], block_mod(m, a, l, B), a, B, T);
-    const float *fmod = block_mod(m, a, L, B);
-    layernorm_modulate_forward(a->h, a->x, m->w.final_norm, fmod, fmod + D, 2 * D, B, T, D);
+    if (logits) output_rows(m, a, rows, nout, logits);
+}
+
+void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int B, int T) {
+    forward(m, a, sigma, B, T, NULL, 0, NULL);
 }
 
 void dit_forward_embedded(const dit_model *m, dit_acts *a, const float *sigma, int B, int T,
                           const int32_t *rows, int nrows, float *logits) {
-    const int D = m->cfg.hidden, V = m->cfg.vocab_size;
-    dit_forward_hidden(m, a, sigma, B, T);
-    if (!rows) {
-        matmul_forward(logits, a->h, m->w.out_w, m->w.out_b, B * T, D, V);
-        return;
-    }
-    for (int r = 0; r < nrows; r++) {
-        SM_ASSERT(rows[r] >= 0 && rows[r] < B * T);
-        memcpy(a->rows + (size_t)r * D, a->h + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
-    }
-    if (nrows) matmul_forward(logits, a->rows, m->w.out_w, m->w.out_b, nrows, D, V);
+    forward(m, a, sigma, B, T, rows, rows ? nrows : B * T, logits);
 }
 
 void dit_forward(const dit_model *m, dit_acts *a, const int32_t *ids, const float *sigma, int B,
