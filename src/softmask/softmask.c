@@ -140,7 +140,9 @@ static void mix_row(float *out, int D, const float *e_mask, const float *e_top, 
 void sm_mix_inputs(float *out, int D, size_t n, const int32_t *ids, int32_t mask_id,
                    const sm_params *p, const sm_feedback *fb, sm_embed_fn embed, void *ctx) {
     const int k = p->k;
-#pragma omp parallel
+    /* a few hundred rows of a small model mix in microseconds: less than starting threads */
+    const int parallel = (double)n * D * (k + 1) >= (double)(1 << 20);
+#pragma omp parallel if (parallel)
     {
         float *e_mask = NULL, *e_top = NULL; /* looked up by a thread when it meets a mix */
 #pragma omp for schedule(dynamic, 16)
