@@ -34,6 +34,11 @@ typedef enum {
 #define CPU_PATH_CAT2(a, b) a##b
 #define CPU_PATH_CAT(a, b) CPU_PATH_CAT2(a, b)
 #define CPU_PATH_SYMBOL(name) CPU_PATH_CAT(name##_, SIMD_PATH)
+/* The build of such a table for the active level: &name_avx512, &name_avx2 or &name_generic. */
+#define CPU_PATH_TABLE(name)                                                                     \
+    (cpu_isa_active() == CPU_ISA_AVX512 ? &name##_avx512                                         \
+     : cpu_isa_active() == CPU_ISA_AVX2 ? &name##_avx2                                           \
+                                        : &name##_generic)
 
 /* The features of this processor, detected once (thread-safe). */
 const cpu_features *cpu_features_get(void);

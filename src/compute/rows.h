@@ -54,12 +54,6 @@ typedef struct {
 extern const row_kernels row_kernels_avx512, row_kernels_avx2, row_kernels_generic;
 
 /* The table of the active code path (cpu_isa_active: chosen once, SMDLM_ISA applied). */
-static inline const row_kernels *rows(void) {
-    switch (cpu_isa_active()) {
-    case CPU_ISA_AVX512: return &row_kernels_avx512;
-    case CPU_ISA_AVX2: return &row_kernels_avx2;
-    default: return &row_kernels_generic;
-    }
-}
+static inline const row_kernels *rows(void) { return CPU_PATH_TABLE(row_kernels); }
 
 #endif

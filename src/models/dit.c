@@ -259,7 +259,7 @@ int dit_config_save(const dit_config *c, const char *path) {
 
 /* ---- activations ------------------------------------------------------------------------- */
 
-#define ACT_BUFFERS 14
+#define ACT_BUFFERS 15
 
 /* The floats of each dit_acts buffer in the order of the struct, each padded to 64 bytes;
  * saturating (sm_size_mul), so that a size beyond memory cannot wrap around. */
@@ -270,7 +270,8 @@ static void acts_sizes(const dit_config *c, int B, int T, int nthreads, size_t s
                                    attention_scratch_floats(T, nthreads), (size_t)B * 256,
                                    (size_t)B * c->cond_dim, (size_t)B * c->cond_dim,
                                    (size_t)B * (6 * D * (size_t)c->n_blocks + 2 * D),
-                                   (size_t)T * hd / 2, (size_t)T * hd / 2, BTD};
+                                   (size_t)T * hd / 2, (size_t)T * hd / 2, BTD,
+                                   dit_forward_by_rows(c, B, T) ? sm_size_mul(BTD, 3) : 0};
     for (int i = 0; i < ACT_BUFFERS; i++) sizes[i] = sm_size_align(s[i], 16);
 }
 
@@ -293,13 +294,14 @@ int dit_acts_alloc(dit_acts *a, const dit_config *c, int B, int T, int nthreads)
     acts_sizes(c, B, T, nthreads, sizes);
     float **slots[ACT_BUFFERS] = {&a->x, &a->h, &a->qkv, &a->att, &a->proj, &a->mlp, &a->scores,
                                   &a->temb, &a->c1, &a->c, &a->mod, &a->rope_cos, &a->rope_sin,
-                                  &a->rows};
+                                  &a->rows, &a->qkv_alt};
     a->mem = sm_aligned_alloc(dit_acts_bytes(c, B, T, nthreads));
     size_t off = 0;
     for (int i = 0; i < ACT_BUFFERS; i++) {
         *slots[i] = a->mem + off;
         off += sizes[i];
     }
+    if (!sizes[ACT_BUFFERS - 1]) a->qkv_alt = NULL;
     rope_tables(a->rope_cos, a->rope_sin, T, (int)c->hidden / c->n_heads, 10000.0f);
     return 0;
 }
@@ -380,8 +382,8 @@ static void block_forward(const dit_model *m, const dit_block *blk, const float 
  * schedule spends more on starting and joining threads than on arithmetic, and on a loaded
  * machine each join can wait a whole time slice. Here every thread takes a fixed share of the
  * B·T rows and runs each block's position-wise operations on them alone (their products
- * single-threaded, gemm.h); the threads meet twice per block, around attention, which mixes
- * positions and is shared by heads as before. Each row's arithmetic is that of the other
+ * single-threaded, gemm.h), including attention for its own query rows; the threads meet
+ * once per block, before attention, which reads every position's keys and values. Each row's arithmetic is that of the other
  * schedule, except that a product's last bits can depend on how many rows one call holds
  * (OpenBLAS picks its kernels by size): on OpenBLAS's AVX-512 kernels the default model at
  * 1 and 2 threads and the tiny test models at 1 and 2 threads give the per-operation
@@ -401,14 +403,26 @@ static row_piece piece_at(int r, int r1, int T) {
 }
 
 static void piece_before_attention(const dit_model *m, const dit_block *blk, const float *mod,
-                                   dit_acts *a, row_piece p) {
+                                   dit_acts *a, float *qkv_all, row_piece p) {
     const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H;
     const float *mb = mod + (size_t)p.b * 6 * D;
-    float *h = a->h + p.row * D, *qkv = a->qkv + p.row * 3 * D;
+    float *h = a->h + p.row * D, *qkv = qkv_all + p.row * 3 * D;
     layernorm_modulate_forward(h, a->x + p.row * D, blk->norm1, mb, mb + D, 6 * D, 1, p.n, D);
     matmul_forward(qkv, h, blk->attn_qkv, NULL, p.n, D, 3 * D);
     rope_forward(qkv, a->rope_cos + (size_t)p.t0 * (hd / 2), a->rope_sin + (size_t)p.t0 * (hd / 2),
                  1, p.n, H, hd);
+}
+
+/* Non-causal attention of the piece's queries over their whole canvas, every head; S holds
+ * the thread's p.n × T scores. */
+static void piece_attention(const dit_model *m, dit_acts *a, const float *qkv, float *S,
+                            row_piece p) {
+    const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H, ld = 3 * D, T = a->T;
+    const float *canvas = qkv + (size_t)p.b * T * ld;
+    for (int h = 0; h < H; h++)
+        attention_head(a->att + p.row * D + (size_t)h * hd, S, qkv + p.row * ld + (size_t)h * hd,
+                       canvas + D + (size_t)h * hd, canvas + 2 * D + (size_t)h * hd, p.n, T, hd,
+                       ld, ld, D, 0);
 }
 
 static void piece_after_attention(const dit_model *m, const dit_block *blk, const float *mod,
@@ -451,13 +465,25 @@ static void forward_by_rows(const dit_model *m, dit_acts *a, int B, int T) {
         const int nt = omp_get_num_threads(), id = omp_get_thread_num();
         SM_ASSERT(nt <= a->nthreads); /* one T·T slot of a->scores per thread */
         const int r0 = (int)((long)N * id / nt), r1 = (int)((long)N * (id + 1) / nt);
+        /* With a second qkv buffer (alternate blocks write alternate buffers) a thread that
+         * runs ahead into the next block cannot overwrite the keys and values another thread
+         * is still reading, and each thread attends for its own query rows: one barrier per
+         * block. Causal attention (and a forced schedule without the buffer) share the heads
+         * and meet after attention too. */
+        const int own_queries = a->qkv_alt && !m->cfg.causal;
+        float *S = a->scores + (size_t)id * T * T;
         for (int l = 0; l < L; l++) {
             const dit_block *blk = &m->w.blocks[l];
             const float *mod = block_mod(m, a, l, B);
+            float *qkv = a->qkv_alt && (l & 1) ? a->qkv_alt : a->qkv;
             for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
-                piece_before_attention(m, blk, mod, a, p);
+                piece_before_attention(m, blk, mod, a, qkv, p);
 #pragma omp barrier
-            attention_heads(a->att, a->qkv, a->scores, B, T, H, D / H, m->cfg.causal);
+            if (own_queries)
+                for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
+                    piece_attention(m, a, qkv, S, p);
+            else
+                attention_heads(a->att, qkv, a->scores, B, T, H, D / H, m->cfg.causal);
             for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
                 piece_after_attention(m, blk, mod, a, p);
         }

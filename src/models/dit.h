@@ -127,6 +127,8 @@ typedef struct {
     float *mod;    /* (B, 6D) per block, then (B, 2D) for the final layer */
     float *rope_cos, *rope_sin; /* (T, hd/2) */
     float *rows;   /* (B·T, D) gathered rows for a partial output layer */
+    float *qkv_alt; /* (B, T, 3D): odd blocks' qkv in the by-rows schedule; NULL for the
+                     * shapes that AUTO runs per operation */
     float *mem;
     dit_schedule schedule; /* DIT_SCHEDULE_AUTO after dit_acts_alloc */
 } dit_acts;

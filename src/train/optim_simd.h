@@ -27,12 +27,6 @@ typedef struct {
 
 extern const optim_kernels optim_kernels_avx512, optim_kernels_avx2, optim_kernels_generic;
 
-static inline const optim_kernels *optim_kernels_active(void) {
-    switch (cpu_isa_active()) {
-    case CPU_ISA_AVX512: return &optim_kernels_avx512;
-    case CPU_ISA_AVX2: return &optim_kernels_avx2;
-    default: return &optim_kernels_generic;
-    }
-}
+static inline const optim_kernels *optim_kernels_active(void) { return CPU_PATH_TABLE(optim_kernels); }
 
 #endif
