@@ -385,9 +385,10 @@ static void block_forward(const dit_model *m, const dit_block *blk, const float 
  * single-threaded, gemm.h), including attention for its own query rows; the threads meet
  * once per block, before attention, which reads every position's keys and values. Each row's arithmetic is that of the other
  * schedule, except that a product's last bits can depend on how many rows one call holds
- * (OpenBLAS picks its kernels by size): on OpenBLAS's AVX-512 kernels the default model at
- * 1 and 2 threads and the tiny test models at 1 and 2 threads give the per-operation
- * schedule's bits (scripts/compare_builds.sh, tests/test_dit.c). */
+ * (OpenBLAS picks its kernels by size): on OpenBLAS's AVX-512 kernels the default model and
+ * the tiny test models at 2 threads give the per-operation schedule's bits
+ * (scripts/compare_builds.sh, tests/test_dit.c), the 32-wide causal fixture at one thread
+ * did not — one thread therefore keeps the per-operation schedule (nothing to save there). */
 #define SMALL_FORWARD_ND2 (1 << 24)
 
 /* The rows r … r1 − 1 of the B·T positions that lie in r's canvas. */
@@ -507,8 +508,10 @@ static void forward(const dit_model *m, dit_acts *a, const float *sigma, int B, 
     for (int r = 0; rows && r < nout; r++) SM_ASSERT(rows[r] >= 0 && rows[r] < B * T);
     conditioning_forward(m, a, sigma, B);
     modulations_forward(m, a, B);
-    const int by_rows = a->schedule == DIT_SCHEDULE_AUTO ? dit_forward_by_rows(&m->cfg, B, T)
-                                                         : a->schedule == DIT_SCHEDULE_ROWS;
+    /* one thread: no joins to save, and the per-operation products keep their bits */
+    const int by_rows = a->schedule == DIT_SCHEDULE_AUTO
+                            ? omp_get_max_threads() > 1 && dit_forward_by_rows(&m->cfg, B, T)
+                            : a->schedule == DIT_SCHEDULE_ROWS;
     if (by_rows) {
         forward_by_rows(m, a, B, T);
     } else {

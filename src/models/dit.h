@@ -103,12 +103,13 @@ int dit_weights_save(const dit_config *c, const dit_weights *w, const char *pref
 /* config.json of a model directory. */
 int dit_config_save(const dit_config *c, const char *path);
 
-/* How the blocks share the threads: AUTO picks ROWS for small shapes (dit_forward_by_rows);
+/* How the blocks share the threads: AUTO picks ROWS for small shapes (dit_forward_by_rows)
+ * on more than one thread;
  * PER_OP spreads each operation over the threads in turn; ROWS gives each thread a share of
  * the positions and one parallel region per forward. They agree within float rounding (the
  * same bits where dit.c says). */
 typedef enum { DIT_SCHEDULE_AUTO = 0, DIT_SCHEDULE_PER_OP, DIT_SCHEDULE_ROWS } dit_schedule;
-/* 1 when AUTO runs a forward of [B, T] by rows. */
+/* 1 when AUTO runs a forward of [B, T] by rows (given more than one thread). */
 int dit_forward_by_rows(const dit_config *c, int B, int T);
 
 /* Activations for up to B×T positions, one allocation. */
