@@ -383,12 +383,13 @@ static void block_forward(const dit_model *m, const dit_block *blk, const float 
  * machine each join can wait a whole time slice. Here every thread takes a fixed share of the
  * B·T rows and runs each block's position-wise operations on them alone (their products
  * single-threaded, gemm.h), including attention for its own query rows; the threads meet
- * once per block, before attention, which reads every position's keys and values. Each row's arithmetic is that of the other
- * schedule, except that a product's last bits can depend on how many rows one call holds
- * (OpenBLAS picks its kernels by size): on OpenBLAS's AVX-512 kernels the default model and
- * the tiny test models at 2 threads give the per-operation schedule's bits
- * (scripts/compare_builds.sh, tests/test_dit.c), the 32-wide causal fixture at one thread
- * did not — one thread therefore keeps the per-operation schedule (nothing to save there). */
+ * once per block, before attention, which reads every position's keys and values. Each
+ * row's arithmetic is that of the other schedule, except that a product's last bits can
+ * depend on how many rows one call holds (OpenBLAS picks its kernels by size): on OpenBLAS's
+ * AVX-512 kernels the default model and the tiny/tiny-tc fixtures at 2 threads keep the
+ * per-operation bits (scripts/compare_builds.sh, tests/test_dit.c), the 32-wide tiny-causal
+ * fixture does not (last bits), at 1 or 2 threads — so one thread, with no joins to save,
+ * keeps the per-operation schedule (NOTES.md "Compute"). */
 #define SMALL_FORWARD_ND2 (1 << 24)
 
 /* The rows r … r1 − 1 of the B·T positions that lie in r's canvas. */
