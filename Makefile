@@ -9,8 +9,8 @@ OPT     ?= -O2
 BUILD   ?= build
 BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 
-# No -march=native: hot kernels carry target_clones(avx512f, avx2, default) and the
-# loader picks one at run time.
+# No -march=native: the hot loops are built once per code path (*_simd.c, below) and smdlm
+# picks one at run time from its own CPU detection (src/compute/cpu.c).
 CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
            -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8) $(SAN)
 # the core library's libraries; training adds MPI, evaluation the sandbox. OpenBLAS (with its
@@ -46,8 +46,16 @@ TRAIN_SRC := $(sort $(wildcard src/train/*.c))
 EVAL_SRC  := $(sort $(wildcard src/eval/*.c))
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
-CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
-TRAIN_OBJ := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
+# Files named *_simd.c are compiled once per code path, with -DSIMD_PATH=<path> and the path's
+# flags; the three objects are linked side by side (src/compute/rows.h).
+SIMD_PATHS := avx512 avx2 generic
+SIMD_FLAGS_avx512 := -mavx512f
+SIMD_FLAGS_avx2 := -mavx2 -mfma
+SIMD_FLAGS_generic :=
+objects_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %_simd.c,$(1))) \
+             $(foreach f,$(filter %_simd.c,$(1)),$(SIMD_PATHS:%=$(BUILD)/$(f:.c=).%.o))
+CORE_OBJ  := $(call objects_of,$(CORE_SRC))
+TRAIN_OBJ := $(call objects_of,$(TRAIN_SRC))
 EVAL_OBJ  := $(EVAL_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -106,6 +114,13 @@ smdlm: $(BUILD)/smdlm
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h include/*.h cli/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+define SIMD_RULE
+$(BUILD)/%.$(1).o: %.c $(wildcard src/*/*.h include/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -DSIMD_PATH=$(1) $$(SIMD_FLAGS_$(1)) -c -o $$@ $$<
+endef
+$(foreach p,$(SIMD_PATHS),$(eval $(call SIMD_RULE,$(p))))
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka

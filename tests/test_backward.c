@@ -576,5 +576,5 @@ int main(void) {
         cmocka_unit_test(test_gated_residual_grad), cmocka_unit_test(test_accumulates),
         cmocka_unit_test(test_determinism),
     };
-    return cmocka_run_group_tests_name("backward", tests, NULL, NULL);
+    return TU_RUN_PER_ISA("backward", tests);
 }

@@ -1,11 +1,15 @@
 /* test_cpu.c — cpuid/xgetbv feature detection (compute/cpu.h): the implications that hold
- * on every real processor, agreement with the kernel's view in /proc/cpuinfo, and the
- * SMDLM_ISA cap. */
+ * on every real processor, agreement with the kernel's view in /proc/cpuinfo, the
+ * SMDLM_ISA cap, and that forcing a level moves every kernel table to it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compute/cpu.h"
+#include "compute/kernels.h"
+#include "compute/linear.h"
+#include "compute/rows.h"
+#include "train/optim_simd.h"
 #include "testutil.h"
 
 static void test_implications(void **state) {
@@ -88,11 +92,40 @@ static void test_isa_cap(void **state) {
     assert_int_equal(cpu_isa_active(), cpu_isa_capped(cpu_isa_best(), env, &known));
 }
 
+/* cpu_isa_force: each level up to the best becomes the active one, and the row loops, the
+ * optimiser's loops and the linear layers' tile kernels follow it; above the best it fails. */
+static void test_isa_force(void **state) {
+    const cpu_isa top = cpu_isa_active();
+    const row_kernels *rk[] = {&row_kernels_generic, &row_kernels_avx2, &row_kernels_avx512};
+    const optim_kernels *ok[] = {&optim_kernels_generic, &optim_kernels_avx2, &optim_kernels_avx512};
+    const linear_path small_bf16[] = {LINEAR_GENERIC, LINEAR_AVX2, LINEAR_AVX512};
+    assert_true(rk[0] != rk[1] && rk[1] != rk[2] && ok[0] != ok[1] && ok[1] != ok[2]);
+    for (cpu_isa isa = CPU_ISA_GENERIC; isa <= CPU_ISA_AVX512; isa++) {
+        if (isa > cpu_isa_best()) {
+            assert_int_equal(cpu_isa_force(isa), -1);
+            continue;
+        }
+        assert_int_equal(cpu_isa_force(isa), 0);
+        printf("forced %s\n", cpu_isa_name(isa));
+        assert_int_equal(cpu_isa_active(), isa);
+        assert_string_equal(kernels_simd_level(), cpu_isa_name(isa));
+        assert_ptr_equal(rows(), rk[isa]);
+        assert_ptr_equal(optim_kernels_active(), ok[isa]);
+        assert_int_equal(linear_path_for(WT_BF16, 1), small_bf16[isa]);
+        assert_int_equal(linear_path_available(LINEAR_AVX512), isa >= CPU_ISA_AVX512);
+        assert_int_equal(linear_path_available(LINEAR_AVX512BF16),
+                         isa >= CPU_ISA_AVX512 && cpu_features_get()->avx512_bf16);
+    }
+    assert_int_equal(cpu_isa_force((cpu_isa)7), -1);
+    assert_int_equal(cpu_isa_force(top), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_implications),
         cmocka_unit_test(test_matches_proc_cpuinfo),
         cmocka_unit_test(test_isa_cap),
+        cmocka_unit_test(test_isa_force),
     };
     return cmocka_run_group_tests_name("cpu", tests, NULL, NULL);
 }

@@ -1,9 +1,11 @@
 /* test_dit.c — the DiT forward, SUBS and soft-masking against PyTorch fixtures
- * (tests/gen_fixtures.py) on two tiny random models, plus config validation. */
+ * (tests/gen_fixtures.py) on two tiny random models, the two thread schedules of the forward
+ * against each other, plus config validation. */
 #include <math.h>
 #include <string.h>
 
 #include "models/dit.h"
+#include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "models/model.h"
 #include "softmask/softmask.h"
@@ -125,6 +127,64 @@ static void test_causal(void **state) {
     free(got), free(ref);
     dit_acts_free(&a);
     free_fixture(&f);
+}
+
+/* The forward with schedule s on `threads` threads: the logits of every row, then (at
+ * out + B·T·V) those of the odd rows only, in order. */
+static float *forward_with(fixture *f, dit_schedule s, int threads) {
+    kernels_set_threads(threads);
+    dit_acts a;
+    assert_int_equal(dit_acts_alloc(&a, &f->md.net.cfg, f->B, f->T, threads), 0);
+    a.schedule = s;
+    const int BT = f->B * f->T, nodd = BT / 2;
+    float *out = sm_malloc(sizeof(float) * (size_t)(BT + nodd) * f->V);
+    dit_forward(&f->md.net, &a, f->ids, f->sigma, f->B, f->T, out);
+    int32_t *odd = sm_malloc(sizeof(int32_t) * (size_t)nodd);
+    for (int i = 0; i < nodd; i++) odd[i] = 2 * i + 1;
+    dit_embed_ids(&f->md.net, &a, f->ids, f->B, f->T);
+    dit_forward_embedded(&f->md.net, &a, f->sigma, f->B, f->T, odd, nodd, out + (size_t)BT * f->V);
+    free(odd);
+    dit_acts_free(&a);
+    kernels_set_threads(2);
+    return out;
+}
+
+/* By rows (each thread its share of the positions; 3 threads split a canvas) and per
+ * operation give the same logits within float rounding, and with OpenBLAS's AVX-512 kernels
+ * bit for bit on 1 and 2 threads (on 3, calls of 8 rows take other kernels: last bits).
+ * Both match PyTorch. The tiny shapes take the rows schedule by default, a large one not. */
+static void test_schedules(void **state) {
+    const char *core = gemm_provider_core();
+    const int exact = core && (!strcmp(core, "SkylakeX") || !strcmp(core, "Cooperlake"));
+    for (int mi = 0; mi < 2; mi++)
+        for (int causal = 0; causal < 2; causal++) {
+            fixture f;
+            load_fixture(&f, k_models[mi]);
+            f.md.net.cfg.causal = causal;
+            assert_true(dit_forward_by_rows(&f.md.net.cfg, f.B, f.T));
+            const size_t n = (size_t)f.B * f.T * f.V, n_all = n + (size_t)(f.B * f.T / 2) * f.V;
+            float *per_op = forward_with(&f, DIT_SCHEDULE_PER_OP, 2);
+            for (int i = 0; i < f.B * f.T / 2; i++) /* the odd rows alone = those of the whole */
+                assert_int_equal(tu_compare_f32("odd rows", per_op + n + (size_t)i * f.V,
+                                                per_op + (size_t)(2 * i + 1) * f.V, f.V, 1e-6f, 1e-6f), 0);
+            for (int threads = 1; threads <= 3; threads++) {
+                float *by_rows = forward_with(&f, DIT_SCHEDULE_ROWS, threads);
+                printf("%s%s, %d threads by rows: %s\n", k_models[mi], causal ? " causal" : "",
+                       threads, memcmp(by_rows, per_op, sizeof(float) * n_all) ? "differs" : "same bits");
+                assert_int_equal(tu_compare_f32("rows vs per-op", by_rows, per_op, n_all, 1e-6f, 1e-5f), 0);
+                if (exact && threads <= 2) assert_memory_equal(by_rows, per_op, sizeof(float) * n_all);
+                free(by_rows);
+            }
+            size_t nref;
+            float *ref = tu_load_f32(tu_fixture("%s/ref/logits%s.npy", k_models[mi],
+                                                causal ? "_causal" : ""), &nref);
+            assert_int_equal(nref, n);
+            assert_int_equal(tu_compare_f32("per-op vs PyTorch", per_op, ref, n, 1e-4f, 1e-4f), 0);
+            free(ref), free(per_op);
+            free_fixture(&f);
+        }
+    dit_config big = {.hidden = 768};
+    assert_false(dit_forward_by_rows(&big, 1, 1024));
 }
 
 static void test_softmask(void **state) {
@@ -262,7 +322,7 @@ int main(void) {
     kernels_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_logits),    cmocka_unit_test(test_causal),
-        cmocka_unit_test(test_bf16_and_sharded),
+        cmocka_unit_test(test_bf16_and_sharded), cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_softmask),          cmocka_unit_test(test_sm_parameterisation),
         cmocka_unit_test(test_config_validation), cmocka_unit_test(test_bad_model_dirs),
     };

@@ -49,7 +49,7 @@ version_output() {
     printf '%s\n' "$out"
     printf '%s\n' "$out" | head -n 1 | grep -qx "smdlm $version" &&
         printf '%s\n' "$out" | grep -q '^commit: ' &&
-        printf '%s\n' "$out" | grep -Eq '^isa: +x86-64' &&
+        printf '%s\n' "$out" | grep -Eq '^isa: +x86-64 (avx512|avx2|generic) ' &&
         printf '%s\n' "$out" | grep -Eq '^compute: +[A-Za-z]' &&
         printf '%s\n' "$out" | grep -Eq "^data: +$prefix/share/smdlm\$"
 }

@@ -404,5 +404,5 @@ int main(void) {
         cmocka_unit_test(test_clip_edges),
         cmocka_unit_test(test_config_validate),
     };
-    return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
+    return TU_RUN_PER_ISA("optim", tests);
 }

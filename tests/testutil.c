@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "compute/cpu.h"
 #include "formats/npy.h"
 #include "base/util.h"
 
@@ -182,3 +183,22 @@ int tu_tmpdir_remove(const char *dir) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
+
+int tu_run_group_per_isa(const char *name, const struct CMUnitTest *tests, size_t n) {
+    int failed = 0;
+    const cpu_isa top = cpu_isa_active(); /* SMDLM_ISA, when set, caps the paths run */
+    for (cpu_isa isa = top;; isa--) {
+        char label[96];
+        snprintf(label, sizeof label, "%s %s", name, cpu_isa_name(isa));
+        if (cpu_isa_force(isa)) {
+            fprintf(stderr, "cannot force the %s path\n", cpu_isa_name(isa));
+            return failed + 1;
+        }
+        printf("code path: %s\n", label);
+        fflush(stdout);
+        failed += _cmocka_run_group_tests(label, tests, n, NULL, NULL);
+        if (isa == CPU_ISA_GENERIC) break;
+    }
+    cpu_isa_force(top);
+    return failed;
+}

@@ -46,6 +46,12 @@ void tu_expect_cli_errors(const char *args, size_t stride, const char *const *wo
 int tu_tmpdir_make(char *dir, size_t n, const char *tag);
 int tu_tmpdir_remove(const char *dir);
 
+/* Runs the cmocka group once per code path from the active one down (avx512, avx2, generic: each
+ * forced with cpu_isa_force, so every loop of compute/rows.h, the linear layers' tile kernels
+ * and the optimiser take that path), named "NAME avx2" etc.; returns the number of failures. */
+int tu_run_group_per_isa(const char *name, const struct CMUnitTest *tests, size_t n);
+#define TU_RUN_PER_ISA(name, tests) tu_run_group_per_isa(name, tests, sizeof(tests) / sizeof *(tests))
+
 /* Path inside the fixture directory, in a static buffer (not thread-safe). */
 const char *tu_fixture(const char *fmt, ...);
 

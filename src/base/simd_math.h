@@ -1,5 +1,5 @@
-/* simd_math.h — scalar math written so that loops over it vectorise in every target clone
- * (AVX-512, AVX2, baseline): selects through integer masks, rounding by the 1.5·2²³
+/* simd_math.h — scalar math written so that loops over it vectorise in every code path
+ * (AVX-512, AVX2, baseline; compute/rows.h): selects through integer masks, rounding by the 1.5·2²³
  * trick. Relies on round-to-nearest and no FP contraction (-std=c11; never -ffast-math). */
 #ifndef SMDLM_SIMD_MATH_H
 #define SMDLM_SIMD_MATH_H
@@ -18,7 +18,7 @@ static inline float sel_gt(float a, float b, float t, float f) {
     return r.f;
 }
 
-/* exp(x) with every select through sel_gt so that every clone vectorises.
+/* exp(x) with every select through sel_gt so that every code path vectorises.
  * Cody-Waite range reduction and Cephes' degree-6 polynomial, ≈2 ulp; exact 0 below −87.3
  * and +inf above 88.7. */
 static inline float expf_fast(float x) {

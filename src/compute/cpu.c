@@ -146,6 +146,13 @@ cpu_isa cpu_isa_active(void) {
     return g_active;
 }
 
+int cpu_isa_force(cpu_isa isa) {
+    cpu_isa_active(); /* the environment's choice is made once, before any override */
+    if (isa < CPU_ISA_GENERIC || isa > cpu_isa_best()) return -1;
+    g_active = isa;
+    return 0;
+}
+
 char *cpu_describe(char *buf, size_t n) {
     const cpu_features *f = cpu_features_get();
     snprintf(buf, n, "%s family %d model %d stepping %d (%s)", *f->vendor ? f->vendor : "non-x86",

@@ -29,6 +29,17 @@ typedef enum {
     CPU_ISA_AVX512,  /* AVX-512 F/BW/DQ/VL (Skylake-SP, Zen 4 and later) */
 } cpu_isa;
 
+/* In a file built once per code path (-DSIMD_PATH=avx512|avx2|generic; compute/rows.h):
+ * name_<path>, the symbol of that build's table. */
+#define CPU_PATH_CAT2(a, b) a##b
+#define CPU_PATH_CAT(a, b) CPU_PATH_CAT2(a, b)
+#define CPU_PATH_SYMBOL(name) CPU_PATH_CAT(name##_, SIMD_PATH)
+/* The build of such a table for the active level: &name_avx512, &name_avx2 or &name_generic. */
+#define CPU_PATH_TABLE(name)                                                                     \
+    (cpu_isa_active() == CPU_ISA_AVX512 ? &name##_avx512                                         \
+     : cpu_isa_active() == CPU_ISA_AVX2 ? &name##_avx2                                           \
+                                        : &name##_generic)
+
 /* The features of this processor, detected once (thread-safe). */
 const cpu_features *cpu_features_get(void);
 /* The best level the processor and the OS support. */
@@ -37,6 +48,11 @@ cpu_isa cpu_isa_best(void);
  * SMDLM_ISA=avx512|avx2|generic (never raised above the best; an unknown value is ignored
  * with a warning). Lets the tests run every path on one machine. */
 cpu_isa cpu_isa_active(void);
+/* Makes `isa` the active level for every later call (tests and benchmarks that run each path
+ * in one process); -1 when it is above cpu_isa_best(). Not thread-safe: call it between
+ * computations. The matrix products' OpenBLAS core, chosen when OpenBLAS is loaded (the first
+ * product), does not follow: SMDLM_ISA in the environment sets that. */
+int cpu_isa_force(cpu_isa isa);
 /* `best` capped by a SMDLM_ISA value (NULL or "" = no cap); *known = 0 for an unknown name. */
 cpu_isa cpu_isa_capped(cpu_isa best, const char *request, int *known);
 const char *cpu_isa_name(cpu_isa isa); /* "avx512", "avx2", "generic" */

@@ -1,8 +1,6 @@
 /* kernels.c — optimised forward kernels (see kernels.h). Matrix products go to gemm.h;
- * the row kernels are compiled for AVX-512, AVX2 and baseline x86-64 (target_clones) and
- * the dynamic loader picks one for the running processor. OpenMP distributes rows; the row
- * functions themselves carry the SIMD clones because outlined OpenMP bodies do not inherit
- * target attributes. */
+ * OpenMP distributes rows, and the loops over a row run from the table of the active code
+ * path (rows.h: AVX-512, AVX2 or portable, chosen once from smdlm's own CPU detection). */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -10,10 +8,9 @@
 #include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/kernels_bwd.h"
+#include "compute/rows.h"
 #include "base/simd_math.h"
 #include "base/util.h"
-
-#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
 
 void kernels_set_threads(int n) {
     SM_ASSERT(n >= 1);
@@ -25,21 +22,11 @@ void kernels_set_threads(int n) {
  * whether or not kernels_set_threads was called. */
 int kernels_get_threads(void) { return omp_get_max_threads(); }
 
-const char *kernels_simd_level(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return "avx512f";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
-    return "generic";
-}
+const char *kernels_simd_level(void) { return cpu_isa_name(cpu_isa_active()); }
 
-/* ---- scalar building blocks written so that loops over them vectorise ------------------ */
+void vexp(float *out, const float *x, size_t n) { rows()->vexp(out, x, n); }
 
-SIMD_CLONES static void vexp_chunk(float *out, const float *x, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) out[i] = expf_fast(x[i]);
-}
-
-void vexp(float *out, const float *x, size_t n) { vexp_chunk(out, x, n); }
+void softmax_row(float *x, int n) { rows()->softmax_row(x, n); }
 
 /* ---- matrix products --------------------------------------------------------------------- */
 
@@ -47,11 +34,9 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
                     int IC, int OC) {
     gemm_f32(GEMM_NOTRANS, GEMM_TRANS, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
     if (!bias) return;
+    const row_kernels *k = rows();
 #pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
-    for (int n = 0; n < N; n++) {
-        float *o = out + (size_t)n * OC;
-        for (int i = 0; i < OC; i++) o[i] += bias[i];
-    }
+    for (int n = 0; n < N; n++) k->add_chunk(out + (size_t)n * OC, bias, (size_t)OC);
 }
 
 void matmul_forward_in_out(float *out, const float *inp, const float *w, const float *bias,
@@ -86,43 +71,12 @@ void layernorm_forward(float *out, const float *x, const float *w, const float *
     }
 }
 
-SIMD_CLONES static void rmsnorm_row(float *o, const float *x, const float *w, int D, float eps) {
-    float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-    for (int i = 0; i < D; i++) ss += x[i] * x[i];
-    float r = 1.0f / sqrtf(ss / (float)D + eps);
-#pragma omp simd
-    for (int i = 0; i < D; i++) o[i] = w[i] * (x[i] * r);
-}
-
 void rmsnorm_forward(float *out, const float *x, const float *w, size_t N, int D, float eps) {
 #pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < N; n++) rmsnorm_row(out + n * D, x + n * D, w, D, eps);
+    for (size_t n = 0; n < N; n++) rows()->rmsnorm_row(out + n * D, x + n * D, w, D, eps);
 }
 
 /* ---- LayerNorm + adaLN modulation --------------------------------------------------------- */
-
-/* One row; when xhat != NULL also saves xhat = (x − mean)·rstd and rstd for the backward
- * pass (same arithmetic either way, so training and inference agree bit for bit). */
-SIMD_CLONES static void ln_modulate_row(float *o, float *xhat, float *rstd_out, const float *x,
-                                        const float *w, const float *shift, const float *scale,
-                                        int D) {
-    float mean = 0.0f, var = 0.0f;
-#pragma omp simd reduction(+ : mean)
-    for (int i = 0; i < D; i++) mean += x[i];
-    mean /= (float)D;
-#pragma omp simd reduction(+ : var)
-    for (int i = 0; i < D; i++) var += (x[i] - mean) * (x[i] - mean);
-    var /= (float)D;
-    float rstd = 1.0f / sqrtf(var + 1e-5f);
-    if (xhat) {
-        *rstd_out = rstd;
-#pragma omp simd
-        for (int i = 0; i < D; i++) xhat[i] = (x[i] - mean) * rstd;
-    }
-#pragma omp simd
-    for (int i = 0; i < D; i++) o[i] = ((x[i] - mean) * rstd * w[i]) * (1.0f + scale[i]) + shift[i];
-}
 
 static void ln_modulate_rows(float *out, float *xhat, float *rstd, const float *x, const float *w,
                              const float *shift, const float *scale, int mod_stride, int B, int T,
@@ -131,7 +85,7 @@ static void ln_modulate_rows(float *out, float *xhat, float *rstd, const float *
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t r = (size_t)b * T + t, row = r * D;
-            ln_modulate_row(out + row, xhat ? xhat + row : NULL, rstd ? rstd + r : NULL, x + row, w,
+            rows()->ln_modulate_row(out + row, xhat ? xhat + row : NULL, rstd ? rstd + r : NULL, x + row, w,
                             shift + (size_t)b * mod_stride, scale + (size_t)b * mod_stride, D);
         }
 }
@@ -162,28 +116,13 @@ void rope_tables(float *cos_t, float *sin_t, int T, int hd, float base) {
     }
 }
 
-/* Rotates the pairs (v[i], v[i + hd/2]) of nheads consecutive heads of size hd by +θ
- * (sign 1) or −θ (sign −1: the transpose, which is the backward pass). */
-SIMD_CLONES static void rope_heads(float *v, int nheads, int hd, const float *c, const float *s,
-                                   float sign) {
-    const int half = hd / 2;
-    for (int h = 0; h < nheads; h++, v += hd) {
-#pragma omp simd
-        for (int i = 0; i < half; i++) {
-            float a = v[i], b = v[i + half], sn = sign * s[i];
-            v[i] = a * c[i] - b * sn;
-            v[i + half] = b * c[i] + a * sn;
-        }
-    }
-}
-
 static void rope_rotate(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
                         int hd, float sign) {
     int half = hd / 2;
 #pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) /* q and k: the row's first 2·H heads; v is not rotated */
-            rope_heads(qkv + ((size_t)b * T + t) * 3 * H * hd, 2 * H, hd,
+            rows()->rope_heads(qkv + ((size_t)b * T + t) * 3 * H * hd, 2 * H, hd,
                        cos_t + (size_t)t * half, sin_t + (size_t)t * half, sign);
 }
 
@@ -194,8 +133,8 @@ void rope_forward_qk(float *q, float *k, const float *cos_t, const float *sin_t,
     for (size_t n = 0; n < N; n++) {
         const size_t t = (size_t)lo + n % Tq;
         const float *c = cos_t + t * half, *s = sin_t + t * half;
-        rope_heads(q + n * q_heads * hd, q_heads, hd, c, s, 1.0f);
-        rope_heads(k + n * k_heads * hd, k_heads, hd, c, s, 1.0f);
+        rows()->rope_heads(q + n * q_heads * hd, q_heads, hd, c, s, 1.0f);
+        rows()->rope_heads(k + n * k_heads * hd, k_heads, hd, c, s, 1.0f);
     }
 }
 
@@ -213,20 +152,6 @@ void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, i
 
 size_t attention_scratch_floats(int T, int nthreads) {
     return sm_size_mul(sm_size_mul((size_t)T, (size_t)T), (size_t)nthreads); /* saturating */
-}
-
-SIMD_CLONES void softmax_row(float *x, int n) {
-    float mx = -INFINITY, sum = 0.0f;
-#pragma omp simd reduction(max : mx)
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < n; i++) {
-        x[i] = expf_fast(x[i] - mx);
-        sum += x[i];
-    }
-    float inv = 1.0f / sum;
-#pragma omp simd
-    for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
 /* Softmax over the Tq rows of T scores in S; causal: row i over its first i + 1 entries, the
@@ -251,12 +176,13 @@ void attention_head(float *o, float *S, const float *q, const float *k, const fl
     gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, Tq, hd, T, 1.0f, S, T, v, ldkv, 0.0f, o, ldo);
 }
 
-void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
-                       int hd, int causal) {
+void attention_heads(float *out, const float *qkv, float *scratch, int B, int T, int H, int hd,
+                     int causal) {
     const int D = H * hd, ld = 3 * D;
     /* One (b, h) pair per task, its scores in the thread's T·T slot of scratch; the products
-     * inside the parallel region run single-threaded (gemm.h). */
-#pragma omp parallel for schedule(dynamic, 1)
+     * inside the parallel region run single-threaded (gemm.h). An orphaned `omp for`: it
+     * shares the tasks among the threads of the region it is called from. */
+#pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         float *S = scratch + (size_t)omp_get_thread_num() * T * T;
@@ -264,6 +190,12 @@ void attention_forward(float *out, const float *qkv, float *scratch, int B, int 
         attention_head(out + (size_t)b * T * D + (size_t)h * hd, S, q, q + D, q + 2 * D, T, T, hd,
                        ld, ld, D, causal);
     }
+}
+
+void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
+                       int hd, int causal) {
+#pragma omp parallel
+    attention_heads(out, qkv, scratch, B, T, H, hd, causal);
 }
 
 /* Training keeps every head's probabilities, so the heads run as strided batches of the
@@ -287,29 +219,14 @@ void attention_forward_train(float *out, float *att, const float *qkv, int B, in
 
 /* ---- elementwise ------------------------------------------------------------------------ */
 
-SIMD_CLONES static void gelu_chunk(float *x, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
-        /* 0.5·v·(1 + tanh u) = v·sigmoid(2u): no cancellation in the negative tail */
-        x[i] = v / (1.0f + expf_fast(-2.0f * u));
-    }
-}
-
 void gelu_tanh_forward(float *x, size_t n) {
     const size_t chunk = 16384;
     size_t nchunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nchunks; c++) {
         size_t a = c * chunk, len = n - a < chunk ? n - a : chunk;
-        gelu_chunk(x + a, len);
+        rows()->gelu_chunk(x + a, len);
     }
-}
-
-SIMD_CLONES static void gated_add_row(float *x, const float *y, const float *g, int D) {
-#pragma omp simd
-    for (int i = 0; i < D; i++) x[i] += g[i] * y[i];
 }
 
 void gated_residual_forward(float *x, const float *y, const float *gate, int mod_stride, int B,
@@ -318,19 +235,8 @@ void gated_residual_forward(float *x, const float *y, const float *gate, int mod
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)b * T + t) * D;
-            gated_add_row(x + row, y + row, gate + (size_t)b * mod_stride, D);
+            rows()->gated_add_row(x + row, y + row, gate + (size_t)b * mod_stride, D);
         }
-}
-
-/* gate ← silu(gate) · up, silu(g) = g·sigmoid(g). */
-SIMD_CLONES static void swiglu_chunk(float *g, const float *u, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf_fast(-g[i])) * u[i];
-}
-
-SIMD_CLONES static void add_chunk(float *x, const float *y, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
 /* fn(a + i, b + i, len) over chunks of CHUNK elements, the chunks spread over the threads. */
@@ -344,9 +250,9 @@ SIMD_CLONES static void add_chunk(float *x, const float *y, size_t n) {
         }                                                                                     \
     } while (0)
 
-void swiglu_forward(float *gate, const float *up, size_t n) { CHUNKED(swiglu_chunk, gate, up, n); }
+void swiglu_forward(float *gate, const float *up, size_t n) { CHUNKED(rows()->swiglu_chunk, gate, up, n); }
 
-void residual_add_forward(float *x, const float *y, size_t n) { CHUNKED(add_chunk, x, y, n); }
+void residual_add_forward(float *x, const float *y, size_t n) { CHUNKED(rows()->add_chunk, x, y, n); }
 
 void silu_forward(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
@@ -364,114 +270,31 @@ void timestep_embedding(float *out, float sigma) {
 
 /* ---- log-softmax (SUBS) ----------------------------------------------------------------- */
 
-/* The row's maximum; with finite != NULL, *finite = 0 when the row holds a NaN or an
- * infinity. x − x is exactly 0 for a finite x and NaN otherwise, so the check rides on the
- * pass that finds the maximum. */
-SIMD_CLONES static float row_max(const float *x, int n, int *finite) {
-    float mx = -INFINITY, z = 0.0f;
-#pragma omp simd reduction(max : mx) reduction(+ : z)
-    for (int i = 0; i < n; i++) {
-        mx = x[i] > mx ? x[i] : mx;
-        z += x[i] - x[i];
-    }
-    if (finite) *finite = z == 0.0f;
-    return mx;
-}
-
-SIMD_CLONES static float row_sum_exp(const float *x, int n, float shift) {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < n; i++) sum += expf_fast(x[i] - shift);
-    return sum;
-}
-
-SIMD_CLONES static void row_sub(float *x, int n, float c) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) x[i] -= c;
-}
-
 int log_softmax_row(float *x, int n) {
     int finite;
-    float mx = row_max(x, n, &finite);
+    float mx = rows()->row_max(x, n, &finite);
     if (!finite) return -1; /* expf_fast has no meaning (nor defined behaviour) for NaN */
-    float lse = mx + logf(row_sum_exp(x, n, mx));
-    row_sub(x, n, lse);
+    float lse = mx + logf(rows()->row_sum_exp(x, n, mx));
+    rows()->row_sub(x, n, lse);
     return 0;
 }
 
-SIMD_CLONES static float copy_chunk(float *dst, const float *src, int n) {
-    float z = 0.0f;
-#pragma omp simd reduction(+ : z)
-    for (int i = 0; i < n; i++) {
-        dst[i] = src[i];
-        z += src[i] - src[i]; /* 0, or NaN after a non-finite entry (see row_max) */
-    }
-    return z;
-}
-
 int row_copy_finite(float *dst, const float *src, int n) {
-    return copy_chunk(dst, src, n) == 0.0f ? 0 : -1;
+    return rows()->copy_chunk(dst, src, n) == 0.0f ? 0 : -1;
 }
 
 /* ---- soft-masking row statistics ------------------------------------------------------- */
 
-/* Σ e^{x−m} and Σ e^{x−m}(x−m): float sums over blocks of 256, blocks summed in double
- * (V ≈ 50k-150k terms). */
-SIMD_CLONES static void row_exp_moments(const float *x, int n, float m, double *s_out,
-                                        double *sz_out) {
-    double s = 0.0, sz = 0.0;
-    for (int b0 = 0; b0 < n; b0 += 256) {
-        int b1 = b0 + 256 < n ? b0 + 256 : n;
-        float bs = 0.0f, bz = 0.0f;
-#pragma omp simd reduction(+ : bs, bz)
-        for (int i = b0; i < b1; i++) {
-            float d = x[i] - m;
-            float e = expf_fast(d);
-            bs += e;
-            bz += e * d;
-        }
-        s += bs;
-        sz += bz;
-    }
-    *s_out = s;
-    *sz_out = sz;
-}
-
-float row_neg_entropy(const float *x, int n) {
-    float m = row_max(x, n, NULL);
+float row_neg_entropy_max(const float *x, int n, float m) {
     double s, sz;
-    row_exp_moments(x, n, m, &s, &sz);
+    rows()->row_exp_moments(x, n, m, &s, &sz);
     return (float)(sz / s - log(s));
 }
 
-/* Any of x[0..n) greater than thr? (vectorised scan, n small) */
-SIMD_CLONES static int any_greater(const float *x, int n, float thr) {
-    int any = 0;
-#pragma omp simd reduction(| : any)
-    for (int i = 0; i < n; i++) any |= x[i] > thr;
-    return any;
+float row_neg_entropy(const float *x, int n) {
+    return row_neg_entropy_max(x, n, rows()->row_max(x, n, NULL));
 }
 
 void row_topk(const float *x, int n, int k, int32_t *idx, float *val) {
-    for (int j = 0; j < k; j++) {
-        idx[j] = 0;
-        val[j] = -INFINITY;
-    }
-    const int block = 64;
-    for (int b0 = 0; b0 < n; b0 += block) {
-        int b1 = b0 + block < n ? b0 + block : n;
-        if (!any_greater(x + b0, b1 - b0, val[k - 1])) continue; /* nothing enters the list */
-        for (int v = b0; v < b1; v++) {
-            float z = x[v];
-            if (!(z > val[k - 1])) continue;
-            int j = k - 1;
-            while (j > 0 && z > val[j - 1]) {
-                val[j] = val[j - 1];
-                idx[j] = idx[j - 1];
-                j--;
-            }
-            val[j] = z;
-            idx[j] = v;
-        }
-    }
+    rows()->row_topk(x, n, k, idx, val);
 }

@@ -70,6 +70,10 @@ void attention_head(float *o, float *S, const float *q, const float *k, const fl
 size_t attention_scratch_floats(int T, int nthreads);
 void attention_forward(float *out, const float *qkv, float *scratch, int B, int T, int H,
                        int hd, int causal);
+/* The same inside a parallel region that every thread of it calls (an orphaned worksharing
+ * loop over the B·H heads, ending with its barrier). */
+void attention_heads(float *out, const float *qkv, float *scratch, int B, int T, int H, int hd,
+                     int causal);
 void attention_forward_ref(float *out, const float *qkv, int B, int T, int H, int hd,
                            int causal);
 
@@ -107,6 +111,8 @@ int row_copy_finite(float *dst, const float *src, int n);
  * computed as Σ e^{x−m}(x−m)/S − log S (m = max, S = Σ e^{x−m}). */
 float row_neg_entropy(const float *x, int n);
 float row_neg_entropy_ref(const float *x, int n);
+/* The same given m, the row's maximum (the first value of row_topk): one pass fewer. */
+float row_neg_entropy_max(const float *x, int n, float m);
 /* Indices and values of the k largest entries, descending; ties keep the lower index. */
 void row_topk(const float *x, int n, int k, int32_t *idx, float *val);
 

@@ -9,13 +9,15 @@
  *     by gemm_f32 (single-threaded inside our OpenMP region, gemm.h). Exact, and as fast
  *     as sgemm when N is large enough to amortise the widening.
  * OpenMP distributes panels of output rows; the SIMD code lives in functions with target
- * attributes chosen at run time (the project never builds with -march=native). */
+ * attributes, chosen by the active code path of compute/cpu.h (SMDLM_ISA lowers it; the
+ * project never builds with -march=native). */
 #include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "compute/cpu.h"
 #include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/linear.h"
@@ -338,19 +340,17 @@ static const sm_enum_entry k_paths[] = {
 
 const char *linear_path_name(linear_path p) { return SM_ENUM_NAME(k_paths, p); }
 
+/* Whether the active code path (cpu_isa_active: smdlm's detection, lowered by SMDLM_ISA)
+ * runs p. F16C comes with every AVX2 processor; the bf16 dot product needs its own bit. */
 static int cpu_has(linear_path p) {
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    /* F16C has no __builtin_cpu_supports name in GCC 12; every AVX2 processor has it */
-    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl");
+    cpu_isa isa = cpu_isa_active();
     switch (p) {
     case LINEAR_AUTO:
     case LINEAR_GENERIC:
     case LINEAR_SGEMM: return 1;
-    case LINEAR_AVX2: return avx2;
-    case LINEAR_AVX512: return avx512;
-    case LINEAR_AVX512BF16: return avx512 && __builtin_cpu_supports("avx512bf16");
+    case LINEAR_AVX2: return isa >= CPU_ISA_AVX2 && cpu_features_get()->f16c;
+    case LINEAR_AVX512: return isa >= CPU_ISA_AVX512;
+    case LINEAR_AVX512BF16: return isa >= CPU_ISA_AVX512 && cpu_features_get()->avx512_bf16;
     }
     return 0;
 }

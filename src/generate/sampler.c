@@ -85,11 +85,21 @@ static int real_forward(run_state *st, const int32_t *x, double t, const char *w
     free(times);
     if (rc) return -1;
     int nbad = 0;
-#pragma omp parallel for schedule(static) reduction(+ : nbad)
+    double sm_cpu = 0.0; /* thread-seconds of soft-masking feedback */
+    const sm_params *smp = st->fb ? &st->p->sm : NULL;
+#pragma omp parallel for schedule(static) reduction(+ : nbad, sm_cpu)
     for (int r = 0; r < n; r++) {
-        st->bad[r] = dit_subs_row(st->logp + (size_t)st->rows[r] * V, V, mask) != 0;
+        float *row = st->logp + (size_t)st->rows[r] * V;
+        st->bad[r] = dit_subs_row(row, V, mask) != 0;
         nbad += st->bad[r];
+        if (smp && !st->bad[r]) { /* the row's feedback (compute_feedback) while it is in cache */
+            double t1 = sm_time_sec();
+            sm_feedback_from_row(smp, row, V, &st->fb[st->rows[r]]);
+            sm_cpu += sm_time_sec() - t1;
+        }
     }
+    const double sm_share = sm_cpu / omp_get_max_threads(); /* counted as soft-masking time */
+    stats->sm_seconds += sm_share;
     if (nbad) {
         int k = 0;
         for (int r = 0; r < n; r++)
@@ -98,25 +108,20 @@ static int real_forward(run_state *st, const int32_t *x, double t, const char *w
     }
     memcpy(st->prev_x, x, sizeof(int32_t) * (size_t)BT);
     stats->forwards++;
-    stats->forward_seconds += sm_time_sec() - t0;
+    stats->forward_seconds += sm_time_sec() - t0 - sm_share;
     return 0;
 }
 
 /* The feedback each still-masked position's next input carries (softmask.h's protocol): its
  * SUBS row of the last real forward, or — when it was unmasked then (remasked by ReMDM) — the
- * one-hot of its token there. */
+ * one-hot of its token there. real_forward has written the first kind for every position it
+ * predicted (a position unmasked since keeps an entry that no input reads). */
 static void compute_feedback(run_state *st, const int32_t *x, sampler_stats *stats) {
-    const int BT = st->B * st->T, V = st->V, mask = st->m->mask_id;
-    const sm_params *p = &st->p->sm;
+    const int BT = st->B * st->T, mask = st->m->mask_id;
     double t0 = sm_time_sec();
-#pragma omp parallel for schedule(dynamic, 16)
-    for (int i = 0; i < BT; i++) {
-        if (x[i] != mask) continue;
-        if (st->prev_x[i] == mask)
-            sm_feedback_from_row(p, st->logp + (size_t)i * V, V, &st->fb[i]);
-        else
-            sm_feedback_from_token(p, st->prev_x[i], &st->fb[i]);
-    }
+    for (int i = 0; i < BT; i++)
+        if (x[i] == mask && st->prev_x[i] != mask)
+            sm_feedback_from_token(&st->p->sm, st->prev_x[i], &st->fb[i]);
     st->have_fb = 1;
     stats->sm_seconds += sm_time_sec() - t0;
 }
@@ -206,7 +211,7 @@ static int update_step(run_state *st, int32_t *x, const uint8_t *fixed, double t
     const int T = st->T, mask = st->m->mask_id;
     step_probs sp = step_probabilities(st->p, t, dt);
     int changed = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : changed)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : changed) if (st->B > 1)
     for (int b = 0; b < st->B; b++) {
         sm_rng *r = &st->rng[b];
         for (int i = b * T; i < (b + 1) * T; i++) {

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -151,10 +152,16 @@ static const char *const k_ignored_suffixes[] = {
     "softmask.raw_steepness",  /* transparency_config.json */
 };
 
-/* Points embed_fd/embed_offset at the embedding's bytes when it is used in place. */
+/* Tables up to this size are read through the mapping: resident at most their size, and a
+ * forward's rows cost no system call each (a small model's forward is ~1 ms). */
+#define EMBED_MAPPED_MAX_BYTES (32u << 20)
+
+/* Points embed_fd/embed_offset at the embedding's bytes when a large table is used in place. */
 static void open_embedding_reader(dit_model *m, const char *name) {
     const st_tensor *t = st_find(&m->archive, name);
     if (m->w.embed != (const float *)(const void *)t->data) return;
+    if ((size_t)m->cfg.vocab_size * (size_t)m->cfg.hidden * sizeof(float) <= EMBED_MAPPED_MAX_BYTES)
+        return;
     const st_file *f = &m->archive.files[t->file_index];
     int fd = sm_open_regular(f->path, NULL);
     if (fd < 0) return; /* fall back to reading through the mapping */
@@ -252,7 +259,7 @@ int dit_config_save(const dit_config *c, const char *path) {
 
 /* ---- activations ------------------------------------------------------------------------- */
 
-#define ACT_BUFFERS 14
+#define ACT_BUFFERS 15
 
 /* The floats of each dit_acts buffer in the order of the struct, each padded to 64 bytes;
  * saturating (sm_size_mul), so that a size beyond memory cannot wrap around. */
@@ -262,7 +269,9 @@ static void acts_sizes(const dit_config *c, int B, int T, int nthreads, size_t s
     const size_t s[ACT_BUFFERS] = {BTD, BTD, sm_size_mul(BTD, 3), BTD, BTD, sm_size_mul(BTD, 4),
                                    attention_scratch_floats(T, nthreads), (size_t)B * 256,
                                    (size_t)B * c->cond_dim, (size_t)B * c->cond_dim,
-                                   (size_t)B * 6 * D, (size_t)T * hd / 2, (size_t)T * hd / 2, BTD};
+                                   (size_t)B * (6 * D * (size_t)c->n_blocks + 2 * D),
+                                   (size_t)T * hd / 2, (size_t)T * hd / 2, BTD,
+                                   dit_forward_by_rows(c, B, T) ? sm_size_mul(BTD, 3) : 0};
     for (int i = 0; i < ACT_BUFFERS; i++) sizes[i] = sm_size_align(s[i], 16);
 }
 
@@ -285,13 +294,14 @@ int dit_acts_alloc(dit_acts *a, const dit_config *c, int B, int T, int nthreads)
     acts_sizes(c, B, T, nthreads, sizes);
     float **slots[ACT_BUFFERS] = {&a->x, &a->h, &a->qkv, &a->att, &a->proj, &a->mlp, &a->scores,
                                   &a->temb, &a->c1, &a->c, &a->mod, &a->rope_cos, &a->rope_sin,
-                                  &a->rows};
+                                  &a->rows, &a->qkv_alt};
     a->mem = sm_aligned_alloc(dit_acts_bytes(c, B, T, nthreads));
     size_t off = 0;
     for (int i = 0; i < ACT_BUFFERS; i++) {
         *slots[i] = a->mem + off;
         off += sizes[i];
     }
+    if (!sizes[ACT_BUFFERS - 1]) a->qkv_alt = NULL;
     rope_tables(a->rope_cos, a->rope_sin, T, (int)c->hidden / c->n_heads, 10000.0f);
     return 0;
 }
@@ -335,10 +345,25 @@ static void conditioning_forward(const dit_model *m, dit_acts *a, const float *s
     silu_forward(a->c, (size_t)B * C);
 }
 
-static void block_forward(const dit_model *m, const dit_block *blk, dit_acts *a, int B, int T) {
+/* The adaLN modulation of block l, (B, 6D) per canvas: shift1 scale1 gate1 shift2 scale2
+ * gate2; after the n_blocks blocks' come the final layer's (B, 2D). */
+static float *block_mod(const dit_model *m, const dit_acts *a, int l, int B) {
+    return a->mod + (size_t)l * B * 6 * m->cfg.hidden;
+}
+
+/* Every modulation of the forward, computed before the blocks run. */
+static void modulations_forward(const dit_model *m, dit_acts *a, int B) {
+    const int D = m->cfg.hidden, C = m->cfg.cond_dim, L = m->cfg.n_blocks;
+    for (int l = 0; l < L; l++)
+        matmul_forward(block_mod(m, a, l, B), a->c, m->w.blocks[l].ada_w, m->w.blocks[l].ada_b, B,
+                       C, 6 * D);
+    matmul_forward(block_mod(m, a, L, B), a->c, m->w.final_ada_w, m->w.final_ada_b, B, C, 2 * D);
+}
+
+/* One operation after the other, each spread over the threads (large shapes). */
+static void block_forward(const dit_model *m, const dit_block *blk, const float *mod, dit_acts *a,
+                          int B, int T) {
     const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H, N = B * T;
-    float *mod = a->mod; /* (B, 6D): shift1 scale1 gate1 shift2 scale2 gate2 */
-    matmul_forward(mod, a->c, blk->ada_w, blk->ada_b, B, m->cfg.cond_dim, 6 * D);
     layernorm_modulate_forward(a->h, a->x, blk->norm1, mod, mod + D, 6 * D, B, T, D);
     matmul_forward(a->qkv, a->h, blk->attn_qkv, NULL, N, D, 3 * D);
     rope_forward(a->qkv, a->rope_cos, a->rope_sin, B, T, H, hd);
@@ -352,28 +377,160 @@ static void block_forward(const dit_model *m, const dit_block *blk, dit_acts *a,
     gated_residual_forward(a->x, a->proj, mod + 5 * D, 6 * D, B, T, D);
 }
 
-void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int B, int T) {
-    SM_ASSERT(B <= a->B && T == a->T);
+/* ---- the forward of small shapes: one parallel region, each thread its own rows ----------
+ * Below SMALL_FORWARD_ND2 (B·T·D², about 1 ms of products per block) the per-operation
+ * schedule spends more on starting and joining threads than on arithmetic, and on a loaded
+ * machine each join can wait a whole time slice. Here every thread takes a fixed share of the
+ * B·T rows and runs each block's position-wise operations on them alone (their products
+ * single-threaded, gemm.h), including attention for its own query rows; the threads meet
+ * once per block, before attention, which reads every position's keys and values. Each
+ * row's arithmetic is that of the other schedule, except that a product's last bits can
+ * depend on how many rows one call holds (OpenBLAS picks its kernels by size): on OpenBLAS's
+ * AVX-512 kernels the default model and the tiny/tiny-tc fixtures at 2 threads keep the
+ * per-operation bits (scripts/compare_builds.sh, tests/test_dit.c), the 32-wide tiny-causal
+ * fixture does not (last bits), at 1 or 2 threads — so one thread, with no joins to save,
+ * keeps the per-operation schedule (NOTES.md "Compute"). */
+#define SMALL_FORWARD_ND2 (1 << 24)
+
+/* The rows r … r1 − 1 of the B·T positions that lie in r's canvas. */
+typedef struct {
+    int b, t0, n; /* canvas b, positions t0 … t0 + n − 1 */
+    size_t row;   /* b·T + t0 */
+} row_piece;
+
+static row_piece piece_at(int r, int r1, int T) {
+    row_piece p = {r / T, r % T, 0, (size_t)r};
+    p.n = T - p.t0 < r1 - r ? T - p.t0 : r1 - r;
+    return p;
+}
+
+static void piece_before_attention(const dit_model *m, const dit_block *blk, const float *mod,
+                                   dit_acts *a, float *qkv_all, row_piece p) {
+    const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H;
+    const float *mb = mod + (size_t)p.b * 6 * D;
+    float *h = a->h + p.row * D, *qkv = qkv_all + p.row * 3 * D;
+    layernorm_modulate_forward(h, a->x + p.row * D, blk->norm1, mb, mb + D, 6 * D, 1, p.n, D);
+    matmul_forward(qkv, h, blk->attn_qkv, NULL, p.n, D, 3 * D);
+    rope_forward(qkv, a->rope_cos + (size_t)p.t0 * (hd / 2), a->rope_sin + (size_t)p.t0 * (hd / 2),
+                 1, p.n, H, hd);
+}
+
+/* Non-causal attention of the piece's queries over their whole canvas, every head; S holds
+ * the thread's p.n × T scores. */
+static void piece_attention(const dit_model *m, dit_acts *a, const float *qkv, float *S,
+                            row_piece p) {
+    const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H, ld = 3 * D, T = a->T;
+    const float *canvas = qkv + (size_t)p.b * T * ld;
+    for (int h = 0; h < H; h++)
+        attention_head(a->att + p.row * D + (size_t)h * hd, S, qkv + p.row * ld + (size_t)h * hd,
+                       canvas + D + (size_t)h * hd, canvas + 2 * D + (size_t)h * hd, p.n, T, hd,
+                       ld, ld, D, 0);
+}
+
+static void piece_after_attention(const dit_model *m, const dit_block *blk, const float *mod,
+                                  dit_acts *a, row_piece p) {
     const int D = m->cfg.hidden;
+    const float *mb = mod + (size_t)p.b * 6 * D;
+    float *x = a->x + p.row * D, *h = a->h + p.row * D, *proj = a->proj + p.row * D;
+    float *mlp = a->mlp + p.row * 4 * D;
+    matmul_forward(proj, a->att + p.row * D, blk->attn_out, NULL, p.n, D, D);
+    gated_residual_forward(x, proj, mb + 2 * D, 6 * D, 1, p.n, D);
+    layernorm_modulate_forward(h, x, blk->norm2, mb + 3 * D, mb + 4 * D, 6 * D, 1, p.n, D);
+    matmul_forward(mlp, h, blk->mlp0_w, blk->mlp0_b, p.n, D, 4 * D);
+    gelu_tanh_forward(mlp, (size_t)p.n * 4 * D);
+    matmul_forward(proj, mlp, blk->mlp2_w, blk->mlp2_b, p.n, 4 * D, D);
+    gated_residual_forward(x, proj, mb + 5 * D, 6 * D, 1, p.n, D);
+}
+
+/* The output layer for nout rows: logits[q] = h[rows[q]]·Wᵀ + b (row q itself without a
+ * list). */
+static void output_rows(const dit_model *m, dit_acts *a, const int32_t *rows, int nout,
+                        float *logits) {
+    const int D = m->cfg.hidden, V = m->cfg.vocab_size;
+    if (nout == 0) return;
+    const float *h = a->h;
+    if (rows) {
+        for (int q = 0; q < nout; q++)
+            memcpy(a->rows + (size_t)q * D, a->h + (size_t)rows[q] * D, sizeof(float) * (size_t)D);
+        h = a->rows;
+    }
+    matmul_forward(logits, h, m->w.out_w, m->w.out_b, nout, D, V);
+}
+
+/* The blocks and the final norm in one parallel region. (The output layer stays one
+ * threaded product: split by rows, its last bits would depend on the split.) */
+static void forward_by_rows(const dit_model *m, dit_acts *a, int B, int T) {
+    const int D = m->cfg.hidden, H = m->cfg.n_heads, L = m->cfg.n_blocks, N = B * T;
+    const float *fmod = block_mod(m, a, L, B);
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        SM_ASSERT(nt <= a->nthreads); /* one T·T slot of a->scores per thread */
+        const int r0 = (int)((long)N * id / nt), r1 = (int)((long)N * (id + 1) / nt);
+        /* With a second qkv buffer (alternate blocks write alternate buffers) a thread that
+         * runs ahead into the next block cannot overwrite the keys and values another thread
+         * is still reading, and each thread attends for its own query rows: one barrier per
+         * block. Causal attention (and a forced schedule without the buffer) share the heads
+         * and meet after attention too. */
+        const int own_queries = a->qkv_alt && !m->cfg.causal;
+        float *S = a->scores + (size_t)id * T * T;
+        for (int l = 0; l < L; l++) {
+            const dit_block *blk = &m->w.blocks[l];
+            const float *mod = block_mod(m, a, l, B);
+            float *qkv = a->qkv_alt && (l & 1) ? a->qkv_alt : a->qkv;
+            for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
+                piece_before_attention(m, blk, mod, a, qkv, p);
+#pragma omp barrier
+            if (own_queries)
+                for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
+                    piece_attention(m, a, qkv, S, p);
+            else
+                attention_heads(a->att, qkv, a->scores, B, T, H, D / H, m->cfg.causal);
+            for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
+                piece_after_attention(m, blk, mod, a, p);
+        }
+        for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T)) {
+            const float *mb = fmod + (size_t)p.b * 2 * D;
+            layernorm_modulate_forward(a->h + p.row * D, a->x + p.row * D, m->w.final_norm, mb,
+                                       mb + D, 2 * D, 1, p.n, D);
+        }
+    }
+}
+
+int dit_forward_by_rows(const dit_config *c, int B, int T) {
+    return (double)B * T * c->hidden * c->hidden <= SMALL_FORWARD_ND2;
+}
+
+/* Hidden states, then (logits != NULL) the logits of nout rows (all B·T when rows is NULL). */
+static void forward(const dit_model *m, dit_acts *a, const float *sigma, int B, int T,
+                    const int32_t *rows, int nout, float *logits) {
+    SM_ASSERT(B <= a->B && T == a->T);
+    const int D = m->cfg.hidden, L = m->cfg.n_blocks;
+    for (int r = 0; rows && r < nout; r++) SM_ASSERT(rows[r] >= 0 && rows[r] < B * T);
     conditioning_forward(m, a, sigma, B);
-    for (int l = 0; l < m->cfg.n_blocks; l++) block_forward(m, &m->w.blocks[l], a, B, T);
-    matmul_forward(a->mod, a->c, m->w.final_ada_w, m->w.final_ada_b, B, m->cfg.cond_dim, 2 * D);
-    layernorm_modulate_forward(a->h, a->x, m->w.final_norm, a->mod, a->mod + D, 2 * D, B, T, D);
+    modulations_forward(m, a, B);
+    /* one thread: no joins to save, and the per-operation products keep their bits */
+    const int by_rows = a->schedule == DIT_SCHEDULE_AUTO
+                            ? omp_get_max_threads() > 1 && dit_forward_by_rows(&m->cfg, B, T)
+                            : a->schedule == DIT_SCHEDULE_ROWS;
+    if (by_rows) {
+        forward_by_rows(m, a, B, T);
+    } else {
+        for (int l = 0; l < L; l++)
+            block_forward(m, &m->w.blocks[l], block_mod(m, a, l, B), a, B, T);
+        const float *fmod = block_mod(m, a, L, B);
+        layernorm_modulate_forward(a->h, a->x, m->w.final_norm, fmod, fmod + D, 2 * D, B, T, D);
+    }
+    if (logits) output_rows(m, a, rows, nout, logits);
+}
+
+void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int B, int T) {
+    forward(m, a, sigma, B, T, NULL, 0, NULL);
 }
 
 void dit_forward_embedded(const dit_model *m, dit_acts *a, const float *sigma, int B, int T,
                           const int32_t *rows, int nrows, float *logits) {
-    const int D = m->cfg.hidden, V = m->cfg.vocab_size;
-    dit_forward_hidden(m, a, sigma, B, T);
-    if (!rows) {
-        matmul_forward(logits, a->h, m->w.out_w, m->w.out_b, B * T, D, V);
-        return;
-    }
-    for (int r = 0; r < nrows; r++) {
-        SM_ASSERT(rows[r] >= 0 && rows[r] < B * T);
-        memcpy(a->rows + (size_t)r * D, a->h + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
-    }
-    if (nrows) matmul_forward(logits, a->rows, m->w.out_w, m->w.out_b, nrows, D, V);
+    forward(m, a, sigma, B, T, rows, rows ? nrows : B * T, logits);
 }
 
 void dit_forward(const dit_model *m, dit_acts *a, const int32_t *ids, const float *sigma, int B,

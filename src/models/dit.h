@@ -103,6 +103,15 @@ int dit_weights_save(const dit_config *c, const dit_weights *w, const char *pref
 /* config.json of a model directory. */
 int dit_config_save(const dit_config *c, const char *path);
 
+/* How the blocks share the threads: AUTO picks ROWS for small shapes (dit_forward_by_rows)
+ * on more than one thread;
+ * PER_OP spreads each operation over the threads in turn; ROWS gives each thread a share of
+ * the positions and one parallel region per forward. They agree within float rounding (the
+ * same bits where dit.c says). */
+typedef enum { DIT_SCHEDULE_AUTO = 0, DIT_SCHEDULE_PER_OP, DIT_SCHEDULE_ROWS } dit_schedule;
+/* 1 when AUTO runs a forward of [B, T] by rows (given more than one thread). */
+int dit_forward_by_rows(const dit_config *c, int B, int T);
+
 /* Activations for up to B×T positions, one allocation. */
 typedef struct {
     int B, T, nthreads;
@@ -116,10 +125,13 @@ typedef struct {
     float *temb;   /* (B, 256) */
     float *c1;     /* (B, C) */
     float *c;      /* (B, C) conditioning after SiLU */
-    float *mod;    /* (B, 6D) */
+    float *mod;    /* (B, 6D) per block, then (B, 2D) for the final layer */
     float *rope_cos, *rope_sin; /* (T, hd/2) */
     float *rows;   /* (B·T, D) gathered rows for a partial output layer */
+    float *qkv_alt; /* (B, T, 3D): odd blocks' qkv in the by-rows schedule; NULL for the
+                     * shapes that AUTO runs per operation */
     float *mem;
+    dit_schedule schedule; /* DIT_SCHEDULE_AUTO after dit_acts_alloc */
 } dit_acts;
 
 /* −1 (nothing allocated, a zeroed *a) when they would not fit in the available memory. */

@@ -99,7 +99,7 @@ float sm_lambda(const sm_params *p, float neg_h) {
 void sm_feedback_from_row(const sm_params *p, const float *row, int V, sm_feedback *f) {
     float top[SM_MAX_K];
     row_topk(row, V, p->k, f->idx, top);
-    f->neg_h = row_neg_entropy(row, V);
+    f->neg_h = row_neg_entropy_max(row, V, top[0]);
     double ps = 0.0; /* π = softmax over the k largest entries */
     for (int i = 0; i < p->k; i++) ps += exp((double)top[i] - top[0]);
     for (int i = 0; i < p->k; i++) f->pi[i] = (float)(exp((double)top[i] - top[0]) / ps);
@@ -140,7 +140,9 @@ static void mix_row(float *out, int D, const float *e_mask, const float *e_top, 
 void sm_mix_inputs(float *out, int D, size_t n, const int32_t *ids, int32_t mask_id,
                    const sm_params *p, const sm_feedback *fb, sm_embed_fn embed, void *ctx) {
     const int k = p->k;
-#pragma omp parallel
+    /* a few hundred rows of a small model mix in microseconds: less than starting threads */
+    const int parallel = (double)n * D * (k + 1) >= (double)(1 << 20);
+#pragma omp parallel if (parallel)
     {
         float *e_mask = NULL, *e_top = NULL; /* looked up by a thread when it meets a mix */
 #pragma omp for schedule(dynamic, 16)

@@ -13,8 +13,8 @@
  *     compiled with FMA contraction: exp_avg.add_(grad, alpha) is fma(grad, alpha, m·β₁) and
  *     exp_avg_sq.addcmul_(grad, grad, value) is fma(value·grad, grad, v·β₂) (checked against
  *     a numpy emulation on every element, vector body and scalar tail alike; the
- *     test_update_bitexact test holds it); we use fmaf there (correctly rounded in every
- *     clone, so the results do not depend on the CPU). Tensor ÷ Python scalar is a true
+ *     test_update_bitexact test holds it); we use fmaf there (correctly rounded on every
+ *     code path, so the results do not depend on the CPU). Tensor ÷ Python scalar is a true
  *     division (not a multiplication by the reciprocal).
  *   - Clipping mirrors clip_grad_norm_: coef = (1/(norm + 1e-6)) · max_norm in float32 (the
  *     scalar-over-tensor division is Tensor.__rdiv__ = reciprocal() · other), clamped to 1
@@ -35,8 +35,8 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "train/optim_simd.h"
 
-#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
 #define NORM_CHUNK 32768
 #define UPDATE_BLOCK 8192
 
@@ -139,18 +139,6 @@ static double lr_factor(const optim_config *c, long step) {
 
 float optim_lr_factor(const optim_config *c, long step) { return (float)lr_factor(c, step); }
 
-/* Σ x² of one chunk with 8 accumulators in a fixed pattern: the same order whichever clone
- * runs (no reassociation is allowed, so vectorising keeps the lanes as written). */
-SIMD_CLONES
-static double sumsq_chunk(const float *x, size_t n) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j] * (double)x[i + j];
-    for (int j = 0; i < n; i++, j++) acc[j] += (double)x[i] * (double)x[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 double optim_grad_norm(const adamw *o) {
     size_t nchunks[OPTIM_MAX_GROUPS], total = 0;
     for (int gi = 0; gi < o->ngroups; gi++) {
@@ -167,7 +155,7 @@ double optim_grad_norm(const adamw *o) {
 #pragma omp parallel for schedule(static)
         for (long c = 0; c < nc; c++) {
             size_t lo = (size_t)c * NORM_CHUNK, len = n - lo < NORM_CHUNK ? n - lo : NORM_CHUNK;
-            part[base + (size_t)c] = sumsq_chunk(g + lo, len);
+            part[base + (size_t)c] = optim_kernels_active()->sumsq_chunk(g + lo, len);
         }
         base += nchunks[gi];
     }
@@ -175,36 +163,6 @@ double optim_grad_norm(const adamw *o) {
     for (size_t c = 0; c < total; c++) s += part[c];
     free(part);
     return sqrt(s);
-}
-
-SIMD_CLONES
-static void scale_row(float *x, size_t n, float c) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) x[i] *= c;
-}
-
-/* Per-step scalars of one group, each rounded to float32 where torch's kernels do. */
-typedef struct {
-    float decay_mul; /* 1 − lr·wd */
-    float beta1, one_minus_beta1, beta2, one_minus_beta2;
-    float bc2_sqrt, eps, neg_step_size;
-} adamw_coefs;
-
-SIMD_CLONES
-static void adamw_row(float *restrict p, const float *restrict g, float *restrict m,
-                      float *restrict v, size_t n, adamw_coefs k) {
-    /* element-wise, so `omp simd` changes no result; sqrtf's errno path keeps this loop
-     * scalar unless the file is built with -fno-math-errno */
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float pi = p[i] * k.decay_mul;                               /* param.mul_(1 − lr·wd) */
-        float mi = fmaf(g[i], k.one_minus_beta1, m[i] * k.beta1);    /* exp_avg */
-        float vi = fmaf(k.one_minus_beta2 * g[i], g[i], v[i] * k.beta2); /* exp_avg_sq */
-        float denom = sqrtf(vi) / k.bc2_sqrt + k.eps;
-        p[i] = pi + (k.neg_step_size * mi) / denom;                 /* addcdiv_ */
-        m[i] = mi;
-        v[i] = vi;
-    }
 }
 
 double adamw_step(adamw *o) {
@@ -220,7 +178,7 @@ double adamw_step(adamw *o) {
 #pragma omp parallel for schedule(static)
             for (long b = 0; b < nb; b++) {
                 long lo = b * UPDATE_BLOCK, len = n - lo < UPDATE_BLOCK ? n - lo : UPDATE_BLOCK;
-                scale_row(g + lo, (size_t)len, coef);
+                optim_kernels_active()->scale_row(g + lo, (size_t)len, coef);
             }
         }
     }
@@ -249,18 +207,11 @@ double adamw_step(adamw *o) {
 #pragma omp parallel for schedule(static)
         for (long b = 0; b < nb; b++) {
             long lo = b * UPDATE_BLOCK, len = n - lo < UPDATE_BLOCK ? n - lo : UPDATE_BLOCK;
-            adamw_row(gr->params + lo, gr->grads + lo, m + lo, v + lo, (size_t)len, k);
+            optim_kernels_active()->adamw_row(gr->params + lo, gr->grads + lo, m + lo, v + lo, (size_t)len, k);
         }
         off += gr->n;
     }
     return norm;
-}
-
-SIMD_CLONES
-static void ema_row(float *restrict ema, const float *restrict p, size_t n, float decay,
-                    float one_minus) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) ema[i] = fmaf(p[i], one_minus, ema[i] * decay);
 }
 
 void ema_update(float *ema, const float *params, size_t n, float decay) {
@@ -271,6 +222,6 @@ void ema_update(float *ema, const float *params, size_t n, float decay) {
 #pragma omp parallel for schedule(static)
     for (long b = 0; b < nb; b++) {
         long lo = b * UPDATE_BLOCK, len = nl - lo < UPDATE_BLOCK ? nl - lo : UPDATE_BLOCK;
-        ema_row(ema + lo, params + lo, (size_t)len, df, om);
+        optim_kernels_active()->ema_row(ema + lo, params + lo, (size_t)len, df, om);
     }
 }
