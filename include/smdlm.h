@@ -239,6 +239,16 @@ smdlm_softmask smdlm_model_softmask(const smdlm_model *model);
 int smdlm_tokenize(const smdlm_model *model, const char *text, int allow_special, int32_t **ids,
                    size_t *n);
 int smdlm_detokenize(const smdlm_model *model, const int32_t *ids, size_t n, char **text);
+/* One message of a conversation: role "system", "user" or "assistant". */
+typedef struct {
+    const char *role;
+    const char *content;
+} smdlm_chat_message;
+/* A conversation of n ≥ 1 messages in the model's chat template, ending with the assistant's
+ * header (Dream/LLaDA models with a tokenizer); *ids is malloc'ed. The contents are plain text
+ * unless allow_special. */
+int smdlm_chat_tokenize(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
+                        int allow_special, int32_t **ids, size_t *n_ids);
 /* Text of a canvas: runs of tokens decoded, each position holding the mask id shown as
  * mask_text (NULL: left out), ids the tokenizer cannot decode (or all, without a tokenizer)
  * as "[id]". Never fails; *text is malloc'ed. */
