@@ -301,7 +301,7 @@ int sampler_job_step(sampler_job *st, double forward_seconds) {
         st->i++;
         if (st->i == p->steps) st->phase = p->noise_removal ? PHASE_NOISE_REMOVAL : PHASE_DONE;
         if (report_step(st, st->x, st->i, stats)) return GEN_STOPPED;
-        return st->phase == PHASE_DONE;
+        return st->phase == PHASE_DONE ? SAMPLER_JOB_DONE : 0;
     }
     if (st->asked) {
         if (finish_forward(st, st->x, "the final noise-removal forward", forward_seconds, stats))
@@ -309,7 +309,7 @@ int sampler_job_step(sampler_job *st, double forward_seconds) {
         argmax_fill(st, st->x);
     }
     st->phase = PHASE_DONE;
-    return report_step(st, st->x, p->steps, stats) ? GEN_STOPPED : 1;
+    return report_step(st, st->x, p->steps, stats) ? GEN_STOPPED : SAMPLER_JOB_DONE;
 }
 
 int sampler_job_run(sampler_job *job) {
@@ -323,7 +323,7 @@ int sampler_job_run(sampler_job *job) {
             seconds = sm_time_sec() - t0;
         }
         const int rc = sampler_job_step(job, seconds);
-        if (rc) return rc == 1 ? 0 : rc;
+        if (rc) return rc == SAMPLER_JOB_DONE ? 0 : rc;
     }
 }
 

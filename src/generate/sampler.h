@@ -81,8 +81,10 @@ int sampler_job_begin(sampler_job **job, const lm_model *m, const sampler_params
 /* 1 and *f when the next step needs a forward, else 0 (a cached step, or nothing left masked
  * for noise removal). */
 int sampler_job_input(sampler_job *job, sampler_forward *f);
-/* Finishes the step (forward_seconds: the time of its forward, 0 without): 0 to go on, 1 when
- * the run is complete, GEN_STOPPED when the hook stopped it, −1 on an error. */
+/* Finishes the step (forward_seconds: the time of its forward, 0 without): 0 to go on,
+ * SAMPLER_JOB_DONE when the run is complete, GEN_STOPPED when the hook stopped it, −1 on an
+ * error. */
+#define SAMPLER_JOB_DONE 2
 int sampler_job_step(sampler_job *job, double forward_seconds);
 /* Runs the job to its end alone: 0, GEN_STOPPED or −1. */
 int sampler_job_run(sampler_job *job);
