@@ -57,7 +57,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBS      := $(BUILD)/libsmdlm-server.a $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
 
-.PHONY: all test debug bench fixtures clean fuzz bad-files repro repro-quick install uninstall FORCE
+.PHONY: all test debug bench fixtures clean fuzz bad-files repro repro-quick install uninstall openai-client FORCE
 all: $(BUILD)/smdlm smdlm $(BUILD)/libsmdlm.so
 
 # A generated file rewritten only when its text changes, so that what depends on it is
@@ -129,8 +129,15 @@ $(BUILD)/tests/test_api_public.o: tests/test_api_public.c include/smdlm.h
 $(BUILD)/tests/test_api_public: $(BUILD)/tests/test_api_public.o $(BUILD)/libsmdlm.a
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
 
-test: $(TEST_BIN) $(BUILD)/smdlm
+test: $(TEST_BIN) $(BUILD)/smdlm openai-client
 	@BUILD=$(BUILD) MAKE='$(MAKE)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh
+
+# The openai npm package for test_server's client test, as pinned by its package-lock.json;
+# without npm, or offline, that test is skipped.
+openai-client:
+	@if command -v npm >/dev/null 2>&1 && [ ! -f tests/openai_client/node_modules/openai/package.json ]; then \
+	    (cd tests/openai_client && npm ci --no-audit --no-fund --loglevel=error) || \
+	    echo "npm ci failed: the openai client test will be skipped"; fi
 
 # `make install PREFIX=… DESTDIR=…`. The installed binary is build/smdlm relinked with a
 # common.o that knows DATADIR; the library is installed static and shared (with pkg-config's

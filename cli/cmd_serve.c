@@ -23,9 +23,9 @@ static const char *model_name(const char *alias, const char *dir) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_dir = NULL, *alias = NULL, *quant = NULL;
-    srv_config cfg = {.host = "127.0.0.1", .port = 8080, .parallel = 1, .queue = 16,
+    srv_config cfg = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = 16,
                       .timeout = 600, .client_timeout = 30};
-    int threads = default_threads(), check_weights = 0, max_body_kib = 1024;
+    int threads = default_threads(), check_weights = 0, max_body_kib = 1024, no_batch = 0;
     float timeout = 600.0f;
     cli_opt opts[] = {
         {"model", 'm', OPT_STR, &model_dir, 0, 0, "DIR", "model directory (default: $SMDLM_MODEL, else the bundled models/default)"},
@@ -33,7 +33,8 @@ int cmd_serve(int argc, char **argv) {
         {"port", 0, OPT_INT, &cfg.port, 0, 65535, "N", "TCP port (default 8080; 0: any free port, printed at start)"},
         {"api-key", 0, OPT_STR, &cfg.api_key, 0, 0, "KEY", "require 'Authorization: Bearer KEY' (default: $SMDLM_API_KEY, else none)"},
         {"alias", 0, OPT_STR, &alias, 0, 0, "NAME", "the model's name in answers (default: the directory's name)"},
-        {"parallel", 0, OPT_INT, &cfg.parallel, 1, 256, "N", "generations at once, each with its own state (default 1)"},
+        {"parallel", 0, OPT_INT, &cfg.parallel, 1, 256, "N", "generations at once (default 4); MDLM: one batch, their forwards shared"},
+        {"no-batch", 0, OPT_FLAG, &no_batch, 0, 0, "", "MDLM: one state per generation instead of one batch"},
         {"queue", 0, OPT_INT, &cfg.queue, 0, 1 << 20, "N", "requests that may wait beyond those; more get 429 (default 16)"},
         {"timeout", 0, OPT_FLOAT, &timeout, 0.001, 1e7, "S", "seconds a request may take from its arrival; then 504 (default 600)"},
         {"client-timeout", 0, OPT_INT, &cfg.client_timeout, 1, 86400, "S", "seconds a connection may stay silent before it is closed (default 30)"},
@@ -53,6 +54,7 @@ int cmd_serve(int argc, char **argv) {
     if (!cfg.api_key) cfg.api_key = getenv("SMDLM_API_KEY");
     if (cfg.api_key && !*cfg.api_key) return cli_error("serve", "--api-key must not be empty");
     cfg.timeout = timeout;
+    cfg.batch = !no_batch;
     cfg.max_body = (size_t)max_body_kib * 1024;
     cfg.model_id = model_name(alias, model_dir);
 
@@ -77,9 +79,11 @@ int cmd_serve(int argc, char **argv) {
         smdlm_model_free(model);
         return cli_fail("serve");
     }
-    fprintf(stderr, "smdlm serve: %s on http://%s%s%s:%d (parallel %d, queue %d)\n", cfg.model_id,
-            strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "",
-            server_port(server), cfg.parallel, cfg.queue);
+    const int batched = cfg.batch && smdlm_model_arch(model) == SMDLM_ARCH_MDLM;
+    fprintf(stderr, "smdlm serve: %s on http://%s%s%s:%d (parallel %d%s, queue %d)\n",
+            cfg.model_id, strchr(cfg.host, ':') ? "[" : "", cfg.host,
+            strchr(cfg.host, ':') ? "]" : "", server_port(server), cfg.parallel,
+            batched ? " batched" : "", cfg.queue);
     int sig;
     sigwait(&stop, &sig);
     fprintf(stderr, "smdlm serve: %s: finishing the running requests\n",

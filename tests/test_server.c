@@ -25,6 +25,7 @@
 
 static char g_tmp[64];   /* logs and the Dream model directory */
 static char g_dream[128];
+static pid_t g_running[16]; /* servers started and not yet stopped (a failed test leaves some) */
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -45,13 +46,18 @@ static void server_start(server *s, const char *args) {
     const char *bin = getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm";
     snprintf(s->log, sizeof s->log, "%s/serve-%d.log", g_tmp, count++);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "exec %s serve --port 0 -t 1 %s 2>%s", bin, args, s->log);
+    snprintf(cmd, sizeof cmd, "exec %s serve --port 0 -t 1 %s >/dev/null 2>%s", bin, args, s->log);
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
+    for (int i = 0; i < 16; i++)
+        if (!g_running[i]) {
+            g_running[i] = s->pid;
+            break;
+        }
     s->port = 0;
     for (double end = sm_time_sec() + 60; !s->port && sm_time_sec() < end; sleep_ms(20)) {
         char *text = NULL;
@@ -71,6 +77,8 @@ static void server_start(server *s, const char *args) {
 
 /* SIGTERM, then the exit status (−1 when it had to be killed after 60 s). */
 static int server_stop(server *s) {
+    for (int i = 0; i < 16; i++)
+        if (g_running[i] == s->pid) g_running[i] = 0;
     kill(s->pid, SIGTERM);
     int st;
     for (double end = sm_time_sec() + 60; waitpid(s->pid, &st, WNOHANG) == 0; sleep_ms(20))
@@ -221,6 +229,11 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
+    for (int i = 0; i < 16; i++)
+        if (g_running[i]) {
+            kill(g_running[i], SIGKILL);
+            waitpid(g_running[i], NULL, 0);
+        }
     curl_global_cleanup();
     return tu_tmpdir_remove(g_tmp);
 }
@@ -687,6 +700,65 @@ static void test_queue_full(void **state) {
     assert_int_equal(server_stop(&s), 0);
 }
 
+/* Concurrent requests batched into shared forwards (the default for MDLM) are answered exactly
+ * as one at a time without batching: every step's canvas and λ, and the texts. */
+static void test_batched_equals_unbatched(void **state) {
+    (void)state;
+    enum { N = 4 };
+#define STEPS "\"stream\":true,\"stream_steps\":true"
+    static const char *const bodies[N] = {
+        "{\"prompt\":\"The cat\",\"steps\":60,\"seed\":1,\"sampler\":\"ddpm\"," STEPS "}",
+        "{\"prompt\":\"Once upon a time\",\"steps\":45,\"seed\":2,\"n\":2," STEPS "}",
+        "{\"canvas\":[\"A\",{\"mask\":60},\" end\",{\"mask\":66}],\"steps\":70,\"seed\":3,"
+        "\"sampler\":\"remdm-cap\"," STEPS "}",
+        "{\"prompt\":\"x\",\"steps\":50,\"seed\":4,\"softmask\":{\"enabled\":false},"
+        "\"top_p\":0.9," STEPS "}",
+    };
+    server b, u;
+    server_start(&b, "-m models/default --parallel 4");
+    request_thread r[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        r[i] = (request_thread){&b, bodies[i]};
+        pthread_create(&th[i], NULL, request_main, &r[i]);
+    }
+    double most = 0;
+    for (int done = 0; !done;) {
+        const double running = metric(&b, "smdlm_requests_running");
+        if (running > most) most = running;
+        done = running == 0 && metric(&b, "smdlm_generations_total") == N;
+        sleep_ms(5);
+    }
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    printf("  at most %.0f requests in the batch\n", most);
+    assert_true(most >= 2);
+    assert_int_equal(server_stop(&b), 0);
+    server_start(&u, "-m models/default --parallel 1 --no-batch");
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].status, 200);
+        char *out;
+        assert_int_equal(http(&u, "POST", "/v1/completions", bodies[i], NULL, &out, 120000), 200);
+        /* every step's canvases and λ (17 digits: exact), then the texts */
+        cJSON *batched = sse_events(r[i].out), *alone = sse_events(out);
+        assert_int_equal(cJSON_GetArraySize(batched), cJSON_GetArraySize(alone));
+        for (int e = 0; e < cJSON_GetArraySize(alone); e++) {
+            const cJSON *eb = cJSON_GetArrayItem(batched, e), *ea = cJSON_GetArrayItem(alone, e);
+            const char *key = cJSON_HasObjectItem(ea, "canvas") ? "canvas" : "choices";
+            char *sb = cJSON_PrintUnformatted(cJSON_GetObjectItem(eb, key)),
+                 *sa = cJSON_PrintUnformatted(cJSON_GetObjectItem(ea, key));
+            if (strcmp(sb, sa)) fail_msg("request %d, event %d: batched %.200s\nalone %.200s", i, e, sb, sa);
+            free(sb);
+            free(sa);
+        }
+        printf("  request %d: %d events equal\n", i, cJSON_GetArraySize(alone));
+        cJSON_Delete(batched);
+        cJSON_Delete(alone);
+        free(out);
+        free(r[i].out);
+    }
+    assert_int_equal(server_stop(&u), 0);
+}
+
 /* SIGTERM while a request runs: it is answered in full, then the server exits 0. */
 static void test_sigterm(void **state) {
     (void)state;
@@ -702,6 +774,7 @@ static void test_sigterm(void **state) {
     assert_true(running == 1);
     assert_int_equal(server_stop(&s), 0);
     pthread_join(th, NULL);
+    printf("  after SIGTERM: %ld %.120s\n", r.status, r.out);
     assert_int_equal(r.status, 200);
     cJSON *j = cJSON_Parse(r.out);
     assert_int_equal(int_of(cJSON_GetObjectItem(j, "smdlm"), "steps"), 1500);
@@ -709,6 +782,29 @@ static void test_sigterm(void **state) {
     free(r.out);
     /* nobody listens afterwards */
     assert_int_equal(http(&s, "GET", "/health", NULL, NULL, NULL, 2000), 0);
+}
+
+/* The openai npm package, unmodified (tests/openai_client, installed by `make openai-client`):
+ * a completion and a streamed chat completion. Skipped without node or the package. */
+static void test_openai_client(void **state) {
+    (void)state;
+    if (system("command -v node >/dev/null 2>&1") != 0 ||
+        !sm_file_exists("tests/openai_client/node_modules/openai/package.json")) {
+        printf("  node or the openai package (make openai-client) is missing\n");
+        skip();
+    }
+    server m, d;
+    char args[256];
+    server_start(&m, "-m models/default");
+    snprintf(args, sizeof args, "-m %s --alias dream", g_dream);
+    server_start(&d, args);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "SMDLM_URL=http://127.0.0.1:%d/v1 SMDLM_CHAT_URL=http://127.0.0.1:%d/v1 "
+             "node tests/openai_client/client.mjs 2>&1", m.port, d.port);
+    fflush(stdout);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(server_stop(&m), 0);
+    assert_int_equal(server_stop(&d), 0);
 }
 
 int main(void) {
@@ -723,7 +819,9 @@ int main(void) {
         cmocka_unit_test(test_slow_and_half_closed),
         cmocka_unit_test(test_disconnect_cancels),
         cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_batched_equals_unbatched),
         cmocka_unit_test(test_sigterm),
+        cmocka_unit_test(test_openai_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

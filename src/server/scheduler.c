@@ -41,6 +41,7 @@ struct srv_scheduler {
     srv_job *head, *tail;
     int queued, running, closing;
     pthread_t *workers;
+    int n_workers;
 };
 
 /* ---- jobs -------------------------------------------------------------------------------- */
@@ -159,31 +160,38 @@ static int on_step(void *user, const smdlm_step *s) {
     return stop != STOP_NONE;
 }
 
-/* Runs one job on a worker's state and leaves its answer. */
-static void run_job(srv_scheduler *s, smdlm_state *state, srv_job *job) {
-    srv_request *req = &job->req;
-    smdlm_gen_params gp = request_gen_params(req);
+/* The generation settings of a job, its step callback set. */
+static smdlm_gen_params job_params(srv_job *job) {
+    smdlm_gen_params gp = request_gen_params(&job->req);
     gp.on_step = on_step;
     gp.user = job;
     job->last_step = sm_time_sec();
-    smdlm_result r;
-    int rc = SMDLM_ABORTED;
+    return gp;
+}
+
+/* Has the job been stopped before it started (its client left while it waited)? */
+static int stopped_early(srv_job *job) {
     pthread_mutex_lock(&job->mu);
-    const int skip = job->stop != STOP_NONE; /* its client left while it waited */
+    const int stop = job->stop != STOP_NONE;
     pthread_mutex_unlock(&job->mu);
-    if (!skip) rc = smdlm_generate_ids(state, req->x, req->fixed, req->T, &gp, &r);
-    else memset(&r, 0, sizeof r);
+    return stop;
+}
+
+/* Leaves the answer of a generation that returned rc with result r (freed here); the error of
+ * SMDLM_ERROR is smdlm_last_error(). */
+static void answer(srv_scheduler *s, srv_job *job, int rc, smdlm_result *r) {
+    const srv_request *req = &job->req;
     srv_error e;
     srv_output out = {0};
     if (rc == SMDLM_OK) {
-        output_from_result(s->cfg.model, req, &r, &out);
+        output_from_result(s->cfg.model, req, r, &out);
         long tokens = 0;
         for (int b = 0; b < out.n; b++) tokens += out.tokens[b];
-        metrics_generation(s->cfg.metrics, tokens, r.stats.seconds);
+        metrics_generation(s->cfg.metrics, tokens, r->stats.seconds);
     } else if (rc == SMDLM_ERROR) {
         srv_error_set(&e, 400, "invalid_request_error", NULL, NULL, "%s", smdlm_last_error());
     }
-    smdlm_result_free(&r);
+    smdlm_result_free(r);
     pthread_mutex_lock(&job->mu);
     if (rc == SMDLM_OK && req->stream)
         response_stream_final(&job->sse, &job->ident, req, &out);
@@ -201,12 +209,42 @@ static void run_job(srv_scheduler *s, smdlm_state *state, srv_job *job) {
     output_free(&out);
 }
 
+/* Runs one job alone on a worker's state and leaves its answer. */
+static void run_job(srv_scheduler *s, smdlm_state *state, srv_job *job) {
+    smdlm_gen_params gp = job_params(job);
+    smdlm_result r = {0};
+    const int rc = stopped_early(job) ? SMDLM_ABORTED
+                                      : smdlm_generate_ids(state, job->req.x, job->req.fixed,
+                                                           job->req.T, &gp, &r);
+    answer(s, job, rc, &r);
+}
+
 /* ---- the queue ---------------------------------------------------------------------------- */
 
 static void publish_load(srv_scheduler *s) {
     metrics_set_load(s->cfg.metrics, s->queued, s->running);
 }
 
+/* The next waiting job, taken off the queue (s->mu held). */
+static srv_job *pop(srv_scheduler *s) {
+    srv_job *job = s->head;
+    s->head = job->next;
+    if (!s->head) s->tail = NULL;
+    s->queued--;
+    s->running++;
+    publish_load(s);
+    return job;
+}
+
+static void done_running(srv_scheduler *s, srv_job *job) {
+    job_release(job);
+    pthread_mutex_lock(&s->mu);
+    s->running--;
+    publish_load(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A worker without batching: one job at a time on its own state. */
 static void *worker_main(void *arg) {
     srv_scheduler *s = arg;
     smdlm_state *state = smdlm_state_new(s->cfg.model);
@@ -214,20 +252,63 @@ static void *worker_main(void *arg) {
     for (;;) {
         while (!s->head && !s->closing) pthread_cond_wait(&s->cv, &s->mu);
         if (!s->head) break;
-        srv_job *job = s->head;
-        s->head = job->next;
-        if (!s->head) s->tail = NULL;
-        s->queued--;
-        s->running++;
-        publish_load(s);
+        srv_job *job = pop(s);
         pthread_mutex_unlock(&s->mu);
         run_job(s, state, job);
-        job_release(job);
+        done_running(s, job);
         pthread_mutex_lock(&s->mu);
-        s->running--;
-        publish_load(s);
     }
     pthread_mutex_unlock(&s->mu);
+    smdlm_state_free(state);
+    return NULL;
+}
+
+/* The batching worker: up to `parallel` jobs advance together, one step at a time, their
+ * forwards batched (smdlm_batch); waiting jobs join between steps, in order, when they fit
+ * (a job that does not fit waits until the batch has room for it). */
+static void *batch_main(void *arg) {
+    srv_scheduler *s = arg;
+    smdlm_state *state = smdlm_state_new(s->cfg.model);
+    smdlm_batch *batch = smdlm_batch_new(state);
+    srv_job **members = sm_calloc((size_t)s->cfg.parallel, sizeof *members);
+    int n = 0; /* jobs in the batch */
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!n && !s->head && !s->closing) pthread_cond_wait(&s->cv, &s->mu);
+        if (!n && !s->head) break;
+        while (s->head && n < s->cfg.parallel) {
+            srv_job *job = s->head;
+            smdlm_gen_params gp = job_params(job);
+            if (n && !smdlm_batch_accepts(batch, job->req.T, &gp)) break;
+            pop(s);
+            pthread_mutex_unlock(&s->mu);
+            const int id = stopped_early(job) ? -2
+                                              : smdlm_batch_add(batch, job->req.x, job->req.fixed,
+                                                                job->req.T, &gp);
+            if (id >= 0) {
+                members[id] = job;
+                n++;
+            } else {
+                smdlm_result r = {0};
+                answer(s, job, id == -2 ? SMDLM_ABORTED : SMDLM_ERROR, &r);
+                done_running(s, job);
+            }
+            pthread_mutex_lock(&s->mu);
+        }
+        pthread_mutex_unlock(&s->mu);
+        smdlm_batch_step(batch);
+        for (int id; (id = smdlm_batch_ended(batch)) >= 0; n--) {
+            smdlm_result r;
+            const int rc = smdlm_batch_take(batch, id, &r);
+            answer(s, members[id], rc, &r);
+            done_running(s, members[id]);
+            members[id] = NULL;
+        }
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(members);
+    smdlm_batch_free(batch);
     smdlm_state_free(state);
     return NULL;
 }
@@ -237,8 +318,12 @@ srv_scheduler *sched_new(const srv_sched_config *cfg) {
     s->cfg = *cfg;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->workers = sm_calloc((size_t)cfg->parallel, sizeof *s->workers);
-    for (int i = 0; i < cfg->parallel; i++) pthread_create(&s->workers[i], NULL, worker_main, s);
+    /* MDLM models batch their requests in one worker; Dream/LLaDA run one per worker */
+    const int batching = cfg->batch && smdlm_model_arch(cfg->model) == SMDLM_ARCH_MDLM;
+    s->n_workers = batching ? 1 : cfg->parallel;
+    s->workers = sm_calloc((size_t)s->n_workers, sizeof *s->workers);
+    for (int i = 0; i < s->n_workers; i++)
+        pthread_create(&s->workers[i], NULL, batching ? batch_main : worker_main, s);
     return s;
 }
 
@@ -286,7 +371,7 @@ void sched_shutdown(srv_scheduler *s) {
         job_release(waiting);
         waiting = next;
     }
-    for (int i = 0; i < s->cfg.parallel; i++) pthread_join(s->workers[i], NULL);
+    for (int i = 0; i < s->n_workers; i++) pthread_join(s->workers[i], NULL);
 }
 
 void sched_free(srv_scheduler *s) {

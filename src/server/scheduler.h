@@ -1,5 +1,7 @@
 /* scheduler.h — generation jobs and the queue that runs them: a bounded queue in front of
- * `parallel` workers, each with its own smdlm_state on the one shared model. A job carries
+ * the workers — for an MDLM model one worker stepping up to `parallel` jobs as one batch
+ * (smdlm_batch: continuous batching, joining and leaving between steps), otherwise `parallel`
+ * workers, each with its own smdlm_state on the one shared model. A job carries
  * its answer back to the connection that submitted it: a whole JSON body, or server-sent
  * events as they are produced (stream). It is stopped within one step when its client goes
  * away (the connection ends, or its socket reads end-of-file), when its deadline passes, or
@@ -18,7 +20,9 @@ typedef struct {
     const smdlm_model *model;
     const char *model_id;
     srv_metrics *metrics;
-    int parallel;   /* workers */
+    int parallel;   /* jobs generating at once */
+    int batch;      /* 1: an MDLM model's jobs run as one batch in one worker (continuous
+                       batching); else (and for Dream/LLaDA) `parallel` workers, one job each */
     int queue;      /* jobs that may wait for a worker */
     double timeout; /* seconds from submission to the end of its generation */
 } srv_sched_config;

@@ -28,6 +28,7 @@ struct srv_server {
     struct MHD_Daemon *daemon;
     long started;
     atomic_int closing;
+    atomic_int answering; /* completion requests whose response has not ended */
 };
 
 /* What one request accumulates across libmicrohttpd's calls. */
@@ -102,6 +103,7 @@ static enum MHD_Result complete(srv_server *s, struct MHD_Connection *c, const c
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     ctx->job = job_new(&req, s->cfg.model_id, info ? info->connect_fd : -1);
+    atomic_fetch_add(&s->answering, 1);
     if (sched_submit(s->sched, ctx->job, &e)) return reply_error(s, c, url, &e);
     int status;
     char *body;
@@ -183,11 +185,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 /* The request ended (answered, or its connection lost): a job still running is stopped. */
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why) {
+    srv_server *s = cls;
     request_ctx *ctx = *con_cls;
     if (!ctx) return;
     if (ctx->job) {
         job_client_gone(ctx->job);
         job_release(ctx->job);
+        atomic_fetch_sub(&s->answering, 1);
     }
     free(ctx->body.s);
     free(ctx);
@@ -220,8 +224,8 @@ srv_server *server_start(const smdlm_model *model, const srv_config *cfg) {
     s->model = model;
     s->started = (long)time(NULL);
     s->metrics = metrics_new();
-    srv_sched_config sc = {model, cfg->model_id, s->metrics, cfg->parallel, cfg->queue,
-                           cfg->timeout};
+    srv_sched_config sc = {model, cfg->model_id, s->metrics, cfg->parallel, cfg->batch,
+                           cfg->queue, cfg->timeout};
     s->sched = sched_new(&sc);
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, s,
@@ -253,6 +257,13 @@ void server_stop(srv_server *s) {
     const MHD_socket listen = MHD_quiesce_daemon(s->daemon);
     if (listen != MHD_INVALID_SOCKET) close(listen);
     sched_shutdown(s->sched);
+    /* every job is answered now; let the responses reach their clients (a client that stops
+     * reading is cut off after --client-timeout) */
+    const double end = sm_time_sec() + s->cfg.client_timeout;
+    while (atomic_load(&s->answering) > 0 && sm_time_sec() < end) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(s->daemon);
     sched_free(s->sched);
     metrics_free(s->metrics);

@@ -13,6 +13,7 @@ typedef struct {
     const char *api_key;  /* NULL: none; else every route but /health needs "Bearer KEY" */
     const char *model_id; /* the name /v1/models lists and answers carry */
     int parallel;         /* generations at once */
+    int batch;            /* 1: an MDLM model's generations share batched forwards */
     int queue;            /* requests that may wait beyond those */
     double timeout;       /* seconds a request may take from its arrival */
     int client_timeout;   /* seconds a connection may stay silent */
