@@ -128,6 +128,11 @@ $(BUILD)/tests/test_api_public.o: tests/test_api_public.c include/smdlm.h
 	$(CC) $(PUBLIC_CFLAGS) -c -o $@ $<
 $(BUILD)/tests/test_api_public: $(BUILD)/tests/test_api_public.o $(BUILD)/libsmdlm.a
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
+$(BUILD)/tests/test_batch.o: tests/test_batch.c include/smdlm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PUBLIC_CFLAGS) -c -o $@ $<
+$(BUILD)/tests/test_batch: $(BUILD)/tests/test_batch.o $(BUILD)/libsmdlm.a
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
 
 test: $(TEST_BIN) $(BUILD)/smdlm openai-client
 	@BUILD=$(BUILD) MAKE='$(MAKE)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh
