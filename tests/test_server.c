@@ -201,6 +201,16 @@ static cJSON *sse_events(const char *stream) {
     return events;
 }
 
+/* POSTs a streamed request (status 200) and returns its events. */
+static cJSON *post_stream(const server *s, const char *path, const char *body) {
+    char *out;
+    const long status = http(s, "POST", path, body, NULL, &out, 120000);
+    if (status != 200) fail_msg("POST %s %s: status %ld: %s", path, body, status, out);
+    cJSON *events = sse_events(out);
+    free(out);
+    return events;
+}
+
 static const char *str_of(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItem(o, k);
     if (!cJSON_IsString(v)) fail_msg("'%s' is not a string", k);
@@ -308,12 +318,8 @@ static void test_same_as_generate(void **state) {
     (void)state;
     server s;
     server_start(&s, "-m models/default");
-    char *out;
-    assert_int_equal(http(&s, "POST", "/v1/completions",
-                          "{\"prompt\":\"Once upon\",\"max_tokens\":20,\"steps\":10,\"seed\":11,"
-                          "\"stream\":true,\"stream_steps\":true}", NULL, &out, 120000), 200);
-    cJSON *ev = sse_events(out);
-    free(out);
+    cJSON *ev = post_stream(&s, "/v1/completions", "{\"prompt\":\"Once upon\",\"max_tokens\":20,\"steps\":10,\"seed\":11,"
+                          "\"stream\":true,\"stream_steps\":true}");
     const int n = cJSON_GetArraySize(ev);
     const cJSON *last_step = cJSON_GetArrayItem(ev, n - 2);
     assert_string_equal(str_of(last_step, "object"), "smdlm.step");
@@ -347,12 +353,9 @@ static void test_stream_steps(void **state) {
     (void)state;
     server s;
     server_start(&s, "-m models/default");
-    char *out;
     const char *req = "{\"prompt\":\"The cat\",\"max_tokens\":10,\"steps\":5,\"seed\":2,\"n\":2,"
                       "\"sampler\":\"ddpm\",\"stream\":true,\"stream_steps\":true}";
-    assert_int_equal(http(&s, "POST", "/v1/completions", req, NULL, &out, 120000), 200);
-    cJSON *ev = sse_events(out);
-    free(out);
+    cJSON *ev = post_stream(&s, "/v1/completions", req);
     const int n = cJSON_GetArraySize(ev);
     /* 5 steps, the noise-removal report, then one chunk per sample */
     assert_int_equal(n, 6 + 2);
@@ -408,10 +411,8 @@ static void test_stream_steps(void **state) {
     cJSON_Delete(whole);
     cJSON_Delete(ev);
     /* stream without steps: the chunk and [DONE] only */
-    assert_int_equal(http(&s, "POST", "/v1/completions", "{\"prompt\":\"a\",\"max_tokens\":4,"
-                          "\"steps\":2,\"stream\":true}", NULL, &out, 60000), 200);
-    ev = sse_events(out);
-    free(out);
+    ev = post_stream(&s, "/v1/completions", "{\"prompt\":\"a\",\"max_tokens\":4,"
+                          "\"steps\":2,\"stream\":true}");
     assert_int_equal(cJSON_GetArraySize(ev), 1);
     cJSON_Delete(ev);
     assert_int_equal(server_stop(&s), 0);
@@ -422,13 +423,10 @@ static void test_infill(void **state) {
     (void)state;
     server s;
     server_start(&s, "-m models/default");
-    char *out;
-    assert_int_equal(http(&s, "POST", "/v1/completions",
-                          "{\"canvas\":[\"The cat\",{\"mask\":5},{\"tokens\":[307,1109]},{\"mask\":3},"
-                          "{\"text\":\" end\"}],\"steps\":4,\"seed\":1,\"stream\":true,\"stream_steps\":true}",
-                          NULL, &out, 120000), 200);
-    cJSON *ev = sse_events(out);
-    free(out);
+    cJSON *ev = post_stream(&s, "/v1/completions",
+                            "{\"canvas\":[\"The cat\",{\"mask\":5},{\"tokens\":[307,1109]},{\"mask\":3},"
+                            "{\"text\":\" end\"}],\"steps\":4,\"seed\":1,\"stream\":true,"
+                            "\"stream_steps\":true}");
     for (int i = 0; i < cJSON_GetArraySize(ev) - 1; i++) {
         const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(ev, i), "canvas"), 0);
         const cJSON *tok = cJSON_GetObjectItem(c, "tokens");
@@ -479,12 +477,9 @@ static void test_dream_chat(void **state) {
                      cJSON_GetArraySize(cJSON_GetObjectItem(ref, "prompt_ids")));
     cJSON_Delete(ref);
     free(gen);
-    char *out;
-    assert_int_equal(http(&s, "POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\","
+    cJSON *ev = post_stream(&s, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\","
                           "\"content\":\"hello\"}],\"max_tokens\":8,\"seed\":3,\"stream\":true,"
-                          "\"stream_options\":{\"include_usage\":true}}", NULL, &out, 60000), 200);
-    cJSON *ev = sse_events(out);
-    free(out);
+                          "\"stream_options\":{\"include_usage\":true}}");
     assert_int_equal(cJSON_GetArraySize(ev), 4);
     const cJSON *d0 = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(ev, 0), "choices"), 0), "delta");
     assert_string_equal(str_of(d0, "role"), "assistant");
