@@ -12,7 +12,7 @@ BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 # No -march=native: the hot loops are built once per code path (*_simd.c, below) and smdlm
 # picks one at run time from its own CPU detection (src/compute/cpu.c).
 CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
-           -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8) $(SAN)
+           -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8 libmicrohttpd) $(SAN)
 # the core library's libraries; training adds MPI, evaluation the sandbox. OpenBLAS (with its
 # LAPACK) is not linked: gemm_openblas.c loads it with dlopen after choosing its kernels.
 CORE_LIBS := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc) -lz -lm -lpthread -ldl
@@ -22,7 +22,9 @@ MPI_LIBS  :=
 else
 MPI_LIBS  := $(shell pkg-config --libs ompi-c)
 endif
-LDLIBS  := $(MPI_LIBS) $(CORE_LIBS)
+# the server's HTTP library (src/server)
+SERVER_LIBS := $(shell pkg-config --libs libmicrohttpd)
+LDLIBS  := $(SERVER_LIBS) $(MPI_LIBS) $(CORE_LIBS)
 
 # The version (one place: the file VERSION) and, built from a git checkout, the commit.
 VERSION := $(shell cat VERSION)
@@ -44,6 +46,7 @@ CORE_DIRS := base formats text compute softmask models generate api
 CORE_SRC  := $(sort $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c)))
 TRAIN_SRC := $(sort $(wildcard src/train/*.c))
 EVAL_SRC  := $(sort $(wildcard src/eval/*.c))
+SERVER_SRC := $(sort $(wildcard src/server/*.c))
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 # Files named *_simd.c are compiled once per code path, with -DSIMD_PATH=<path> and the path's
@@ -57,11 +60,12 @@ objects_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %_simd.c,$(1))) \
 CORE_OBJ  := $(call objects_of,$(CORE_SRC))
 TRAIN_OBJ := $(call objects_of,$(TRAIN_SRC))
 EVAL_OBJ  := $(EVAL_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-LIBS      := $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
+LIBS      := $(BUILD)/libsmdlm-server.a $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
 
-.PHONY: all test debug bench fixtures clean fuzz bad-files repro repro-quick install uninstall FORCE
+.PHONY: all test debug bench fixtures clean fuzz bad-files repro repro-quick install uninstall openai-client FORCE
 all: $(BUILD)/smdlm smdlm $(BUILD)/libsmdlm.so
 
 # A generated file rewritten only when its text changes, so that what depends on it is
@@ -82,6 +86,8 @@ $(BUILD)/libsmdlm.a: $(CORE_OBJ)
 $(BUILD)/libsmdlm-train.a: $(TRAIN_OBJ)
 	ar rcs $@ $^
 $(BUILD)/libsmdlm-eval.a: $(EVAL_OBJ)
+	ar rcs $@ $^
+$(BUILD)/libsmdlm-server.a: $(SERVER_OBJ)
 	ar rcs $@ $^
 # The core library as a shared library: libsmdlm.so.VERSION, soname libsmdlm.so.MAJOR.
 $(BUILD)/libsmdlm.so.$(VERSION): $(CORE_OBJ)
@@ -125,6 +131,9 @@ $(foreach p,$(SIMD_PATHS),$(eval $(call SIMD_RULE,$(p))))
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# the server's tests talk HTTP through libcurl
+$(BUILD)/tests/test_server: LDLIBS += $(shell pkg-config --libs libcurl)
+
 # The public API as an outside program uses it: include/ alone (no src/ headers), the core
 # library alone (no MPI, training or evaluation libraries).
 PUBLIC_CFLAGS := -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -D_POSIX_C_SOURCE=200809L -pthread \
@@ -134,9 +143,21 @@ $(BUILD)/tests/test_api_public.o: tests/test_api_public.c include/smdlm.h
 	$(CC) $(PUBLIC_CFLAGS) -c -o $@ $<
 $(BUILD)/tests/test_api_public: $(BUILD)/tests/test_api_public.o $(BUILD)/libsmdlm.a
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
+$(BUILD)/tests/test_batch.o: tests/test_batch.c include/smdlm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PUBLIC_CFLAGS) -c -o $@ $<
+$(BUILD)/tests/test_batch: $(BUILD)/tests/test_batch.o $(BUILD)/libsmdlm.a
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
 
-test: $(TEST_BIN) $(BUILD)/smdlm
+test: $(TEST_BIN) $(BUILD)/smdlm openai-client
 	@BUILD=$(BUILD) MAKE='$(MAKE)' SAN='$(SAN)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh
+
+# The openai npm package for test_server's client test, as pinned by its package-lock.json;
+# without npm, or offline, that test is skipped.
+openai-client:
+	@if command -v npm >/dev/null 2>&1 && [ ! -f tests/openai_client/node_modules/openai/package.json ]; then \
+	    (cd tests/openai_client && npm ci --no-audit --no-fund --loglevel=error) || \
+	    echo "npm ci failed: the openai client test will be skipped"; fi
 
 # `make install PREFIX=… DESTDIR=…`. The installed binary is build/smdlm relinked with a
 # common.o that knows DATADIR; the library is installed static and shared (with pkg-config's

@@ -271,7 +271,9 @@ static void acts_sizes(const dit_config *c, int B, int T, int nthreads, size_t s
                                    (size_t)B * c->cond_dim, (size_t)B * c->cond_dim,
                                    (size_t)B * (6 * D * (size_t)c->n_blocks + 2 * D),
                                    (size_t)T * hd / 2, (size_t)T * hd / 2, BTD,
-                                   dit_forward_by_rows(c, B, T) ? sm_size_mul(BTD, 3) : 0};
+                                   /* the second qkv buffer of the by-rows schedule, which
+                                      a per-canvas forward picks for one canvas's shape */
+                                   dit_forward_by_rows(c, 1, T) ? sm_size_mul(BTD, 3) : 0};
     for (int i = 0; i < ACT_BUFFERS; i++) sizes[i] = sm_size_align(s[i], 16);
 }
 
@@ -334,14 +336,26 @@ void dit_embed_rows(void *m, const int32_t *ids, int n, float *out) {
     for (int i = 0; i < n; i++) dit_embedding_row(dm, ids[i], out + (size_t)i * D);
 }
 
+/* matmul_forward on `groups` × `rows` rows: group by group with a->per_canvas, else at once. */
+static void grouped_matmul(const dit_acts *a, float *out, const float *inp, const float *w,
+                           const float *bias, int groups, int rows, int in, int out_dim) {
+    if (!a->per_canvas) {
+        matmul_forward(out, inp, w, bias, groups * rows, in, out_dim);
+        return;
+    }
+    for (int g = 0; g < groups; g++)
+        matmul_forward(out + (size_t)g * rows * out_dim, inp + (size_t)g * rows * in, w, bias, rows,
+                       in, out_dim);
+}
+
 /* c = SiLU(W2·SiLU(W0·temb(σ) + b0) + b2); σ = 0 without time conditioning. */
 static void conditioning_forward(const dit_model *m, dit_acts *a, const float *sigma, int B) {
     const int C = m->cfg.cond_dim;
     for (int b = 0; b < B; b++)
         timestep_embedding(a->temb + (size_t)b * 256, m->cfg.time_conditioning ? sigma[b] : 0.0f);
-    matmul_forward(a->c1, a->temb, m->w.sigma_w0, m->w.sigma_b0, B, 256, C);
+    grouped_matmul(a, a->c1, a->temb, m->w.sigma_w0, m->w.sigma_b0, B, 1, 256, C);
     silu_forward(a->c1, (size_t)B * C);
-    matmul_forward(a->c, a->c1, m->w.sigma_w2, m->w.sigma_b2, B, C, C);
+    grouped_matmul(a, a->c, a->c1, m->w.sigma_w2, m->w.sigma_b2, B, 1, C, C);
     silu_forward(a->c, (size_t)B * C);
 }
 
@@ -355,9 +369,10 @@ static float *block_mod(const dit_model *m, const dit_acts *a, int l, int B) {
 static void modulations_forward(const dit_model *m, dit_acts *a, int B) {
     const int D = m->cfg.hidden, C = m->cfg.cond_dim, L = m->cfg.n_blocks;
     for (int l = 0; l < L; l++)
-        matmul_forward(block_mod(m, a, l, B), a->c, m->w.blocks[l].ada_w, m->w.blocks[l].ada_b, B,
-                       C, 6 * D);
-    matmul_forward(block_mod(m, a, L, B), a->c, m->w.final_ada_w, m->w.final_ada_b, B, C, 2 * D);
+        grouped_matmul(a, block_mod(m, a, l, B), a->c, m->w.blocks[l].ada_w, m->w.blocks[l].ada_b,
+                       B, 1, C, 6 * D);
+    grouped_matmul(a, block_mod(m, a, L, B), a->c, m->w.final_ada_w, m->w.final_ada_b, B, 1, C,
+                   2 * D);
 }
 
 /* One operation after the other, each spread over the threads (large shapes). */
@@ -365,15 +380,15 @@ static void block_forward(const dit_model *m, const dit_block *blk, const float 
                           int B, int T) {
     const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H, N = B * T;
     layernorm_modulate_forward(a->h, a->x, blk->norm1, mod, mod + D, 6 * D, B, T, D);
-    matmul_forward(a->qkv, a->h, blk->attn_qkv, NULL, N, D, 3 * D);
+    grouped_matmul(a, a->qkv, a->h, blk->attn_qkv, NULL, B, T, D, 3 * D);
     rope_forward(a->qkv, a->rope_cos, a->rope_sin, B, T, H, hd);
     attention_forward(a->att, a->qkv, a->scores, B, T, H, hd, m->cfg.causal);
-    matmul_forward(a->proj, a->att, blk->attn_out, NULL, N, D, D);
+    grouped_matmul(a, a->proj, a->att, blk->attn_out, NULL, B, T, D, D);
     gated_residual_forward(a->x, a->proj, mod + 2 * D, 6 * D, B, T, D);
     layernorm_modulate_forward(a->h, a->x, blk->norm2, mod + 3 * D, mod + 4 * D, 6 * D, B, T, D);
-    matmul_forward(a->mlp, a->h, blk->mlp0_w, blk->mlp0_b, N, D, 4 * D);
+    grouped_matmul(a, a->mlp, a->h, blk->mlp0_w, blk->mlp0_b, B, T, D, 4 * D);
     gelu_tanh_forward(a->mlp, (size_t)N * 4 * D);
-    matmul_forward(a->proj, a->mlp, blk->mlp2_w, blk->mlp2_b, N, 4 * D, D);
+    grouped_matmul(a, a->proj, a->mlp, blk->mlp2_w, blk->mlp2_b, B, T, 4 * D, D);
     gated_residual_forward(a->x, a->proj, mod + 5 * D, 6 * D, B, T, D);
 }
 
@@ -402,6 +417,23 @@ static row_piece piece_at(int r, int r1, int T) {
     row_piece p = {r / T, r % T, 0, (size_t)r};
     p.n = T - p.t0 < r1 - r ? T - p.t0 : r1 - r;
     return p;
+}
+
+/* Thread id's rows (of nt) as pieces into out (room for B + 1), their number returned: a share
+ * of all B·T rows, or with a->per_canvas the same share of each canvas, so that a canvas's
+ * products hold the rows they hold when it runs alone (a batch changes no sample's bits). */
+static int thread_pieces(const dit_acts *a, int B, int T, int id, int nt, row_piece *out) {
+    int n = 0;
+    if (a->per_canvas) {
+        for (int b = 0; b < B; b++) {
+            row_piece p = piece_at(b * T + (int)((long)T * id / nt), b * T + (int)((long)T * (id + 1) / nt), T);
+            if (p.n > 0) out[n++] = p;
+        }
+        return n;
+    }
+    const int N = B * T, r0 = (int)((long)N * id / nt), r1 = (int)((long)N * (id + 1) / nt);
+    for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T)) out[n++] = p;
+    return n;
 }
 
 static void piece_before_attention(const dit_model *m, const dit_block *blk, const float *mod,
@@ -446,27 +478,34 @@ static void piece_after_attention(const dit_model *m, const dit_block *blk, cons
  * list). */
 static void output_rows(const dit_model *m, dit_acts *a, const int32_t *rows, int nout,
                         float *logits) {
-    const int D = m->cfg.hidden, V = m->cfg.vocab_size;
+    const int D = m->cfg.hidden, V = m->cfg.vocab_size, T = a->T;
     if (nout == 0) return;
-    const float *h = a->h;
-    if (rows) {
-        for (int q = 0; q < nout; q++)
-            memcpy(a->rows + (size_t)q * D, a->h + (size_t)rows[q] * D, sizeof(float) * (size_t)D);
-        h = a->rows;
+    if (!rows) {
+        grouped_matmul(a, logits, a->h, m->w.out_w, m->w.out_b, nout / T, T, D, V);
+        return;
     }
-    matmul_forward(logits, h, m->w.out_w, m->w.out_b, nout, D, V);
+    for (int q = 0; q < nout; q++)
+        memcpy(a->rows + (size_t)q * D, a->h + (size_t)rows[q] * D, sizeof(float) * (size_t)D);
+    /* per canvas: the run of gathered rows of each canvas (rows ascend) */
+    for (int r0 = 0, r1; r0 < nout; r0 = r1) {
+        r1 = a->per_canvas ? r0 + 1 : nout;
+        while (r1 < nout && rows[r1] / T == rows[r0] / T) r1++;
+        matmul_forward(logits + (size_t)r0 * V, a->rows + (size_t)r0 * D, m->w.out_w, m->w.out_b,
+                       r1 - r0, D, V);
+    }
 }
 
 /* The blocks and the final norm in one parallel region. (The output layer stays one
  * threaded product: split by rows, its last bits would depend on the split.) */
 static void forward_by_rows(const dit_model *m, dit_acts *a, int B, int T) {
-    const int D = m->cfg.hidden, H = m->cfg.n_heads, L = m->cfg.n_blocks, N = B * T;
+    const int D = m->cfg.hidden, H = m->cfg.n_heads, L = m->cfg.n_blocks;
     const float *fmod = block_mod(m, a, L, B);
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), id = omp_get_thread_num();
         SM_ASSERT(nt <= a->nthreads); /* one T·T slot of a->scores per thread */
-        const int r0 = (int)((long)N * id / nt), r1 = (int)((long)N * (id + 1) / nt);
+        row_piece pieces[B + 1];
+        const int np = thread_pieces(a, B, T, id, nt, pieces);
         /* With a second qkv buffer (alternate blocks write alternate buffers) a thread that
          * runs ahead into the next block cannot overwrite the keys and values another thread
          * is still reading, and each thread attends for its own query rows: one barrier per
@@ -478,18 +517,16 @@ static void forward_by_rows(const dit_model *m, dit_acts *a, int B, int T) {
             const dit_block *blk = &m->w.blocks[l];
             const float *mod = block_mod(m, a, l, B);
             float *qkv = a->qkv_alt && (l & 1) ? a->qkv_alt : a->qkv;
-            for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
-                piece_before_attention(m, blk, mod, a, qkv, p);
+            for (int i = 0; i < np; i++) piece_before_attention(m, blk, mod, a, qkv, pieces[i]);
 #pragma omp barrier
             if (own_queries)
-                for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
-                    piece_attention(m, a, qkv, S, p);
+                for (int i = 0; i < np; i++) piece_attention(m, a, qkv, S, pieces[i]);
             else
                 attention_heads(a->att, qkv, a->scores, B, T, H, D / H, m->cfg.causal);
-            for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T))
-                piece_after_attention(m, blk, mod, a, p);
+            for (int i = 0; i < np; i++) piece_after_attention(m, blk, mod, a, pieces[i]);
         }
-        for (row_piece p = piece_at(r0, r1, T); p.n > 0; p = piece_at((int)p.row + p.n, r1, T)) {
+        for (int i = 0; i < np; i++) {
+            const row_piece p = pieces[i];
             const float *mb = fmod + (size_t)p.b * 2 * D;
             layernorm_modulate_forward(a->h + p.row * D, a->x + p.row * D, m->w.final_norm, mb,
                                        mb + D, 2 * D, 1, p.n, D);
@@ -509,9 +546,11 @@ static void forward(const dit_model *m, dit_acts *a, const float *sigma, int B, 
     for (int r = 0; rows && r < nout; r++) SM_ASSERT(rows[r] >= 0 && rows[r] < B * T);
     conditioning_forward(m, a, sigma, B);
     modulations_forward(m, a, B);
-    /* one thread: no joins to save, and the per-operation products keep their bits */
+    /* one thread: no joins to save, and the per-operation products keep their bits; per
+       canvas, the choice is a canvas's, so that a batch runs each canvas as it runs alone */
     const int by_rows = a->schedule == DIT_SCHEDULE_AUTO
-                            ? omp_get_max_threads() > 1 && dit_forward_by_rows(&m->cfg, B, T)
+                            ? omp_get_max_threads() > 1 &&
+                                  dit_forward_by_rows(&m->cfg, a->per_canvas ? 1 : B, T)
                             : a->schedule == DIT_SCHEDULE_ROWS;
     if (by_rows) {
         forward_by_rows(m, a, B, T);

@@ -109,12 +109,18 @@ int dit_config_save(const dit_config *c, const char *path);
  * the positions and one parallel region per forward. They agree within float rounding (the
  * same bits where dit.c says). */
 typedef enum { DIT_SCHEDULE_AUTO = 0, DIT_SCHEDULE_PER_OP, DIT_SCHEDULE_ROWS } dit_schedule;
-/* 1 when AUTO runs a forward of [B, T] by rows (given more than one thread). */
+/* 1 when AUTO runs a forward of [B, T] by rows (given more than one thread; a per-canvas
+ * forward asks for [1, T]). */
 int dit_forward_by_rows(const dit_config *c, int B, int T);
 
 /* Activations for up to B×T positions, one allocation. */
 typedef struct {
     int B, T, nthreads;
+    /* 1: every product runs on one canvas's rows at a time (and the conditioning on one row),
+     * so a canvas's output does not depend on the other canvases of its batch: a BLAS picks
+     * its kernels by the row count, and so the last bits. 0 (training): one product over all
+     * rows. */
+    int per_canvas;
     float *x;      /* (B, T, D) residual stream; the embedding is written here */
     float *h;      /* (B, T, D) normalised + modulated */
     float *qkv;    /* (B, T, 3D) */
