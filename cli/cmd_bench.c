@@ -176,9 +176,10 @@ static int bench_forward(int argc, char **argv) {
     sm_params_default(&smp);
     smp.scale = 0.5f;
     double t0 = sm_time_sec();
-    sm_feedback_canvas(&smp, masked, batch, len, c->mask_id, logits, c->vocab_size, 0, fb);
+    sm_feedback_canvas(&smp, masked, batch, len, c->mask_id, logits, c->vocab_size, 0, fb, NULL);
     dit_embed_ids(&md.net, &acts, masked, batch, len);
-    sm_mix_inputs(acts.x, c->hidden, BT, masked, c->mask_id, &smp, fb, dit_embed_rows, &md.net);
+    sm_mix_inputs(acts.x, c->hidden, BT, masked, c->mask_id, c->vocab_size, &smp, fb, dit_embed_rows,
+                  &md.net);
     double sm_time = sm_time_sec() - t0;
     double flops = dit_forward_flops(c, batch, len);
     double sgemm = sgemm_gflops(2048, 3), limit = peak_fp32_gflops(threads);

@@ -49,10 +49,13 @@ static int feedback_input(const model_dir *md, dit_acts *a, const int32_t *ids, 
     for (size_t i = 0; i < n; i++)
         if (ids[i] == c->mask_id) dit_subs_row(rows + i * c->vocab_size, c->vocab_size, c->mask_id);
     sm_feedback *fb = sm_malloc(sizeof *fb * n);
-    sm_feedback_canvas(sm, ids, B, T, c->mask_id, rows, c->vocab_size, 0, fb);
+    float *probs = sm_feedback_probs_alloc(sm, n, c->vocab_size);
+    sm_feedback_canvas(sm, ids, B, T, c->mask_id, rows, c->vocab_size, 0, fb, probs);
     dit_embed_ids(&md->net, a, ids, B, T);
-    sm_mix_inputs(a->x, c->hidden, n, ids, c->mask_id, sm, fb, dit_embed_rows, (void *)&md->net);
+    sm_mix_inputs(a->x, c->hidden, n, ids, c->mask_id, c->vocab_size, sm, fb, dit_embed_rows,
+                  (void *)&md->net);
     free(fb);
+    free(probs);
     npy_free(&prev);
     return 0;
 }
@@ -67,6 +70,7 @@ static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_f
     int32_t *ids = NULL;
     float *logits = NULL;
     sm_feedback *fb = NULL;
+    float *probs = NULL;
     npy_array prev = {0};
     int B, T, rc = -1;
     sm_params sm;
@@ -92,7 +96,9 @@ static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_f
             goto done;
         }
         fb = sm_malloc(sizeof *fb * (size_t)B * T);
-        sm_feedback_canvas(&sm, ids, B, T, c->mask_id, prev.data, c->vocab_size, c->shift, fb);
+        probs = sm_feedback_probs_alloc(&sm, (size_t)B * T, c->vocab_size);
+        sm_feedback_canvas(&sm, ids, B, T, c->mask_id, prev.data, c->vocab_size, c->shift, fb,
+                           probs);
     }
     logits = sm_aligned_alloc(nlogits * sizeof(float));
     tf_state s;
@@ -105,6 +111,7 @@ static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_f
 done:
     if (prev.data) npy_free(&prev);
     free(fb);
+    free(probs);
     free(logits);
     free(ids);
     return rc;

@@ -152,6 +152,8 @@ typedef struct {
     int32_t *x;
     sm_rng *rng;         /* (B) */
     sm_feedback *fb;     /* (B·T) feedback of still-masked positions */
+    float *probs;        /* (B·T, V) the tempered distributions fb points to (SM_ALG_TEMP) */
+    int *masked0;        /* (B) masked positions of each row at the start (the λ schedule) */
     float *lambda;       /* (B·T) λ of fb for the step hook; NULL without a hook or soft-masking */
     int have_fb;
     uint8_t *done;       /* (B) */
@@ -261,7 +263,8 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
     if (it->bad) return;
     if (p->eos_penalty != 0.0f) z[p->eos_id] -= p->eos_penalty;
     if (p->sm.enabled) /* from the (shifted) logits themselves, as IBM's dream_sm.patch */
-        sm_feedback_from_row(&p->sm, z, V, &it->fb);
+        sm_feedback_from_row(&p->sm, z, V, &it->fb,
+                             r->probs ? r->probs + (size_t)it->pos * V : NULL);
     if (!it->cand || (p->style == DECODER_DREAM && p->alg == DECODER_ALG_ORIGIN && !it->coin))
         return;
     z[r->m->mask_id] = -INFINITY; /* a revealed position never takes the mask id (NOTES.md) */
@@ -483,6 +486,22 @@ static int cmp_item_conf(const void *a, const void *b, void *ctx) {
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+static int count_masked(const dec_run *r, int b, int from, int to) {
+    int n = 0;
+    for (int t = from; t < to; t++) n += r->x[(size_t)b * r->T + t] == r->m->mask_id;
+    return n;
+}
+
+/* λ of row b's still-masked positions at the scale the schedule gives after this step's
+ * reveals (sm_scheduled_scale; per row, where Dream's patch counts the masks of the batch). */
+static void schedule_row(dec_run *r, int b) {
+    const sm_params q = sm_params_at(&r->p->sm, count_masked(r, b, r->P, r->T), r->masked0[b]);
+    for (int t = r->P; t < r->T; t++) {
+        const size_t i = (size_t)b * r->T + t;
+        if (r->x[i] == r->m->mask_id) r->fb[i].lambda = sm_lambda(&q, r->fb[i].neg_h);
+    }
+}
+
 /* Chooses which candidates of row b to reveal (sets coin) and reveals them. */
 static void select_row(dec_run *r, int b, int quota) {
     const decoder_params *p = r->p;
@@ -539,6 +558,8 @@ static void select_row(dec_run *r, int b, int quota) {
             r->fb[it->pos] = it->fb;
         }
     }
+    if (p->sm.enabled && p->sm.schedule != SM_SCHEDULE_NONE)
+        schedule_row(r, b);
 }
 
 /* The window of this step's forward (kvcache.h): everything without a cache, before the first
@@ -603,12 +624,6 @@ static int decode_step(dec_run *r, int blk_end, float p_transfer, const int *quo
     return report_step(r) ? GEN_STOPPED + 1 : 1;
 }
 
-static int count_masked(const dec_run *r, int b, int from, int to) {
-    int n = 0;
-    for (int t = from; t < to; t++) n += r->x[(size_t)b * r->T + t] == r->m->mask_id;
-    return n;
-}
-
 static int decode_dream(dec_run *r, int *quota) {
     const int steps = r->steps;
     float *ts = sm_malloc(sizeof(float) * (size_t)(steps + 1));
@@ -658,6 +673,8 @@ size_t decoder_run_bytes(const decoder_params *p, int B, int T, int V) {
                                 (p->sm.enabled ? 2 * sizeof(sm_feedback) + sizeof(float) : 0);
     size_t bytes = sm_size_mul(sm_size_mul(BT, (size_t)V), sizeof(float));
     bytes = sm_size_add(bytes, sm_size_mul(BT, per_position));
+    if (p->sm.enabled)
+        bytes = sm_size_add(bytes, sm_size_mul(sm_feedback_probs_floats(&p->sm, BT, V), sizeof(float)));
     return sm_size_add(bytes, sm_size_mul(DECODER_SCRATCH(V), threads));
 }
 
@@ -693,6 +710,9 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     r.rng = sm_malloc(sizeof(sm_rng) * (size_t)B);
     for (int b = 0; b < B; b++) rng_seed(&r.rng[b], p->seed + (uint64_t)b);
     r.fb = p->sm.enabled ? sm_calloc(BT, sizeof(sm_feedback)) : NULL;
+    r.probs = p->sm.enabled ? sm_feedback_probs_alloc(&p->sm, BT, V) : NULL;
+    r.masked0 = sm_malloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) r.masked0[b] = count_masked(&r, b, prompt_len, T);
     r.fbc = p->sm.enabled ? sm_malloc(BT * sizeof(sm_feedback)) : NULL;
     r.lambda = p->sm.enabled && p->on_step ? sm_malloc(BT * sizeof(float)) : NULL;
     r.done = sm_calloc((size_t)B, 1);
@@ -721,5 +741,6 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     free(r.rng), free(r.fb), free(r.fbc), free(r.done), free(r.first_eos), free(r.active);
     free(r.xc), free(r.need), free(r.logits), free(r.items), free(r.row_start), free(r.order);
     free(r.w), free(r.scr), free(r.kv_rows), free(r.cache_rows), free(r.lambda);
+    free(r.probs), free(r.masked0);
     return rc;
 }

@@ -59,6 +59,8 @@ typedef struct {
     int32_t *rows;   /* (B·T) the same as a list */
     uint8_t *bad;    /* (B·T) per entry of rows: its raw prediction was not finite */
     sm_feedback *fb; /* (B·T) soft-masking feedback of the still-masked positions; NULL: off */
+    float *probs;    /* (B·T, V) the tempered distributions fb points to (SM_ALG_TEMP) */
+    int *masked0;    /* (B) masked positions of each canvas at the start (the λ schedule) */
     int have_fb;     /* fb is set (there was a real forward) */
     float *lambda;   /* (B·T) λ of fb for the step hook; NULL without a hook or soft-masking */
     float *pbuf;     /* (nthreads, V) scratch for token draws */
@@ -102,21 +104,33 @@ static int real_forward(run_state *st, const int32_t *x, double t, const char *w
     return 0;
 }
 
+static int count_masked(const int32_t *x, int n, int32_t mask) {
+    int c = 0;
+    for (int i = 0; i < n; i++) c += x[i] == mask;
+    return c;
+}
+
 /* The feedback each still-masked position's next input carries (softmask.h's protocol): its
  * SUBS row of the last real forward, or — when it was unmasked then (remasked by ReMDM) — the
  * one-hot of its token there. */
 static void compute_feedback(run_state *st, const int32_t *x, sampler_stats *stats) {
-    const int BT = st->B * st->T, V = st->V, mask = st->m->mask_id;
-    const sm_params *p = &st->p->sm;
+    const int B = st->B, T = st->T, V = st->V, mask = st->m->mask_id;
     double t0 = sm_time_sec();
+    sm_params *row_p = sm_malloc(sizeof(sm_params) * (size_t)B); /* λ's scale now, per canvas */
+    for (int b = 0; b < B; b++)
+        row_p[b] = sm_params_at(&st->p->sm, count_masked(x + (size_t)b * T, T, mask),
+                                st->masked0[b]);
 #pragma omp parallel for schedule(dynamic, 16)
-    for (int i = 0; i < BT; i++) {
+    for (int i = 0; i < B * T; i++) {
         if (x[i] != mask) continue;
+        const sm_params *p = &row_p[i / T];
         if (st->prev_x[i] == mask)
-            sm_feedback_from_row(p, st->logp + (size_t)i * V, V, &st->fb[i]);
+            sm_feedback_from_row(p, st->logp + (size_t)i * V, V, &st->fb[i],
+                                 st->probs ? st->probs + (size_t)i * V : NULL);
         else
             sm_feedback_from_token(p, st->prev_x[i], &st->fb[i]);
     }
+    free(row_p);
     st->have_fb = 1;
     stats->sm_seconds += sm_time_sec() - t0;
 }
@@ -246,6 +260,8 @@ static void run_state_free(run_state *st) {
     free(st->rows);
     free(st->bad);
     free(st->fb);
+    free(st->probs);
+    free(st->masked0);
     free(st->lambda);
     free(st->pbuf);
     free(st->order);
@@ -290,6 +306,8 @@ size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V) {
                                 (p->sm.enabled ? sizeof(sm_feedback) + sizeof(float) : 0);
     size_t bytes = sm_size_mul(sm_size_mul(BT, (size_t)V), sizeof(float));
     bytes = sm_size_add(bytes, sm_size_mul(BT, per_position));
+    if (p->sm.enabled)
+        bytes = sm_size_add(bytes, sm_size_mul(sm_feedback_probs_floats(&p->sm, BT, V), sizeof(float)));
     return sm_size_add(bytes, sm_size_mul(threads * (size_t)V, sizeof(float) + sizeof(int32_t)));
 }
 
@@ -316,7 +334,13 @@ int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const ui
     st.need = sm_malloc(BT);
     st.rows = sm_malloc(BT * sizeof(int32_t));
     st.bad = sm_malloc(BT);
-    if (p->sm.enabled) st.fb = sm_malloc(BT * sizeof(sm_feedback));
+    if (p->sm.enabled) {
+        st.fb = sm_malloc(BT * sizeof(sm_feedback));
+        st.probs = sm_feedback_probs_alloc(&p->sm, BT, st.V);
+        st.masked0 = sm_malloc(sizeof(int) * (size_t)B);
+        for (int b = 0; b < B; b++)
+            st.masked0[b] = count_masked(x + (size_t)b * T, T, m->mask_id);
+    }
     if (p->sm.enabled && p->on_step) st.lambda = sm_malloc(BT * sizeof(float));
     st.pbuf = sm_malloc((size_t)nthreads * st.V * sizeof(float));
     st.order = sm_malloc((size_t)nthreads * st.V * sizeof(int32_t));

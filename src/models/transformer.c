@@ -533,8 +533,8 @@ static void embed(tf_state *s, const int32_t *x, const sm_params *sm, const sm_f
     }
     linear_rows_f32(s->ws.x, &m->embed, ids, (int)N);
     if (sm && fb)
-        sm_mix_inputs(s->ws.x, m->cfg.hidden, N, ids, m->cfg.mask_id, sm, fbw, embed_rows,
-                      (void *)m);
+        sm_mix_inputs(s->ws.x, m->cfg.hidden, N, ids, m->cfg.mask_id, m->cfg.vocab_size, sm, fbw,
+                      embed_rows, (void *)m);
     free(gathered);
     free(fb_rows);
 }
