@@ -119,11 +119,12 @@ done:
 
 int cmd_forward(int argc, char **argv) {
     const char *model = NULL, *ids_path = NULL, *out_path = NULL, *feedback = NULL, *t_arg = "1";
-    const char *quant = NULL;
+    const char *quant = NULL, *adapter = NULL;
     int threads = default_threads();
     sm_flags smf = {0};
     cli_opt opts[] = {
         {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "model directory (required)"},
+        {"adapter", 0, OPT_STR, &adapter, 0, 0, "DIR", "Dream/LLaDA: a PEFT LoRA/DoRA adapter directory to apply"},
         {"ids", 0, OPT_STR, &ids_path, 0, 0, "IDS.npy", "token ids [B,T] or [T], int32/int64 (required)"},
         {"out", 'o', OPT_STR, &out_path, 0, 0, "OUT.npy", "raw logits, float32 [B,T,V] (required)"},
         {"t", 0, OPT_STR, &t_arg, 0, 0, "T|T.npy", "diffusion time(s) for time-conditioned models (default 1)"},
@@ -145,7 +146,7 @@ int cmd_forward(int argc, char **argv) {
     }
     kernels_set_threads(threads);
     model_dir md;
-    if (model_dir_load_any(&md, model, 0)) return cli_fail("forward");
+    if (model_dir_load_adapted(&md, model, adapter, 0, 0)) return cli_fail("forward");
     if (md.arch != MODEL_MDLM) {
         int rc_tf = forward_transformer(&md, &cmd, &smf, ids_path, out_path, feedback, quant);
         model_dir_free(&md);

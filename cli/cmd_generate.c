@@ -17,7 +17,7 @@
 
 /* Every flag of the command; the two paths read their own. */
 typedef struct {
-    const char *model, *prompt, *out;
+    const char *model, *adapter, *prompt, *out;
     int steps, n, visual, delay, quiet, allow_special, threads, check_weights;
     float top_p;
     uint64_t seed;
@@ -95,6 +95,7 @@ static smdlm_model *load_model(const gen_opts *o) {
     lp.quant = o->quant;
     lp.need_tokenizer = o->prompt != NULL;
     lp.check_weights = o->check_weights;
+    lp.adapter = o->adapter;
     smdlm_model *model = smdlm_model_load(o->model, &lp);
     if (!model) cli_fail("generate");
     else if (!smdlm_has_tokenizer(model)) /* every output of generate is text */
@@ -347,6 +348,7 @@ int cmd_generate(int argc, char **argv) {
                   .block_length = smdlm_gen_default_params().decoder.block_length};
     cli_opt opts[] = {
         {"model", 'm', OPT_STR, &o.model, 0, 0, "DIR", "model directory (default: $SMDLM_MODEL, else the bundled models/default)"},
+        {"adapter", 0, OPT_STR, &o.adapter, 0, 0, "DIR", "Dream/LLaDA: a PEFT LoRA/DoRA adapter directory to apply (without -m: its base model)"},
         {"prompt", 'p', OPT_STR, &o.prompt, 0, 0, "TEXT", "prefix that stays fixed (Dream/LLaDA: the prompt)"},
         {"allow-special", 0, OPT_FLAG, &o.allow_special, 0, 0, "", "parse special-token text in the prompt"},
         {"len", 'l', OPT_INT, &o.len, 1, 1 << 20, "L", "MDLM: canvas length in tokens (default: the model's length)"},
@@ -389,6 +391,10 @@ int cmd_generate(int argc, char **argv) {
     const char *pos[1];
     int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 1 : 0;
+    if (!o.model && o.adapter) { /* the adapter directory names its base */
+        o.model = o.adapter;
+        o.adapter = NULL;
+    }
     if (!o.model && !(o.model = cli_default_model())) return cli_fail("generate");
     if (smdlm_dir_arch(o.model, &o.arch)) return cli_fail("generate");
     return o.arch == SMDLM_ARCH_MDLM ? generate_mdlm(&cmd, &o) : generate_tf(&cmd, &o);

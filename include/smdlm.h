@@ -96,6 +96,11 @@ typedef struct {
     int check_weights;  /* 1: every floating tensor is scanned for NaN and infinities at load,
                            the first one found is an error naming the tensor and the index
                            (default 0: a generation reports non-finite logits when they occur) */
+    const char *adapter; /* Dream/LLaDA: a PEFT LoRA/DoRA adapter directory applied to the
+                            model (merged into fp32 weights, on the fly over bf16/f16 ones; its
+                            transparency_config.json wins); NULL: none (default). A model
+                            directory that is itself an adapter directory (adapter_config.json,
+                            no config.json) loads its base_model_name_or_path with it. */
 } smdlm_load_params;
 
 /* Soft-masking (docs/DESIGN.md §3): a still-masked position's next input mixes the mask embedding

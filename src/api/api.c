@@ -13,7 +13,7 @@ _Static_assert(SMDLM_SM_MAX_K == SM_MAX_K, "the public top-k limit is the soft-m
 
 smdlm_load_params smdlm_load_default_params(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    smdlm_load_params p = {n < 1 ? 1 : (int)n, NULL, 0, 0};
+    smdlm_load_params p = {n < 1 ? 1 : (int)n, NULL, 0, 0, NULL};
     return p;
 }
 
@@ -81,7 +81,8 @@ smdlm_model *smdlm_model_load(const char *dir, const smdlm_load_params *params) 
     }
     kernels_set_threads(params->threads);
     smdlm_model *model = sm_calloc(1, sizeof *model);
-    if (model_dir_load_any(&model->md, dir, params->need_tokenizer ? 2 : 1)) {
+    if (model_dir_load_adapted(&model->md, dir, params->adapter, 0,
+                               params->need_tokenizer ? 2 : 1)) {
         free(model);
         return NULL;
     }
