@@ -20,17 +20,6 @@ import ref_dream as R  # noqa: E402
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
-def time_dependence(max_gen_length, num_mask_token, scale, schedule):
-    t = num_mask_token / max_gen_length if max_gen_length else 1.0
-    if schedule == "none":
-        return scale
-    if schedule == "linear":
-        return scale * t
-    if schedule == "stepwise":
-        return scale if t > 0.5 else 0
-    raise ValueError(schedule)
-
-
 def mixing_factors(input_ids, logits, mask_id, max_gen_length, sm):
     """p_out of the patch: λ from the (tempered) entropy, the scheduled scale, top-k or the full
     tempered softmax as the mixed distribution."""
@@ -41,7 +30,7 @@ def mixing_factors(input_ids, logits, mask_id, max_gen_length, sm):
     neg_entropy = torch.sum(p * torch.log(p + 1e-10), dim=-1)
     scale = sm["transparency_scale"]
     if sm["transparency_scheduling"] != "none":
-        scale = time_dependence(max_gen_length, (input_ids == mask_id).sum().item(), scale,
+        scale = R.time_dependence(max_gen_length, (input_ids == mask_id).sum().item(), scale,
                                 sm["transparency_scheduling"])
     if scale == 0.0:
         lam = torch.zeros_like(neg_entropy)[..., None]

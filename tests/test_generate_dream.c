@@ -161,8 +161,8 @@ static void test_reference_cases(void **state) {
         decoder_stats st;
         lib_decode(&md, &c, prompt, P, &x, &gen, &st);
         printf("  %s %s sm %s: forwards %d (reference %d)\n", model,
-               c.style == DECODER_LLADA ? "llada" : c.alg, c.sm_config ? "on" : "off", st.forwards,
-               cJSON_GetObjectItem(cs, "forwards")->valueint);
+               c.style == DECODER_LLADA ? "llada" : c.alg, c.sm_config ? smc->valuestring : "off",
+               st.forwards, cJSON_GetObjectItem(cs, "forwards")->valueint);
         bad += tu_compare_i32(model, x + P, ref, (size_t)G) != 0;
         bad += st.forwards != cJSON_GetObjectItem(cs, "forwards")->valueint;
         free(x);
@@ -170,7 +170,7 @@ static void test_reference_cases(void **state) {
         n++;
     }
     cJSON_Delete(root);
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 9);
     assert_int_equal(bad, 0);
 }
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import ref_dit as R
+import ref_dream as RD
 
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 
@@ -99,13 +100,16 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
            block_length=0, remasking="low_confidence", threshold=0.0, eos_id=-1, eos_penalty=0.0,
            seed=0, sm=None, on_step=None):
     """prompt: int array [B, P]. Returns (canvas [B, T], gen lengths before EOS, forwards,
-    steps, margin). sm: None or dict(scale, centre, steepness, k)."""
+    steps, margin). sm: None or dict(scale, centre, steepness, k[, schedule]); a schedule scales
+    λ by the share of the initially masked positions still masked (the whole batch, as IBM's
+    dream_sm.patch counts)."""
     B, P = prompt.shape
     T = P + gen_len
     if tokens_per_step > 0:
         steps = -(-gen_len // tokens_per_step)
     x = np.full((B, T), mask_id, dtype=np.int64)
     x[:, :P] = prompt
+    max_gen_length = int((x == mask_id).sum())
     rngs = [R.Rng(seed + b) for b in range(B)]
     margin = Margin()
     done = [False] * B
@@ -136,7 +140,9 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
         if sm is not None and state["fbrows"] is not None:
             xt = torch.from_numpy(x)
             prev = torch.from_numpy(state["fbrows"])
-            _, _, _, idx, w, _ = R.sm_feedback(prev, xt, mask_id, torch.tensor(sm["scale"]),
+            scale = RD.time_dependence(max_gen_length, int((x == mask_id).sum()), sm["scale"],
+                                       sm.get("schedule", "none"))
+            _, _, _, idx, w, _ = R.sm_feedback(prev, xt, mask_id, torch.tensor(float(scale)),
                                               torch.tensor(sm["centre"]),
                                               torch.tensor(sm["steepness"]), sm["k"])
             soft = (idx, w)
