@@ -170,6 +170,12 @@ typedef struct {
                             "dual" (blocks: LLaDA with block_length < max_new_tokens) */
     int cache_refresh;   /* with a cache: every N-th forward in a block is a full one (default 0:
                             block starts only) */
+    /* LLaDA's generate.py options: */
+    float cfg_scale;     /* classifier-free guidance, u + (cfg_scale + 1)·(c − u) with u from the
+                            canvas with the prompt masked (default 0: off; not with soft-masking
+                            or a cache) */
+    int logits_eos_inf;  /* 1: <|endoftext|> never generated (its logit −∞) */
+    int confidence_eos_eot_inf; /* 1: low_confidence confidences with <|eot_id|>'s logit −∞ */
 } smdlm_decoder_params;
 
 /* What the step callback sees after each step. */

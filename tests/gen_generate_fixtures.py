@@ -168,7 +168,21 @@ def cases():
                     sm="sm_config_stepwise.json"))
     out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=8,
                     sm="sm_config_linear.json"))
+    # LLaDA generate.py's options: guidance; the EOS id is the token the run generates most
+    # without the options, the EoT id the one it generates most with EOS off (so that each
+    # option changes the outcome)
+    out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=8, sm=None,
+                    cfg_scale=1.5))
+    out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=8, sm=None,
+                    eos_options=True))
     return out
+
+
+def most_generated(fwd, cfg, prompt, G, kw):
+    with torch.no_grad():
+        x = D.decode(fwd, cfg.V, cfg.mask_id, int(cfg.shift), prompt, G, **kw)[0]
+    ids, counts = np.unique(x[0, prompt.shape[1]:], return_counts=True)
+    return int(ids[np.argsort(-counts, kind="stable")[0]])
 
 
 def main():
@@ -187,6 +201,11 @@ def main():
             prompt = np.random.default_rng(seed).integers(0, 256, size=(B, P))
             kw = dict(style=c["style"], steps=c["steps"], alg=c.get("alg", "origin"),
                       block_length=c.get("block_length", 0), seed=seed, sm=sm)
+            if c.get("cfg_scale"):
+                kw["cfg_scale"] = c["cfg_scale"]
+            if c.get("eos_options"):
+                kw["logits_inf_id"] = most_generated(fwd, cfg, prompt, G, kw)
+                kw["conf_inf_id"] = most_generated(fwd, cfg, prompt, G, kw)
             with torch.no_grad():
                 x, gens, forwards, steps, margin = D.decode(fwd, cfg.V, cfg.mask_id, int(cfg.shift),
                                                             prompt, G, **kw)
