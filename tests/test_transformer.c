@@ -337,6 +337,12 @@ static void test_cli(void **state) {
     tu_expect_cli_errors(&args[0][0], sizeof args[0], word, (int)(sizeof word / sizeof *word));
 }
 
+static transformer_model *load_with_fixture(model_dir *md, fixture *f, const char *name) {
+    load(md, name);
+    fixture_load(f, name, md->tf.cfg.vocab_size);
+    return &md->tf;
+}
+
 /* λ of the canvas ids_sm from the first pass's rows, as the fixtures store it (0 off the mask). */
 static float *canvas_lambda(const transformer_model *m, const fixture *f, const sm_params *sm,
                             sm_feedback *fb, float *probs) {
@@ -352,10 +358,8 @@ static float *canvas_lambda(const transformer_model *m, const fixture *f, const 
  * second pass on the tempered mix over the whole vocabulary. */
 static void check_temp(const char *name) {
     model_dir md;
-    load(&md, name);
-    transformer_model *m = &md.tf;
     fixture f;
-    fixture_load(&f, name, m->cfg.vocab_size);
+    transformer_model *m = load_with_fixture(&md, &f, name);
     sm_params sm;
     sm_params_default(&sm);
     assert_int_equal(sm_params_load_json(&sm, tu_fixture("%s/sm_config_temp.json", name)), 0);
@@ -387,10 +391,8 @@ static void check_temp(const char *name) {
  * counts (the patch's max_gen_length; t on both sides of the stepwise threshold). */
 static void check_schedules(const char *name) {
     model_dir md;
-    load(&md, name);
-    transformer_model *m = &md.tf;
     fixture f;
-    fixture_load(&f, name, m->cfg.vocab_size);
+    transformer_model *m = load_with_fixture(&md, &f, name);
     const size_t BT = (size_t)f.B * f.T;
     size_t n, nmax;
     float *ref = tu_load_f32(tu_fixture("%s/lambda_schedules.npy", name), &n);

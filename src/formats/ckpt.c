@@ -302,34 +302,24 @@ static int pop_to_mark(machine *m, ck_value *c, int pairs) {
     return 0;
 }
 
-static int op_setitems(machine *m, int many) {
-    ck_value *tmp = new_value(m->arena, CK_TUPLE), *d = NULL;
+/* SETITEM(S) (key, value pairs into a dict) and APPEND(S) (values into a list): the values above
+ * the topmost mark (many) or the top pair / value, into the container below them. */
+static int op_add_items(machine *m, ck_type into, int many) {
+    const int pairs = into == CK_DICT;
+    ck_value *tmp = new_value(m->arena, CK_TUPLE), *c = NULL;
     if (many) {
-        if (pop_to_mark(m, tmp, 1)) return -1;
+        if (pop_to_mark(m, tmp, pairs)) return -1;
     } else {
         ck_value *k = NULL, *v = NULL;
-        if (pop(m, &v) || pop(m, &k)) return -1;
-        push_item(tmp, k);
+        if (pop(m, &v) || (pairs && pop(m, &k))) return -1;
+        if (pairs) push_item(tmp, k);
         push_item(tmp, v);
     }
-    if (top(m, &d)) return -1;
-    if (d->type != CK_DICT) return FAIL(m, "SETITEM(S) on something that is not a dict");
-    for (size_t i = 0; i < tmp->n; i++) push_item(d, tmp->items[i]);
-    return 0;
-}
-
-static int op_appends(machine *m, int many) {
-    ck_value *tmp = new_value(m->arena, CK_TUPLE), *l = NULL;
-    if (many) {
-        if (pop_to_mark(m, tmp, 0)) return -1;
-    } else {
-        ck_value *v = NULL;
-        if (pop(m, &v)) return -1;
-        push_item(tmp, v);
-    }
-    if (top(m, &l)) return -1;
-    if (l->type != CK_LIST) return FAIL(m, "APPEND(S) on something that is not a list");
-    for (size_t i = 0; i < tmp->n; i++) push_item(l, tmp->items[i]);
+    if (top(m, &c)) return -1;
+    if (c->type != into)
+        return FAIL(m, "%s on something that is not a %s", pairs ? "SETITEM(S)" : "APPEND(S)",
+                    pairs ? "dict" : "list");
+    for (size_t i = 0; i < tmp->n; i++) push_item(c, tmp->items[i]);
     return 0;
 }
 
@@ -422,10 +412,10 @@ static int step(machine *m, int op, int *done) {
     case 0x85: return op_tuple(m, 1);
     case 0x86: return op_tuple(m, 2);
     case 0x87: return op_tuple(m, 3);
-    case 's': return op_setitems(m, 0);
-    case 'u': return op_setitems(m, 1);
-    case 'a': return op_appends(m, 0);
-    case 'e': return op_appends(m, 1);
+    case 's': return op_add_items(m, CK_DICT, 0);
+    case 'u': return op_add_items(m, CK_DICT, 1);
+    case 'a': return op_add_items(m, CK_LIST, 0);
+    case 'e': return op_add_items(m, CK_LIST, 1);
     case 'c': return op_global_text(m);
     case 0x93: return op_stack_global(m);
     case 'R': return op_reduce(m);
