@@ -79,6 +79,7 @@ void sm_raw_from_params(sm_raw *r, const sm_params *p) {
 }
 
 void sm_raw_to_params(const sm_raw *r, sm_params *p) {
+    sm_params_default(p); /* top-k, no schedule: what training learns */
     sm_params_from_raw(p, r->raw_scale, r->raw_centre, r->raw_steepness);
     p->k = r->k;
     p->enabled = 1;
