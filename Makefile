@@ -15,7 +15,7 @@ CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wsha
            -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8 libmicrohttpd) $(SAN)
 # the core library's libraries; training adds MPI, evaluation the sandbox. OpenBLAS (with its
 # LAPACK) is not linked: gemm_openblas.c loads it with dlopen after choosing its kernels.
-CORE_LIBS := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc) -lz -lm -lpthread -ldl
+CORE_LIBS := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc libzip) -lz -lm -lpthread -ldl
 MPI     ?= 1
 ifeq ($(MPI),0)
 MPI_LIBS  :=
@@ -210,6 +210,9 @@ fixtures:
 	/usr/bin/python3 tests/gen_optim_fixtures.py
 	/usr/bin/python3 tests/gen_gpt2_fixtures.py
 	/usr/bin/python3 tests/gen_dream_fixtures.py
+	/usr/bin/python3 tests/gen_softmask_fixtures.py
+	/usr/bin/python3 tests/gen_adapter_fixtures.py
+	/usr/bin/python3 tests/gen_ckpt_fixtures.py
 	/usr/bin/python3 tests/gen_generate_fixtures.py
 	/usr/bin/python3 tests/gen_evaluator_fixtures.py
 	/usr/bin/python3 tests/gen_mauve_fixtures.py
@@ -221,13 +224,16 @@ clean:
 
 # libFuzzer targets (clang + compiler-rt: apt-get install clang libclang-rt-14-dev); see fuzz/README.md
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc
-fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(BUILD)/fuzz/fuzz_tokenizer $(BUILD)/fuzz/fuzz_config
+fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(BUILD)/fuzz/fuzz_tokenizer $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_ckpt
 $(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c src/formats/safetensors.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lm -o $@
 $(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/formats/npy.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lm -o $@
+$(BUILD)/fuzz/fuzz_ckpt: fuzz/fuzz_ckpt.c src/formats/ckpt.c src/formats/safetensors.c src/base/util.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $^ -lzip -lcjson -lm -o $@
 $(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/text/tokenizer.c src/base/jsonutil.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lutf8proc -lpthread -lm -o $@

@@ -238,7 +238,7 @@ int bench_transformer(int argc, char **argv) {
         double t0 = sm_time_sec();
         rc = transformer_forward(&s, ids, NULL, NULL, NULL, B, T, logits);
         double t1 = sm_time_sec();
-        sm_feedback_canvas(&sm, ids, B, T, c->mask_id, logits, (int)V, c->shift, fb);
+        sm_feedback_canvas(&sm, ids, B, T, c->mask_id, logits, (int)V, c->shift, fb, NULL);
         double t2 = sm_time_sec();
         if (!rc) rc = transformer_forward(&s, ids, &sm, fb, NULL, B, T, logits);
         double t3 = sm_time_sec();

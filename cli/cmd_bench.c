@@ -178,9 +178,10 @@ static int bench_forward(int argc, char **argv) {
     double sm_time = INFINITY; /* best of `iters`, as the forward */
     for (int i = 0; i < iters; i++) {
         double t0 = sm_time_sec();
-        sm_feedback_canvas(&smp, masked, batch, len, c->mask_id, logits, c->vocab_size, 0, fb);
+        sm_feedback_canvas(&smp, masked, batch, len, c->mask_id, logits, c->vocab_size, 0, fb, NULL);
         dit_embed_ids(&md.net, &acts, masked, batch, len);
-        sm_mix_inputs(acts.x, c->hidden, BT, masked, c->mask_id, &smp, fb, dit_embed_rows, &md.net);
+        sm_mix_inputs(acts.x, c->hidden, BT, masked, c->mask_id, c->vocab_size, &smp, fb,
+                      dit_embed_rows, &md.net);
         double dt = sm_time_sec() - t0;
         if (dt < sm_time) sm_time = dt;
     }

@@ -126,7 +126,7 @@ static void print_warnings(const code_warnings *w, int quiet) {
 }
 
 typedef struct {
-    const char *model, *quant;
+    const char *model, *adapter, *quant;
     int n, gen_len, threads, shots, no_sm, sm_on;
     smdlm_gen_params gp; /* the flags shared with `smdlm generate` */
     code_prompt_opts prompt;
@@ -138,6 +138,7 @@ static int generate_samples(const gen_flags *g, const code_set *set, code_sample
     smdlm_load_params lp = smdlm_load_default_params();
     lp.threads = g->threads;
     lp.quant = g->quant;
+    lp.adapter = g->adapter;
     smdlm_model *model = smdlm_model_load(g->model, &lp);
     if (!model) return -1;
     smdlm_state *state = smdlm_state_new(model);
@@ -244,6 +245,7 @@ int cmd_eval_code(int argc, char **argv) {
         {"samples", 's', OPT_STR, &samples_path, 0, 0, "FILE", "JSON lines {task_id, completion} to evaluate"},
         {"canonical", 0, OPT_FLAG, &canonical, 0, 0, "", "evaluate the dataset's own solutions"},
         {"model", 'm', OPT_STR, &g.model, 0, 0, "DIR", "generate the samples with this model"},
+        {"adapter", 0, OPT_STR, &g.adapter, 0, 0, "DIR", "-m, Dream/LLaDA: a PEFT LoRA/DoRA adapter directory to apply"},
         {"samples-out", 0, OPT_STR, &samples_out, 0, 0, "FILE", "write the evaluated samples as JSON lines"},
         {"all-tasks", 0, OPT_FLAG, &all_tasks, 0, 0, "", "full MBPP: all 974 tasks, not the test split 11-510"},
         {"limit", 0, OPT_INT, &limit, 0, 1000000, "N", "only the first N problems"},
@@ -290,6 +292,10 @@ int cmd_eval_code(int argc, char **argv) {
     if (rc) return rc < 0 ? 1 : 0;
     if ((samples_path != NULL) + canonical + (g.model != NULL) != 1) {
         fprintf(stderr, "smdlm eval code: give exactly one of --samples FILE, --canonical, -m MODEL\n");
+        return 1;
+    }
+    if (g.adapter && !g.model) {
+        fprintf(stderr, "smdlm eval code: --adapter applies to -m MODEL\n");
         return 1;
     }
     if (g.sm_on && g.no_sm) {
@@ -391,6 +397,7 @@ int cmd_eval_code(int argc, char **argv) {
     cJSON_AddStringToObject(o, "bench", code_bench_name(bench));
     cJSON_AddStringToObject(o, "data", data_path);
     cJSON_AddStringToObject(o, "source", samples_path ? samples_path : canonical ? "canonical" : g.model);
+    if (g.adapter) cJSON_AddStringToObject(o, "adapter", g.adapter);
     cJSON_AddStringToObject(o, "tests", !differential ? "asserts" : base_only ? "evalplus base" : "evalplus base+plus");
     cJSON_AddNumberToObject(o, "problems", (double)set.n);
     cJSON_AddNumberToObject(o, "problems_evaluated", (double)evaluated);

@@ -49,10 +49,13 @@ static int feedback_input(const model_dir *md, dit_acts *a, const int32_t *ids, 
     for (size_t i = 0; i < n; i++)
         if (ids[i] == c->mask_id) dit_subs_row(rows + i * c->vocab_size, c->vocab_size, c->mask_id);
     sm_feedback *fb = sm_malloc(sizeof *fb * n);
-    sm_feedback_canvas(sm, ids, B, T, c->mask_id, rows, c->vocab_size, 0, fb);
+    float *probs = sm_feedback_probs_alloc(sm, n, c->vocab_size);
+    sm_feedback_canvas(sm, ids, B, T, c->mask_id, rows, c->vocab_size, 0, fb, probs);
     dit_embed_ids(&md->net, a, ids, B, T);
-    sm_mix_inputs(a->x, c->hidden, n, ids, c->mask_id, sm, fb, dit_embed_rows, (void *)&md->net);
+    sm_mix_inputs(a->x, c->hidden, n, ids, c->mask_id, c->vocab_size, sm, fb, dit_embed_rows,
+                  (void *)&md->net);
     free(fb);
+    free(probs);
     npy_free(&prev);
     return 0;
 }
@@ -67,6 +70,7 @@ static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_f
     int32_t *ids = NULL;
     float *logits = NULL;
     sm_feedback *fb = NULL;
+    float *probs = NULL;
     npy_array prev = {0};
     int B, T, rc = -1;
     sm_params sm;
@@ -92,7 +96,9 @@ static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_f
             goto done;
         }
         fb = sm_malloc(sizeof *fb * (size_t)B * T);
-        sm_feedback_canvas(&sm, ids, B, T, c->mask_id, prev.data, c->vocab_size, c->shift, fb);
+        probs = sm_feedback_probs_alloc(&sm, (size_t)B * T, c->vocab_size);
+        sm_feedback_canvas(&sm, ids, B, T, c->mask_id, prev.data, c->vocab_size, c->shift, fb,
+                           probs);
     }
     logits = sm_aligned_alloc(nlogits * sizeof(float));
     tf_state s;
@@ -105,6 +111,7 @@ static int forward_transformer(model_dir *md, const cli_command *cmd, const sm_f
 done:
     if (prev.data) npy_free(&prev);
     free(fb);
+    free(probs);
     free(logits);
     free(ids);
     return rc;
@@ -112,11 +119,12 @@ done:
 
 int cmd_forward(int argc, char **argv) {
     const char *model = NULL, *ids_path = NULL, *out_path = NULL, *feedback = NULL, *t_arg = "1";
-    const char *quant = NULL;
+    const char *quant = NULL, *adapter = NULL;
     int threads = default_threads();
     sm_flags smf = {0};
     cli_opt opts[] = {
         {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "model directory (required)"},
+        {"adapter", 0, OPT_STR, &adapter, 0, 0, "DIR", "Dream/LLaDA: a PEFT LoRA/DoRA adapter directory to apply"},
         {"ids", 0, OPT_STR, &ids_path, 0, 0, "IDS.npy", "token ids [B,T] or [T], int32/int64 (required)"},
         {"out", 'o', OPT_STR, &out_path, 0, 0, "OUT.npy", "raw logits, float32 [B,T,V] (required)"},
         {"t", 0, OPT_STR, &t_arg, 0, 0, "T|T.npy", "diffusion time(s) for time-conditioned models (default 1)"},
@@ -138,7 +146,7 @@ int cmd_forward(int argc, char **argv) {
     }
     kernels_set_threads(threads);
     model_dir md;
-    if (model_dir_load_any(&md, model, 0)) return cli_fail("forward");
+    if (model_dir_load_adapted(&md, model, adapter, 0, 0)) return cli_fail("forward");
     if (md.arch != MODEL_MDLM) {
         int rc_tf = forward_transformer(&md, &cmd, &smf, ids_path, out_path, feedback, quant);
         model_dir_free(&md);

@@ -17,7 +17,7 @@
 
 /* Every flag of the command; the two paths read their own. */
 typedef struct {
-    const char *model, *prompt, *out;
+    const char *model, *adapter, *prompt, *out;
     int steps, n, visual, delay, quiet, allow_special, threads, check_weights;
     float top_p;
     uint64_t seed;
@@ -32,6 +32,8 @@ typedef struct {
     float temperature, alg_temp, threshold, eos_penalty;
     const char *cache; /* --cache prefix|dual (approximate) */
     int cache_refresh;
+    float cfg_scale;   /* LLaDA */
+    int logits_eos_inf, confidence_eos_eot_inf;
     smdlm_arch arch;   /* the directory's, from config.json */
 } gen_opts;
 
@@ -95,6 +97,7 @@ static smdlm_model *load_model(const gen_opts *o) {
     lp.quant = o->quant;
     lp.need_tokenizer = o->prompt != NULL;
     lp.check_weights = o->check_weights;
+    lp.adapter = o->adapter;
     smdlm_model *model = smdlm_model_load(o->model, &lp);
     if (!model) cli_fail("generate");
     else if (!smdlm_has_tokenizer(model)) /* every output of generate is text */
@@ -232,7 +235,8 @@ static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
     static const char *const tf_only[] = {"max-new-tokens", "tokens-per-step", "temperature",
                                           "top-k", "alg", "alg-temp", "block-length", "remasking",
                                           "threshold", "eos-penalty", "quant", "chat", "system",
-                                          "cache", "cache-refresh", NULL};
+                                          "cache", "cache-refresh", "cfg-scale", "logits-eos-inf",
+                                          "confidence-eos-eot-inf", NULL};
     if (reject_flags(cmd, tf_only, "applies to Dream/LLaDA models; this is an MDLM model")) return 1;
     smdlm_gen_params gp = common_params(o);
     gp.mdlm = (smdlm_mdlm_params){o->sampler, o->len, o->eta, o->t_on, o->t_off, o->alpha_on,
@@ -263,6 +267,9 @@ static void tf_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b, i
         cJSON_AddStringToObject(j, "cache", r->stats.cache);
         cJSON_AddNumberToObject(j, "cache_refresh", o->cache_refresh);
     }
+    if (o->cfg_scale > 0.0f) cJSON_AddNumberToObject(j, "cfg_scale", o->cfg_scale);
+    if (o->logits_eos_inf) cJSON_AddBoolToObject(j, "logits_eos_inf", 1);
+    if (o->confidence_eos_eot_inf) cJSON_AddBoolToObject(j, "confidence_eos_eot_inf", 1);
 }
 
 /* A completion as text (ids when the directory has no tokenizer). */
@@ -299,7 +306,8 @@ static int check_tf_flags(const cli_command *cmd, const gen_opts *o) {
     static const char *const mdlm_only[] = {"len", "sampler", "eta", "t-on", "t-off", "alpha-on",
                                             "no-noise-removal", NULL};
     static const char *const dream_only[] = {"alg", "alg-temp", NULL};
-    static const char *const llada_only[] = {"block-length", "remasking", NULL};
+    static const char *const llada_only[] = {"block-length", "remasking", "cfg-scale",
+                                             "logits-eos-inf", "confidence-eos-eot-inf", NULL};
     const int dream = o->arch == SMDLM_ARCH_DREAM;
     const char *kind = dream ? "a Dream model" : "an LLaDA model";
     char why[96];
@@ -331,7 +339,8 @@ static int generate_tf(const cli_command *cmd, const gen_opts *o) {
     gp.system = o->system;
     gp.decoder = (smdlm_decoder_params){o->max_new, o->tokens_per_step, o->temperature, o->top_k,
                                        o->alg, o->alg_temp, o->block_length, o->remasking,
-                                       o->threshold, o->eos_penalty, o->cache, o->cache_refresh};
+                                       o->threshold, o->eos_penalty, o->cache, o->cache_refresh,
+                                       o->cfg_scale, o->logits_eos_inf, o->confidence_eos_eot_inf};
     smdlm_model *model = load_model(o);
     sample_sink k = {.json = tf_json, .text = tf_text};
     int status = !model ? 1 : run(cmd, o, model, &gp, o->n, &k);
@@ -347,6 +356,7 @@ int cmd_generate(int argc, char **argv) {
                   .block_length = smdlm_gen_default_params().decoder.block_length};
     cli_opt opts[] = {
         {"model", 'm', OPT_STR, &o.model, 0, 0, "DIR", "model directory (default: $SMDLM_MODEL, else the bundled models/default)"},
+        {"adapter", 0, OPT_STR, &o.adapter, 0, 0, "DIR", "Dream/LLaDA: a PEFT LoRA/DoRA adapter directory to apply (without -m: its base model)"},
         {"prompt", 'p', OPT_STR, &o.prompt, 0, 0, "TEXT", "prefix that stays fixed (Dream/LLaDA: the prompt)"},
         {"allow-special", 0, OPT_FLAG, &o.allow_special, 0, 0, "", "parse special-token text in the prompt"},
         {"len", 'l', OPT_INT, &o.len, 1, 1 << 20, "L", "MDLM: canvas length in tokens (default: the model's length)"},
@@ -368,6 +378,9 @@ int cmd_generate(int argc, char **argv) {
         {"alg-temp", 0, OPT_FLOAT, &o.alg_temp, 0, 1e6, "T", "Dream: sample positions by confidence (0 = top)"},
         {"block-length", 0, OPT_INT, &o.block_length, 1, 1 << 20, "L", "LLaDA: semi-autoregressive block (default 32)"},
         {"remasking", 0, OPT_STR, &o.remasking, 0, 0, "NAME", "LLaDA: low_confidence (default) or random"},
+        {"cfg-scale", 0, OPT_FLOAT, &o.cfg_scale, 0, 1e6, "S", "LLaDA: classifier-free guidance against the prompt-masked canvas (default 0: off)"},
+        {"logits-eos-inf", 0, OPT_FLAG, &o.logits_eos_inf, 0, 0, "", "LLaDA: never generate <|endoftext|> (its logit −∞)"},
+        {"confidence-eos-eot-inf", 0, OPT_FLAG, &o.confidence_eos_eot_inf, 0, 0, "", "LLaDA: confidences with <|eot_id|>'s logit −∞ (generate.py's option)"},
         {"threshold", 0, OPT_FLOAT, &o.threshold, 0, 1, "TAU", "Dream/LLaDA: reveal every position with confidence ≥ TAU"},
         {"cache", 0, OPT_STR, &o.cache, 0, 0, "MODE", "Dream/LLaDA: approximate key/value cache, prefix or dual (blocks; default off)"},
         {"cache-refresh", 0, OPT_INT, &o.cache_refresh, 0, 1 << 20, "N", "with --cache: every N-th forward in a block is a full one (default 0: block starts only)"},
@@ -389,6 +402,10 @@ int cmd_generate(int argc, char **argv) {
     const char *pos[1];
     int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 1 : 0;
+    if (!o.model && o.adapter) { /* the adapter directory names its base */
+        o.model = o.adapter;
+        o.adapter = NULL;
+    }
     if (!o.model && !(o.model = cli_default_model())) return cli_fail("generate");
     if (smdlm_dir_arch(o.model, &o.arch)) return cli_fail("generate");
     return o.arch == SMDLM_ARCH_MDLM ? generate_mdlm(&cmd, &o) : generate_tf(&cmd, &o);

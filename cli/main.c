@@ -24,6 +24,8 @@ static const struct {
     {"train", cmd_train, "train an MDLM with soft-masking (or its causal baseline) from token shards"},
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (tokenizer train)"},
     {"tokenize", cmd_tokenize, "text to token ids and back"},
+    {"convert", cmd_convert, "an MDLM model directory from a PyTorch Lightning checkpoint (.ckpt)"},
+    {"merge", cmd_merge, "merge a PEFT LoRA/DoRA adapter into a Dream/LLaDA model directory"},
     {"bench", cmd_bench, "throughput and memory of the forward pass"},
 };
 

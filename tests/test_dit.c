@@ -217,7 +217,7 @@ static void test_softmask(void **state) {
                 continue;
             }
             sm_feedback fb;
-            sm_feedback_from_row(&p, subs + i * f.V, f.V, &fb);
+            sm_feedback_from_row(&p, subs + i * f.V, f.V, &fb, NULL);
             got_l[i] = fb.lambda;
             got_h[i] = fb.neg_h;
             for (int j = 0; j < 3; j++) {
@@ -233,9 +233,10 @@ static void test_softmask(void **state) {
         dit_acts a;
         dit_acts_alloc(&a, c, f.B, f.T, 2);
         sm_feedback *fbs = sm_malloc(sizeof(sm_feedback) * BT);
-        sm_feedback_canvas(&p, ids2, f.B, f.T, c->mask_id, subs, f.V, 0, fbs);
+        sm_feedback_canvas(&p, ids2, f.B, f.T, c->mask_id, subs, f.V, 0, fbs, NULL);
         dit_embed_ids(&f.md.net, &a, ids2, f.B, f.T);
-        sm_mix_inputs(a.x, c->hidden, BT, ids2, c->mask_id, &p, fbs, dit_embed_rows, &f.md.net);
+        sm_mix_inputs(a.x, c->hidden, BT, ids2, c->mask_id, f.V, &p, fbs, dit_embed_rows,
+                      &f.md.net);
         free(fbs);
         assert_int_equal(tu_compare_f32("SM soft input", a.x, soft, BT * c->hidden, 1e-5f, 1e-5f), 0);
         float *got2 = sm_malloc(sizeof(float) * BT * f.V);

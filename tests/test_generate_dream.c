@@ -83,6 +83,8 @@ typedef struct {
     int B;
     const char *sm_config; /* fixture path or NULL */
     int q8;
+    float cfg_scale;            /* LLaDA generate.py's options */
+    int logits_inf_id, conf_inf_id; /* 0 in a case: off */
 } lib_case;
 
 static void lib_params(const lib_case *c, const model_dir *md, decoder_params *p) {
@@ -101,6 +103,9 @@ static void lib_params(const lib_case *c, const model_dir *md, decoder_params *p
     if (c->alg) assert_int_equal(decoder_alg_parse(c->alg, &p->alg), 0);
     if (c->remasking) assert_int_equal(decoder_remask_parse(c->remasking, &p->remasking), 0);
     p->eos_id = md->tok ? tok_role_id(md->tok, TOK_EOS) : -1;
+    p->cfg_scale = c->cfg_scale;
+    p->logits_inf_id = c->logits_inf_id ? c->logits_inf_id : -1;
+    p->conf_inf_id = c->conf_inf_id ? c->conf_inf_id : -1;
     if (c->sm_config) {
         assert_int_equal(sm_params_load_json(&p->sm, c->sm_config), 0);
         p->sm.enabled = 1;
@@ -144,6 +149,10 @@ static void test_reference_cases(void **state) {
         c.steps = cJSON_GetObjectItem(cs, "steps")->valueint;
         c.block_length = cJSON_GetObjectItem(cs, "block_length")->valueint;
         c.seed = (uint64_t)cJSON_GetObjectItem(cs, "seed")->valuedouble;
+        const cJSON *opt;
+        if ((opt = cJSON_GetObjectItem(cs, "cfg_scale"))) c.cfg_scale = (float)opt->valuedouble;
+        if ((opt = cJSON_GetObjectItem(cs, "logits_inf_id"))) c.logits_inf_id = opt->valueint;
+        if ((opt = cJSON_GetObjectItem(cs, "conf_inf_id"))) c.conf_inf_id = opt->valueint;
         if (cJSON_IsString(smc)) {
             snprintf(smpath, sizeof smpath, "%s", tu_fixture("%s/%s", model, smc->valuestring));
             c.sm_config = smpath;
@@ -161,8 +170,8 @@ static void test_reference_cases(void **state) {
         decoder_stats st;
         lib_decode(&md, &c, prompt, P, &x, &gen, &st);
         printf("  %s %s sm %s: forwards %d (reference %d)\n", model,
-               c.style == DECODER_LLADA ? "llada" : c.alg, c.sm_config ? "on" : "off", st.forwards,
-               cJSON_GetObjectItem(cs, "forwards")->valueint);
+               c.style == DECODER_LLADA ? "llada" : c.alg, c.sm_config ? smc->valuestring : "off",
+               st.forwards, cJSON_GetObjectItem(cs, "forwards")->valueint);
         bad += tu_compare_i32(model, x + P, ref, (size_t)G) != 0;
         bad += st.forwards != cJSON_GetObjectItem(cs, "forwards")->valueint;
         free(x);
@@ -170,7 +179,7 @@ static void test_reference_cases(void **state) {
         n++;
     }
     cJSON_Delete(root);
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 11);
     assert_int_equal(bad, 0);
 }
 
@@ -409,7 +418,7 @@ static void test_visual(void **state) {
 
 static void test_bad_flags(void **state) {
     (void)state;
-    enum { N = 20 };
+    enum { N = 24 };
     static char args[N][320];
     const char *words[N];
     int n = 0;
@@ -434,6 +443,12 @@ static void test_bad_flags(void **state) {
     CASE("mask id", "generate -m %s -p \"<|mask|>\" --allow-special --max-new-tokens 8", g_dream);
     CASE("--temperature", "generate -m %s --temperature -1", g_dream);
     CASE("--sm-scale", "generate -m %s --sm-scale 3", g_dream);
+    CASE("--cfg-scale applies to LLaDA", "generate -m %s --cfg-scale 1", g_dream);
+    CASE("--logits-eos-inf applies to LLaDA", "generate -m %s --logits-eos-inf", g_dream);
+    CASE("without soft-masking", "generate -m %s --cfg-scale 1 --sm-scale 0.5 --max-new-tokens 32",
+         g_llada);
+    CASE("<|endoftext|>", "generate -m %s --logits-eos-inf --max-new-tokens 32",
+         tu_fixture("tiny-llada"));
 #undef CASE
     assert_int_equal(n, N);
     tu_expect_cli_errors(args[0], sizeof args[0], words, n);

@@ -47,6 +47,10 @@ static void run_case(const model_dir *md, const char *name, const cJSON *cs) {
         p.sm.centre = (float)cJSON_GetObjectItem(sm, "centre")->valuedouble;
         p.sm.steepness = (float)cJSON_GetObjectItem(sm, "steepness")->valuedouble;
         p.sm.k = cJSON_GetObjectItem(sm, "k")->valueint;
+        const cJSON *sched = cJSON_GetObjectItem(sm, "schedule");
+        if (cJSON_IsString(sched))
+            p.sm.schedule = !strcmp(sched->valuestring, "linear") ? SM_SCHEDULE_LINEAR
+                                                                  : SM_SCHEDULE_STEPWISE;
     }
     int prompt = cJSON_GetObjectItem(cs, "prompt")->valueint;
     size_t n, nt;

@@ -83,7 +83,8 @@ static void check_model(const char *name, float atol) {
     sm_params sm;
     assert_int_equal(sm_params_load_json(&sm, tu_fixture("%s/sm_config.json", name)), 0);
     sm_feedback *fb = sm_malloc(sizeof *fb * (size_t)f.B * f.T);
-    sm_feedback_canvas(&sm, f.ids_sm, f.B, f.T, m->cfg.mask_id, f.raw, f.V, m->cfg.shift, fb);
+    sm_feedback_canvas(&sm, f.ids_sm, f.B, f.T, m->cfg.mask_id, f.raw, f.V, m->cfg.shift, fb,
+                       NULL);
     int nmix = 0;
     for (int i = 0; i < f.B * f.T; i++) nmix += fb[i].lambda > 0.01f;
     assert_true(nmix >= 3); /* the fixture exercises the mix */
@@ -336,13 +337,157 @@ static void test_cli(void **state) {
     tu_expect_cli_errors(&args[0][0], sizeof args[0], word, (int)(sizeof word / sizeof *word));
 }
 
+static transformer_model *load_with_fixture(model_dir *md, fixture *f, const char *name) {
+    load(md, name);
+    fixture_load(f, name, md->tf.cfg.vocab_size);
+    return &md->tf;
+}
+
+/* λ of the canvas ids_sm from the first pass's rows, as the fixtures store it (0 off the mask). */
+static float *canvas_lambda(const transformer_model *m, const fixture *f, const sm_params *sm,
+                            sm_feedback *fb, float *probs) {
+    sm_feedback_canvas(sm, f->ids_sm, f->B, f->T, m->cfg.mask_id, f->raw, f->V, m->cfg.shift, fb,
+                       probs);
+    float *lam = sm_malloc(sizeof(float) * (size_t)f->B * f->T);
+    for (int i = 0; i < f->B * f->T; i++)
+        lam[i] = f->ids_sm[i] == m->cfg.mask_id ? fb[i].lambda : 0.0f;
+    return lam;
+}
+
+/* mixinputs_with_temp (tests/gen_softmask_fixtures.py): λ from the tempered entropy and the
+ * second pass on the tempered mix over the whole vocabulary. */
+static void check_temp(const char *name) {
+    model_dir md;
+    fixture f;
+    transformer_model *m = load_with_fixture(&md, &f, name);
+    sm_params sm;
+    sm_params_default(&sm);
+    assert_int_equal(sm_params_load_json(&sm, tu_fixture("%s/sm_config_temp.json", name)), 0);
+    assert_int_equal(sm.alg, SM_ALG_TEMP);
+    const size_t BT = (size_t)f.B * f.T;
+    sm_feedback *fb = sm_malloc(sizeof *fb * BT);
+    float *probs = sm_feedback_probs_alloc(&sm, BT, f.V);
+    float *lam = canvas_lambda(m, &f, &sm, fb, probs);
+    size_t n;
+    float *ref_lam = tu_load_f32(tu_fixture("%s/lambda_temp.npy", name), &n);
+    assert_int_equal(n, BT);
+    char what[128];
+    snprintf(what, sizeof what, "%s λ (mixinputs_with_temp)", name);
+    assert_int_equal(tu_compare_f32(what, lam, ref_lam, BT, 1e-5f, 1e-5f), 0);
+    float *out = sm_malloc(sizeof(float) * f.n), *ref = tu_load_f32(
+        tu_fixture("%s/logits_sm_temp.npy", name), &n);
+    tf_state s;
+    tf_state_init(&s, m);
+    assert_int_equal(transformer_forward(&s, f.ids_sm, &sm, fb, NULL, f.B, f.T, out), 0);
+    tf_state_free(&s);
+    snprintf(what, sizeof what, "%s soft-masked pass (mixinputs_with_temp)", name);
+    assert_int_equal(tu_compare_f32(what, out, ref, f.n, ATOL, RTOL), 0);
+    free(out), free(ref), free(lam), free(ref_lam), free(probs), free(fb);
+    fixture_free(&f);
+    model_dir_free(&md);
+}
+
+/* λ under the none, linear and stepwise schedules for decoding that started from several mask
+ * counts (the patch's max_gen_length; t on both sides of the stepwise threshold). */
+static void check_schedules(const char *name) {
+    model_dir md;
+    fixture f;
+    transformer_model *m = load_with_fixture(&md, &f, name);
+    const size_t BT = (size_t)f.B * f.T;
+    size_t n, nmax;
+    float *ref = tu_load_f32(tu_fixture("%s/lambda_schedules.npy", name), &n);
+    int64_t shape[2];
+    int ndim;
+    int32_t *maxgen = tu_load_i32(tu_fixture("%s/lambda_schedules_maxgen.npy", name), &nmax,
+                                  shape, &ndim);
+    assert_int_equal(n, 3 * nmax * BT);
+    int masked = 0;
+    for (size_t i = 0; i < BT; i++) masked += f.ids_sm[i] == m->cfg.mask_id;
+    sm_feedback *fb = sm_malloc(sizeof *fb * BT);
+    static const sm_schedule schedules[] = {SM_SCHEDULE_NONE, SM_SCHEDULE_LINEAR,
+                                            SM_SCHEDULE_STEPWISE};
+    for (int k = 0; k < 3; k++)
+        for (size_t j = 0; j < nmax; j++) {
+            sm_params p = {.enabled = 1, .scale = 0.7f, .centre = -4.5f, .steepness = 4.0f,
+                           .k = 2, .schedule = schedules[k]};
+            const sm_params q = sm_params_at(&p, masked, maxgen[j]);
+            float *lam = canvas_lambda(m, &f, &q, fb, NULL);
+            char what[128];
+            snprintf(what, sizeof what, "%s λ, schedule %d, %d of %d masked", name, k, masked,
+                     maxgen[j]);
+            assert_int_equal(
+                tu_compare_f32(what, lam, ref + (k * nmax + j) * BT, BT, 1e-6f, 1e-5f), 0);
+            free(lam);
+        }
+    free(fb), free(ref), free(maxgen);
+    fixture_free(&f);
+    model_dir_free(&md);
+}
+
+static void test_sm_variants(void **state) {
+    (void)state;
+    check_temp("tiny-dream");
+    check_temp("tiny-llada");
+    check_schedules("tiny-dream");
+    check_schedules("tiny-llada");
+}
+
+/* transparency_config.json: "none" loads with soft-masking off; unknown names and a
+ * temperature ≤ 0 are errors naming the file and the key. */
+static void test_sm_config_values(void **state) {
+    (void)state;
+    char dir[256], path[512];
+    assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "smcfg"), 0);
+    snprintf(path, sizeof path, "%s/transparency_config.json", dir);
+    static const char *const texts[] = {
+        "{\"transparency_alg\": \"mixinputs\", \"transparency_scale\": 0.5, "
+        "\"transparency_centre\": -1, \"transparency_steepness\": 2}",
+        "{\"transparency_alg\": \"mixinputs_with_topk\", \"transparency_scale\": 0.5, "
+        "\"transparency_centre\": -1, \"transparency_steepness\": 2, "
+        "\"transparency_scheduling\": \"cosine\"}",
+        "{\"transparency_alg\": \"mixinputs_with_temp\", \"transparency_scale\": 0.5, "
+        "\"transparency_centre\": -1, \"transparency_steepness\": 2, \"mixture_temp\": 0}",
+        "{\"transparency_alg\": 3}",
+    };
+    static const char *const words[][3] = {{"transparency_alg", "mixinputs", NULL},
+                                           {"transparency_scheduling", "cosine", NULL},
+                                           {"mixture_temp", NULL, NULL},
+                                           {"transparency_alg", "string", NULL}};
+    for (int i = 0; i < 4; i++) {
+        FILE *fp = fopen(path, "w");
+        fputs(texts[i], fp);
+        fclose(fp);
+        sm_params p;
+        sm_params_default(&p);
+        tu_expect_file_error(sm_params_load_json(&p, path), path, words[i]);
+    }
+    FILE *fp = fopen(path, "w");
+    fputs("{\"transparency_alg\": \"none\"}", fp);
+    fclose(fp);
+    sm_params p;
+    sm_params_default(&p);
+    assert_int_equal(sm_params_load_json(&p, path), 0);
+    assert_int_equal(p.enabled, 0);
+    /* a model directory with it loads, soft-masking off */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp %s/config.json %s/model.safetensors %s",
+             tu_fixture("tiny-llada"), tu_fixture("tiny-llada"), dir);
+    assert_int_equal(system(cmd), 0);
+    model_dir md;
+    assert_int_equal(model_dir_load_any(&md, dir, 0), 0);
+    assert_int_equal(md.sm.enabled, 0);
+    model_dir_free(&md);
+    assert_int_equal(tu_tmpdir_remove(dir), 0);
+}
+
 int main(void) {
     kernels_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dream),          cmocka_unit_test(test_dream_bf16),
         cmocka_unit_test(test_llada),          cmocka_unit_test(test_need_rows_and_lm),
         cmocka_unit_test(test_quant),          cmocka_unit_test(test_bad_models),
-        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_cli),            cmocka_unit_test(test_sm_variants),
+        cmocka_unit_test(test_sm_config_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

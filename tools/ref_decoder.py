@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import ref_dit as R
+import ref_dream as RD
 
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 
@@ -97,15 +98,21 @@ class Item:
 def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=None,
            tokens_per_step=0, temperature=0.0, top_p=1.0, top_k=0, alg="origin", alg_temp=0.0,
            block_length=0, remasking="low_confidence", threshold=0.0, eos_id=-1, eos_penalty=0.0,
-           seed=0, sm=None, on_step=None):
+           seed=0, sm=None, on_step=None, cfg_scale=0.0, logits_inf_id=-1, conf_inf_id=-1):
     """prompt: int array [B, P]. Returns (canvas [B, T], gen lengths before EOS, forwards,
-    steps, margin). sm: None or dict(scale, centre, steepness, k)."""
+    steps, margin). sm: None or dict(scale, centre, steepness, k[, schedule]); a schedule scales
+    λ by the share of the initially masked positions still masked (the whole batch, as IBM's
+    dream_sm.patch counts). LLaDA generate.py's options: cfg_scale (guidance against the canvas
+    with the prompt masked), logits_inf_id (logits_eos_inf: that logit −∞) and conf_inf_id
+    (confidence_eos_eot_inf: the confidence's softmax with that logit −∞)."""
     B, P = prompt.shape
     T = P + gen_len
     if tokens_per_step > 0:
         steps = -(-gen_len // tokens_per_step)
     x = np.full((B, T), mask_id, dtype=np.int64)
     x[:, :P] = prompt
+    max_gen_length = int((x == mask_id).sum())
+    prompt_index = x != mask_id
     rngs = [R.Rng(seed + b) for b in range(B)]
     margin = Margin()
     done = [False] * B
@@ -136,12 +143,21 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
         if sm is not None and state["fbrows"] is not None:
             xt = torch.from_numpy(x)
             prev = torch.from_numpy(state["fbrows"])
-            _, _, _, idx, w, _ = R.sm_feedback(prev, xt, mask_id, torch.tensor(sm["scale"]),
+            scale = RD.time_dependence(max_gen_length, int((x == mask_id).sum()), sm["scale"],
+                                       sm.get("schedule", "none"))
+            _, _, _, idx, w, _ = R.sm_feedback(prev, xt, mask_id, torch.tensor(float(scale)),
                                               torch.tensor(sm["centre"]),
                                               torch.tensor(sm["steepness"]), sm["k"])
             soft = (idx, w)
         with torch.no_grad():
-            state["logits"] = forward(torch.from_numpy(x), soft).numpy()
+            if cfg_scale > 0:
+                un_x = x.copy()
+                un_x[prompt_index] = mask_id
+                both = forward(torch.from_numpy(np.concatenate([x, un_x])), None)
+                cond, uncond = torch.chunk(both, 2, dim=0)
+                state["logits"] = (uncond + (cfg_scale + 1) * (cond - uncond)).numpy()
+            else:
+                state["logits"] = forward(torch.from_numpy(x), soft).numpy()
         state["forwards"] += 1
         state["changed"] = False
 
@@ -155,6 +171,8 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
             return
         z = z.copy()
         z[mask_id] = -np.inf  # a revealed position never takes the mask id
+        if logits_inf_id >= 0:
+            z[logits_inf_id] = -np.inf
         zt = (z / np.float32(temperature)).astype(np.float32) if temperature > 0 else z
         p = filtered_probs(zt, top_p, top_k, margin)
         if temperature > 0:
@@ -165,7 +183,10 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
             if remasking == "random":
                 it.conf = it.u_rnd
             else:
-                it.conf = float(softmax64(z)[it.token])
+                zc = z.copy()
+                if conf_inf_id >= 0:
+                    zc[conf_inf_id] = -np.inf
+                it.conf = float(softmax64(zc)[it.token])
             return
         if alg == "topk_margin":
             s = np.sort(p)

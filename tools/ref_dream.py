@@ -200,6 +200,18 @@ def sm_mixing_factors(input_ids, logits, mask_id, scale, steepness, centre, k):
     return (1 - lam) * xt_one_hot + lam * probs
 
 
+def time_dependence(max_gen_length, num_mask_token, scale, schedule):
+    """IBM dream_sm.patch get_time_dependence (sm_to_hm = True, threshold 0.5)."""
+    t = num_mask_token / max_gen_length if max_gen_length else 1.0
+    if schedule == "none":
+        return scale
+    if schedule == "linear":
+        return scale * t
+    if schedule == "stepwise":
+        return scale if t > 0.5 else 0
+    raise ValueError(f"Unknown schedule: {schedule}")
+
+
 def sm_forward(cfg, P, ids, prev_raw, sm):
     """The second pass of a sampler: prev_raw is the previous forward's raw output; Dream
     shifts it first (the patch mixes with the shifted `logits` of the step), LLaDA does not.

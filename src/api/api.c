@@ -14,7 +14,7 @@ _Static_assert(SMDLM_SM_MAX_K == SM_MAX_K, "the public top-k limit is the soft-m
 
 smdlm_load_params smdlm_load_default_params(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    smdlm_load_params p = {n < 1 ? 1 : (int)n, NULL, 0, 0};
+    smdlm_load_params p = {n < 1 ? 1 : (int)n, NULL, 0, 0, NULL};
     return p;
 }
 
@@ -23,14 +23,24 @@ smdlm_softmask smdlm_softmask_default(void) {
     return sm;
 }
 
+/* The public names of sm_params' algorithm and schedule (public = internal + 1; 0 keeps). */
+static smdlm_softmask public_softmask(const sm_params *p) {
+    smdlm_softmask sm = {p->enabled ? SMDLM_SM_ON : SMDLM_SM_OFF, p->scale, p->centre,
+                         p->steepness, p->k, (smdlm_sm_alg)(p->alg + 1), p->temp,
+                         (smdlm_sm_schedule)(p->schedule + 1)};
+    return sm;
+}
+
 int smdlm_softmask_load(const char *path, smdlm_softmask *sm) {
-    sm_params p = {.k = sm->k}; /* a file without mixinputs_k keeps k */
+    sm_params p; /* a file without mixinputs_k keeps k */
+    sm_params_default(&p);
+    p.k = sm->k;
     if (sm_params_load_json(&p, path)) return -1;
-    sm->mode = SMDLM_SM_ON;
-    sm->scale = p.scale;
-    sm->centre = p.centre;
-    sm->steepness = p.steepness;
-    sm->k = p.k;
+    if (!p.enabled) {
+        sm->mode = SMDLM_SM_OFF;
+        return 0;
+    }
+    *sm = public_softmask(&p);
     return 0;
 }
 
@@ -40,6 +50,9 @@ int api_softmask_resolve(const smdlm_softmask *sm, const sm_params *model_sm, sm
     if (!isnan(sm->centre)) out->centre = sm->centre;
     if (!isnan(sm->steepness)) out->steepness = sm->steepness;
     if (sm->k) out->k = sm->k;
+    if (sm->alg != SMDLM_SM_ALG_MODEL) out->alg = (sm_alg)(sm->alg - 1);
+    if (sm->temp != 0.0f) out->temp = sm->temp;
+    if (sm->schedule != SMDLM_SM_SCHEDULE_MODEL) out->schedule = (sm_schedule)(sm->schedule - 1);
     if (sm->mode != SMDLM_SM_MODEL) out->enabled = sm->mode == SMDLM_SM_ON;
     return out->enabled ? sm_params_validate(out) : 0;
 }
@@ -69,7 +82,8 @@ smdlm_model *smdlm_model_load(const char *dir, const smdlm_load_params *params) 
     }
     kernels_set_threads(params->threads);
     smdlm_model *model = sm_calloc(1, sizeof *model);
-    if (model_dir_load_any(&model->md, dir, params->need_tokenizer ? 2 : 1)) {
+    if (model_dir_load_adapted(&model->md, dir, params->adapter, 0,
+                               params->need_tokenizer ? 2 : 1)) {
         free(model);
         return NULL;
     }
@@ -104,10 +118,7 @@ int smdlm_max_length(const smdlm_model *model) { return model->md.max_len; }
 int smdlm_has_tokenizer(const smdlm_model *model) { return model->md.tok != NULL; }
 
 smdlm_softmask smdlm_model_softmask(const smdlm_model *model) {
-    const sm_params *p = &model->md.sm;
-    smdlm_softmask sm = {p->enabled ? SMDLM_SM_ON : SMDLM_SM_OFF, p->scale, p->centre,
-                         p->steepness, p->k};
-    return sm;
+    return public_softmask(&model->md.sm);
 }
 
 int smdlm_tokenize(const smdlm_model *model, const char *text, int allow_special, int32_t **ids,

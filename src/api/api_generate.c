@@ -87,9 +87,11 @@ static int check_samples(const smdlm_gen_params *gp, int T) {
 /* A generation of n canvases of T positions as a whole: the canvases (ids, fixed flags, the
  * step callback's masks), the sampler's or decoder's buffers (run_bytes) and the model's
  * scratch must fit in memory together; each part checks itself again when it allocates. */
-static int check_memory(const smdlm_state *state, int n, int T, size_t run_bytes) {
+static int check_memory(const smdlm_state *state, int n, int T, int forward_rows,
+                        size_t run_bytes) {
     size_t bytes = sm_size_add(sm_size_mul((size_t)n * (size_t)T, sizeof(int32_t) + 2), run_bytes);
-    bytes = sm_size_add(bytes, model_state_forward_bytes(&state->ms, &state->model->md, n, T));
+    bytes = sm_size_add(bytes, model_state_forward_bytes(&state->ms, &state->model->md,
+                                                         forward_rows, T));
     return SM_CHECK_MEMORY(bytes, "a generation of %d sample%s × %d positions", n,
                            n == 1 ? "" : "s", T);
 }
@@ -108,7 +110,8 @@ int api_mdlm_begin(smdlm_state *state, const int32_t *x, const uint8_t *fixed, i
     run->gp = *gp;
     sampler_params sp;
     if (check_samples(gp, T) || sampler_params_of(model, gp, &sp) ||
-        check_memory(state, gp->n, T, sampler_run_bytes(&sp, gp->n, T, smdlm_vocab_size(model))))
+        check_memory(state, gp->n, T, gp->n,
+                     sampler_run_bytes(&sp, gp->n, T, smdlm_vocab_size(model))))
         return -1;
     const int n = gp->n;
     api_set_relay(&run->relay, state, &run->gp, &sp.on_step, &sp.user);
@@ -181,6 +184,14 @@ static int encode_text(const smdlm_model *model, const char *text, int allow_spe
 
 /* ---- Dream / LLaDA -------------------------------------------------------------------- */
 
+/* The id of a special token the LLaDA options name, from the model's tokenizer. */
+static int special_id(const smdlm_model *model, const char *token, int *id) {
+    *id = model->md.tok ? tok_str_to_id(model->md.tok, token) : -1;
+    return *id >= 0 ? 0
+                    : SM_ERR("%s: the option needs the tokenizer's %s, which the model directory "
+                             "does not have", model->md.dir, token);
+}
+
 static int decoder_params_of(const smdlm_model *model, const smdlm_gen_params *gp, int gen_len,
                              decoder_params *p) {
     const smdlm_decoder_params *d = &gp->decoder;
@@ -201,6 +212,10 @@ static int decoder_params_of(const smdlm_model *model, const smdlm_gen_params *g
     } else {
         p->block_length = d->block_length;
         if (d->remasking && decoder_remask_parse(d->remasking, &p->remasking)) return -1;
+        p->cfg_scale = d->cfg_scale;
+        if ((d->logits_eos_inf && special_id(model, "<|endoftext|>", &p->logits_inf_id)) ||
+            (d->confidence_eos_eot_inf && special_id(model, "<|eot_id|>", &p->conf_inf_id)))
+            return -1;
     }
     if (d->cache && kv_cache_mode_parse(d->cache, &p->cache)) return -1;
     return api_softmask_resolve(&gp->sm, &model->md.sm, &p->sm);
@@ -214,7 +229,8 @@ static int run_decoder(smdlm_state *state, const int32_t *x, const uint8_t *fixe
     const smdlm_model *model = state->model;
     decoder_params p;
     if (check_samples(gp, T) || decoder_params_of(model, gp, T - P, &p) ||
-        check_memory(state, gp->n, T, decoder_run_bytes(&p, gp->n, T, smdlm_vocab_size(model))))
+        check_memory(state, gp->n, T, p.cfg_scale > 0.0f ? 2 * gp->n : gp->n, /* guidance */
+                     decoder_run_bytes(&p, gp->n, T, smdlm_vocab_size(model))))
         return -1;
     if (fixed && model->md.arch == MODEL_LLADA)
         for (int i = P; i < T; i++)

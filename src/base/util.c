@@ -283,6 +283,15 @@ int sm_write_file_atomic(const char *path, const void *data, size_t len) {
     return sm_atomic_commit(f, tmp, path, ok);
 }
 
+int sm_copy_file(const char *src, const char *dst) {
+    char *buf;
+    size_t n;
+    if (sm_read_file(src, (size_t)1 << 30, &buf, &n)) return -1;
+    int rc = sm_write_file_atomic(dst, buf, n);
+    free(buf);
+    return rc;
+}
+
 char *sm_path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = sm_malloc(n);

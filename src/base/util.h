@@ -76,6 +76,8 @@ int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 FILE *sm_atomic_open(const char *path, char **tmp_path);
 int sm_atomic_commit(FILE *f, char *tmp_path, const char *path, int ok);
 int sm_write_file_atomic(const char *path, const void *data, size_t len);
+/* dst = a copy of the regular file src (at most 1 GiB), written as sm_write_file_atomic does. */
+int sm_copy_file(const char *src, const char *dst);
 /* Makes a directory's entries durable (fsync of the directory; errors are ignored). */
 void sm_fsync_dir(const char *dir);
 

@@ -488,10 +488,36 @@ static void forward_tiles(float *out, const float *inp, const linear_w *w, const
     free(xbuf);
 }
 
+/* out += scale·(inp·Aᵀ)·Bᵀ, then out ⊙= f (DoRA), then the bias. */
+static void lora_forward(float *out, const float *inp, const linear_w *w, const float *bias,
+                         int N) {
+    const linear_lora *l = w->lora;
+    float *t = sm_malloc(sizeof(float) * (size_t)N * l->r);
+    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, N, l->r, w->in, 1.0f, inp, w->in, l->a, w->in, 0.0f, t,
+             l->r);
+    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, N, w->out, l->r, l->scale, t, l->r, l->b, l->r, 1.0f, out,
+             w->out);
+    free(t);
+    for (int n = 0; n < N; n++) {
+        float *row = out + (size_t)n * w->out;
+        if (l->dora)
+            for (int o = 0; o < w->out; o++) row[o] *= l->dora[o];
+        if (bias)
+            for (int o = 0; o < w->out; o++) row[o] += bias[o];
+    }
+}
+
 void linear_forward(float *out, const float *inp, const linear_w *w, const float *bias, int N) {
     check_w(w);
     SM_ASSERT(N >= 0);
     if (N == 0) return;
+    if (w->lora) {
+        linear_w base = *w;
+        base.lora = NULL;
+        linear_forward(out, inp, &base, NULL, N);
+        lora_forward(out, inp, w, bias, N);
+        return;
+    }
     if (w->type == WT_F32) {
         matmul_forward(out, inp, w->data, bias, N, w->in, w->out);
         return;
@@ -585,6 +611,7 @@ int linear_quantize_q8(linear_w *dst, const linear_w *src) {
 void linear_free(linear_w *w) {
     if (!w) return;
     free(w->owned);
+    if (w->lora) free(w->lora->a), free(w->lora->b), free(w->lora->dora), free(w->lora);
     memset(w, 0, sizeof *w);
 }
 

@@ -12,15 +12,28 @@
 
 typedef enum { WT_F32 = 0, WT_BF16, WT_F16, WT_Q8 } wtype;
 
+/* A low-rank adapter applied on the fly (PEFT LoRA / DoRA, src/models/adapter.h): the product
+ * becomes f ⊙ (x·Wᵀ + scale·(x·Aᵀ)·Bᵀ) + bias, with f = 1 for LoRA and the DoRA factor
+ * m / ‖W + scale·B·A‖_row otherwise. */
+typedef struct {
+    int r;
+    float scale;
+    float *a;    /* [r, in] */
+    float *b;    /* [out, r] */
+    float *dora; /* [out] f, NULL for LoRA */
+} linear_lora;
+
 typedef struct {
     wtype type;
     int out, in;          /* rows, columns */
     const void *data;     /* out·in elements of `type` (mmapped or owned) */
     const float *scales;  /* WT_Q8: out row scales (w ≈ scale·q); NULL otherwise */
     void *owned;          /* memory this struct owns (quantised copies), else NULL */
+    linear_lora *lora;    /* owned; NULL without an adapter */
 } linear_w;
 
-/* out[N, w->out] = inp[N, w->in] · Wᵀ + bias (bias: fp32 [w->out], may be NULL). */
+/* out[N, w->out] = inp[N, w->in] · Wᵀ + bias (bias: fp32 [w->out], may be NULL), with w's
+ * adapter when it has one. */
 void linear_forward(float *out, const float *inp, const linear_w *w, const float *bias, int N);
 /* Plain reference twin (fp32 accumulation of the exact weight values, libm only). */
 void linear_forward_ref(float *out, const float *inp, const linear_w *w, const float *bias, int N);
@@ -28,8 +41,10 @@ void linear_forward_ref(float *out, const float *inp, const linear_w *w, const f
 /* Rows of the matrix as fp32 (an embedding lookup): out[n, w->in] = W[rows[n], :]. */
 void linear_rows_f32(float *out, const linear_w *w, const int32_t *rows, int n);
 
-/* dst = int8 copy of src with per-row scales (symmetric, scale = max|row| / 127). */
+/* dst = int8 copy of src with per-row scales (symmetric, scale = max|row| / 127); the adapter
+ * stays with src. */
 int linear_quantize_q8(linear_w *dst, const linear_w *src);
+/* Frees what w owns (the adapter included). */
 void linear_free(linear_w *w);
 
 /* Name of the kernel path linear_forward takes for this type on this CPU. */

@@ -37,6 +37,8 @@ void decoder_params_default(decoder_params *p) {
     p->alg = DECODER_ALG_ORIGIN; /* generation_utils' default */
     p->remasking = DECODER_REMASK_LOW_CONFIDENCE;
     p->eos_id = -1;
+    p->logits_inf_id = -1;
+    p->conf_inf_id = -1;
     sm_params_default(&p->sm);
     p->sm.enabled = 0;
     p->sm.k = 1; /* Dream's mixinputs_k */
@@ -88,6 +90,22 @@ int decoder_params_validate(const decoder_params *p, const lm_model *m, int prom
     if (!isfinite(p->eos_penalty)) return SM_ERR("EOS penalty %g must be finite", p->eos_penalty);
     if (p->eos_penalty != 0.0f && p->eos_id < 0) return SM_ERR("an EOS penalty needs an EOS id");
     if (p->sm.enabled && sm_params_validate(&p->sm)) return -1;
+    if (!(p->cfg_scale >= 0.0f && p->cfg_scale <= 1e6f))
+        return SM_ERR("cfg scale %g must be in [0, 1e6]", p->cfg_scale);
+    if (p->cfg_scale > 0.0f && (p->style != DECODER_LLADA || p->sm.enabled ||
+                                p->cache != KV_CACHE_OFF))
+        return SM_ERR("classifier-free guidance applies to LLaDA-style decoding without "
+                      "soft-masking and without a cache");
+    const int ids[2] = {p->logits_inf_id, p->conf_inf_id};
+    for (int i = 0; i < 2; i++) {
+        if (ids[i] < -1 || ids[i] >= m->vocab_size || ids[i] == m->mask_id)
+            return SM_ERR("token id %d must be in [0, %d) other than the mask id", ids[i],
+                          m->vocab_size);
+        if (ids[i] >= 0 && p->style != DECODER_LLADA)
+            return SM_ERR("the EOS/EoT options apply to LLaDA-style decoding");
+    }
+    if (p->conf_inf_id >= 0 && p->remasking != DECODER_REMASK_LOW_CONFIDENCE)
+        return SM_ERR("the EoT confidence option needs low_confidence remasking");
     if (p->cache < KV_CACHE_OFF || p->cache > KV_CACHE_DUAL)
         return SM_ERR("unknown key/value cache mode %d", (int)p->cache);
     if (p->cache_refresh < 0) return SM_ERR("cache refresh %d must be ≥ 0", p->cache_refresh);
@@ -152,6 +170,8 @@ typedef struct {
     int32_t *x;
     sm_rng *rng;         /* (B) */
     sm_feedback *fb;     /* (B·T) feedback of still-masked positions */
+    float *probs;        /* (B·T, V) the tempered distributions fb points to (SM_ALG_TEMP) */
+    int *masked0;        /* (B) masked positions of each row at the start (the λ schedule) */
     float *lambda;       /* (B·T) λ of fb for the step hook; NULL without a hook or soft-masking */
     int have_fb;
     uint8_t *done;       /* (B) */
@@ -261,10 +281,12 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
     if (it->bad) return;
     if (p->eos_penalty != 0.0f) z[p->eos_id] -= p->eos_penalty;
     if (p->sm.enabled) /* from the (shifted) logits themselves, as IBM's dream_sm.patch */
-        sm_feedback_from_row(&p->sm, z, V, &it->fb);
+        sm_feedback_from_row(&p->sm, z, V, &it->fb,
+                             r->probs ? r->probs + (size_t)it->pos * V : NULL);
     if (!it->cand || (p->style == DECODER_DREAM && p->alg == DECODER_ALG_ORIGIN && !it->coin))
         return;
     z[r->m->mask_id] = -INFINITY; /* a revealed position never takes the mask id (NOTES.md) */
+    if (p->logits_inf_id >= 0) z[p->logits_inf_id] = -INFINITY;
     const int llada_p = p->style == DECODER_LLADA && p->remasking == DECODER_REMASK_LOW_CONFIDENCE;
     float m0 = 0.0f;
     double s0 = 0.0;
@@ -273,7 +295,7 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
         m0 = z[argmax_first(z, V)];
         for (int v = 0; v < V; v++) pr[v] = z[v] - m0;
         vexp(e, pr, (size_t)V);
-        for (int v = 0; v < V; v++) s0 += e[v];
+        for (int v = 0; v < V; v++) s0 += v == p->conf_inf_id ? 0.0 : e[v];
     }
     if (p->temperature > 0.0f)
         for (int v = 0; v < V; v++) z[v] = z[v] / p->temperature;
@@ -304,10 +326,16 @@ static void predict(const dec_run *r, const float *row, dec_item *it, void *scra
     if (p->style == DECODER_LLADA) {
         if (!llada_p) {
             it->conf = (float)it->u_rnd;
+        } else if (it->token == p->conf_inf_id) {
+            it->conf = 0.0f; /* its probability under the softmax with its logit −∞ */
         } else if (p->temperature > 0.0f) {
             float zt = row[it->token];
             if (p->eos_penalty != 0.0f && it->token == p->eos_id) zt -= p->eos_penalty;
             it->conf = (float)(exp((double)(zt - m0)) / s0);
+        } else if (p->conf_inf_id >= 0) {
+            double s1 = 0.0; /* the softmax without the EoT token */
+            for (int v = 0; v < V; v++) s1 += v == p->conf_inf_id ? 0.0 : e[v];
+            it->conf = (float)(e[it->token] / s1);
         } else {
             it->conf = pr[it->token];
         }
@@ -401,6 +429,33 @@ static int collect_items(dec_run *r, int blk_end, float p_transfer) {
     return r->nactive;
 }
 
+/* Classifier-free guidance (LLaDA generate.py): the active canvases and their unconditional
+ * copies (prompt and fixed positions masked) in one forward of 2·nactive rows, then
+ * logits = u + (cfg_scale + 1)·(c − u) on the rows asked for. */
+static int forward_guided(dec_run *r) {
+    const int T = r->T, nact = r->nactive, V = r->V;
+    const size_t n = (size_t)nact * T;
+    for (int c = 0; c < nact; c++) {
+        const int b = r->active[c];
+        int32_t *u = r->xc + n + (size_t)c * T;
+        memcpy(u, r->x + (size_t)b * T, sizeof(int32_t) * T);
+        for (int t = 0; t < T; t++)
+            if (t < r->P || (r->p->fixed && r->p->fixed[(size_t)b * T + t])) u[t] = r->m->mask_id;
+    }
+    memcpy(r->need + n, r->need, n);
+    if (r->m->forward(r->m->ctx, r->xc, NULL, NULL, NULL, r->need, 2 * nact, T, r->logits))
+        return -1;
+    const float w = (float)((double)r->p->cfg_scale + 1.0);
+#pragma omp parallel for schedule(dynamic, 4)
+    for (size_t i = 0; i < n; i++) {
+        if (!r->need[i]) continue;
+        float *c = r->logits + i * V;
+        const float *u = r->logits + (n + i) * V;
+        for (int v = 0; v < V; v++) c[v] = u[v] + w * (c[v] - u[v]);
+    }
+    return 0;
+}
+
 static int run_forward(dec_run *r) {
     const int T = r->T, nact = r->nactive;
     const size_t n = (size_t)nact * T;
@@ -422,7 +477,9 @@ static int run_forward(dec_run *r) {
     const sm_feedback *fb = r->have_fb ? r->fbc : NULL;
     const sm_params *sm = r->have_fb ? &r->p->sm : NULL;
     int rc;
-    if (r->p->cache == KV_CACHE_OFF)
+    if (r->p->cfg_scale > 0.0f)
+        rc = forward_guided(r);
+    else if (r->p->cache == KV_CACHE_OFF)
         rc = r->m->forward(r->m->ctx, r->xc, NULL, sm, fb, r->need, nact, T, r->logits);
     else
         rc = r->m->forward_cached(r->m->ctx, r->xc, sm, fb, r->need, nact, T, r->lo, r->hi,
@@ -483,6 +540,22 @@ static int cmp_item_conf(const void *a, const void *b, void *ctx) {
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+static int count_masked(const dec_run *r, int b, int from, int to) {
+    int n = 0;
+    for (int t = from; t < to; t++) n += r->x[(size_t)b * r->T + t] == r->m->mask_id;
+    return n;
+}
+
+/* λ of row b's still-masked positions at the scale the schedule gives after this step's
+ * reveals (sm_scheduled_scale; per row, where Dream's patch counts the masks of the batch). */
+static void schedule_row(dec_run *r, int b) {
+    const sm_params q = sm_params_at(&r->p->sm, count_masked(r, b, r->P, r->T), r->masked0[b]);
+    for (int t = r->P; t < r->T; t++) {
+        const size_t i = (size_t)b * r->T + t;
+        if (r->x[i] == r->m->mask_id) r->fb[i].lambda = sm_lambda(&q, r->fb[i].neg_h);
+    }
+}
+
 /* Chooses which candidates of row b to reveal (sets coin) and reveals them. */
 static void select_row(dec_run *r, int b, int quota) {
     const decoder_params *p = r->p;
@@ -539,6 +612,8 @@ static void select_row(dec_run *r, int b, int quota) {
             r->fb[it->pos] = it->fb;
         }
     }
+    if (p->sm.enabled && p->sm.schedule != SM_SCHEDULE_NONE)
+        schedule_row(r, b);
 }
 
 /* The window of this step's forward (kvcache.h): everything without a cache, before the first
@@ -603,12 +678,6 @@ static int decode_step(dec_run *r, int blk_end, float p_transfer, const int *quo
     return report_step(r) ? GEN_STOPPED + 1 : 1;
 }
 
-static int count_masked(const dec_run *r, int b, int from, int to) {
-    int n = 0;
-    for (int t = from; t < to; t++) n += r->x[(size_t)b * r->T + t] == r->m->mask_id;
-    return n;
-}
-
 static int decode_dream(dec_run *r, int *quota) {
     const int steps = r->steps;
     float *ts = sm_malloc(sizeof(float) * (size_t)(steps + 1));
@@ -658,6 +727,10 @@ size_t decoder_run_bytes(const decoder_params *p, int B, int T, int V) {
                                 (p->sm.enabled ? 2 * sizeof(sm_feedback) + sizeof(float) : 0);
     size_t bytes = sm_size_mul(sm_size_mul(BT, (size_t)V), sizeof(float));
     bytes = sm_size_add(bytes, sm_size_mul(BT, per_position));
+    if (p->sm.enabled)
+        bytes = sm_size_add(bytes, sm_size_mul(sm_feedback_probs_floats(&p->sm, BT, V), sizeof(float)));
+    if (p->cfg_scale > 0.0f) /* the unconditional rows' logits, canvases and row flags */
+        bytes = sm_size_add(bytes, sm_size_mul(BT, (size_t)V * sizeof(float) + sizeof(int32_t) + 1));
     return sm_size_add(bytes, sm_size_mul(DECODER_SCRATCH(V), threads));
 }
 
@@ -693,14 +766,18 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     r.rng = sm_malloc(sizeof(sm_rng) * (size_t)B);
     for (int b = 0; b < B; b++) rng_seed(&r.rng[b], p->seed + (uint64_t)b);
     r.fb = p->sm.enabled ? sm_calloc(BT, sizeof(sm_feedback)) : NULL;
+    r.probs = p->sm.enabled ? sm_feedback_probs_alloc(&p->sm, BT, V) : NULL;
+    r.masked0 = sm_malloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) r.masked0[b] = count_masked(&r, b, prompt_len, T);
     r.fbc = p->sm.enabled ? sm_malloc(BT * sizeof(sm_feedback)) : NULL;
     r.lambda = p->sm.enabled && p->on_step ? sm_malloc(BT * sizeof(float)) : NULL;
     r.done = sm_calloc((size_t)B, 1);
     r.first_eos = sm_malloc(sizeof(int32_t) * (size_t)B);
     r.active = sm_malloc(sizeof(int) * (size_t)B);
-    r.xc = sm_malloc(sizeof(int32_t) * BT);
-    r.need = sm_malloc(BT);
-    r.logits = sm_aligned_alloc(BT * (size_t)V * sizeof(float));
+    const size_t rows = p->cfg_scale > 0.0f ? 2 * BT : BT; /* guidance: unconditional copies */
+    r.xc = sm_malloc(sizeof(int32_t) * rows);
+    r.need = sm_malloc(rows);
+    r.logits = sm_aligned_alloc(rows * (size_t)V * sizeof(float));
     r.items = sm_malloc(sizeof(dec_item) * BT);
     r.row_start = sm_malloc(sizeof(int) * (size_t)(B + 1));
     r.order = sm_malloc(sizeof(int32_t) * (size_t)T);
@@ -721,5 +798,6 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     free(r.rng), free(r.fb), free(r.fbc), free(r.done), free(r.first_eos), free(r.active);
     free(r.xc), free(r.need), free(r.logits), free(r.items), free(r.row_start), free(r.order);
     free(r.w), free(r.scr), free(r.kv_rows), free(r.cache_rows), free(r.lambda);
+    free(r.probs), free(r.masked0);
     return rc;
 }

@@ -49,6 +49,16 @@ typedef struct {
     float threshold;       /* 0: off, else in (0, 1] */
     int eos_id;            /* −1: none */
     float eos_penalty;     /* subtracted from the EOS logit of every prediction (needs eos_id) */
+    /* LLaDA's generate.py options (DECODER_LLADA only):
+     * cfg_scale > 0: classifier-free guidance, logits = u + (cfg_scale + 1)·(c − u) with c from
+     * the canvases and u from copies whose prompt (and fixed) positions hold the mask id; one
+     * forward of 2B rows per step (no soft-masking, no cache) */
+    float cfg_scale;
+    int logits_inf_id;     /* −1: off; else this token's logit is −∞ in every prediction, for
+                              the token and the confidence (logits_eos_inf: <|endoftext|>) */
+    int conf_inf_id;       /* −1: off; else the low_confidence confidence is p(token) under the
+                              softmax with this token's logit −∞ (confidence_eos_eot_inf: of its
+                              chained assignment only the <|eot_id|> part reaches the confidence) */
     uint64_t seed;
     sm_params sm;          /* sm.enabled = 0: no soft-masking */
     kv_cache_mode cache;   /* KV_CACHE_OFF (default, exact); prefix / dual: approximate

@@ -64,6 +64,8 @@ struct sampler_job {
     int32_t *rows;   /* (B·T) the same as a list */
     uint8_t *bad;    /* (B·T) per entry of rows: its raw prediction was not finite */
     sm_feedback *fb; /* (B·T) soft-masking feedback of the still-masked positions; NULL: off */
+    float *probs;    /* (B·T, V) the tempered distributions fb points to (SM_ALG_TEMP) */
+    int *masked0;    /* (B) masked positions of each canvas at the start (the λ schedule) */
     int have_fb;     /* fb is set (there was a real forward) */
     float *lambda;   /* (B·T) λ of fb for the step hook; NULL without a hook or soft-masking */
     float *pbuf;     /* (nthreads, V) scratch for token draws */
@@ -100,7 +102,8 @@ static int finish_forward(sampler_job *st, const int32_t *x, const char *when, d
     for (int i = 0; i < BT; i++) n += st->need[i];
     int nbad = 0;
     double sm_cpu = 0.0; /* thread-seconds of soft-masking feedback */
-    const sm_params *smp = st->fb ? &st->p->sm : NULL;
+    /* without a λ schedule the feedback does not depend on the step's reveals (compute_feedback) */
+    const sm_params *smp = st->fb && st->p->sm.schedule == SM_SCHEDULE_NONE ? &st->p->sm : NULL;
 #pragma omp parallel for schedule(static) reduction(+ : nbad, sm_cpu)
     for (int r = 0; r < n; r++) {
         float *row = st->logp + (size_t)st->rows[r] * V;
@@ -108,7 +111,8 @@ static int finish_forward(sampler_job *st, const int32_t *x, const char *when, d
         nbad += st->bad[r];
         if (smp && !st->bad[r]) { /* the row's feedback (compute_feedback) while it is in cache */
             double t1 = sm_time_sec();
-            sm_feedback_from_row(smp, row, V, &st->fb[st->rows[r]]);
+            sm_feedback_from_row(smp, row, V, &st->fb[st->rows[r]],
+                                 st->probs ? st->probs + (size_t)st->rows[r] * V : NULL);
             sm_cpu += sm_time_sec() - t1;
         }
     }
@@ -126,16 +130,37 @@ static int finish_forward(sampler_job *st, const int32_t *x, const char *when, d
     return 0;
 }
 
+static int count_masked(const int32_t *x, int n, int32_t mask) {
+    int c = 0;
+    for (int i = 0; i < n; i++) c += x[i] == mask;
+    return c;
+}
+
 /* The feedback each still-masked position's next input carries (softmask.h's protocol): its
  * SUBS row of the last real forward, or — when it was unmasked then (remasked by ReMDM) — the
- * one-hot of its token there. finish_forward has written the first kind for every position it
- * predicted (a position unmasked since keeps an entry that no input reads). */
+ * one-hot of its token there. Without a λ schedule finish_forward has written the first kind
+ * for every position it predicted (a position unmasked since keeps an entry that no input
+ * reads); with one, λ's scale follows the positions still masked after the step, so both kinds
+ * are computed here, with each canvas's scale. */
 static void compute_feedback(sampler_job *st, const int32_t *x, sampler_stats *stats) {
-    const int BT = st->B * st->T, mask = st->m->mask_id;
+    const int B = st->B, T = st->T, V = st->V, mask = st->m->mask_id;
+    const int scheduled = st->p->sm.schedule != SM_SCHEDULE_NONE;
     double t0 = sm_time_sec();
-    for (int i = 0; i < BT; i++)
-        if (x[i] == mask && st->prev_x[i] != mask)
-            sm_feedback_from_token(&st->p->sm, st->prev_x[i], &st->fb[i]);
+    sm_params *row_p = sm_malloc(sizeof(sm_params) * (size_t)B); /* λ's scale now, per canvas */
+    for (int b = 0; b < B; b++)
+        row_p[b] = sm_params_at(&st->p->sm, count_masked(x + (size_t)b * T, T, mask),
+                                st->masked0[b]);
+#pragma omp parallel for schedule(dynamic, 16) if (scheduled)
+    for (int i = 0; i < B * T; i++) {
+        if (x[i] != mask) continue;
+        const sm_params *p = &row_p[i / T];
+        if (st->prev_x[i] != mask)
+            sm_feedback_from_token(p, st->prev_x[i], &st->fb[i]);
+        else if (scheduled)
+            sm_feedback_from_row(p, st->logp + (size_t)i * V, V, &st->fb[i],
+                                 st->probs ? st->probs + (size_t)i * V : NULL);
+    }
+    free(row_p);
     st->have_fb = 1;
     stats->sm_seconds += sm_time_sec() - t0;
 }
@@ -265,6 +290,8 @@ static void job_free_buffers(sampler_job *st) {
     free(st->rows);
     free(st->bad);
     free(st->fb);
+    free(st->probs);
+    free(st->masked0);
     free(st->lambda);
     free(st->pbuf);
     free(st->order);
@@ -339,6 +366,8 @@ size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V) {
                                 (p->sm.enabled ? sizeof(sm_feedback) + sizeof(float) : 0);
     size_t bytes = sm_size_mul(sm_size_mul(BT, (size_t)V), sizeof(float));
     bytes = sm_size_add(bytes, sm_size_mul(BT, per_position));
+    if (p->sm.enabled)
+        bytes = sm_size_add(bytes, sm_size_mul(sm_feedback_probs_floats(&p->sm, BT, V), sizeof(float)));
     return sm_size_add(bytes, sm_size_mul(threads * (size_t)V, sizeof(float) + sizeof(int32_t)));
 }
 
@@ -374,7 +403,12 @@ int sampler_job_begin(sampler_job **out, const lm_model *m, const sampler_params
     st->need = sm_malloc(BT);
     st->rows = sm_malloc(BT * sizeof(int32_t));
     st->bad = sm_malloc(BT);
-    if (p->sm.enabled) st->fb = sm_malloc(BT * sizeof(sm_feedback));
+    if (p->sm.enabled) {
+        st->fb = sm_malloc(BT * sizeof(sm_feedback));
+        st->probs = sm_feedback_probs_alloc(&p->sm, BT, V);
+        st->masked0 = sm_malloc(sizeof(int) * (size_t)B);
+        for (int b = 0; b < B; b++) st->masked0[b] = count_masked(x + (size_t)b * T, T, m->mask_id);
+    }
     if (p->sm.enabled && p->on_step) st->lambda = sm_malloc(BT * sizeof(float));
     st->pbuf = sm_malloc((size_t)nthreads * V * sizeof(float));
     st->order = sm_malloc((size_t)nthreads * V * sizeof(int32_t));

@@ -65,8 +65,8 @@ static int lm_dit_forward(void *ctx, const int32_t *x, const double *t, const sm
     for (int b = 0; b < B; b++) d->sigma[b] = t ? mdlm_sigma(t[b]) : 0.0f;
     dit_embed_ids(d->m, &d->acts, x, B, T);
     if (sm && fb)
-        sm_mix_inputs(d->acts.x, d->m->cfg.hidden, n, x, d->m->cfg.mask_id, sm, fb, dit_embed_rows,
-                      (void *)d->m);
+        sm_mix_inputs(d->acts.x, d->m->cfg.hidden, n, x, d->m->cfg.mask_id, d->m->cfg.vocab_size, sm,
+                      fb, dit_embed_rows, (void *)d->m);
     if (!need) {
         dit_forward_embedded(d->m, &d->acts, d->sigma, B, T, NULL, 0, logits);
         return 0;

@@ -6,6 +6,7 @@
 
 #include "base/jsonutil.h"
 #include "base/util.h"
+#include "models/adapter.h"
 
 int model_dir_read_config(dit_config *cfg, const char *dir) {
     char *path = sm_path_join(dir, "config.json"), *text;
@@ -37,7 +38,23 @@ static char *read_config_text(const char *dir, char **path) {
     return text;
 }
 
+/* An adapter directory without a config.json of its own: it stands for its base + itself. */
+static int adapter_only(const char *dir) {
+    char *config = sm_path_join(dir, "config.json");
+    const int yes = !sm_file_exists(config) && adapter_dir_is_adapter(dir);
+    free(config);
+    return yes;
+}
+
 int model_dir_type(const char *dir, char *type, size_t n) {
+    if (adapter_only(dir)) { /* the base's type */
+        peft_adapter a;
+        if (adapter_open(&a, dir)) return -1;
+        int rc = a.base ? model_dir_type(a.base, type, n)
+                        : SM_ERR("adapter '%s' names no base model (base_model_name_or_path)", dir);
+        adapter_close(&a);
+        return rc;
+    }
     char *path, *text = read_config_text(dir, &path);
     if (!text) return -1;
     cJSON *o = json_parse_object(text, path);
@@ -136,11 +153,11 @@ int model_dir_arch(const char *dir, model_arch *arch) {
     return 0;
 }
 
-static int load_sm_config(model_dir *md, const model_family *f) {
+static int load_sm_config(model_dir *md, const model_family *f, const char *dir) {
     sm_params_default(&md->sm);
     md->sm.enabled = 0;
     md->sm.k = f->sm_k;
-    char *smpath = sm_path_join(md->dir, "transparency_config.json");
+    char *smpath = sm_path_join(dir, "transparency_config.json");
     int rc = 0;
     if (sm_file_exists(smpath)) {
         rc = sm_params_load_json(&md->sm, smpath) || sm_params_validate(&md->sm) ? -1 : 0;
@@ -177,7 +194,7 @@ static int load(model_dir *md, const char *dir, int with_tokenizer, int any) {
         md->arch = f->arch;
         md->family = f->name;
         md->dir = sm_strdup(dir);
-        rc = load_sm_config(md, f);
+        rc = load_sm_config(md, f, dir);
         if (rc == 0) rc = load_tokenizer(md, with_tokenizer);
         if (rc) model_dir_free(md);
     }
@@ -191,7 +208,49 @@ int model_dir_load(model_dir *md, const char *dir, int with_tokenizer) {
 }
 
 int model_dir_load_any(model_dir *md, const char *dir, int with_tokenizer) {
+    if (adapter_only(dir)) return model_dir_load_adapted(md, NULL, dir, 0, with_tokenizer);
     return load(md, dir, with_tokenizer, 1);
+}
+
+/* The base (dir, else the adapter's base_model_name_or_path) with the open adapter applied. */
+static int load_with_adapter(model_dir *md, const char *dir, const peft_adapter *a,
+                             int merge_all, int with_tokenizer) {
+    if (!dir) dir = a->base;
+    int rc = dir ? load(md, dir, with_tokenizer, 1)
+                 : SM_ERR("adapter '%s' names no base model (base_model_name_or_path): give the "
+                          "model directory with the adapter", a->dir);
+    if (rc == 0 && md->arch == MODEL_MDLM)
+        rc = SM_ERR("%s: adapters apply to Dream and LLaDA models, not to an MDLM", dir);
+    if (rc == 0) rc = adapter_apply(&md->tf, a, merge_all);
+    char *smpath = sm_path_join(a->dir, "transparency_config.json");
+    if (rc == 0 && sm_file_exists(smpath)) /* trained beside the adapter: it wins */
+        rc = load_sm_config(md, family_of_arch(md->arch), a->dir);
+    free(smpath);
+    if (rc && md->family) model_dir_free(md);
+    return rc;
+}
+
+int model_dir_load_adapted(model_dir *md, const char *dir, const char *adapter, int merge_all,
+                           int with_tokenizer) {
+    if (!adapter) return model_dir_load_any(md, dir, with_tokenizer);
+    peft_adapter a;
+    if (adapter_open(&a, adapter)) return -1;
+    int rc = load_with_adapter(md, dir, &a, merge_all, with_tokenizer);
+    adapter_close(&a);
+    return rc;
+}
+
+int model_dir_merge_adapter(const char *dir, const char *adapter, const char *out_dir) {
+    peft_adapter a;
+    if (adapter_open(&a, adapter)) return -1;
+    model_dir md;
+    int rc = load_with_adapter(&md, dir, &a, 1, 0);
+    if (rc == 0) {
+        rc = adapter_write_merged(&md.tf, &a, md.dir, out_dir);
+        model_dir_free(&md);
+    }
+    adapter_close(&a);
+    return rc;
 }
 
 void model_dir_free(model_dir *md) {

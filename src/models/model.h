@@ -41,6 +41,16 @@ typedef struct {
 int model_dir_load(model_dir *md, const char *dir, int with_tokenizer);
 /* Any registered family (MDLM, Dream, LLaDA). */
 int model_dir_load_any(model_dir *md, const char *dir, int with_tokenizer);
+/* model_dir_load_any with a PEFT adapter directory applied to the projections (adapter.h:
+ * merge_all merges every target into fp32, else only fp32 bases are merged); dir NULL: the
+ * adapter's base_model_name_or_path. The adapter's transparency_config.json, when
+ * it has one, replaces the base's. A directory with adapter_config.json and no config.json
+ * given to model_dir_load_any loads this way. */
+int model_dir_load_adapted(model_dir *md, const char *dir, const char *adapter, int merge_all,
+                           int with_tokenizer);
+/* Writes out_dir: the model directory dir (NULL: the adapter's base) with the adapter merged
+ * (adapter_write_merged). */
+int model_dir_merge_adapter(const char *dir, const char *adapter, const char *out_dir);
 /* config.json's model_type mapped to a family (0, or -1 with a message). */
 int model_dir_arch(const char *dir, model_arch *arch);
 /* config.json's model_type into type[n] ("" when absent); -1 when the file cannot be read

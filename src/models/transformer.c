@@ -248,6 +248,25 @@ static int tensor_table(transformer_model *m, tf_tensor *t) {
     return n;
 }
 
+tf_module *transformer_modules(transformer_model *m, int *count) {
+    const int n = tensor_count(&m->cfg);
+    tf_tensor *t = sm_calloc((size_t)n, sizeof *t);
+    tensor_table(m, t);
+    tf_module *mods = sm_calloc((size_t)n, sizeof *mods);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const char *l0 = (const char *)m->layers, *p = (const char *)t[i].lin;
+        if (!p || p < l0 || p >= l0 + sizeof(tf_layer) * (size_t)m->cfg.n_layers) continue;
+        const size_t len = strlen(t[i].name) - strlen(".weight");
+        snprintf(mods[k].name, sizeof mods[k].name, "%.*s", (int)len, t[i].name);
+        mods[k].layer = (int)((size_t)(p - l0) / sizeof(tf_layer));
+        mods[k++].w = t[i].lin;
+    }
+    free(t);
+    *count = k;
+    return mods;
+}
+
 /* Projections in bf16/f16 point into the mapping; every other dtype (and every small
  * tensor) goes through st_bind_f32 (fp32 in place when aligned, else one owned copy). */
 static int bind(transformer_model *m, const tf_tensor *t, int n) {
@@ -345,6 +364,9 @@ int transformer_quantize_q8(transformer_model *m) {
             linear_w q;
             if (ws[j]->type == WT_Q8) continue;
             if (linear_quantize_q8(&q, ws[j])) return -1;
+            q.lora = ws[j]->lora;
+            ws[j]->lora = NULL;
+            linear_free(ws[j]);
             *ws[j] = q;
         }
     }
@@ -533,8 +555,8 @@ static void embed(tf_state *s, const int32_t *x, const sm_params *sm, const sm_f
     }
     linear_rows_f32(s->ws.x, &m->embed, ids, (int)N);
     if (sm && fb)
-        sm_mix_inputs(s->ws.x, m->cfg.hidden, N, ids, m->cfg.mask_id, sm, fbw, embed_rows,
-                      (void *)m);
+        sm_mix_inputs(s->ws.x, m->cfg.hidden, N, ids, m->cfg.mask_id, m->cfg.vocab_size, sm, fbw,
+                      embed_rows, (void *)m);
     free(gathered);
     free(fb_rows);
 }

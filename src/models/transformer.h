@@ -64,6 +64,14 @@ typedef struct {
     linear_w down;                /* (D, F) */
 } tf_layer;
 
+/* A projection of one layer with its module name as Hugging Face names it (the tensor's name
+ * without ".weight", e.g. "model.layers.0.self_attn.q_proj"). */
+typedef struct {
+    char name[128];
+    int layer;
+    linear_w *w;
+} tf_module;
+
 /* Activations for up to cap_rows = B·T positions and canvases of up to cap_T. */
 typedef struct {
     size_t cap_rows;
@@ -108,6 +116,8 @@ size_t tf_state_forward_bytes(const tf_state *s, int B, int T);
 /* Loads the weights of DIR (model.safetensors or shards + index) for a parsed config. Every
  * tensor is checked against the config (names and shapes); errors name the tensor. */
 int transformer_load(transformer_model *m, const tf_config *cfg, const char *dir);
+/* The layer projections of m (7 per layer) in a fresh array, *n their count. */
+tf_module *transformer_modules(transformer_model *m, int *n);
 void transformer_free(transformer_model *m);
 /* Replaces every projection (and the output projection) by an int8 copy with per-row
  * scales; the embedding rows stay in the checkpoint's dtype. */

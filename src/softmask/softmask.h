@@ -25,18 +25,30 @@
 
 #define SM_MAX_K 16
 
+/* What a masked input mixes (transparency_alg): the top-k tokens' embeddings weighted by the
+ * softmax of their logits, or every token's weighted by softmax(logits / temp), whose entropy
+ * then also gives λ. */
+typedef enum { SM_ALG_TOPK = 0, SM_ALG_TEMP } sm_alg;
+/* How λ's scale follows decoding (transparency_scheduling, sm_scheduled_scale). */
+typedef enum { SM_SCHEDULE_NONE = 0, SM_SCHEDULE_LINEAR, SM_SCHEDULE_STEPWISE } sm_schedule;
+
 typedef struct {
     int enabled;
     float scale;     /* in [0, 1] */
     float centre;    /* ≤ 0 */
     float steepness; /* > 0 */
     int k;           /* top-k, 1..SM_MAX_K */
+    sm_alg alg;
+    float temp;      /* SM_ALG_TEMP's temperature (mixture_temp), > 0 */
+    sm_schedule schedule;
 } sm_params;
 
 /* IBM defaults for an MDLM (scale 0 means switched off until trained). */
 void sm_params_default(sm_params *p);
 int sm_params_validate(const sm_params *p);
-/* Reads IBM's transparency_config.json (transformed values). */
+/* Reads IBM's transparency_config.json (transformed values). "transparency_alg": "none" (the
+ * reference's arms without soft-masking) sets enabled = 0 and reads no values; an unknown
+ * algorithm or schedule is an error naming the file and the key. */
 int sm_params_load_json(sm_params *p, const char *path);
 int sm_params_save_json(const sm_params *p, const char *path);
 
@@ -45,16 +57,29 @@ int sm_params_save_json(const sm_params *p, const char *path);
 void sm_params_from_raw(sm_params *p, float raw_scale, float raw_centre, float raw_steep);
 void sm_params_to_raw(const sm_params *p, float *raw_scale, float *raw_centre, float *raw_steep);
 
+/* The scale λ uses when `masked` of the `masked0` positions masked at the start are still
+ * masked (IBM coding/patches/dream_sm.patch, get_time_dependence from soft to hard masking):
+ * t = masked / masked0 (1 when masked0 is 0); none: scale, linear: scale·t, stepwise: scale
+ * while t > 0.5, then 0. */
+float sm_scheduled_scale(const sm_params *p, int masked, int masked0);
+/* p with its scale at that point of decoding and no schedule: the parameters a step's feedback
+ * uses (a copy of p when it has no schedule). */
+sm_params sm_params_at(const sm_params *p, int masked, int masked0);
+
 typedef struct {
     float neg_h;
     float lambda;
     int32_t idx[SM_MAX_K];
     float pi[SM_MAX_K];
+    const float *probs; /* SM_ALG_TEMP: softmax(row / temp) over V, else NULL (then idx/π) */
 } sm_feedback;
 
 /* Statistics of one previous-prediction row of length V: negH, top-k indices (descending,
- * ties to the lower index) and π. λ is filled from p. */
-void sm_feedback_from_row(const sm_params *p, const float *row, int V, sm_feedback *f);
+ * ties to the lower index) and π. λ is filled from p. With SM_ALG_TEMP, negH is that of
+ * softmax(row / temp), which is written to probs (V floats, kept by the caller until the mix
+ * has read it) and referenced by f; probs is unused (may be NULL) otherwise. */
+void sm_feedback_from_row(const sm_params *p, const float *row, int V, sm_feedback *f,
+                          float *probs);
 /* Feedback of a position whose previous prediction was the one-hot of `token` (a SUBS
  * carry-over row, e.g. a position remasked by ReMDM). */
 void sm_feedback_from_token(const sm_params *p, int32_t token, sm_feedback *f);
@@ -62,17 +87,24 @@ float sm_lambda(const sm_params *p, float neg_h);
 
 /* Feedback of every position of the canvases x [B, T] that holds mask_id, from prediction rows
  * [B·T, V]: row i for position i, or with shift (Dream's logit shift) row i − 1 (row 0 for
- * position 0). Entries of other positions are zeroed. */
+ * position 0). Entries of other positions are zeroed. probs: [B·T, V] for SM_ALG_TEMP (see
+ * sm_feedback_from_row), else NULL. */
 void sm_feedback_canvas(const sm_params *p, const int32_t *x, int B, int T, int32_t mask_id,
-                        const float *rows, int V, int shift, sm_feedback *fb);
+                        const float *rows, int V, int shift, sm_feedback *fb, float *probs);
+/* Floats of the probs buffer sm_feedback_canvas / sm_feedback_from_row need for n positions
+ * (0 unless SM_ALG_TEMP), and that buffer (NULL when it needs none). */
+size_t sm_feedback_probs_floats(const sm_params *p, size_t n, int V);
+float *sm_feedback_probs_alloc(const sm_params *p, size_t n, int V);
 
 /* Embedding rows of n ids into out[n, D] (the model's lookup, whatever its storage). */
 typedef void (*sm_embed_fn)(void *ctx, const int32_t *ids, int n, float *out);
 
 /* Soft inputs: out[n, D] holds E[ids[i]] on entry; every row whose id is mask_id and whose
- * feedback fb[i] has λ ≠ 0 becomes (1−λ)·E[mask] + λ·Σ_{j<p->k} π_j·E[idx_j]. fb is indexed
- * like ids. Rows are independent (run in parallel); the result does not depend on threads. */
+ * feedback fb[i] has λ ≠ 0 becomes (1−λ)·E[mask] + λ·Σ_{j<p->k} π_j·E[idx_j], or with
+ * fb[i].probs (SM_ALG_TEMP) (1−λ)·E[mask] + λ·Σ_v probs_v·E[v] over the vocab_size tokens.
+ * fb is indexed like ids. The result does not depend on threads. */
 void sm_mix_inputs(float *out, int D, size_t n, const int32_t *ids, int32_t mask_id,
-                   const sm_params *p, const sm_feedback *fb, sm_embed_fn embed, void *ctx);
+                   int vocab_size, const sm_params *p, const sm_feedback *fb, sm_embed_fn embed,
+                   void *ctx);
 
 #endif

@@ -21,21 +21,12 @@ static char *ckpt_path(const char *out, const char *prefix, long step) {
     return sm_path_join(out, name);
 }
 
-static int copy_file(const char *src, const char *dst) {
-    char *buf;
-    size_t n;
-    if (sm_read_file(src, (size_t)1 << 30, &buf, &n)) return -1;
-    int rc = sm_write_file_atomic(dst, buf, n);
-    free(buf);
-    return rc;
-}
-
 static int copy_tokenizer(const char *from, const char *to) {
     static const char *files[] = {"tokenizer.json", "vocab.json", "merges.txt",
                                   "tokenizer_config.json", "special_tokens_map.json"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *a = sm_path_join(from, files[i]), *b = sm_path_join(to, files[i]);
-        int rc = sm_file_exists(a) ? copy_file(a, b) : 0;
+        int rc = sm_file_exists(a) ? sm_copy_file(a, b) : 0;
         free(a), free(b);
         if (rc) return -1;
     }

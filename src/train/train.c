@@ -79,6 +79,7 @@ void sm_raw_from_params(sm_raw *r, const sm_params *p) {
 }
 
 void sm_raw_to_params(const sm_raw *r, sm_params *p) {
+    sm_params_default(p); /* top-k, no schedule: what training learns */
     sm_params_from_raw(p, r->raw_scale, r->raw_centre, r->raw_steepness);
     p->k = r->k;
     p->enabled = 1;
@@ -394,7 +395,7 @@ static void sm_pass1(trainer *tr, const train_batch *bt, const float *sigma) {
     for (int r = 0; r < n; r++) {
         float *row = a->logits + (size_t)r * V;
         dit_subs_row(row, V, mask);
-        sm_feedback_from_row(&p, row, V, &a->fb[a->rows[r]]);
+        sm_feedback_from_row(&p, row, V, &a->fb[a->rows[r]], NULL);
     }
 }
 
@@ -431,8 +432,8 @@ static void sm_embed(trainer *tr, const train_batch *bt) {
         }
     embed_rows(&tr->model, bt->xt, BT, a->x);
     const sm_params p = {.enabled = 1, .k = tr->sm.k};
-    sm_mix_inputs(a->x, tr->cfg.hidden, (size_t)BT, bt->xt, tr->cfg.mask_id, &p, a->fb, embed_rows,
-                  &tr->model);
+    sm_mix_inputs(a->x, tr->cfg.hidden, (size_t)BT, bt->xt, tr->cfg.mask_id, tr->cfg.vocab_size, &p,
+                  a->fb, embed_rows, &tr->model);
 }
 
 /* Embedding gradients (and λ's) from d x at the input; single-threaded, position order. */
