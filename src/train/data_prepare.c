@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -590,7 +591,17 @@ static int is_shard_name(const char *name) {
     return strlen(name) > 10;
 }
 
-/* An earlier data set in out: an error, or with --force removed (meta.json first). */
+/* A temporary file of an atomic write (NAME.tmp.PID, sm_atomic_open) whose writer is gone:
+ * what a killed `data prepare` leaves behind. */
+static int is_stale_temp(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t || !t[5] || t[5 + strspn(t + 5, "0123456789")]) return 0;
+    long pid = strtol(t + 5, NULL, 10);
+    return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* An earlier data set in out: an error, or with --force removed (meta.json first). Stale
+ * temporary files are removed in any case. */
 static int clear_out_dir(const char *out, int force) {
     char *meta = sm_path_join(out, "meta.json");
     int has_meta = sm_file_exists(meta), rc = 0;
@@ -601,9 +612,12 @@ static int clear_out_dir(const char *out, int force) {
     DIR *d = rc ? NULL : opendir(out);
     struct dirent *e;
     while (d && rc == 0 && (e = readdir(d))) {
-        if (!is_shard_name(e->d_name)) continue;
+        int stale = is_stale_temp(e->d_name);
+        if (!stale && !is_shard_name(e->d_name)) continue;
         char *p = sm_path_join(out, e->d_name);
-        if (!force)
+        if (stale)
+            unlink(p);
+        else if (!force)
             rc = SM_ERR("'%s' already holds token shards such as '%s' (use --force to replace "
                         "them)", out, e->d_name);
         else if (unlink(p) != 0)
