@@ -89,7 +89,7 @@ static int cmd_data_prepare(int argc, char **argv) {
     o.skip_bad = skip_bad;
     o.force = force;
     o.quiet = quiet;
-    o.progress = !quiet && isatty(STDERR_FILENO);
+    o.progress = !quiet;
     data_prepare_stats st;
     if (data_prepare(&o, pos, npos, &st)) {
         cli_fail("data prepare");

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/rng.h"
+#include "base/progress.h"
 #include "base/util.h"
 #include "compute/kernels.h"
 #include "generate/sampler.h"
@@ -36,6 +37,7 @@ typedef struct {
     float *t;
     FILE *log;
     double t_start;
+    progress prog;  /* stderr: where the run stands (-q: nothing) */
     int stopped_by; /* the signal that stopped the loop, else 0 */
 } run;
 
@@ -216,13 +218,10 @@ static void log_step(run *r, double loss, double norm, int sm_passes, double dt)
             "\"sm_centre\":%.6g,\"sm_steepness\":%.6g}\n",
             at->step, loss, norm, lr, at->tokens, dt, elapsed, sm_passes, p.scale, p.centre, p.steepness);
     fflush(r->log);
-    if (r->c->quiet) return;
     double tps = (double)tr->B * tr->T * r->c->accum / dt;
-    double eta = (double)(r->c->steps - at->step) * dt;
-    int tty = isatty(STDERR_FILENO); /* a live line on a terminal, one line per log otherwise */
-    fprintf(stderr, "%sstep %ld/%ld  loss %.4f  %.0f tok/s  lr %.2e  λ: scale %.3g centre %.3g steep %.3g  ETA %.0f s%s",
-            tty ? "\r" : "", at->step, r->c->steps, loss, tps, lr, p.scale, p.centre, p.steepness, eta,
-            tty && at->step != r->c->steps ? "   " : "\n");
+    progress_report(&r->prog, (double)at->step, (double)r->c->steps,
+                    "step %ld  loss %.4f  %.0f tok/s  lr %.2e  λ: scale %.3g centre %.3g steep %.3g", at->step,
+                    loss, tps, lr, p.scale, p.centre, p.steepness);
 }
 
 static int train_loop(run *r) {
@@ -282,9 +281,8 @@ static int train_loop(run *r) {
             if ((rc = validate(r, &nats))) break;
             fprintf(r->log, "{\"step\":%ld,\"tokens\":%ld,\"val_nats\":%.9g,\"val_ppl\":%.6g}\n",
                     at->step, at->tokens, nats, exp(nats));
-            if (!c->quiet)
-                fprintf(stderr, "%sstep %ld: validation %.4f nats/token, perplexity %s %.3f\n",
-                        isatty(STDERR_FILENO) ? "\n" : "", at->step, nats, r->tr.cfg.causal ? "=" : "≤", exp(nats));
+            progress_note(&r->prog, "smdlm train: step %ld: validation %.4f nats/token, perplexity %s %.3f\n",
+                          at->step, nats, r->tr.cfg.causal ? "=" : "≤", exp(nats));
             log_sample(r);
             fflush(r->log);
         }
@@ -298,12 +296,14 @@ static int train_loop(run *r) {
             fflush(r->log);
         }
         if (stop) {
+            progress_clear(&r->prog);
             fprintf(stderr, "smdlm train: stopped by signal %d at step %ld/%ld; checkpoint %s/ckpt-%08ld "
                             "(continue with: smdlm train --out %s --resume)\n",
                     r->stopped_by, at->step, c->steps, c->out, at->step, c->out);
             break;
         }
     }
+    progress_clear(&r->prog);
     free(tmp);
     return rc;
 }
@@ -385,6 +385,7 @@ int train_run(const train_config *config) {
         cJSON_Delete(o);
     }
     r.t_start = sm_time_sec();
+    progress_start(&r.prog, "smdlm train", c->quiet);
     struct sigaction saved[2];
     catch_stop_signals(saved);
     rc = train_loop(&r);
