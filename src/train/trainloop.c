@@ -81,7 +81,7 @@ static int validate(run *r, double *nats) {
     }
     long tokens;
     int rc = dataset_loss(tr, &r->val, (size_t)r->c->val_batches * tr->B,
-                          r->c->seed ^ 0x5EED5EEDull, r->c->sm_prob > 0.0f, nats, &tokens);
+                          r->c->seed ^ 0x5EED5EEDull, r->c->sm_prob > 0.0f, NULL, nats, &tokens);
     if (saved) {
         memcpy(tr->model.owned, saved, tr->nparams * sizeof(float));
         free(saved);
