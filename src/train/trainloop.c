@@ -24,6 +24,12 @@
 
 /* ---- run state ---------------------------------------------------------------------------- */
 
+/* With soft-masking on, a scale whose logit (raw_scale) moved less than SM_STALL_MOVE in the
+ * first SM_STALL_UPDATES updates of a run gets a warning: up or down by less than a factor
+ * e^SM_STALL_MOVE in scale/(1 − scale) (docs/TRAINING.md, "The soft-masking scale"). */
+enum { SM_STALL_UPDATES = 200 };
+#define SM_STALL_MOVE 0.5
+
 typedef struct {
     const train_config *c;
     trainer tr;
@@ -38,6 +44,8 @@ typedef struct {
     FILE *log;
     double t_start;
     progress prog;  /* stderr: where the run stands (-q: nothing) */
+    long step_start;       /* the step this process started (or resumed) at */
+    float sm_raw_start;    /* raw_scale then */
     int stopped_by; /* the signal that stopped the loop, else 0 */
 } run;
 
@@ -224,6 +232,19 @@ static void log_step(run *r, double loss, double norm, int sm_passes, double dt)
                     loss, tps, lr, p.scale, p.centre, p.steepness);
 }
 
+static void warn_if_sm_stalled(run *r) {
+    if (fabsf(r->tr.sm.raw_scale - r->sm_raw_start) >= SM_STALL_MOVE) return;
+    sm_params p;
+    sm_raw_to_params(&r->tr.sm, &p);
+    progress_clear(&r->prog);
+    fprintf(stderr, "smdlm train: warning: the soft-masking scale has not moved in %d updates (%.3g → %.3g): "
+                    "its gradient is scaled by scale·(1 − scale); raise --sm-scale-lr, lower --sm-eps or start "
+                    "from a larger --sm-scale (docs/TRAINING.md)\n",
+            SM_STALL_UPDATES, 1.0 / (1.0 + exp(-(double)r->sm_raw_start)), p.scale);
+    fprintf(r->log, "{\"step\":%ld,\"warning\":\"soft-masking scale unchanged after %d updates\"}\n", r->at.step,
+            SM_STALL_UPDATES);
+}
+
 static int train_loop(run *r) {
     const train_config *c = r->c;
     trainer *tr = &r->tr;
@@ -276,6 +297,7 @@ static int train_loop(run *r) {
         }
         if (at->step % c->log_every == 0 || at->step == c->steps || stop)
             log_step(r, loss, norm, sm_passes, sm_time_sec() - t0);
+        if (c->sm_prob > 0.0f && at->step == r->step_start + SM_STALL_UPDATES) warn_if_sm_stalled(r);
         if (c->val_every && (at->step % c->val_every == 0 || at->step == c->steps)) {
             double nats = 0;
             if ((rc = validate(r, &nats))) break;
@@ -351,9 +373,12 @@ int train_run(const train_config *config) {
     oc.warmup_steps = c->warmup, oc.schedule = c->schedule, oc.total_steps = c->steps;
     oc.min_lr_ratio = c->min_lr_ratio, oc.grad_clip = c->clip;
     if (optim_config_validate(&oc)) goto done;
-    optim_group g[2] = {{r.tr.model.owned, r.tr.grads.owned, r.tr.nparams, c->lr, c->weight_decay},
-                        {&r.tr.sm.raw_scale, r.tr.sm_grad, 3, c->sm_lr, 0.0f}};
-    adamw_init(&r.opt, &oc, g, 2);
+    /* raw_scale, raw_centre, raw_steepness are contiguous (trainer.sm), as their gradients and
+       moments: the groups lie back to back in the checkpoint's adam_m / adam_v */
+    optim_group g[3] = {{r.tr.model.owned, r.tr.grads.owned, r.tr.nparams, c->lr, c->weight_decay, 0.0f},
+                        {&r.tr.sm.raw_scale, r.tr.sm_grad, 1, c->sm_scale_lr, 0.0f, c->sm_eps},
+                        {&r.tr.sm.raw_centre, r.tr.sm_grad + 1, 2, c->sm_lr, 0.0f, c->sm_eps}};
+    adamw_init(&r.opt, &oc, g, 3);
     if (SM_CHECK_MEMORY(sm_size_mul(sizeof(uint32_t), r.train.nblocks),
                         "the block order of %zu training blocks", r.train.nblocks))
         goto done;
@@ -386,6 +411,8 @@ int train_run(const train_config *config) {
     }
     r.t_start = sm_time_sec();
     progress_start(&r.prog, "smdlm train", c->quiet);
+    r.step_start = r.at.step;
+    r.sm_raw_start = r.tr.sm.raw_scale;
     struct sigaction saved[2];
     catch_stop_signals(saved);
     rc = train_loop(&r);
