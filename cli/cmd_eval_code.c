@@ -174,7 +174,8 @@ static const prior_record *prior_find(const prior_records *pr, size_t problem, i
 }
 
 /* The records in path (one JSON object per line, as record_json writes them) of problems in
- * the set; lines that are cut, malformed or of unknown problems are left out. */
+ * the set; lines that are cut, malformed or of unknown problems are left out, and so are
+ * sandbox errors (run again). */
 static int prior_load(prior_records *pr, const char *path, const code_set *set) {
     char *text;
     memset(pr, 0, sizeof *pr);
@@ -189,7 +190,7 @@ static int prior_load(prior_records *pr, const char *path, const code_set *set) 
         if (!code) code = json_get_string(o, "solution");
         long problem = task ? code_set_find(set, task) : -1;
         int status = -1;
-        for (int st = 0; result && st <= SBX_ERROR; st++)
+        for (int st = 0; result && st < SBX_ERROR; st++)
             if (!strcmp(result, sbx_status_name((sbx_status)st))) status = st;
         if (problem >= 0 && code && status >= 0 && cJSON_IsNumber(k)) {
             if (pr->n == cap) pr->v = sm_realloc(pr->v, sizeof *pr->v * (cap = cap ? 2 * cap : 64));
