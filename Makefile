@@ -224,7 +224,8 @@ clean:
 
 # libFuzzer targets (clang + compiler-rt: apt-get install clang libclang-rt-14-dev); see fuzz/README.md
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc
-fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(BUILD)/fuzz/fuzz_tokenizer $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_ckpt
+fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(BUILD)/fuzz/fuzz_tokenizer $(BUILD)/fuzz/fuzz_config \
+      $(BUILD)/fuzz/fuzz_ckpt $(BUILD)/fuzz/fuzz_manifest
 $(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c src/formats/safetensors.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lm -o $@
@@ -234,6 +235,9 @@ $(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/formats/npy.c src/base/util.c
 $(BUILD)/fuzz/fuzz_ckpt: fuzz/fuzz_ckpt.c src/formats/ckpt.c src/formats/safetensors.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lzip -lcjson -lm -o $@
+$(BUILD)/fuzz/fuzz_manifest: fuzz/fuzz_manifest.c src/formats/manifest.c src/base/util.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $^ -lz -lm -o $@
 $(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/text/tokenizer.c src/base/jsonutil.c src/base/util.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lutf8proc -lpthread -lm -o $@

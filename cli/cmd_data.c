@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "commands.h"
 #include "common.h"
@@ -89,7 +88,7 @@ static int cmd_data_prepare(int argc, char **argv) {
     o.skip_bad = skip_bad;
     o.force = force;
     o.quiet = quiet;
-    o.progress = !quiet && isatty(STDERR_FILENO);
+    o.progress = !quiet;
     data_prepare_stats st;
     if (data_prepare(&o, pos, npos, &st)) {
         cli_fail("data prepare");

@@ -12,6 +12,7 @@
 #include "model_flags.h"
 #include "eval/evaluator.h"
 #include "base/jsonutil.h"
+#include "base/progress.h"
 #include "compute/kernels.h"
 #include "text/tokenizer.h"
 #include "train/dataset_loss.h"
@@ -19,7 +20,7 @@
 
 static int eval_ppl(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *split = "val";
-    int batch = 8, max_blocks = 0, threads = default_threads(), json = 0, len = 0, allow_mismatch = 0;
+    int batch = 8, max_blocks = 0, threads = default_threads(), json = 0, len = 0, allow_mismatch = 0, quiet = 0;
     uint64_t seed = 0;
     sm_flags smf = {0};
     cli_opt opts[] = {
@@ -32,6 +33,7 @@ static int eval_ppl(int argc, char **argv) {
         {"seed", 0, OPT_U64, &seed, 0, 0, "N", "seed of the diffusion times and masks (default 0)"},
         {"json", 0, OPT_FLAG, &json, 0, 0, "", "one JSON line"},
         {"allow-mismatch", 0, OPT_FLAG, &allow_mismatch, 0, 0, "", "go on (with a warning) when the model's tokenizer is not the data's"},
+        {"quiet", 'q', OPT_FLAG, &quiet, 0, 0, "", "no progress on stderr"},
         SM_FLAG_OPTS(smf),
         THREADS_OPT(threads),
         {0},
@@ -69,7 +71,11 @@ static int eval_ppl(int argc, char **argv) {
     double nats;
     long tokens;
     double t0 = sm_time_sec();
-    if (dataset_loss(&tr, &sh, (size_t)max_blocks, seed, smp.enabled, &nats, &tokens)) goto done;
+    progress prog;
+    progress_start(&prog, "smdlm eval ppl", quiet);
+    rc = dataset_loss(&tr, &sh, (size_t)max_blocks, seed, smp.enabled, &prog, &nats, &tokens);
+    progress_clear(&prog);
+    if (rc) goto done;
     const char *kind = md.net.cfg.causal ? "exact" : "NELBO bound";
     if (json)
         printf("{\"model\":\"%s\",\"split\":\"%s\",\"kind\":\"%s\",\"soft_masking\":%s,\"tokens\":%ld,"
@@ -121,7 +127,7 @@ done:
 
 static int eval_genppl(int argc, char **argv) {
     const char *model = NULL, *samples = NULL, *field = "text";
-    int ctx = 0, max_len = 0, threads = default_threads(), json = 0;
+    int ctx = 0, max_len = 0, threads = default_threads(), json = 0, quiet = 0;
     cli_opt opts[] = {
         {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "causal evaluator: GPT-2 or a causal DiT (required)"},
         {"samples", 's', OPT_STR, &samples, 0, 0, "FILE", "JSON lines with the texts (required)"},
@@ -129,6 +135,7 @@ static int eval_genppl(int argc, char **argv) {
         {"ctx", 0, OPT_INT, &ctx, 2, 1 << 20, "N", "chunk length (default: the evaluator's n_positions)"},
         {"max-length", 0, OPT_INT, &max_len, 0, 1 << 30, "N", "truncate each sample to N evaluator tokens, as MDLM's retokenisation does (default 0: no truncation)"},
         {"json", 0, OPT_FLAG, &json, 0, 0, "", "one JSON line per sample, then the overall line"},
+        {"quiet", 'q', OPT_FLAG, &quiet, 0, 0, "", "no progress on stderr"},
         THREADS_OPT(threads),
         {0},
     };
@@ -154,6 +161,8 @@ static int eval_genppl(int argc, char **argv) {
     if (!(f = sm_fopen_regular(samples))) goto done;
     double nll_all = 0.0, ent_all = 0.0, t0 = sm_time_sec();
     long scored_all = 0, tokens_all = 0, nsamples = 0, lineno = 0;
+    progress prog;
+    progress_start(&prog, "smdlm eval genppl", quiet);
     ssize_t got;
     while ((got = getline(&line, &cap, f)) >= 0) {
         lineno++;
@@ -179,6 +188,7 @@ static int eval_genppl(int argc, char **argv) {
         tokens_all += (long)n;
         ent_all += ent;
         nsamples++;
+        progress_report(&prog, 0, 0, "%ld samples scored", nsamples);
         if (json) {
             printf("{\"line\":%ld,\"tokens\":%zu,\"scored\":%ld,\"nll_sum\":%.17g,", lineno, n,
                    cnt, nll);
@@ -187,6 +197,7 @@ static int eval_genppl(int argc, char **argv) {
             printf("\"entropy\":%.17g}\n", ent);
         }
     }
+    progress_clear(&prog);
     if (ferror(f)) {
         SM_ERR("reading '%s': %s", samples, strerror(errno));
         goto done;

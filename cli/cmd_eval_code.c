@@ -1,7 +1,11 @@
 /* cmd_eval_code.c — `smdlm eval code`: functional correctness of code samples on HumanEval,
  * HumanEval+, MBPP (full, sanitized) and MBPP+. Samples come from a file (openai/human-eval's
  * format), from the dataset's own solutions (--canonical) or from a model (-m); each is run
- * in the sandbox (src/eval/sandbox.h), -j at a time, and unbiased pass@k is reported. */
+ * in the sandbox (src/eval/sandbox.h), -j at a time, and unbiased pass@k is reported.
+ *
+ * --records FILE gets each program's record as soon as it finishes (rewritten in sample order
+ * at the end); --resume takes the records already in FILE whose code equals this run's sample
+ * (with -m: the recorded completion instead of generating it again) and runs only the rest. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +18,8 @@
 #include "commands.h"
 #include "common.h"
 #include "eval/sandbox.h"
+#include "base/jsonutil.h"
+#include "base/progress.h"
 #include "base/util.h"
 
 #define MAX_K 16
@@ -26,17 +32,36 @@ typedef struct {
     int done; /* run to its verdict (not stopped by a signal, not skipped after one) */
 } run_outcome;
 
+/* A record of an earlier run (--resume): problem, sample index within it, code, outcome. */
+typedef struct {
+    size_t problem;
+    int sample;
+    char *code;
+    run_outcome out;
+} prior_record;
+
+typedef struct {
+    prior_record *v; /* sorted by (problem, sample) */
+    size_t n;
+} prior_records;
+
 typedef struct {
     const code_set *set;
     const code_samples *smp;
+    const int *index_in_task; /* per sample: its index among its problem's samples */
     const sbx_config *cfg;
     const sbx_caps *caps;
     run_outcome *out;
     atomic_size_t next, done;
     pthread_mutex_t lock;
-    int progress;
+    progress *prog;
+    FILE *records; /* each finished program's record, appended (NULL: none) */
     double t0;
 } run_pool;
+
+static cJSON *record_json(const code_set *set, const code_samples *smp, const run_outcome *out,
+                          size_t i, int index_in_task);
+static int print_line(FILE *f, cJSON *o);
 
 static void run_one(run_pool *rp, int slot, size_t i) {
     const code_sample *s = &rp->smp->v[i];
@@ -64,14 +89,18 @@ static void *run_worker(void *arg) {
     int slot = (int)(intptr_t)((void **)arg)[1];
     size_t i;
     while (!cli_stop_signal() && (i = atomic_fetch_add(&rp->next, 1)) < rp->smp->n) {
+        if (rp->out[i].done) continue; /* resumed */
         run_one(rp, slot, i);
         size_t d = atomic_fetch_add(&rp->done, 1) + 1;
-        if (rp->progress) {
-            pthread_mutex_lock(&rp->lock);
-            fprintf(stderr, "\r  %zu/%zu programs run (%.1f s)", d, rp->smp->n, sm_time_sec() - rp->t0);
-            fflush(stderr);
-            pthread_mutex_unlock(&rp->lock);
+        pthread_mutex_lock(&rp->lock);
+        if (rp->records && rp->out[i].done) {
+            cJSON *r = record_json(rp->set, rp->smp, rp->out, i, rp->index_in_task[i]);
+            print_line(rp->records, r);
+            fflush(rp->records);
+            cJSON_Delete(r);
         }
+        progress_report(rp->prog, (double)d, (double)rp->smp->n, "programs run");
+        pthread_mutex_unlock(&rp->lock);
     }
     return NULL;
 }
@@ -93,7 +122,7 @@ static void run_all(run_pool *rp, int jobs) {
         run_worker(self);
     }
     for (int j = 0; j < n; j++) pthread_join(th[j], NULL);
-    if (rp->progress) fprintf(stderr, "\n");
+    progress_clear(rp->prog);
 }
 
 static int parse_k(const char *s, int *k, int *nk) {
@@ -133,8 +162,59 @@ typedef struct {
     uint64_t seed;
 } gen_flags;
 
-/* -n completions per problem from the model, seeds seed + i. */
-static int generate_samples(const gen_flags *g, const code_set *set, code_samples *out, int progress) {
+static int by_problem_sample(const void *a, const void *b) {
+    const prior_record *x = a, *y = b;
+    if (x->problem != y->problem) return x->problem < y->problem ? -1 : 1;
+    return (x->sample > y->sample) - (x->sample < y->sample);
+}
+
+static const prior_record *prior_find(const prior_records *pr, size_t problem, int sample) {
+    prior_record key = {.problem = problem, .sample = sample};
+    return pr->n ? bsearch(&key, pr->v, pr->n, sizeof key, by_problem_sample) : NULL;
+}
+
+/* The records in path (one JSON object per line, as record_json writes them) of problems in
+ * the set; lines that are cut, malformed or of unknown problems are left out, and so are
+ * sandbox errors (run again). */
+static int prior_load(prior_records *pr, const char *path, const code_set *set) {
+    char *text;
+    memset(pr, 0, sizeof *pr);
+    if (!sm_file_exists(path)) return 0;
+    if (sm_read_file(path, (size_t)1 << 31, &text, NULL)) return -1;
+    size_t cap = 0;
+    for (char *line = text, *end; (end = strchr(line, '\n')); line = end + 1) {
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)(end - line));
+        const char *task = json_get_string(o, "task_id"), *result = json_get_string(o, "result");
+        const char *code = json_get_string(o, "completion"), *err = json_get_string(o, "error");
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "sample");
+        if (!code) code = json_get_string(o, "solution");
+        long problem = task ? code_set_find(set, task) : -1;
+        int status = -1;
+        for (int st = 0; result && st < SBX_ERROR; st++)
+            if (!strcmp(result, sbx_status_name((sbx_status)st))) status = st;
+        if (problem >= 0 && code && status >= 0 && cJSON_IsNumber(k)) {
+            if (pr->n == cap) pr->v = sm_realloc(pr->v, sizeof *pr->v * (cap = cap ? 2 * cap : 64));
+            prior_record *r = &pr->v[pr->n++];
+            *r = (prior_record){(size_t)problem, k->valueint, sm_strdup(code), {(sbx_status)status, 0, 0, "", 1}};
+            r->out.seconds = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "seconds"));
+            if (err) snprintf(r->out.reason, sizeof r->out.reason, "%s", err);
+        }
+        cJSON_Delete(o);
+    }
+    free(text);
+    if (pr->n) qsort(pr->v, pr->n, sizeof *pr->v, by_problem_sample);
+    return 0;
+}
+
+static void prior_free(prior_records *pr) {
+    for (size_t i = 0; i < pr->n; i++) free(pr->v[i].code);
+    free(pr->v);
+}
+
+/* -n completions per problem from the model, seeds seed + i; a completion that prior holds
+ * is taken from there. */
+static int generate_samples(const gen_flags *g, const code_set *set, code_samples *out, progress *prog,
+                            const prior_records *prior) {
     smdlm_load_params lp = smdlm_load_default_params();
     lp.threads = g->threads;
     lp.quant = g->quant;
@@ -145,21 +225,19 @@ static int generate_samples(const gen_flags *g, const code_set *set, code_sample
     code_gen_opts o = {g->gp, g->gen_len, g->prompt};
     o.gp.sm.mode = g->no_sm ? SMDLM_SM_OFF : g->sm_on ? SMDLM_SM_ON : SMDLM_SM_MODEL;
     memset(out, 0, sizeof *out);
-    double t0 = sm_time_sec();
     int rc = 0;
     for (size_t p = 0; p < set->n && !rc; p++)
         for (int i = 0; i < g->n; i++) {
-            char *completion;
-            if (code_generate(model, state, set, p, &o, g->seed + (uint64_t)i, &completion)) {
+            const prior_record *pr = prior_find(prior, p, i);
+            char *completion = pr ? sm_strdup(pr->code) : NULL;
+            if (!pr && code_generate(model, state, set, p, &o, g->seed + (uint64_t)i, &completion)) {
                 rc = -1;
                 break;
             }
             code_samples_add(out, p, completion);
-            if (progress)
-                fprintf(stderr, "\r  %zu/%zu samples generated (%.1f s)", out->n,
-                        set->n * (size_t)g->n, sm_time_sec() - t0);
+            progress_report(prog, (double)out->n, (double)(set->n * (size_t)g->n), "samples generated");
         }
-    if (progress) fprintf(stderr, "\n");
+    progress_clear(prog);
     smdlm_state_free(state);
     smdlm_model_free(model);
     return rc;
@@ -206,9 +284,9 @@ static int print_line(FILE *f, cJSON *o) {
  * directory removed): the records of the programs that finished, then 128 + the signal. */
 static int stop_after_signal(const code_set *set, const code_samples *smp, const run_outcome *out,
                              const char *records_path, int json) {
-    FILE *rec = records_path ? fopen(records_path, "w") : NULL;
-    if (records_path && !rec)
-        fprintf(stderr, "smdlm eval code: cannot create '%s': %s\n", records_path, strerror(errno));
+    char *tmp = NULL;
+    FILE *rec = records_path ? sm_atomic_open(records_path, &tmp) : NULL;
+    if (records_path && !rec) fprintf(stderr, "smdlm eval code: %s\n", smdlm_last_error());
     int *n_of = sm_calloc(set->n, sizeof(int));
     size_t finished = 0;
     for (size_t i = 0; i < smp->n; i++) {
@@ -221,8 +299,8 @@ static int stop_after_signal(const code_set *set, const code_samples *smp, const
         cJSON_Delete(r);
     }
     free(n_of);
-    if (rec && fclose(rec) != 0)
-        fprintf(stderr, "smdlm eval code: cannot write '%s'\n", records_path);
+    if (rec && sm_atomic_commit(rec, tmp, records_path, 1))
+        fprintf(stderr, "smdlm eval code: %s\n", smdlm_last_error());
     fprintf(stderr, "smdlm eval code: stopped by signal %d: %zu of %zu programs run%s%s\n",
             cli_stop_signal(), finished, smp->n, rec ? "; their records in " : "",
             rec ? records_path : "");
@@ -233,7 +311,7 @@ int cmd_eval_code(int argc, char **argv) {
     const char *bench_name = "humaneval", *data = NULL, *samples_path = NULL, *out_path = NULL;
     const char *records_path = NULL, *samples_out = NULL, *k_list = "1,10,100";
     int canonical = 0, json = 0, quiet = 0, limit = 0, all_tasks = 0, mem_mb = 2048;
-    int base_only = 0, test_field = 0;
+    int base_only = 0, test_field = 0, resume = 0;
     int jobs = default_threads();
     float timeout = 10.0f;
     gen_flags g = {.n = 1, .gen_len = 256, .threads = default_threads(), .gp = smdlm_gen_default_params(),
@@ -257,7 +335,8 @@ int cmd_eval_code(int argc, char **argv) {
         {"memory-mb", 0, OPT_INT, &mem_mb, 64, 1 << 20, "MB", "address-space limit per program (default 2048; 4096 for EvalPlus tests)"},
         {"python", 0, OPT_STR, &cfg.python, 0, 0, "PATH", "interpreter (default /usr/bin/python3)"},
         {"out", 'o', OPT_STR, &out_path, 0, 0, "FILE", "write the overall results as JSON"},
-        {"records", 0, OPT_STR, &records_path, 0, 0, "FILE", "one JSON line per sample (result, error)"},
+        {"records", 0, OPT_STR, &records_path, 0, 0, "FILE", "one JSON line per sample (result, error), written as each finishes"},
+        {"resume", 0, OPT_FLAG, &resume, 0, 0, "", "with --records: keep the records already there, run only the other samples"},
         {"json", 0, OPT_FLAG, &json, 0, 0, "", "JSON lines on stdout: one per sample, then the overall one"},
         {"quiet", 'q', OPT_FLAG, &quiet, 0, 0, "", "no sandbox report or warnings on stderr"},
         {"n", 'n', OPT_INT, &g.n, 1, 100000, "N", "-m: samples per problem (seeds seed, seed+1, ...)"},
@@ -306,6 +385,10 @@ int cmd_eval_code(int argc, char **argv) {
         fprintf(stderr, "smdlm eval code: --base-only and --test-field exclude each other\n");
         return 1;
     }
+    if (resume && !records_path) {
+        fprintf(stderr, "smdlm eval code: --resume needs --records FILE (the records it continues)\n");
+        return 1;
+    }
     int ks[MAX_K], nk;
     code_bench bench;
     if (parse_k(k_list, ks, &nk) || code_bench_parse(bench_name, &bench)) return cli_fail("eval code");
@@ -325,6 +408,9 @@ int cmd_eval_code(int argc, char **argv) {
     code_set set;
     code_samples smp = {0};
     run_outcome *out = NULL;
+    int *index_in_task = NULL;
+    prior_records prior = {0};
+    FILE *rec = NULL;
     int status = 1;
     if (code_set_load(&set, bench, data_path, all_tasks)) {
         free(data_path);
@@ -333,7 +419,9 @@ int cmd_eval_code(int argc, char **argv) {
     print_warnings(&set.warn, quiet);
     set.plus_mode = test_field ? CODE_PLUS_FIELD : base_only ? CODE_PLUS_BASE : CODE_PLUS_ALL;
     if (limit) code_set_truncate(&set, (size_t)limit);
-    int progress = isatty(STDERR_FILENO) && !quiet;
+    progress prog;
+    progress_start(&prog, "smdlm eval code", quiet);
+    if (resume && prior_load(&prior, records_path, &set)) goto done;
     if (samples_path) {
         if (code_samples_load(&smp, &set, samples_path)) goto done;
         print_warnings(&smp.warn, quiet);
@@ -343,10 +431,40 @@ int cmd_eval_code(int argc, char **argv) {
         }
     } else if (canonical) {
         code_samples_canonical(&smp, &set);
-    } else if (generate_samples(&g, &set, &smp, progress)) {
+    } else if (generate_samples(&g, &set, &smp, &prog, &prior)) {
         goto done;
     }
     if (samples_out && code_samples_write(&smp, &set, samples_out)) goto done;
+
+    /* what an earlier run finished (--resume) is kept: its records start the file */
+    out = sm_calloc(smp.n, sizeof *out);
+    index_in_task = sm_calloc(smp.n, sizeof(int));
+    int *n_in = sm_calloc(set.n, sizeof(int));
+    size_t kept = 0;
+    for (size_t i = 0; i < smp.n; i++) {
+        index_in_task[i] = n_in[smp.v[i].problem]++;
+        const prior_record *pr = prior_find(&prior, smp.v[i].problem, index_in_task[i]);
+        if (pr && !strcmp(pr->code, smp.v[i].completion)) out[i] = pr->out, kept++;
+    }
+    free(n_in);
+    if (resume && !quiet)
+        fprintf(stderr, "smdlm eval code: resuming: %zu of %zu programs already run in %s\n", kept, smp.n,
+                records_path);
+    if (records_path) {
+        char *tmp;
+        FILE *f = sm_atomic_open(records_path, &tmp);
+        for (size_t i = 0; f && i < smp.n; i++)
+            if (out[i].done) {
+                cJSON *r = record_json(&set, &smp, out, i, index_in_task[i]);
+                print_line(f, r);
+                cJSON_Delete(r);
+            }
+        if (!f || sm_atomic_commit(f, tmp, records_path, 1)) goto done;
+        if (!(rec = fopen(records_path, "a"))) {
+            SM_ERR("cannot write '%s': %s", records_path, strerror(errno));
+            goto done;
+        }
+    }
 
     /* from here on a signal stops the runs and keeps what finished (the short probe cleans up) */
     cfg.stop = cli_stop_signal;
@@ -357,10 +475,12 @@ int cmd_eval_code(int argc, char **argv) {
     sbx_caps_describe(&caps, &cfg, desc, sizeof desc);
     if (!quiet) fprintf(stderr, "smdlm eval code: sandbox: %s\n", desc);
 
-    out = sm_calloc(smp.n, sizeof *out);
-    run_pool rp = {&set, &smp, &cfg, &caps, out, 0, 0, PTHREAD_MUTEX_INITIALIZER, progress, sm_time_sec()};
+    run_pool rp = {&set, &smp, index_in_task, &cfg, &caps, out, 0, kept, PTHREAD_MUTEX_INITIALIZER,
+                   &prog, rec, sm_time_sec()};
     run_all(&rp, jobs);
     double seconds = sm_time_sec() - rp.t0;
+    if (rec) fclose(rec); /* the records are written again below, in sample order */
+    rec = NULL;
     if (cli_stop_signal()) {
         status = stop_after_signal(&set, &smp, out, records_path, json);
         goto done;
@@ -369,9 +489,8 @@ int cmd_eval_code(int argc, char **argv) {
     /* per problem: n samples, c passed */
     int *n_of = sm_calloc(set.n, sizeof(int)), *c_of = sm_calloc(set.n, sizeof(int));
     size_t counts[SBX_ERROR + 1] = {0};
-    FILE *rec = NULL;
-    if (records_path && !(rec = fopen(records_path, "w"))) {
-        SM_ERR("cannot create '%s': %s", records_path, strerror(errno));
+    char *rec_tmp = NULL;
+    if (records_path && !(rec = sm_atomic_open(records_path, &rec_tmp))) {
         free(n_of), free(c_of);
         goto done;
     }
@@ -385,7 +504,8 @@ int cmd_eval_code(int argc, char **argv) {
         n_of[p]++;
         c_of[p] += out[i].status == SBX_PASSED;
     }
-    int rec_ok = !rec || fclose(rec) == 0;
+    int rec_ok = !rec || sm_atomic_commit(rec, rec_tmp, records_path, 1) == 0;
+    rec = NULL;
     int min_n = INT_MAX;
     size_t evaluated = 0, passed = counts[SBX_PASSED];
     for (size_t p = 0; p < set.n; p++)
@@ -460,6 +580,9 @@ int cmd_eval_code(int argc, char **argv) {
     status = 0;
 done:
     if (status == 1) cli_fail("eval code");
+    if (rec) fclose(rec);
+    prior_free(&prior);
+    free(index_in_task);
     free(out);
     free(data_path);
     code_samples_free(&smp);

@@ -4,7 +4,6 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "commands.h"
 #include "common.h"
@@ -47,11 +46,11 @@ static int read_features(mauve_side *s) {
     return 0;
 }
 
-static int featurize_side(featurizer *fz, mauve_side *s, const char *field) {
-    int tty = isatty(STDERR_FILENO);
-    if (tty) fprintf(stderr, "featurizing %s texts of %s\n", s->name, s->texts);
-    if (featurize_jsonl(fz, s->texts, field, stderr, tty ? stderr : NULL, &s->x, &s->n, &s->st))
-        return -1;
+static int featurize_side(featurizer *fz, mauve_side *s, const char *field, int quiet) {
+    progress prog;
+    progress_start(&prog, "smdlm eval mauve", quiet);
+    progress_note(&prog, "smdlm eval mauve: featurizing %s texts of %s\n", s->name, s->texts);
+    if (featurize_jsonl(fz, s->texts, field, stderr, &prog, &s->x, &s->n, &s->st)) return -1;
     s->d = fz->dim;
     if (s->st.malformed || s->st.empty)
         fprintf(stderr, "smdlm eval mauve: %s: %ld malformed line(s) and %ld empty text(s) skipped\n",
@@ -199,7 +198,7 @@ int cmd_eval_mauve(int argc, char **argv) {
         have_fz = 1;
     }
     for (int i = 0; i < 2; i++)
-        if (sides[i]->npy ? read_features(sides[i]) : featurize_side(&fz, sides[i], field))
+        if (sides[i]->npy ? read_features(sides[i]) : featurize_side(&fz, sides[i], field, quiet))
             goto done;
     if (p.d != q.d) {
         SM_ERR("reference features have dimension %d, sample features %d", p.d, q.d);

@@ -8,9 +8,16 @@
  * (OUT/samples/ARM-SM-sSTEPS-seedS.jsonl), one JSON line per cell goes to OUT/cells.jsonl as
  * soon as it is scored, and the end writes OUT/sweep.json (mean ± standard deviation over the
  * seeds per arm × soft-masking × steps), OUT/sweep.md and the gnuplot figure OUT/sweep.png.
+ *
+ * Every arm is loaded and checked (MDLM, one canvas length) before any work. OUT/settings.json
+ * records what decides a cell's numbers (evaluator, reference, samples per cell, sampler,
+ * top-p, the arms); --resume with the same settings keeps the cells already in cells.jsonl
+ * (whose samples file is there) and runs only the others: the grid may grow (more steps or
+ * seeds) between the runs.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +31,8 @@
 #include "compute/kernels.h"
 #include "eval/mauve.h"
 #include "generate/sampler.h"
+#include "base/jsonutil.h"
+#include "base/progress.h"
 #include "base/util.h"
 
 #define SWEEP_MAX_ARMS 8
@@ -32,12 +41,14 @@
 typedef struct {
     char name[64];
     const char *dir;
+    int trained_sm; /* the directory carries soft-masking values (transparency_config.json) */
 } sweep_arm;
 
 typedef struct {
     int arm, sm, steps, seed;
     double gen_ppl, entropy, mauve, seconds; /* mauve: NAN without --ref */
     long forwards, tokens;
+    int done; /* scored (in this run or, with --resume, an earlier one) */
 } sweep_cell;
 
 /* "8,16,32" → values in [lo, hi]; at most SWEEP_MAX_LIST. */
@@ -286,10 +297,118 @@ static int cell_json_line(FILE *f, const sweep_arm *a, const sweep_cell *c, int 
     return fflush(f) == 0 ? 0 : SM_ERR("writing cells.jsonl: %s", strerror(errno));
 }
 
+/* Every arm loads as an MDLM model with a tokenizer and all share one canvas length (*T):
+ * checked before any work. */
+static int check_arms(sweep_arm *arms, int narms, const smdlm_load_params *lp, int *T) {
+    *T = 0;
+    for (int a = 0; a < narms; a++) {
+        smdlm_arch arch;
+        if (smdlm_dir_arch(arms[a].dir, &arch)) return -1;
+        if (arch != SMDLM_ARCH_MDLM)
+            return SM_ERR("%s: a %s model; this command runs MDLM models only", arms[a].dir,
+                          arch == SMDLM_ARCH_DREAM ? "Dream" : "LLaDA");
+        smdlm_model *model = smdlm_model_load(arms[a].dir, lp);
+        if (!model) return -1;
+        int len = smdlm_max_length(model);
+        arms[a].trained_sm = smdlm_model_softmask(model).mode == SMDLM_SM_ON;
+        smdlm_model_free(model);
+        if (*T && len != *T)
+            return SM_ERR("arm %s: model length %d differs from the first arm's %d (every arm must "
+                          "generate samples of one length)", arms[a].name, len, *T);
+        *T = len;
+    }
+    return 0;
+}
+
+/* The grid in the order it runs: arm, SM on before off, steps, seeds. */
+static int plan_cells(const sweep_arm *arms, int narms, const int *steps, int nsteps, const int *seeds,
+                      int nseeds, int sm_both, int sm_never, sweep_cell *cells) {
+    int n = 0;
+    for (int a = 0; a < narms; a++)
+        for (int sm = 1; sm >= 0; sm--) {
+            /* soft-masking on: arms that carry trained values; off: arms without, or all with --sm both */
+            if (sm && (sm_never || !arms[a].trained_sm)) continue;
+            if (!sm && arms[a].trained_sm && !sm_both && !sm_never) continue;
+            for (int k = 0; k < nsteps; k++)
+                for (int s = 0; s < nseeds; s++)
+                    cells[n++] = (sweep_cell){a, sm, steps[k], seeds[s], 0, 0, NAN, 0, 0, 0, 0};
+        }
+    return n;
+}
+
+static void sample_path(char *buf, size_t size, const char *samples_dir, const sweep_arm *a, const sweep_cell *c) {
+    snprintf(buf, size, "%s/%s-%s-s%d-seed%d.jsonl", samples_dir, a->name, sm_name(c->sm), c->steps, c->seed);
+}
+
+/* What decides a cell's numbers, as one JSON line (paths absolute where they exist). */
+static char *settings_line(const char *evaluator_dir, const char *ref_path, int n, const char *sampler,
+                           float top_p, const sweep_arm *arms, int narms) {
+    char buf[PATH_MAX];
+    cJSON *o = cJSON_CreateObject(), *ja = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "evaluator", realpath(evaluator_dir, buf) ? buf : evaluator_dir);
+    if (ref_path) cJSON_AddStringToObject(o, "ref", realpath(ref_path, buf) ? buf : ref_path);
+    cJSON_AddNumberToObject(o, "samples", n);
+    cJSON_AddStringToObject(o, "sampler", sampler);
+    cJSON_AddNumberToObject(o, "top_p", top_p);
+    for (int a = 0; a < narms; a++)
+        cJSON_AddStringToObject(ja, arms[a].name, realpath(arms[a].dir, buf) ? buf : arms[a].dir);
+    cJSON_AddItemToObject(o, "arms", ja);
+    char *text = cJSON_PrintUnformatted(o), *line;
+    cJSON_Delete(o);
+    if (asprintf(&line, "%s\n", text) < 0) line = NULL;
+    free(text);
+    return line;
+}
+
+/* --resume: the cells of an earlier run with these settings, taken from OUT/cells.jsonl into
+ * the planned grid (their samples file must be there). Returns the number kept, −1 on error. */
+static int resume_cells(const char *out, const char *settings, const sweep_arm *arms, sweep_cell *cells,
+                        int ncells, const char *samples_dir) {
+    char *path = sm_path_join(out, "settings.json"), *text = NULL;
+    int rc = sm_file_exists(path) ? sm_read_file(path, 1 << 20, &text, NULL) : 1;
+    if (rc == 0 && strcmp(text, settings))
+        rc = SM_ERR("--resume: %s was swept with other settings:\n  then: %s  now:  %s(without --resume "
+                    "the sweep starts over)", out, text, settings);
+    free(text), free(path);
+    if (rc) return rc < 0 ? -1 : 0; /* no settings file: nothing to resume */
+    path = sm_path_join(out, "cells.jsonl");
+    text = NULL;
+    if (sm_file_exists(path) && sm_read_file(path, (size_t)1 << 28, &text, NULL)) rc = -1;
+    int kept = 0;
+    for (char *line = text, *end; rc == 0 && line && *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end) break; /* a line cut by a kill */
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)(end - line));
+        const char *arm = json_get_string(o, "arm");
+        const cJSON *sm = cJSON_GetObjectItemCaseSensitive(o, "soft_masking"), *mv = cJSON_GetObjectItemCaseSensitive(o, "mauve");
+        for (int i = 0; arm && cJSON_IsBool(sm) && i < ncells; i++) {
+            sweep_cell *c = &cells[i];
+            char sp[1200];
+            sample_path(sp, sizeof sp, samples_dir, &arms[c->arm], c);
+            if (c->done || strcmp(arms[c->arm].name, arm) || c->sm != cJSON_IsTrue(sm) ||
+                c->steps != cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "steps")) ||
+                c->seed != cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "seed")) || !sm_file_exists(sp))
+                continue;
+            c->gen_ppl = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "gen_ppl"));
+            c->entropy = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "entropy"));
+            c->mauve = cJSON_IsNumber(mv) ? mv->valuedouble : NAN;
+            c->tokens = (long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "eval_tokens"));
+            c->forwards = (long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "forwards"));
+            c->seconds = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "seconds"));
+            c->done = 1;
+            kept++;
+            break;
+        }
+        cJSON_Delete(o);
+    }
+    free(text), free(path);
+    return rc ? -1 : kept;
+}
+
 int cmd_eval_sweep(int argc, char **argv) {
     const char *evaluator_dir = NULL, *out = NULL, *ref_path = NULL, *steps_s = "8,16,32,64,128,256",
                *seeds_s = "0,1,2", *sampler = "ddpm_cache", *sm_mode = "auto";
-    int n = 32, batch = 16, threads = default_threads(), quiet = 0;
+    int n = 32, batch = 16, threads = default_threads(), quiet = 0, resume = 0;
     float top_p = 1.0f;
     cli_opt opts[] = {
         {"evaluator", 'e', OPT_STR, &evaluator_dir, 0, 0, "DIR", "causal evaluator: GPT-2 or a causal DiT (required)"},
@@ -302,6 +421,7 @@ int cmd_eval_sweep(int argc, char **argv) {
         {"sampler", 0, OPT_STR, &sampler, 0, 0, "NAME", "ddpm_cache (default), ddpm, remdm-cap, remdm-loop"},
         {"top-p", 0, OPT_FLOAT, &top_p, 1e-6, 1, "P", "nucleus sampling (default 1: off)"},
         {"sm", 0, OPT_STR, &sm_mode, 0, 0, "MODE", "auto (default: on for arms with a transparency_config.json), both (also off for those), off"},
+        {"resume", 0, OPT_FLAG, &resume, 0, 0, "", "keep the cells an interrupted sweep with these settings left in OUT"},
         {"quiet", 'q', OPT_FLAG, &quiet, 0, 0, "", "no progress lines"},
         THREADS_OPT(threads),
         {0},
@@ -340,78 +460,82 @@ int cmd_eval_sweep(int argc, char **argv) {
             }
     }
     kernels_set_threads(threads);
+    smdlm_load_params lp = smdlm_load_default_params();
+    lp.threads = threads;
+    lp.need_tokenizer = 1;
     char *samples_dir = sm_path_join(out, "samples"), *cells_path = sm_path_join(out, "cells.jsonl");
+    char *settings = settings_line(evaluator_dir, ref_path, n, sampler, top_p, arms, npos);
     featurizer fz;
     sweep_ref ref = {NULL, 0};
     int fz_loaded = 0, ncells = 0, status = 1, T = 0;
     sweep_cell *cells = NULL;
     FILE *cf = NULL;
-    if (sm_mkdir_p(samples_dir)) goto done;
-    if (featurizer_load(&fz, evaluator_dir, 1024, threads)) goto done;
-    fz_loaded = 1;
-    if (ref_path) {
-        jsonl_stats js;
-        if (featurize_jsonl(&fz, ref_path, "text", stderr, NULL, &ref.feats, &ref.n, &js)) goto done;
+    if (check_arms(arms, npos, &lp, &T) || sm_mkdir_p(samples_dir)) goto done;
+    cells = sm_calloc((size_t)npos * 2 * nsteps * nseeds, sizeof *cells);
+    ncells = plan_cells(arms, npos, steps, nsteps, seeds, nseeds, sm_both, sm_never, cells);
+    int resumed = resume ? resume_cells(out, settings, arms, cells, ncells, samples_dir) : 0;
+    if (resumed < 0) goto done;
+    if (resume && !quiet)
+        fprintf(stderr, "smdlm eval sweep: resuming: %d of %d cells already scored in %s\n", resumed, ncells,
+                cells_path);
+    {   /* cells.jsonl starts over with the kept cells, settings.json records this sweep's */
+        char *settings_path = sm_path_join(out, "settings.json"), *kept = NULL;
+        size_t kept_len = 0;
+        FILE *mem = open_memstream(&kept, &kept_len);
+        for (int i = 0; i < ncells; i++)
+            if (cells[i].done) cell_json_line(mem, &arms[cells[i].arm], &cells[i], T);
+        fclose(mem);
+        int bad = sm_write_file_atomic(settings_path, settings, strlen(settings)) ||
+                  sm_write_file_atomic(cells_path, kept, kept_len);
+        free(settings_path), free(kept);
+        if (bad) goto done;
     }
-    if (!(cf = fopen(cells_path, "w"))) {
+    if (!(cf = fopen(cells_path, "a"))) {
         SM_ERR("cannot write '%s': %s", cells_path, strerror(errno));
         goto done;
     }
-    cells = sm_calloc((size_t)npos * 2 * nsteps * nseeds, sizeof *cells);
-    double t0 = sm_time_sec();
-    smdlm_load_params lp = smdlm_load_default_params();
-    lp.threads = threads;
-    lp.need_tokenizer = 1;
-    for (int a = 0; a < npos; a++) {
-        smdlm_arch arch;
-        if (smdlm_dir_arch(arms[a].dir, &arch)) goto done;
-        if (arch != SMDLM_ARCH_MDLM) {
-            SM_ERR("%s: a %s model; this command runs MDLM models only", arms[a].dir,
-                   arch == SMDLM_ARCH_DREAM ? "Dream" : "LLaDA");
-            goto done;
-        }
-        smdlm_model *model = smdlm_model_load(arms[a].dir, &lp);
-        if (!model) goto done;
-        smdlm_state *state = smdlm_state_new(model);
-        int len = smdlm_max_length(model), trained_sm = smdlm_model_softmask(model).mode == SMDLM_SM_ON;
-        if (T && len != T) {
-            SM_ERR("arm %s: model length %d differs from the first arm's %d (every arm must "
-                   "generate samples of one length)", arms[a].name, len, T);
-            smdlm_state_free(state);
-            smdlm_model_free(model);
-            goto done;
-        }
-        T = len;
-        for (int sm = 1; sm >= 0; sm--) {
-            /* soft-masking on: arms that carry trained values; off: arms without, or all with --sm both */
-            if (sm && (sm_never || !trained_sm)) continue;
-            if (!sm && trained_sm && !sm_both && !sm_never) continue;
-            gp.sm.mode = sm ? SMDLM_SM_ON : SMDLM_SM_OFF;
-            for (int k = 0; k < nsteps; k++)
-                for (int s = 0; s < nseeds; s++) {
-                    sweep_cell *c = &cells[ncells];
-                    *c = (sweep_cell){a, sm, steps[k], seeds[s], 0, 0, NAN, 0, 0, 0};
-                    gp.steps = steps[k];
-                    char name[1200];
-                    snprintf(name, sizeof name, "%s/%s-%s-s%d-seed%d.jsonl", samples_dir,
-                             arms[a].name, sm_name(sm), steps[k], seeds[s]);
-                    if (!quiet)
-                        fprintf(stderr, "\r[%6.0fs] %s %s steps %d seed %d: %d samples of %d tokens...   ",
-                                sm_time_sec() - t0, arms[a].name, sm_name(sm), steps[k], seeds[s], n, T);
-                    /* the same seeds for every arm: seed s draws sequence j with s·2³² + j */
-                    if (run_cell(state, gp, n, batch, (uint64_t)seeds[s] << 32, &fz, &ref, name, c) ||
-                        cell_json_line(cf, &arms[a], c, T)) {
-                        smdlm_state_free(state);
-                        smdlm_model_free(model);
-                        goto done;
-                    }
-                    ncells++;
-                }
-        }
-        smdlm_state_free(state);
-        smdlm_model_free(model);
+    if (featurizer_load(&fz, evaluator_dir, 1024, threads)) goto done;
+    fz_loaded = 1;
+    progress prog;
+    progress_start(&prog, "smdlm eval sweep", quiet);
+    if (ref_path && resumed < ncells) {
+        jsonl_stats js;
+        if (featurize_jsonl(&fz, ref_path, "text", stderr, &prog, &ref.feats, &ref.n, &js)) goto done;
     }
-    if (!quiet) fprintf(stderr, "\n");
+    double t0 = sm_time_sec();
+    int done_cells = resumed;
+    for (int i = 0; i < ncells;) {
+        const int a = cells[i].arm;
+        int last = i; /* the arm's cells are [i, last) */
+        while (last < ncells && cells[last].arm == a) last++;
+        smdlm_model *model = NULL;
+        smdlm_state *state = NULL;
+        for (; i < last; i++) {
+            sweep_cell *c = &cells[i];
+            if (c->done) continue;
+            if (!model && (!(model = smdlm_model_load(arms[a].dir, &lp)) || !(state = smdlm_state_new(model))))
+                break;
+            gp.sm.mode = c->sm ? SMDLM_SM_ON : SMDLM_SM_OFF;
+            gp.steps = c->steps;
+            char name[1200];
+            sample_path(name, sizeof name, samples_dir, &arms[a], c);
+            progress_report(&prog, done_cells, ncells, "%s %s steps %d seed %d: %d samples of %d tokens",
+                            arms[a].name, sm_name(c->sm), c->steps, c->seed, n, T);
+            /* the same seeds for every arm: seed s draws sequence j with s·2³² + j */
+            if (run_cell(state, gp, n, batch, (uint64_t)c->seed << 32, &fz, &ref, name, c) ||
+                cell_json_line(cf, &arms[a], c, T))
+                break;
+            c->done = 1;
+            done_cells++;
+        }
+        if (state) smdlm_state_free(state);
+        if (model) smdlm_model_free(model);
+        if (i < last) {
+            progress_clear(&prog);
+            goto done;
+        }
+    }
+    progress_clear(&prog);
     int series = write_summary(out, arms, npos, steps, nsteps, nseeds, T, cells, ncells);
     if (series < 0) goto done;
     if (series > 0) {
@@ -428,5 +552,6 @@ done:
     free(cells);
     free(samples_dir);
     free(cells_path);
+    free(settings);
     return status;
 }

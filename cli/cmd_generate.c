@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "base/progress.h"
 
 #define MASK_GLYPH "\xe2\x96\x91" /* ░ */
 
@@ -43,11 +44,14 @@ typedef struct {
  * Dream/LLaDA requests run as one batch (threshold and cache decoding count over the batch). */
 enum { MDLM_BATCH = 4 };
 
+/* What the step callback needs: the --visual frame and the progress report. */
 typedef struct {
     const smdlm_model *model;
     int visual; /* --visual */
     int visual_delay_ms;
     int tty;
+    progress prog;
+    int first, n; /* the batch's first sample; samples in the request */
 } visual_ctx;
 
 /* One --visual frame: the first canvas of the batch. */
@@ -66,10 +70,14 @@ static void show_frame(const visual_ctx *v, const smdlm_step *s) {
     }
 }
 
-/* The step callback: the --visual frame; stops the run within this step on SIGINT/SIGTERM. */
+/* The step callback: the --visual frame and the progress; stops the run within this step on
+ * SIGINT/SIGTERM. */
 static int on_step(void *user, const smdlm_step *s) {
-    const visual_ctx *v = user;
+    visual_ctx *v = user;
     if (v->visual && !cli_stop_signal()) show_frame(v, s);
+    if (s->steps > 0) /* threshold decoding has no step count: no fraction to report */
+        progress_report(&v->prog, (double)v->first * s->steps + (double)s->B * s->step, (double)v->n * s->steps,
+                        "samples %d-%d of %d, step %d/%d", v->first + 1, v->first + s->B, v->n, s->step, s->steps);
     return cli_stop_signal() != 0;
 }
 
@@ -164,7 +172,8 @@ static void add_stats(smdlm_stats *sum, const smdlm_stats *st) {
 static int run(const cli_command *cmd, const gen_opts *o, smdlm_model *model,
                smdlm_gen_params *gp, int batch, sample_sink *k) {
     if (sm_flags_softmask(cmd, &o->smf, &gp->sm)) return cli_fail("generate");
-    visual_ctx vc = {model, o->visual, o->delay, isatty(STDOUT_FILENO)};
+    visual_ctx vc = {model, o->visual, o->delay, isatty(STDOUT_FILENO), {0}, 0, o->n};
+    progress_start(&vc.prog, "smdlm generate", o->quiet);
     gp->on_step = on_step;
     gp->user = &vc;
     cli_catch_stop_signals();
@@ -173,8 +182,10 @@ static int run(const cli_command *cmd, const gen_opts *o, smdlm_model *model,
     for (int first = 0; first < o->n && !status && !cli_stop_signal(); first += batch) {
         gp->seed = o->seed + (uint64_t)first;
         gp->n = o->n - first < batch ? o->n - first : batch;
+        vc.first = first;
         smdlm_result r = {0};
         int rc = smdlm_generate(state, o->prompt, gp, &r);
+        progress_clear(&vc.prog);
         if (rc == SMDLM_OK) {
             k->T = r.T;
             k->prompt_len = r.prompt_len;

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "text/bpe_train.h"
 #include "commands.h"
@@ -49,7 +48,7 @@ static int cmd_tokenizer_train(int argc, char **argv) {
         return 1;
     }
     o.min_frequency = min_freq;
-    o.progress = !quiet && isatty(STDERR_FILENO);
+    o.progress = !quiet;
     bpe_train_stats st;
     rc = bpe_train(&o, pos, npos, out, &st);
     free(pos);

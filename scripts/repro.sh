@@ -5,7 +5,9 @@
 #   per corpus C: corpus → tokenizer → data → base MDLM → three continued-pretraining arms
 #   (binary masking; soft-masking; binary masking with the soft-masking arm's compute) →
 #   causal evaluator → validation NELBO of each arm → the generation sweep (gen. PPL, entropy,
-#   MAUVE at every steps setting × seeds) → λ curve; then docs/RESULTS.md and its figures.
+#   MAUVE at every steps setting × seeds) → λ curve; then docs/RESULTS.md and its figures, and
+#   the raw JSONL they are computed from, compressed, in docs/repro/ (scripts/repro_evidence.sh;
+#   repro-quick keeps them in OUT/evidence/ and checks them).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/repro/repro.conf"
@@ -101,7 +103,8 @@ run_corpus() {
     cont="--init $base --lr $REPRO_CONT_LR --val-every $((s / 4)) --ckpt-every $s"
     stage "$c-arm-baseline" "$SMDLM" train -q --data "$w/data" --out "$w/baseline" $train_flags $cont --steps "$s"
     stage "$c-arm-sm" "$SMDLM" train -q --data "$w/data" --out "$w/sm" $train_flags $cont --steps "$s" \
-        --sm-prob "$REPRO_SM_PROB" --sm-k "$REPRO_SM_K" --sm-scale "$REPRO_SM_SCALE_INIT" --sm-lr "$REPRO_SM_LR"
+        --sm-prob "$REPRO_SM_PROB" --sm-k "$REPRO_SM_K" --sm-scale "$REPRO_SM_SCALE_INIT" --sm-lr "$REPRO_SM_LR" \
+        --sm-scale-lr "$REPRO_SM_SCALE_LR" --sm-eps "$REPRO_SM_EPS"
     # the baseline with the soft-masking arm's compute: an SM update costs r plain updates
     # (r from `smdlm bench train`, best of 5 on this machine), and a share sm_prob of the
     # SM arm's updates are two-pass, so the matched baseline runs s·(1 + sm_prob·(r − 1)) updates
@@ -122,14 +125,18 @@ run_corpus() {
         baseline-matched="$(last_ckpt "$w/baseline-matched")"
 }
 
+# the validation NELBO bound of each arm, once per seed of the diffusion times and masks (the
+# spread over those seeds is the estimate's own sampling uncertainty)
 val_ppl() {
     w=$OUT/$1
     : > "$w/val_ppl.jsonl"
     for arm in base baseline sm baseline-matched; do
-        printf '{"arm":"%s","result":' "$arm" >> "$w/val_ppl.jsonl"
-        "$SMDLM" eval ppl -m "$(last_ckpt "$w/$arm")" --data "$w/data" --max-blocks "$REPRO_VAL_BLOCKS" \
-            --json -t "$T" | tr -d '\n' >> "$w/val_ppl.jsonl"
-        printf '}\n' >> "$w/val_ppl.jsonl"
+        for seed in $(echo "$REPRO_SEEDS" | tr , ' '); do
+            printf '{"arm":"%s","seed":%s,"result":' "$arm" "$seed" >> "$w/val_ppl.jsonl"
+            "$SMDLM" eval ppl -q -m "$(last_ckpt "$w/$arm")" --data "$w/data" --max-blocks "$REPRO_VAL_BLOCKS" \
+                --seed "$seed" --json -t "$T" | tr -d '\n' >> "$w/val_ppl.jsonl"
+            printf '}\n' >> "$w/val_ppl.jsonl"
+        done
     done
 }
 
@@ -137,6 +144,7 @@ t_start=$(now)
 for c in $REPRO_CORPORA; do run_corpus "$c"; done
 log "== all stages in $(calc "$(now) - $t_start") s (this run); results under $OUT"
 if [ "${REPRO_QUICK:-0}" = 1 ]; then
+    sh "$ROOT/scripts/repro_evidence.sh" "$OUT" "$OUT/evidence"
     sh "$ROOT/scripts/repro_check.sh" "$OUT"
 else
     sh "$ROOT/scripts/repro_report.sh" "$OUT"

@@ -6,7 +6,8 @@ set -eu
 OUT=$1
 fail() { printf 'repro-quick: FAILED: %s\n' "$*" >&2; exit 1; }
 . "$(dirname "$0")/../repro/repro.conf"
-nats() { grep "\"arm\":\"$2\"" "$1" | sed 's/.*"nats_per_token":\([-0-9.e+]*\).*/\1/'; }
+# the mean over the mask seeds of an arm's validation NELBO
+nats() { grep "\"arm\":\"$2\"" "$1" | sed 's/.*"nats_per_token":\([-0-9.e+]*\).*/\1/' | awk '{ s += $1; n++ } END { printf "%.6g", s / n }'; }
 for c in $REPRO_CORPORA; do
     for s in corpus tokenizer data base arm-baseline arm-sm compute-match arm-baseline-matched \
              evaluator val-ppl reference sweep; do
@@ -36,4 +37,21 @@ for c in $REPRO_CORPORA; do
     [ -s "$OUT/$c/sweep/sweep.png" ] || fail "$c: no sweep figure"
     echo "$c: $(wc -l < "$cells") sweep cells scored; figure $OUT/$c/sweep/sweep.png"
 done
+# the raw outputs kept as evidence (scripts/repro_evidence.sh): every file there, each a whole
+# gzip stream with the lines of its source
+ev=$OUT/evidence
+for c in $REPRO_CORPORA; do
+    for f in cells.jsonl sweep_settings.json val_ppl.jsonl compute_match.jsonl sm-transparency_config.json \
+             base-train_log.jsonl baseline-train_log.jsonl sm-train_log.jsonl baseline-matched-train_log.jsonl \
+             evaluator-train_log.jsonl; do
+        gzip -t "$ev/$c-$f.gz" 2>/dev/null || fail "evidence $ev/$c-$f.gz is missing or damaged"
+    done
+    [ "$(zcat "$ev/$c-cells.jsonl.gz" | wc -l)" = "$(wc -l < "$OUT/$c/sweep/cells.jsonl")" ] ||
+        fail "$ev/$c-cells.jsonl.gz does not hold every cell"
+    n_seeds=$(echo "$REPRO_SEEDS" | tr , '\n' | wc -l)
+    [ "$(zcat "$ev/$c-val_ppl.jsonl.gz" | wc -l)" = $((4 * n_seeds)) ] ||
+        fail "$ev/$c-val_ppl.jsonl.gz does not hold 4 arms × $n_seeds seeds"
+done
+gzip -t "$ev/stages.jsonl.gz" 2>/dev/null || fail "evidence $ev/stages.jsonl.gz is missing or damaged"
+echo "evidence: $(ls "$ev" | wc -l) files, $(du -sh "$ev" | cut -f1) in $ev"
 echo "repro-quick: all stages ran and the sanity checks passed"

@@ -1,7 +1,10 @@
 #!/bin/sh
 # repro_report.sh OUT — writes docs/RESULTS.md and docs/repro/*.png from a finished
-# `make repro` work directory. Every number in the report is read from OUT; the verdicts are
-# computed from those numbers by the rules stated in the report, not written by hand.
+# `make repro` work directory, and keeps the raw JSONL it reads in docs/repro/*.gz
+# (scripts/repro_evidence.sh). Every number in the report is read from OUT; the verdicts are
+# computed from those numbers by the rules stated in the report, not written by hand, and each
+# states its uncertainty: the spread over the seeds of the measurement (mask seeds of the
+# NELBO, sampling seeds of the sweep) and that every arm was trained with one seed.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/repro/repro.conf"
@@ -11,6 +14,7 @@ DOCS=${REPRO_DOCS:-$ROOT/docs}
 DOC=$DOCS/RESULTS.md
 FIG=$DOCS/repro
 mkdir -p "$FIG"
+sh "$ROOT/scripts/repro_evidence.sh" "$OUT" "$FIG"
 
 num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p"; }   # a number field of one JSON line
 stage_s() { grep "\"stage\":\"$1\"" "$OUT/stages.jsonl" | tail -1 | num seconds; }
@@ -48,6 +52,21 @@ EOF
 cell_mean() { # cells arm sm steps field
     grep "\"arm\":\"$2\",\"soft_masking\":$3,\"steps\":$4," "$1" | num "$5" |
         awk '{ s += $1; n++ } END { if (n) printf "%.6g", s / n; else printf "nan" }'
+}
+# an arm's validation NELBO (nats/token): mean and standard deviation over the mask seeds
+arm_nats() { # val_ppl.jsonl arm mean|sd
+    grep "\"arm\":\"$2\"," "$1" | num nats_per_token | awk -v w="$3" '{ x[n++] = $1; s += $1 }
+        END { m = s / n; for (i = 0; i < n; i++) q += (x[i] - m) ^ 2
+              printf "%.6g", (w == "mean" ? m : (n > 1 ? sqrt(q / (n - 1)) : 0)) }'
+}
+# a field averaged over every steps setting of one arm / soft-masking, per sampling seed; then
+# the mean and standard deviation of those per-seed averages
+seed_avg() { # cells arm sm field mean|sd
+    grep "\"arm\":\"$2\",\"soft_masking\":$3," "$1" |
+        sed 's/.*"seed":\([0-9]*\).*"'"$4"'":\([-0-9.eE+]*\).*/\1 \2/' |
+        awk -v w="$5" '{ s[$1] += $2; c[$1]++ } END { for (k in s) { x[n++] = s[k] / c[k]; t += s[k] / c[k] }
+            m = t / n; for (i = 0; i < n; i++) q += (x[i] - m) ^ 2
+            printf "%.6g", (w == "mean" ? m : (n > 1 ? sqrt(q / (n - 1)) : 0)) }'
 }
 cell_sd() { # cells arm sm steps field: standard deviation over the seeds
     grep "\"arm\":\"$2\",\"soft_masking\":$3,\"steps\":$4," "$1" | num "$5" |
@@ -88,9 +107,12 @@ cell_sd() { # cells arm sm steps field: standard deviation over the seeds
     echo "- One training seed per arm ($REPRO_SEED): the run measures sampling variance (the ± over sampling"
     echo "  seeds below) but not training-seed variance, so small validation differences are not significant."
     echo "- **Deviation from the paper:** the SM scale starts at $REPRO_SM_SCALE_INIT instead of ≈ 0. With the"
-    echo "  paper's initialisation (raw scale = logit(1e-6)) the scale's gradient is ≈ 1e-6 times smaller than"
-    echo "  the other scalars', below Adam's ε, so in a run of a few hundred updates it does not move and the"
-    echo "  sm arm would equal the baseline."
+    echo "  paper's initialisation (raw scale = logit(1e-6)) and its optimiser settings (lr $REPRO_SM_SCALE_LR, Adam ε"
+    echo "  $REPRO_SM_EPS; \`--sm-scale-lr\`, \`--sm-eps\`) the scale's gradient is ≈ 1e-6 times smaller than the"
+    echo "  other scalars', below Adam's ε, so in a run of a few hundred updates it does not move and the sm"
+    echo "  arm would equal the baseline (smdlm's own defaults, lr 5e-2 and ε 1e-16, make it move: docs/TRAINING.md)."
+    echo "- The validation NELBO is estimated $(echo "$REPRO_SEEDS" | tr , '\n' | wc -l) times per arm with the diffusion times and masks of"
+    echo "  seeds $REPRO_SEEDS; the table gives the mean ± sd over those seeds."
     echo
     for c in $REPRO_CORPORA; do
         w=$OUT/$c
@@ -99,19 +121,19 @@ cell_sd() { # cells arm sm steps field: standard deviation over the seeds
         echo
         echo "### Validation NELBO bound (held-out, $REPRO_VAL_BLOCKS blocks at most; lower is better)"
         echo
-        echo "| arm | nats/token | perplexity bound | updates | training time (s) |"
+        echo "| arm | nats/token (mean ± sd over mask seeds) | perplexity bound | updates | training time (s) |"
         echo "|---|---:|---:|---:|---:|"
-        while read -r line; do
-            arm=$(echo "$line" | sed 's/.*"arm":"\([^"]*\)".*/\1/')
-            nats=$(echo "$line" | num nats_per_token)
-            ppl=$(echo "$line" | num ppl)
+        for arm in base baseline sm baseline-matched; do
+            nats=$(arm_nats "$w/val_ppl.jsonl" "$arm" mean)
+            sd=$(arm_nats "$w/val_ppl.jsonl" "$arm" sd)
             case $arm in
                 base) st=$c-base ;;
                 *) st=$c-arm-$arm ;;
             esac
             steps=$(basename "$(ls -d "$w/$arm"/ckpt-* | sort | tail -1)" | sed 's/ckpt-0*//')
-            printf '| %s | %.4f | %.2f | %s | %s |\n' "$arm" "$nats" "$ppl" "$steps" "$(stage_s "$st")"
-        done < "$w/val_ppl.jsonl"
+            printf '| %s | %.4f ± %.4f | %.2f | %s | %s |\n' "$arm" "$nats" "$sd" \
+                "$(awk -v x="$nats" 'BEGIN { print exp(x) }')" "$steps" "$(stage_s "$st")"
+        done
         echo
         echo "An SM update cost $(num sm_over_plain_step < "$w/compute_match.json")× a plain one here, so the matched"
         echo "baseline ran $(num matched_steps < "$w/compute_match.json") updates."
@@ -136,27 +158,36 @@ cell_sd() { # cells arm sm steps field: standard deviation over the seeds
         echo "![$c: SM arm training](repro/$c-sm-training.png)"
         echo
         # verdicts
-        b=$(grep '"arm":"baseline"' "$w/val_ppl.jsonl" | num nats_per_token)
-        m=$(grep '"arm":"baseline-matched"' "$w/val_ppl.jsonl" | num nats_per_token)
-        s=$(grep '"arm":"sm"' "$w/val_ppl.jsonl" | num nats_per_token)
+        v=$w/val_ppl.jsonl
+        b=$(arm_nats "$v" baseline mean) bs=$(arm_nats "$v" baseline sd)
+        m=$(arm_nats "$v" baseline-matched mean) ms=$(arm_nats "$v" baseline-matched sd)
+        s=$(arm_nats "$v" sm mean) ss=$(arm_nats "$v" sm sd)
         echo "### Verdicts ($c)"
         echo
-        awk -v s="$s" -v b="$b" -v m="$m" 'BEGIN {
+        echo "Each verdict states its uncertainty: the spread of the measurement over its seeds, and that"
+        echo "every arm was trained once (seed $REPRO_SEED), so the variation between training runs — usually the"
+        echo "larger one — is not measured; a difference within the stated spread is no evidence either way."
+        echo
+        # a difference within the sum of the two sds is within the spread
+        awk -v s="$s" -v b="$b" -v m="$m" -v ss="$ss" -v bs="$bs" -v ms="$ms" 'function spread(d, e1, e2) {
+                if (d < 0) d = -d
+                return sprintf("; uncertainty: sd over the mask seeds %.4f and %.4f, one training seed%s", e1, e2,
+                               d < e1 + e2 ? " — the difference is within the spread, so it is not evidence either way" : "") }
+            BEGIN {
             printf "- **Claim 1, perplexity, same number of updates** (rule: the sm arm'"'"'s validation NELBO is below the baseline'"'"'s): "
-            printf "%s — %.4f vs %.4f nats/token.\n", (s < b ? "**held**" : "**did not hold**"), s, b
+            printf "%s — %.4f vs %.4f nats/token%s.\n", (s < b ? "**held**" : "**did not hold**"), s, b, spread(s - b, ss, bs)
             printf "- **Claim 1, perplexity, same compute** (rule: below the compute-matched baseline'"'"'s): "
-            printf "%s — %.4f vs %.4f nats/token.\n", (s < m ? "**held**" : "**did not hold**"), s, m }'
+            printf "%s — %.4f vs %.4f nats/token%s.\n", (s < m ? "**held**" : "**did not hold**"), s, m, spread(s - m, ss, ms) }'
         first=$(echo "$REPRO_STEPS" | cut -d, -f1)
         last=$(echo "$REPRO_STEPS" | tr , '\n' | tail -1)
-        mv_s=0 mv_m=0 n=0
-        for k in $(echo "$REPRO_STEPS" | tr , ' '); do
-            mv_s=$(awk -v a="$mv_s" -v x="$(cell_mean "$cells" sm true "$k" mauve)" 'BEGIN { printf "%.6g", a + x }')
-            mv_m=$(awk -v a="$mv_m" -v x="$(cell_mean "$cells" baseline-matched false "$k" mauve)" 'BEGIN { printf "%.6g", a + x }')
-            n=$((n + 1))
-        done
-        awk -v s="$mv_s" -v m="$mv_m" -v n="$n" 'BEGIN {
+        mv_s=$(seed_avg "$cells" sm true mauve mean) mv_ss=$(seed_avg "$cells" sm true mauve sd)
+        mv_m=$(seed_avg "$cells" baseline-matched false mauve mean) mv_ms=$(seed_avg "$cells" baseline-matched false mauve sd)
+        awk -v s="$mv_s" -v m="$mv_m" -v ss="$mv_ss" -v ms="$mv_ms" 'BEGIN {
             printf "- **Claim 1, MAUVE** (rule: the sm arm with SM on has the higher MAUVE averaged over all steps settings than the matched baseline): "
-            printf "%s — %.3f vs %.3f.\n", (s > m ? "**held**" : "**did not hold**"), s / n, m / n }'
+            d = s - m; if (d < 0) d = -d
+            printf "%s — %.3f vs %.3f; uncertainty: sd over the sampling seeds %.3f and %.3f, one training seed%s.\n",
+                (s > m ? "**held**" : "**did not hold**"), s, m, ss, ms,
+                (d < ss + ms ? " — the difference is within the spread, so it is not evidence either way" : "") }'
         p_hi_s=$(cell_mean "$cells" sm true "$first" gen_ppl)
         p_hi_m=$(cell_mean "$cells" baseline-matched false "$first" gen_ppl)
         p_lo_s=$(cell_mean "$cells" sm true "$last" gen_ppl)
@@ -169,7 +200,8 @@ cell_sd() { # cells arm sm steps field: standard deviation over the seeds
             printf "- **Claim 2** (rule: the relative generative-perplexity gain of SM over the matched baseline is larger at %d steps (%.3g tokens/step) than at %d steps (%.3g tokens/step), and positive there): ", f, T / f, l, T / l
             printf "%s — gain %+.1f%% (%.1f vs %.1f) at %d steps, %+.1f%% (%.1f vs %.1f) at %d steps", (gh > gl && gh > 0 ? "**held**" : "**did not hold**"), 100 * gh, hs, hm, f, 100 * gl, ls, lm, l
             d = hs - hm; if (d < 0) d = -d
-            if (d < ss + sm) printf "; the difference at %d steps (%.1f) is within the spread over seeds (sd %.1f and %.1f), so it is not evidence either way", f, d, ss, sm
+            printf "; uncertainty: sd over the sampling seeds %.1f and %.1f at %d steps, one training seed", ss, sm, f
+            if (d < ss + sm) printf " — the difference at %d steps (%.1f) is within the spread, so it is not evidence either way", f, d
             printf ".\n" }'
         echo
     done
@@ -182,6 +214,26 @@ cell_sd() { # cells arm sm steps field: standard deviation over the seeds
         awk '{ if (!($1 in t)) order[n++] = $1; t[$1] = $2 }
              END { for (i = 0; i < n; i++) { printf "| %s | %s |\n", order[i], t[order[i]]; s += t[order[i]] }
                    printf "\nTotal: %.0f s (%.1f min).\n", s, s / 60 }' 
+    echo
+    echo "## Evidence"
+    echo
+    echo "Every number above comes from the run's raw outputs, kept gzip-compressed in docs/repro/"
+    echo "(scripts/repro_evidence.sh; \`zcat FILE\` reads one):"
+    echo
+    echo "| file | holds | used for |"
+    echo "|---|---|---|"
+    echo "| \`stages.jsonl.gz\` | each stage's wall-clock seconds | training times, the stage table |"
+    for c in $REPRO_CORPORA; do
+        echo "| \`$c-val_ppl.jsonl.gz\` | validation NELBO per arm and mask seed | the NELBO table, Claim 1 (perplexity) |"
+        echo "| \`$c-cells.jsonl.gz\` | one line per arm × SM × steps × sampling seed | the sweep table, Claim 1 (MAUVE), Claim 2 |"
+        echo "| \`$c-sweep_settings.json.gz\` | the sweep's evaluator, reference, sampler, arms | — |"
+        echo "| \`$c-compute_match.jsonl.gz\` | SM/plain step time ratio, matched updates | the matched baseline |"
+        echo "| \`$c-{base,baseline,sm,baseline-matched,evaluator}-train_log.jsonl.gz\` | training and validation losses, SM values per step | the training figure, the evaluator's loss |"
+        echo "| \`$c-sm-transparency_config.json.gz\` | the learnt SM values | the λ figure |"
+    done
+    echo
+    echo "For example, the sm arm's MAUVE per sampling seed at the first steps setting:"
+    echo "\`zcat docs/repro/$(echo "$REPRO_CORPORA" | cut -d' ' -f1)-cells.jsonl.gz | grep '\"arm\":\"sm\",\"soft_masking\":true,\"steps\":$(echo "$REPRO_STEPS" | cut -d, -f1),'\`."
 } > "$DOC.tmp"
 # a summary of the verdicts, placed before the first corpus's results
 awk '/^### Verdicts \(/ { c = $3; gsub(/[()]/, "", c) }

@@ -444,6 +444,71 @@ static char *read_completion(const char *path, int index) {
     return c;
 }
 
+/* The records without their "seconds" fields. */
+static char *records_without_seconds(const char *path) {
+    char *text;
+    assert_int_equal(sm_read_file(path, 1 << 24, &text, NULL), 0);
+    for (char *at = text, *end; (at = strstr(at, ",\"seconds\":")) && (end = strchr(at + 1, ','));)
+        memmove(at, end, strlen(end) + 1);
+    return text;
+}
+
+/* --resume: records already in --records FILE whose code is the sample's are kept as they are
+ * (not run again), the rest run; the records then equal an uninterrupted run's. With -m the
+ * recorded completion is used instead of generating it again. */
+static void test_cli_resume(void **state) {
+    (void)state;
+    char *smp = tmp_path("resume.jsonl"), *rec1 = tmp_path("resume_rec1.jsonl"), *rec2 = tmp_path("resume_rec2.jsonl");
+    char *res = tmp_path("resume.json"), cmd[1024], *out = NULL;
+    write_text(smp, "{\"task_id\": \"HumanEval/0\", \"completion\": \"    return None\\n\"}\n"
+                    "{\"task_id\": \"HumanEval/1\", \"completion\": \"    return (\\n\"}\n"
+                    "{\"task_id\": \"HumanEval/2\", \"completion\": \"    return number % 1.0\\n\"}\n"
+                    "{\"task_id\": \"HumanEval/2\", \"completion\": \"    return 0\\n\"}\n"
+                    "{\"task_id\": \"HumanEval/3\", \"completion\": \"    return False\\n\"}\n");
+    assert_int_equal(tu_run(&out, "eval code --samples %s -j 2 -q -o %s --records %s", smp, res, rec1), 0);
+    free(out);
+    /* an interrupted run: 3 records, the first with a changed time (kept as it is), the third
+       with other code (run again) */
+    snprintf(cmd, sizeof cmd, "head -3 %s | sed -e '1s/\"seconds\":[0-9.]*/\"seconds\":99.5/' "
+             "-e '3s/number %% 1.0/number/' > %s", rec1, rec2);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "eval code --samples %s -j 2 -o %s --records %s --resume", smp, res, rec2), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "resuming: 2 of 5 programs already run"));
+    free(out);
+    char *a = records_without_seconds(rec1), *b = records_without_seconds(rec2);
+    assert_string_equal(a, b);
+    free(a), free(b);
+    assert_int_equal(sm_read_file(rec2, 1 << 24, &a, NULL), 0);
+    assert_non_null(strstr(a, "\"seconds\":99.5"));
+    free(a);
+    cJSON *r = read_results(res);
+    assert_int_equal((int)num(r, "samples"), 5);
+    assert_int_equal((int)num(r, "passed"), 1);
+    cJSON_Delete(r);
+    /* -m: the recorded completion of sample 0 is taken, sample 1 is generated */
+    assert_int_equal(tu_run(&out, "eval code -m models/demo --limit 1 -n 2 --max-new-tokens 24 --steps 6 -t 2 -q "
+                                  "--records %s -o %s", rec1, res), 0);
+    free(out);
+    snprintf(cmd, sizeof cmd, "head -1 %s | sed 's/\"completion\":\".*\"}/\"completion\":\"    return 42\\\\n\"}/' > %s",
+             rec1, rec2);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "eval code -m models/demo --limit 1 -n 2 --max-new-tokens 24 --steps 6 -t 2 "
+                                  "--records %s --resume -o %s", rec2, res), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "resuming: 1 of 2 programs already run"));
+    free(out);
+    a = records_without_seconds(rec1), b = records_without_seconds(rec2);
+    printf("records:\n%s", b);
+    assert_non_null(strstr(b, "\"completion\":\"    return 42\\n\"}\n"));
+    assert_string_equal(strchr(a, '\n') + 1, strchr(b, '\n') + 1); /* sample 1 as generated before */
+    free(a), free(b);
+    assert_int_equal(tu_run(&out, "eval code --canonical --resume"), 1);
+    assert_non_null(strstr(out, "--resume needs --records"));
+    free(out);
+    free(smp), free(rec1), free(rec2), free(res);
+}
+
 static void test_cli_generate(void **state) {
     (void)state;
     char *a = tmp_path("gen_a.jsonl"), *b = tmp_path("gen_b.jsonl"), *res = tmp_path("gen.json");
@@ -618,7 +683,7 @@ int main(void) {
         cmocka_unit_test(test_cli_canonical),
         cmocka_unit_test(test_cli_broken),     cmocka_unit_test(test_cli_hostile_samples),
         cmocka_unit_test(test_cli_generate),   cmocka_unit_test(test_cli_generate_dream),
-        cmocka_unit_test(test_cli_plus),
+        cmocka_unit_test(test_cli_plus),       cmocka_unit_test(test_cli_resume),
         cmocka_unit_test(test_cli_mbpp_canonical),
     };
     return cmocka_run_group_tests_name("codeeval", tests, setup, teardown);

@@ -216,6 +216,25 @@ static void test_clip_exact(void **state) {
     free(raw), free(ref), free(norms);
 }
 
+/* A group's own ε: the first update is lr·ĝ/(|ĝ| + ε) (bias-corrected moments: ĝ = g), so a
+ * gradient of 1e-10 moves a parameter by lr·1e-10/(1e-10 + 1e-8) ≈ lr/101 under torch's ε and
+ * by ≈ lr under ε = 1e-16; a group with ε 0 takes the config's. */
+static void test_group_eps(void **state) {
+    optim_config cfg;
+    optim_config_default(&cfg);
+    cfg.grad_clip = 0.0f;
+    float p[2] = {0, 0}, g[2] = {1e-10f, 1e-10f};
+    optim_group grp[2] = {{.params = p, .grads = g, .n = 1, .lr = 1e-2f},
+                          {.params = p + 1, .grads = g + 1, .n = 1, .lr = 1e-2f, .eps = 1e-16f}};
+    adamw o;
+    adamw_init(&o, &cfg, grp, 2);
+    adamw_step(&o);
+    adamw_free(&o);
+    double want[2] = {-1e-2 * 1e-10 / (1e-10 + 1e-8), -1e-2 * 1e-10 / (1e-10 + 1e-16)};
+    printf("  ε 1e-8: %.6g (want %.6g); ε 1e-16: %.6g (want %.6g)\n", p[0], want[0], p[1], want[1]);
+    for (int i = 0; i < 2; i++) assert_true(fabs(p[i] - want[i]) <= 1e-5 * fabs(want[i]));
+}
+
 /* optim_lr_factor against HF's lambdas (float64 in Python, rounded to float32): exact. */
 static void test_lr_factors(void **state) {
     static const struct {
@@ -399,6 +418,7 @@ int main(void) {
         cmocka_unit_test(test_trajectory),
         cmocka_unit_test(test_update_bitexact),
         cmocka_unit_test(test_clip_exact),
+        cmocka_unit_test(test_group_eps),
         cmocka_unit_test(test_lr_factors),
         cmocka_unit_test(test_grad_norm_deterministic),
         cmocka_unit_test(test_clip_edges),

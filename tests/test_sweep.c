@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "testutil.h"
 #include "base/util.h"
@@ -153,6 +154,57 @@ static void test_sweep_scores(void **state) {
     assert_true(sm_file_exists(path));
 }
 
+/* text without its lines' "seconds" fields (the last field of a cell line) */
+static char *drop_seconds(char *text) {
+    for (char *at = text, *end; (at = strstr(at, ",\"seconds\":")) && (end = strchr(at, '}'));)
+        memmove(at, end, strlen(end) + 1);
+    return text;
+}
+
+/* A sweep stopped after some cells resumes with --resume: the cells in cells.jsonl are kept
+ * (their samples not regenerated), the others run, and the result equals the uninterrupted
+ * sweep's; other settings are refused; arms that do not fit together are refused before any
+ * work (here: before the missing --ref file is read). */
+static void test_sweep_resume(void **state) {
+    const char *grid = "--steps 2 --seeds 0,1 -n 2 -b 2 -t 2 demo=" MODEL;
+    char *out = NULL, cmd[512], path[200];
+    assert_int_equal(tu_run(&out, "eval sweep -q -e " EVAL " -o %s/r1 %s", g_tmp, grid), 0);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cp -r %s/r1 %s/r2 && head -1 %s/r1/cells.jsonl > %s/r2/cells.jsonl && "
+             "touch -d 2001-01-01 %s/r2/samples/demo-sm-s2-seed0.jsonl", g_tmp, g_tmp, g_tmp, g_tmp, g_tmp);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "eval sweep -e " EVAL " -o %s/r2 --resume %s", g_tmp, grid), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "resuming: 1 of 2 cells already scored"));
+    free(out);
+    struct stat st; /* the kept cell's samples were not written again */
+    snprintf(path, sizeof path, "%s/r2/samples/demo-sm-s2-seed0.jsonl", g_tmp);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_mtime < 1000000000 + 86400 * 366);
+    char *cells[2];
+    for (int r = 0; r < 2; r++) { /* the cells without their timings */
+        snprintf(path, sizeof path, "%s/r%d/cells.jsonl", g_tmp, r + 1);
+        cells[r] = drop_seconds(read_text(path));
+    }
+    printf("  uninterrupted:\n%s  resumed:\n%s", cells[0], cells[1]);
+    assert_int_equal(count_lines(cells[1]), 2);
+    assert_string_equal(cells[0], cells[1]);
+    free(cells[0]), free(cells[1]);
+    assert_int_equal(tu_run(&out, "eval sweep -e " EVAL " -o %s/r2 --resume -n 3 --steps 2 demo=" MODEL, g_tmp), 1);
+    assert_non_null(strstr(out, "other settings"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "cp -r " MODEL " %s/m128 && sed -i 's/\"model_length\": *256/\"model_length\": 128/' "
+             "%s/m128/config.json", g_tmp, g_tmp);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "eval sweep -e " EVAL " -o %s/r3 --ref %s/missing.jsonl a=" MODEL " b=%s/m128",
+                            g_tmp, g_tmp, g_tmp), 1);
+    printf("%s", out);
+    assert_non_null(strstr(out, "model length 128 differs"));
+    free(out);
+    snprintf(path, sizeof path, "%s/r3/cells.jsonl", g_tmp);
+    assert_false(sm_file_exists(path));
+}
+
 static void test_bad_args(void **state) {
     char args[8][300];
     const char *word[8];
@@ -177,6 +229,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_export),
         cmocka_unit_test(test_sweep_scores),
+        cmocka_unit_test(test_sweep_resume),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -106,7 +106,7 @@ typedef struct {
     featurizer *f;
     float *feat;
     int n, cap;
-    FILE *progress;
+    progress *prog;
     double t0;
 } feat_acc;
 
@@ -121,17 +121,15 @@ static int feat_one(void *ctx, const char *text, size_t len, long lineno) {
     int rc = featurize_text(a->f, text, len, a->feat + (size_t)a->n * a->f->dim);
     if (rc) return rc;
     a->n++;
-    if (a->progress && a->n % 16 == 0)
-        fprintf(a->progress, "\rfeaturized %d texts (%.1f/s)", a->n,
-                a->n / (sm_time_sec() - a->t0 + 1e-9));
+    progress_report(a->prog, 0, 0, "featurized %d texts (%.1f/s)", a->n, a->n / (sm_time_sec() - a->t0 + 1e-9));
     return 0;
 }
 
 int featurize_jsonl(featurizer *f, const char *path, const char *field, FILE *warn,
-                    FILE *progress, float **out, int *n, jsonl_stats *st) {
-    feat_acc a = {.f = f, .progress = progress, .t0 = sm_time_sec()};
+                    progress *prog, float **out, int *n, jsonl_stats *st) {
+    feat_acc a = {.f = f, .prog = prog, .t0 = sm_time_sec()};
     int rc = jsonl_for_each_text(path, field, warn, feat_one, &a, st);
-    if (progress && a.n >= 16) fputc('\n', progress);
+    progress_clear(prog);
     if (rc) {
         free(a.feat);
         return rc;

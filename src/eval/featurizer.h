@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/progress.h"
 #include "eval/evaluator.h"
 
 typedef struct {
@@ -48,8 +49,8 @@ int jsonl_for_each_text(const char *path, const char *field, FILE *warn, jsonl_t
                         void *ctx, jsonl_stats *st);
 
 /* Features of every text of a JSON-lines file: *out malloc'ed [*n, f->dim]. Texts that
- * tokenise to nothing count as empty. progress (may be NULL) gets a running count. */
+ * tokenise to nothing count as empty. prog (may be NULL) gets a running count. */
 int featurize_jsonl(featurizer *f, const char *path, const char *field, FILE *warn,
-                    FILE *progress, float **out, int *n, jsonl_stats *st);
+                    progress *prog, float **out, int *n, jsonl_stats *st);
 
 #endif

@@ -7,6 +7,7 @@
 #include "base/jsonutil.h"
 #include "base/util.h"
 #include "models/adapter.h"
+#include "formats/manifest.h"
 
 int model_dir_read_config(dit_config *cfg, const char *dir) {
     char *path = sm_path_join(dir, "config.json"), *text;
@@ -180,6 +181,7 @@ static int load_tokenizer(model_dir *md, int with_tokenizer) {
 static int load(model_dir *md, const char *dir, int with_tokenizer, int any) {
     memset(md, 0, sizeof *md);
     md->config_eos_id = -1;
+    if (manifest_verify(dir) < 0) return sm_wrap_error("%s is not a valid checkpoint", dir);
     char *path, *text = read_config_text(dir, &path);
     if (!text) return -1;
     cJSON *o = json_parse_object(text, path);

@@ -14,7 +14,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +21,7 @@
 
 #include "text/corpus.h"
 #include "text/tokenizer_internal.h"
+#include "base/progress.h"
 #include "base/util.h"
 
 #define CARRY_MARGIN 16
@@ -179,7 +179,7 @@ struct bpe_trainer {
     size_t n_merges;
     bool trained;
     bpe_train_stats st;
-    double t_last_progress;
+    progress prog; /* stderr (o.progress) */
 };
 
 void bpe_train_defaults(bpe_train_opts *o) {
@@ -221,6 +221,7 @@ int bpe_trainer_new(bpe_trainer **out, const bpe_train_opts *o) {
     bpe_trainer *t = sm_calloc(1, sizeof *t);
     t->o = *o;
     if (!t->o.chunk_bytes) t->o.chunk_bytes = DEFAULT_CHUNK;
+    progress_start(&t->prog, "smdlm tokenizer train", !o->progress);
     t->re = tok_gpt2_regex();
     t->md = pcre2_match_data_create_from_pattern(t->re, NULL);
     SM_ASSERT(t->md != NULL);
@@ -263,20 +264,6 @@ void bpe_trainer_free(bpe_trainer *t) {
 
 void bpe_trainer_stats(const bpe_trainer *t, bpe_train_stats *st) { *st = t->st; }
 
-static void progress_line(bpe_trainer *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void progress_line(bpe_trainer *t, const char *fmt, ...) {
-    if (!t->o.progress) return;
-    double now = sm_time_sec();
-    if (now - t->t_last_progress < 0.25) return;
-    t->t_last_progress = now;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("\r\033[K", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fflush(stderr);
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Counting */
@@ -368,7 +355,7 @@ static size_t utf8_tail(const char *s, size_t n) {
 }
 
 static void count_progress(bpe_trainer *t) {
-    progress_line(t, "counting: %llu files, %.1f MB, %zu distinct words",
+    progress_report(&t->prog, 0, 0, "counting: %llu files, %.1f MB, %zu distinct words",
                   (unsigned long long)t->st.files, (double)t->st.bytes / 1e6, t->n_words);
 }
 
@@ -706,10 +693,10 @@ int bpe_trainer_train(bpe_trainer *t) {
         }
         free(top.pos.v);
         push_touched(&h, &pc, &w);
-        progress_line(t, "merging: vocabulary %zu / %d (last pair count %lld)", vocab,
-                      t->o.vocab_size, (long long)t->st.last_count);
+        progress_report(&t->prog, (double)vocab, t->o.vocab_size, "merging: vocabulary (last pair count %lld)",
+                        (long long)t->st.last_count);
     }
-    if (t->o.progress) fputs("\r\033[K", stderr);
+    progress_clear(&t->prog);
     free(buf);
     for (size_t i = 0; i < h.n; i++) free(h.v[i].pos.v);
     free(h.v);

@@ -70,7 +70,7 @@ typedef struct {
     const char *glob;        /* file filter inside directories (default "*") */
     const char *jsonl_field; /* default "text" */
     size_t chunk_bytes;      /* read size for plain files (default 1 MiB; ≥ 1) */
-    int progress;            /* progress line on stderr */
+    int progress;            /* progress on stderr (base/progress.h) */
 } bpe_train_opts;
 
 typedef struct {

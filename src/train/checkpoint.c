@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "formats/manifest.h"
 #include "formats/safetensors.h"
 #include "models/model.h"
 #include "train/data.h"
@@ -84,7 +85,12 @@ static long *list_checkpoints(const char *out, int *n) {
     return steps;
 }
 
+/* Deletes a directory and its files, the COMPLETE marker first: whatever stops it half-way
+ * leaves no marker on what remains. */
 static void remove_dir(const char *dir) {
+    char *marker = sm_path_join(dir, MANIFEST_FILE);
+    unlink(marker);
+    free(marker);
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -149,11 +155,7 @@ int checkpoint_save(const train_config *c, const trainer *tr, const adamw *opt,
     if (!rc) rc = trainer_export(tr, tmp, tr->ema.owned != NULL, c->sm_prob > 0.0f);
     if (!rc && tok_dir) rc = copy_tokenizer(tok_dir, tmp);
     if (!rc) rc = save_state(c, tr, opt, at, tmp);
-    if (!rc) {
-        char *marker = sm_path_join(tmp, "COMPLETE");
-        rc = sm_write_file_atomic(marker, "ok\n", 3);
-        free(marker);
-    }
+    if (!rc) rc = manifest_write(tmp); /* COMPLETE, listing every file's size and CRC-32 */
     if (!rc) {
         sm_fsync_dir(tmp);
         /* a checkpoint of the same step already there (a damaged one a resume skipped) is
@@ -190,11 +192,11 @@ static int parse_u64_hex(const char *s, uint64_t *out) {
 /* Loads one checkpoint (trainer and optimizer already sized). */
 static int load_checkpoint(const train_config *c, trainer *tr, adamw *opt, train_progress *at,
                            size_t nblocks, const char *dir) {
-    char *marker = sm_path_join(dir, "COMPLETE");
+    char *marker = sm_path_join(dir, MANIFEST_FILE);
     int complete = sm_file_exists(marker);
     free(marker);
     if (!complete) return SM_ERR("'%s' has no COMPLETE marker", dir);
-    model_dir md;
+    model_dir md; /* model_dir_load checks every file against the marker's manifest */
     if (model_dir_load(&md, dir, 0)) return -1;
     int rc = 0;
     if (dit_param_numel(&md.net.cfg) != tr->nparams || md.net.cfg.hidden != tr->cfg.hidden ||

@@ -4,10 +4,12 @@
  * A checkpoint is OUT/ckpt-NNNNNNNN/: a model directory (config.json, model.safetensors with
  * the EMA weights and the raw soft-masking scalars, transparency_config.json, tokenizer
  * files) plus train_state.safetensors (raw weights, AdamW moments, step, RNG state, data
- * position) and the marker COMPLETE, written last. It is assembled in OUT/.tmp-ckpt-NNNNNNNN,
- * every file fsync'ed, then renamed; resuming takes the newest complete checkpoint that
- * loads and falls back to older ones. Deleting one (pruning) renames it to
- * OUT/.old-ckpt-NNNNNNNN first, so no ckpt-* directory ever lacks a file it had.
+ * position) and the marker COMPLETE, written last: a manifest of every other file with its
+ * size and CRC-32 (formats/manifest.h), checked whenever the directory is loaded. It is
+ * assembled in OUT/.tmp-ckpt-NNNNNNNN, every file fsync'ed, then renamed; resuming takes the
+ * newest checkpoint that loads and verifies, and falls back to older ones. Deleting one
+ * (pruning) renames it to OUT/.old-ckpt-NNNNNNNN first and removes its marker before any
+ * other file, so no directory with a COMPLETE marker ever lacks a file it had.
  */
 #ifndef SMDLM_CHECKPOINT_H
 #define SMDLM_CHECKPOINT_H

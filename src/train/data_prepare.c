@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include "base/jsonutil.h"
 #include "base/rng.h"
 #include "text/tokenizer.h"
+#include "base/progress.h"
 #include "base/util.h"
 
 #define BATCH_BYTES ((size_t)16 << 20) /* text per parallel batch */
@@ -422,7 +424,8 @@ typedef struct {
     uint64_t nval_idx, val_cursor;
     data_prepare_stats *st;
     int warnings;
-    double t0, last_progress;
+    double t0;
+    progress prog;
 } run_ctx;
 
 static int pick_split(run_ctx *c, uint64_t index) {
@@ -435,21 +438,11 @@ static int pick_split(run_ctx *c, uint64_t index) {
     return u < c->o->val_fraction;
 }
 
-static void progress(run_ctx *c, int final) {
-    if (!c->o->progress) return;
-    double now = sm_time_sec();
-    if (!final && now - c->last_progress < 0.5) return;
-    c->last_progress = now;
-    if (final) {
-        fprintf(stderr, "\r\033[K");
-        return;
-    }
-    double mb = (double)c->st->bytes_read / 1e6, dt = now - c->t0;
-    fprintf(stderr, "\r\033[K  %.1f MB read, %.1f MB/s, %llu documents, %llu tokens", mb,
-            dt > 0 ? mb / dt : 0.0,
-            (unsigned long long)(c->w[0].documents + c->w[1].documents),
-            (unsigned long long)(c->w[0].document_tokens + c->w[1].document_tokens));
-    fflush(stderr);
+static void report_progress(run_ctx *c) {
+    double mb = (double)c->st->bytes_read / 1e6, dt = sm_time_sec() - c->t0;
+    progress_report(&c->prog, 0, 0, "%.1f MB read, %.1f MB/s, %llu documents, %llu tokens", mb,
+                    dt > 0 ? mb / dt : 0.0, (unsigned long long)(c->w[0].documents + c->w[1].documents),
+                    (unsigned long long)(c->w[0].document_tokens + c->w[1].document_tokens));
 }
 
 static int flush_batch(run_ctx *c) {
@@ -471,9 +464,10 @@ static int flush_batch(run_ctx *c) {
         if (rc == 0 && d->err) {
             if (c->o->skip_bad) {
                 c->st->skipped++;
-                if (!c->o->quiet && c->warnings++ < MAX_WARNINGS)
-                    fprintf(stderr, "%ssmdlm data prepare: warning: skipped %s\n",
-                            c->o->progress ? "\r\033[K" : "", d->err);
+                if (!c->o->quiet && c->warnings++ < MAX_WARNINGS) {
+                    progress_clear(&c->prog);
+                    fprintf(stderr, "smdlm data prepare: warning: skipped %s\n", d->err);
+                }
                 if (!c->o->quiet && c->warnings == MAX_WARNINGS + 1)
                     fprintf(stderr, "smdlm data prepare: warning: further skipped documents are "
                                     "only counted\n");
@@ -491,7 +485,7 @@ static int flush_batch(run_ctx *c) {
     }
     b->n = 0;
     b->used = 0;
-    progress(c, 0);
+    report_progress(c);
     return rc;
 }
 
@@ -590,7 +584,17 @@ static int is_shard_name(const char *name) {
     return strlen(name) > 10;
 }
 
-/* An earlier data set in out: an error, or with --force removed (meta.json first). */
+/* A temporary file of an atomic write (NAME.tmp.PID, sm_atomic_open) whose writer is gone:
+ * what a killed `data prepare` leaves behind. */
+static int is_stale_temp(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t || !t[5] || t[5 + strspn(t + 5, "0123456789")]) return 0;
+    long pid = strtol(t + 5, NULL, 10);
+    return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* An earlier data set in out: an error, or with --force removed (meta.json first). Stale
+ * temporary files are removed in any case. */
 static int clear_out_dir(const char *out, int force) {
     char *meta = sm_path_join(out, "meta.json");
     int has_meta = sm_file_exists(meta), rc = 0;
@@ -601,9 +605,12 @@ static int clear_out_dir(const char *out, int force) {
     DIR *d = rc ? NULL : opendir(out);
     struct dirent *e;
     while (d && rc == 0 && (e = readdir(d))) {
-        if (!is_shard_name(e->d_name)) continue;
+        int stale = is_stale_temp(e->d_name);
+        if (!stale && !is_shard_name(e->d_name)) continue;
         char *p = sm_path_join(out, e->d_name);
-        if (!force)
+        if (stale)
+            unlink(p);
+        else if (!force)
             rc = SM_ERR("'%s' already holds token shards such as '%s' (use --force to replace "
                         "them)", out, e->d_name);
         else if (unlink(p) != 0)
@@ -731,7 +738,7 @@ static int run_inputs(run_ctx *c) {
     for (int i = 0; i < c->files.n; i++) {
         int rc = c->files.v[i].jsonl ? read_jsonl_file(c, i) : read_text_file(c, i);
         if (rc) return -1;
-        progress(c, 0);
+        report_progress(c);
     }
     return flush_batch(c);
 }
@@ -760,7 +767,8 @@ int data_prepare(const data_prepare_opts *o, const char *const *inputs, int ninp
     memset(st, 0, sizeof *st);
     if (check_opts(o, ninputs)) return -1;
     run_ctx c = {.o = o, .st = st};
-    c.t0 = c.last_progress = sm_time_sec();
+    c.t0 = sm_time_sec();
+    progress_start(&c.prog, "smdlm data prepare", !o->progress);
     smdlm_tokenizer *tok = NULL;
     cJSON *tok_files = NULL;
     int rc = -1, started = 0;
@@ -801,17 +809,17 @@ int data_prepare(const data_prepare_opts *o, const char *const *inputs, int ninp
         goto done;
     }
     if (sw_finish(&c.w[0]) || sw_finish(&c.w[1])) goto done;
+    progress_clear(&c.prog);
     if (!o->quiet && c.w[1].blocks == 0 && (o->val_docs > 0 || (o->val_docs < 0 && o->val_fraction > 0)))
-        fprintf(stderr, "%ssmdlm data prepare: warning: the validation split has no complete "
+        fprintf(stderr, "smdlm data prepare: warning: the validation split has no complete "
                         "block (%llu documents, %llu tokens): raise --val-fraction or use --val-docs\n",
-                o->progress ? "\r\033[K" : "", (unsigned long long)c.w[1].documents,
-                (unsigned long long)c.w[1].document_tokens);
+                (unsigned long long)c.w[1].documents, (unsigned long long)c.w[1].document_tokens);
     tok_files = cJSON_CreateArray();
     if (copy_tokenizer(o->tokenizer_dir, o->out_dir, tok_files)) goto done;
     if (write_meta(&c, vocab, width, eos, tok_files, inputs, ninputs) == 0) rc = 0;
     tok_files = NULL; /* owned by the meta object */
 done:
-    progress(&c, 1);
+    progress_clear(&c.prog);
     if (started) {
         for (int s = 0; s < 2; s++) {
             st->documents[s] = c.w[s].documents;

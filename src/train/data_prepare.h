@@ -73,7 +73,7 @@ typedef struct {
     int threads;               /* 0 (default): OpenMP's default */
     int skip_bad;              /* skip bad documents with a warning instead of failing */
     int force;                 /* replace an earlier data set in out_dir */
-    int progress;              /* progress line on stderr (the CLI sets it when stderr is a TTY) */
+    int progress;              /* progress on stderr (base/progress.h: in place on a terminal) */
     int quiet;                 /* no warnings on stderr */
 } data_prepare_opts;
 

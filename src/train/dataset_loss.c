@@ -7,7 +7,7 @@
 #include "base/util.h"
 
 int dataset_loss(trainer *tr, const shard_set *data, size_t max_blocks, uint64_t seed, int sm,
-                 double *nats, long *tokens) {
+                 progress *prog, double *nats, long *tokens) {
     const int B = tr->B, T = tr->T;
     size_t n = max_blocks && max_blocks < data->nblocks ? max_blocks : data->nblocks;
     n -= n % (size_t)B;
@@ -30,6 +30,7 @@ int dataset_loss(trainer *tr, const shard_set *data, size_t max_blocks, uint64_t
         else mdlm_noise_batch(&g, x0, xt, t, B, T, tr->cfg.mask_id);
         train_batch bt = {xt, x0, t};
         sum += trainer_loss(tr, &bt, sm && !tr->cfg.causal);
+        progress_report(prog, (double)(i + (size_t)B), (double)n, "blocks");
     }
     free(tmp), free(x0), free(xt), free(t);
     *nats = sum / (double)(n / (size_t)B);

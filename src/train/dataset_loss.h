@@ -8,13 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/progress.h"
 #include "train/data.h"
 #include "train/train.h"
 
 /* Mean loss per token (nats) over the first max_blocks blocks of `data` (0: all, rounded
  * down to whole batches of the trainer's B): the NELBO with t and masks drawn from `seed`
- * (two-pass soft-masking when sm), or the causal model's exact next-token loss. */
+ * (two-pass soft-masking when sm), or the causal model's exact next-token loss. Each batch
+ * is reported to prog (NULL: none). */
 int dataset_loss(trainer *tr, const shard_set *data, size_t max_blocks, uint64_t seed, int sm,
-                 double *nats, long *tokens);
+                 progress *prog, double *nats, long *tokens);
 
 #endif

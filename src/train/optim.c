@@ -199,7 +199,7 @@ double adamw_step(adamw *o) {
             .beta2 = (float)beta2,
             .one_minus_beta2 = (float)(1.0 - beta2),
             .bc2_sqrt = (float)sqrt(bc2),
-            .eps = (float)optim_as_decimal(c->eps),
+            .eps = (float)optim_as_decimal(gr->eps > 0.0f ? gr->eps : c->eps),
             .neg_step_size = (float)(-(lr / bc1)),
         };
         float *m = o->m + off, *v = o->v + off;

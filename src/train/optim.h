@@ -23,6 +23,7 @@ typedef struct {
     size_t n;
     float lr;      /* peak learning rate of the group */
     float weight_decay;
+    float eps;     /* Adam's ε for this group; 0: the config's */
 } optim_group;
 
 typedef struct {

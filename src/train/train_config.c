@@ -23,6 +23,9 @@ void train_config_default(train_config *c) {
     c->hidden = 128, c->n_heads = 4, c->n_blocks = 4, c->cond_dim = 64;
     c->batch = 16, c->accum = 1;
     c->lr = 3e-4f, c->sm_lr = 1e-2f, c->weight_decay = 0.0f, c->clip = 1.0f, c->ema = 0.9999f;
+    /* the scale learns from IBM's start (scale 1e-6) within a few hundred updates: its
+       gradient (× s(1−s) ≈ 1e-6) is far below torch's ε 1e-8 (docs/DESIGN.md §3.6) */
+    c->sm_scale_lr = 5e-2f, c->sm_eps = 1e-16f;
     c->warmup = 0, c->schedule = SCHED_CONSTANT, c->min_lr_ratio = 0.0f;
     c->steps = 1000;
     c->sm_prob = 0.0f, c->sm_k = 3, c->sm_scale = 0.0f, c->sm_centre = -0.75f;
@@ -42,7 +45,8 @@ int train_config_validate(const train_config *c) {
     if (!(c->ema >= 0.0f && c->ema < 1.0f)) return SM_ERR("ema %g must be in [0, 1)", c->ema);
     if (c->log_every < 1 || c->val_every < 0 || c->ckpt_every < 0 || c->keep_last < 1)
         return SM_ERR("log-every ≥ 1, val-every ≥ 0, ckpt-every ≥ 0 and keep-last ≥ 1 are required");
-    if (!(c->lr > 0.0f && c->sm_lr >= 0.0f)) return SM_ERR("learning rates must be positive");
+    if (!(c->lr > 0.0f && c->sm_lr >= 0.0f && c->sm_scale_lr >= 0.0f)) return SM_ERR("learning rates must be positive");
+    if (!(c->sm_eps > 0.0f)) return SM_ERR("sm-eps %g must be > 0", c->sm_eps);
     sm_params p = {1, c->sm_scale, c->sm_centre, c->sm_steepness, c->sm_k};
     if (sm_params_validate(&p)) return -1;
     if (!c->init) {
@@ -87,6 +91,8 @@ static const config_field k_fields[] = {
     F("accum", F_INT, accum, 1, 65536, CHANGE_OVERRIDE),
     F("lr", F_FLOAT, lr, 0, 10, CHANGE_OVERRIDE),
     F("sm_lr", F_FLOAT, sm_lr, 0, 10, CHANGE_OVERRIDE),
+    F("sm_scale_lr", F_FLOAT, sm_scale_lr, 0, 10, CHANGE_OVERRIDE),
+    F("sm_eps", F_FLOAT, sm_eps, 1e-30, 1, CHANGE_OVERRIDE),
     F("weight_decay", F_FLOAT, weight_decay, 0, 10, CHANGE_OVERRIDE),
     F("clip", F_FLOAT, clip, 0, 1e9, CHANGE_OVERRIDE),
     F("ema", F_FLOAT, ema, 0, 0.999999, CHANGE_OVERRIDE),

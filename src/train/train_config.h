@@ -21,6 +21,7 @@ typedef struct {
     int batch, accum, seq_len; /* seq_len 0: the data's block length */
     /* optimisation */
     float lr, sm_lr, weight_decay, clip, ema;
+    float sm_scale_lr, sm_eps; /* raw_scale's learning rate; Adam's ε of the soft-masking scalars */
     int warmup;
     sched_kind schedule;
     float min_lr_ratio;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/rng.h"
+#include "base/progress.h"
 #include "base/util.h"
 #include "compute/kernels.h"
 #include "generate/sampler.h"
@@ -23,6 +24,12 @@
 
 /* ---- run state ---------------------------------------------------------------------------- */
 
+/* With soft-masking on, a scale whose logit (raw_scale) moved less than SM_STALL_MOVE in the
+ * first SM_STALL_UPDATES updates of a run gets a warning: up or down by less than a factor
+ * e^SM_STALL_MOVE in scale/(1 − scale) (docs/TRAINING.md, "The soft-masking scale"). */
+enum { SM_STALL_UPDATES = 200 };
+#define SM_STALL_MOVE 0.5
+
 typedef struct {
     const train_config *c;
     trainer tr;
@@ -36,6 +43,9 @@ typedef struct {
     float *t;
     FILE *log;
     double t_start;
+    progress prog;  /* stderr: where the run stands (-q: nothing) */
+    long step_start;       /* the step this process started (or resumed) at */
+    float sm_raw_start;    /* raw_scale then */
     int stopped_by; /* the signal that stopped the loop, else 0 */
 } run;
 
@@ -79,7 +89,7 @@ static int validate(run *r, double *nats) {
     }
     long tokens;
     int rc = dataset_loss(tr, &r->val, (size_t)r->c->val_batches * tr->B,
-                          r->c->seed ^ 0x5EED5EEDull, r->c->sm_prob > 0.0f, nats, &tokens);
+                          r->c->seed ^ 0x5EED5EEDull, r->c->sm_prob > 0.0f, NULL, nats, &tokens);
     if (saved) {
         memcpy(tr->model.owned, saved, tr->nparams * sizeof(float));
         free(saved);
@@ -216,13 +226,23 @@ static void log_step(run *r, double loss, double norm, int sm_passes, double dt)
             "\"sm_centre\":%.6g,\"sm_steepness\":%.6g}\n",
             at->step, loss, norm, lr, at->tokens, dt, elapsed, sm_passes, p.scale, p.centre, p.steepness);
     fflush(r->log);
-    if (r->c->quiet) return;
     double tps = (double)tr->B * tr->T * r->c->accum / dt;
-    double eta = (double)(r->c->steps - at->step) * dt;
-    int tty = isatty(STDERR_FILENO); /* a live line on a terminal, one line per log otherwise */
-    fprintf(stderr, "%sstep %ld/%ld  loss %.4f  %.0f tok/s  lr %.2e  λ: scale %.3g centre %.3g steep %.3g  ETA %.0f s%s",
-            tty ? "\r" : "", at->step, r->c->steps, loss, tps, lr, p.scale, p.centre, p.steepness, eta,
-            tty && at->step != r->c->steps ? "   " : "\n");
+    progress_report(&r->prog, (double)at->step, (double)r->c->steps,
+                    "step %ld  loss %.4f  %.0f tok/s  lr %.2e  λ: scale %.3g centre %.3g steep %.3g", at->step,
+                    loss, tps, lr, p.scale, p.centre, p.steepness);
+}
+
+static void warn_if_sm_stalled(run *r) {
+    if (fabsf(r->tr.sm.raw_scale - r->sm_raw_start) >= SM_STALL_MOVE) return;
+    sm_params p;
+    sm_raw_to_params(&r->tr.sm, &p);
+    progress_clear(&r->prog);
+    fprintf(stderr, "smdlm train: warning: the soft-masking scale has not moved in %d updates (%.3g → %.3g): "
+                    "its gradient is scaled by scale·(1 − scale); raise --sm-scale-lr, lower --sm-eps or start "
+                    "from a larger --sm-scale (docs/TRAINING.md)\n",
+            SM_STALL_UPDATES, 1.0 / (1.0 + exp(-(double)r->sm_raw_start)), p.scale);
+    fprintf(r->log, "{\"step\":%ld,\"warning\":\"soft-masking scale unchanged after %d updates\"}\n", r->at.step,
+            SM_STALL_UPDATES);
 }
 
 static int train_loop(run *r) {
@@ -277,14 +297,14 @@ static int train_loop(run *r) {
         }
         if (at->step % c->log_every == 0 || at->step == c->steps || stop)
             log_step(r, loss, norm, sm_passes, sm_time_sec() - t0);
+        if (c->sm_prob > 0.0f && at->step == r->step_start + SM_STALL_UPDATES) warn_if_sm_stalled(r);
         if (c->val_every && (at->step % c->val_every == 0 || at->step == c->steps)) {
             double nats = 0;
             if ((rc = validate(r, &nats))) break;
             fprintf(r->log, "{\"step\":%ld,\"tokens\":%ld,\"val_nats\":%.9g,\"val_ppl\":%.6g}\n",
                     at->step, at->tokens, nats, exp(nats));
-            if (!c->quiet)
-                fprintf(stderr, "%sstep %ld: validation %.4f nats/token, perplexity %s %.3f\n",
-                        isatty(STDERR_FILENO) ? "\n" : "", at->step, nats, r->tr.cfg.causal ? "=" : "≤", exp(nats));
+            progress_note(&r->prog, "smdlm train: step %ld: validation %.4f nats/token, perplexity %s %.3f\n",
+                          at->step, nats, r->tr.cfg.causal ? "=" : "≤", exp(nats));
             log_sample(r);
             fflush(r->log);
         }
@@ -298,12 +318,14 @@ static int train_loop(run *r) {
             fflush(r->log);
         }
         if (stop) {
+            progress_clear(&r->prog);
             fprintf(stderr, "smdlm train: stopped by signal %d at step %ld/%ld; checkpoint %s/ckpt-%08ld "
                             "(continue with: smdlm train --out %s --resume)\n",
                     r->stopped_by, at->step, c->steps, c->out, at->step, c->out);
             break;
         }
     }
+    progress_clear(&r->prog);
     free(tmp);
     return rc;
 }
@@ -351,9 +373,12 @@ int train_run(const train_config *config) {
     oc.warmup_steps = c->warmup, oc.schedule = c->schedule, oc.total_steps = c->steps;
     oc.min_lr_ratio = c->min_lr_ratio, oc.grad_clip = c->clip;
     if (optim_config_validate(&oc)) goto done;
-    optim_group g[2] = {{r.tr.model.owned, r.tr.grads.owned, r.tr.nparams, c->lr, c->weight_decay},
-                        {&r.tr.sm.raw_scale, r.tr.sm_grad, 3, c->sm_lr, 0.0f}};
-    adamw_init(&r.opt, &oc, g, 2);
+    /* raw_scale, raw_centre, raw_steepness are contiguous (trainer.sm), as their gradients and
+       moments: the groups lie back to back in the checkpoint's adam_m / adam_v */
+    optim_group g[3] = {{r.tr.model.owned, r.tr.grads.owned, r.tr.nparams, c->lr, c->weight_decay, 0.0f},
+                        {&r.tr.sm.raw_scale, r.tr.sm_grad, 1, c->sm_scale_lr, 0.0f, c->sm_eps},
+                        {&r.tr.sm.raw_centre, r.tr.sm_grad + 1, 2, c->sm_lr, 0.0f, c->sm_eps}};
+    adamw_init(&r.opt, &oc, g, 3);
     if (SM_CHECK_MEMORY(sm_size_mul(sizeof(uint32_t), r.train.nblocks),
                         "the block order of %zu training blocks", r.train.nblocks))
         goto done;
@@ -385,6 +410,9 @@ int train_run(const train_config *config) {
         cJSON_Delete(o);
     }
     r.t_start = sm_time_sec();
+    progress_start(&r.prog, "smdlm train", c->quiet);
+    r.step_start = r.at.step;
+    r.sm_raw_start = r.tr.sm.raw_scale;
     struct sigaction saved[2];
     catch_stop_signals(saved);
     rc = train_loop(&r);
