@@ -190,7 +190,7 @@ clean:
 # libraries (and the commands' objects but main.o) are built again by clang into $(FUZZ_BUILD)/lib
 # with ASan, UBSan and the fuzzer's coverage instrumentation, without MPI; each fuzz/fuzz_NAME.c
 # is linked against them. `make fuzz-smoke` runs every target FUZZ_SECONDS from its seed corpus.
-FUZZ_CC      := $(if $(findstring clang,$(CC)),$(CC),clang)
+FUZZ_CC      := $(if $(findstring clang,$(CC)),$(CC),$(if $(shell command -v clang-14),clang-14,clang))
 FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 20
