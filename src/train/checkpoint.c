@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,7 +70,13 @@ static int save_state(const train_config *c, const trainer *tr, const adamw *opt
     return rc;
 }
 
-/* Steps of the checkpoints in out (complete or not), newest first. */
+static int newest_first(const void *a, const void *b) {
+    const long x = *(const long *)a, y = *(const long *)b;
+    return (x < y) - (x > y);
+}
+
+/* Steps of the checkpoints in out (complete or not), newest first (a directory can hold any
+ * number of entries: sorted in n log n). */
 static long *list_checkpoints(const char *out, int *n) {
     DIR *d = opendir(out);
     long *steps = NULL;
@@ -85,12 +92,7 @@ static long *list_checkpoints(const char *out, int *n) {
         steps[(*n)++] = s;
     }
     closedir(d);
-    for (int i = 0; i < *n; i++) /* sort descending */
-        for (int j = i + 1; j < *n; j++)
-            if (steps[j] > steps[i]) {
-                long x = steps[i];
-                steps[i] = steps[j], steps[j] = x;
-            }
+    if (*n) qsort(steps, (size_t)*n, sizeof *steps, newest_first);
     return steps;
 }
 
