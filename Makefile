@@ -190,6 +190,8 @@ clean:
 # libraries (and the commands' objects but main.o) are built again by clang into $(FUZZ_BUILD)/lib
 # with ASan, UBSan and the fuzzer's coverage instrumentation, without MPI; each fuzz/fuzz_NAME.c
 # is linked against them. `make fuzz-smoke` runs every target FUZZ_SECONDS from its seed corpus.
+# Every fuzz/fuzz_*.c is a target: the server's HTTP request parser and the .ckpt unpickler join
+# as fuzz/fuzz_http_request.c and fuzz/fuzz_ckpt_unpickle.c with fuzz/corpus/<target>/ seeds.
 FUZZ_CC      := $(if $(findstring clang,$(CC)),$(CC),$(if $(shell command -v clang-14),clang-14,clang))
 FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
