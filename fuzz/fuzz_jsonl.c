@@ -8,7 +8,8 @@
  *   4  `plot` training logs (plot_extract_log, cli/cmd_plot.c)
  *   5  `eval code --samples` against HumanEval's problems (code_samples_load)
  *   6–9  a problem file of HumanEval, HumanEval+, MBPP (all tasks) and sanitized MBPP (a JSON
- *      array) (code_set_load, then code_program of the first problems)
+ *      array) (code_set_load, then code_program of the first problems); for 6–8 with byte 0
+ *      ≥ 128 the file is named .jsonl.gz (read through zlib, which passes plain text through)
  * Errors are expected; crashes, leaks and hangs are bugs. */
 #include "commands.h"
 #include "eval/codeeval.h"
@@ -89,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t len;
     char *text = fz_text(data, size, &len);
     const int mode = data[0] % 10;
-    char *path = fz_write(mode == 9 ? "input.json" : "input.jsonl", text, len);
+    const char *name = mode == 9 ? "input.json" : mode >= 6 && data[0] >= 128 ? "input.jsonl.gz" : "input.jsonl";
+    char *path = fz_write(name, text, len);
     switch (mode) {
     case 0: prepare(path, data[0] >= 128); break;
     case 1: train_bpe(path); break;

@@ -113,6 +113,8 @@ def main():
     samples = "".join(json.dumps({"task_id": p["task_id"], "completion": p["canonical_solution"]}) + "\n" for p in he)
     seed("fuzz_jsonl", 5, samples, "code_samples.jsonl")
     seed("fuzz_jsonl", 6, lines("data/codebench/HumanEval.jsonl.gz", 2), "HumanEval.jsonl")
+    seed("fuzz_jsonl", 136, gzip.compress(lines("data/codebench/HumanEval.jsonl.gz", 2).encode(), mtime=0),
+         "HumanEval.jsonl.gz")
     plus = min(gzip.open("data/codebench/HumanEvalPlus.jsonl.gz", "rt", encoding="utf-8"), key=len)
     seed("fuzz_jsonl", 7, plus, "HumanEvalPlus.jsonl")
     seed("fuzz_jsonl", 8, lines("data/codebench/mbpp.jsonl", 2), "mbpp.jsonl")
