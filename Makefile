@@ -65,7 +65,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBS      := $(BUILD)/libsmdlm-server.a $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
 
-.PHONY: all test debug bench fixtures clean fuzz bad-files repro repro-quick install uninstall openai-client FORCE
+.PHONY: all test debug bench fixtures clean fuzz fuzz-smoke bad-files repro repro-quick install uninstall openai-client FORCE
 all: $(BUILD)/smdlm smdlm $(BUILD)/libsmdlm.so
 
 # A generated file rewritten only when its text changes, so that what depends on it is
@@ -88,6 +88,9 @@ $(BUILD)/libsmdlm-train.a: $(TRAIN_OBJ)
 $(BUILD)/libsmdlm-eval.a: $(EVAL_OBJ)
 	ar rcs $@ $^
 $(BUILD)/libsmdlm-server.a: $(SERVER_OBJ)
+	ar rcs $@ $^
+# the commands without main(), for the fuzz targets of the readers that live in cli/
+$(BUILD)/libsmdlm-cli.a: $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
 	ar rcs $@ $^
 # The core library as a shared library: libsmdlm.so.VERSION, soname libsmdlm.so.MAJOR.
 $(BUILD)/libsmdlm.so.$(VERSION): $(CORE_OBJ)
@@ -222,29 +225,26 @@ clean:
 	rm -rf build build-debug smdlm
 .SECONDARY:
 
-# libFuzzer targets (clang + compiler-rt: apt-get install clang libclang-rt-14-dev); see fuzz/README.md
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc
-fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_npy $(BUILD)/fuzz/fuzz_tokenizer $(BUILD)/fuzz/fuzz_config \
-      $(BUILD)/fuzz/fuzz_ckpt $(BUILD)/fuzz/fuzz_manifest
-$(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c src/formats/safetensors.c src/base/util.c
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $^ -lcjson -lm -o $@
-$(BUILD)/fuzz/fuzz_npy: fuzz/fuzz_npy.c src/formats/npy.c src/base/util.c
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $^ -lm -o $@
-$(BUILD)/fuzz/fuzz_ckpt: fuzz/fuzz_ckpt.c src/formats/ckpt.c src/formats/safetensors.c src/base/util.c
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $^ -lzip -lcjson -lm -o $@
-$(BUILD)/fuzz/fuzz_manifest: fuzz/fuzz_manifest.c src/formats/manifest.c src/base/util.c
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $^ -lz -lm -o $@
-$(BUILD)/fuzz/fuzz_tokenizer: fuzz/fuzz_tokenizer.c src/text/tokenizer.c src/base/jsonutil.c src/base/util.c
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $^ -lcjson -lpcre2-8 -lutf8proc -lpthread -lm -o $@
-
-$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c src/models/dit.c src/softmask/softmask.c src/base/jsonutil.c src/compute/kernels.c src/compute/kernels_ref.c src/compute/gemm_openblas.c src/compute/cpu.c src/formats/safetensors.c src/base/util.c
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -fopenmp -DSMDLM_OPENBLAS_LIB='"$(BLASDIR)/libopenblas.so.0"' $^ -lcjson -lm -ldl -o $@
+# libFuzzer targets (fuzz/README.md; Debian: clang-14, libclang-rt-14-dev, libomp-14-dev). The
+# libraries (and the commands' objects but main.o) are built again by clang into $(FUZZ_BUILD)/lib
+# with ASan, UBSan and the fuzzer's coverage instrumentation, without MPI; each fuzz/fuzz_NAME.c
+# is linked against them. `make fuzz-smoke` runs every target FUZZ_SECONDS from its seed corpus.
+# Every fuzz/fuzz_*.c is a target, with its seeds in fuzz/corpus/<target>/.
+FUZZ_CC      := $(if $(findstring clang,$(CC)),$(CC),$(if $(shell command -v clang-14),clang-14,clang))
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_LIBS    := $(addprefix $(FUZZ_BUILD)/lib/,libsmdlm-cli.a libsmdlm-eval.a libsmdlm-train.a libsmdlm.a)
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
+$(FUZZ_LIBS) &: FORCE
+	@$(MAKE) --no-print-directory CC=$(FUZZ_CC) OPT=-O1 MPI=0 BUILD=$(FUZZ_BUILD)/lib \
+	    SAN='-fsanitize=fuzzer-no-link $(FUZZ_SAN) -Wno-pass-failed -Wno-target-clones-mixed-specifiers -Wno-duplicate-decl-specifier' $(FUZZ_LIBS)
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h $(FUZZ_LIBS)
+	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -D_GNU_SOURCE -Iinclude -Isrc -Icli \
+	    -o $@ $< $(FUZZ_LIBS) -fopenmp $(CORE_LIBS)
+fuzz-smoke: fuzz
+	sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # regenerate the hand-made broken files of tests/bad (plain python3 / python3-torch)
 bad-files:

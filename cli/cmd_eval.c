@@ -95,8 +95,7 @@ done:
     return status;
 }
 
-/* One sample line: its text re-tokenised by the evaluator (truncated to max_len if > 0). */
-static int genppl_read_line(const smdlm_tokenizer *tok, char *line, const char *file, long lineno,
+int genppl_read_line(const smdlm_tokenizer *tok, char *line, const char *file, long lineno,
                             const char *field, int max_len, int32_t **ids, size_t *n) {
     char what[600];
     snprintf(what, sizeof what, "%s:%ld", file, lineno);

@@ -1,6 +1,7 @@
 /* cmd_plot.c — `smdlm plot`: training and validation loss (and the soft-masking values)
  * from train_log.jsonl files, drawn by gnuplot into a PNG; several logs share one figure. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,8 +12,7 @@
 
 #define MAX_LOGS 8
 
-/* Writes DIR/logI.train (x loss scale centre steepness) and DIR/logI.val (x val_nats). */
-static int extract(const char *log, const char *dir, int i, int by_tokens, int *has_val, int *has_sm) {
+int plot_extract_log(const char *log, const char *dir, int i, int by_tokens, int *has_val, int *has_sm) {
     FILE *in = sm_fopen_regular(log);
     if (!in) return -1;
     char path[512];
@@ -20,6 +20,13 @@ static int extract(const char *log, const char *dir, int i, int by_tokens, int *
     FILE *tr = fopen(path, "w");
     snprintf(path, sizeof path, "%s/log%d.val", dir, i);
     FILE *va = fopen(path, "w");
+    if (!tr || !va) {
+        SM_ERR("cannot write the plot data in '%s': %s", dir, strerror(errno));
+        if (tr) fclose(tr);
+        if (va) fclose(va);
+        fclose(in);
+        return -1;
+    }
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, points = 0;
@@ -82,7 +89,7 @@ int cmd_plot(int argc, char **argv) {
     }
     int has_val = 0, has_sm = 0, status = 1;
     for (int i = 0; i < nlogs; i++)
-        if (extract(logs[i], dir, i, by_tokens, &has_val, &has_sm)) goto done;
+        if (plot_extract_log(logs[i], dir, i, by_tokens, &has_val, &has_sm)) goto done;
     char script[600];
     snprintf(script, sizeof script, "%s/plot.gp", dir);
     FILE *gp = fopen(script, "w");

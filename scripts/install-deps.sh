@@ -7,6 +7,8 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential pkg-config groff-base libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev zlib1g-dev libzip-dev python3 gnuplot-nox libopenmpi-dev openmpi-bin"
 # smdlm serve (libmicrohttpd) and its tests (libcurl); the OpenAI client test needs npm
 pkgs="$pkgs libmicrohttpd-dev libcurl4-openssl-dev"
+# the fuzz targets (make fuzz, make fuzz-smoke): clang with compiler-rt's libFuzzer and sanitizers, LLVM's OpenMP
+pkgs="$pkgs clang-14 libclang-rt-14-dev libomp-14-dev"
 # the reproduction's corpora (make repro, make repro-quick): the KJV Bible, npm for the @stdlib datasets
 pkgs="$pkgs bible-kjv"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"

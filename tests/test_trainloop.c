@@ -128,6 +128,28 @@ static void test_fallback_to_previous(void **state) {
     free(out);
 }
 
+/* A checkpoint whose metadata holds a step that is no count (here "-1", which made the AdamW
+ * bias correction NaN) is skipped like a damaged one. */
+static void test_bad_step_skipped(void **state) {
+    char *out, cmd[512], path[256], *text;
+    size_t len;
+    snprintf(cmd, sizeof cmd, "cp -r %s/a %s/d", g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/d/ckpt-00000012/train_state.safetensors", g_dir);
+    assert_int_equal(sm_read_file(path, 1 << 30, &text, &len), 0);
+    char *step = memmem(text, len, "\"step\":\"12\"", 11);
+    assert_non_null(step);
+    memcpy(step + 8, "-1", 2); /* same length: the header keeps its size */
+    assert_int_equal(sm_write_file_atomic(path, text, len), 0);
+    free(text);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/d --steps 12 --resume %s", g_data, g_dir, k_args), 0);
+    printf("  %s", out);
+    assert_non_null(strstr(out, "\"step\" = \"-1\", not a count"));
+    assert_non_null(strstr(out, "resuming from"));
+    assert_non_null(strstr(out, "ckpt-00000008"));
+    free(out);
+}
+
 /* A resumption from an older checkpoint drops what the lost stretch logged: run a's newest
  * checkpoint gone, the resumed log reads exactly as the uninterrupted one. */
 static void test_resume_truncates_log(void **state) {
@@ -556,6 +578,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_fallback_to_previous),
+        cmocka_unit_test(test_bad_step_skipped),
         cmocka_unit_test(test_resume_truncates_log), cmocka_unit_test(test_checkpoint_manifest),
         cmocka_unit_test(test_sm_scale_learns),
         cmocka_unit_test(test_kill_during_training), cmocka_unit_test(test_disk_full),

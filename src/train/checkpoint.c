@@ -4,7 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,7 +62,13 @@ static int save_state(const train_config *c, const trainer *tr, const adamw *opt
     return rc;
 }
 
-/* Steps of the checkpoints in out (complete or not), newest first. */
+static int newest_first(const void *a, const void *b) {
+    const long x = *(const long *)a, y = *(const long *)b;
+    return (x < y) - (x > y);
+}
+
+/* Steps of the checkpoints in out (complete or not), newest first (a directory can hold any
+ * number of entries: sorted in n log n). */
 static long *list_checkpoints(const char *out, int *n) {
     DIR *d = opendir(out);
     long *steps = NULL;
@@ -76,12 +84,7 @@ static long *list_checkpoints(const char *out, int *n) {
         steps[(*n)++] = s;
     }
     closedir(d);
-    for (int i = 0; i < *n; i++) /* sort descending */
-        for (int j = i + 1; j < *n; j++)
-            if (steps[j] > steps[i]) {
-                long x = steps[i];
-                steps[i] = steps[j], steps[j] = x;
-            }
+    if (*n) qsort(steps, (size_t)*n, sizeof *steps, newest_first);
     return steps;
 }
 
@@ -177,6 +180,16 @@ int checkpoint_save(const train_config *c, const trainer *tr, const adamw *opt,
     return rc;
 }
 
+/* A count as save_state writes it: decimal digits only (no sign, no space), at most LONG_MAX. */
+static int parse_count(const char *s, long *out) {
+    const size_t n = strlen(s);
+    if (n == 0 || n > 19 || strspn(s, "0123456789") != n) return -1;
+    const unsigned long long v = strtoull(s, NULL, 10);
+    if (v > (unsigned long long)LONG_MAX) return -1;
+    *out = (long)v;
+    return 0;
+}
+
 static int parse_u64_hex(const char *s, uint64_t *out) {
     for (int k = 0; k < 4; k++) {
         char part[17];
@@ -218,6 +231,12 @@ static int load_checkpoint(const train_config *c, trainer *tr, adamw *opt, train
             rc = SM_ERR("'%s': train_state.safetensors lacks \"%s\"", dir, keys[i]);
     uint64_t rs[4];
     if (!rc && (strlen(buf[3]) != 64 || parse_u64_hex(buf[3], rs))) rc = SM_ERR("'%s': bad rng state", dir);
+    long count[5] = {0}; /* step, epoch, pos, -, tokens */
+    for (int i = 0; i < 5 && !rc; i++)
+        if (i != 3 && parse_count(buf[i], &count[i]))
+            rc = SM_ERR("'%s': train_state.safetensors has \"%s\" = \"%.40s\", not a count", dir,
+                        keys[i], buf[i]);
+    if (!rc && (size_t)count[2] > nblocks) rc = SM_ERR("'%s': data position beyond the data", dir);
     if (!rc) {
         float raw[3];
         st_tensor_to_f32(p, tr->model.owned);
@@ -226,13 +245,12 @@ static int load_checkpoint(const train_config *c, trainer *tr, adamw *opt, train
         st_tensor_to_f32(s, raw);
         tr->sm.raw_scale = raw[0], tr->sm.raw_centre = raw[1], tr->sm.raw_steepness = raw[2];
         if (c->ema > 0.0f) trainer_set_ema(tr, &md.net); /* the model directory's weights */
-        at->step = strtol(buf[0], NULL, 10);
-        at->epoch = strtol(buf[1], NULL, 10);
-        at->pos = (size_t)strtoull(buf[2], NULL, 10);
-        at->tokens = strtol(buf[4], NULL, 10);
+        at->step = count[0];
+        at->epoch = count[1];
+        at->pos = (size_t)count[2];
+        at->tokens = count[4];
         memcpy(at->rng.s, rs, sizeof rs);
         opt->step = at->step;
-        if (at->pos > nblocks) rc = SM_ERR("'%s': data position beyond the data", dir);
     }
     st_close(&st);
     model_dir_free(&md);
