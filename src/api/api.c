@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "compute/kernels.h"
+#include "generate/tfgen.h"
 #include "base/util.h"
 
 _Static_assert(SMDLM_SM_MAX_K == SM_MAX_K, "the public top-k limit is the soft-masking one");
@@ -101,6 +102,12 @@ int smdlm_vocab_size(const smdlm_model *model) { return model->md.vocab_size; }
 int smdlm_mask_id(const smdlm_model *model) { return model->md.mask_id; }
 int smdlm_max_length(const smdlm_model *model) { return model->md.max_len; }
 int smdlm_has_tokenizer(const smdlm_model *model) { return model->md.tok != NULL; }
+
+int smdlm_eos_id(const smdlm_model *model) {
+    int eos;
+    tfgen_eos_id(&model->md, &eos);
+    return eos;
+}
 
 smdlm_softmask smdlm_model_softmask(const smdlm_model *model) {
     const sm_params *p = &model->md.sm;
