@@ -407,10 +407,180 @@ static void test_visual(void **state) {
     free(out);
 }
 
+/* ---- smdlm chat, prompts from files ------------------------------------------------------ */
+
+typedef struct {
+    const char *dir, *flags, *system;
+    int llada;
+} chat_case;
+
+static void buf_add(char *buf, size_t cap, const char *s) {
+    assert_true(strlen(buf) + strlen(s) < cap);
+    strcat(buf, s);
+}
+
+/* LLaDA's `| trim`, for the ASCII white space the tiny model's replies can hold. */
+static void buf_add_trimmed(char *buf, size_t cap, const char *s) {
+    size_t a = 0, b = strlen(s);
+    while (a < b && strchr(" \t\n\r\v\f", s[a])) a++;
+    while (b > a && strchr(" \t\n\r\v\f", s[b - 1])) b--;
+    assert_true(strlen(buf) + (b - a) < cap);
+    strncat(buf, s + a, b - a);
+}
+
+/* The template's text of the system message and msgs [from, n) (user, assistant, user, …), as
+ * tokenizer_config.json's chat_template renders it; written by hand, independent of chat.c. */
+static void render_conversation(const chat_case *c, char *const *msgs, int from, int n, char *buf,
+                                size_t cap) {
+    buf[0] = 0;
+    if (c->llada) {
+        buf_add(buf, cap, "<|startoftext|>");
+        if (c->system) {
+            buf_add(buf, cap, "<|start_header_id|>system<|end_header_id|>\n\n");
+            buf_add_trimmed(buf, cap, c->system);
+            buf_add(buf, cap, "<|eot_id|>");
+        }
+        for (int i = from; i < n; i++) {
+            buf_add(buf, cap, (i - from) % 2 ? "<|start_header_id|>assistant<|end_header_id|>\n\n"
+                                             : "<|start_header_id|>user<|end_header_id|>\n\n");
+            buf_add_trimmed(buf, cap, msgs[i]);
+            buf_add(buf, cap, "<|eot_id|>");
+        }
+        buf_add(buf, cap, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        return;
+    }
+    buf_add(buf, cap, "<|im_start|>system\n");
+    buf_add(buf, cap, c->system ? c->system : "You are a helpful assistant.");
+    buf_add(buf, cap, "<|im_end|>\n");
+    for (int i = from; i < n; i++) {
+        buf_add(buf, cap, (i - from) % 2 ? "<|im_start|>assistant\n" : "<|im_start|>user\n");
+        buf_add(buf, cap, msgs[i]);
+        buf_add(buf, cap, "<|im_end|>\n");
+    }
+    buf_add(buf, cap, "<|im_start|>assistant\n");
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* `generate -f` on the conversation msgs [0, n) rendered by hand, leaving out the oldest
+ * exchanges while it does not fit the model (as chat does); the reply's text (malloc'ed).
+ * *dropped counts the messages left out. */
+static char *generate_reply(const chat_case *c, char *const *msgs, int n, int *dropped) {
+    char rendered[4096], path[128], *out;
+    snprintf(path, sizeof path, "%s/conversation.txt", g_tmp);
+    for (int from = 0; from < n; from += 2) {
+        render_conversation(c, msgs, from, n, rendered, sizeof rendered - 1);
+        strcat(rendered, "\n"); /* -f drops one trailing newline */
+        write_text(path, rendered);
+        int st = tu_run(&out, "generate -m %s %s --allow-special -f %s -o - -q -t 1", c->dir,
+                        c->flags, path);
+        if (st != 0) {
+            printf("  generate: %s", out);
+            assert_non_null(strstr(out, "the model's length"));
+            free(out);
+            continue;
+        }
+        cJSON *row = cJSON_Parse(out);
+        assert_non_null(row);
+        char *text = strdup(cJSON_GetObjectItem(row, "text")->valuestring);
+        cJSON_Delete(row);
+        free(out);
+        *dropped = from;
+        return text;
+    }
+    fail_msg("the last user message alone does not fit");
+    return NULL;
+}
+
+/* Lines piped into `chat` get the replies `generate` gives for the same multi-turn template;
+ * returns how many messages the last reply left out. */
+static int check_chat_replies(const chat_case *c, const char *const *users, int turns) {
+    char *msgs[16], path[128], input[512] = "", *want = calloc(1, 1), *got;
+    int dropped = 0;
+    for (int t = 0; t < turns; t++) {
+        msgs[2 * t] = strdup(users[t]);
+        char *text = generate_reply(c, msgs, 2 * t + 1, &dropped);
+        printf("  turn %d (%d messages left out): \"%s\"\n", t, dropped, text);
+        want = realloc(want, strlen(want) + strlen(text) + 2);
+        strcat(strcat(want, text), "\n");
+        msgs[2 * t + 1] = text;
+        buf_add(input, sizeof input, users[t]);
+        buf_add(input, sizeof input, "\n");
+    }
+    snprintf(path, sizeof path, "%s/chat_in.txt", g_tmp);
+    write_text(path, input);
+    char sys[64] = "";
+    if (c->system) snprintf(sys, sizeof sys, "--system '%s'", c->system);
+    assert_int_equal(tu_run(&got, "chat -m %s %s %s -t 1 < %s", c->dir, c->flags, sys, path), 0);
+    if (strcmp(got, want)) printf("  chat printed:\n%s\n  generate:\n%s\n", got, want);
+    assert_string_equal(got, want);
+    for (int i = 0; i < 2 * turns; i++) free(msgs[i]);
+    free(want);
+    free(got);
+    return dropped;
+}
+
+static void test_chat_matches_generate(void **state) {
+    (void)state;
+    const char *users[] = {"hi", "  how are you?  ", "bye"};
+    chat_case dream = {g_dream, "--max-new-tokens 6 --temperature 0.8 --seed 3 --alg entropy", "S", 0};
+    const char *short_users[] = {"hi", " yo "};
+    chat_case llada = {g_llada, "--max-new-tokens 4 --block-length 2 --temperature 0.5 --seed 7", NULL, 1};
+    chat_case llada_sys = {g_llada, "--max-new-tokens 4 --block-length 4", " Be brief. ", 1};
+    /* the tiny Dream's 64 positions do not hold three turns: earlier exchanges are left out */
+    assert_true(check_chat_replies(&dream, users, 3) > 0);
+    assert_int_equal(check_chat_replies(&llada, short_users, 2), 0); /* the whole history */
+    check_chat_replies(&llada_sys, users, 3);
+}
+
+/* The prompt from a file (-f), from standard input (-p -, or redirected without -p) equals -p. */
+static void test_prompt_sources(void **state) {
+    (void)state;
+    char path[128], *a, *b;
+    snprintf(path, sizeof path, "%s/prompt.txt", g_tmp);
+    write_text(path, "Hello\nthere\n");
+    const char *flags = "--max-new-tokens 8 --alg entropy -q -t 1";
+    assert_int_equal(tu_run(&a, "generate -m %s %s -p \"$(printf 'Hello\\nthere')\"", g_dream, flags), 0);
+    const char *forms[] = {"-f %s", "-p - < %s", "< %s", "-f - < %s"};
+    for (int i = 0; i < 4; i++) {
+        char form[160], args[400];
+        snprintf(form, sizeof form, forms[i], path);
+        snprintf(args, sizeof args, "generate -m %s %s %s", g_dream, flags, form);
+        assert_int_equal(tu_run(&b, "%s", args), 0);
+        printf("  %s: \"%s\"\n", form, b);
+        assert_string_equal(a, b);
+        free(b);
+    }
+    free(a);
+    /* an empty redirected standard input is no prompt */
+    assert_int_equal(tu_run(&a, "generate -m %s %s", g_dream, flags), 0);
+    assert_int_equal(tu_run(&b, "generate -m %s %s < /dev/null", g_dream, flags), 0);
+    assert_string_equal(a, b);
+    free(b);
+    snprintf(path, sizeof path, "%s/empty", g_tmp);
+    write_text(path, "");
+    assert_int_equal(tu_run(&b, "generate -m %s %s < %s", g_dream, flags, path), 0);
+    assert_string_equal(a, b);
+    free(a), free(b);
+}
+
 static void test_bad_flags(void **state) {
     (void)state;
-    enum { N = 20 };
+    enum { N = 30 };
     static char args[N][320];
+    char nul[128];
+    snprintf(nul, sizeof nul, "%s/nul.txt", g_tmp);
+    FILE *f = fopen(nul, "w");
+    assert_non_null(f);
+    fwrite("ab\0c\n", 1, 5, f);
+    fclose(f);
+    snprintf(nul, sizeof nul, "%s/hello.txt", g_tmp);
+    write_text(nul, "hello\n");
     const char *words[N];
     int n = 0;
 #define CASE(word, ...) (snprintf(args[n], sizeof args[n], __VA_ARGS__), words[n++] = (word))
@@ -434,6 +604,16 @@ static void test_bad_flags(void **state) {
     CASE("mask id", "generate -m %s -p \"<|mask|>\" --allow-special --max-new-tokens 8", g_dream);
     CASE("--temperature", "generate -m %s --temperature -1", g_dream);
     CASE("--sm-scale", "generate -m %s --sm-scale 3", g_dream);
+    CASE("cannot open '/nonexistent'", "generate -m %s -f /nonexistent", g_dream);
+    CASE("not both", "generate -m %s -p x -f /dev/null", g_dream);
+    CASE("NUL byte (offset 2)", "generate -m %s -p - < %s/nul.txt", g_dream, g_tmp);
+    CASE("not a regular file", "generate -m %s -f %s", g_dream, g_tmp);
+    CASE("MDLM model, which has no chat template", "chat -m models/demo");
+    CASE("exceeds the model's length", "chat -m %s --max-new-tokens 60 < %s/hello.txt", g_dream, g_tmp);
+    CASE("line 1 holds a NUL byte", "chat -m %s < %s/nul.txt", g_dream, g_tmp);
+    CASE("--block-length applies to LLaDA", "chat -m %s --block-length 4", g_dream);
+    CASE("must divide", "chat -m %s --max-new-tokens 20", g_llada);
+    CASE("only quantisation is q8", "chat -m %s --quant q4", g_dream);
 #undef CASE
     assert_int_equal(n, N);
     tu_expect_cli_errors(args[0], sizeof args[0], words, n);
@@ -558,6 +738,8 @@ int main(void) {
         cmocka_unit_test(test_chat_and_plain_prompts),
         cmocka_unit_test(test_mdlm_plain_prompt),
         cmocka_unit_test(test_visual),
+        cmocka_unit_test(test_chat_matches_generate),
+        cmocka_unit_test(test_prompt_sources),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_api),
     };
