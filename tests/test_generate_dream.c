@@ -670,6 +670,25 @@ static void test_api(void **state) {
     rows = cli_jsonl(a);
     assert_string_equal(r.text[0], cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "text")->valuestring);
     cJSON_Delete(rows);
+    /* the same conversation as messages: the same ids and reply */
+    smdlm_chat_message conv[2] = {{"system", "Be"}, {"user", "Hi"}};
+    smdlm_result rc;
+    assert_int_equal(smdlm_generate_chat(st_api, conv, 2, &gp, &rc), 0);
+    assert_int_equal(rc.prompt_len, r.prompt_len);
+    assert_int_equal(tu_compare_i32("smdlm_generate_chat", rc.ids, r.ids, (size_t)r.T), 0);
+    assert_string_equal(rc.text[0], r.text[0]);
+    smdlm_result_free(&rc);
+    int32_t *cids;
+    size_t cn;
+    assert_int_equal(smdlm_chat_tokenize(model, conv, 2, 0, &cids, &cn), 0);
+    assert_int_equal(cn, (size_t)r.prompt_len);
+    assert_int_equal(tu_compare_i32("smdlm_chat_tokenize", cids, r.ids, cn), 0);
+    free(cids);
+    conv[1].role = "tool";
+    assert_int_equal(smdlm_generate_chat(st_api, conv, 2, &gp, &rc), -1);
+    assert_non_null(strstr(smdlm_last_error(), "unsupported role 'tool'"));
+    smdlm_result_free(&rc);
+    assert_int_equal(smdlm_eos_id(model), 290);
     smdlm_result_free(&r);
 
     /* ids in, canvas out: the same tokens as the decoder */
