@@ -12,7 +12,7 @@ BLASDIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 # No -march=native: hot kernels carry target_clones(avx512f, avx2, default) and the
 # loader picks one at run time.
 CFLAGS  := -std=c11 $(OPT) -g -fno-math-errno -fopenmp -fPIC -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
-           -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8) $(SAN)
+           -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libcjson libpcre2-8 libmicrohttpd) $(SAN)
 # the core library's libraries; training adds MPI, evaluation the sandbox. OpenBLAS (with its
 # LAPACK) is not linked: gemm_openblas.c loads it with dlopen after choosing its kernels.
 CORE_LIBS := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc) -lz -lm -lpthread -ldl
@@ -22,7 +22,9 @@ MPI_LIBS  :=
 else
 MPI_LIBS  := $(shell pkg-config --libs ompi-c)
 endif
-LDLIBS  := $(MPI_LIBS) $(CORE_LIBS)
+# the server's HTTP library (src/server)
+SERVER_LIBS := $(shell pkg-config --libs libmicrohttpd)
+LDLIBS  := $(SERVER_LIBS) $(MPI_LIBS) $(CORE_LIBS)
 
 # The version (one place: the file VERSION) and, built from a git checkout, the commit.
 VERSION := $(shell cat VERSION)
@@ -44,14 +46,16 @@ CORE_DIRS := base formats text compute softmask models generate api
 CORE_SRC  := $(sort $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c)))
 TRAIN_SRC := $(sort $(wildcard src/train/*.c))
 EVAL_SRC  := $(sort $(wildcard src/eval/*.c))
+SERVER_SRC := $(sort $(wildcard src/server/*.c))
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 TRAIN_OBJ := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
 EVAL_OBJ  := $(EVAL_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-LIBS      := $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
+LIBS      := $(BUILD)/libsmdlm-server.a $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
 
 .PHONY: all test debug bench fixtures clean fuzz bad-files repro repro-quick install uninstall FORCE
 all: $(BUILD)/smdlm smdlm $(BUILD)/libsmdlm.so
@@ -74,6 +78,8 @@ $(BUILD)/libsmdlm.a: $(CORE_OBJ)
 $(BUILD)/libsmdlm-train.a: $(TRAIN_OBJ)
 	ar rcs $@ $^
 $(BUILD)/libsmdlm-eval.a: $(EVAL_OBJ)
+	ar rcs $@ $^
+$(BUILD)/libsmdlm-server.a: $(SERVER_OBJ)
 	ar rcs $@ $^
 # The core library as a shared library: libsmdlm.so.VERSION, soname libsmdlm.so.MAJOR.
 $(BUILD)/libsmdlm.so.$(VERSION): $(CORE_OBJ)

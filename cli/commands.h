@@ -20,6 +20,7 @@ int cmd_eval_sweep(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* "VERSION (commit C)" of this program (cli/main.c), for what it records. */
 const char *cli_version(void);

@@ -233,20 +233,6 @@ int smdlm_has_tokenizer(const smdlm_model *model);
  * transparency_config.json, else SMDLM_SM_OFF with the defaults. */
 smdlm_softmask smdlm_model_softmask(const smdlm_model *model);
 
-/* One message of a conversation. */
-typedef struct {
-    const char *role;    /* "system", "user" or "assistant" */
-    const char *content;
-} smdlm_chat_message;
-
-/* Dream/LLaDA: the ids of a conversation of n ≥ 1 messages in the model's chat template (ChatML
- * or LLaDA's, from tokenizer_config.json), ending with the assistant's header: the prompt that
- * smdlm_generate_chat completes. ChatML adds its default system message when the first message
- * is not one. Special-token text in the contents stays text unless allow_special. *ids is
- * malloc'ed. */
-int smdlm_chat_tokenize(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
-                        int allow_special, int32_t **ids, size_t *n_ids);
-
 /* The EOS id that ends a Dream/LLaDA completion (tokenizer_config.json's eos_token, else
  * config.json's eos_token_id), or -1 when the model has none. */
 int smdlm_eos_id(const smdlm_model *model);
@@ -257,6 +243,16 @@ int smdlm_eos_id(const smdlm_model *model);
 int smdlm_tokenize(const smdlm_model *model, const char *text, int allow_special, int32_t **ids,
                    size_t *n);
 int smdlm_detokenize(const smdlm_model *model, const int32_t *ids, size_t n, char **text);
+/* One message of a conversation: role "system", "user" or "assistant". */
+typedef struct {
+    const char *role;
+    const char *content;
+} smdlm_chat_message;
+/* A conversation of n ≥ 1 messages in the model's chat template, ending with the assistant's
+ * header (Dream/LLaDA models with a tokenizer); *ids is malloc'ed. The contents are plain text
+ * unless allow_special. */
+int smdlm_chat_tokenize(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
+                        int allow_special, int32_t **ids, size_t *n_ids);
 /* Text of a canvas: runs of tokens decoded, each position holding the mask id shown as
  * mask_text (NULL: left out), ids the tokenizer cannot decode (or all, without a tokenizer)
  * as "[id]". Never fails; *text is malloc'ed. */

@@ -8,6 +8,7 @@
 
 #include "compute/kernels.h"
 #include "generate/tfgen.h"
+#include "text/chat.h"
 #include "base/util.h"
 
 _Static_assert(SMDLM_SM_MAX_K == SM_MAX_K, "the public top-k limit is the soft-masking one");
@@ -129,6 +130,25 @@ int smdlm_detokenize(const smdlm_model *model, const int32_t *ids, size_t n, cha
         return SM_ERR("the model directory '%s' has no tokenizer", model->md.dir);
     size_t len;
     return tok_decode(model->md.tok, ids, n, text, &len);
+}
+
+int smdlm_chat_tokenize(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
+                        int allow_special, int32_t **ids, size_t *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (model->md.arch == MODEL_MDLM)
+        return SM_ERR("%s: an MDLM model has no chat template", model->md.dir);
+    if (!model->md.tok)
+        return SM_ERR("the model directory '%s' has no tokenizer", model->md.dir);
+    if (n < 1) return SM_ERR("a conversation needs at least one message");
+    chat_format fmt;
+    if (chat_detect(model->md.tok, &fmt)) return -1;
+    chat_msg *m = sm_malloc(sizeof *m * n);
+    for (size_t i = 0; i < n; i++) m[i] = (chat_msg){msgs[i].role, msgs[i].content};
+    int rc = chat_encode(model->md.tok, fmt, m, n, allow_special ? TOK_ALLOW_SPECIAL : 0, ids,
+                         n_ids);
+    free(m);
+    return rc;
 }
 
 /* A growing string. */

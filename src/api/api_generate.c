@@ -348,20 +348,6 @@ int smdlm_generate(smdlm_state *state, const char *prompt, const smdlm_gen_param
                                                : generate_decoder(state, prompt, gp, r);
 }
 
-int smdlm_chat_tokenize(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
-                        int allow_special, int32_t **ids, size_t *n_ids) {
-    *ids = NULL;
-    *n_ids = 0;
-    if (model->md.arch == MODEL_MDLM)
-        return SM_ERR("%s: an MDLM model has no chat template", model->md.dir);
-    if (n == 0 || !msgs) return SM_ERR("chat: no messages");
-    chat_msg *m = sm_malloc(sizeof *m * n);
-    for (size_t i = 0; i < n; i++) m[i] = (chat_msg){msgs[i].role, msgs[i].content};
-    int rc = tfgen_encode_chat(&model->md, m, n, allow_special, ids, n_ids);
-    free(m);
-    return rc;
-}
-
 int smdlm_generate_chat(smdlm_state *state, const smdlm_chat_message *msgs, size_t n,
                         const smdlm_gen_params *gp, smdlm_result *r) {
     memset(r, 0, sizeof *r);

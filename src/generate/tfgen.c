@@ -38,19 +38,11 @@ int tfgen_encode_prompt(const model_dir *md, const char *prompt, int chat, const
         if (system) return SM_ERR("a system prompt needs the chat template (chat mode)");
         return tok_encode_ex(md->tok, prompt, strlen(prompt), flags, ids, n);
     }
-    chat_msg msgs[2] = {{"system", system}, {"user", prompt}};
-    return system ? tfgen_encode_chat(md, msgs, 2, allow_special, ids, n)
-                  : tfgen_encode_chat(md, msgs + 1, 1, allow_special, ids, n);
-}
-
-int tfgen_encode_chat(const model_dir *md, const chat_msg *msgs, size_t n, int allow_special,
-                      int32_t **ids, size_t *n_ids) {
-    *ids = NULL;
-    *n_ids = 0;
-    if (!md->tok) return SM_ERR("%s: no tokenizer files (tokenizer.json) to encode a prompt", md->dir);
     chat_format fmt;
     if (chat_detect(md->tok, &fmt)) return -1;
-    return chat_encode(md->tok, fmt, msgs, n, allow_special ? TOK_ALLOW_SPECIAL : 0, ids, n_ids);
+    chat_msg msgs[2] = {{"system", system}, {"user", prompt}};
+    return system ? chat_encode(md->tok, fmt, msgs, 2, flags, ids, n)
+                  : chat_encode(md->tok, fmt, msgs + 1, 1, flags, ids, n);
 }
 
 int tfgen_completion(const model_dir *md, const int32_t *ids, int n, char **text) {

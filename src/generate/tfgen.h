@@ -17,7 +17,6 @@
 
 #include "generate/decoder.h"
 #include "models/model.h"
-#include "text/chat.h"
 
 /* LLaDA's generate.py / README default block length. */
 #define TFGEN_LLADA_BLOCK 32
@@ -36,11 +35,6 @@ int tfgen_eos_id(const model_dir *md, int *eos);
  * system != NULL. Special-token text in prompt and system stays text unless allow_special. */
 int tfgen_encode_prompt(const model_dir *md, const char *prompt, int chat, const char *system,
                         int allow_special, int32_t **ids, size_t *n);
-
-/* The ids of a conversation (n >= 1 messages, roles system / user / assistant) in the
- * directory's chat template, ending with the assistant header (chat.h). */
-int tfgen_encode_chat(const model_dir *md, const chat_msg *msgs, size_t n, int allow_special,
-                      int32_t **ids, size_t *n_ids);
 
 /* Completion text of n generated ids, special tokens skipped (*text malloc'ed). */
 int tfgen_completion(const model_dir *md, const int32_t *ids, int n, char **text);
