@@ -52,7 +52,7 @@ TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 TRAIN_OBJ := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
 EVAL_OBJ  := $(EVAL_SRC:%.c=$(BUILD)/%.o)
-SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/server/playground.o
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBS      := $(BUILD)/libsmdlm-server.a $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
@@ -81,6 +81,10 @@ $(BUILD)/libsmdlm-eval.a: $(EVAL_OBJ)
 	ar rcs $@ $^
 $(BUILD)/libsmdlm-server.a: $(SERVER_OBJ)
 	ar rcs $@ $^
+# the web playground served at GET /, embedded with the assembler's .incbin (no run-time files)
+$(BUILD)/src/server/playground.o: src/server/playground.S web/playground.html
+	@mkdir -p $(dir $@)
+	$(CC) -c -Wa,-I'$(CURDIR)' -o $@ $<
 # The core library as a shared library: libsmdlm.so.VERSION, soname libsmdlm.so.MAJOR.
 $(BUILD)/libsmdlm.so.$(VERSION): $(CORE_OBJ)
 	$(CC) -shared $(LDFLAGS) -Wl,-soname,libsmdlm.so.$(SOMAJOR) -Wl,--no-undefined -o $@ $^ $(CORE_LIBS)
