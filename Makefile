@@ -130,8 +130,14 @@ $(BUILD)/tests/test_api_public.o: tests/test_api_public.c include/smdlm.h
 $(BUILD)/tests/test_api_public: $(BUILD)/tests/test_api_public.o $(BUILD)/libsmdlm.a
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
 
-test: $(TEST_BIN) $(BUILD)/smdlm
-	@BUILD=$(BUILD) MAKE='$(MAKE)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh
+test: $(TEST_BIN) $(BUILD)/smdlm tests/browser/node_modules/.package-lock.json
+	@BUILD=$(BUILD) MAKE='$(MAKE)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh \
+	    tests/test_playground.sh
+
+# the browser test's driver (playwright-core, pinned by tests/browser/package-lock.json; it
+# drives Debian's /usr/bin/chromium and downloads no browser)
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
 
 # `make install PREFIX=… DESTDIR=…`. The installed binary is build/smdlm relinked with a
 # common.o that knows DATADIR; the library is installed static and shared (with pkg-config's

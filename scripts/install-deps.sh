@@ -7,6 +7,8 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential pkg-config groff-base libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev zlib1g-dev python3 gnuplot-nox libopenmpi-dev openmpi-bin"
 # smdlm serve (libmicrohttpd) and its tests (libcurl); the OpenAI client test needs npm
 pkgs="$pkgs libmicrohttpd-dev libcurl4-openssl-dev"
+# the web playground's test: headless Chromium (driven by playwright-core from npm)
+pkgs="$pkgs chromium"
 # the reproduction's corpora (make repro, make repro-quick): the KJV Bible, npm for the @stdlib datasets
 pkgs="$pkgs bible-kjv"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
