@@ -8,6 +8,7 @@
 // Prints cmocka-style [ OK ] / [ FAILED ] lines for tests/run_tests.sh. Environment: SMDLM (the
 // program, default build/smdlm), CHROMIUM (default /usr/bin/chromium).
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const smdlm = process.env.SMDLM || "build/smdlm";
@@ -42,6 +43,7 @@ function startServer() {
       }
     });
     proc.on("exit", (code) => reject(new Error(`smdlm serve exited with ${code}: ${err}`)));
+    process.on("exit", () => proc.kill()); // never left behind, whatever ends the test
   });
 }
 
@@ -65,6 +67,12 @@ async function main() {
     const consoleErrors = [];
     page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
     page.on("pageerror", (e) => consoleErrors.push(String(e)));
+    // the bytes built into the binary are web/playground.html's, under a strict policy
+    const raw = await fetch(`${server.base}/`);
+    const served = Buffer.from(await raw.arrayBuffer());
+    check("page_embedded", served.equals(readFileSync("web/playground.html")) &&
+          /default-src 'none'/.test(raw.headers.get("content-security-policy")),
+          `${served.length} bytes served, CSP ${raw.headers.get("content-security-policy")}`);
     const response = await page.goto(`${server.base}/`);
     check("page_served", response.status() === 200 &&
           /text\/html/.test(response.headers()["content-type"]), `status ${response.status()}`);
