@@ -21,7 +21,7 @@
 
 typedef struct {
     const char *model, *system, *quant;
-    int steps, threads, check_weights;
+    int steps, threads, check_weights, delay;
     float top_p;
     uint64_t seed;
     sm_flags smf;
@@ -98,6 +98,7 @@ static int fit_window(const smdlm_model *model, conversation *c, int has_system,
 typedef struct {
     const smdlm_model *model;
     int prompt_len, eos;
+    int delay_ms;   /* --delay: pause after each frame */
     int rows_shown; /* terminal rows of the frame on the screen */
 } live_view;
 
@@ -154,6 +155,7 @@ static void show_frame(live_view *v, const smdlm_step *s) {
     v->rows_shown = rows;
     free(frame);
     free(text);
+    cli_sleep_ms(v->delay_ms);
 }
 
 static int on_step(void *user, const smdlm_step *s) {
@@ -178,7 +180,7 @@ typedef struct {
  * message stays in the conversation only when it was answered. */
 static int reply(chat_session *cs, const char *line) {
     conv_push(&cs->conv, "user", line);
-    live_view view = {cs->model, 0, smdlm_eos_id(cs->model), 0};
+    live_view view = {cs->model, 0, smdlm_eos_id(cs->model), cs->o->delay, 0};
     if (fit_window(cs->model, &cs->conv, cs->has_system, cs->gp.decoder.max_new_tokens,
                    &view.prompt_len)) {
         conv_pop(&cs->conv);
@@ -225,6 +227,10 @@ static int converse(chat_session *cs) {
     size_t cap = 0;
     int status = 0;
     for (long number = 1; !status; number++) {
+        if (cli_stop_signal()) { /* Ctrl-C after the reply ended: at the prompt */
+            status = 128 + cli_stop_signal();
+            break;
+        }
         if (cs->tty) {
             fputs("> ", stdout);
             fflush(stdout);
@@ -315,6 +321,7 @@ int cmd_chat(int argc, char **argv) {
         DECODER_FLAG_OPTS(o.dec),
         {"quant", 0, OPT_STR, &o.quant, 0, 0, "q8", "int8 projections"},
         {"check-weights", 0, OPT_FLAG, &o.check_weights, 0, 0, "", "scan every weight for NaN and infinities at load"},
+        {"delay", 0, OPT_INT, &o.delay, 0, 10000, "MS", "on a terminal: pause after each frame of the canvas (default 0)"},
         SM_FLAG_OPTS(o.smf),
         THREADS_OPT(o.threads),
         {0},

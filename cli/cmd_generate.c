@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -56,10 +55,7 @@ static void show_frame(const visual_ctx *v, const smdlm_step *s) {
     if (!v->tty) printf("\n");
     fflush(stdout);
     free(text);
-    if (v->visual_delay_ms > 0) {
-        struct timespec ts = {v->visual_delay_ms / 1000, (long)(v->visual_delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    cli_sleep_ms(v->visual_delay_ms);
 }
 
 /* The step callback: the --visual frame; stops the run within this step on SIGINT/SIGTERM. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api_internal.h"
@@ -134,6 +135,12 @@ void cli_catch_stop_signals(void) {
 int cli_stop_signal(void) { return g_stop_signal; }
 
 void cli_reset_stop_signal(void) { g_stop_signal = 0; }
+
+void cli_sleep_ms(int ms) {
+    if (ms <= 0) return;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 int cli_reject_flags(const cli_command *cmd, const char *const *names, const char *why) {
     for (; *names; names++)

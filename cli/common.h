@@ -93,6 +93,9 @@ int cli_stop_signal(void); /* the first SIGINT/SIGTERM received since, else 0 */
 /* Forgets the signal received (an interactive command that handled it and goes on). */
 void cli_reset_stop_signal(void);
 
+/* Pauses ms milliseconds (nothing for ms ≤ 0; a signal ends it early). */
+void cli_sleep_ms(int ms);
+
 /* Reports smdlm_last_error() as "smdlm CMD: ..." and returns exit status 1. */
 int cli_fail(const char *cmd);
 /* Reports a message of the front end itself the same way. */

@@ -8,9 +8,12 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <limits.h>
+#include <poll.h>
+#include <pty.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "text/chat.h"
@@ -538,6 +541,89 @@ static void test_chat_matches_generate(void **state) {
     check_chat_replies(&llada_sys, users, 3);
 }
 
+/* Terminal output read so far, and where the next search starts. */
+typedef struct {
+    int fd;
+    char *buf;
+    size_t len, mark;
+} pty_log;
+
+/* Reads the terminal until `want` shows up at or after the mark, then moves the mark past it:
+ * 0, or -1 after 20 s or the end (printing what was shown). */
+static int pty_expect(pty_log *t, const char *want) {
+    const double end = sm_time_sec() + 20;
+    while (!strstr(t->buf + t->mark, want)) {
+        struct pollfd p = {t->fd, POLLIN, 0};
+        const double left = end - sm_time_sec();
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) break;
+        char chunk[4096];
+        ssize_t n = read(t->fd, chunk, sizeof chunk);
+        if (n <= 0) break;
+        t->buf = sm_realloc(t->buf, t->len + (size_t)n + 1);
+        memcpy(t->buf + t->len, chunk, (size_t)n);
+        t->len += (size_t)n;
+        t->buf[t->len] = 0;
+    }
+    const char *at = strstr(t->buf + t->mark, want);
+    if (!at) {
+        printf("  waited for \"%s\"; the terminal showed:\n%s\n", want, t->buf);
+        return -1;
+    }
+    t->mark = (size_t)(at - t->buf) + strlen(want);
+    return 0;
+}
+
+/* `chat` on a terminal: a prompt, the canvas redrawn in place, Ctrl-C cancels the reply under
+ * way and the conversation goes on, the reply equals the piped one, Ctrl-C at the prompt ends
+ * with status 130. */
+static void test_chat_terminal(void **state) {
+    (void)state;
+    char in[128], *piped;
+    snprintf(in, sizeof in, "%s/hi.txt", g_tmp);
+    write_text(in, "hi\n");
+    assert_int_equal(tu_run(&piped, "chat -m %s --max-new-tokens 6 --system S -t 1 < %s", g_dream,
+                            in), 0);
+    const char *bin = getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm";
+    struct winsize ws = {.ws_row = 24, .ws_col = 80};
+    pty_log t = {-1, calloc(1, 1), 0, 0};
+    pid_t pid = forkpty(&t.fd, NULL, NULL, &ws);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl(bin, bin, "chat", "-m", g_dream, "--max-new-tokens", "6", "--system", "S", "-t", "1",
+              "--delay", "400", (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(pty_expect(&t, "> "), 0);
+    assert_true(write(t.fd, "hi\r", 3) == 3);
+    assert_int_equal(pty_expect(&t, "[step 1/6] "), 0);
+    assert_int_equal(strncmp(t.buf + t.mark, "\xe2\x96\x91", 3), 0); /* masked positions */
+    assert_true(write(t.fd, "\x03", 1) == 1); /* Ctrl-C: the reply stops */
+    assert_int_equal(pty_expect(&t, "[reply cancelled]"), 0);
+    assert_null(strstr(t.buf, "[step 2/6]")); /* within the step */
+    assert_int_equal(pty_expect(&t, "> "), 0);
+    const size_t turn = t.mark;
+    assert_true(write(t.fd, "hi\r", 3) == 3); /* the same message again, answered */
+    assert_int_equal(pty_expect(&t, "[step 2/6]"), 0);
+    assert_int_equal(pty_expect(&t, " forwards, "), 0);
+    assert_int_equal(pty_expect(&t, "> "), 0);
+    /* the reply: after the last erased frame, up to the statistics line */
+    char *reply = t.buf + turn, *erase, *stats = strstr(reply, "\r\n\x1b[2m(");
+    assert_non_null(stats);
+    *stats = 0;
+    while ((erase = strstr(reply, "\r\x1b[J"))) reply = erase + 4;
+    for (char *cr; (cr = strstr(reply, "\r\n"));) memmove(cr, cr + 1, strlen(cr)); /* ONLCR */
+    printf("  terminal reply \"%s\", piped \"%s\"\n", reply, piped);
+    assert_true(strlen(piped) == strlen(reply) + 1 && !strncmp(piped, reply, strlen(reply)));
+    assert_true(write(t.fd, "\x03", 1) == 1); /* Ctrl-C at the prompt: the end */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 130);
+    close(t.fd);
+    free(t.buf);
+    free(piped);
+}
+
 /* The prompt from a file (-f), from standard input (-p -, or redirected without -p) equals -p. */
 static void test_prompt_sources(void **state) {
     (void)state;
@@ -758,6 +844,7 @@ int main(void) {
         cmocka_unit_test(test_mdlm_plain_prompt),
         cmocka_unit_test(test_visual),
         cmocka_unit_test(test_chat_matches_generate),
+        cmocka_unit_test(test_chat_terminal),
         cmocka_unit_test(test_prompt_sources),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_api),
