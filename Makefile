@@ -120,6 +120,9 @@ $(BUILD)/%.o: %.c $(wildcard src/*/*.h include/*.h cli/*.h tests/*.h)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# the server's tests talk HTTP through libcurl
+$(BUILD)/tests/test_server: LDLIBS += $(shell pkg-config --libs libcurl)
+
 # The public API as an outside program uses it: include/ alone (no src/ headers), the core
 # library alone (no MPI, training or evaluation libraries).
 PUBLIC_CFLAGS := -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -D_POSIX_C_SOURCE=200809L -pthread \

@@ -295,6 +295,35 @@ int smdlm_infill(smdlm_state *state, const char *prefix, int middle, const char 
                  const smdlm_gen_params *gp, smdlm_result *r);
 void smdlm_result_free(smdlm_result *r);
 
+/* Continuous batching (MDLM models): generations that advance one step at a time together,
+ * the forwards of each step run as one batched forward over all their canvases; generations
+ * join and leave between steps. A member's result (and its step callbacks) are those of
+ * smdlm_generate_ids with the same arguments. Members share a batched forward when their
+ * canvases have the same length and their soft-masking top-k is the same where it is on
+ * (smdlm_batch_accepts). A batch is used by one thread at a time, with the state it was made
+ * on (which then runs nothing else). */
+typedef struct smdlm_batch smdlm_batch;
+
+/* NULL with an error when the model is not an MDLM. */
+smdlm_batch *smdlm_batch_new(smdlm_state *state);
+void smdlm_batch_free(smdlm_batch *batch); /* running members are dropped */
+/* 1 when a generation of a canvas of len positions with gp may join the members now. */
+int smdlm_batch_accepts(const smdlm_batch *batch, int len, const smdlm_gen_params *gp);
+/* Adds a generation (smdlm_generate_ids's arguments, copied; gp's strings are read now, its
+ * on_step and user are kept). Its id (≥ 0), or SMDLM_ERROR: bad arguments, or it does not fit. */
+int smdlm_batch_add(smdlm_batch *batch, const int32_t *x, const uint8_t *fixed, int len,
+                    const smdlm_gen_params *gp);
+/* Members (running or ended, not yet taken). */
+int smdlm_batch_count(const smdlm_batch *batch);
+/* One step of every running member (its on_step is called after it). SMDLM_OK; a member that
+ * fails ends with its error (smdlm_batch_take reports it). */
+int smdlm_batch_step(smdlm_batch *batch);
+/* The id of a member that has ended (completed, stopped by its callback, or failed), −1 if none. */
+int smdlm_batch_ended(const smdlm_batch *batch);
+/* Removes member id: *r and the return value are smdlm_generate_ids's (a member taken while
+ * still running is stopped: SMDLM_ABORTED). */
+int smdlm_batch_take(smdlm_batch *batch, int id, smdlm_result *r);
+
 const char *smdlm_last_error(void);
 
 #ifdef __cplusplus

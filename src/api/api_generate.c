@@ -34,12 +34,6 @@ void smdlm_result_free(smdlm_result *r) {
 
 /* ---- the step callback ---------------------------------------------------------------- */
 
-typedef struct {
-    smdlm_state *state;
-    const smdlm_gen_params *gp;
-    int steps_unknown; /* threshold decoding: the callback sees steps = 0 */
-} step_relay;
-
 /* The generation loops' step hook (src/generate/step.h) as the API's step callback. */
 static int relay_step(void *user, const gen_step *g) {
     const step_relay *r = user;
@@ -57,7 +51,7 @@ static int relay_step(void *user, const gen_step *g) {
 }
 
 /* The relay as the sampler's or decoder's hook when the request has a callback. */
-static void set_relay(step_relay *r, smdlm_state *state, const smdlm_gen_params *gp,
+void api_set_relay(step_relay *r, smdlm_state *state, const smdlm_gen_params *gp,
                       gen_step_fn *on_step, void **user) {
     *r = (step_relay){state, gp, 0};
     if (!gp->on_step) return;
@@ -107,50 +101,71 @@ static int prompt_length(const uint8_t *fixed, int T) {
     return P;
 }
 
-/* Every sample's canvas from the template x/fixed [T] (fixed may be NULL: nothing fixed); on
- * success (and when stopped) *r holds the canvases, each sample's count of generated positions
- * and the statistics, no texts yet. */
-static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int T,
-                    const smdlm_gen_params *gp, smdlm_result *r) {
+int api_mdlm_begin(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int T,
+                   const smdlm_gen_params *gp, api_mdlm_run *run) {
     const smdlm_model *model = state->model;
+    memset(run, 0, sizeof *run);
+    run->gp = *gp;
     sampler_params sp;
     if (check_samples(gp, T) || sampler_params_of(model, gp, &sp) ||
         check_memory(state, gp->n, T, sampler_run_bytes(&sp, gp->n, T, smdlm_vocab_size(model))))
         return -1;
     const int n = gp->n;
-    step_relay relay;
-    set_relay(&relay, state, gp, &sp.on_step, &sp.user);
-    int32_t *ids = sm_malloc(sizeof(int32_t) * (size_t)n * T);
-    uint8_t *fixed_all = fixed ? sm_malloc((size_t)n * T) : NULL;
-    int open = 0;
-    for (int i = 0; i < T; i++) open += !(fixed && fixed[i]);
+    api_set_relay(&run->relay, state, &run->gp, &sp.on_step, &sp.user);
+    run->n = n;
+    run->T = T;
+    run->P = prompt_length(fixed, T);
+    run->ids = sm_malloc(sizeof(int32_t) * (size_t)n * T);
+    run->fixed = fixed ? sm_malloc((size_t)n * T) : NULL;
+    for (int i = 0; i < T; i++) run->open += !(fixed && fixed[i]);
     for (int b = 0; b < n; b++) {
-        memcpy(ids + (size_t)b * T, x, sizeof(int32_t) * (size_t)T);
-        if (fixed) memcpy(fixed_all + (size_t)b * T, fixed, (size_t)T);
+        memcpy(run->ids + (size_t)b * T, x, sizeof(int32_t) * (size_t)T);
+        if (fixed) memcpy(run->fixed + (size_t)b * T, fixed, (size_t)T);
     }
-    kernels_set_threads(model->threads);
-    sampler_stats st;
-    int rc = sampler_run(&state->ms.lm, &sp, ids, fixed_all, n, T, &st);
-    free(fixed_all);
-    if (rc < 0) {
-        free(ids);
+    run->sm_enabled = sp.sm.enabled;
+    run->planned_steps = sp.steps;
+    run->method = sampler_kind_name(sp.kind);
+    kernels_set_threads(model->threads); /* the job's scratch is per thread */
+    if (sampler_job_begin(&run->job, &state->ms.lm, &sp, run->ids, run->fixed, n, T)) {
+        api_mdlm_end(run, -1, NULL);
         return -1;
     }
-    *r = (smdlm_result){n, T, prompt_length(fixed, T), ids, sm_malloc(sizeof(int) * (size_t)n),
+    return 0;
+}
+
+int api_mdlm_end(api_mdlm_run *run, int rc, smdlm_result *r) {
+    sampler_stats st;
+    sampler_job_finish(run->job, &st);
+    free(run->fixed);
+    if (rc < 0) {
+        free(run->ids);
+        return -1;
+    }
+    const int n = run->n;
+    *r = (smdlm_result){n, run->T, run->P, run->ids, sm_malloc(sizeof(int) * (size_t)n),
                         sm_calloc((size_t)n, sizeof(char *))};
-    for (int b = 0; b < n; b++) r->gen_len[b] = open;
-    r->stats = (smdlm_stats){.soft_masking = sp.sm.enabled, .steps = st.steps,
-                             .planned_steps = sp.steps, .forwards = st.forwards,
-                             .tokens = (long)n * T, .seconds = st.seconds,
+    for (int b = 0; b < n; b++) r->gen_len[b] = run->open;
+    r->stats = (smdlm_stats){.soft_masking = run->sm_enabled, .steps = st.steps,
+                             .planned_steps = run->planned_steps, .forwards = st.forwards,
+                             .tokens = (long)n * run->T, .seconds = st.seconds,
                              .forward_seconds = st.forward_seconds,
-                             .softmask_seconds = st.sm_seconds,
-                             .method = sampler_kind_name(sp.kind), .cache = "off",
-                             .positions_computed = (long)st.forwards * n * T};
+                             .softmask_seconds = st.sm_seconds, .method = run->method,
+                             .cache = "off", .positions_computed = (long)st.forwards * n * run->T};
     return rc;
 }
 
+/* Every sample's canvas from the template x/fixed [T] (fixed may be NULL: nothing fixed); on
+ * success (and when stopped) *r holds the canvases, each sample's count of generated positions
+ * and the statistics, no texts yet. */
+static int run_mdlm(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int T,
+                    const smdlm_gen_params *gp, smdlm_result *r) {
+    api_mdlm_run run;
+    if (api_mdlm_begin(state, x, fixed, T, gp, &run)) return -1;
+    return api_mdlm_end(&run, sampler_job_run(run.job), r);
+}
+
 /* The text of every sample's positions [from, to) (smdlm_canvas_text). */
-static void span_texts(const smdlm_model *model, smdlm_result *r, int from, int to) {
+void api_span_texts(const smdlm_model *model, smdlm_result *r, int from, int to) {
     for (int b = 0; b < r->n; b++)
         smdlm_canvas_text(model, r->ids + (size_t)b * r->T + from, (size_t)(to - from), NULL,
                           &r->text[b]);
@@ -209,7 +224,7 @@ static int run_decoder(smdlm_state *state, const int32_t *x, const uint8_t *fixe
                               "Dream or MDLM model)", i, P);
     const int n = gp->n, threshold = p.threshold > 0.0f;
     step_relay relay;
-    set_relay(&relay, state, gp, &p.on_step, &p.user);
+    api_set_relay(&relay, state, gp, &p.on_step, &p.user);
     relay.steps_unknown = threshold;
     int32_t *ids = sm_malloc(sizeof(int32_t) * (size_t)n * T);
     uint8_t *fixed_all = fixed ? sm_malloc((size_t)n * T) : NULL;
@@ -334,7 +349,7 @@ static int generate_mdlm(smdlm_state *state, const char *prompt, const smdlm_gen
     int rc = np >= (size_t)T
                  ? SM_ERR("the prompt has %zu tokens but the canvas holds only %d", np, T)
                  : run_spans(state, pids, np, T - (int)np, NULL, 0, gp, r);
-    if (rc == SMDLM_OK) span_texts(model, r, 0, T);
+    if (rc == SMDLM_OK) api_span_texts(model, r, 0, T);
     free(pids);
     return rc;
 }
@@ -369,7 +384,7 @@ int smdlm_generate_ids(smdlm_state *state, const int32_t *x, const uint8_t *fixe
     int rc = run_template(state, x, fixed, len, gp, r);
     if (rc != SMDLM_OK) return rc;
     if (model->md.arch != MODEL_MDLM) return completion_texts(model, r);
-    span_texts(model, r, 0, len);
+    api_span_texts(model, r, 0, len);
     return SMDLM_OK;
 }
 
@@ -384,7 +399,7 @@ int smdlm_infill(smdlm_state *state, const char *prefix, int middle, const char 
                      encode_text(model, suffix, gp->allow_special, &suf, &ns)
                  ? SMDLM_ERROR
                  : run_spans(state, pre, np, middle, suf, ns, gp, r);
-    if (rc == SMDLM_OK) span_texts(model, r, (int)np, (int)np + middle);
+    if (rc == SMDLM_OK) api_span_texts(model, r, (int)np, (int)np + middle);
     free(pre);
     free(suf);
     return rc;

@@ -49,10 +49,15 @@ int sampler_params_validate(const sampler_params *p) {
     return 0;
 }
 
-typedef struct {
+enum { PHASE_STEPS = 0, PHASE_NOISE_REMOVAL, PHASE_DONE };
+
+struct sampler_job {
     const lm_model *m;
-    const sampler_params *p;
+    sampler_params params;
+    const sampler_params *p; /* &params */
     int B, T, V;
+    int32_t *x;              /* the caller's canvases [B, T] and fixed flags (may be NULL) */
+    const uint8_t *fixed;
     float *logp;     /* (B·T, V) SUBS log-probs of the last real forward at its masked positions */
     int32_t *prev_x; /* (B·T) the input of the last real forward */
     uint8_t *need;   /* (B·T) masked positions handed to the forward */
@@ -64,26 +69,35 @@ typedef struct {
     float *pbuf;     /* (nthreads, V) scratch for token draws */
     int32_t *order;  /* (nthreads, V) scratch for nucleus sorting */
     sm_rng *rng;     /* (B) */
-} run_state;
+    double *times;   /* (B) the diffusion time of the forward asked for */
+    /* where the loop stands */
+    int phase;       /* PHASE_* */
+    int i;           /* steps done */
+    int cached;      /* the next step reuses the last forward (nothing changed, ddpm_cache) */
+    int asked;       /* sampler_job_input asked for a forward this step */
+    double t_start;
+    sampler_stats stats;
+};
 
-/* One network evaluation on x at time t; leaves SUBS log-probs of the masked rows. `when`
- * names the step in the error of a prediction that is not finite. */
-static int real_forward(run_state *st, const int32_t *x, double t, const char *when,
-                        sampler_stats *stats) {
-    const int BT = st->B * st->T, V = st->V, mask = st->m->mask_id;
+/* The inputs of a network evaluation on x at time t: the masked positions (need, rows). */
+static void prepare_forward(sampler_job *st, const int32_t *x, double t) {
+    const int BT = st->B * st->T, mask = st->m->mask_id;
     int n = 0;
     for (int i = 0; i < BT; i++) {
         st->need[i] = x[i] == mask;
         if (st->need[i]) st->rows[n++] = i;
     }
-    double *times = sm_malloc(sizeof(double) * (size_t)st->B);
-    for (int b = 0; b < st->B; b++) times[b] = t;
-    const int sm = st->have_fb;
+    for (int b = 0; b < st->B; b++) st->times[b] = t;
+}
+
+/* After the forward prepared by prepare_forward wrote st->logp: SUBS log-probs of the masked
+ * rows. `when` names the step in the error of a prediction that is not finite. */
+static int finish_forward(sampler_job *st, const int32_t *x, const char *when, double seconds,
+                          sampler_stats *stats) {
+    const int BT = st->B * st->T, V = st->V, mask = st->m->mask_id;
     double t0 = sm_time_sec();
-    int rc = st->m->forward(st->m->ctx, x, times, sm ? &st->p->sm : NULL, sm ? st->fb : NULL,
-                            st->need, st->B, st->T, st->logp);
-    free(times);
-    if (rc) return -1;
+    int n = 0;
+    for (int i = 0; i < BT; i++) n += st->need[i];
     int nbad = 0;
 #pragma omp parallel for schedule(static) reduction(+ : nbad)
     for (int r = 0; r < n; r++) {
@@ -98,14 +112,14 @@ static int real_forward(run_state *st, const int32_t *x, double t, const char *w
     }
     memcpy(st->prev_x, x, sizeof(int32_t) * (size_t)BT);
     stats->forwards++;
-    stats->forward_seconds += sm_time_sec() - t0;
+    stats->forward_seconds += seconds + sm_time_sec() - t0;
     return 0;
 }
 
 /* The feedback each still-masked position's next input carries (softmask.h's protocol): its
  * SUBS row of the last real forward, or — when it was unmasked then (remasked by ReMDM) — the
  * one-hot of its token there. */
-static void compute_feedback(run_state *st, const int32_t *x, sampler_stats *stats) {
+static void compute_feedback(sampler_job *st, const int32_t *x, sampler_stats *stats) {
     const int BT = st->B * st->T, V = st->V, mask = st->m->mask_id;
     const sm_params *p = &st->p->sm;
     double t0 = sm_time_sec();
@@ -122,7 +136,7 @@ static void compute_feedback(run_state *st, const int32_t *x, sampler_stats *sta
 }
 
 /* The step hook; 1 when it asks to stop. */
-static int report_step(run_state *st, const int32_t *x, int step, const sampler_stats *stats) {
+static int report_step(sampler_job *st, const int32_t *x, int step, const sampler_stats *stats) {
     const sampler_params *p = st->p;
     if (!p->on_step) return 0;
     const int BT = st->B * st->T, mask = st->m->mask_id;
@@ -141,7 +155,7 @@ static int cmp_desc(const void *a, const void *b, void *ctx) {
 
 /* Draws a token from p_x0 = exp(row), nucleus-filtered when top_p < 1, by inverse CDF in
  * vocabulary order with a float64 running sum. */
-static int32_t draw_token(run_state *st, const float *row, double u) {
+static int32_t draw_token(sampler_job *st, const float *row, double u) {
     const int V = st->V, tid = omp_get_thread_num();
     float *p = st->pbuf + (size_t)tid * V;
     vexp(p, row, (size_t)V);
@@ -202,7 +216,7 @@ static step_probs step_probabilities(const sampler_params *p, double t, double d
 }
 
 /* Updates x in place; returns the number of positions that changed. */
-static int update_step(run_state *st, int32_t *x, const uint8_t *fixed, double t, double dt) {
+static int update_step(sampler_job *st, int32_t *x, const uint8_t *fixed, double t, double dt) {
     const int T = st->T, mask = st->m->mask_id;
     step_probs sp = step_probabilities(st->p, t, dt);
     int changed = 0;
@@ -227,7 +241,7 @@ static int update_step(run_state *st, int32_t *x, const uint8_t *fixed, double t
     return changed;
 }
 
-static void argmax_fill(run_state *st, int32_t *x) {
+static void argmax_fill(sampler_job *st, int32_t *x) {
     const int V = st->V;
     for (int i = 0; i < st->B * st->T; i++) {
         if (!st->need[i]) continue;
@@ -239,7 +253,7 @@ static void argmax_fill(run_state *st, int32_t *x) {
     }
 }
 
-static void run_state_free(run_state *st) {
+static void job_free_buffers(sampler_job *st) {
     free(st->logp);
     free(st->prev_x);
     free(st->need);
@@ -250,37 +264,67 @@ static void run_state_free(run_state *st) {
     free(st->pbuf);
     free(st->order);
     free(st->rng);
+    free(st->times);
 }
 
-/* The denoising loop; 0, −1 on a forward error, GEN_STOPPED when the hook stopped it. */
-static int denoise(run_state *st, int32_t *x, const uint8_t *fixed, sampler_stats *stats) {
-    const sampler_params *p = st->p;
-    const int mask = st->m->mask_id;
-    const int cache_ok = p->kind != SAMPLER_DDPM && !st->m->uses_time;
-    const double dt = (1.0 - SAMPLER_EPS) / p->steps;
-    int cached = 0;
-    char when[64];
-    for (int i = 0; i < p->steps; i++) {
-        double t = 1.0 - i * dt;
-        snprintf(when, sizeof when, "step %d of %d", i + 1, p->steps);
-        if (!cached && real_forward(st, x, t, when, stats)) return -1;
-        int changed = update_step(st, x, fixed, t, dt);
-        if (st->fb && (!cached || changed)) compute_feedback(st, x, stats);
-        cached = cache_ok && changed == 0;
-        stats->steps++;
-        if (report_step(st, x, i + 1, stats)) return GEN_STOPPED;
-    }
-    if (p->noise_removal) {
+int sampler_job_input(sampler_job *st, sampler_forward *f) {
+    const int BT = st->B * st->T, mask = st->m->mask_id;
+    st->asked = 0;
+    if (st->phase == PHASE_STEPS && !st->cached) {
+        prepare_forward(st, st->x, 1.0 - st->i * ((1.0 - SAMPLER_EPS) / st->p->steps));
+        st->asked = 1;
+    } else if (st->phase == PHASE_NOISE_REMOVAL) {
+        /* with nothing masked, the argmax of SUBS one-hot rows is x itself */
         int any_masked = 0;
-        for (int i = 0; i < st->B * st->T; i++) any_masked |= x[i] == mask;
-        if (any_masked) { /* with nothing masked, the argmax of SUBS one-hot rows is x itself */
-            if (real_forward(st, x, SAMPLER_EPS, "the final noise-removal forward", stats))
-                return -1;
-            argmax_fill(st, x);
-        }
-        if (report_step(st, x, p->steps, stats)) return GEN_STOPPED;
+        for (int i = 0; i < BT; i++) any_masked |= st->x[i] == mask;
+        if (any_masked) prepare_forward(st, st->x, SAMPLER_EPS);
+        st->asked = any_masked;
     }
-    return 0;
+    const int sm = st->have_fb;
+    *f = (sampler_forward){st->x, st->times, sm ? &st->p->sm : NULL, sm ? st->fb : NULL, st->need,
+                           st->B, st->T, st->logp};
+    return st->asked;
+}
+
+int sampler_job_step(sampler_job *st, double forward_seconds) {
+    const sampler_params *p = st->p;
+    sampler_stats *stats = &st->stats;
+    char when[64];
+    if (st->phase == PHASE_STEPS) {
+        const double dt = (1.0 - SAMPLER_EPS) / p->steps, t = 1.0 - st->i * dt;
+        snprintf(when, sizeof when, "step %d of %d", st->i + 1, p->steps);
+        if (st->asked && finish_forward(st, st->x, when, forward_seconds, stats)) return -1;
+        int changed = update_step(st, st->x, st->fixed, t, dt);
+        if (st->fb && (st->asked || changed)) compute_feedback(st, st->x, stats);
+        st->cached = p->kind != SAMPLER_DDPM && !st->m->uses_time && changed == 0;
+        stats->steps++;
+        st->i++;
+        if (st->i == p->steps) st->phase = p->noise_removal ? PHASE_NOISE_REMOVAL : PHASE_DONE;
+        if (report_step(st, st->x, st->i, stats)) return GEN_STOPPED;
+        return st->phase == PHASE_DONE ? SAMPLER_JOB_DONE : 0;
+    }
+    if (st->asked) {
+        if (finish_forward(st, st->x, "the final noise-removal forward", forward_seconds, stats))
+            return -1;
+        argmax_fill(st, st->x);
+    }
+    st->phase = PHASE_DONE;
+    return report_step(st, st->x, p->steps, stats) ? GEN_STOPPED : SAMPLER_JOB_DONE;
+}
+
+int sampler_job_run(sampler_job *job) {
+    const lm_model *m = job->m;
+    for (;;) {
+        sampler_forward f;
+        double seconds = 0.0;
+        if (sampler_job_input(job, &f)) {
+            const double t0 = sm_time_sec();
+            if (m->forward(m->ctx, f.x, f.t, f.sm, f.fb, f.need, f.B, f.T, f.logits)) return -1;
+            seconds = sm_time_sec() - t0;
+        }
+        const int rc = sampler_job_step(job, seconds);
+        if (rc) return rc == SAMPLER_JOB_DONE ? 0 : rc;
+    }
 }
 
 size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V) {
@@ -293,9 +337,9 @@ size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V) {
     return sm_size_add(bytes, sm_size_mul(threads * (size_t)V, sizeof(float) + sizeof(int32_t)));
 }
 
-int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
-                int B, int T, sampler_stats *stats) {
-    memset(stats, 0, sizeof *stats);
+int sampler_job_begin(sampler_job **out, const lm_model *m, const sampler_params *p, int32_t *x,
+                      const uint8_t *fixed, int B, int T) {
+    *out = NULL;
     if (sampler_params_validate(p)) return -1;
     if (B < 1 || T < 1) return SM_ERR("canvas [%d, %d] must have B, T ≥ 1", B, T);
     if (T > m->max_len) return SM_ERR("canvas length %d exceeds the model's length %d", T, m->max_len);
@@ -304,26 +348,59 @@ int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const ui
     for (int i = 0; i < B * T; i++)
         if (x[i] < 0 || x[i] >= m->vocab_size)
             return SM_ERR("token id %d at position %d is outside [0, %d)", x[i], i, m->vocab_size);
-    double t_start = sm_time_sec();
-    const int nthreads = omp_get_max_threads();
-    run_state st = {.m = m, .p = p, .B = B, .T = T, .V = m->vocab_size};
-    const size_t BT = (size_t)B * T;
-    if (SM_CHECK_MEMORY(sampler_run_bytes(p, B, T, st.V), "sampling %d × %d positions over %d "
-                        "tokens", B, T, st.V))
+    const int V = m->vocab_size;
+    if (SM_CHECK_MEMORY(sampler_run_bytes(p, B, T, V), "sampling %d × %d positions over %d "
+                        "tokens", B, T, V))
         return -1;
-    st.logp = sm_aligned_alloc(BT * (size_t)st.V * sizeof(float));
-    st.prev_x = sm_malloc(BT * sizeof(int32_t));
-    st.need = sm_malloc(BT);
-    st.rows = sm_malloc(BT * sizeof(int32_t));
-    st.bad = sm_malloc(BT);
-    if (p->sm.enabled) st.fb = sm_malloc(BT * sizeof(sm_feedback));
-    if (p->sm.enabled && p->on_step) st.lambda = sm_malloc(BT * sizeof(float));
-    st.pbuf = sm_malloc((size_t)nthreads * st.V * sizeof(float));
-    st.order = sm_malloc((size_t)nthreads * st.V * sizeof(int32_t));
-    st.rng = sm_malloc((size_t)B * sizeof(sm_rng));
-    for (int b = 0; b < B; b++) rng_seed(&st.rng[b], p->seed + (uint64_t)b);
-    int rc = denoise(&st, x, fixed, stats);
-    stats->seconds = sm_time_sec() - t_start;
-    run_state_free(&st);
+    sampler_job *st = sm_calloc(1, sizeof *st);
+    const int nthreads = omp_get_max_threads();
+    st->t_start = sm_time_sec();
+    st->m = m;
+    st->params = *p;
+    st->p = &st->params;
+    st->B = B;
+    st->T = T;
+    st->V = V;
+    st->x = x;
+    st->fixed = fixed;
+    const size_t BT = (size_t)B * T;
+    st->logp = sm_aligned_alloc(BT * (size_t)V * sizeof(float));
+    st->prev_x = sm_malloc(BT * sizeof(int32_t));
+    st->need = sm_malloc(BT);
+    st->rows = sm_malloc(BT * sizeof(int32_t));
+    st->bad = sm_malloc(BT);
+    if (p->sm.enabled) st->fb = sm_malloc(BT * sizeof(sm_feedback));
+    if (p->sm.enabled && p->on_step) st->lambda = sm_malloc(BT * sizeof(float));
+    st->pbuf = sm_malloc((size_t)nthreads * V * sizeof(float));
+    st->order = sm_malloc((size_t)nthreads * V * sizeof(int32_t));
+    st->rng = sm_malloc((size_t)B * sizeof(sm_rng));
+    st->times = sm_malloc((size_t)B * sizeof(double));
+    for (int b = 0; b < B; b++) rng_seed(&st->rng[b], p->seed + (uint64_t)b);
+    *out = st;
+    return 0;
+}
+
+void sampler_job_shape(const sampler_job *job, int *T, int *sm_k) {
+    *T = job->T;
+    *sm_k = job->p->sm.enabled ? job->p->sm.k : 0;
+}
+
+void sampler_job_finish(sampler_job *job, sampler_stats *stats) {
+    if (!job) return;
+    if (stats) {
+        *stats = job->stats;
+        stats->seconds = sm_time_sec() - job->t_start;
+    }
+    job_free_buffers(job);
+    free(job);
+}
+
+int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
+                int B, int T, sampler_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    sampler_job *job;
+    if (sampler_job_begin(&job, m, p, x, fixed, B, T)) return -1;
+    const int rc = sampler_job_run(job);
+    sampler_job_finish(job, stats);
     return rc;
 }

@@ -55,6 +55,44 @@ const char *sampler_kind_name(sampler_kind k);
  * when the step hook stopped the run (x as it was then). */
 int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
                 int B, int T, sampler_stats *stats);
+/* ---- the same run one step at a time --------------------------------------------------------
+ * A job is sampler_run's loop turned inside out, so that a driver can run the forwards of
+ * several jobs as one batched forward (sampler_batch.h): per step, sampler_job_input says
+ * whether the step needs a forward and on what; the driver runs lm_model.forward on it (or on
+ * a batch holding its rows), which leaves the raw rows in f->logits; then sampler_job_step
+ * finishes the step. sampler_run is exactly begin, that loop alone, finish. */
+typedef struct sampler_job sampler_job;
+
+/* One forward's arguments (lm_model.forward), logits [B·T, V] where its output goes. */
+typedef struct {
+    const int32_t *x;
+    const double *t;
+    const sm_params *sm;   /* NULL: no soft-masking in this forward */
+    const sm_feedback *fb;
+    const uint8_t *need;
+    int B, T;
+    float *logits;
+} sampler_forward;
+
+/* Checks the arguments as sampler_run does and starts a job on x (kept by the caller until
+ * sampler_job_finish; fixed may be NULL). p is copied. */
+int sampler_job_begin(sampler_job **job, const lm_model *m, const sampler_params *p, int32_t *x,
+                      const uint8_t *fixed, int B, int T);
+/* 1 and *f when the next step needs a forward, else 0 (a cached step, or nothing left masked
+ * for noise removal). */
+int sampler_job_input(sampler_job *job, sampler_forward *f);
+/* Finishes the step (forward_seconds: the time of its forward, 0 without): 0 to go on,
+ * SAMPLER_JOB_DONE when the run is complete, GEN_STOPPED when the hook stopped it, −1 on an
+ * error. */
+#define SAMPLER_JOB_DONE 2
+int sampler_job_step(sampler_job *job, double forward_seconds);
+/* Runs the job to its end alone: 0, GEN_STOPPED or −1. */
+int sampler_job_run(sampler_job *job);
+/* What a batched forward must share: the canvas length and the soft-masking top-k (0: off). */
+void sampler_job_shape(const sampler_job *job, int *T, int *sm_k);
+/* The statistics (may be NULL) and the job freed; job may be NULL. */
+void sampler_job_finish(sampler_job *job, sampler_stats *stats);
+
 /* The bytes sampler_run allocates for [B, T] canvases over V tokens (saturating), the model's
  * scratch not included; sampler_run checks them against the available memory first. */
 size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V);

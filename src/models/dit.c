@@ -324,31 +324,43 @@ void dit_embed_rows(void *m, const int32_t *ids, int n, float *out) {
     for (int i = 0; i < n; i++) dit_embedding_row(dm, ids[i], out + (size_t)i * D);
 }
 
+/* matmul_forward on `groups` × `rows` rows: group by group with a->per_canvas, else at once. */
+static void grouped_matmul(const dit_acts *a, float *out, const float *inp, const float *w,
+                           const float *bias, int groups, int rows, int in, int out_dim) {
+    if (!a->per_canvas) {
+        matmul_forward(out, inp, w, bias, groups * rows, in, out_dim);
+        return;
+    }
+    for (int g = 0; g < groups; g++)
+        matmul_forward(out + (size_t)g * rows * out_dim, inp + (size_t)g * rows * in, w, bias, rows,
+                       in, out_dim);
+}
+
 /* c = SiLU(W2·SiLU(W0·temb(σ) + b0) + b2); σ = 0 without time conditioning. */
 static void conditioning_forward(const dit_model *m, dit_acts *a, const float *sigma, int B) {
     const int C = m->cfg.cond_dim;
     for (int b = 0; b < B; b++)
         timestep_embedding(a->temb + (size_t)b * 256, m->cfg.time_conditioning ? sigma[b] : 0.0f);
-    matmul_forward(a->c1, a->temb, m->w.sigma_w0, m->w.sigma_b0, B, 256, C);
+    grouped_matmul(a, a->c1, a->temb, m->w.sigma_w0, m->w.sigma_b0, B, 1, 256, C);
     silu_forward(a->c1, (size_t)B * C);
-    matmul_forward(a->c, a->c1, m->w.sigma_w2, m->w.sigma_b2, B, C, C);
+    grouped_matmul(a, a->c, a->c1, m->w.sigma_w2, m->w.sigma_b2, B, 1, C, C);
     silu_forward(a->c, (size_t)B * C);
 }
 
 static void block_forward(const dit_model *m, const dit_block *blk, dit_acts *a, int B, int T) {
     const int D = m->cfg.hidden, H = m->cfg.n_heads, hd = D / H, N = B * T;
     float *mod = a->mod; /* (B, 6D): shift1 scale1 gate1 shift2 scale2 gate2 */
-    matmul_forward(mod, a->c, blk->ada_w, blk->ada_b, B, m->cfg.cond_dim, 6 * D);
+    grouped_matmul(a, mod, a->c, blk->ada_w, blk->ada_b, B, 1, m->cfg.cond_dim, 6 * D);
     layernorm_modulate_forward(a->h, a->x, blk->norm1, mod, mod + D, 6 * D, B, T, D);
-    matmul_forward(a->qkv, a->h, blk->attn_qkv, NULL, N, D, 3 * D);
+    grouped_matmul(a, a->qkv, a->h, blk->attn_qkv, NULL, B, T, D, 3 * D);
     rope_forward(a->qkv, a->rope_cos, a->rope_sin, B, T, H, hd);
     attention_forward(a->att, a->qkv, a->scores, B, T, H, hd, m->cfg.causal);
-    matmul_forward(a->proj, a->att, blk->attn_out, NULL, N, D, D);
+    grouped_matmul(a, a->proj, a->att, blk->attn_out, NULL, B, T, D, D);
     gated_residual_forward(a->x, a->proj, mod + 2 * D, 6 * D, B, T, D);
     layernorm_modulate_forward(a->h, a->x, blk->norm2, mod + 3 * D, mod + 4 * D, 6 * D, B, T, D);
-    matmul_forward(a->mlp, a->h, blk->mlp0_w, blk->mlp0_b, N, D, 4 * D);
+    grouped_matmul(a, a->mlp, a->h, blk->mlp0_w, blk->mlp0_b, B, T, D, 4 * D);
     gelu_tanh_forward(a->mlp, (size_t)N * 4 * D);
-    matmul_forward(a->proj, a->mlp, blk->mlp2_w, blk->mlp2_b, N, 4 * D, D);
+    grouped_matmul(a, a->proj, a->mlp, blk->mlp2_w, blk->mlp2_b, B, T, 4 * D, D);
     gated_residual_forward(a->x, a->proj, mod + 5 * D, 6 * D, B, T, D);
 }
 
@@ -357,7 +369,8 @@ void dit_forward_hidden(const dit_model *m, dit_acts *a, const float *sigma, int
     const int D = m->cfg.hidden;
     conditioning_forward(m, a, sigma, B);
     for (int l = 0; l < m->cfg.n_blocks; l++) block_forward(m, &m->w.blocks[l], a, B, T);
-    matmul_forward(a->mod, a->c, m->w.final_ada_w, m->w.final_ada_b, B, m->cfg.cond_dim, 2 * D);
+    grouped_matmul(a, a->mod, a->c, m->w.final_ada_w, m->w.final_ada_b, B, 1, m->cfg.cond_dim,
+                   2 * D);
     layernorm_modulate_forward(a->h, a->x, m->w.final_norm, a->mod, a->mod + D, 2 * D, B, T, D);
 }
 
@@ -366,14 +379,20 @@ void dit_forward_embedded(const dit_model *m, dit_acts *a, const float *sigma, i
     const int D = m->cfg.hidden, V = m->cfg.vocab_size;
     dit_forward_hidden(m, a, sigma, B, T);
     if (!rows) {
-        matmul_forward(logits, a->h, m->w.out_w, m->w.out_b, B * T, D, V);
+        grouped_matmul(a, logits, a->h, m->w.out_w, m->w.out_b, B, T, D, V);
         return;
     }
     for (int r = 0; r < nrows; r++) {
         SM_ASSERT(rows[r] >= 0 && rows[r] < B * T);
         memcpy(a->rows + (size_t)r * D, a->h + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
     }
-    if (nrows) matmul_forward(logits, a->rows, m->w.out_w, m->w.out_b, nrows, D, V);
+    /* per canvas: the run of gathered rows of each canvas (rows ascend) */
+    for (int r0 = 0, r1; r0 < nrows; r0 = r1) {
+        r1 = a->per_canvas ? r0 + 1 : nrows;
+        while (r1 < nrows && rows[r1] / T == rows[r0] / T) r1++;
+        matmul_forward(logits + (size_t)r0 * V, a->rows + (size_t)r0 * D, m->w.out_w, m->w.out_b,
+                       r1 - r0, D, V);
+    }
 }
 
 void dit_forward(const dit_model *m, dit_acts *a, const int32_t *ids, const float *sigma, int B,

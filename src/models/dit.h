@@ -106,6 +106,11 @@ int dit_config_save(const dit_config *c, const char *path);
 /* Activations for up to B×T positions, one allocation. */
 typedef struct {
     int B, T, nthreads;
+    /* 1: every product runs on one canvas's rows at a time (and the conditioning on one row),
+     * so a canvas's output does not depend on the other canvases of its batch: a BLAS picks
+     * its kernels by the row count, and so the last bits. 0 (training): one product over all
+     * rows. */
+    int per_canvas;
     float *x;      /* (B, T, D) residual stream; the embedding is written here */
     float *h;      /* (B, T, D) normalised + modulated */
     float *qkv;    /* (B, T, 3D) */

@@ -35,6 +35,7 @@ static int ensure_acts(lm_dit *d, int B, int T) {
     free_scratch(d);
     d->nthreads = scratch_threads(d);
     if (dit_acts_alloc(&d->acts, &d->m->cfg, B, T, d->nthreads)) return -1;
+    d->acts.per_canvas = 1; /* a sample's output does not depend on its batch */
     d->sigma = sm_calloc((size_t)B, sizeof(float));
     d->rows = sm_malloc(sizeof(int32_t) * (size_t)B * T);
     d->B_alloc = B;

@@ -461,9 +461,9 @@ static int build_canvas(const smdlm_model *model, const cJSON *o, srv_request *r
         if (max_tokens < 1 || (long)P + max_tokens > maxT) {
             rc = srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded",
                                field(o, "messages") ? "messages" : "prompt",
-                               "the prompt has %zu tokens and %d are to be generated, but the "
-                               "model's context is %d tokens", P, max_tokens < 1 ? 1 : max_tokens,
-                               maxT);
+                               "the prompt has %zu tokens and %d more are to be generated, but "
+                               "the model's context is %d tokens", P,
+                               max_tokens < 1 ? 1 : max_tokens, maxT);
             goto fail;
         }
         canvas_add(&c, NULL, (size_t)max_tokens, 0, mask);
