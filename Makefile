@@ -60,7 +60,7 @@ objects_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %_simd.c,$(1))) \
 CORE_OBJ  := $(call objects_of,$(CORE_SRC))
 TRAIN_OBJ := $(call objects_of,$(TRAIN_SRC))
 EVAL_OBJ  := $(EVAL_SRC:%.c=$(BUILD)/%.o)
-SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/server/playground.o
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBS      := $(BUILD)/libsmdlm-server.a $(BUILD)/libsmdlm-eval.a $(BUILD)/libsmdlm-train.a $(BUILD)/libsmdlm.a
@@ -92,6 +92,10 @@ $(BUILD)/libsmdlm-server.a: $(SERVER_OBJ)
 # the commands without main(), for the fuzz targets of the readers that live in cli/
 $(BUILD)/libsmdlm-cli.a: $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
 	ar rcs $@ $^
+# the web playground served at GET /, embedded with the assembler's .incbin (no run-time files)
+$(BUILD)/src/server/playground.o: src/server/playground.S web/playground.html
+	@mkdir -p $(dir $@)
+	$(CC) -c -Wa,-I'$(CURDIR)' -o $@ $<
 # The core library as a shared library: libsmdlm.so.VERSION, soname libsmdlm.so.MAJOR.
 $(BUILD)/libsmdlm.so.$(VERSION): $(CORE_OBJ)
 	$(CC) -shared $(LDFLAGS) -Wl,-soname,libsmdlm.so.$(SOMAJOR) -Wl,--no-undefined -o $@ $^ $(CORE_LIBS)
@@ -152,8 +156,9 @@ $(BUILD)/tests/test_batch.o: tests/test_batch.c include/smdlm.h
 $(BUILD)/tests/test_batch: $(BUILD)/tests/test_batch.o $(BUILD)/libsmdlm.a
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(CORE_LIBS) -lcmocka
 
-test: $(TEST_BIN) $(BUILD)/smdlm openai-client
-	@BUILD=$(BUILD) MAKE='$(MAKE)' SAN='$(SAN)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh
+test: $(TEST_BIN) $(BUILD)/smdlm openai-client tests/browser/node_modules/.package-lock.json
+	@BUILD=$(BUILD) MAKE='$(MAKE)' SAN='$(SAN)' sh tests/run_tests.sh $(TEST_BIN) tests/test_install.sh \
+	    tests/test_playground.sh
 
 # The openai npm package for test_server's client test, as pinned by its package-lock.json;
 # without npm, or offline, that test is skipped.
@@ -161,6 +166,11 @@ openai-client:
 	@if command -v npm >/dev/null 2>&1 && [ ! -f tests/openai_client/node_modules/openai/package.json ]; then \
 	    (cd tests/openai_client && npm ci --no-audit --no-fund --loglevel=error) || \
 	    echo "npm ci failed: the openai client test will be skipped"; fi
+
+# the browser test's driver (playwright-core, pinned by tests/browser/package-lock.json; it
+# drives Debian's /usr/bin/chromium and downloads no browser)
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
 
 # `make install PREFIX=… DESTDIR=…`. The installed binary is build/smdlm relinked with a
 # common.o that knows DATADIR; the library is installed static and shared (with pkg-config's

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -18,7 +17,7 @@
 
 /* Every flag of the command; the two paths read their own. */
 typedef struct {
-    const char *model, *adapter, *prompt, *out;
+    const char *model, *adapter, *prompt, *prompt_file, *out;
     int steps, n, visual, delay, quiet, allow_special, threads, check_weights;
     float top_p;
     uint64_t seed;
@@ -28,13 +27,9 @@ typedef struct {
     int len, no_noise_removal;
     float eta, t_on, t_off, alpha_on;
     /* Dream / LLaDA */
-    const char *alg, *remasking, *quant, *system;
-    int max_new, tokens_per_step, top_k, block_length, chat;
-    float temperature, alg_temp, threshold, eos_penalty;
-    const char *cache; /* --cache prefix|dual (approximate) */
-    int cache_refresh;
-    float cfg_scale;   /* LLaDA */
-    int logits_eos_inf, confidence_eos_eot_inf;
+    const char *quant, *system;
+    int chat;
+    smdlm_decoder_params dec;
     smdlm_arch arch;   /* the directory's, from config.json */
 } gen_opts;
 
@@ -64,10 +59,7 @@ static void show_frame(const visual_ctx *v, const smdlm_step *s) {
     if (!v->tty) printf("\n");
     fflush(stdout);
     free(text);
-    if (v->visual_delay_ms > 0) {
-        struct timespec ts = {v->visual_delay_ms / 1000, (long)(v->visual_delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    cli_sleep_ms(v->visual_delay_ms);
 }
 
 /* The step callback: the --visual frame and the progress; stops the run within this step on
@@ -79,13 +71,6 @@ static int on_step(void *user, const smdlm_step *s) {
         progress_report(&v->prog, (double)v->first * s->steps + (double)s->B * s->step, (double)v->n * s->steps,
                         "samples %d-%d of %d, step %d/%d", v->first + 1, v->first + s->B, v->n, s->step, s->steps);
     return cli_stop_signal() != 0;
-}
-
-/* Flags that only one kind of model takes: an error naming the first one given. */
-static int reject_flags(const cli_command *cmd, const char *const *names, const char *why) {
-    for (; *names; names++)
-        if (cli_seen(cmd, *names)) return cli_error("generate", "--%s %s", *names, why);
-    return 0;
 }
 
 /* The settings both kinds of model share. */
@@ -248,7 +233,7 @@ static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
                                           "threshold", "eos-penalty", "quant", "chat", "system",
                                           "cache", "cache-refresh", "cfg-scale", "logits-eos-inf",
                                           "confidence-eos-eot-inf", NULL};
-    if (reject_flags(cmd, tf_only, "applies to Dream/LLaDA models; this is an MDLM model")) return 1;
+    if (cli_reject_flags(cmd, tf_only, "applies to Dream/LLaDA models; this is an MDLM model")) return 1;
     smdlm_gen_params gp = common_params(o);
     gp.mdlm = (smdlm_mdlm_params){o->sampler, o->len, o->eta, o->t_on, o->t_off, o->alpha_on,
                                   !o->no_noise_removal};
@@ -270,17 +255,17 @@ static void tf_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b, i
     const int llada = o->arch == SMDLM_ARCH_LLADA;
     cJSON_AddStringToObject(j, "decoder", llada ? "llada" : "dream");
     cJSON_AddStringToObject(j, llada ? "remasking" : "alg", r->stats.method);
-    if (o->threshold > 0.0f) cJSON_AddNumberToObject(j, "threshold", o->threshold);
+    if (o->dec.threshold > 0.0f) cJSON_AddNumberToObject(j, "threshold", o->dec.threshold);
     else cJSON_AddNumberToObject(j, "steps", r->stats.planned_steps);
-    cJSON_AddNumberToObject(j, "temperature", o->temperature);
+    cJSON_AddNumberToObject(j, "temperature", o->dec.temperature);
     cJSON_AddBoolToObject(j, "soft_masking", r->stats.soft_masking);
     if (strcmp(r->stats.cache, "off")) {
         cJSON_AddStringToObject(j, "cache", r->stats.cache);
-        cJSON_AddNumberToObject(j, "cache_refresh", o->cache_refresh);
+        cJSON_AddNumberToObject(j, "cache_refresh", o->dec.cache_refresh);
     }
-    if (o->cfg_scale > 0.0f) cJSON_AddNumberToObject(j, "cfg_scale", o->cfg_scale);
-    if (o->logits_eos_inf) cJSON_AddBoolToObject(j, "logits_eos_inf", 1);
-    if (o->confidence_eos_eot_inf) cJSON_AddBoolToObject(j, "confidence_eos_eot_inf", 1);
+    if (o->dec.cfg_scale > 0.0f) cJSON_AddNumberToObject(j, "cfg_scale", o->dec.cfg_scale);
+    if (o->dec.logits_eos_inf) cJSON_AddBoolToObject(j, "logits_eos_inf", 1);
+    if (o->dec.confidence_eos_eot_inf) cJSON_AddBoolToObject(j, "confidence_eos_eot_inf", 1);
 }
 
 /* A completion as text (ids when the directory has no tokenizer). */
@@ -314,44 +299,19 @@ static void print_tf_stats(const gen_opts *o, const sample_sink *k) {
 
 /* The flag checks of a Dream/LLaDA run that need no model: 0, else 1 after the error. */
 static int check_tf_flags(const cli_command *cmd, const gen_opts *o) {
-    static const char *const mdlm_only[] = {"len", "sampler", "eta", "t-on", "t-off", "alpha-on",
-                                            "no-noise-removal", NULL};
-    static const char *const dream_only[] = {"alg", "alg-temp", NULL};
-    static const char *const llada_only[] = {"block-length", "remasking", "cfg-scale",
-                                             "logits-eos-inf", "confidence-eos-eot-inf", NULL};
-    const int dream = o->arch == SMDLM_ARCH_DREAM;
-    const char *kind = dream ? "a Dream model" : "an LLaDA model";
-    char why[96];
-    snprintf(why, sizeof why, "applies to MDLM models; this is %s (--max-new-tokens sets the length)", kind);
-    if (reject_flags(cmd, mdlm_only, why)) return 1;
-    snprintf(why, sizeof why, "applies to %s models; this is %s", dream ? "LLaDA" : "Dream", kind);
-    if (reject_flags(cmd, dream ? llada_only : dream_only, why)) return 1;
+    if (decoder_flags_check(cmd, o->arch, &o->dec)) return 1;
     if (o->system && !o->chat) return cli_error("generate", "--system needs --chat");
     if (o->chat && !o->prompt) return cli_error("generate", "--chat needs -p PROMPT (the user message)");
-    if (o->quant && strcmp(o->quant, "q8") != 0)
-        return cli_error("generate", "--quant '%s': the only quantisation is q8", o->quant);
-    if (cli_seen(cmd, "steps") && cli_seen(cmd, "tokens-per-step"))
-        return cli_error("generate", "give --steps or --tokens-per-step, not both");
-    if (o->cache && !strcmp(o->cache, "dual") && (dream || o->block_length >= o->max_new))
-        return cli_error("generate", "--cache dual needs block decoding: an LLaDA model with "
-                         "--block-length below --max-new-tokens (%d)", o->max_new);
-    if (!dream && o->max_new % o->block_length != 0)
-        return cli_error("generate", "--block-length %d must divide --max-new-tokens %d (LLaDA's "
-                         "default block length is %d)", o->block_length, o->max_new,
-                         smdlm_gen_default_params().decoder.block_length);
-    return 0;
+    return cli_check_quant("generate", o->quant);
 }
 
 static int generate_tf(const cli_command *cmd, const gen_opts *o) {
     if (check_tf_flags(cmd, o)) return 1;
     smdlm_gen_params gp = common_params(o);
-    gp.steps = cli_seen(cmd, "steps") ? o->steps : o->max_new; /* one token per step */
+    gp.steps = cli_seen(cmd, "steps") ? o->steps : o->dec.max_new_tokens; /* one token per step */
     gp.chat = o->chat;
     gp.system = o->system;
-    gp.decoder = (smdlm_decoder_params){o->max_new, o->tokens_per_step, o->temperature, o->top_k,
-                                       o->alg, o->alg_temp, o->block_length, o->remasking,
-                                       o->threshold, o->eos_penalty, o->cache, o->cache_refresh,
-                                       o->cfg_scale, o->logits_eos_inf, o->confidence_eos_eot_inf};
+    gp.decoder = o->dec;
     smdlm_model *model = load_model(o);
     sample_sink k = {.json = tf_json, .text = tf_text};
     int status = !model ? 1 : run(cmd, o, model, &gp, o->n, &k);
@@ -360,15 +320,29 @@ static int generate_tf(const cli_command *cmd, const gen_opts *o) {
     return status;
 }
 
+/* The prompt from -f FILE, -p - (standard input), or standard input redirected into a command
+ * given neither -p nor -f (empty: no prompt); *buf holds it (free it). 0, else 1. */
+static int read_prompt(gen_opts *o, char **buf) {
+    const char *file = o->prompt_file;
+    if (file && o->prompt) return cli_error("generate", "give -p or -f, not both");
+    if (o->prompt && !strcmp(o->prompt, "-")) file = "-";
+    const int implicit = !file && !o->prompt && cli_stdin_redirected();
+    if (implicit) file = "-";
+    if (!file) return 0;
+    if (cli_read_prompt("generate", file, buf)) return 1;
+    o->prompt = implicit && !**buf ? NULL : *buf;
+    return 0;
+}
+
 int cmd_generate(int argc, char **argv) {
     gen_opts o = {.steps = 128, .n = 1, .delay = 60, .threads = default_threads(), .top_p = 1.0f,
                   .sampler = "ddpm_cache", .eta = 0.02f, .t_on = 0.55f, .t_off = 0.05f,
-                  .alpha_on = 0.9f, .max_new = 128,
-                  .block_length = smdlm_gen_default_params().decoder.block_length};
+                  .alpha_on = 0.9f, .dec = smdlm_gen_default_params().decoder};
     cli_opt opts[] = {
         {"model", 'm', OPT_STR, &o.model, 0, 0, "DIR", "model directory (default: $SMDLM_MODEL, else the bundled models/default)"},
         {"adapter", 0, OPT_STR, &o.adapter, 0, 0, "DIR", "Dream/LLaDA: a PEFT LoRA/DoRA adapter directory to apply (without -m: its base model)"},
         {"prompt", 'p', OPT_STR, &o.prompt, 0, 0, "TEXT", "prefix that stays fixed (Dream/LLaDA: the prompt)"},
+        {"file", 'f', OPT_STR, &o.prompt_file, 0, 0, "FILE", "the prompt is FILE's content (- for standard input; one trailing newline dropped)"},
         {"allow-special", 0, OPT_FLAG, &o.allow_special, 0, 0, "", "parse special-token text in the prompt"},
         {"len", 'l', OPT_INT, &o.len, 1, 1 << 20, "L", "MDLM: canvas length in tokens (default: the model's length)"},
         {"steps", 's', OPT_INT, &o.steps, 1, 1000000, "S", "denoising steps (MDLM default 128; Dream/LLaDA: --max-new-tokens)"},
@@ -381,21 +355,7 @@ int cmd_generate(int argc, char **argv) {
         {"t-off", 0, OPT_FLOAT, &o.t_off, 0, 1, "X", "ReMDM-loop: loop phase ends (default 0.05)"},
         {"alpha-on", 0, OPT_FLOAT, &o.alpha_on, 1e-6, 1 - 1e-6, "X", "ReMDM-loop: α during the loop (default 0.9)"},
         {"no-noise-removal", 0, OPT_FLAG, &o.no_noise_removal, 0, 0, "", "MDLM: skip the final argmax forward"},
-        {"max-new-tokens", 0, OPT_INT, &o.max_new, 1, 1 << 20, "N", "Dream/LLaDA: tokens to generate (default 128)"},
-        {"tokens-per-step", 0, OPT_INT, &o.tokens_per_step, 1, 1 << 20, "K", "Dream/LLaDA: steps = ceil(max-new-tokens / K)"},
-        {"temperature", 0, OPT_FLOAT, &o.temperature, 0, 1e6, "T", "Dream/LLaDA: 0 = argmax (default)"},
-        {"top-k", 0, OPT_INT, &o.top_k, 0, 1 << 30, "K", "Dream/LLaDA: keep the K most likely tokens (0 = off)"},
-        {"alg", 0, OPT_STR, &o.alg, 0, 0, "NAME", "Dream: origin (default), maskgit_plus, topk_margin, entropy"},
-        {"alg-temp", 0, OPT_FLOAT, &o.alg_temp, 0, 1e6, "T", "Dream: sample positions by confidence (0 = top)"},
-        {"block-length", 0, OPT_INT, &o.block_length, 1, 1 << 20, "L", "LLaDA: semi-autoregressive block (default 32)"},
-        {"remasking", 0, OPT_STR, &o.remasking, 0, 0, "NAME", "LLaDA: low_confidence (default) or random"},
-        {"cfg-scale", 0, OPT_FLOAT, &o.cfg_scale, 0, 1e6, "S", "LLaDA: classifier-free guidance against the prompt-masked canvas (default 0: off)"},
-        {"logits-eos-inf", 0, OPT_FLAG, &o.logits_eos_inf, 0, 0, "", "LLaDA: never generate <|endoftext|> (its logit −∞)"},
-        {"confidence-eos-eot-inf", 0, OPT_FLAG, &o.confidence_eos_eot_inf, 0, 0, "", "LLaDA: confidences with <|eot_id|>'s logit −∞ (generate.py's option)"},
-        {"threshold", 0, OPT_FLOAT, &o.threshold, 0, 1, "TAU", "Dream/LLaDA: reveal every position with confidence ≥ TAU"},
-        {"cache", 0, OPT_STR, &o.cache, 0, 0, "MODE", "Dream/LLaDA: approximate key/value cache, prefix or dual (blocks; default off)"},
-        {"cache-refresh", 0, OPT_INT, &o.cache_refresh, 0, 1 << 20, "N", "with --cache: every N-th forward in a block is a full one (default 0: block starts only)"},
-        {"eos-penalty", 0, OPT_FLOAT, &o.eos_penalty, -1e6, 1e6, "X", "Dream/LLaDA: subtracted from the EOS logit"},
+        DECODER_FLAG_OPTS(o.dec),
         {"quant", 0, OPT_STR, &o.quant, 0, 0, "q8", "Dream/LLaDA: int8 projections"},
         {"chat", 0, OPT_FLAG, &o.chat, 0, 0, "", "Dream/LLaDA: the prompt is a user message (chat template)"},
         {"check-weights", 0, OPT_FLAG, &o.check_weights, 0, 0, "", "scan every weight for NaN and infinities at load (reads the whole checkpoint)"},
@@ -409,7 +369,7 @@ int cmd_generate(int argc, char **argv) {
         {0},
     };
     cli_command cmd = {"generate", "Samples text from a masked diffusion model (MDLM, Dream, LLaDA).",
-                       "[-m DIR] [-p PROMPT] [--len L | --max-new-tokens N] [--steps S] [options]", opts};
+                       "[-m DIR] [-p PROMPT | -f FILE] [--len L | --max-new-tokens N] [--steps S] [options]", opts};
     const char *pos[1];
     int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 1 : 0;
@@ -419,5 +379,9 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!o.model && !(o.model = cli_default_model())) return cli_fail("generate");
     if (smdlm_dir_arch(o.model, &o.arch)) return cli_fail("generate");
-    return o.arch == SMDLM_ARCH_MDLM ? generate_mdlm(&cmd, &o) : generate_tf(&cmd, &o);
+    char *prompt = NULL;
+    if (read_prompt(&o, &prompt)) return 1;
+    rc = o.arch == SMDLM_ARCH_MDLM ? generate_mdlm(&cmd, &o) : generate_tf(&cmd, &o);
+    free(prompt);
+    return rc;
 }

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api_internal.h"
@@ -131,3 +133,94 @@ void cli_catch_stop_signals(void) {
 }
 
 int cli_stop_signal(void) { return g_stop_signal; }
+
+void cli_reset_stop_signal(void) { g_stop_signal = 0; }
+
+void cli_sleep_ms(int ms) {
+    if (ms <= 0) return;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int cli_reject_flags(const cli_command *cmd, const char *const *names, const char *why) {
+    for (; *names; names++)
+        if (cli_seen(cmd, *names)) return cli_error(cmd->name, "--%s %s", *names, why);
+    return 0;
+}
+
+int cli_check_quant(const char *cmd, const char *quant) {
+    if (!quant || !strcmp(quant, "q8")) return 0;
+    return cli_error(cmd, "--quant '%s': the only quantisation is q8", quant);
+}
+
+enum { PROMPT_MAX_BYTES = 16 << 20 };
+
+/* Standard input to its end, at most PROMPT_MAX_BYTES. */
+static int read_stdin(const char *cmd, char **out, size_t *len) {
+    size_t cap = 4096, n = 0;
+    char *buf = sm_malloc(cap);
+    for (size_t r; (r = fread(buf + n, 1, cap - n - 1, stdin)) > 0;) {
+        n += r;
+        if (n > PROMPT_MAX_BYTES) {
+            free(buf);
+            return cli_error(cmd, "the prompt on standard input is larger than %d bytes",
+                             PROMPT_MAX_BYTES);
+        }
+        if (cap - n < 2) buf = sm_realloc(buf, cap *= 2);
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return cli_error(cmd, "cannot read standard input");
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int cli_read_prompt(const char *cmd, const char *path, char **text) {
+    const int is_stdin = !strcmp(path, "-");
+    size_t n;
+    if (is_stdin ? read_stdin(cmd, text, &n) : sm_read_file(path, PROMPT_MAX_BYTES, text, &n))
+        return is_stdin ? 1 : cli_fail(cmd);
+    const char *nul = memchr(*text, 0, n);
+    if (nul) {
+        const size_t at = (size_t)(nul - *text);
+        free(*text);
+        *text = NULL;
+        return cli_error(cmd, "%s: the prompt holds a NUL byte (offset %zu)",
+                         is_stdin ? "standard input" : path, at);
+    }
+    if (n > 0 && (*text)[n - 1] == '\n') (*text)[n - 1] = 0;
+    return 0;
+}
+
+int cli_stdin_redirected(void) {
+    struct stat st;
+    return fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode));
+}
+
+int decoder_flags_check(const cli_command *cmd, smdlm_arch arch, const smdlm_decoder_params *d) {
+    static const char *const mdlm_only[] = {"len", "sampler", "eta", "t-on", "t-off", "alpha-on",
+                                            "no-noise-removal", NULL};
+    static const char *const dream_only[] = {"alg", "alg-temp", NULL};
+    static const char *const llada_only[] = {"block-length", "remasking", "cfg-scale",
+                                             "logits-eos-inf", "confidence-eos-eot-inf", NULL};
+    const int dream = arch == SMDLM_ARCH_DREAM;
+    const char *kind = dream ? "a Dream model" : "an LLaDA model";
+    char why[96];
+    snprintf(why, sizeof why, "applies to MDLM models; this is %s (--max-new-tokens sets the length)", kind);
+    if (cli_reject_flags(cmd, mdlm_only, why)) return 1;
+    snprintf(why, sizeof why, "applies to %s models; this is %s", dream ? "LLaDA" : "Dream", kind);
+    if (cli_reject_flags(cmd, dream ? llada_only : dream_only, why)) return 1;
+    if (cli_seen(cmd, "steps") && cli_seen(cmd, "tokens-per-step"))
+        return cli_error(cmd->name, "give --steps or --tokens-per-step, not both");
+    if (d->cache && !strcmp(d->cache, "dual") && (dream || d->block_length >= d->max_new_tokens))
+        return cli_error(cmd->name, "--cache dual needs block decoding: an LLaDA model with "
+                         "--block-length below --max-new-tokens (%d)", d->max_new_tokens);
+    if (!dream && d->max_new_tokens % d->block_length != 0)
+        return cli_error(cmd->name, "--block-length %d must divide --max-new-tokens %d (LLaDA's "
+                         "default block length is %d)", d->block_length, d->max_new_tokens,
+                         smdlm_gen_default_params().decoder.block_length);
+    return 0;
+}

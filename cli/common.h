@@ -27,6 +27,44 @@ typedef struct {
  * --sm-config's values, then single flags; any of them switches it on, --no-sm off. */
 int sm_flags_softmask(const cli_command *cmd, const sm_flags *f, smdlm_softmask *out);
 
+/* The Dream/LLaDA decoder flags of `generate` and `chat`, into a smdlm_decoder_params. */
+#define DECODER_FLAG_OPTS(d)                                                                    \
+    {"max-new-tokens", 0, OPT_INT, &(d).max_new_tokens, 1, 1 << 20, "N", "Dream/LLaDA: tokens to generate (default 128)"}, \
+    {"tokens-per-step", 0, OPT_INT, &(d).tokens_per_step, 1, 1 << 20, "K", "Dream/LLaDA: steps = ceil(max-new-tokens / K)"}, \
+    {"temperature", 0, OPT_FLOAT, &(d).temperature, 0, 1e6, "T", "Dream/LLaDA: 0 = argmax (default)"}, \
+    {"top-k", 0, OPT_INT, &(d).top_k, 0, 1 << 30, "K", "Dream/LLaDA: keep the K most likely tokens (0 = off)"}, \
+    {"alg", 0, OPT_STR, &(d).alg, 0, 0, "NAME", "Dream: origin (default), maskgit_plus, topk_margin, entropy"}, \
+    {"alg-temp", 0, OPT_FLOAT, &(d).alg_temp, 0, 1e6, "T", "Dream: sample positions by confidence (0 = top)"}, \
+    {"block-length", 0, OPT_INT, &(d).block_length, 1, 1 << 20, "L", "LLaDA: semi-autoregressive block (default 32)"}, \
+    {"remasking", 0, OPT_STR, &(d).remasking, 0, 0, "NAME", "LLaDA: low_confidence (default) or random"}, \
+    {"cfg-scale", 0, OPT_FLOAT, &(d).cfg_scale, 0, 1e6, "S", "LLaDA: classifier-free guidance against the prompt-masked canvas (default 0: off)"}, \
+    {"logits-eos-inf", 0, OPT_FLAG, &(d).logits_eos_inf, 0, 0, "", "LLaDA: never generate <|endoftext|> (its logit −∞)"}, \
+    {"confidence-eos-eot-inf", 0, OPT_FLAG, &(d).confidence_eos_eot_inf, 0, 0, "", "LLaDA: confidences with <|eot_id|>'s logit −∞ (generate.py's option)"}, \
+    {"threshold", 0, OPT_FLOAT, &(d).threshold, 0, 1, "TAU", "Dream/LLaDA: reveal every position with confidence ≥ TAU"}, \
+    {"cache", 0, OPT_STR, &(d).cache, 0, 0, "MODE", "Dream/LLaDA: approximate key/value cache, prefix or dual (blocks; default off)"}, \
+    {"cache-refresh", 0, OPT_INT, &(d).cache_refresh, 0, 1 << 20, "N", "with --cache: every N-th forward in a block is a full one (default 0: block starts only)"}, \
+    {"eos-penalty", 0, OPT_FLOAT, &(d).eos_penalty, -1e6, 1e6, "X", "Dream/LLaDA: subtracted from the EOS logit"}
+
+/* The checks of DECODER_FLAG_OPTS's values that need no model, for a model of kind arch (Dream
+ * or LLaDA): flags of the other kind, --steps with --tokens-per-step, --cache dual without
+ * blocks, a block length that does not divide --max-new-tokens. 0, else 1 after the error. */
+int decoder_flags_check(const cli_command *cmd, smdlm_arch arch, const smdlm_decoder_params *d);
+
+/* Flags of names (NULL-terminated) that this command takes only for another kind of model: an
+ * error "--NAME why" for the first one given (1), else 0. */
+int cli_reject_flags(const cli_command *cmd, const char *const *names, const char *why);
+
+/* --quant: NULL or "q8"; 0, else 1 after the error. */
+int cli_check_quant(const char *cmd, const char *quant);
+
+/* A prompt file (-f FILE, or "-" for standard input): the whole content is the prompt, one
+ * trailing newline removed (llama.cpp's -f). *text is malloc'ed. An unreadable file, more than
+ * 16 MiB or a NUL byte are errors naming the file (and the byte's offset): 0, else 1. */
+int cli_read_prompt(const char *cmd, const char *path, char **text);
+/* 1 when standard input is a pipe or a regular file (text redirected into the command, not a
+ * terminal and not /dev/null). */
+int cli_stdin_redirected(void);
+
 #define THREADS_OPT(var)                                                                  \
     {"threads", 't', OPT_INT, &(var), 1, 1024, "N", "threads (default: all cores)"}
 int default_threads(void);
@@ -55,6 +93,11 @@ int cli_run_gnuplot(const char *script);
  * ignored. */
 void cli_catch_stop_signals(void);
 int cli_stop_signal(void); /* the first SIGINT/SIGTERM received since, else 0 */
+/* Forgets the signal received (an interactive command that handled it and goes on). */
+void cli_reset_stop_signal(void);
+
+/* Pauses ms milliseconds (nothing for ms ≤ 0; a signal ends it early). */
+void cli_sleep_ms(int ms);
 
 /* Reports smdlm_last_error() as "smdlm CMD: ..." and returns exit status 1. */
 int cli_fail(const char *cmd);

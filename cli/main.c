@@ -15,6 +15,7 @@ static const struct {
     const char *summary;
 } k_commands[] = {
     {"generate", cmd_generate, "sample text from a model (MDLM samplers, soft-masking)"},
+    {"chat", cmd_chat, "talk with a Dream or LLaDA instruct model (its chat template)"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server that streams the denoising"},
     {"forward", cmd_forward, "raw logits of a batch of token ids (.npy in, .npy out)"},
     {"eval", cmd_eval, "perplexity of a model on token shards (eval ppl)"},

@@ -266,6 +266,10 @@ int smdlm_has_tokenizer(const smdlm_model *model);
  * transparency_config.json, else SMDLM_SM_OFF with the defaults. */
 smdlm_softmask smdlm_model_softmask(const smdlm_model *model);
 
+/* The EOS id that ends a Dream/LLaDA completion (tokenizer_config.json's eos_token, else
+ * config.json's eos_token_id), or -1 when the model has none. */
+int smdlm_eos_id(const smdlm_model *model);
+
 /* Text ↔ ids with the model's tokenizer; outputs are malloc'ed (free them). With
  * allow_special, smdlm_tokenize parses special-token text ("<|endoftext|>") as Hugging Face's
  * encode does; without, such text stays plain text (as prompts are). */
@@ -304,6 +308,11 @@ int smdlm_forward(smdlm_state *state, const int32_t *ids, int B, int T, const fl
  * smdlm_result_free whatever the outcome). */
 int smdlm_generate(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
                    smdlm_result *r);
+/* Dream/LLaDA: the assistant's next message after a conversation (smdlm_chat_tokenize's ids as
+ * the prompt, gp->decoder.max_new_tokens after it; gp->chat and gp->system are not used): what
+ * smdlm_generate gives for the rendered conversation as its prompt. */
+int smdlm_generate_chat(smdlm_state *state, const smdlm_chat_message *msgs, size_t n,
+                        const smdlm_gen_params *gp, smdlm_result *r);
 /* The same on ids: x [len] holds tokens at the fixed positions (fixed[i] != 0; fixed may be
  * NULL: none) and the mask id elsewhere; every sample starts from it. The leading fixed positions are the prompt
  * (r->prompt_len). MDLM and Dream: fixed positions anywhere (infilling). LLaDA's decoder

@@ -9,6 +9,8 @@ pkgs="build-essential pkg-config groff-base libopenblas-openmp-dev libcjson-dev 
 pkgs="$pkgs libmicrohttpd-dev libcurl4-openssl-dev"
 # the fuzz targets (make fuzz, make fuzz-smoke): clang with compiler-rt's libFuzzer and sanitizers, LLVM's OpenMP
 pkgs="$pkgs clang-14 libclang-rt-14-dev libomp-14-dev"
+# the web playground's test: headless Chromium (driven by playwright-core from npm)
+pkgs="$pkgs chromium"
 # the reproduction's corpora (make repro, make repro-quick): the KJV Bible, npm for the @stdlib datasets
 pkgs="$pkgs bible-kjv"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"

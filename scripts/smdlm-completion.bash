@@ -13,7 +13,7 @@ _smdlm_subcommands() {
 
 _smdlm() {
     local cur=${COMP_WORDS[COMP_CWORD]} prog=${COMP_WORDS[0]}
-    local commands="generate serve forward eval plot grad data train tokenizer tokenize merge convert bench"
+    local commands="generate chat serve forward eval plot grad data train tokenizer tokenize merge convert bench"
     if [ "$COMP_CWORD" -eq 1 ]; then
         mapfile -t COMPREPLY < <(compgen -W "$commands --version --help" -- "$cur")
         return

@@ -8,9 +8,12 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <limits.h>
+#include <poll.h>
+#include <pty.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "text/chat.h"
@@ -416,10 +419,263 @@ static void test_visual(void **state) {
     free(out);
 }
 
+/* ---- smdlm chat, prompts from files ------------------------------------------------------ */
+
+typedef struct {
+    const char *dir, *flags, *system;
+    int llada;
+} chat_case;
+
+static void buf_add(char *buf, size_t cap, const char *s) {
+    assert_true(strlen(buf) + strlen(s) < cap);
+    strcat(buf, s);
+}
+
+/* LLaDA's `| trim`, for the ASCII white space the tiny model's replies can hold. */
+static void buf_add_trimmed(char *buf, size_t cap, const char *s) {
+    size_t a = 0, b = strlen(s);
+    while (a < b && strchr(" \t\n\r\v\f", s[a])) a++;
+    while (b > a && strchr(" \t\n\r\v\f", s[b - 1])) b--;
+    assert_true(strlen(buf) + (b - a) < cap);
+    strncat(buf, s + a, b - a);
+}
+
+/* The template's text of the system message and msgs [from, n) (user, assistant, user, …), as
+ * tokenizer_config.json's chat_template renders it; written by hand, independent of chat.c. */
+static void render_conversation(const chat_case *c, char *const *msgs, int from, int n, char *buf,
+                                size_t cap) {
+    buf[0] = 0;
+    if (c->llada) {
+        buf_add(buf, cap, "<|startoftext|>");
+        if (c->system) {
+            buf_add(buf, cap, "<|start_header_id|>system<|end_header_id|>\n\n");
+            buf_add_trimmed(buf, cap, c->system);
+            buf_add(buf, cap, "<|eot_id|>");
+        }
+        for (int i = from; i < n; i++) {
+            buf_add(buf, cap, (i - from) % 2 ? "<|start_header_id|>assistant<|end_header_id|>\n\n"
+                                             : "<|start_header_id|>user<|end_header_id|>\n\n");
+            buf_add_trimmed(buf, cap, msgs[i]);
+            buf_add(buf, cap, "<|eot_id|>");
+        }
+        buf_add(buf, cap, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        return;
+    }
+    buf_add(buf, cap, "<|im_start|>system\n");
+    buf_add(buf, cap, c->system ? c->system : "You are a helpful assistant.");
+    buf_add(buf, cap, "<|im_end|>\n");
+    for (int i = from; i < n; i++) {
+        buf_add(buf, cap, (i - from) % 2 ? "<|im_start|>assistant\n" : "<|im_start|>user\n");
+        buf_add(buf, cap, msgs[i]);
+        buf_add(buf, cap, "<|im_end|>\n");
+    }
+    buf_add(buf, cap, "<|im_start|>assistant\n");
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* `generate -f` on the conversation msgs [0, n) rendered by hand, leaving out the oldest
+ * exchanges while it does not fit the model (as chat does); the reply's text (malloc'ed).
+ * *dropped counts the messages left out. */
+static char *generate_reply(const chat_case *c, char *const *msgs, int n, int *dropped) {
+    char rendered[4096], path[128], *out;
+    snprintf(path, sizeof path, "%s/conversation.txt", g_tmp);
+    for (int from = 0; from < n; from += 2) {
+        render_conversation(c, msgs, from, n, rendered, sizeof rendered - 1);
+        strcat(rendered, "\n"); /* -f drops one trailing newline */
+        write_text(path, rendered);
+        int st = tu_run(&out, "generate -m %s %s --allow-special -f %s -o - -q -t 1", c->dir,
+                        c->flags, path);
+        if (st != 0) {
+            printf("  generate: %s", out);
+            assert_non_null(strstr(out, "the model's length"));
+            free(out);
+            continue;
+        }
+        cJSON *row = cJSON_Parse(out);
+        assert_non_null(row);
+        char *text = strdup(cJSON_GetObjectItem(row, "text")->valuestring);
+        cJSON_Delete(row);
+        free(out);
+        *dropped = from;
+        return text;
+    }
+    fail_msg("the last user message alone does not fit");
+    return NULL;
+}
+
+/* Lines piped into `chat` get the replies `generate` gives for the same multi-turn template;
+ * returns how many messages the last reply left out. */
+static int check_chat_replies(const chat_case *c, const char *const *users, int turns) {
+    char *msgs[16], path[128], input[512] = "", *want = calloc(1, 1), *got;
+    int dropped = 0;
+    for (int t = 0; t < turns; t++) {
+        msgs[2 * t] = strdup(users[t]);
+        char *text = generate_reply(c, msgs, 2 * t + 1, &dropped);
+        printf("  turn %d (%d messages left out): \"%s\"\n", t, dropped, text);
+        want = realloc(want, strlen(want) + strlen(text) + 2);
+        strcat(strcat(want, text), "\n");
+        msgs[2 * t + 1] = text;
+        buf_add(input, sizeof input, users[t]);
+        buf_add(input, sizeof input, "\n");
+    }
+    snprintf(path, sizeof path, "%s/chat_in.txt", g_tmp);
+    write_text(path, input);
+    char sys[64] = "";
+    if (c->system) snprintf(sys, sizeof sys, "--system '%s'", c->system);
+    assert_int_equal(tu_run(&got, "chat -m %s %s %s -t 1 < %s", c->dir, c->flags, sys, path), 0);
+    if (strcmp(got, want)) printf("  chat printed:\n%s\n  generate:\n%s\n", got, want);
+    assert_string_equal(got, want);
+    for (int i = 0; i < 2 * turns; i++) free(msgs[i]);
+    free(want);
+    free(got);
+    return dropped;
+}
+
+static void test_chat_matches_generate(void **state) {
+    (void)state;
+    const char *users[] = {"hi", "  how are you?  ", "bye"};
+    chat_case dream = {g_dream, "--max-new-tokens 6 --temperature 0.8 --seed 3 --alg entropy", "S", 0};
+    const char *short_users[] = {"hi", " yo "};
+    chat_case llada = {g_llada, "--max-new-tokens 4 --block-length 2 --temperature 0.5 --seed 7", NULL, 1};
+    chat_case llada_sys = {g_llada, "--max-new-tokens 4 --block-length 4", " Be brief. ", 1};
+    /* the tiny Dream's 64 positions do not hold three turns: earlier exchanges are left out */
+    assert_true(check_chat_replies(&dream, users, 3) > 0);
+    assert_int_equal(check_chat_replies(&llada, short_users, 2), 0); /* the whole history */
+    check_chat_replies(&llada_sys, users, 3);
+}
+
+/* Terminal output read so far, and where the next search starts. */
+typedef struct {
+    int fd;
+    char *buf;
+    size_t len, mark;
+} pty_log;
+
+/* Reads the terminal until `want` shows up at or after the mark, then moves the mark past it:
+ * 0, or -1 after 20 s or the end (printing what was shown). */
+static int pty_expect(pty_log *t, const char *want) {
+    const double end = sm_time_sec() + 20;
+    while (!strstr(t->buf + t->mark, want)) {
+        struct pollfd p = {t->fd, POLLIN, 0};
+        const double left = end - sm_time_sec();
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) break;
+        char chunk[4096];
+        ssize_t n = read(t->fd, chunk, sizeof chunk);
+        if (n <= 0) break;
+        t->buf = sm_realloc(t->buf, t->len + (size_t)n + 1);
+        memcpy(t->buf + t->len, chunk, (size_t)n);
+        t->len += (size_t)n;
+        t->buf[t->len] = 0;
+    }
+    const char *at = strstr(t->buf + t->mark, want);
+    if (!at) {
+        printf("  waited for \"%s\"; the terminal showed:\n%s\n", want, t->buf);
+        return -1;
+    }
+    t->mark = (size_t)(at - t->buf) + strlen(want);
+    return 0;
+}
+
+/* `chat` on a terminal: a prompt, the canvas redrawn in place, Ctrl-C cancels the reply under
+ * way and the conversation goes on, the reply equals the piped one, Ctrl-C at the prompt ends
+ * with status 130. */
+static void test_chat_terminal(void **state) {
+    (void)state;
+    char in[128], *piped;
+    snprintf(in, sizeof in, "%s/hi.txt", g_tmp);
+    write_text(in, "hi\n");
+    assert_int_equal(tu_run(&piped, "chat -m %s --max-new-tokens 6 --system S -t 1 < %s", g_dream,
+                            in), 0);
+    const char *bin = getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm";
+    struct winsize ws = {.ws_row = 24, .ws_col = 80};
+    pty_log t = {-1, calloc(1, 1), 0, 0};
+    pid_t pid = forkpty(&t.fd, NULL, NULL, &ws);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl(bin, bin, "chat", "-m", g_dream, "--max-new-tokens", "6", "--system", "S", "-t", "1",
+              "--delay", "400", (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(pty_expect(&t, "> "), 0);
+    assert_true(write(t.fd, "hi\r", 3) == 3);
+    assert_int_equal(pty_expect(&t, "[step 1/6] "), 0);
+    assert_int_equal(strncmp(t.buf + t.mark, "\xe2\x96\x91", 3), 0); /* masked positions */
+    assert_true(write(t.fd, "\x03", 1) == 1); /* Ctrl-C: the reply stops */
+    assert_int_equal(pty_expect(&t, "[reply cancelled]"), 0);
+    assert_null(strstr(t.buf, "[step 2/6]")); /* within the step */
+    assert_int_equal(pty_expect(&t, "> "), 0);
+    const size_t turn = t.mark;
+    assert_true(write(t.fd, "hi\r", 3) == 3); /* the same message again, answered */
+    assert_int_equal(pty_expect(&t, "[step 2/6]"), 0);
+    assert_int_equal(pty_expect(&t, " forwards, "), 0);
+    assert_int_equal(pty_expect(&t, "> "), 0);
+    /* the reply: after the last erased frame, up to the statistics line */
+    char *reply = t.buf + turn, *erase, *stats = strstr(reply, "\r\n\x1b[2m(");
+    assert_non_null(stats);
+    *stats = 0;
+    while ((erase = strstr(reply, "\r\x1b[J"))) reply = erase + 4;
+    for (char *cr; (cr = strstr(reply, "\r\n"));) memmove(cr, cr + 1, strlen(cr)); /* ONLCR */
+    printf("  terminal reply \"%s\", piped \"%s\"\n", reply, piped);
+    assert_true(strlen(piped) == strlen(reply) + 1 && !strncmp(piped, reply, strlen(reply)));
+    assert_true(write(t.fd, "\x03", 1) == 1); /* Ctrl-C at the prompt: the end */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 130);
+    close(t.fd);
+    free(t.buf);
+    free(piped);
+}
+
+/* The prompt from a file (-f), from standard input (-p -, or redirected without -p) equals -p. */
+static void test_prompt_sources(void **state) {
+    (void)state;
+    char path[128], *a, *b;
+    snprintf(path, sizeof path, "%s/prompt.txt", g_tmp);
+    write_text(path, "Hello\nthere\n");
+    const char *flags = "--max-new-tokens 8 --alg entropy -q -t 1";
+    assert_int_equal(tu_run(&a, "generate -m %s %s -p \"$(printf 'Hello\\nthere')\"", g_dream, flags), 0);
+    const char *forms[] = {"-f %s", "-p - < %s", "< %s", "-f - < %s"};
+    for (int i = 0; i < 4; i++) {
+        char form[160], args[400];
+        snprintf(form, sizeof form, forms[i], path);
+        snprintf(args, sizeof args, "generate -m %s %s %s", g_dream, flags, form);
+        assert_int_equal(tu_run(&b, "%s", args), 0);
+        printf("  %s: \"%s\"\n", form, b);
+        assert_string_equal(a, b);
+        free(b);
+    }
+    free(a);
+    /* an empty redirected standard input is no prompt */
+    assert_int_equal(tu_run(&a, "generate -m %s %s", g_dream, flags), 0);
+    assert_int_equal(tu_run(&b, "generate -m %s %s < /dev/null", g_dream, flags), 0);
+    assert_string_equal(a, b);
+    free(b);
+    snprintf(path, sizeof path, "%s/empty", g_tmp);
+    write_text(path, "");
+    assert_int_equal(tu_run(&b, "generate -m %s %s < %s", g_dream, flags, path), 0);
+    assert_string_equal(a, b);
+    free(a), free(b);
+}
+
 static void test_bad_flags(void **state) {
     (void)state;
-    enum { N = 24 };
+    enum { N = 34 };
     static char args[N][320];
+    char nul[128];
+    snprintf(nul, sizeof nul, "%s/nul.txt", g_tmp);
+    FILE *f = fopen(nul, "w");
+    assert_non_null(f);
+    fwrite("ab\0c\n", 1, 5, f);
+    fclose(f);
+    snprintf(nul, sizeof nul, "%s/hello.txt", g_tmp);
+    write_text(nul, "hello\n");
     const char *words[N];
     int n = 0;
 #define CASE(word, ...) (snprintf(args[n], sizeof args[n], __VA_ARGS__), words[n++] = (word))
@@ -449,6 +705,16 @@ static void test_bad_flags(void **state) {
          g_llada);
     CASE("<|endoftext|>", "generate -m %s --logits-eos-inf --max-new-tokens 32",
          tu_fixture("tiny-llada"));
+    CASE("cannot open '/nonexistent'", "generate -m %s -f /nonexistent", g_dream);
+    CASE("not both", "generate -m %s -p x -f /dev/null", g_dream);
+    CASE("NUL byte (offset 2)", "generate -m %s -p - < %s/nul.txt", g_dream, g_tmp);
+    CASE("not a regular file", "generate -m %s -f %s", g_dream, g_tmp);
+    CASE("MDLM model, which has no chat template", "chat -m models/demo");
+    CASE("exceeds the model's length", "chat -m %s --max-new-tokens 60 < %s/hello.txt", g_dream, g_tmp);
+    CASE("line 1 holds a NUL byte", "chat -m %s < %s/nul.txt", g_dream, g_tmp);
+    CASE("--block-length applies to LLaDA", "chat -m %s --block-length 4", g_dream);
+    CASE("must divide", "chat -m %s --max-new-tokens 20", g_llada);
+    CASE("only quantisation is q8", "chat -m %s --quant q4", g_dream);
 #undef CASE
     assert_int_equal(n, N);
     tu_expect_cli_errors(args[0], sizeof args[0], words, n);
@@ -505,6 +771,25 @@ static void test_api(void **state) {
     rows = cli_jsonl(a);
     assert_string_equal(r.text[0], cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "text")->valuestring);
     cJSON_Delete(rows);
+    /* the same conversation as messages: the same ids and reply */
+    smdlm_chat_message conv[2] = {{"system", "Be"}, {"user", "Hi"}};
+    smdlm_result rc;
+    assert_int_equal(smdlm_generate_chat(st_api, conv, 2, &gp, &rc), 0);
+    assert_int_equal(rc.prompt_len, r.prompt_len);
+    assert_int_equal(tu_compare_i32("smdlm_generate_chat", rc.ids, r.ids, (size_t)r.T), 0);
+    assert_string_equal(rc.text[0], r.text[0]);
+    smdlm_result_free(&rc);
+    int32_t *cids;
+    size_t cn;
+    assert_int_equal(smdlm_chat_tokenize(model, conv, 2, 0, &cids, &cn), 0);
+    assert_int_equal(cn, (size_t)r.prompt_len);
+    assert_int_equal(tu_compare_i32("smdlm_chat_tokenize", cids, r.ids, cn), 0);
+    free(cids);
+    conv[1].role = "tool";
+    assert_int_equal(smdlm_generate_chat(st_api, conv, 2, &gp, &rc), -1);
+    assert_non_null(strstr(smdlm_last_error(), "unsupported role 'tool'"));
+    smdlm_result_free(&rc);
+    assert_int_equal(smdlm_eos_id(model), 290);
     smdlm_result_free(&r);
 
     /* ids in, canvas out: the same tokens as the decoder */
@@ -573,6 +858,9 @@ int main(void) {
         cmocka_unit_test(test_chat_and_plain_prompts),
         cmocka_unit_test(test_mdlm_plain_prompt),
         cmocka_unit_test(test_visual),
+        cmocka_unit_test(test_chat_matches_generate),
+        cmocka_unit_test(test_chat_terminal),
+        cmocka_unit_test(test_prompt_sources),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_api),
     };

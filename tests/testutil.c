@@ -138,7 +138,9 @@ int tu_run(char **out, const char *fmt, ...) {
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     const char *bin = getenv("SMDLM") ? getenv("SMDLM") : "build/smdlm";
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
+    /* standard input from /dev/null unless ARGS redirect it: commands that read a prompt from
+     * a redirected standard input never wait on the test's */
+    snprintf(cmd, sizeof cmd, "%s </dev/null %s 2>&1", bin, args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t cap = 4096, len = 0, r;

@@ -32,7 +32,8 @@ void tu_expect_error(int rc, const char *what, const char *const *words);
  * with the file name blanked out (names such as st_hole.safetensors contain the words). */
 void tu_expect_file_error(int rc, const char *file, const char *const *words);
 
-/* Runs `$SMDLM ARGS` (ARGS a shell fragment; $SMDLM defaults to build/smdlm) and captures
+/* Runs `$SMDLM ARGS` (ARGS a shell fragment, standard input /dev/null unless it redirects it;
+ * $SMDLM defaults to build/smdlm) and captures
  * stdout + stderr into *out (malloc'ed; out may be NULL). Returns the exit status, or
  * 1000 + the signal number when the program crashed. */
 int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "compute/kernels.h"
+#include "generate/tfgen.h"
 #include "text/chat.h"
 #include "base/util.h"
 
@@ -116,6 +117,12 @@ int smdlm_vocab_size(const smdlm_model *model) { return model->md.vocab_size; }
 int smdlm_mask_id(const smdlm_model *model) { return model->md.mask_id; }
 int smdlm_max_length(const smdlm_model *model) { return model->md.max_len; }
 int smdlm_has_tokenizer(const smdlm_model *model) { return model->md.tok != NULL; }
+
+int smdlm_eos_id(const smdlm_model *model) {
+    int eos;
+    tfgen_eos_id(&model->md, &eos);
+    return eos;
+}
 
 smdlm_softmask smdlm_model_softmask(const smdlm_model *model) {
     return public_softmask(&model->md.sm);

@@ -288,23 +288,33 @@ static int completion_texts(const smdlm_model *model, smdlm_result *r) {
     return 0;
 }
 
-static int generate_decoder(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
-                            smdlm_result *r) {
+/* gp->decoder.max_new_tokens after the prompt ids pids [np] (freed here), with the texts. */
+static int complete_prompt(smdlm_state *state, int32_t *pids, size_t np,
+                           const smdlm_gen_params *gp, smdlm_result *r) {
     const smdlm_model *model = state->model;
     const int maxT = smdlm_max_length(model);
-    if (gp->decoder.max_new_tokens < 1)
-        return SM_ERR("max_new_tokens %d must be ≥ 1", gp->decoder.max_new_tokens);
-    int32_t *pids = NULL;
-    size_t np = 0;
-    if ((prompt || gp->chat) && tfgen_encode_prompt(&model->md, prompt, gp->chat, gp->system,
-                                                    gp->allow_special, &pids, &np))
-        return -1;
     int rc = np > (size_t)maxT
                  ? SM_ERR("the prompt has %zu tokens but the model's length is %d", np, maxT)
                  : run_decoder(state, pids, NULL, (int)np, (int)np + gp->decoder.max_new_tokens,
                                gp, r);
     free(pids);
     return rc == SMDLM_OK ? completion_texts(model, r) : rc;
+}
+
+static int check_max_new(const smdlm_gen_params *gp) {
+    if (gp->decoder.max_new_tokens >= 1) return 0;
+    return SM_ERR("max_new_tokens %d must be ≥ 1", gp->decoder.max_new_tokens);
+}
+
+static int generate_decoder(smdlm_state *state, const char *prompt, const smdlm_gen_params *gp,
+                            smdlm_result *r) {
+    if (check_max_new(gp)) return -1;
+    int32_t *pids = NULL;
+    size_t np = 0;
+    if ((prompt || gp->chat) && tfgen_encode_prompt(&state->model->md, prompt, gp->chat,
+                                                    gp->system, gp->allow_special, &pids, &np))
+        return -1;
+    return complete_prompt(state, pids, np, gp, r);
 }
 
 /* ---- canvases from a template or text spans, any model ------------------------------- */
@@ -367,6 +377,19 @@ int smdlm_generate(smdlm_state *state, const char *prompt, const smdlm_gen_param
     memset(r, 0, sizeof *r);
     return state->model->md.arch == MODEL_MDLM ? generate_mdlm(state, prompt, gp, r)
                                                : generate_decoder(state, prompt, gp, r);
+}
+
+int smdlm_generate_chat(smdlm_state *state, const smdlm_chat_message *msgs, size_t n,
+                        const smdlm_gen_params *gp, smdlm_result *r) {
+    memset(r, 0, sizeof *r);
+    int32_t *pids;
+    size_t np;
+    if (smdlm_chat_tokenize(state->model, msgs, n, gp->allow_special, &pids, &np)) return -1;
+    if (check_max_new(gp)) {
+        free(pids);
+        return -1;
+    }
+    return complete_prompt(state, pids, np, gp, r);
 }
 
 int smdlm_generate_ids(smdlm_state *state, const int32_t *x, const uint8_t *fixed, int len,

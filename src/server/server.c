@@ -14,6 +14,7 @@
 
 #include "base/util.h"
 #include "server/metrics.h"
+#include "server/playground.h"
 #include "server/request.h"
 #include "server/response.h"
 #include "server/scheduler.h"
@@ -40,7 +41,7 @@ typedef struct {
 
 static const char *route_name(const char *url) {
     static const char *const known[] = {"/v1/completions", "/v1/chat/completions", "/v1/models",
-                                        "/health", "/metrics"};
+                                        "/health", "/metrics", "/"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcmp(url, known[i])) return known[i];
     return "other";
@@ -120,6 +121,24 @@ static enum MHD_Result complete(srv_server *s, struct MHD_Connection *c, const c
     return rc;
 }
 
+/* GET /: the web playground, from the binary's read-only data. A strict content security policy:
+ * the page runs its own inline script and style and talks to this server alone. */
+static enum MHD_Result reply_playground(srv_server *s, struct MHD_Connection *c, const char *url) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        playground_html_len, (void *)playground_html, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                            "'unsafe-inline'; connect-src 'self'; base-uri 'none'; "
+                            "form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (atomic_load(&s->closing)) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    metrics_request(s->metrics, route_name(url), 200);
+    return rc;
+}
+
 static char *health_body(const srv_server *s) {
     return sm_strdup(atomic_load(&s->closing) ? "{\"status\":\"shutting down\"}"
                                               : "{\"status\":\"ok\"}");
@@ -133,7 +152,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     const int post = !strcmp(method, MHD_HTTP_METHOD_POST);
     if (!ctx) { /* the headers: checked before any body is read */
         *con_cls = ctx = sm_calloc(1, sizeof *ctx);
-        if (strcmp(url, "/health") && !authorized(s, c))
+        /* the page is public (it asks for the key); everything it calls is not */
+        if (strcmp(url, "/health") && strcmp(url, "/") && !authorized(s, c))
             return fail(s, c, url, 401, "authentication_error", "invalid_api_key", "%s",
                         "a valid API key is needed: Authorization: Bearer KEY");
         const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -165,6 +185,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return complete(s, c, url, chat ? ROUTE_CHAT : ROUTE_COMPLETIONS, ctx);
     }
     const int get = !strcmp(method, MHD_HTTP_METHOD_GET);
+    if (!strcmp(url, "/")) {
+        if (!get && strcmp(method, MHD_HTTP_METHOD_HEAD))
+            return fail(s, c, url, 405, "invalid_request_error", "method_not_allowed",
+                        "%s takes GET", url);
+        return reply_playground(s, c, url);
+    }
     if (!strcmp(url, "/v1/models") || !strcmp(url, "/health") || !strcmp(url, "/metrics")) {
         if (!get)
             return fail(s, c, url, 405, "invalid_request_error", "method_not_allowed",
