@@ -309,7 +309,10 @@ static void test_endpoints(void **state) {
     assert_non_null(strstr(out, "smdlm_requests_total{route=\"/v1/completions\",status=\"200\"} 3"));
     assert_non_null(strstr(out, "smdlm_step_seconds_bucket{le=\"+Inf\"}"));
     free(out);
-    expect_error(&s, "GET", "/", NULL, 404, NULL, "no route");
+    expect_error(&s, "GET", "/nowhere", NULL, 404, NULL, "no route");
+    assert_int_equal(http(&s, "GET", "/", NULL, NULL, &out, 30000), 200); /* the playground */
+    assert_non_null(strstr(out, "<html"));
+    free(out);
     assert_int_equal(server_stop(&s), 0);
 }
 

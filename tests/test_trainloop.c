@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "formats/manifest.h"
 #include "train/data.h"
 #include "base/rng.h"
 #include "testutil.h"
@@ -142,6 +143,9 @@ static void test_bad_step_skipped(void **state) {
     memcpy(step + 8, "-1", 2); /* same length: the header keeps its size */
     assert_int_equal(sm_write_file_atomic(path, text, len), 0);
     free(text);
+    /* the manifest recorded again: the metadata check itself must refuse the step */
+    snprintf(path, sizeof path, "%s/d/ckpt-00000012", g_dir);
+    assert_int_equal(manifest_write(path), 0);
     assert_int_equal(tu_run(&out, "train --data %s --out %s/d --steps 12 --resume %s", g_data, g_dir, k_args), 0);
     printf("  %s", out);
     assert_non_null(strstr(out, "\"step\" = \"-1\", not a count"));
