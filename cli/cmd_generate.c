@@ -49,16 +49,21 @@ typedef struct {
     int first, n; /* the batch's first sample; samples in the request */
 } visual_ctx;
 
-/* One --visual frame: the first canvas of the batch. */
+/* One --visual frame: every canvas of the batch (headed by its sample number when the request
+ * has several). */
 static void show_frame(const visual_ctx *v, const smdlm_step *s) {
-    char *text;
-    smdlm_canvas_text(v->model, s->ids, (size_t)s->T, MASK_GLYPH, &text);
     if (v->tty) fputs("\x1b[H\x1b[2J", stdout);
-    if (s->steps > 0) printf("step %d/%d\n%s\n", s->step, s->steps, text);
-    else printf("step %d\n%s\n", s->step, text);
+    if (s->steps > 0) printf("step %d/%d\n", s->step, s->steps);
+    else printf("step %d\n", s->step);
+    for (int b = 0; b < s->B; b++) {
+        char *text;
+        smdlm_canvas_text(v->model, s->ids + (size_t)b * s->T, (size_t)s->T, MASK_GLYPH, &text);
+        if (v->n > 1) printf("--- sample %d ---\n", v->first + b);
+        printf("%s\n", text);
+        free(text);
+    }
     if (!v->tty) printf("\n");
     fflush(stdout);
-    free(text);
     cli_sleep_ms(v->visual_delay_ms);
 }
 

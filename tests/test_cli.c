@@ -64,6 +64,26 @@ static void test_generate(void **state) {
     assert_non_null(strstr(v, "step 1/4"));
     assert_non_null(strstr(v, "step 4/4"));
     assert_non_null(strstr(v, "\xe2\x96\x91")); /* masked positions shown in early frames */
+    free(v);
+    /* -n 5 (two batches): every sample's canvas is shown; the last frame of each batch holds
+       the samples' final texts */
+    free(b);
+    assert_int_equal(run(&b, "generate -m %s --len 20 --steps 4 --seed 5 -n 5 -q", fx), 0);
+    assert_int_equal(run(&v, "generate -m %s --len 20 --steps 4 --seed 5 -n 5 --visual --delay 0 -q", fx), 0);
+    for (int i = 0; i < 5; i++) {
+        char head[32], want[32];
+        snprintf(head, sizeof head, "=== sample %d ===\n", i);
+        snprintf(want, sizeof want, "--- sample %d ---\n", i);
+        char *text = strstr(b, head), *frame = strstr(v, want);
+        assert_non_null(text);
+        assert_non_null(frame); /* sample i is drawn */
+        text += strlen(head);
+        for (char *next; (next = strstr(frame + 1, want));) frame = next; /* its last frame */
+        frame += strlen(want);
+        const size_t len = (size_t)(strchr(text, '\n') - text + 1);
+        if (strncmp(frame, text, len))
+            fail_msg("sample %d: last frame %.60s, generated %.60s", i, frame, text);
+    }
     free(a), free(b), free(v);
 }
 
