@@ -146,14 +146,17 @@ static void compute_feedback(sampler_job *st, const int32_t *x, sampler_stats *s
     const int B = st->B, T = st->T, V = st->V, mask = st->m->mask_id;
     const int scheduled = st->p->sm.schedule != SM_SCHEDULE_NONE;
     double t0 = sm_time_sec();
-    sm_params *row_p = sm_malloc(sizeof(sm_params) * (size_t)B); /* λ's scale now, per canvas */
-    for (int b = 0; b < B; b++)
-        row_p[b] = sm_params_at(&st->p->sm, count_masked(x + (size_t)b * T, T, mask),
-                                st->masked0[b]);
+    sm_params *row_p = NULL; /* with a schedule: λ's scale now, per canvas */
+    if (scheduled) {
+        row_p = sm_malloc(sizeof(sm_params) * (size_t)B);
+        for (int b = 0; b < B; b++)
+            row_p[b] = sm_params_at(&st->p->sm, count_masked(x + (size_t)b * T, T, mask),
+                                    st->masked0[b]);
+    }
 #pragma omp parallel for schedule(dynamic, 16) if (scheduled)
     for (int i = 0; i < B * T; i++) {
         if (x[i] != mask) continue;
-        const sm_params *p = &row_p[i / T];
+        const sm_params *p = scheduled ? &row_p[i / T] : &st->p->sm;
         if (st->prev_x[i] != mask)
             sm_feedback_from_token(p, st->prev_x[i], &st->fb[i]);
         else if (scheduled)
