@@ -854,6 +854,27 @@ char *code_extract(const code_set *s, const char *generated, int chat) {
 
 /* ---- generation ---- */
 
+/* 1 with the reason in why when a prompt of np tokens plus gen_len generated ones exceeds
+ * the model's length, else 0. */
+static int prompt_too_long(const smdlm_model *model, size_t np, int gen_len, char *why, size_t cap) {
+    const int max_len = smdlm_max_length(model);
+    if ((long)np + gen_len <= max_len) return 0;
+    snprintf(why, cap, "prompt of %zu tokens does not fit the context of %d with max_new_tokens %d", np, max_len,
+             gen_len);
+    return 1;
+}
+
+int code_prompt_fits(const smdlm_model *model, const code_set *s, size_t i, const code_gen_opts *o,
+                     char *why, size_t cap) {
+    char *prompt = code_prompt(s, i, &o->prompt);
+    int32_t *ids = NULL;
+    size_t np = 0;
+    int rc = smdlm_tokenize(model, prompt, 1, &ids, &np) ? -1 : prompt_too_long(model, np, o->gen_len, why, cap);
+    free(ids);
+    free(prompt);
+    return rc;
+}
+
 int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *s, size_t i,
                   const code_gen_opts *o, uint64_t seed, char **completion) {
     char *prompt = code_prompt(s, i, &o->prompt);
@@ -861,15 +882,14 @@ int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *
     size_t np = 0;
     smdlm_result r = {0};
     int rc = -1;
+    char why[160];
     if (smdlm_tokenize(model, prompt, 1, &ids, &np)) goto done;
-    long len = (long)np + o->gen_len;
-    if (len > smdlm_max_length(model)) {
-        SM_ERR("%s: the prompt (%zu tokens) plus %d generated tokens exceed the model's length %d",
-               s->p[i].task_id, np, o->gen_len, smdlm_max_length(model));
+    if (prompt_too_long(model, np, o->gen_len, why, sizeof why)) {
+        SM_ERR("%s: %s", s->p[i].task_id, why);
         goto done;
     }
     smdlm_gen_params gp = o->gp;
-    gp.mdlm.len = (int)len;                 /* MDLM: the canvas, prompt included */
+    gp.mdlm.len = (int)np + o->gen_len;     /* MDLM: the canvas, prompt included */
     gp.decoder.max_new_tokens = o->gen_len; /* Dream / LLaDA */
     gp.seed = seed;
     gp.n = 1;
