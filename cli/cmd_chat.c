@@ -297,6 +297,9 @@ static int chat_run(const cli_command *cmd, const chat_opts *o) {
         smdlm_model_free(model);
         return 1;
     }
+    char desc[SM_DESCRIBE_CAP];
+    if (cli_softmask_untrained(model, &gp.sm))
+        fprintf(stderr, "smdlm chat: soft-masking %s\n", cli_softmask_describe(model, &gp.sm, desc));
     chat_session cs = {o, model, smdlm_state_new(model), gp, {0}, o->system != NULL,
                        isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)};
     if (o->system) conv_push(&cs.conv, "system", o->system);

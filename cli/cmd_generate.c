@@ -206,13 +206,14 @@ static void mdlm_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b,
 
 static void mdlm_text(const smdlm_result *r, int b) { printf("%s\n", r->text[b]); }
 
-static void print_mdlm_stats(const gen_opts *o, const sample_sink *k) {
+/* sm: cli_softmask_describe's words for the run. */
+static void print_mdlm_stats(const gen_opts *o, const sample_sink *k, const char *sm) {
     const smdlm_stats *st = &k->stats;
     if (!o->quiet)
         fprintf(stderr,
                 "smdlm generate: %s, %d steps, %d forwards, soft-masking %s, %d×%d tokens in %.2f s "
                 "(%.1f tokens/s; SM inputs %.1f%% of forward time)\n",
-                st->method, st->steps, st->forwards, st->soft_masking ? "on" : "off", k->written,
+                st->method, st->steps, st->forwards, st->soft_masking ? sm : "off", k->written,
                 k->T, st->seconds, (double)st->tokens / st->seconds,
                 st->forward_seconds > 0 ? 100.0 * st->softmask_seconds / st->forward_seconds : 0.0);
 }
@@ -245,7 +246,8 @@ static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
     smdlm_model *model = load_model(o);
     sample_sink k = {.json = mdlm_json, .text = mdlm_text};
     int status = !model || check_mdlm_canvas(o, model) ? 1 : run(cmd, o, model, &gp, MDLM_BATCH, &k);
-    if (!status) print_mdlm_stats(o, &k);
+    char sm[SM_DESCRIBE_CAP];
+    if (!status) print_mdlm_stats(o, &k, cli_softmask_describe(model, &gp.sm, sm));
     smdlm_model_free(model);
     return status;
 }
@@ -284,14 +286,14 @@ static void tf_text(const smdlm_result *r, int b) {
     }
 }
 
-static void print_tf_stats(const gen_opts *o, const sample_sink *k) {
+static void print_tf_stats(const gen_opts *o, const sample_sink *k, const char *sm) {
     const smdlm_stats *st = &k->stats;
     if (o->quiet) return;
     fprintf(stderr,
             "smdlm generate: %s %s%s, %d steps, %d forwards, soft-masking %s, prompt %d tokens, "
             "%ld tokens generated in %.2f s (%.1f tokens/s; forwards %.0f%% of the time)\n",
             o->arch == SMDLM_ARCH_DREAM ? "dream" : "llada", st->method, o->quant ? " q8" : "",
-            st->steps, st->forwards, st->soft_masking ? "on" : "off", k->prompt_len, st->tokens,
+            st->steps, st->forwards, st->soft_masking ? sm : "off", k->prompt_len, st->tokens,
             st->seconds, st->seconds > 0 ? (double)st->tokens / st->seconds : 0.0,
             st->seconds > 0 ? 100.0 * st->forward_seconds / st->seconds : 0.0);
     if (strcmp(st->cache, "off"))
@@ -320,7 +322,8 @@ static int generate_tf(const cli_command *cmd, const gen_opts *o) {
     smdlm_model *model = load_model(o);
     sample_sink k = {.json = tf_json, .text = tf_text};
     int status = !model ? 1 : run(cmd, o, model, &gp, o->n, &k);
-    if (!status) print_tf_stats(o, &k);
+    char sm[SM_DESCRIBE_CAP];
+    if (!status) print_tf_stats(o, &k, cli_softmask_describe(model, &gp.sm, sm));
     smdlm_model_free(model);
     return status;
 }

@@ -35,6 +35,24 @@ int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir 
     return sm_flags_softmask(cmd, f, &sm) ? -1 : api_softmask_resolve(&sm, &md->sm, out);
 }
 
+/* The soft-masking a request with sm runs on the model (validation errors leave it off: the
+ * generation itself reports them). */
+static sm_params softmask_of_request(const smdlm_model *model, const smdlm_softmask *sm) {
+    sm_params p;
+    if (api_softmask_resolve(sm, &model->md.sm, &p)) p.enabled = 0;
+    return p;
+}
+
+const char *cli_softmask_describe(const smdlm_model *model, const smdlm_softmask *sm, char *buf) {
+    sm_params p = softmask_of_request(model, sm);
+    return sm_params_describe(&p, buf, SM_DESCRIBE_CAP);
+}
+
+int cli_softmask_untrained(const smdlm_model *model, const smdlm_softmask *sm) {
+    sm_params p = softmask_of_request(model, sm);
+    return sm_params_untrained(&p);
+}
+
 int default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (int)n;

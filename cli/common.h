@@ -27,6 +27,15 @@ typedef struct {
  * --sm-config's values, then single flags; any of them switches it on, --no-sm off. */
 int sm_flags_softmask(const cli_command *cmd, const sm_flags *f, smdlm_softmask *out);
 
+/* How a generation with sm runs soft-masking on this model, in the words every command uses
+ * (generate, chat, eval sweep, serve): "off", "on", or with a scale below the untrained
+ * threshold (SM_UNTRAINED_SCALE, src/softmask/softmask.h) "on (k=3, λ scale 1.0e-06:
+ * untrained, the feedback barely changes the input)". Returns buf (SM_DESCRIBE_CAP bytes). */
+#define SM_DESCRIBE_CAP 128
+const char *cli_softmask_describe(const smdlm_model *model, const smdlm_softmask *sm, char *buf);
+/* True when sm runs soft-masking on this model with a scale below the untrained threshold. */
+int cli_softmask_untrained(const smdlm_model *model, const smdlm_softmask *sm);
+
 /* The Dream/LLaDA decoder flags of `generate` and `chat`, into a smdlm_decoder_params. */
 #define DECODER_FLAG_OPTS(d)                                                                    \
     {"max-new-tokens", 0, OPT_INT, &(d).max_new_tokens, 1, 1 << 20, "N", "Dream/LLaDA: tokens to generate (default 128)"}, \
