@@ -73,7 +73,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 /* Whole file, gunzipped when its name ends in .gz; NUL-terminated. */
-static int read_text(const char *path, char **out, size_t *len) {
+static int read_file_or_gz(const char *path, char **out, size_t *len) {
     if (!ends_with(path, ".gz")) return sm_read_file(path, CODE_MAX_FILE, out, len);
     int fd = sm_open_regular(path, NULL);
     if (fd < 0) return -1;
@@ -105,6 +105,14 @@ static int read_text(const char *path, char **out, size_t *len) {
     *out = sb_done(&b);
     *len = b.len;
     return 0;
+}
+
+/* read_file_or_gz of a text file: a NUL byte inside is an error naming the file. */
+static int read_text(const char *path, char **out, size_t *len) {
+    if (read_file_or_gz(path, out, len)) return -1;
+    if (strlen(*out) == *len) return 0;
+    free(*out);
+    return SM_ERR("'%s' contains a NUL byte", path);
 }
 
 /* Calls fn on every non-blank line (NUL-terminated in place) with its 1-based number. */
@@ -351,10 +359,6 @@ int code_set_load(code_set *s, code_bench b, const char *path, int all_tasks) {
     char *text;
     size_t len;
     if (read_text(path, &text, &len)) return -1;
-    if (strlen(text) != len) {
-        free(text);
-        return SM_ERR("'%s' contains a NUL byte", path);
-    }
     load_ctx c = {s, path, all_tasks};
     if (b == CODE_MBPP_SANITIZED) { /* one JSON array */
         cJSON *arr = cJSON_ParseWithLength(text, len);
@@ -700,10 +704,6 @@ int code_samples_load(code_samples *out, const code_set *s, const char *path) {
     char *text;
     size_t len;
     if (read_text(path, &text, &len)) return -1;
-    if (strlen(text) != len) {
-        free(text);
-        return SM_ERR("'%s' contains a NUL byte", path);
-    }
     samples_ctx c = {out, s, path};
     for_each_line(text, len, sample_line, &c);
     free(text);
