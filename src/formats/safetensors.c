@@ -711,21 +711,16 @@ int st_tensor_to_f32(const st_tensor *t, float *out) {
         if (n) memcpy(out, p, (size_t)n * 4);
         return 0;
     case ST_F16:
+    case ST_BF16: {
+        const bool bf16 = t->dtype == ST_BF16;
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
         for (long long i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            out[i] = st_f16_to_f32(h);
+            out[i] = bf16 ? st_bf16_to_f32(h) : st_f16_to_f32(h);
         }
         return 0;
-    case ST_BF16:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-        for (long long i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = st_bf16_to_f32(h);
-        }
-        return 0;
+    }
     case ST_F64:
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
         for (long long i = 0; i < n; i++) {
