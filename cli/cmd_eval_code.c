@@ -17,6 +17,7 @@
 #include "eval/codeeval.h"
 #include "commands.h"
 #include "common.h"
+#include "base/stop_signal.h"
 #include "eval/sandbox.h"
 #include "base/jsonutil.h"
 #include "base/progress.h"
@@ -88,7 +89,7 @@ static void *run_worker(void *arg) {
     run_pool *rp = ((void **)arg)[0];
     int slot = (int)(intptr_t)((void **)arg)[1];
     size_t i;
-    while (!cli_stop_signal() && (i = atomic_fetch_add(&rp->next, 1)) < rp->smp->n) {
+    while (!stop_signal() && (i = atomic_fetch_add(&rp->next, 1)) < rp->smp->n) {
         if (rp->out[i].done) continue; /* resumed */
         run_one(rp, slot, i);
         size_t d = atomic_fetch_add(&rp->done, 1) + 1;
@@ -315,9 +316,9 @@ static int stop_after_signal(const code_set *set, const code_samples *smp, const
     if (rec && sm_atomic_commit(rec, tmp, records_path, 1))
         fprintf(stderr, "smdlm eval code: %s\n", smdlm_last_error());
     fprintf(stderr, "smdlm eval code: stopped by signal %d: %zu of %zu programs run%s%s\n",
-            cli_stop_signal(), finished, smp->n, rec ? "; their records in " : "",
+            stop_signal(), finished, smp->n, rec ? "; their records in " : "",
             rec ? records_path : "");
-    return 128 + cli_stop_signal();
+    return 128 + stop_signal();
 }
 
 int cmd_eval_code(int argc, char **argv) {
@@ -490,8 +491,8 @@ int cmd_eval_code(int argc, char **argv) {
     }
 
     /* from here on a signal stops the runs and keeps what finished (the short probe cleans up) */
-    cfg.stop = cli_stop_signal;
-    cli_catch_stop_signals();
+    cfg.stop = stop_signal;
+    stop_signals_catch(NULL, 0, NULL);
     sbx_caps caps;
     sbx_probe(&cfg, &caps);
     char desc[512];
@@ -504,7 +505,7 @@ int cmd_eval_code(int argc, char **argv) {
     double seconds = sm_time_sec() - rp.t0;
     if (rec) fclose(rec); /* the records are written again below, in sample order */
     rec = NULL;
-    if (cli_stop_signal()) {
+    if (stop_signal()) {
         status = stop_after_signal(&set, &smp, out, records_path, json);
         goto done;
     }

@@ -126,34 +126,6 @@ char *cli_data_path(const char *rel) {
     return sm_path_join(dirs[0], rel);
 }
 
-static volatile sig_atomic_t g_stop_signal;
-
-static void on_stop_signal(int sig) {
-    if (g_stop_signal) { /* the second: at once, as without a handler */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_stop_signal = sig;
-}
-
-void cli_catch_stop_signals(void) {
-    static const int sigs[2] = {SIGINT, SIGTERM};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 2; i++) {
-        struct sigaction old;
-        sigaction(sigs[i], NULL, &old);
-        if (old.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
-    }
-}
-
-int cli_stop_signal(void) { return g_stop_signal; }
-
-void cli_reset_stop_signal(void) { g_stop_signal = 0; }
-
 void cli_sleep_ms(int ms) {
     if (ms <= 0) return;
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

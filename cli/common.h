@@ -96,15 +96,6 @@ const char *cli_data_dir(void);
 /* Runs gnuplot on a script file; a clear error when gnuplot is missing or fails. */
 int cli_run_gnuplot(const char *script);
 
-/* Stopping on SIGINT/SIGTERM: after cli_catch_stop_signals(), the first of them only sets
- * cli_stop_signal() (the command finishes what it can, keeps what is done and exits with
- * 128 + the signal); a second ends the process at once. A signal ignored at the call stays
- * ignored. */
-void cli_catch_stop_signals(void);
-int cli_stop_signal(void); /* the first SIGINT/SIGTERM received since, else 0 */
-/* Forgets the signal received (an interactive command that handled it and goes on). */
-void cli_reset_stop_signal(void);
-
 /* Pauses ms milliseconds (nothing for ms ≤ 0; a signal ends it early). */
 void cli_sleep_ms(int ms);
 
