@@ -8,6 +8,7 @@
 #include "base/util.h"
 #include "models/adapter.h"
 #include "formats/manifest.h"
+#include "text/tokenizer.h"
 
 int model_dir_read_config(dit_config *cfg, const char *dir) {
     char *path = sm_path_join(dir, "config.json"), *text;
@@ -18,14 +19,6 @@ int model_dir_read_config(dit_config *cfg, const char *dir) {
     }
     free(path);
     return rc;
-}
-
-static int has_tokenizer_files(const char *dir) {
-    char *a = sm_path_join(dir, "tokenizer.json"), *b = sm_path_join(dir, "vocab.json");
-    int yes = sm_file_exists(a) || sm_file_exists(b);
-    free(a);
-    free(b);
-    return yes;
 }
 
 static char *read_config_text(const char *dir, char **path) {
@@ -169,7 +162,7 @@ static int load_sm_config(model_dir *md, const model_family *f, const char *dir)
 }
 
 static int load_tokenizer(model_dir *md, int with_tokenizer) {
-    if (!with_tokenizer || (with_tokenizer == 1 && !has_tokenizer_files(md->dir))) return 0;
+    if (!with_tokenizer || (with_tokenizer == 1 && !tok_dir_has_tokenizer(md->dir))) return 0;
     if (tok_load_dir(&md->tok, md->dir)) return -1;
     if (tok_vocab_size(md->tok) > md->vocab_size)
         return SM_ERR("%s: tokenizer has %d ids but the model's vocab_size is %d", md->dir,
