@@ -167,18 +167,15 @@ static void test_softmask_words(void **state) {
         free(out);
     }
     /* chat (a Dream model, k = 1) says it once before the conversation */
-    char cmd[2048], cwd[400], *out;
-    assert_non_null(getcwd(cwd, sizeof cwd));
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/dream && for f in %s/tests/fixtures/tiny-dream/*.json "
-             "%s/tests/fixtures/tiny-dream/*.safetensors %s/tests/fixtures/tiny-dream-tokenizer/*; "
-             "do ln -sf \"$f\" %s/dream/; done", g_tmp, cwd, cwd, cwd, g_tmp);
-    assert_int_equal(system(cmd), 0);
-    assert_int_equal(run(&out, "chat -m %s/dream --sm-scale 1e-6 --max-new-tokens 4 --steps 2 -t 1 < /dev/null", g_tmp), 0);
+    char dir[128], *out;
+    snprintf(dir, sizeof dir, "%s/dream", g_tmp);
+    tu_link_model_dir(dir, "tiny-dream", "tiny-dream-tokenizer");
+    assert_int_equal(run(&out, "chat -m %s --sm-scale 1e-6 --max-new-tokens 4 --steps 2 -t 1 < /dev/null", dir), 0);
     printf("  chat: %s", out);
     assert_non_null(strstr(out, "smdlm chat: soft-masking on (k=1, λ scale 1.0e-06: untrained, the feedback "
                                 "barely changes the input)\n"));
     free(out);
-    assert_int_equal(run(&out, "chat -m %s/dream --sm-scale 0.5 --max-new-tokens 4 --steps 2 -t 1 < /dev/null", g_tmp), 0);
+    assert_int_equal(run(&out, "chat -m %s --sm-scale 0.5 --max-new-tokens 4 --steps 2 -t 1 < /dev/null", dir), 0);
     assert_null(strstr(out, "soft-masking"));
     free(out);
 }

@@ -582,13 +582,8 @@ static void test_cli_prompt_too_long(void **state) {
 static void test_cli_generate_dream(void **state) {
     (void)state;
     char *dir = tmp_path("dream"), *probs = tmp_path("dream_probs.jsonl"), *smp = tmp_path("dream_s.jsonl");
-    char *gen = tmp_path("dream_g.jsonl"), *out = NULL, cmd[2048];
-    char cwd[400];
-    assert_non_null(getcwd(cwd, sizeof cwd));
-    snprintf(cmd, sizeof cmd, "mkdir %s && for f in %s/tests/fixtures/tiny-dream/*.json "
-             "%s/tests/fixtures/tiny-dream/*.safetensors %s/tests/fixtures/tiny-dream-tokenizer/*; "
-             "do ln -s \"$f\" %s/; done", dir, cwd, cwd, cwd, dir);
-    assert_int_equal(system(cmd), 0);
+    char *gen = tmp_path("dream_g.jsonl"), *out = NULL;
+    tu_link_model_dir(dir, "tiny-dream", "tiny-dream-tokenizer");
     write_text(probs, "{\"task_id\": \"t/0\", \"prompt\": \"def f():\", \"canonical_solution\": \"\\n    return 1\\n\", "
                       "\"test\": \"def check(c):\\n    assert c() == 1\\n\", \"entry_point\": \"f\"}\n");
     int rc = tu_run(&out, "eval code --data %s -m %s -n 2 --max-new-tokens 16 --steps 8 --temperature 1 --seed 3 "
