@@ -60,24 +60,31 @@ TQ256 void tile256(int32_t s[TILE_R][4], const int8_t *x, size_t ldx, const int8
     tile_rows(wr, ldw, nr);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i a[TILE_R][2];
+    #pragma GCC unroll 4
     for (int r = 0; r < TILE_R; r++)
+        #pragma GCC unroll 4
         for (int n = 0; n < NB; n++) a[r][n] = _mm256_setzero_si256();
     int k = 0;
     for (; k + 32 <= kc; k += 32) {
         __m256i xv[2], ax[2];
+        #pragma GCC unroll 4
         for (int n = 0; n < NB; n++) {
             xv[n] = _mm256_loadu_si256((const void *)(x + n * ldx + k));
             ax[n] = _mm256_abs_epi8(xv[n]);
         }
+        #pragma GCC unroll 4
         for (int r = 0; r < TILE_R; r++) {
             __m256i wv = _mm256_loadu_si256((const void *)(w + wr[r] + k));
+            #pragma GCC unroll 4
             for (int n = 0; n < NB; n++) {
                 __m256i p = _mm256_maddubs_epi16(ax[n], _mm256_sign_epi8(wv, xv[n]));
                 a[r][n] = _mm256_add_epi32(a[r][n], _mm256_madd_epi16(p, ones));
             }
         }
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < TILE_R; r++)
+        #pragma GCC unroll 4
         for (int n = 0; n < NB; n++) {
             int32_t t = hsum256_epi32(a[r][n]);
             for (int j = k; j < kc; j++) t += x[n * ldx + j] * w[wr[r] + j];
@@ -100,10 +107,14 @@ TVNNI void vnni_step(__m512i a[TILE_R][4], const int8_t *x, size_t ldx, const in
                      const size_t wr[TILE_R], int k, __mmask64 m, const int NB) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512i xv[4], wv[TILE_R];
+    #pragma GCC unroll 4
     for (int n = 0; n < NB; n++)
         xv[n] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + n * ldx + k)), flip);
+    #pragma GCC unroll 4
     for (int r = 0; r < TILE_R; r++) wv[r] = _mm512_maskz_loadu_epi8(m, w + wr[r] + k);
+    #pragma GCC unroll 4
     for (int r = 0; r < TILE_R; r++)
+        #pragma GCC unroll 4
         for (int n = 0; n < NB; n++) a[r][n] = _mm512_dpbusd_epi32(a[r][n], xv[n], wv[r]);
 }
 
@@ -112,12 +123,16 @@ TVNNI void tile512(int32_t s[TILE_R][4], const int8_t *x, size_t ldx, const int8
     size_t wr[TILE_R];
     tile_rows(wr, ldw, nr);
     __m512i a[TILE_R][4];
+    #pragma GCC unroll 4
     for (int r = 0; r < TILE_R; r++)
+        #pragma GCC unroll 4
         for (int n = 0; n < NB; n++) a[r][n] = _mm512_setzero_si512();
     int k = 0;
     for (; k + 64 <= kc; k += 64) vnni_step(a, x, ldx, w, wr, k, ~(__mmask64)0, NB);
     if (k < kc) vnni_step(a, x, ldx, w, wr, k, ((__mmask64)1 << (kc - k)) - 1, NB);
+    #pragma GCC unroll 4
     for (int r = 0; r < TILE_R; r++)
+        #pragma GCC unroll 4
         for (int n = 0; n < NB; n++) s[r][n] = _mm512_reduce_add_epi32(a[r][n]);
 }
 
