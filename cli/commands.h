@@ -26,6 +26,7 @@ int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 
 /* Readers of the commands' input files (fuzz/fuzz_jsonl.c calls them too). */
