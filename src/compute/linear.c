@@ -594,6 +594,17 @@ void linear_rows_f32(float *out, const linear_w *w, const int32_t *rows, int n) 
     }
 }
 
+static void set_q8(linear_w *w, int out, int in, const int8_t *q, const float *scales,
+                   const int32_t *sums, void *owned) {
+    w->type = WT_Q8;
+    w->out = out;
+    w->in = in;
+    w->data = q;
+    w->scales = scales;
+    w->row_sums = sums;
+    w->owned = owned;
+}
+
 int linear_quantize_q8(linear_w *dst, const linear_w *src) {
     check_w(src);
     memset(dst, 0, sizeof *dst);
@@ -645,13 +656,7 @@ int linear_quantize_q8(linear_w *dst, const linear_w *src) {
         free(buf);
         return SM_ERR("row %d of a [%d, %d] weight has a non-finite value", bad_row, OC, IC);
     }
-    dst->type = WT_Q8;
-    dst->out = OC;
-    dst->in = IC;
-    dst->data = q;
-    dst->scales = scales;
-    dst->row_sums = sums;
-    dst->owned = buf;
+    set_q8(dst, OC, IC, q, scales, sums, buf);
     return 0;
 }
 
@@ -678,13 +683,7 @@ int linear_q8_wrap(linear_w *w, const int8_t *q, const float *scales, int out, i
                           : SM_ERR("%s: row %d has the scale %g (q8 scales are finite and >= 0)",
                                    what, bad_scale, (double)scales[bad_scale]);
     }
-    w->type = WT_Q8;
-    w->out = out;
-    w->in = in;
-    w->data = q;
-    w->scales = scales;
-    w->row_sums = sums;
-    w->owned = sums;
+    set_q8(w, out, in, q, scales, sums, sums);
     return 0;
 }
 
