@@ -258,14 +258,18 @@ int bench_transformer(int argc, char **argv) {
     size_t rss = sm_peak_rss_bytes();
     double flops = transformer_forward_flops(c, B, T), wbytes = (double)transformer_weight_bytes(m);
     double peak = sgemm_peak(2048), limit = peak_fp32_gflops(threads);
+    /* q8 runs on int8 dot products: their limit too (0 where vpdpbusd is missing) */
+    double int8 = quant ? peak_measure(PEAK_DP_INT8, threads, 0.1) : 0;
     printf("{\"bench\":\"forward\",\"model\":\"%s\",\"T\":%d,\"threads\":%d,\"blas_core\":\"%s\",\"q8\":%d,"
            "\"plain_s\":%.4f,\"plain_cpu_s\":%.4f,\"sm_s\":%.4f,\"sm_feedback_s\":%.4f,\"sm_overhead\":%.4f,"
            "\"steps_per_s\":%.4f,\"tokens_per_s\":%.2f,\"gflops\":%.2f,\"sgemm_gflops\":%.2f,"
            "\"fma_limit_gflops\":%.2f,\"limit_fraction\":%.3f,\"weight_bytes\":%.0f,\"weight_gb_per_s\":%.2f,"
+           "\"int8_limit_gops\":%.2f,\"int8_limit_fraction\":%.3f,"
            "\"peak_rss_bytes\":%zu,\"peak_rss_gib\":%.2f}\n",
            shape ? shape : model, T, threads, gemm_provider_core(), quant, plain, plain_cpu, smt, fbt,
            smt / plain - 1.0, 1.0 / plain, N / plain, flops / plain / 1e9, peak,
-           limit, flops / plain / 1e9 / limit, wbytes, wbytes / plain / 1e9, rss,
+           limit, flops / plain / 1e9 / limit, wbytes, wbytes / plain / 1e9, int8,
+           int8 > 0 ? flops / plain / 1e9 / int8 : 0.0, rss,
            rss / 1073741824.0);
     free(ids);
     free(fb);
