@@ -445,9 +445,15 @@ static void test_cli(void **state) {
         "tests/fixtures/tiny-llada/logits.npy --sm-scale 0.5 -o /tmp/x.npy",
         "forward -m tests/fixtures/tiny-dream --ids tests/fixtures/tiny-dream/ids.npy --quant q4 -o /tmp/x.npy",
         "generate -m tests/fixtures/tiny-dream-bf16 --len 8 --steps 2",
+        "quantize -m tests/fixtures/tiny-dream",
+        "quantize -m tests/fixtures/tiny -o /tmp/x",
+        "quantize -m tests/fixtures/tiny-dream -o /tmp/x --quant q4",
+        "quantize -m tests/bad/dream-wrong-shape -o /tmp/x",
+        "bench q8 -m tests/fixtures/tiny",
     };
     static const char *const word[] = {"model-00002-of-00002", "shape", "qwen2", "300",
-                                       "context", "shape", "q4", "MDLM"};
+                                       "context", "shape", "q4", "MDLM", "-o", "MDLM", "q4",
+                                       "shape", "MDLM"};
     tu_expect_cli_errors(&args[0][0], sizeof args[0], word, (int)(sizeof word / sizeof *word));
 }
 
