@@ -815,7 +815,10 @@ int st_check_expected(const st_archive *a, const st_expect *expected, int n,
                           a->nfiles ? a->files[0].path : "(empty archive)",
                           a->nfiles > 1 ? " and its other shards" : "", e->name, want);
         const char *file = a->files[t->file_index].path;
-        if (!dtype_is_float(t->dtype))
+        if (e->int8 && t->dtype != ST_I8)
+            return SM_ERR("'%s': tensor '%s' has dtype %s, expected I8 (int8 weights of a q8 "
+                          "model)", file, e->name, st_dtype_name(t->dtype));
+        if (!e->int8 && !dtype_is_float(t->dtype))
             return SM_ERR("'%s': tensor '%s' has dtype %s, expected a floating type "
                           "(F32/F16/BF16/F64)", file, e->name, st_dtype_name(t->dtype));
         bool same = t->ndim == e->ndim;
