@@ -156,6 +156,9 @@ def main():
         chat = b'"messages"' in body
         for model in range(3):
             seed("fuzz_http_request", 2 * model + chat, body, "body_%d_%s_%d" % (i, "chat" if chat else "completions", model))
+    # a canvas of mask segments beyond the context, stopped at the second segment (on a model of
+    # long context it grew to 10^9 positions first)
+    seed("fuzz_http_request", 0, json.dumps({"canvas": [{"mask": 128}] * 40}), "canvas_beyond_context")
     for i, header in enumerate(("Bearer s3cret", "Bearer s3cre", "bearer s3cret", "Bearer s3cret ", "Basic czNjcmV0")):
         seed("fuzz_http_request", 6, header, "authorization_%d" % i)
 
