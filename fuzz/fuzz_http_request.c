@@ -11,7 +11,8 @@
  *     then a masked position, fixed ids in the vocabulary, the mask id elsewhere, at most the
  *     model's context. Such a request is answered as if the model had filled every masked
  *     position with ids taken from the input: output_from_result (stop strings, the canvas's
- *     text), the whole answer and the streamed one, both well-formed JSON.
+ *     text), the whole answer and the streamed one (with a step event when the request asks
+ *     for them), all well-formed JSON.
  *   mode % 7 = 6: an Authorization header's value; request_authorized takes it for the key
  *     "s3cret" exactly when it is "Bearer s3cret".
  * The models are loaded once, at start-up. */
@@ -126,6 +127,19 @@ static void answer(const smdlm_model *model, const srv_request *req, const uint8
     expect_json(body, "an answer");
     sm_buf sse = {0};
     sm_buf_str(&sse, "");
+    if (req->stream_steps) { /* a step event: the open positions with an odd byte still masked */
+        uint8_t *masked = sm_calloc((size_t)n * T, 1);
+        float *lambda = sm_calloc((size_t)n * T, sizeof(float));
+        for (size_t i = 0; n_fill && i < (size_t)n * T; i++) {
+            masked[i] = !req->fixed[i % T] && fill[i % n_fill] % 2;
+            lambda[i] = masked[i] ? fill[i % n_fill] / 255.0f : 0.0f;
+        }
+        const smdlm_step step = {n, T, 1, req->gp.steps, 1, smdlm_mask_id(model), r.ids, masked,
+                                 lambda};
+        response_step_event(&sse, &id, model, req, &step);
+        free(masked);
+        free(lambda);
+    }
     response_stream_final(&sse, &id, req, &out);
     expect_events(sse.s);
     free(sse.s);
