@@ -245,7 +245,7 @@ FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
-FUZZ_LIBS    := $(addprefix $(FUZZ_BUILD)/lib/,libsmdlm-cli.a libsmdlm-eval.a libsmdlm-train.a libsmdlm.a)
+FUZZ_LIBS    := $(addprefix $(FUZZ_BUILD)/lib/,libsmdlm-cli.a libsmdlm-server.a libsmdlm-eval.a libsmdlm-train.a libsmdlm.a)
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 $(FUZZ_LIBS) &: FORCE
 	@$(MAKE) --no-print-directory CC=$(FUZZ_CC) OPT=-O1 MPI=0 BUILD=$(FUZZ_BUILD)/lib \

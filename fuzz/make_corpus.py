@@ -7,6 +7,7 @@ import glob
 import gzip
 import io
 import json
+import re
 import os
 import shutil
 import zipfile
@@ -40,9 +41,19 @@ def lines(path, n):
         return "".join(next(f) for _ in range(n))
 
 
+def c_string_runs(path):
+    """The C string literals of a source file, adjacent ones joined, unescaped (bytes)."""
+    text = open(path, encoding="utf-8").read()
+    literal = r'"(?:[^"\\\n]|\\.)*"'
+    for run in re.finditer(r"%s(?:\s*%s)*" % (literal, literal), text):
+        parts = re.findall(literal, run.group(0))
+        joined = "".join(p[1:-1] for p in parts).encode()
+        yield joined.decode("unicode_escape").encode("latin-1")
+
+
 def main():
     for t in ("fuzz_safetensors", "fuzz_npy", "fuzz_tokenizer", "fuzz_config", "fuzz_tokenizer_config",
-              "fuzz_train_config", "fuzz_jsonl"):
+              "fuzz_train_config", "fuzz_jsonl", "fuzz_http_request"):
         shutil.rmtree(os.path.join(OUT, t), ignore_errors=True)
 
     # safetensors: byte 0 even, a .safetensors file; odd, an index beside two shards
@@ -137,6 +148,19 @@ def main():
     # a checkpoint's COMPLETE manifest of fuzz_manifest's directory (a: "abc", b.json: "{}\n")
     seed("fuzz_manifest", None, "3 %08x a\n3 %08x b.json\n" % (zlib.crc32(b"abc"), zlib.crc32(b"{}\n")),
          "COMPLETE")
+
+    # http_request: request bodies of tests/test_server.c; mode % 7: 2 * model (MDLM, LLaDA,
+    # Dream) + route (0 completions, 1 chat); 6 an Authorization header
+    bodies = sorted({b for b in c_string_runs("tests/test_server.c") if b.startswith(b"{")})
+    for i, body in enumerate(bodies):
+        chat = b'"messages"' in body
+        for model in range(3):
+            seed("fuzz_http_request", 2 * model + chat, body, "body_%d_%s_%d" % (i, "chat" if chat else "completions", model))
+    # a canvas of mask segments beyond the context, stopped at the second segment (on a model of
+    # long context it grew to 10^9 positions first)
+    seed("fuzz_http_request", 0, json.dumps({"canvas": [{"mask": 128}] * 40}), "canvas_beyond_context")
+    for i, header in enumerate(("Bearer s3cret", "Bearer s3cre", "bearer s3cret", "Bearer s3cret ", "Basic czNjcmV0")):
+        seed("fuzz_http_request", 6, header, "authorization_%d" % i)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,10 +18,12 @@
 #include "smdlm.h"
 
 #include "base/jsonutil.h"
+#include "base/siphash.h"
 #include "base/util.h"
 #include "formats/npy.h"
 #include "formats/safetensors.h"
 #include "models/model.h"
+#include "server/request.h"
 #include "testutil.h"
 #include "train/data.h"
 
@@ -338,12 +341,102 @@ static void test_duplicate_key_named(void **state) {
     free(b.s);
 }
 
+static void test_siphash_vectors(void **state) {
+    /* the paper's key 00 01 … 0f over the messages 00 01 … (its appendix and reference
+     * vectors): the empty message, one byte, 15 bytes */
+    const uint64_t k0 = 0x0706050403020100ull, k1 = 0x0f0e0d0c0b0a0908ull;
+    uint8_t m[15];
+    for (int i = 0; i < 15; i++) m[i] = (uint8_t)i;
+    assert_int_equal(siphash24(k0, k1, m, 0), 0x726fdb47dd0e0e31ull);
+    assert_int_equal(siphash24(k0, k1, m, 1), 0x74f839c593dc67fdull);
+    assert_int_equal(siphash24(k0, k1, m, 15), 0xa129ca6149be45e5ull);
+}
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+#define COLLIDE_BITS 20
+
+static uint64_t fnv1a_step(uint64_t h, uint8_t c) { return (h ^ c) * FNV_PRIME; }
+
+/* n distinct 9-character keys whose unseeded FNV-1a hashes agree in their low 20 bits (the
+ * slot of any table of up to 2^20 slots), written as the JSON object {"key": 0, …}. The low
+ * bits of FNV-1a depend only on the low bits of its state, and the last two characters b, c
+ * take the state s to ((s ^ b)·P ^ c)·P, which is 0 exactly when s = c·P⁻¹ ^ b: a table of
+ * those states meets the states after "%05x" and two free characters in the middle. */
+static char *fnv_colliding_keys(int n) {
+    const uint64_t mask = ((uint64_t)1 << COLLIDE_BITS) - 1;
+    uint64_t inverse = FNV_PRIME; /* P⁻¹ mod 2^64 by Newton's iteration */
+    for (int i = 0; i < 6; i++) inverse *= 2 - FNV_PRIME * inverse;
+    char chars[96];
+    int n_chars = 0;
+    for (int c = '!'; c <= '~'; c++)
+        if (c != '"' && c != '\\') chars[n_chars++] = (char)c;
+    int32_t *last_two = sm_malloc(sizeof(int32_t) << COLLIDE_BITS); /* state → b·256 + c */
+    for (uint64_t i = 0; i <= mask; i++) last_two[i] = -1;
+    for (int b = 0; b < n_chars; b++)
+        for (int c = 0; c < n_chars; c++)
+            last_two[((uint8_t)chars[c] * inverse ^ (uint8_t)chars[b]) & mask] =
+                (uint8_t)chars[b] << 8 | (uint8_t)chars[c];
+    sm_buf json = {0};
+    sm_buf_str(&json, "{");
+    for (int k = 0; k < n; k++) {
+        char key[10];
+        snprintf(key, sizeof key, "%05x", k);
+        uint64_t h = FNV_OFFSET;
+        for (int i = 0; i < 5; i++) h = fnv1a_step(h, (uint8_t)key[i]);
+        int found = 0;
+        for (int x = 0; x < n_chars && !found; x++)
+            for (int y = 0; y < n_chars && !found; y++) {
+                const int32_t bc = last_two[fnv1a_step(fnv1a_step(h, (uint8_t)chars[x]),
+                                                       (uint8_t)chars[y]) & mask];
+                if (bc < 0) continue;
+                key[5] = chars[x], key[6] = chars[y], key[7] = (char)(bc >> 8);
+                key[8] = (char)(bc & 0xff), key[9] = 0;
+                found = 1;
+            }
+        assert_true(found);
+        uint64_t check = FNV_OFFSET;
+        for (int i = 0; i < 9; i++) check = fnv1a_step(check, (uint8_t)key[i]);
+        assert_int_equal(check & mask, 0);
+        sm_buf_printf(&json, "%s\"%s\":0", k ? "," : "", key);
+    }
+    sm_buf_str(&json, "}");
+    free(last_two);
+    return json.s;
+}
+
+static void test_colliding_keys_linear(void **state) {
+    /* 96k keys in one slot of the unseeded FNV-1a table: 4.6·10^9 key comparisons for it; under
+     * the process's random key they spread over the slots */
+    const int n = 96000;
+    char *text = fnv_colliding_keys(n);
+    double t0 = sm_time_sec();
+    cJSON *o = json_parse_object(text, "collide.json");
+    const double dt = sm_time_sec() - t0;
+    assert_non_null(o);
+    int slots_used = 0;
+    const size_t slots = (size_t)1 << 18; /* the table's size for 96k keys */
+    uint8_t *used = sm_calloc(slots, 1);
+    for (const cJSON *a = o->child; a; a = a->next) {
+        const size_t i = (size_t)sm_keyed_hash(a->string) & (slots - 1);
+        slots_used += !used[i];
+        used[i] = 1;
+    }
+    printf("  %d keys colliding for FNV-1a: parsed and checked in %.3f s, %d slots of %zu\n", n,
+           dt, slots_used, slots);
+    assert_true(slots_used > n / 2);
+    assert_true(dt < 5.0);
+    free(used);
+    cJSON_Delete(o);
+    free(text);
+}
+
 /* ---- item 9: sizes from files and flags beyond the available memory -------------------- */
 
-static void test_sizes_beyond_memory(void **state) {
-    /* a tiny model that claims a canvas of 2^20 positions: its attention alone needs terabytes */
-    const char *dir = copy_fixture(FIXTURES_DIR "/tiny", "long");
-    char *path = sm_path_join(dir, "config.json"), *text, args[1024];
+/* A copy of the tiny model (g_tmp/name) that claims a canvas of 2^20 positions. */
+static const char *long_context_model(const char *name) {
+    const char *dir = copy_fixture(FIXTURES_DIR "/tiny", name);
+    char *path = sm_path_join(dir, "config.json"), *text;
     size_t len;
     assert_int_equal(sm_read_file(path, 1 << 20, &text, &len), 0);
     char *at = strstr(text, "\"model_length\": 32");
@@ -353,6 +446,13 @@ static void test_sizes_beyond_memory(void **state) {
     sm_buf_printf(&b, "\"model_length\": 1048576%s", at + strlen("\"model_length\": 32"));
     assert_int_equal(sm_write_file_atomic(path, b.s, b.len), 0);
     free(b.s), free(text), free(path);
+    return dir;
+}
+
+static void test_sizes_beyond_memory(void **state) {
+    /* a tiny model that claims a canvas of 2^20 positions: its attention alone needs terabytes */
+    const char *dir = long_context_model("long");
+    char args[1024];
     snprintf(args, sizeof args, "generate -m %s --steps 2 -q", dir);
     expect_cli_error(args, W("1048576 positions", "GiB", "of memory are available"));
     /* forward: ids [1, 2^20] on the same model */
@@ -365,6 +465,46 @@ static void test_sizes_beyond_memory(void **state) {
     expect_cli_error(args, W("1 × 1048576 positions", "of memory are available"));
     /* the public API, the same request */
     expect_api_error(dir, W("1048576 positions", "of memory are available"));
+}
+
+/* A server request whose canvas is 1000 mask segments of the context's length each (17 KB of
+ * JSON): the canvas stops at the second segment with a 400 instead of growing to 10^9
+ * positions. Parsed in a child whose address space is limited to 1 GiB more than it holds. */
+static void test_canvas_beyond_context(void **state) {
+    smdlm_load_params lp = smdlm_load_default_params();
+    smdlm_model *model = smdlm_model_load(long_context_model("long-canvas"), &lp);
+    assert_non_null(model);
+    sm_buf body = {0};
+    sm_buf_str(&body, "{\"canvas\":[{\"mask\":1048576}");
+    for (int i = 1; i < 1000; i++) sm_buf_str(&body, ",{\"mask\":1048576}");
+    sm_buf_str(&body, "]}");
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld", &pages) != 1) _exit(2);
+        fclose(f);
+        const rlim_t limit = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+        const struct rlimit rl = {limit, limit};
+        if (setrlimit(RLIMIT_AS, &rl)) _exit(2);
+        srv_request req;
+        srv_error e;
+        if (request_parse(model, ROUTE_COMPLETIONS, body.s, body.len, &req, &e) == 0) _exit(3);
+        printf("  %d %s (%s): %s\n", e.status, e.code ? e.code : "null", e.param, e.message);
+        fflush(stdout);
+        _exit(e.status == 400 && e.code && !strcmp(e.code, "context_length_exceeded") &&
+                      !strcmp(e.param, "canvas") && strstr(e.message, "2097152 tokens")
+                  ? 0
+                  : 4);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        fail_msg("the request ended with %s %d", WIFEXITED(st) ? "exit status" : "signal",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    free(body.s);
+    smdlm_model_free(model);
 }
 
 static void test_memory_check(void **state) {
@@ -386,10 +526,13 @@ int main(void) {
         cmocka_unit_test(test_fifo_other_inputs),
         cmocka_unit_test(test_many_keys_linear),
         cmocka_unit_test(test_duplicate_key_named),
+        cmocka_unit_test(test_siphash_vectors),
+        cmocka_unit_test(test_colliding_keys_linear),
         cmocka_unit_test(test_nonfinite_mdlm),
         cmocka_unit_test(test_nonfinite_decoders),
         cmocka_unit_test(test_nonfinite_api),
         cmocka_unit_test(test_sizes_beyond_memory),
+        cmocka_unit_test(test_canvas_beyond_context),
         cmocka_unit_test(test_memory_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/siphash.h"
 #include "base/util.h"
 
 cJSON *json_parse_object(const char *text, const char *what) {
@@ -76,16 +77,11 @@ int json_get_double(const cJSON *obj, const char *key, double lo, double hi, dou
     return 0;
 }
 
-/* FNV-1a of a key. */
-static uint64_t key_hash(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
-}
-
 /* One pass over the keys with an open-addressing set of first occurrences (linear in the
- * object's size; config files come from users). The error names the same key as comparing
- * every pair would: the earliest one that occurs again. */
+ * object's size; config files come from users). The keys are hashed under this process's
+ * random key (sm_keyed_hash): with a fixed hash, keys that all land in one slot can be
+ * computed in advance and make the pass quadratic again. The error names the same key as
+ * comparing every pair would: the earliest one that occurs again. */
 int json_check_unique_keys(const cJSON *obj, const char *what) {
     size_t n = 0;
     for (const cJSON *a = obj->child; a; a = a->next) n++;
@@ -97,7 +93,7 @@ int json_check_unique_keys(const cJSON *obj, const char *what) {
     const cJSON *dup_key = NULL;
     for (const cJSON *a = obj->child; a; a = a->next, pos++) {
         if (!a->string) continue;
-        size_t i = (size_t)key_hash(a->string) & (cap - 1);
+        size_t i = (size_t)sm_keyed_hash(a->string) & (cap - 1);
         while (slot[i] && strcmp(slot[i]->string, a->string)) i = (i + 1) & (cap - 1);
         if (!slot[i]) {
             slot[i] = a;

@@ -324,14 +324,25 @@ static int add_ids(const smdlm_model *model, canvas_buf *c, const cJSON *arr, co
     return 0;
 }
 
+/* A canvas of n tokens beyond the model's context of maxT. */
+static int context_exceeded(srv_error *e, const char *param, size_t n, int maxT) {
+    return srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded", param,
+                         "the canvas has %zu tokens, but the model's context is %d tokens", n,
+                         maxT);
+}
+
 /* "canvas": [segment, …], a segment being a string (fixed text), {"text": s}, {"tokens":
- * [ids]} or {"mask": n} (n positions to generate). */
+ * [ids]} or {"mask": n} (n positions to generate). The canvas stops growing as soon as it
+ * outgrows the model's context: many mask segments of the context's length each would
+ * otherwise ask for gigabytes. */
 static int add_segments(const smdlm_model *model, canvas_buf *c, const cJSON *canvas,
                         srv_error *e) {
     if (!cJSON_IsArray(canvas) || !canvas->child)
         return BAD(e, "canvas", "'canvas' must be a non-empty array of segments");
     const int32_t mask = smdlm_mask_id(model);
+    const int maxT = smdlm_max_length(model);
     for (const cJSON *s = canvas->child; s; s = s->next) {
+        if (c->n > (size_t)maxT) return context_exceeded(e, "canvas", c->n, maxT);
         const cJSON *text = cJSON_IsObject(s) ? field(s, "text") : NULL,
                     *tokens = cJSON_IsObject(s) ? field(s, "tokens") : NULL,
                     *masked = cJSON_IsObject(s) ? field(s, "mask") : NULL;
@@ -350,10 +361,13 @@ static int add_segments(const smdlm_model *model, canvas_buf *c, const cJSON *ca
             if (add_ids(model, c, tokens, "canvas", e)) return -1;
         } else {
             if (!cJSON_IsNumber(masked) || masked->valuedouble != floor(masked->valuedouble) ||
-                masked->valuedouble < 1 || masked->valuedouble > smdlm_max_length(model))
+                masked->valuedouble < 1 || masked->valuedouble > maxT)
                 return BAD(e, "canvas", "a mask segment's count must be an integer in [1, %d]",
-                           smdlm_max_length(model));
-            canvas_add(c, NULL, (size_t)masked->valuedouble, 0, mask);
+                           maxT);
+            const size_t count = (size_t)masked->valuedouble;
+            if (c->n + count > (size_t)maxT)
+                return context_exceeded(e, "canvas", c->n + count, maxT);
+            canvas_add(c, NULL, count, 0, mask);
         }
     }
     return 0;
@@ -473,9 +487,7 @@ static int build_canvas(const smdlm_model *model, const cJSON *o, srv_request *r
         req->text_end = arch == SMDLM_ARCH_MDLM ? (int)c.n : 0;
     }
     if (c.n > (size_t)maxT) {
-        rc = srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded",
-                           canvas ? "canvas" : "suffix", "the canvas has %zu tokens, but the "
-                           "model's context is %d tokens", c.n, maxT);
+        rc = context_exceeded(e, canvas ? "canvas" : "suffix", c.n, maxT);
         goto fail;
     }
     if (P == c.n) {
@@ -504,6 +516,16 @@ static void decoder_defaults(const smdlm_model *model, const cJSON *o, srv_reque
     if (smdlm_model_arch(model) == SMDLM_ARCH_MDLM) return;
     if (!field(o, "steps")) gp->steps = gen;
     if (!field(o, "block_length") && gen % gp->decoder.block_length) gp->decoder.block_length = gen;
+}
+
+int request_authorized(const char *authorization, const char *key) {
+    if (!authorization || strncmp(authorization, "Bearer ", 7)) return 0;
+    const char *given = authorization + 7;
+    const size_t n = strlen(key);
+    if (strlen(given) != n) return 0;
+    unsigned diff = 0;
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(given[i] ^ key[i]);
+    return diff == 0;
 }
 
 int request_parse(const smdlm_model *model, srv_route route, const char *body, size_t len,

@@ -45,6 +45,10 @@ typedef struct {
     int text_end;
 } srv_request;
 
+/* Does an Authorization header's value (NULL: none) carry "Bearer KEY"? The key is compared
+ * in constant time. */
+int request_authorized(const char *authorization, const char *key);
+
 /* Parses and checks body[0..len) for the route on the model. 0, or −1 with *err set. */
 int request_parse(const smdlm_model *model, srv_route route, const char *body, size_t len,
                   srv_request *req, srv_error *err);

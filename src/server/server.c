@@ -73,18 +73,12 @@ static enum MHD_Result fail(srv_server *s, struct MHD_Connection *c, const char 
     return reply_error(s, c, url, &e);
 }
 
-/* With --api-key: the Authorization header must be "Bearer KEY" (compared in constant time). */
+/* With --api-key: the Authorization header must be "Bearer KEY". */
 static int authorized(const srv_server *s, struct MHD_Connection *c) {
-    const char *key = s->cfg.api_key;
-    if (!key) return 1;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncmp(h, "Bearer ", 7)) return 0;
-    h += 7;
-    const size_t n = strlen(key);
-    if (strlen(h) != n) return 0;
-    unsigned diff = 0;
-    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(h[i] ^ key[i]);
-    return diff == 0;
+    return !s->cfg.api_key ||
+           request_authorized(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                          MHD_HTTP_HEADER_AUTHORIZATION),
+                              s->cfg.api_key);
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
