@@ -88,6 +88,8 @@ typedef struct {
     int q8;
     float cfg_scale;            /* LLaDA generate.py's options */
     int logits_inf_id, conf_inf_id; /* 0 in a case: off */
+    const char *cache;          /* NULL: off */
+    int cache_refresh;
 } lib_case;
 
 static void lib_params(const lib_case *c, const model_dir *md, decoder_params *p) {
@@ -109,6 +111,8 @@ static void lib_params(const lib_case *c, const model_dir *md, decoder_params *p
     p->cfg_scale = c->cfg_scale;
     p->logits_inf_id = c->logits_inf_id ? c->logits_inf_id : -1;
     p->conf_inf_id = c->conf_inf_id ? c->conf_inf_id : -1;
+    if (c->cache) assert_int_equal(kv_cache_mode_parse(c->cache, &p->cache), 0);
+    p->cache_refresh = c->cache_refresh;
     if (c->sm_config) {
         assert_int_equal(sm_params_load_json(&p->sm, c->sm_config), 0);
         p->sm.enabled = 1;
@@ -156,6 +160,9 @@ static void test_reference_cases(void **state) {
         if ((opt = cJSON_GetObjectItem(cs, "cfg_scale"))) c.cfg_scale = (float)opt->valuedouble;
         if ((opt = cJSON_GetObjectItem(cs, "logits_inf_id"))) c.logits_inf_id = opt->valueint;
         if ((opt = cJSON_GetObjectItem(cs, "conf_inf_id"))) c.conf_inf_id = opt->valueint;
+        if ((opt = cJSON_GetObjectItem(cs, "threshold"))) c.threshold = (float)opt->valuedouble;
+        if ((opt = cJSON_GetObjectItem(cs, "cache"))) c.cache = opt->valuestring;
+        if ((opt = cJSON_GetObjectItem(cs, "cache_refresh"))) c.cache_refresh = opt->valueint;
         if (cJSON_IsString(smc)) {
             snprintf(smpath, sizeof smpath, "%s", tu_fixture("%s/%s", model, smc->valuestring));
             c.sm_config = smpath;
@@ -172,9 +179,10 @@ static void test_reference_cases(void **state) {
         int gen;
         decoder_stats st;
         lib_decode(&md, &c, prompt, P, &x, &gen, &st);
-        printf("  %s %s sm %s: forwards %d (reference %d)\n", model,
-               c.style == DECODER_LLADA ? "llada" : c.alg, c.sm_config ? smc->valuestring : "off",
-               st.forwards, cJSON_GetObjectItem(cs, "forwards")->valueint);
+        printf("  %s %s block %d cache %s sm %s: forwards %d (reference %d)\n", model,
+               c.style == DECODER_LLADA ? "llada" : c.alg, c.block_length,
+               c.cache ? c.cache : "off", c.sm_config ? smc->valuestring : "off", st.forwards,
+               cJSON_GetObjectItem(cs, "forwards")->valueint);
         bad += tu_compare_i32(model, x + P, ref, (size_t)G) != 0;
         bad += st.forwards != cJSON_GetObjectItem(cs, "forwards")->valueint;
         free(x);
@@ -182,7 +190,7 @@ static void test_reference_cases(void **state) {
         n++;
     }
     cJSON_Delete(root);
-    assert_int_equal(n, 11);
+    assert_int_equal(n, 22);
     assert_int_equal(bad, 0);
 }
 

@@ -139,7 +139,11 @@ def final_norm_name(cfg):
 # ----------------------------------------------------------------------------------------
 # forward (DreamAttention eager path / LLaDALlamaBlock; no causal mask, no padding)
 
-def layer(cfg, P, i, x, cos, sin):
+def layer(cfg, P, i, x, cos, sin, kv=None, window=None):
+    """kv: None, or a list of per-layer (k, v) after rotary: without a window this forward fills
+    it (a refresh); with window = (lo, hi), x holds positions [lo, hi) only and attends to the
+    stored keys/values of every other position, its own replacing [lo, hi) (Fast-dLLM's prefix
+    and dual caches: the cached positions keep the canvas of the refresh)."""
     n_norm1, n_q, n_k, n_v, n_o, n_norm2, n_gate, n_up, n_down = names(cfg, i)
     B, T, _ = x.shape
     residual = x
@@ -154,6 +158,13 @@ def layer(cfg, P, i, x, cos, sin):
     c, s = cos[None, None], sin[None, None]
     q = q * c + rotate_half(q) * s
     k = k * c + rotate_half(k) * s
+    if kv is not None and window is None:
+        kv.append((k, v))
+    elif window is not None:
+        lo, hi = window
+        ck, cv = kv[i]
+        k = torch.cat([ck[:, :, :lo], k, ck[:, :, hi:]], dim=2)
+        v = torch.cat([cv[:, :, :lo], v, cv[:, :, hi:]], dim=2)
     k = repeat_kv(k, cfg.H // cfg.KVH)
     v = repeat_kv(v, cfg.H // cfg.KVH)
     w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(cfg.hd)
@@ -166,12 +177,16 @@ def layer(cfg, P, i, x, cos, sin):
     return residual + h
 
 
-def forward(cfg, P, ids=None, inputs_embeds=None):
-    """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D]."""
+def forward(cfg, P, ids=None, inputs_embeds=None, kv=None, window=None):
+    """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D]. kv and
+    window as layer's; with a window the logits are those of positions [lo, hi)."""
     x = P[embed_name(cfg)][ids] if inputs_embeds is None else inputs_embeds
     cos, sin = rotary_cos_sin(x.shape[1], cfg.hd, cfg.theta)
+    if window is not None:
+        lo, hi = window
+        x, cos, sin = x[:, lo:hi], cos[lo:hi], sin[lo:hi]
     for i in range(cfg.L):
-        x = layer(cfg, P, i, x, cos, sin)
+        x = layer(cfg, P, i, x, cos, sin, kv, window)
     x = rms_norm(x, P[final_norm_name(cfg)], cfg.eps)
     return F.linear(x, P[head_name(cfg)])
 
