@@ -268,6 +268,7 @@ static void tf_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b, i
         cJSON_AddStringToObject(j, "cache", r->stats.cache);
         cJSON_AddNumberToObject(j, "cache_refresh", o->dec.cache_refresh);
     }
+    if (o->dec.dream_block_length) cJSON_AddNumberToObject(j, "block_length", o->dec.dream_block_length);
     if (o->dec.cfg_scale > 0.0f) cJSON_AddNumberToObject(j, "cfg_scale", o->dec.cfg_scale);
     if (o->dec.logits_eos_inf) cJSON_AddBoolToObject(j, "logits_eos_inf", 1);
     if (o->dec.confidence_eos_eot_inf) cJSON_AddBoolToObject(j, "confidence_eos_eot_inf", 1);
@@ -303,14 +304,14 @@ static void print_tf_stats(const gen_opts *o, const sample_sink *k) {
 }
 
 /* The flag checks of a Dream/LLaDA run that need no model: 0, else 1 after the error. */
-static int check_tf_flags(const cli_command *cmd, const gen_opts *o) {
+static int check_tf_flags(const cli_command *cmd, gen_opts *o) {
     if (decoder_flags_check(cmd, o->arch, &o->dec)) return 1;
     if (o->system && !o->chat) return cli_error("generate", "--system needs --chat");
     if (o->chat && !o->prompt) return cli_error("generate", "--chat needs -p PROMPT (the user message)");
     return cli_check_quant("generate", o->quant);
 }
 
-static int generate_tf(const cli_command *cmd, const gen_opts *o) {
+static int generate_tf(const cli_command *cmd, gen_opts *o) {
     if (check_tf_flags(cmd, o)) return 1;
     smdlm_gen_params gp = common_params(o);
     gp.steps = cli_seen(cmd, "steps") ? o->steps : o->dec.max_new_tokens; /* one token per step */

@@ -163,11 +163,15 @@ typedef struct {
     const char *alg;     /* Dream: "origin" (default), "maskgit_plus", "topk_margin", "entropy" */
     float alg_temp;      /* Dream: 0 = reveal the most confident positions (default) */
     int block_length;    /* LLaDA: semi-autoregressive block, divides max_new_tokens (default 32) */
+    int dream_block_length; /* Dream: Fast-dLLM's block-wise decoding in blocks of this length
+                            (divides max_new_tokens; needs a confidence alg, and steps a multiple
+                            of the blocks, ≥ 2 per block; default 0: Dream's one block) */
     const char *remasking; /* LLaDA: "low_confidence" (default) or "random" */
     float threshold;     /* 0: off (default); else reveal every position with confidence ≥ it */
     float eos_penalty;   /* subtracted from the EOS logit (default 0) */
     const char *cache;   /* approximate key/value cache: "off" (default, exact), "prefix" or
-                            "dual" (blocks: LLaDA with block_length < max_new_tokens) */
+                            "dual" (blocks: LLaDA's block_length or dream_block_length below
+                            max_new_tokens) */
     int cache_refresh;   /* with a cache: every N-th forward in a block is a full one (default 0:
                             block starts only) */
     /* LLaDA's generate.py options: */

@@ -296,6 +296,12 @@ static void test_cli_matches_decoder(void **state) {
                   .eos_penalty = -2.0f};
     cli_vs_lib(g_dream, "Hello the world", "--max-new-tokens 16 --alg maskgit_plus --steps 8 "
                                           "--eos-penalty -2", &h);
+    /* Fast-dLLM's block-wise Dream with its dual cache */
+    lib_case i = {.style = DECODER_DREAM, .alg = "entropy", .gen_len = 16, .steps = 8,
+                  .block_length = 4, .temperature = 0.4f, .seed = 5, .B = 2, .cache = "dual"};
+    cli_vs_lib(g_dream, "Hello the world", "--max-new-tokens 16 --alg entropy --steps 8 "
+                                          "--block-length 4 --temperature 0.4 --seed 5 -n 2 "
+                                          "--cache dual", &i);
     lib_case g = {.style = DECODER_DREAM, .alg = "entropy", .gen_len = 10, .steps = 5, .q8 = 1};
     cli_vs_lib(g_dream, "is it", "--max-new-tokens 10 --alg entropy --steps 5 --quant q8", &g);
 }
@@ -691,7 +697,7 @@ static void test_bad_flags(void **state) {
     CASE("--sampler applies to MDLM", "generate -m %s --sampler ddpm", g_dream);
     CASE("--len applies to MDLM", "generate -m %s --len 32", g_llada);
     CASE("--alg applies to Dream", "generate -m %s --alg entropy --max-new-tokens 32", g_llada);
-    CASE("--block-length applies to LLaDA", "generate -m %s --block-length 8", g_dream);
+    CASE("needs a confidence algorithm", "generate -m %s --block-length 8 --max-new-tokens 16", g_dream);
     CASE("--remasking applies to LLaDA", "generate -m %s --remasking random", g_dream);
     CASE("--alg applies to Dream/LLaDA", "generate -m %s --alg entropy", tu_fixture("tiny"));
     CASE("--chat applies to Dream/LLaDA", "generate -m models/demo -p x --chat");
@@ -720,7 +726,7 @@ static void test_bad_flags(void **state) {
     CASE("MDLM model, which has no chat template", "chat -m models/demo");
     CASE("exceeds the model's length", "chat -m %s --max-new-tokens 60 < %s/hello.txt", g_dream, g_tmp);
     CASE("line 1 holds a NUL byte", "chat -m %s < %s/nul.txt", g_dream, g_tmp);
-    CASE("--block-length applies to LLaDA", "chat -m %s --block-length 4", g_dream);
+    CASE("--block-length 5 must divide --max-new-tokens 16", "chat -m %s --block-length 5 --max-new-tokens 16", g_dream);
     CASE("must divide", "chat -m %s --max-new-tokens 20", g_llada);
     CASE("only quantisation is q8", "chat -m %s --quant q4", g_dream);
 #undef CASE

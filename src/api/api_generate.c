@@ -209,6 +209,7 @@ static int decoder_params_of(const smdlm_model *model, const smdlm_gen_params *g
     p->cache_refresh = d->cache_refresh;
     if (model->md.arch == MODEL_DREAM) {
         if (d->alg && decoder_alg_parse(d->alg, &p->alg)) return -1;
+        p->block_length = d->dream_block_length;
     } else {
         p->block_length = d->block_length;
         if (d->remasking && decoder_remask_parse(d->remasking, &p->remasking)) return -1;

@@ -47,7 +47,7 @@ static const field_rule k_fields[] = {
     /* smdlm's own */
     {"steps", ANY}, {"softmask", ANY}, {"sampler", ONLY_MDLM}, {"eta", ONLY_MDLM},
     {"noise_removal", ONLY_MDLM}, {"alg", ONLY_DREAM}, {"alg_temp", ONLY_DREAM},
-    {"remasking", ONLY_LLADA}, {"block_length", ONLY_LLADA}, {"threshold", ONLY_DECODER},
+    {"remasking", ONLY_LLADA}, {"block_length", ONLY_DECODER}, {"threshold", ONLY_DECODER},
     {"tokens_per_step", ONLY_DECODER}, {"eos_penalty", ONLY_DECODER}, {"cache", ONLY_DECODER},
     {"cache_refresh", ONLY_DECODER},
 };
@@ -240,7 +240,8 @@ static int parse_settings(const smdlm_model *model, const cJSON *o, srv_request 
         get_float(o, "eta", 0, 1, 0, &gp->mdlm.eta, e) ||
         get_bool(o, "noise_removal", &no_noise_removal, e) ||
         get_float(o, "alg_temp", 0, 1e6, 0, &gp->decoder.alg_temp, e) ||
-        get_int(o, "block_length", 1, 1 << 20, &gp->decoder.block_length, e) ||
+        get_int(o, "block_length", 1, 1 << 20, arch == SMDLM_ARCH_DREAM ? &gp->decoder.dream_block_length
+                                                                       : &gp->decoder.block_length, e) ||
         get_float(o, "threshold", 0, 1, 1, &gp->decoder.threshold, e) ||
         get_int(o, "tokens_per_step", 1, 1 << 20, &gp->decoder.tokens_per_step, e) ||
         get_float(o, "eos_penalty", 0, 1e6, 0, &gp->decoder.eos_penalty, e) ||
