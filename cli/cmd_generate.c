@@ -24,7 +24,7 @@ typedef struct {
     sm_flags smf;
     /* MDLM */
     const char *sampler;
-    int len, no_noise_removal;
+    int len, no_noise_removal, stride_length, num_strides;
     float eta, t_on, t_off, alpha_on;
     /* Dream / LLaDA */
     const char *quant, *system;
@@ -202,6 +202,10 @@ static void mdlm_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b,
     cJSON_AddStringToObject(j, "sampler", r->stats.method);
     cJSON_AddNumberToObject(j, "steps", r->stats.planned_steps);
     cJSON_AddBoolToObject(j, "soft_masking", r->stats.soft_masking);
+    if (o->num_strides) { /* the stride as the API resolved it: the rounds add up to T */
+        cJSON_AddNumberToObject(j, "num_strides", o->num_strides);
+        cJSON_AddNumberToObject(j, "stride_length", (r->T - o->len) / o->num_strides);
+    }
 }
 
 static void mdlm_text(const smdlm_result *r, int b) { printf("%s\n", r->text[b]); }
@@ -232,7 +236,7 @@ static int check_mdlm_canvas(const gen_opts *o, const smdlm_model *model) {
                      "--len)", n, len);
 }
 
-static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
+static int generate_mdlm(const cli_command *cmd, gen_opts *o) {
     static const char *const tf_only[] = {"max-new-tokens", "tokens-per-step", "temperature",
                                           "top-k", "alg", "alg-temp", "block-length", "remasking",
                                           "threshold", "eos-penalty", "quant", "chat", "system",
@@ -241,8 +245,9 @@ static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
     if (cli_reject_flags(cmd, tf_only, "applies to Dream/LLaDA models; this is an MDLM model")) return 1;
     smdlm_gen_params gp = common_params(o);
     gp.mdlm = (smdlm_mdlm_params){o->sampler, o->len, o->eta, o->t_on, o->t_off, o->alpha_on,
-                                  !o->no_noise_removal};
+                                  !o->no_noise_removal, o->stride_length, o->num_strides};
     smdlm_model *model = load_model(o);
+    if (model && !o->len) o->len = smdlm_max_length(model); /* the -o lines' stride needs it */
     sample_sink k = {.json = mdlm_json, .text = mdlm_text};
     int status = !model || check_mdlm_canvas(o, model) ? 1 : run(cmd, o, model, &gp, MDLM_BATCH, &k);
     if (!status) print_mdlm_stats(o, &k);
@@ -361,6 +366,8 @@ int cmd_generate(int argc, char **argv) {
         {"t-off", 0, OPT_FLOAT, &o.t_off, 0, 1, "X", "ReMDM-loop: loop phase ends (default 0.05)"},
         {"alpha-on", 0, OPT_FLOAT, &o.alpha_on, 1e-6, 1 - 1e-6, "X", "ReMDM-loop: α during the loop (default 0.9)"},
         {"no-noise-removal", 0, OPT_FLAG, &o.no_noise_removal, 0, 0, "", "MDLM: skip the final argmax forward"},
+        {"num-strides", 0, OPT_INT, &o.num_strides, 1, 1 << 20, "K", "MDLM: semi-autoregressive, K rounds after the first canvas (--len + K × stride tokens)"},
+        {"stride-length", 0, OPT_INT, &o.stride_length, 1, 1 << 20, "S", "MDLM, with --num-strides: new tokens per round (default half of --len)"},
         DECODER_FLAG_OPTS(o.dec),
         {"quant", 0, OPT_STR, &o.quant, 0, 0, "q8", "Dream/LLaDA: int8 projections"},
         {"chat", 0, OPT_FLAG, &o.chat, 0, 0, "", "Dream/LLaDA: the prompt is a user message (chat template)"},

@@ -202,7 +202,8 @@ int cli_stdin_redirected(void) {
 
 int decoder_flags_check(const cli_command *cmd, smdlm_arch arch, smdlm_decoder_params *d) {
     static const char *const mdlm_only[] = {"len", "sampler", "eta", "t-on", "t-off", "alpha-on",
-                                            "no-noise-removal", NULL};
+                                            "no-noise-removal", "num-strides", "stride-length",
+                                            NULL};
     static const char *const dream_only[] = {"alg", "alg-temp", NULL};
     static const char *const llada_only[] = {"remasking", "cfg-scale",
                                              "logits-eos-inf", "confidence-eos-eot-inf", NULL};

@@ -680,7 +680,7 @@ static void test_prompt_sources(void **state) {
 
 static void test_bad_flags(void **state) {
     (void)state;
-    enum { N = 34 };
+    enum { N = 35 };
     static char args[N][320];
     char nul[128];
     snprintf(nul, sizeof nul, "%s/nul.txt", g_tmp);
@@ -695,6 +695,7 @@ static void test_bad_flags(void **state) {
 #define CASE(word, ...) (snprintf(args[n], sizeof args[n], __VA_ARGS__), words[n++] = (word))
     CASE("unknown algorithm", "generate -m %s --alg greedy", g_dream);
     CASE("--sampler applies to MDLM", "generate -m %s --sampler ddpm", g_dream);
+    CASE("--num-strides applies to MDLM", "generate -m %s --num-strides 2", g_dream);
     CASE("--len applies to MDLM", "generate -m %s --len 32", g_llada);
     CASE("--alg applies to Dream", "generate -m %s --alg entropy --max-new-tokens 32", g_llada);
     CASE("needs a confidence algorithm", "generate -m %s --block-length 8 --max-new-tokens 16", g_dream);

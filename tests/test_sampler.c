@@ -176,6 +176,51 @@ static void test_semi_ar(void **state) {
     free(text);
 }
 
+/* `generate --num-strides K --stride-length S` prints the reference's canvases (case 0 of the
+ * fixture: tiny, length 32, two strides of 16, no prompt); bad combinations are errors. */
+static void test_semi_ar_cli(void **state) {
+    char *text, *out;
+    assert_int_equal(sm_read_file(tu_fixture("semiar/cases.json"), 1 << 24, &text, NULL), 0);
+    cJSON *root = cJSON_Parse(text);
+    const cJSON *cs = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "cases"), 0);
+    assert_int_equal(cJSON_GetObjectItem(cs, "stride")->valueint, 16);
+    assert_int_equal(tu_run(&out, "generate -m %s --num-strides 2 --stride-length 16 --steps 8 "
+                                  "--seed 700 -n 2 -o - -q -t 2", tu_fixture("tiny")), 0);
+    const cJSON *ref = cJSON_GetObjectItem(cs, "out");
+    char *line = strstr(out, "{\"text\""); /* after the note that tiny has no tokenizer */
+    for (int b = 0; b < cJSON_GetArraySize(ref); b++) {
+        assert_non_null(line);
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        *end = 0;
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j);
+        size_t n, nr;
+        int32_t *got = json_i32(cJSON_GetObjectItem(j, "ids"), &n);
+        int32_t *want = json_i32(cJSON_GetArrayItem(ref, b), &nr);
+        assert_int_equal(n, 64);
+        assert_int_equal(tu_compare_i32("generate --num-strides", got, want, nr), 0);
+        assert_int_equal(cJSON_GetObjectItem(j, "num_strides")->valueint, 2);
+        assert_int_equal(cJSON_GetObjectItem(j, "stride_length")->valueint, 16);
+        free(got), free(want);
+        cJSON_Delete(j);
+        line = end + 1;
+    }
+    free(out);
+    cJSON_Delete(root);
+    free(text);
+    static char args[3][256];
+    const char *words[3];
+    int n = 0;
+#define CASE(word, ...) (snprintf(args[n], sizeof args[n], __VA_ARGS__), words[n++] = (word))
+    CASE("stride length 40 must be in [1, the canvas length 32]",
+         "generate -m %s --num-strides 1 --stride-length 40", tu_fixture("tiny"));
+    CASE("ddpm or ddpm_cache", "generate -m %s --num-strides 1 --sampler remdm-cap", tu_fixture("tiny"));
+    CASE("invalid value '0' for --num-strides", "generate -m %s --num-strides 0", tu_fixture("tiny"));
+#undef CASE
+    tu_expect_cli_errors(args[0], sizeof args[0], words, n);
+}
+
 static void sample(const model_dir *md, sampler_params *p, int32_t *x, int B, int T, sampler_stats *st) {
     for (int i = 0; i < B * T; i++) x[i] = md->net.cfg.mask_id;
     assert_int_equal(run_sampler(md, p, x, NULL, B, T, 2, st), 0);
@@ -239,6 +284,7 @@ int main(void) {
         cmocka_unit_test(test_reference_trajectories),
         cmocka_unit_test(test_determinism_and_cache),
         cmocka_unit_test(test_semi_ar),
+        cmocka_unit_test(test_semi_ar_cli),
         cmocka_unit_test(test_bad_params),
     };
     return cmocka_run_group_tests_name("sampler", tests, NULL, NULL);
