@@ -12,13 +12,14 @@
 #include "base/util.h"
 
 typedef struct {
-    int32_t *traj; /* (steps + 1, B, T) */
-    int n;
+    int32_t *traj; /* (cap, B, T) */
+    int n, cap;    /* steps seen (recorded up to cap) */
 } recorder;
 
 static int record(void *user, const gen_step *s) {
     recorder *r = user;
-    memcpy(r->traj + (size_t)r->n * s->B * s->T, s->x, sizeof(int32_t) * (size_t)s->B * s->T);
+    if (r->n < r->cap)
+        memcpy(r->traj + (size_t)r->n * s->B * s->T, s->x, sizeof(int32_t) * (size_t)s->B * s->T);
     r->n++;
     return 0;
 }
@@ -70,7 +71,7 @@ static void run_case(const model_dir *md, const char *name, const cJSON *cs) {
     uint8_t *fixed = sm_calloc(n, 1);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < prompt; t++) fixed[b * T + t] = 1;
-    recorder rec = {sm_malloc(sizeof(int32_t) * (nt + (size_t)B * T)), 0};
+    recorder rec = {sm_malloc(sizeof(int32_t) * (nt + (size_t)B * T)), 0, (int)(nt / ((size_t)B * T)) + 1};
     p.on_step = record;
     p.user = &rec;
     sampler_stats st;
@@ -152,7 +153,8 @@ static void test_semi_ar(void **state) {
         int32_t *ref = json_i32(cJSON_GetObjectItem(cs, "traj"), &nt); /* [steps][B] rows of L */
         uint8_t *fixed = sm_malloc(nf);
         for (size_t i = 0; i < nf; i++) fixed[i] = (uint8_t)fx[i];
-        recorder rec = {sm_malloc(sizeof(int32_t) * (nt + (size_t)B * p.semi_ar_length)), 0};
+        const size_t canvas = (size_t)B * p.semi_ar_length;
+        recorder rec = {sm_malloc(sizeof(int32_t) * (nt + canvas)), 0, (int)(nt / canvas) + 1};
         p.on_step = record;
         p.user = &rec;
         sampler_stats st;
