@@ -172,9 +172,6 @@ typedef struct {
     const char *alg;     /* Dream: "origin" (default), "maskgit_plus", "topk_margin", "entropy" */
     float alg_temp;      /* Dream: 0 = reveal the most confident positions (default) */
     int block_length;    /* LLaDA: semi-autoregressive block, divides max_new_tokens (default 32) */
-    int dream_block_length; /* Dream: Fast-dLLM's block-wise decoding in blocks of this length
-                            (divides max_new_tokens; needs a confidence alg, and steps a multiple
-                            of the blocks, ≥ 2 per block; default 0: Dream's one block) */
     const char *remasking; /* LLaDA: "low_confidence" (default) or "random" */
     float threshold;     /* 0: off (default); else reveal every position with confidence ≥ it */
     float eos_penalty;   /* subtracted from the EOS logit (default 0) */
@@ -189,6 +186,10 @@ typedef struct {
                             or a cache) */
     int logits_eos_inf;  /* 1: <|endoftext|> never generated (its logit −∞) */
     int confidence_eos_eot_inf; /* 1: low_confidence confidences with <|eot_id|>'s logit −∞ */
+    /* Dream: Fast-dLLM's block-wise decoding in blocks of this length (divides max_new_tokens;
+     * needs a confidence alg, and steps a multiple of the blocks, ≥ 2 per block; default 0:
+     * Dream's one block) */
+    int dream_block_length;
 } smdlm_decoder_params;
 
 /* What the step callback sees after each step. */
