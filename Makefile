@@ -218,6 +218,8 @@ repro-quick: all
 
 fixtures:
 	/usr/bin/python3 tests/gen_fixtures.py
+	/usr/bin/python3 tests/gen_semiar_fixtures.py
+	/usr/bin/python3 tests/gen_decoder_fixtures.py
 	/usr/bin/python3 tests/gen_float_fixtures.py
 	/usr/bin/python3 tests/gen_train_fixtures.py
 	/usr/bin/python3 tests/gen_optim_fixtures.py

@@ -277,7 +277,7 @@ static int check_template(const smdlm_model *model) {
     return rc ? cli_fail("chat") : 0;
 }
 
-static int chat_run(const cli_command *cmd, const chat_opts *o) {
+static int chat_run(const cli_command *cmd, chat_opts *o) {
     smdlm_arch arch;
     if (smdlm_dir_arch(o->model, &arch)) return cli_fail("chat");
     if (arch == SMDLM_ARCH_MDLM)

@@ -364,7 +364,7 @@ int cmd_eval_code(int argc, char **argv) {
         {"top-k", 0, OPT_INT, &g.gp.decoder.top_k, 0, 1 << 30, "K", "-m, Dream/LLaDA: keep the K most likely tokens (0 = off)"},
         {"alg", 0, OPT_STR, &g.gp.decoder.alg, 0, 0, "NAME", "-m, Dream: origin (default), maskgit_plus, topk_margin, entropy"},
         {"alg-temp", 0, OPT_FLOAT, &g.gp.decoder.alg_temp, 0, 1e6, "T", "-m, Dream: sample positions by confidence (0 = top)"},
-        {"block-length", 0, OPT_INT, &g.gp.decoder.block_length, 1, 1 << 20, "L", "-m, LLaDA: semi-autoregressive block (default 32)"},
+        {"block-length", 0, OPT_INT, &g.gp.decoder.block_length, 1, 1 << 20, "L", "-m, LLaDA: semi-autoregressive block (default 32); Dream: Fast-dLLM's block-wise decoding"},
         {"remasking", 0, OPT_STR, &g.gp.decoder.remasking, 0, 0, "NAME", "-m, LLaDA: low_confidence (default) or random"},
         {"threshold", 0, OPT_FLOAT, &g.gp.decoder.threshold, 0, 1, "TAU", "-m, Dream/LLaDA: reveal every position with confidence ≥ TAU"},
         {"eos-penalty", 0, OPT_FLOAT, &g.gp.decoder.eos_penalty, -1e6, 1e6, "X", "-m, Dream/LLaDA: subtracted from the EOS logit"},
@@ -403,6 +403,8 @@ int cmd_eval_code(int argc, char **argv) {
         fprintf(stderr, "smdlm eval code: --resume needs --records FILE (the records it continues)\n");
         return 1;
     }
+    if (cli_seen(&cmd, "block-length")) /* a Dream model reads its own field (LLaDA's default is 32) */
+        g.gp.decoder.dream_block_length = g.gp.decoder.block_length;
     int ks[MAX_K], nk;
     code_bench bench;
     if (parse_k(k_list, ks, &nk) || code_bench_parse(bench_name, &bench)) return cli_fail("eval code");

@@ -25,7 +25,7 @@ typedef struct {
     sm_flags smf;
     /* MDLM */
     const char *sampler;
-    int len, no_noise_removal;
+    int len, no_noise_removal, stride_length, num_strides;
     float eta, t_on, t_off, alpha_on;
     /* Dream / LLaDA */
     const char *quant, *system;
@@ -203,6 +203,10 @@ static void mdlm_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b,
     cJSON_AddStringToObject(j, "sampler", r->stats.method);
     cJSON_AddNumberToObject(j, "steps", r->stats.planned_steps);
     cJSON_AddBoolToObject(j, "soft_masking", r->stats.soft_masking);
+    if (o->num_strides) { /* the stride as the API resolved it: the rounds add up to T */
+        cJSON_AddNumberToObject(j, "num_strides", o->num_strides);
+        cJSON_AddNumberToObject(j, "stride_length", (r->T - o->len) / o->num_strides);
+    }
 }
 
 static void mdlm_text(const smdlm_result *r, int b) { printf("%s\n", r->text[b]); }
@@ -234,7 +238,7 @@ static int check_mdlm_canvas(const gen_opts *o, const smdlm_model *model) {
                      "--len)", n, len);
 }
 
-static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
+static int generate_mdlm(const cli_command *cmd, gen_opts *o) {
     static const char *const tf_only[] = {"max-new-tokens", "tokens-per-step", "temperature",
                                           "top-k", "alg", "alg-temp", "block-length", "remasking",
                                           "threshold", "eos-penalty", "quant", "chat", "system",
@@ -243,8 +247,9 @@ static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
     if (cli_reject_flags(cmd, tf_only, "applies to Dream/LLaDA models; this is an MDLM model")) return 1;
     smdlm_gen_params gp = common_params(o);
     gp.mdlm = (smdlm_mdlm_params){o->sampler, o->len, o->eta, o->t_on, o->t_off, o->alpha_on,
-                                  !o->no_noise_removal};
+                                  !o->no_noise_removal, o->stride_length, o->num_strides};
     smdlm_model *model = load_model(o);
+    if (model && !o->len) o->len = smdlm_max_length(model); /* the -o lines' stride needs it */
     sample_sink k = {.json = mdlm_json, .text = mdlm_text};
     int status = !model || check_mdlm_canvas(o, model) ? 1 : run(cmd, o, model, &gp, MDLM_BATCH, &k);
     char sm[SM_DESCRIBE_CAP];
@@ -271,6 +276,7 @@ static void tf_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b, i
         cJSON_AddStringToObject(j, "cache", r->stats.cache);
         cJSON_AddNumberToObject(j, "cache_refresh", o->dec.cache_refresh);
     }
+    if (o->dec.dream_block_length) cJSON_AddNumberToObject(j, "block_length", o->dec.dream_block_length);
     if (o->dec.cfg_scale > 0.0f) cJSON_AddNumberToObject(j, "cfg_scale", o->dec.cfg_scale);
     if (o->dec.logits_eos_inf) cJSON_AddBoolToObject(j, "logits_eos_inf", 1);
     if (o->dec.confidence_eos_eot_inf) cJSON_AddBoolToObject(j, "confidence_eos_eot_inf", 1);
@@ -306,14 +312,14 @@ static void print_tf_stats(const gen_opts *o, const sample_sink *k, const char *
 }
 
 /* The flag checks of a Dream/LLaDA run that need no model: 0, else 1 after the error. */
-static int check_tf_flags(const cli_command *cmd, const gen_opts *o) {
+static int check_tf_flags(const cli_command *cmd, gen_opts *o) {
     if (decoder_flags_check(cmd, o->arch, &o->dec)) return 1;
     if (o->system && !o->chat) return cli_error("generate", "--system needs --chat");
     if (o->chat && !o->prompt) return cli_error("generate", "--chat needs -p PROMPT (the user message)");
     return cli_check_quant("generate", o->quant);
 }
 
-static int generate_tf(const cli_command *cmd, const gen_opts *o) {
+static int generate_tf(const cli_command *cmd, gen_opts *o) {
     if (check_tf_flags(cmd, o)) return 1;
     smdlm_gen_params gp = common_params(o);
     gp.steps = cli_seen(cmd, "steps") ? o->steps : o->dec.max_new_tokens; /* one token per step */
@@ -364,6 +370,8 @@ int cmd_generate(int argc, char **argv) {
         {"t-off", 0, OPT_FLOAT, &o.t_off, 0, 1, "X", "ReMDM-loop: loop phase ends (default 0.05)"},
         {"alpha-on", 0, OPT_FLOAT, &o.alpha_on, 1e-6, 1 - 1e-6, "X", "ReMDM-loop: α during the loop (default 0.9)"},
         {"no-noise-removal", 0, OPT_FLAG, &o.no_noise_removal, 0, 0, "", "MDLM: skip the final argmax forward"},
+        {"num-strides", 0, OPT_INT, &o.num_strides, 1, 1 << 20, "K", "MDLM: semi-autoregressive, K rounds after the first canvas (--len + K × stride tokens)"},
+        {"stride-length", 0, OPT_INT, &o.stride_length, 1, 1 << 20, "S", "MDLM, with --num-strides: new tokens per round (default half of --len)"},
         DECODER_FLAG_OPTS(o.dec),
         {"quant", 0, OPT_STR, &o.quant, 0, 0, "q8", "Dream/LLaDA: int8 projections"},
         {"chat", 0, OPT_FLAG, &o.chat, 0, 0, "", "Dream/LLaDA: the prompt is a user message (chat template)"},

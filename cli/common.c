@@ -190,11 +190,12 @@ int cli_stdin_redirected(void) {
     return fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode));
 }
 
-int decoder_flags_check(const cli_command *cmd, smdlm_arch arch, const smdlm_decoder_params *d) {
+int decoder_flags_check(const cli_command *cmd, smdlm_arch arch, smdlm_decoder_params *d) {
     static const char *const mdlm_only[] = {"len", "sampler", "eta", "t-on", "t-off", "alpha-on",
-                                            "no-noise-removal", NULL};
+                                            "no-noise-removal", "num-strides", "stride-length",
+                                            NULL};
     static const char *const dream_only[] = {"alg", "alg-temp", NULL};
-    static const char *const llada_only[] = {"block-length", "remasking", "cfg-scale",
+    static const char *const llada_only[] = {"remasking", "cfg-scale",
                                              "logits-eos-inf", "confidence-eos-eot-inf", NULL};
     const int dream = arch == SMDLM_ARCH_DREAM;
     const char *kind = dream ? "a Dream model" : "an LLaDA model";
@@ -205,12 +206,18 @@ int decoder_flags_check(const cli_command *cmd, smdlm_arch arch, const smdlm_dec
     if (cli_reject_flags(cmd, dream ? llada_only : dream_only, why)) return 1;
     if (cli_seen(cmd, "steps") && cli_seen(cmd, "tokens-per-step"))
         return cli_error(cmd->name, "give --steps or --tokens-per-step, not both");
-    if (d->cache && !strcmp(d->cache, "dual") && (dream || d->block_length >= d->max_new_tokens))
-        return cli_error(cmd->name, "--cache dual needs block decoding: an LLaDA model with "
-                         "--block-length below --max-new-tokens (%d)", d->max_new_tokens);
-    if (!dream && d->max_new_tokens % d->block_length != 0)
+    if (dream && cli_seen(cmd, "block-length")) /* Fast-dLLM's blocks (LLaDA's default is not Dream's) */
+        d->dream_block_length = d->block_length;
+    const int L = dream ? d->dream_block_length : d->block_length;
+    if (d->cache && !strcmp(d->cache, "dual") && !(L > 0 && L < d->max_new_tokens))
+        return cli_error(cmd->name, "--cache dual needs block decoding: --block-length below "
+                         "--max-new-tokens (%d)", d->max_new_tokens);
+    if (dream && L > 0 && d->max_new_tokens % L != 0)
+        return cli_error(cmd->name, "--block-length %d must divide --max-new-tokens %d", L,
+                         d->max_new_tokens);
+    if (!dream && d->max_new_tokens % L != 0)
         return cli_error(cmd->name, "--block-length %d must divide --max-new-tokens %d (LLaDA's "
-                         "default block length is %d)", d->block_length, d->max_new_tokens,
+                         "default block length is %d)", L, d->max_new_tokens,
                          smdlm_gen_default_params().decoder.block_length);
     return 0;
 }

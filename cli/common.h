@@ -44,7 +44,7 @@ int cli_softmask_untrained(const smdlm_model *model, const smdlm_softmask *sm);
     {"top-k", 0, OPT_INT, &(d).top_k, 0, 1 << 30, "K", "Dream/LLaDA: keep the K most likely tokens (0 = off)"}, \
     {"alg", 0, OPT_STR, &(d).alg, 0, 0, "NAME", "Dream: origin (default), maskgit_plus, topk_margin, entropy"}, \
     {"alg-temp", 0, OPT_FLOAT, &(d).alg_temp, 0, 1e6, "T", "Dream: sample positions by confidence (0 = top)"}, \
-    {"block-length", 0, OPT_INT, &(d).block_length, 1, 1 << 20, "L", "LLaDA: semi-autoregressive block (default 32)"}, \
+    {"block-length", 0, OPT_INT, &(d).block_length, 1, 1 << 20, "L", "LLaDA: semi-autoregressive block (default 32); Dream: Fast-dLLM's block-wise decoding (default: one block)"}, \
     {"remasking", 0, OPT_STR, &(d).remasking, 0, 0, "NAME", "LLaDA: low_confidence (default) or random"}, \
     {"cfg-scale", 0, OPT_FLOAT, &(d).cfg_scale, 0, 1e6, "S", "LLaDA: classifier-free guidance against the prompt-masked canvas (default 0: off)"}, \
     {"logits-eos-inf", 0, OPT_FLAG, &(d).logits_eos_inf, 0, 0, "", "LLaDA: never generate <|endoftext|> (its logit −∞)"}, \
@@ -56,8 +56,9 @@ int cli_softmask_untrained(const smdlm_model *model, const smdlm_softmask *sm);
 
 /* The checks of DECODER_FLAG_OPTS's values that need no model, for a model of kind arch (Dream
  * or LLaDA): flags of the other kind, --steps with --tokens-per-step, --cache dual without
- * blocks, a block length that does not divide --max-new-tokens. 0, else 1 after the error. */
-int decoder_flags_check(const cli_command *cmd, smdlm_arch arch, const smdlm_decoder_params *d);
+ * blocks, a block length that does not divide --max-new-tokens. A Dream model's --block-length
+ * goes to d->dream_block_length. 0, else 1 after the error. */
+int decoder_flags_check(const cli_command *cmd, smdlm_arch arch, smdlm_decoder_params *d);
 
 /* Flags of names (NULL-terminated) that this command takes only for another kind of model: an
  * error "--NAME why" for the first one given (1), else 0. */

@@ -151,6 +151,15 @@ typedef struct {
     float t_on, t_off;   /* ReMDM-loop: the loop phase (defaults 0.55, 0.05) */
     float alpha_on;      /* ReMDM-loop: α during the loop (default 0.9) */
     int noise_removal;   /* final argmax forward over what is still masked (default 1) */
+    /* MDLM's semi-autoregressive sampler (diffusion.py sample_subs_guidance) when num_strides
+     * > 0: a first canvas of len tokens, then num_strides rounds that each keep the last
+     * len − stride_length tokens as a fixed prefix and sample stride_length more: len +
+     * num_strides·stride_length tokens in all, beyond the model's length. Each round runs ddpm
+     * or ddpm_cache on MDLM's grid, int(1/dt) + 1 updates with dt = 1/steps (docs/DESIGN.md
+     * §2.6); the step callback sees the round's canvas. smdlm_generate_ids / smdlm_infill
+     * canvases are then the whole length. Not in a batch. */
+    int stride_length;   /* in [1, len] (default 0: half of len) */
+    int num_strides;     /* default 0: off */
 } smdlm_mdlm_params;
 
 /* Dream / LLaDA decoders (docs/DESIGN.md §5). The canvas is the prompt + max_new_tokens. A NULL name is
@@ -167,7 +176,8 @@ typedef struct {
     float threshold;     /* 0: off (default); else reveal every position with confidence ≥ it */
     float eos_penalty;   /* subtracted from the EOS logit (default 0) */
     const char *cache;   /* approximate key/value cache: "off" (default, exact), "prefix" or
-                            "dual" (blocks: LLaDA with block_length < max_new_tokens) */
+                            "dual" (blocks: LLaDA's block_length or dream_block_length below
+                            max_new_tokens) */
     int cache_refresh;   /* with a cache: every N-th forward in a block is a full one (default 0:
                             block starts only) */
     /* LLaDA's generate.py options: */
@@ -176,6 +186,10 @@ typedef struct {
                             or a cache) */
     int logits_eos_inf;  /* 1: <|endoftext|> never generated (its logit −∞) */
     int confidence_eos_eot_inf; /* 1: low_confidence confidences with <|eot_id|>'s logit −∞ */
+    /* Dream: Fast-dLLM's block-wise decoding in blocks of this length (divides max_new_tokens;
+     * needs a confidence alg, and steps a multiple of the blocks, ≥ 2 per block; default 0:
+     * Dream's one block) */
+    int dream_block_length;
 } smdlm_decoder_params;
 
 /* What the step callback sees after each step. */

@@ -59,6 +59,18 @@ def cases():
                     eos_penalty=1.5, sm=SM))
     out.append(dict(style="llada", shift=0, steps=24, block_length=8, eos=True, temperature=1.0))
     out.append(dict(style="dream", shift=0, alg="origin", steps=12, eos=True, temperature=1.0))
+    # Fast-dLLM's block-wise Dream: tempered tokens (the block head draws one uniform), sampled
+    # positions, threshold decoding, soft-masking, an EOS that ends the row early
+    out.append(dict(style="dream", shift=1, alg="entropy", steps=12, block_length=8,
+                    temperature=0.8, top_p=0.9))
+    out.append(dict(style="dream", shift=1, alg="maskgit_plus", steps=12, block_length=6, sm=SM,
+                    alg_temp=0.4, temperature=0.6))
+    out.append(dict(style="dream", shift=1, alg="topk_margin", block_length=12, threshold=0.1,
+                    sm=SM))
+    out.append(dict(style="dream", shift=0, alg="entropy", tokens_per_step=2, block_length=8,
+                    sm=SM3))
+    out.append(dict(style="dream", shift=1, alg="maskgit_plus", steps=12, block_length=4,
+                    eos=True, temperature=1.0))
     return out
 
 

@@ -73,13 +73,18 @@ def draw_token(logp_row, u, top_p):
 
 
 def reference_sample(model, cfg, x0, fixed, kind, steps, seed, top_p=1.0, sm=None,
-                     eta=0.02, t_on=0.55, t_off=0.05, a_on=0.9):
+                     eta=0.02, t_on=0.55, t_off=0.05, a_on=0.9, rngs=None, semi_ar=False):
+    """semi_ar: one round of MDLM's sample_subs_guidance, int(1/dt) + 1 updates at
+    t = 1 − i·dt with dt = 1/steps (the last, at t ≈ 0, reveals everything) and the argmax at
+    t = 0; rngs then carries the per-sequence generators from round to round."""
     mask = cfg["mask_token_id"]
     B, T = x0.shape
     x = x0.clone()
-    rngs = [R.Rng(seed + b) for b in range(B)]
-    eps = 1e-5
-    dt = (1 - eps) / steps
+    if rngs is None:
+        rngs = [R.Rng(seed + b) for b in range(B)]
+    eps = 0.0 if semi_ar else 1e-5
+    dt = 1.0 / steps if semi_ar else (1 - eps) / steps
+    updates = int(1 / dt) + 1 if semi_ar else steps
     cache_ok = kind != "ddpm" and not cfg["time_conditioning"]
     prev_logp, prev_x = None, None
     forwards = 0
@@ -106,11 +111,12 @@ def reference_sample(model, cfg, x0, fixed, kind, steps, seed, top_p=1.0, sm=Non
         forwards += 1
 
     cached = False
-    for i in range(steps):
+    for i in range(updates):
         t = 1.0 - i * dt
         if not cached:
             real_forward(x, t)
-        stay, remask = step_probs(kind, t, dt, eta, t_on, t_off, a_on)
+        # the semi-autoregressive grid's last update (s ≤ 0) reveals everything
+        stay, remask = step_probs(kind, t, dt, eta, t_on, t_off, a_on) if t - dt > 0 else (0, 0)
         changed = 0
         for b in range(B):
             r = rngs[b]

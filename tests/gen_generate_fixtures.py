@@ -123,14 +123,19 @@ def tokenizers():
 
 
 def model_forward(cfg, P):
-    """ref_decoder's model interface: soft = (indices, weights) mixes embedding rows."""
+    """ref_decoder's model interface: soft = (indices, weights) mixes embedding rows; a full
+    forward keeps every layer's keys/values, a window (lo, hi) computes its rows against them."""
     E = P[RD.embed_name(cfg)]
+    kv = []
 
-    def f(x, soft):
-        if soft is None:
-            return RD.forward(cfg, P, ids=x)
-        idx, w = soft
-        return RD.forward(cfg, P, inputs_embeds=(E[idx] * w.unsqueeze(-1)).sum(dim=2))
+    def f(x, soft, window=None):
+        emb = E[x] if soft is None else (E[soft[0]] * soft[1].unsqueeze(-1)).sum(dim=2)
+        if window is None:
+            kv.clear()
+            return RD.forward(cfg, P, inputs_embeds=emb, kv=kv)
+        out = torch.zeros(x.shape[0], x.shape[1], P[RD.head_name(cfg)].shape[0])
+        out[:, window[0]:window[1]] = RD.forward(cfg, P, inputs_embeds=emb, kv=kv, window=window)
+        return out
     return f
 
 
@@ -175,6 +180,22 @@ def cases():
                     cfg_scale=1.5))
     out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=8, sm=None,
                     eos_options=True))
+    # Fast-dLLM's block-wise Dream, without and with its prefix and dual caches (the cached
+    # rows those of the canvas at the block's refresh), and LLaDA's caches
+    for cache in (None, "prefix", "dual"):
+        for sm in (None, "sm_config.json"):
+            out.append(dict(model="tiny-dream", style="dream", alg="entropy", steps=8,
+                            block_length=4, sm=sm, cache=cache))
+    out.append(dict(model="tiny-dream", style="dream", alg="maskgit_plus", steps=8,
+                    block_length=8, sm=None, threshold=0.05, cache="dual"))
+    out.append(dict(model="tiny-dream", style="dream", alg="topk_margin", steps=12,
+                    block_length=4, sm="sm_config.json", cache="dual", cache_refresh=2))
+    out.append(dict(model="tiny-dream", style="dream", alg="entropy", steps=8, sm=None,
+                    cache="prefix"))
+    out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=4, sm=None,
+                    cache="dual"))
+    out.append(dict(model="tiny-llada", style="llada", steps=8, block_length=8,
+                    sm="sm_config.json", cache="prefix"))
     return out
 
 
@@ -201,8 +222,9 @@ def main():
             prompt = np.random.default_rng(seed).integers(0, 256, size=(B, P))
             kw = dict(style=c["style"], steps=c["steps"], alg=c.get("alg", "origin"),
                       block_length=c.get("block_length", 0), seed=seed, sm=sm)
-            if c.get("cfg_scale"):
-                kw["cfg_scale"] = c["cfg_scale"]
+            for opt in ("cfg_scale", "threshold", "cache", "cache_refresh"):
+                if c.get(opt):
+                    kw[opt] = c[opt]
             if c.get("eos_options"):
                 kw["logits_inf_id"] = most_generated(fwd, cfg, prompt, G, kw)
                 kw["conf_inf_id"] = most_generated(fwd, cfg, prompt, G, kw)

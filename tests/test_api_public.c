@@ -131,6 +131,58 @@ static void test_callback_and_abort(void **unused) {
     smdlm_model_free(model);
 }
 
+/* ---- MDLM's semi-autoregressive sampler ------------------------------------------------- */
+
+typedef struct {
+    int calls, T, bad;
+} round_log;
+
+static int on_round_step(void *user, const smdlm_step *s) {
+    round_log *log = user;
+    log->calls++;
+    log->bad |= log->T && s->T != log->T; /* every round's canvas is the same length */
+    log->T = s->T;
+    return 0;
+}
+
+/* A prompt, then three strides of 8 after a canvas of 24: 48 tokens, the prompt kept, nothing
+ * masked; the callback sees rounds of 24 positions; a batch refuses it. */
+static void test_semi_ar(void **unused) {
+    (void)unused;
+    smdlm_model *model = load(DEFAULT_MODEL, 2);
+    smdlm_state *st = smdlm_state_new(model);
+    smdlm_gen_params gp = mdlm_params();
+    gp.mdlm.len = 24;
+    gp.mdlm.num_strides = 3;
+    gp.mdlm.stride_length = 8;
+    gp.steps = 8;
+    round_log log = {0};
+    gp.on_step = on_round_step;
+    gp.user = &log;
+    smdlm_result r;
+    assert_int_equal(smdlm_generate(st, "The nation", &gp, &r), SMDLM_OK);
+    assert_int_equal(r.T, 24 + 3 * 8);
+    assert_int_equal(count_masked(model, &r), 0);
+    assert_non_null(strstr(r.text[0], "The nation"));
+    assert_int_equal(log.T, 24);
+    assert_int_equal(log.bad, 0);
+    assert_int_equal(log.calls, 4 * (8 + 1 + 1)); /* 4 rounds of int(1/dt) + 1 updates + noise removal */
+    smdlm_result_free(&r);
+    gp.on_step = NULL;
+    gp.mdlm.stride_length = 25;
+    assert_int_equal(smdlm_generate(st, NULL, &gp, &r), SMDLM_ERROR);
+    assert_non_null(strstr(smdlm_last_error(), "stride length 25"));
+    smdlm_batch *batch = smdlm_batch_new(st);
+    int32_t x[24];
+    for (int i = 0; i < 24; i++) x[i] = smdlm_mask_id(model);
+    gp.mdlm.stride_length = 8;
+    assert_true(smdlm_batch_add(batch, x, NULL, 24, &gp) < 0);
+    assert_non_null(strstr(smdlm_last_error(), "does not run in a batch"));
+    smdlm_batch_free(batch);
+    smdlm_state_free(st);
+    smdlm_model_free(model);
+}
+
 /* ---- two states, one model, two threads ------------------------------------------------- */
 
 typedef struct {
@@ -275,6 +327,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_callback_and_abort),
         cmocka_unit_test(test_two_threads_mdlm),
+        cmocka_unit_test(test_semi_ar),
         cmocka_unit_test(test_two_threads_dream),
         cmocka_unit_test(test_infill_mdlm),
         cmocka_unit_test(test_infill_dream),

@@ -1,4 +1,4 @@
-/* test_decoder.c — Dream / LLaDA / threshold decoders (src/generate/decoder.c) over the tiny DiT seen as
+/* test_decoder.c — Dream (single and Fast-dLLM blocks) / LLaDA / threshold decoders (src/generate/decoder.c) over the tiny DiT seen as
  * an lm_model (src/models/lm_dit.c, shift 0 and 1), against tools/ref_decoder.py
  * (tests/gen_decoder_fixtures.py): every step of every trajectory, the number of forwards and
  * steps, the generated length before EOS; plus the schedule, the `need` rows, step accounting
@@ -291,7 +291,10 @@ static void test_bad_params(void **state) {
     BAD(p.gen_len = 30, 4, "exceeds"); /* 4 + 30 > 32 */
     BAD((p.style = DECODER_LLADA, p.block_length = 5), 4, "divide");
     BAD((p.style = DECODER_LLADA, p.block_length = 4, p.steps = 6), 4, "multiple");
-    BAD(p.block_length = 8, 4, "LLaDA");
+    BAD(p.block_length = 8, 4, "confidence algorithm"); /* Dream blocks: not origin */
+    BAD((p.block_length = 5, p.alg = DECODER_ALG_ENTROPY), 4, "divide");
+    BAD((p.block_length = 4, p.alg = DECODER_ALG_ENTROPY, p.steps = 6), 4, "multiple");
+    BAD((p.block_length = 4, p.alg = DECODER_ALG_ENTROPY, p.steps = 4), 4, "at least 2 steps");
     BAD(p.top_p = 0.0f, 4, "top-p");
     BAD(p.top_p = 1.5f, 4, "top-p");
     BAD(p.top_k = -2, 4, "top-k");

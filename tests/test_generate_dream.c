@@ -88,6 +88,8 @@ typedef struct {
     int q8;
     float cfg_scale;            /* LLaDA generate.py's options */
     int logits_inf_id, conf_inf_id; /* 0 in a case: off */
+    const char *cache;          /* NULL: off */
+    int cache_refresh;
 } lib_case;
 
 static void lib_params(const lib_case *c, const model_dir *md, decoder_params *p) {
@@ -109,6 +111,8 @@ static void lib_params(const lib_case *c, const model_dir *md, decoder_params *p
     p->cfg_scale = c->cfg_scale;
     p->logits_inf_id = c->logits_inf_id ? c->logits_inf_id : -1;
     p->conf_inf_id = c->conf_inf_id ? c->conf_inf_id : -1;
+    if (c->cache) assert_int_equal(kv_cache_mode_parse(c->cache, &p->cache), 0);
+    p->cache_refresh = c->cache_refresh;
     if (c->sm_config) {
         assert_int_equal(sm_params_load_json(&p->sm, c->sm_config), 0);
         p->sm.enabled = 1;
@@ -156,6 +160,9 @@ static void test_reference_cases(void **state) {
         if ((opt = cJSON_GetObjectItem(cs, "cfg_scale"))) c.cfg_scale = (float)opt->valuedouble;
         if ((opt = cJSON_GetObjectItem(cs, "logits_inf_id"))) c.logits_inf_id = opt->valueint;
         if ((opt = cJSON_GetObjectItem(cs, "conf_inf_id"))) c.conf_inf_id = opt->valueint;
+        if ((opt = cJSON_GetObjectItem(cs, "threshold"))) c.threshold = (float)opt->valuedouble;
+        if ((opt = cJSON_GetObjectItem(cs, "cache"))) c.cache = opt->valuestring;
+        if ((opt = cJSON_GetObjectItem(cs, "cache_refresh"))) c.cache_refresh = opt->valueint;
         if (cJSON_IsString(smc)) {
             snprintf(smpath, sizeof smpath, "%s", tu_fixture("%s/%s", model, smc->valuestring));
             c.sm_config = smpath;
@@ -172,9 +179,10 @@ static void test_reference_cases(void **state) {
         int gen;
         decoder_stats st;
         lib_decode(&md, &c, prompt, P, &x, &gen, &st);
-        printf("  %s %s sm %s: forwards %d (reference %d)\n", model,
-               c.style == DECODER_LLADA ? "llada" : c.alg, c.sm_config ? smc->valuestring : "off",
-               st.forwards, cJSON_GetObjectItem(cs, "forwards")->valueint);
+        printf("  %s %s block %d cache %s sm %s: forwards %d (reference %d)\n", model,
+               c.style == DECODER_LLADA ? "llada" : c.alg, c.block_length,
+               c.cache ? c.cache : "off", c.sm_config ? smc->valuestring : "off", st.forwards,
+               cJSON_GetObjectItem(cs, "forwards")->valueint);
         bad += tu_compare_i32(model, x + P, ref, (size_t)G) != 0;
         bad += st.forwards != cJSON_GetObjectItem(cs, "forwards")->valueint;
         free(x);
@@ -182,7 +190,7 @@ static void test_reference_cases(void **state) {
         n++;
     }
     cJSON_Delete(root);
-    assert_int_equal(n, 11);
+    assert_int_equal(n, 22);
     assert_int_equal(bad, 0);
 }
 
@@ -288,6 +296,12 @@ static void test_cli_matches_decoder(void **state) {
                   .eos_penalty = -2.0f};
     cli_vs_lib(g_dream, "Hello the world", "--max-new-tokens 16 --alg maskgit_plus --steps 8 "
                                           "--eos-penalty -2", &h);
+    /* Fast-dLLM's block-wise Dream with its dual cache */
+    lib_case i = {.style = DECODER_DREAM, .alg = "entropy", .gen_len = 16, .steps = 8,
+                  .block_length = 4, .temperature = 0.4f, .seed = 5, .B = 2, .cache = "dual"};
+    cli_vs_lib(g_dream, "Hello the world", "--max-new-tokens 16 --alg entropy --steps 8 "
+                                          "--block-length 4 --temperature 0.4 --seed 5 -n 2 "
+                                          "--cache dual", &i);
     lib_case g = {.style = DECODER_DREAM, .alg = "entropy", .gen_len = 10, .steps = 5, .q8 = 1};
     cli_vs_lib(g_dream, "is it", "--max-new-tokens 10 --alg entropy --steps 5 --quant q8", &g);
 }
@@ -666,7 +680,7 @@ static void test_prompt_sources(void **state) {
 
 static void test_bad_flags(void **state) {
     (void)state;
-    enum { N = 34 };
+    enum { N = 35 };
     static char args[N][320];
     char nul[128];
     snprintf(nul, sizeof nul, "%s/nul.txt", g_tmp);
@@ -681,9 +695,10 @@ static void test_bad_flags(void **state) {
 #define CASE(word, ...) (snprintf(args[n], sizeof args[n], __VA_ARGS__), words[n++] = (word))
     CASE("unknown algorithm", "generate -m %s --alg greedy", g_dream);
     CASE("--sampler applies to MDLM", "generate -m %s --sampler ddpm", g_dream);
+    CASE("--num-strides applies to MDLM", "generate -m %s --num-strides 2", g_dream);
     CASE("--len applies to MDLM", "generate -m %s --len 32", g_llada);
     CASE("--alg applies to Dream", "generate -m %s --alg entropy --max-new-tokens 32", g_llada);
-    CASE("--block-length applies to LLaDA", "generate -m %s --block-length 8", g_dream);
+    CASE("needs a confidence algorithm", "generate -m %s --block-length 8 --max-new-tokens 16", g_dream);
     CASE("--remasking applies to LLaDA", "generate -m %s --remasking random", g_dream);
     CASE("--alg applies to Dream/LLaDA", "generate -m %s --alg entropy", tu_fixture("tiny"));
     CASE("--chat applies to Dream/LLaDA", "generate -m models/demo -p x --chat");
@@ -712,7 +727,7 @@ static void test_bad_flags(void **state) {
     CASE("MDLM model, which has no chat template", "chat -m models/demo");
     CASE("exceeds the model's length", "chat -m %s --max-new-tokens 60 < %s/hello.txt", g_dream, g_tmp);
     CASE("line 1 holds a NUL byte", "chat -m %s < %s/nul.txt", g_dream, g_tmp);
-    CASE("--block-length applies to LLaDA", "chat -m %s --block-length 4", g_dream);
+    CASE("--block-length 5 must divide --max-new-tokens 16", "chat -m %s --block-length 5 --max-new-tokens 16", g_dream);
     CASE("must divide", "chat -m %s --max-new-tokens 20", g_llada);
     CASE("only quantisation is q8", "chat -m %s --quant q4", g_dream);
 #undef CASE

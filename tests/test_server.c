@@ -501,6 +501,20 @@ static void test_dream_chat(void **state) {
                      cJSON_GetArraySize(cJSON_GetObjectItem(ref, "prompt_ids")));
     cJSON_Delete(ref);
     free(gen);
+    /* Fast-dLLM's block-wise Dream with the dual cache: the request's block_length */
+    cJSON *cb = post_json(&s, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":"
+                          "\"hello\"}],\"max_tokens\":8,\"seed\":3,\"block_length\":4,\"alg\":"
+                          "\"entropy\",\"steps\":4,\"cache\":\"dual\",\"temperature\":0.5}", 200);
+    assert_int_equal(tu_run(&gen, "generate -m %s -t 1 --chat -p hello --max-new-tokens 8 --seed 3 "
+                                  "--block-length 4 --alg entropy --steps 4 --cache dual "
+                                  "--temperature 0.5 -o - -q", g_dream), 0);
+    ref = cJSON_Parse(gen);
+    assert_non_null(ref);
+    assert_string_equal(str_of(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cb, "choices"), 0), "message"), "content"),
+                        str_of(ref, "text"));
+    cJSON_Delete(ref);
+    cJSON_Delete(cb);
+    free(gen);
     cJSON *ev = post_stream(&s, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\","
                           "\"content\":\"hello\"}],\"max_tokens\":8,\"seed\":3,\"stream\":true,"
                           "\"stream_options\":{\"include_usage\":true}}");

@@ -6,9 +6,12 @@ Fast-dLLM's threshold rule and IBM's dream_sm.patch, with the project's RNG
 decoders (src/generate/decoder.c) must reproduce it token for token. Used offline only, by
 tests/gen_decoder_fixtures.py; run with Debian's /usr/bin/python3.
 
-The model is any callable forward(x [B,T] int64, soft) -> raw logits [B,T,V] (float32), soft
-being None or IBM's (indices, weights) pair. The reference always computes whole canvases; it
-also records the smallest margin by which any decision was taken (`margin`), so that fixture
+The model is any callable forward(x [B,T] int64, soft, window=None) -> raw logits [B,T,V]
+(float32), soft being None or IBM's (indices, weights) pair. Without a key/value cache the
+reference always computes whole canvases; with one (cache "prefix" or "dual", Fast-dLLM's) a
+full forward is a refresh and a window (lo, hi) asks the model for rows [lo, hi) computed
+against the keys/values of the last refresh. Dream with a block length below gen_len follows
+Fast-dLLM's generation_utils_block. It also records the smallest margin by which any decision was taken (`margin`), so that fixture
 cases can be chosen far from float32 rounding ties between PyTorch and the C forward.
 """
 import numpy as np
@@ -98,13 +101,16 @@ class Item:
 def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=None,
            tokens_per_step=0, temperature=0.0, top_p=1.0, top_k=0, alg="origin", alg_temp=0.0,
            block_length=0, remasking="low_confidence", threshold=0.0, eos_id=-1, eos_penalty=0.0,
-           seed=0, sm=None, on_step=None, cfg_scale=0.0, logits_inf_id=-1, conf_inf_id=-1):
+           seed=0, sm=None, on_step=None, cfg_scale=0.0, logits_inf_id=-1, conf_inf_id=-1,
+           cache=None, cache_refresh=0):
     """prompt: int array [B, P]. Returns (canvas [B, T], gen lengths before EOS, forwards,
     steps, margin). sm: None or dict(scale, centre, steepness, k[, schedule]); a schedule scales
     λ by the share of the initially masked positions still masked (the whole batch, as IBM's
     dream_sm.patch counts). LLaDA generate.py's options: cfg_scale (guidance against the canvas
     with the prompt masked), logits_inf_id (logits_eos_inf: that logit −∞) and conf_inf_id
-    (confidence_eos_eot_inf: the confidence's softmax with that logit −∞)."""
+    (confidence_eos_eot_inf: the confidence's softmax with that logit −∞). cache: None, "prefix"
+    or "dual", refreshed at every block start and every cache_refresh-th forward (0: never
+    else)."""
     B, P = prompt.shape
     T = P + gen_len
     if tokens_per_step > 0:
@@ -116,7 +122,9 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
     rngs = [R.Rng(seed + b) for b in range(B)]
     margin = Margin()
     done = [False] * B
-    state = dict(logits=None, changed=True, fbrows=None, forwards=0, steps=0)
+    state = dict(logits=None, changed=True, fbrows=None, forwards=0, steps=0, kv_valid=False,
+                 kv_since=0, blk_start=P)
+    dream_blocks = style == "dream" and block_length not in (0, gen_len)
 
     def first_eos(b):
         if eos_id >= 0:
@@ -138,7 +146,17 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
             z[eos_id] = np.float32(z[eos_id] - np.float32(eos_penalty))
         return z
 
-    def run_forward():
+    def window(blk_end):
+        """Rows the step computes: the whole canvas, or the cache mode's window after a refresh
+        (Dream blocks: from the block start, whose first position the refresh revealed)."""
+        if cache is None or not state["kv_valid"] or \
+                (cache_refresh > 0 and state["kv_since"] >= cache_refresh):
+            return 0, T
+        start = state["blk_start"]
+        lo = start - 1 if shift and not dream_blocks and start > 0 else start
+        return lo, (blk_end if cache == "dual" else T)
+
+    def run_forward(lo, hi):
         soft = None
         if sm is not None and state["fbrows"] is not None:
             xt = torch.from_numpy(x)
@@ -156,8 +174,14 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
                 both = forward(torch.from_numpy(np.concatenate([x, un_x])), None)
                 cond, uncond = torch.chunk(both, 2, dim=0)
                 state["logits"] = (uncond + (cfg_scale + 1) * (cond - uncond)).numpy()
-            else:
+            elif (lo, hi) == (0, T):
                 state["logits"] = forward(torch.from_numpy(x), soft).numpy()
+            else:
+                state["logits"] = forward(torch.from_numpy(x), soft, (lo, hi)).numpy()
+        if cache is not None:
+            if (lo, hi) == (0, T):
+                state["kv_valid"], state["kv_since"] = True, 0
+            state["kv_since"] += 1
         state["forwards"] += 1
         state["changed"] = False
 
@@ -196,10 +220,10 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
         else:
             it.conf = float(p[it.token])
 
-    def select(items, b, quota):
+    def select(items, b, quota, head):
         cands = [it for it in items if it.cand]
         origin = style == "dream" and alg == "origin" and threshold == 0.0
-        if not origin:
+        if not origin and not head:
             for it in cands:
                 it.coin = False
             quota = min(quota, len(cands))
@@ -227,23 +251,34 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
                 x[it.b, it.t] = it.token
                 state["changed"] = True
 
-    def step(blk_end, p_transfer, quotas):
+    def step(blk_end, p_transfer, quotas, head=False):
+        """head: Dream blocks' first step, which reveals the block's first masked position."""
+        lo, hi = window(blk_end)
         rows = {}
         for b in range(B):
             if done[b] or not (x[b, P:blk_end] == mask_id).any():
                 continue
             items = []
+            masked = [t for t in range(state["blk_start"], blk_end) if x[b, t] == mask_id]
+            head_t = masked[0] if head and masked else -1
             for t in range(P, T):
                 if x[b, t] != mask_id:
                     continue
-                cand = t < blk_end
+                cand = t < blk_end and (not head or t == head_t)
                 if not cand and sm is None:
                     continue
+                if not cand and not lo <= pred_row(t) < hi:
+                    continue  # outside the window: its feedback stays the last forward's
                 it = Item(b, t, cand)
                 items.append(it)
                 if not cand:
                     continue
                 g = rngs[b]
+                if head:
+                    it.coin = True
+                    if temperature > 0:
+                        it.u_tok = g.uniform()
+                    continue
                 if style == "dream" and alg == "origin" and threshold == 0.0:
                     u = g.uniform()
                     margin.note(abs(u - float(p_transfer)))
@@ -259,7 +294,7 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
         if not rows:
             return False
         if sm is not None or state["logits"] is None or state["changed"]:
-            run_forward()
+            run_forward(lo, hi)
         if sm is not None:
             state["newfb"] = np.zeros((B, T, V), dtype=np.float32) if state["fbrows"] is None \
                 else state["fbrows"].copy()
@@ -267,7 +302,7 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
             for it in items:
                 predict(it)
         for b, items in rows.items():
-            select(items, b, quotas[b])
+            select(items, b, quotas[b], head)
             update_done(b)
         if sm is not None:
             state["fbrows"] = state["newfb"]
@@ -276,7 +311,7 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
             on_step(x.copy())
         return True
 
-    if style == "dream":
+    if style == "dream" and not dream_blocks:
         ts = torch_linspace(steps)
         i = 0
         while threshold > 0 or i < steps:
@@ -289,15 +324,25 @@ def decode(forward, V, mask_id, shift, prompt, gen_len, style="dream", steps=Non
     else:
         L = block_length or gen_len
         nblocks = gen_len // L
+        assert gen_len % L == 0 and (threshold > 0 or steps % nblocks == 0)
         spb = steps // nblocks
+        ts = torch_linspace(spb) if dream_blocks and threshold == 0 else None
         for k in range(nblocks):
             start, end = P + k * L, P + (k + 1) * L
             n_block = [int((x[b, start:end] == mask_id).sum()) for b in range(B)]
             state["logits"] = None  # new candidates: a fresh forward
+            state["blk_start"], state["kv_valid"] = start, False  # a refresh at every block start
             i = 0
             while threshold > 0 or i < spb:
-                quotas = [n // spb + (1 if i < n % spb else 0) for n in n_block]
-                if not step(end, 1.0, quotas):
+                head = dream_blocks and i == 0
+                if threshold > 0 or head:
+                    quotas = [1] * B
+                elif dream_blocks:  # generation_utils_block: the block's masks, t = ts[i]
+                    quotas = [dream_quota(int((x[b, start:end] == mask_id).sum()), ts, i, spb)
+                              for b in range(B)]
+                else:
+                    quotas = [n // spb + (1 if i < n % spb else 0) for n in n_block]
+                if not step(end, 1.0, quotas, head):
                     break
                 i += 1
     gens = []

@@ -147,7 +147,12 @@ def q8_linear(x, w, b=None):
     return F.linear(torch.round(x * inv) * (amax / 127.0), w, b)
 
 
-def layer(cfg, P, i, x, cos, sin, linear=F.linear):
+def layer(cfg, P, i, x, cos, sin, kv=None, window=None, linear=F.linear):
+    """kv: None, or a list of per-layer (k, v) after rotary: without a window this forward fills
+    it (a refresh); with window = (lo, hi), x holds positions [lo, hi) only and attends to the
+    stored keys/values of every other position, its own replacing [lo, hi) (Fast-dLLM's prefix
+    and dual caches: the cached positions keep the canvas of the refresh). linear: F.linear, or
+    q8_linear for smdlm's --quant q8."""
     n_norm1, n_q, n_k, n_v, n_o, n_norm2, n_gate, n_up, n_down = names(cfg, i)
     B, T, _ = x.shape
     residual = x
@@ -162,6 +167,13 @@ def layer(cfg, P, i, x, cos, sin, linear=F.linear):
     c, s = cos[None, None], sin[None, None]
     q = q * c + rotate_half(q) * s
     k = k * c + rotate_half(k) * s
+    if kv is not None and window is None:
+        kv.append((k, v))
+    elif window is not None:
+        lo, hi = window
+        ck, cv = kv[i]
+        k = torch.cat([ck[:, :, :lo], k, ck[:, :, hi:]], dim=2)
+        v = torch.cat([cv[:, :, :lo], v, cv[:, :, hi:]], dim=2)
     k = repeat_kv(k, cfg.H // cfg.KVH)
     v = repeat_kv(v, cfg.H // cfg.KVH)
     w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(cfg.hd)
@@ -174,13 +186,17 @@ def layer(cfg, P, i, x, cos, sin, linear=F.linear):
     return residual + h
 
 
-def forward(cfg, P, ids=None, inputs_embeds=None, linear=F.linear):
-    """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D].
+def forward(cfg, P, ids=None, inputs_embeds=None, kv=None, window=None, linear=F.linear):
+    """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D]. kv and
+    window as layer's; with a window the logits are those of positions [lo, hi).
     linear=q8_linear with q8_params gives smdlm's --quant q8."""
     x = P[embed_name(cfg)][ids] if inputs_embeds is None else inputs_embeds
     cos, sin = rotary_cos_sin(x.shape[1], cfg.hd, cfg.theta)
+    if window is not None:
+        lo, hi = window
+        x, cos, sin = x[:, lo:hi], cos[lo:hi], sin[lo:hi]
     for i in range(cfg.L):
-        x = layer(cfg, P, i, x, cos, sin, linear)
+        x = layer(cfg, P, i, x, cos, sin, kv, window, linear)
     x = rms_norm(x, P[final_norm_name(cfg)], cfg.eps)
     return linear(x, P[head_name(cfg)])
 

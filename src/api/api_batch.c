@@ -83,6 +83,9 @@ int smdlm_batch_accepts(const smdlm_batch *batch, int len, const smdlm_gen_param
 int smdlm_batch_add(smdlm_batch *batch, const int32_t *x, const uint8_t *fixed, int len,
                     const smdlm_gen_params *gp) {
     if (len < 1) return SM_ERR("canvas length %d must be ≥ 1", len);
+    if (gp->mdlm.num_strides > 0)
+        return SM_ERR("semi-autoregressive sampling (num_strides %d) does not run in a batch",
+                      gp->mdlm.num_strides);
     if (!smdlm_batch_accepts(batch, len, gp))
         return SM_ERR("a canvas of %d positions does not fit the batch (other length or "
                       "soft-masking top-k)", len);

@@ -61,6 +61,16 @@ void api_set_relay(step_relay *r, smdlm_state *state, const smdlm_gen_params *gp
 
 /* ---- MDLM ------------------------------------------------------------------------------ */
 
+/* The canvas of one round (or of the whole run without strides): len, else the model's; and
+ * the stride (default half of it, rounded up). */
+static int semi_ar_round(const smdlm_model *model, const smdlm_gen_params *gp) {
+    return gp->mdlm.len ? gp->mdlm.len : smdlm_max_length(model);
+}
+
+static int semi_ar_stride(const smdlm_model *model, const smdlm_gen_params *gp) {
+    return gp->mdlm.stride_length ? gp->mdlm.stride_length : (semi_ar_round(model, gp) + 1) / 2;
+}
+
 static int sampler_params_of(const smdlm_model *model, const smdlm_gen_params *gp,
                              sampler_params *sp) {
     sampler_params_default(sp);
@@ -74,6 +84,11 @@ static int sampler_params_of(const smdlm_model *model, const smdlm_gen_params *g
     sp->t_off = gp->mdlm.t_off;
     sp->alpha_on = gp->mdlm.alpha_on;
     sp->noise_removal = gp->mdlm.noise_removal != 0;
+    if (gp->mdlm.num_strides < 0) return SM_ERR("number of strides %d must be ≥ 0", gp->mdlm.num_strides);
+    if (gp->mdlm.num_strides > 0) {
+        sp->semi_ar_length = semi_ar_round(model, gp);
+        sp->semi_ar_stride = semi_ar_stride(model, gp);
+    }
     return api_softmask_resolve(&gp->sm, &model->md.sm, &sp->sm);
 }
 
@@ -86,12 +101,13 @@ static int check_samples(const smdlm_gen_params *gp, int T) {
 
 /* A generation of n canvases of T positions as a whole: the canvases (ids, fixed flags, the
  * step callback's masks), the sampler's or decoder's buffers (run_bytes) and the model's
- * scratch must fit in memory together; each part checks itself again when it allocates. */
-static int check_memory(const smdlm_state *state, int n, int T, int forward_rows,
+ * scratch for forwards of forward_rows × forward_T must fit in memory together; each part
+ * checks itself again when it allocates. */
+static int check_memory(const smdlm_state *state, int n, int T, int forward_rows, int forward_T,
                         size_t run_bytes) {
     size_t bytes = sm_size_add(sm_size_mul((size_t)n * (size_t)T, sizeof(int32_t) + 2), run_bytes);
     bytes = sm_size_add(bytes, model_state_forward_bytes(&state->ms, &state->model->md,
-                                                         forward_rows, T));
+                                                         forward_rows, forward_T));
     return SM_CHECK_MEMORY(bytes, "a generation of %d sample%s × %d positions", n,
                            n == 1 ? "" : "s", T);
 }
@@ -110,7 +126,7 @@ int api_mdlm_begin(smdlm_state *state, const int32_t *x, const uint8_t *fixed, i
     run->gp = *gp;
     sampler_params sp;
     if (check_samples(gp, T) || sampler_params_of(model, gp, &sp) ||
-        check_memory(state, gp->n, T, gp->n,
+        check_memory(state, gp->n, T, gp->n, sp.semi_ar_stride ? sp.semi_ar_length : T,
                      sampler_run_bytes(&sp, gp->n, T, smdlm_vocab_size(model))))
         return -1;
     const int n = gp->n;
@@ -209,6 +225,7 @@ static int decoder_params_of(const smdlm_model *model, const smdlm_gen_params *g
     p->cache_refresh = d->cache_refresh;
     if (model->md.arch == MODEL_DREAM) {
         if (d->alg && decoder_alg_parse(d->alg, &p->alg)) return -1;
+        p->block_length = d->dream_block_length;
     } else {
         p->block_length = d->block_length;
         if (d->remasking && decoder_remask_parse(d->remasking, &p->remasking)) return -1;
@@ -229,7 +246,7 @@ static int run_decoder(smdlm_state *state, const int32_t *x, const uint8_t *fixe
     const smdlm_model *model = state->model;
     decoder_params p;
     if (check_samples(gp, T) || decoder_params_of(model, gp, T - P, &p) ||
-        check_memory(state, gp->n, T, p.cfg_scale > 0.0f ? 2 * gp->n : gp->n, /* guidance */
+        check_memory(state, gp->n, T, p.cfg_scale > 0.0f ? 2 * gp->n : gp->n, T, /* guidance */
                      decoder_run_bytes(&p, gp->n, T, smdlm_vocab_size(model))))
         return -1;
     if (fixed && model->md.arch == MODEL_LLADA)
@@ -336,7 +353,9 @@ static int run_spans(smdlm_state *state, const int32_t *pre, size_t np, int midd
                      const int32_t *suf, size_t ns, const smdlm_gen_params *gp, smdlm_result *r) {
     const smdlm_model *model = state->model;
     const long T = (long)np + middle + (long)ns;
-    if (T > smdlm_max_length(model))
+    const int rounds = model->md.arch == MODEL_MDLM && gp->mdlm.num_strides > 0; /* the sampler
+                                                                   checks the rounds' canvas */
+    if (!rounds && T > smdlm_max_length(model))
         return SM_ERR("prefix (%zu tokens) + %d generated + suffix (%zu tokens) exceed the model's "
                       "length %d", np, middle, ns, smdlm_max_length(model));
     int32_t *x = sm_malloc(sizeof(int32_t) * (size_t)T);
@@ -356,14 +375,21 @@ static int generate_mdlm(smdlm_state *state, const char *prompt, const smdlm_gen
                          smdlm_result *r) {
     const smdlm_model *model = state->model;
     if (gp->chat) return SM_ERR("%s: an MDLM model has no chat template", model->md.dir);
-    const int maxT = smdlm_max_length(model), T = gp->mdlm.len ? gp->mdlm.len : maxT;
-    if (T < 1) return SM_ERR("canvas length %d must be ≥ 1", T);
-    if (T > maxT) return SM_ERR("canvas length %d exceeds the model's length %d", T, maxT);
+    const int maxT = smdlm_max_length(model), L = semi_ar_round(model, gp);
+    if (L < 1) return SM_ERR("canvas length %d must be ≥ 1", L);
+    if (L > maxT) return SM_ERR("canvas length %d exceeds the model's length %d", L, maxT);
+    const int strides = gp->mdlm.num_strides > 0 ? gp->mdlm.num_strides : 0;
+    const int stride = semi_ar_stride(model, gp);
+    if (strides && (stride < 1 || stride > L))
+        return SM_ERR("stride length %d must be in [1, the canvas length %d]", stride, L);
+    if ((int64_t)L + (int64_t)strides * stride > INT32_MAX / 2)
+        return SM_ERR("%d strides of %d tokens are too long", strides, stride);
+    const int T = L + strides * stride;
     int32_t *pids;
     size_t np;
     if (encode_text(model, prompt, gp->allow_special, &pids, &np)) return -1;
-    int rc = np >= (size_t)T
-                 ? SM_ERR("the prompt has %zu tokens but the canvas holds only %d", np, T)
+    int rc = np >= (size_t)L
+                 ? SM_ERR("the prompt has %zu tokens but the canvas holds only %d", np, L)
                  : run_spans(state, pids, np, T - (int)np, NULL, 0, gp, r);
     if (rc == SMDLM_OK) api_span_texts(model, r, 0, T);
     free(pids);

@@ -44,6 +44,10 @@ void decoder_params_default(decoder_params *p) {
     p->sm.k = 1; /* Dream's mixinputs_k */
 }
 
+int decoder_dream_blocks(const decoder_params *p) {
+    return p->style == DECODER_DREAM && p->block_length != 0 && p->block_length != p->gen_len;
+}
+
 int decoder_planned_steps(const decoder_params *p) {
     if (p->tokens_per_step > 0) return (p->gen_len + p->tokens_per_step - 1) / p->tokens_per_step;
     return p->steps;
@@ -77,8 +81,20 @@ int decoder_params_validate(const decoder_params *p, const lm_model *m, int prom
         if (p->threshold > 0.0f && p->remasking != DECODER_REMASK_LOW_CONFIDENCE)
             return SM_ERR("threshold decoding needs low_confidence remasking");
     } else {
-        if (p->block_length != 0 && p->block_length != p->gen_len)
-            return SM_ERR("block length %d applies to LLaDA-style decoding only", p->block_length);
+        if (decoder_dream_blocks(p)) {
+            const int L = p->block_length, nblocks = p->gen_len / L;
+            if (L < 1 || p->gen_len % L != 0)
+                return SM_ERR("block length %d must divide the generation length %d", L, p->gen_len);
+            if (p->alg == DECODER_ALG_ORIGIN)
+                return SM_ERR("Dream block decoding needs a confidence algorithm (maskgit_plus, "
+                              "topk_margin or entropy; Fast-dLLM uses entropy), not origin");
+            if (p->threshold == 0.0f && steps % nblocks != 0)
+                return SM_ERR("steps %d must be a multiple of the number of blocks %d", steps, nblocks);
+            if (p->threshold == 0.0f && L > 1 && steps / nblocks < 2)
+                return SM_ERR("Dream block decoding needs at least 2 steps per block (%d steps, %d "
+                              "blocks): a block's first step reveals only its first position",
+                              steps, nblocks);
+        }
         if (p->threshold > 0.0f &&
             !(p->alg == DECODER_ALG_MASKGIT_PLUS || p->alg == DECODER_ALG_TOPK_MARGIN))
             return SM_ERR("threshold decoding needs a probability confidence (maskgit_plus or "
@@ -114,10 +130,9 @@ int decoder_params_validate(const decoder_params *p, const lm_model *m, int prom
     if (p->cache != KV_CACHE_OFF && !m->forward_cached)
         return SM_ERR("the %s cache needs a Dream or LLaDA model (this model has no key/value "
                       "cache)", kv_cache_mode_name(p->cache));
-    if (p->cache == KV_CACHE_DUAL &&
-        (p->style != DECODER_LLADA || !p->block_length || p->block_length >= p->gen_len))
-        return SM_ERR("the dual cache needs block decoding (LLaDA-style, a block length below the "
-                      "generation length %d)", p->gen_len);
+    if (p->cache == KV_CACHE_DUAL && !(p->block_length > 0 && p->block_length < p->gen_len))
+        return SM_ERR("the dual cache needs block decoding (a block length below the generation "
+                      "length %d)", p->gen_len);
     return 0;
 }
 
@@ -193,6 +208,8 @@ typedef struct {
     decoder_stats *st;
     /* key/value cache (p->cache != KV_CACHE_OFF) */
     int blk_start;       /* first position of the current block */
+    int block_head;      /* Dream blocks: this step reveals each row's first masked position of
+                            the block outright (Fast-dLLM's block start) */
     int lo, hi;          /* positions the step's forward computes ([0, T): a full forward) */
     int kv_valid;        /* a refresh happened in this block */
     int kv_since;        /* forwards since (and including) the last refresh */
@@ -403,9 +420,12 @@ static int collect_items(dec_run *r, int blk_end, float p_transfer) {
         const int crow = r->nactive++;
         r->active[crow] = b;
         sm_rng *g = &r->rng[b];
+        int head = -1; /* block_head: the one candidate */
+        for (int t = r->blk_start; r->block_head && head < 0 && t < blk_end; t++)
+            if (xb[t] == mask) head = t;
         for (int t = r->P; t < T; t++) {
             if (xb[t] != mask) continue;
-            const int cand = t < blk_end;
+            const int cand = t < blk_end && (!r->block_head || t == head);
             if (!cand && !p->sm.enabled) continue;
             /* outside the cached window: its feedback stays as the last forward left it */
             if (!cand && (pred_row(r, t) < r->lo || pred_row(r, t) >= r->hi)) continue;
@@ -415,6 +435,11 @@ static int collect_items(dec_run *r, int blk_end, float p_transfer) {
             it->crow = crow;
             it->cand = (uint8_t)cand;
             if (!cand) continue;
+            if (r->block_head) {
+                it->coin = 1;
+                if (p->temperature > 0.0f) it->u_tok = rng_uniform(g);
+                continue;
+            }
             if (p->style == DECODER_DREAM && p->alg == DECODER_ALG_ORIGIN && p->threshold == 0.0f) {
                 it->coin = rng_uniform(g) < (double)p_transfer;
                 if (it->coin && p->temperature > 0.0f) it->u_tok = rng_uniform(g);
@@ -564,7 +589,7 @@ static void select_row(dec_run *r, int b, int quota) {
     for (int i = r->row_start[b]; i < r->row_start[b + 1]; i++)
         if (items[i].cand) r->order[n++] = i;
     const int origin = p->style == DECODER_DREAM && p->alg == DECODER_ALG_ORIGIN && p->threshold == 0.0f;
-    if (!origin) {
+    if (!origin && !r->block_head) { /* else the coins are drawn or set already */
         for (int j = 0; j < n; j++) items[r->order[j]].coin = 0;
         if (quota > n) quota = n;
         if (p->threshold == 0.0f && p->style == DECODER_DREAM && p->alg_temp > 0.0f) {
@@ -617,7 +642,9 @@ static void select_row(dec_run *r, int b, int quota) {
 }
 
 /* The window of this step's forward (kvcache.h): everything without a cache, before the first
- * refresh of a block and when a refresh is due; else the mode's window. */
+ * refresh of a block and when a refresh is due; else the mode's window. Dream blocks reveal the
+ * block's first position at the refresh, so no later step reads the row before the block: the
+ * window starts at the block, as Fast-dLLM's. */
 static void plan_window(dec_run *r, int blk_end) {
     const decoder_params *p = r->p;
     r->lo = 0;
@@ -625,7 +652,8 @@ static void plan_window(dec_run *r, int blk_end) {
     if (p->cache == KV_CACHE_OFF || !r->kv_valid ||
         (p->cache_refresh > 0 && r->kv_since >= p->cache_refresh))
         return;
-    kv_cache_window(p->cache, r->m->shift, r->blk_start, blk_end, r->T, &r->lo, &r->hi);
+    kv_cache_window(p->cache, r->m->shift && !decoder_dream_blocks(p), r->blk_start, blk_end, r->T,
+                    &r->lo, &r->hi);
 }
 
 /* Cache rows of the active rows; 0 when one was not cached (then the step refreshes). Rows only
@@ -696,12 +724,23 @@ static int decode_dream(dec_run *r, int *quota) {
     return rc < 0 ? -1 : rc == GEN_STOPPED + 1 ? GEN_STOPPED : 0;
 }
 
-/* LLaDA's get_num_transfer_tokens: n/steps each, the first n mod steps one more. */
-static int decode_llada(dec_run *r, int *quota) {
+/* Blocks of L positions left to right, S/(gen_len/L) steps each, a cache refresh at each
+ * block start. LLaDA (get_num_transfer_tokens): the block's masked count n at its start, n/steps
+ * per step and the first n mod steps one more. Dream (Fast-dLLM's generation_utils_block): the
+ * first step reveals the block's first position; step i ≥ 1 reveals
+ * int(n_mask·(1 − s/t)) of the block's n_mask masked positions on linspace(1, eps, steps + 1),
+ * all at the last. Threshold decoding picks its own (steps may be 0). */
+static int decode_blocks(dec_run *r, int *quota) {
     const decoder_params *p = r->p;
+    const int dream = p->style == DECODER_DREAM, threshold = p->threshold > 0.0f;
     const int L = p->block_length ? p->block_length : p->gen_len, nblocks = p->gen_len / L;
     const int steps = r->steps / nblocks;
     int *n_block = sm_malloc(sizeof(int) * (size_t)r->B);
+    float *ts = NULL;
+    if (dream && !threshold) {
+        ts = sm_malloc(sizeof(float) * (size_t)(steps + 1));
+        decoder_linspace(ts, 1.0f, DREAM_EPS, steps + 1);
+    }
     int rc = 0;
     for (int k = 0; k < nblocks && (rc == 0 || rc == 1); k++) {
         const int start = r->P + k * L, end = start + L;
@@ -709,14 +748,19 @@ static int decode_llada(dec_run *r, int *quota) {
         r->have_logits = 0; /* new candidates: their rows were not asked for */
         r->blk_start = start;
         r->kv_valid = 0; /* a cache is refreshed when a block starts */
-        for (int i = 0; p->threshold > 0.0f || i < steps; i++) {
-            for (int b = 0; b < r->B; b++) /* threshold decoding (steps may be 0) picks its own */
-                quota[b] = steps > 0 ? n_block[b] / steps + (i < n_block[b] % steps ? 1 : 0) : 1;
+        for (int i = 0; threshold || i < steps; i++) {
+            r->block_head = dream && i == 0;
+            for (int b = 0; b < r->B; b++)
+                quota[b] = threshold || r->block_head ? 1
+                           : dream ? decoder_dream_quota(count_masked(r, b, start, end), ts, i, steps)
+                                   : n_block[b] / steps + (i < n_block[b] % steps ? 1 : 0);
             rc = decode_step(r, end, 1.0f, quota);
             if (rc != 1) break;
         }
+        r->block_head = 0;
     }
     free(n_block);
+    free(ts);
     return rc < 0 ? -1 : rc == GEN_STOPPED + 1 ? GEN_STOPPED : 0;
 }
 
@@ -787,7 +831,8 @@ int decoder_run(const lm_model *m, const decoder_params *p, int32_t *x, int B, i
     r.cache_rows = sm_malloc(sizeof(int) * (size_t)B);
     int *quota = sm_malloc(sizeof(int) * (size_t)B);
     for (int b = 0; b < B; b++) update_done(&r, b);
-    int rc = p->style == DECODER_LLADA ? decode_llada(&r, quota) : decode_dream(&r, quota);
+    int rc = p->style == DECODER_LLADA || decoder_dream_blocks(p) ? decode_blocks(&r, quota)
+                                                                   : decode_dream(&r, quota);
     if (gen_out)
         for (int b = 0; b < B; b++) {
             update_done(&r, b);

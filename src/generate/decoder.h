@@ -5,6 +5,10 @@
  *                  `origin` reveals each masked position w.p. 1 − s/t; the confidence
  *                  algorithms reveal int(n_mask·(1 − s/t)) positions per step (all at the last)
  *                  by top confidence, or sampled from softmax(confidence / alg_temp).
+ *                  With a block length below gen_len, Fast-dLLM's block-wise Dream
+ *                  (generation_utils_block): blocks left to right, steps / blocks each; a block's
+ *                  first step reveals its first position, the others follow the same quotas on
+ *                  linspace(1, 1e-3, steps per block + 1) inside the block (not with origin).
  *   DECODER_LLADA  LLaDA's generate.py: semi-autoregressive blocks, equal reveal quotas per
  *                  step inside the block, tokens ~ softmax(logits / T) (argmax at T = 0),
  *                  confidence p(token) (`low_confidence`) or uniform (`random`).
@@ -44,7 +48,8 @@ typedef struct {
     int top_k;             /* 0: off */
     decoder_alg alg;       /* DECODER_DREAM */
     float alg_temp;        /* DECODER_DREAM: 0 = top confidence, > 0 = sampled positions */
-    int block_length;      /* DECODER_LLADA: divides gen_len; 0 = gen_len (one block) */
+    int block_length;      /* divides gen_len; 0 = gen_len (one block). DECODER_DREAM: below
+                              gen_len switches to Fast-dLLM's block-wise rules */
     decoder_remask remasking; /* DECODER_LLADA */
     float threshold;       /* 0: off, else in (0, 1] */
     int eos_id;            /* −1: none */
@@ -87,6 +92,8 @@ typedef struct {
 void decoder_params_default(decoder_params *p);
 /* Ranges, and what the model allows: prompt_len + gen_len ≤ max_len. */
 int decoder_params_validate(const decoder_params *p, const lm_model *m, int prompt_len);
+/* 1 when a DECODER_DREAM run decodes Fast-dLLM's blocks (block_length not 0 and not gen_len). */
+int decoder_dream_blocks(const decoder_params *p);
 /* steps after tokens_per_step (ceil(gen_len / tokens_per_step)). */
 int decoder_planned_steps(const decoder_params *p);
 

@@ -46,7 +46,24 @@ int sampler_params_validate(const sampler_params *p) {
     if (!(p->t_off >= 0.0f && p->t_off < p->t_on && p->t_on <= 1.0f))
         return SM_ERR("ReMDM-loop needs 0 ≤ t-off (%g) < t-on (%g) ≤ 1", p->t_off, p->t_on);
     if (p->sm.enabled && sm_params_validate(&p->sm)) return -1;
+    if (p->semi_ar_stride < 0 || (p->semi_ar_stride > 0 && (p->semi_ar_length < p->semi_ar_stride)))
+        return SM_ERR("semi-autoregressive stride %d must be in [1, the round's canvas length %d]",
+                      p->semi_ar_stride, p->semi_ar_length);
+    if (p->semi_ar_stride > 0 && p->kind != SAMPLER_DDPM && p->kind != SAMPLER_DDPM_CACHE)
+        return SM_ERR("semi-autoregressive sampling runs MDLM's ddpm or ddpm_cache update, not %s",
+                      sampler_kind_name(p->kind));
     return 0;
+}
+
+int sampler_planned_steps(const sampler_params *p) {
+    /* sample_subs_guidance: num_steps = int(1 / dt), updates i = 0..num_steps (int(1/(1/93))
+     * is 92) */
+    return p->semi_ar_stride > 0 ? (int)(1.0 / (1.0 / p->steps)) + 1 : p->steps;
+}
+
+/* The step size of the time grid: linspace(1, ε, steps + 1), or the semi-autoregressive 1/steps. */
+static double step_dt(const sampler_params *p) {
+    return p->semi_ar_stride > 0 ? 1.0 / p->steps : (1.0 - SAMPLER_EPS) / p->steps;
 }
 
 enum { PHASE_STEPS = 0, PHASE_NOISE_REMOVAL, PHASE_DONE };
@@ -56,8 +73,14 @@ struct sampler_job {
     sampler_params params;
     const sampler_params *p; /* &params */
     int B, T, V;
-    int32_t *x;              /* the caller's canvases [B, T] and fixed flags (may be NULL) */
+    int32_t *x;              /* the caller's canvases [B, T] and fixed flags (may be NULL); the
+                                round's [B, semi_ar_length] for the semi-autoregressive sampler */
     const uint8_t *fixed;
+    /* semi-autoregressive rounds: the caller's canvases [B, T_out] and flags; the round's own */
+    int32_t *out;
+    const uint8_t *out_fixed;
+    int T_out, round, rounds;
+    uint8_t *round_fixed;
     float *logp;     /* (B·T, V) SUBS log-probs of the last real forward at its masked positions */
     int32_t *prev_x; /* (B·T) the input of the last real forward */
     uint8_t *need;   /* (B·T) masked positions handed to the forward */
@@ -175,7 +198,7 @@ static int report_step(sampler_job *st, const int32_t *x, int step, const sample
     const int BT = st->B * st->T, mask = st->m->mask_id;
     if (st->lambda)
         for (int i = 0; i < BT; i++) st->lambda[i] = x[i] == mask ? st->fb[i].lambda : 0.0f;
-    gen_step s = {.step = step, .steps = p->steps, .B = st->B, .T = st->T, .mask_id = mask,
+    gen_step s = {.step = step, .steps = sampler_planned_steps(p), .B = st->B, .T = st->T, .mask_id = mask,
                   .forwards = stats->forwards, .x = x, .lambda = st->lambda};
     return p->on_step(p->user, &s) != 0;
 }
@@ -239,8 +262,8 @@ static step_probs step_probabilities(const sampler_params *p, double t, double d
         sp.stay_masked = (1.0 - aon - aon * p->eta) / (1.0 - aon);
         return sp;
     }
-    if (!remdm) {
-        sp.stay_masked = s / t;
+    if (!remdm) { /* the semi-autoregressive grid's last update has s < 0: everything reveals */
+        sp.stay_masked = s > 0.0 ? s / t : 0.0;
         return sp;
     }
     sp.remask = sigma;
@@ -286,7 +309,47 @@ static void argmax_fill(sampler_job *st, int32_t *x) {
     }
 }
 
+/* The round's canvas from the caller's: positions [round·stride, round·stride + length), the
+ * first length − stride fixed after round 0 (the previous round's tail), and the loop at its
+ * start. */
+static void load_round(sampler_job *st) {
+    const int L = st->T, S = st->p->semi_ar_stride, keep = st->round ? L - S : 0;
+    const size_t off = (size_t)st->round * S;
+    for (int b = 0; b < st->B; b++)
+        for (int j = 0; j < L; j++) {
+            const size_t src = (size_t)b * st->T_out + off + j, dst = (size_t)b * L + j;
+            st->x[dst] = st->out[src];
+            st->round_fixed[dst] = j < keep || (st->out_fixed && st->out_fixed[src]);
+        }
+    if (st->masked0)
+        for (int b = 0; b < st->B; b++)
+            st->masked0[b] = count_masked(st->x + (size_t)b * L, L, st->m->mask_id);
+    st->phase = PHASE_STEPS;
+    st->i = 0;
+    st->cached = 0;
+    st->have_fb = 0;
+}
+
+static void store_round(sampler_job *st) {
+    const int L = st->T;
+    const size_t off = (size_t)st->round * st->p->semi_ar_stride;
+    for (int b = 0; b < st->B; b++)
+        memcpy(st->out + (size_t)b * st->T_out + off, st->x + (size_t)b * L, sizeof(int32_t) * L);
+}
+
+/* After a round: its canvas back into the caller's and the next one loaded; 1 when another
+ * round follows. */
+static int next_round(sampler_job *st) {
+    if (!st->out) return 0;
+    store_round(st);
+    if (++st->round == st->rounds) return 0;
+    load_round(st);
+    return 1;
+}
+
 static void job_free_buffers(sampler_job *st) {
+    if (st->out) free(st->x);
+    free(st->round_fixed);
     free(st->logp);
     free(st->prev_x);
     free(st->need);
@@ -306,13 +369,13 @@ int sampler_job_input(sampler_job *st, sampler_forward *f) {
     const int BT = st->B * st->T, mask = st->m->mask_id;
     st->asked = 0;
     if (st->phase == PHASE_STEPS && !st->cached) {
-        prepare_forward(st, st->x, 1.0 - st->i * ((1.0 - SAMPLER_EPS) / st->p->steps));
+        prepare_forward(st, st->x, 1.0 - st->i * step_dt(st->p));
         st->asked = 1;
     } else if (st->phase == PHASE_NOISE_REMOVAL) {
         /* with nothing masked, the argmax of SUBS one-hot rows is x itself */
         int any_masked = 0;
         for (int i = 0; i < BT; i++) any_masked |= st->x[i] == mask;
-        if (any_masked) prepare_forward(st, st->x, SAMPLER_EPS);
+        if (any_masked) prepare_forward(st, st->x, st->out ? 0.0 : SAMPLER_EPS);
         st->asked = any_masked;
     }
     const int sm = st->have_fb;
@@ -325,18 +388,19 @@ int sampler_job_step(sampler_job *st, double forward_seconds) {
     const sampler_params *p = st->p;
     sampler_stats *stats = &st->stats;
     char when[64];
+    const int planned = sampler_planned_steps(p);
     if (st->phase == PHASE_STEPS) {
-        const double dt = (1.0 - SAMPLER_EPS) / p->steps, t = 1.0 - st->i * dt;
-        snprintf(when, sizeof when, "step %d of %d", st->i + 1, p->steps);
+        const double dt = step_dt(p), t = 1.0 - st->i * dt;
+        snprintf(when, sizeof when, "step %d of %d", st->i + 1, planned);
         if (st->asked && finish_forward(st, st->x, when, forward_seconds, stats)) return -1;
         int changed = update_step(st, st->x, st->fixed, t, dt);
         if (st->fb && (st->asked || changed)) compute_feedback(st, st->x, stats);
         st->cached = p->kind != SAMPLER_DDPM && !st->m->uses_time && changed == 0;
         stats->steps++;
         st->i++;
-        if (st->i == p->steps) st->phase = p->noise_removal ? PHASE_NOISE_REMOVAL : PHASE_DONE;
+        if (st->i == planned) st->phase = p->noise_removal ? PHASE_NOISE_REMOVAL : PHASE_DONE;
         if (report_step(st, st->x, st->i, stats)) return GEN_STOPPED;
-        return st->phase == PHASE_DONE ? SAMPLER_JOB_DONE : 0;
+        return st->phase == PHASE_DONE && !next_round(st) ? SAMPLER_JOB_DONE : 0;
     }
     if (st->asked) {
         if (finish_forward(st, st->x, "the final noise-removal forward", forward_seconds, stats))
@@ -344,7 +408,8 @@ int sampler_job_step(sampler_job *st, double forward_seconds) {
         argmax_fill(st, st->x);
     }
     st->phase = PHASE_DONE;
-    return report_step(st, st->x, p->steps, stats) ? GEN_STOPPED : SAMPLER_JOB_DONE;
+    if (report_step(st, st->x, planned, stats)) return GEN_STOPPED;
+    return next_round(st) ? 0 : SAMPLER_JOB_DONE;
 }
 
 int sampler_job_run(sampler_job *job) {
@@ -363,6 +428,8 @@ int sampler_job_run(sampler_job *job) {
 }
 
 size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V) {
+    const int semi_ar = p->semi_ar_stride > 0;
+    if (semi_ar) T = p->semi_ar_length; /* the buffers are the round's, plus its canvas */
     const size_t BT = (size_t)B * (size_t)T, threads = (size_t)omp_get_max_threads();
     /* logp; prev_x, rows, need, bad (and fb, lambda) per position; pbuf, order per thread */
     const size_t per_position = 2 * sizeof(int32_t) + 2 +
@@ -371,6 +438,7 @@ size_t sampler_run_bytes(const sampler_params *p, int B, int T, int V) {
     bytes = sm_size_add(bytes, sm_size_mul(BT, per_position));
     if (p->sm.enabled)
         bytes = sm_size_add(bytes, sm_size_mul(sm_feedback_probs_floats(&p->sm, BT, V), sizeof(float)));
+    if (semi_ar) bytes = sm_size_add(bytes, sm_size_mul(BT, sizeof(int32_t) + 1));
     return sm_size_add(bytes, sm_size_mul(threads * (size_t)V, sizeof(float) + sizeof(int32_t)));
 }
 
@@ -379,7 +447,11 @@ int sampler_job_begin(sampler_job **out, const lm_model *m, const sampler_params
     *out = NULL;
     if (sampler_params_validate(p)) return -1;
     if (B < 1 || T < 1) return SM_ERR("canvas [%d, %d] must have B, T ≥ 1", B, T);
-    if (T > m->max_len) return SM_ERR("canvas length %d exceeds the model's length %d", T, m->max_len);
+    const int L = p->semi_ar_stride > 0 ? p->semi_ar_length : T; /* the canvas a forward sees */
+    if (L > m->max_len) return SM_ERR("canvas length %d exceeds the model's length %d", L, m->max_len);
+    if (p->semi_ar_stride > 0 && (T < L || (T - L) % p->semi_ar_stride != 0))
+        return SM_ERR("semi-autoregressive length %d is not the round's canvas %d plus a whole "
+                      "number of strides of %d", T, L, p->semi_ar_stride);
     if ((int64_t)B * T > INT32_MAX)
         return SM_ERR("canvas [%d, %d] has more than 2^31 positions", B, T);
     for (int i = 0; i < B * T; i++)
@@ -400,6 +472,16 @@ int sampler_job_begin(sampler_job **out, const lm_model *m, const sampler_params
     st->V = V;
     st->x = x;
     st->fixed = fixed;
+    if (p->semi_ar_stride > 0) { /* rounds on a canvas of their own (load_round) */
+        st->out = x;
+        st->out_fixed = fixed;
+        st->T_out = T;
+        st->rounds = 1 + (T - L) / p->semi_ar_stride;
+        st->T = T = L;
+        st->x = sm_malloc(sizeof(int32_t) * (size_t)B * L);
+        st->round_fixed = sm_malloc((size_t)B * L);
+        st->fixed = st->round_fixed;
+    }
     const size_t BT = (size_t)B * T;
     st->logp = sm_aligned_alloc(BT * (size_t)V * sizeof(float));
     st->prev_x = sm_malloc(BT * sizeof(int32_t));
@@ -410,7 +492,8 @@ int sampler_job_begin(sampler_job **out, const lm_model *m, const sampler_params
         st->fb = sm_malloc(BT * sizeof(sm_feedback));
         st->probs = sm_feedback_probs_alloc(&p->sm, BT, V);
         st->masked0 = sm_malloc(sizeof(int) * (size_t)B);
-        for (int b = 0; b < B; b++) st->masked0[b] = count_masked(x + (size_t)b * T, T, m->mask_id);
+        for (int b = 0; b < B && !st->out; b++)
+            st->masked0[b] = count_masked(x + (size_t)b * T, T, m->mask_id);
     }
     if (p->sm.enabled && p->on_step) st->lambda = sm_malloc(BT * sizeof(float));
     st->pbuf = sm_malloc((size_t)nthreads * V * sizeof(float));
@@ -418,6 +501,7 @@ int sampler_job_begin(sampler_job **out, const lm_model *m, const sampler_params
     st->rng = sm_malloc((size_t)B * sizeof(sm_rng));
     st->times = sm_malloc((size_t)B * sizeof(double));
     for (int b = 0; b < B; b++) rng_seed(&st->rng[b], p->seed + (uint64_t)b);
+    if (st->out) load_round(st);
     *out = st;
     return 0;
 }
@@ -429,6 +513,7 @@ void sampler_job_shape(const sampler_job *job, int *T, int *sm_k) {
 
 void sampler_job_finish(sampler_job *job, sampler_stats *stats) {
     if (!job) return;
+    if (job->out && job->round < job->rounds) store_round(job); /* stopped within a round */
     if (stats) {
         *stats = job->stats;
         stats->seconds = sm_time_sec() - job->t_start;

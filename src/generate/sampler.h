@@ -31,6 +31,14 @@ typedef struct {
     float eta;         /* ReMDM remasking strength */
     float t_on, t_off, alpha_on; /* ReMDM-loop schedule */
     sm_params sm;      /* sm.enabled = 0 switches soft-masking off */
+    /* MDLM's semi-autoregressive sampler (diffusion.py sample_subs_guidance; docs/DESIGN.md
+     * §2.6) when semi_ar_stride > 0: the canvas x holds T = semi_ar_length + k·semi_ar_stride
+     * positions, sampled in rounds on canvases of semi_ar_length: round 0 the first
+     * semi_ar_length, round r the next semi_ar_stride after the previous round's last
+     * semi_ar_length − semi_ar_stride positions (kept fixed). Each round runs int(1/dt) + 1
+     * updates at t = 1 − i·dt, dt = 1/steps (no ε: the last reveals everything), then noise
+     * removal at t = 0; ddpm or ddpm_cache only. The RNGs run on across rounds. */
+    int semi_ar_length, semi_ar_stride;
     /* Called after every step (and once after noise removal with step == steps). */
     gen_step_fn on_step;
     void *user;
@@ -49,10 +57,15 @@ int sampler_params_validate(const sampler_params *p);
 int sampler_kind_parse(const char *name, sampler_kind *out);
 const char *sampler_kind_name(sampler_kind k);
 
+/* Updates of one run (of one round for the semi-autoregressive sampler), as the step hook
+ * counts them. */
+int sampler_planned_steps(const sampler_params *p);
+
 /* x [B, T]: fixed tokens where fixed[b·T + t] != 0 (anywhere: a prompt, a suffix, an
  * infilling template), the mask id elsewhere (fixed may be NULL: nothing fixed). The model's
  * forward gets the diffusion time of each step. On return x holds the samples; GEN_STOPPED
- * when the step hook stopped the run (x as it was then). */
+ * when the step hook stopped the run (x as it was then). The semi-autoregressive sampler's
+ * step hook sees the round's canvas [B, semi_ar_length]. */
 int sampler_run(const lm_model *m, const sampler_params *p, int32_t *x, const uint8_t *fixed,
                 int B, int T, sampler_stats *stats);
 /* ---- the same run one step at a time --------------------------------------------------------
@@ -88,7 +101,8 @@ int sampler_job_input(sampler_job *job, sampler_forward *f);
 int sampler_job_step(sampler_job *job, double forward_seconds);
 /* Runs the job to its end alone: 0, GEN_STOPPED or −1. */
 int sampler_job_run(sampler_job *job);
-/* What a batched forward must share: the canvas length and the soft-masking top-k (0: off). */
+/* What a batched forward must share: the canvas length (the round's for the semi-autoregressive
+ * sampler) and the soft-masking top-k (0: off). */
 void sampler_job_shape(const sampler_job *job, int *T, int *sm_k);
 /* The statistics (may be NULL) and the job freed; job may be NULL. */
 void sampler_job_finish(sampler_job *job, sampler_stats *stats);

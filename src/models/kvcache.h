@@ -11,7 +11,8 @@
  *   KV_CACHE_DUAL    window = [block start, block end): the prefix and the suffix are cached.
  *
  * With Dream's shift the window starts one position earlier (the prediction for the block's
- * first position is the previous position's output row). The cache is refreshed when a block
+ * first position is the previous position's output row), except for Dream's blocks (the
+ * caller passes shift 0: their refresh reveals the block's first position). The cache is refreshed when a block
  * starts and, with refresh = N > 0, at every N-th forward inside a block (N = 1: every forward
  * is a full one, identical to no cache).
  */

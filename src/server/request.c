@@ -47,7 +47,7 @@ static const field_rule k_fields[] = {
     /* smdlm's own */
     {"steps", ANY}, {"softmask", ANY}, {"sampler", ONLY_MDLM}, {"eta", ONLY_MDLM},
     {"noise_removal", ONLY_MDLM}, {"alg", ONLY_DREAM}, {"alg_temp", ONLY_DREAM},
-    {"remasking", ONLY_LLADA}, {"block_length", ONLY_LLADA}, {"threshold", ONLY_DECODER},
+    {"remasking", ONLY_LLADA}, {"block_length", ONLY_DECODER}, {"threshold", ONLY_DECODER},
     {"tokens_per_step", ONLY_DECODER}, {"eos_penalty", ONLY_DECODER}, {"cache", ONLY_DECODER},
     {"cache_refresh", ONLY_DECODER},
 };
@@ -228,6 +228,8 @@ static int parse_settings(const smdlm_model *model, const cJSON *o, srv_request 
     } else if (random_seed(&gp->seed, e))
         return -1;
     float temperature = arch == SMDLM_ARCH_MDLM ? 1.0f : gp->decoder.temperature;
+    int *block_length = arch == SMDLM_ARCH_DREAM ? &gp->decoder.dream_block_length /* Fast-dLLM's */
+                                                 : &gp->decoder.block_length;
     if (get_int(o, "n", 1, SRV_MAX_N, &gp->n, e) || get_int(o, "steps", 1, MAX_STEPS, &gp->steps, e) ||
         get_float(o, "top_p", 0, 1, 1, &gp->top_p, e) ||
         get_float(o, "temperature", 0, 2, 0, &temperature, e) ||
@@ -240,7 +242,7 @@ static int parse_settings(const smdlm_model *model, const cJSON *o, srv_request 
         get_float(o, "eta", 0, 1, 0, &gp->mdlm.eta, e) ||
         get_bool(o, "noise_removal", &no_noise_removal, e) ||
         get_float(o, "alg_temp", 0, 1e6, 0, &gp->decoder.alg_temp, e) ||
-        get_int(o, "block_length", 1, 1 << 20, &gp->decoder.block_length, e) ||
+        get_int(o, "block_length", 1, 1 << 20, block_length, e) ||
         get_float(o, "threshold", 0, 1, 1, &gp->decoder.threshold, e) ||
         get_int(o, "tokens_per_step", 1, 1 << 20, &gp->decoder.tokens_per_step, e) ||
         get_float(o, "eos_penalty", 0, 1e6, 0, &gp->decoder.eos_penalty, e) ||
