@@ -27,7 +27,7 @@ static void write_text(const char *path, const char *text) {
     fclose(f);
 }
 
-/* Overall results JSON written by `eval code -o`. */
+/* A JSON file: the overall results written by `eval code -o`, a fixture. */
 static cJSON *read_results(const char *path) {
     char *text;
     size_t len;
@@ -676,16 +676,6 @@ static void test_cli_mbpp_canonical(void **state) {
 
 /* ---- lm-evaluation-harness instruct tasks (--prompt-format harness-instruct) ---- */
 
-static cJSON *read_json_file(const char *path) {
-    char *text;
-    size_t len;
-    assert_int_equal(sm_read_file(path, 1 << 24, &text, &len), 0);
-    cJSON *o = cJSON_Parse(text);
-    free(text);
-    assert_non_null(o);
-    return o;
-}
-
 /* Fails naming the first byte where two strings differ. */
 static void expect_same_text(const char *what, const char *got, const char *want) {
     if (!strcmp(got, want)) return;
@@ -798,7 +788,7 @@ static void test_harness_post(void **state) {
     assert_int_equal(code_set_load(&he, CODE_HUMANEVAL, HE_DATA, 0), 0);
     assert_int_equal(code_set_load(&mbpp, CODE_MBPP, MBPP_DATA, 0), 0);
     he.format = mbpp.format = CODE_FORMAT_HARNESS;
-    cJSON *rows = read_json_file("tests/fixtures/codeeval/harness_post.json"), *r;
+    cJSON *rows = read_results("tests/fixtures/codeeval/harness_post.json"), *r;
     int n = 0;
     cJSON_ArrayForEach(r, rows) {
         const char *bench = json_get_string(r, "bench"), *task = json_get_string(r, "task_id");
