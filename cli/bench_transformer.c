@@ -2,7 +2,9 @@
  * Dream/LLaDA model): a random bf16 checkpoint of the shape is written once (sharded, with an
  * index, like the real one), then a forward at T = 512 is timed plain and soft-masked, with
  * peak RSS, the machine's sgemm GFLOP/s and its measured fp32 FMA limit at the same thread
- * count. Not a test: quote ratios; the machine is shared. */
+ * count. Not a test: quote ratios; the machine is shared.
+ * `smdlm bench q8` (same model options): what --quant q8 costs in accuracy, its logits
+ * against the model's own weights (fp32 arithmetic) and the greedy tokens' agreement. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +173,32 @@ static double sgemm_peak(int n) {
     return best;
 }
 
+/* The directory of -m, or of --shape's random checkpoint (in --dir or ~/.cache/smdlm/bench,
+ * written when missing) in buf. */
+static const char *bench_model(const char *model, const char *shape, const char *dir, char *buf,
+                               size_t n) {
+    if (model) return model;
+    const tf_shape *s = NULL;
+    for (size_t i = 0; shape && i < sizeof k_tf_shapes / sizeof *k_tf_shapes; i++)
+        if (!strcmp(shape, k_tf_shapes[i].name)) s = &k_tf_shapes[i];
+    if (!s) {
+        SM_ERR("unknown shape '%s' (dream-0.5b, dream-7b)", shape ? shape : "");
+        return NULL;
+    }
+    if (!dir) {
+        const char *home = getenv("HOME");
+        snprintf(buf, n, "%s/.cache/smdlm/bench/%s", home ? home : ".", s->name);
+        for (char *q = strchr(buf + 1, '/'); q; q = strchr(q + 1, '/')) {
+            *q = 0; /* mkdir -p */
+            mkdir(buf, 0755);
+            *q = '/';
+        }
+        dir = buf;
+    }
+    mkdir(dir, 0755);
+    return write_checkpoint(s, dir) ? NULL : dir;
+}
+
 int bench_transformer(int argc, char **argv) {
     const char *model = NULL, *shape = NULL, *dir = NULL;
     int len = 512, iters = 2, threads = default_threads(), quant = 0;
@@ -191,28 +219,7 @@ int bench_transformer(int argc, char **argv) {
     if (rc) return rc < 0 ? 1 : 0;
     kernels_set_threads(threads);
     char buf[512];
-    if (!model) {
-        const tf_shape *s = NULL;
-        for (size_t i = 0; shape && i < sizeof k_tf_shapes / sizeof *k_tf_shapes; i++)
-            if (!strcmp(shape, k_tf_shapes[i].name)) s = &k_tf_shapes[i];
-        if (!s) {
-            SM_ERR("unknown shape '%s' (dream-0.5b, dream-7b)", shape ? shape : "");
-            return cli_fail("bench");
-        }
-        if (!dir) {
-            const char *home = getenv("HOME");
-            snprintf(buf, sizeof buf, "%s/.cache/smdlm/bench/%s", home ? home : ".", s->name);
-            for (char *q = strchr(buf + 1, '/'); q; q = strchr(q + 1, '/')) {
-                *q = 0; /* mkdir -p */
-                mkdir(buf, 0755);
-                *q = '/';
-            }
-            dir = buf;
-        }
-        mkdir(dir, 0755);
-        if (write_checkpoint(s, dir)) return cli_fail("bench");
-        model = dir;
-    }
+    if (!(model = bench_model(model, shape, dir, buf, sizeof buf))) return cli_fail("bench");
     model_dir md;
     if (model_dir_load_any(&md, model, 0)) return cli_fail("bench");
     transformer_model *m = &md.tf;
@@ -231,13 +238,14 @@ int bench_transformer(int argc, char **argv) {
     sm_params_default(&sm);
     sm.k = 1;
     sm.scale = 0.5f;
-    double plain = INFINITY, smt = INFINITY, fbt = INFINITY;
+    double plain = INFINITY, smt = INFINITY, fbt = INFINITY, plain_cpu = INFINITY;
     tf_state s;
     tf_state_init(&s, m);
     for (int it = 0; it < iters && rc == 0; it++) {
-        double t0 = sm_time_sec();
+        double t0 = sm_time_sec(), c0 = sm_cpu_time_sec();
         rc = transformer_forward(&s, ids, NULL, NULL, NULL, B, T, logits);
         double t1 = sm_time_sec();
+        plain_cpu = fmin(plain_cpu, sm_cpu_time_sec() - c0);
         sm_feedback_canvas(&sm, ids, B, T, c->mask_id, logits, (int)V, c->shift, fb, NULL);
         double t2 = sm_time_sec();
         if (!rc) rc = transformer_forward(&s, ids, &sm, fb, NULL, B, T, logits);
@@ -250,14 +258,18 @@ int bench_transformer(int argc, char **argv) {
     size_t rss = sm_peak_rss_bytes();
     double flops = transformer_forward_flops(c, B, T), wbytes = (double)transformer_weight_bytes(m);
     double peak = sgemm_peak(2048), limit = peak_fp32_gflops(threads);
+    /* q8 runs on int8 dot products: their limit too (0 where vpdpbusd is missing) */
+    double int8 = quant ? peak_measure(PEAK_DP_INT8, threads, 0.1) : 0;
     printf("{\"bench\":\"forward\",\"model\":\"%s\",\"T\":%d,\"threads\":%d,\"blas_core\":\"%s\",\"q8\":%d,"
-           "\"plain_s\":%.4f,\"sm_s\":%.4f,\"sm_feedback_s\":%.4f,\"sm_overhead\":%.4f,"
+           "\"plain_s\":%.4f,\"plain_cpu_s\":%.4f,\"sm_s\":%.4f,\"sm_feedback_s\":%.4f,\"sm_overhead\":%.4f,"
            "\"steps_per_s\":%.4f,\"tokens_per_s\":%.2f,\"gflops\":%.2f,\"sgemm_gflops\":%.2f,"
            "\"fma_limit_gflops\":%.2f,\"limit_fraction\":%.3f,\"weight_bytes\":%.0f,\"weight_gb_per_s\":%.2f,"
+           "\"int8_limit_gops\":%.2f,\"int8_limit_fraction\":%.3f,"
            "\"peak_rss_bytes\":%zu,\"peak_rss_gib\":%.2f}\n",
-           shape ? shape : model, T, threads, gemm_provider_core(), quant, plain, smt, fbt,
+           shape ? shape : model, T, threads, gemm_provider_core(), quant, plain, plain_cpu, smt, fbt,
            smt / plain - 1.0, 1.0 / plain, N / plain, flops / plain / 1e9, peak,
-           limit, flops / plain / 1e9 / limit, wbytes, wbytes / plain / 1e9, rss,
+           limit, flops / plain / 1e9 / limit, wbytes, wbytes / plain / 1e9, int8,
+           int8 > 0 ? flops / plain / 1e9 / int8 : 0.0, rss,
            rss / 1073741824.0);
     free(ids);
     free(fb);
@@ -265,4 +277,108 @@ int bench_transformer(int argc, char **argv) {
     free(logits);
     model_dir_free(&md);
     return 0;
+}
+
+/* Errors of q8 logits against the reference's: max |d|, max |d| / max |ref|, ‖d‖ / ‖ref‖, and
+ * the rows whose argmax (the greedy token) agrees. */
+typedef struct {
+    double max_abs, max_rel, rms_rel;
+    size_t agree, rows;
+} logit_error;
+
+static int row_argmax(const float *x, size_t n) {
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return (int)best;
+}
+
+static logit_error compare_logits(const float *got, const float *ref, size_t rows, size_t V) {
+    logit_error e = {0, 0, 0, 0, rows};
+    double ref_max = 0, d2 = 0, r2 = 0;
+    for (size_t i = 0; i < rows * V; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        e.max_abs = fmax(e.max_abs, d);
+        ref_max = fmax(ref_max, fabs((double)ref[i]));
+        d2 += d * d, r2 += (double)ref[i] * ref[i];
+    }
+    e.max_rel = ref_max > 0 ? e.max_abs / ref_max : 0;
+    e.rms_rel = r2 > 0 ? sqrt(d2 / r2) : 0;
+    for (size_t r = 0; r < rows; r++)
+        e.agree += row_argmax(got + r * V, V) == row_argmax(ref + r * V, V);
+    return e;
+}
+
+static void print_error(const char *name, const logit_error *e, int last) {
+    printf("\"%s\":{\"max_abs\":%.4g,\"max_rel\":%.4g,\"rms_rel\":%.4g,\"greedy_agree\":%.4f}%s", name,
+           e->max_abs, e->max_rel, e->rms_rel, (double)e->agree / (double)e->rows, last ? "" : ",");
+}
+
+int bench_q8(int argc, char **argv) {
+    const char *model = NULL, *shape = NULL, *dir = NULL;
+    int len = 64, threads = default_threads(), batch = 1;
+    uint64_t seed = 1;
+    cli_opt opts[] = {
+        {"model", 'm', OPT_STR, &model, 0, 0, "DIR", "a Dream or LLaDA model directory"},
+        {"shape", 0, OPT_STR, &shape, 0, 0, "NAME", "random bf16 checkpoint: dream-0.5b, dream-7b"},
+        {"dir", 0, OPT_STR, &dir, 0, 0, "DIR", "where the random checkpoint lives (default ~/.cache/smdlm/bench/NAME)"},
+        {"len", 'l', OPT_INT, &len, 1, TF_MAX_LEN, "T", "canvas length (default 64)"},
+        {"batch", 'b', OPT_INT, &batch, 1, 64, "B", "canvases (default 1)"},
+        {"seed", 0, OPT_U64, &seed, 0, 0, "N", "seed of the canvases"},
+        THREADS_OPT(threads),
+        {0},
+    };
+    cli_command cmd = {"bench q8",
+                       "Accuracy of --quant q8: logit error and greedy-token agreement against the "
+                       "model's own weights, and of q8 weights with fp32 activations.",
+                       "(-m DIR | --shape dream-0.5b|dream-7b) [--len T] [-b B] [-t N]", opts};
+    const char *pos[1];
+    int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 1 : 0;
+    kernels_set_threads(threads);
+    char buf[512];
+    if (!(model = bench_model(model, shape, dir, buf, sizeof buf))) return cli_fail("bench q8");
+    model_dir md;
+    if (model_dir_load_any(&md, model, 0)) return cli_fail("bench q8");
+    if (md.arch == MODEL_MDLM) {
+        model_dir_free(&md);
+        SM_ERR("%s: q8 applies to Dream/LLaDA models, not MDLM", model);
+        return cli_fail("bench q8");
+    }
+    transformer_model *m = &md.tf;
+    const tf_config *c = &m->cfg;
+    const int B = batch, T = len < c->max_len ? len : c->max_len;
+    const size_t N = (size_t)B * T, V = c->vocab_size;
+    const char *wname = m->layers[0].q.type == WT_BF16 ? "bf16" : m->layers[0].q.type == WT_F16 ? "f16"
+                        : m->layers[0].q.type == WT_Q8  ? "q8"
+                                                        : "f32";
+    int32_t *ids = sm_malloc(sizeof(int32_t) * N);
+    sm_rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < N; i++) /* half the positions masked, the others random tokens */
+        ids[i] = rng_uniform(&r) < 0.5 ? c->mask_id : (int32_t)(rng_next(&r) % (uint64_t)c->mask_id);
+    float *ref = sm_aligned_alloc(sizeof(float) * N * V), *q8 = sm_aligned_alloc(sizeof(float) * N * V),
+          *wonly = sm_aligned_alloc(sizeof(float) * N * V);
+    tf_state s;
+    tf_state_init(&s, m);
+    rc = transformer_forward(&s, ids, NULL, NULL, NULL, B, T, ref);
+    if (!rc) rc = transformer_quantize_q8(m);
+    if (!rc) rc = transformer_forward(&s, ids, NULL, NULL, NULL, B, T, q8);
+    if (!rc) rc = linear_force_path(LINEAR_SGEMM); /* q8 weights, fp32 activations */
+    if (!rc) rc = transformer_forward(&s, ids, NULL, NULL, NULL, B, T, wonly);
+    linear_force_path(LINEAR_AUTO);
+    if (!rc) {
+        logit_error eq = compare_logits(q8, ref, N, V), ew = compare_logits(wonly, ref, N, V),
+                    ea = compare_logits(q8, wonly, N, V);
+        printf("{\"bench\":\"q8\",\"model\":\"%s\",\"weights\":\"%s\",\"B\":%d,\"T\":%d,\"kernel\":\"%s\",",
+               shape ? shape : model, wname, B, T, linear_path_name(linear_path_for(WT_Q8, (int)N)));
+        print_error("q8_vs_weights", &eq, 0);
+        print_error("q8_weights_only_vs_weights", &ew, 0);
+        print_error("q8_vs_q8_weights_only", &ea, 1);
+        printf("}\n");
+    }
+    free(ids), free(ref), free(q8), free(wonly);
+    tf_state_free(&s);
+    model_dir_free(&md);
+    return rc ? cli_fail("bench q8") : 0;
 }

@@ -363,6 +363,7 @@ int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "linear")) return bench_linear(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "peak")) return bench_peak(argc - 1, argv + 1);
-    fprintf(stderr, "usage: smdlm bench (forward | train | linear | peak) [options]\n");
+    if (argc >= 2 && !strcmp(argv[1], "q8")) return bench_q8(argc - 1, argv + 1);
+    fprintf(stderr, "usage: smdlm bench (forward | train | linear | peak | q8) [options]\n");
     return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 1;
 }

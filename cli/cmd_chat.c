@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "base/stop_signal.h"
 
 #define MASK_GLYPH "\xe2\x96\x91" /* ░ */
 
@@ -159,7 +160,7 @@ static void show_frame(live_view *v, const smdlm_step *s) {
 }
 
 static int on_step(void *user, const smdlm_step *s) {
-    if (cli_stop_signal()) return 1;
+    if (stop_signal()) return 1;
     if (user) show_frame(user, s);
     return 0;
 }
@@ -203,10 +204,10 @@ static int reply(chat_session *cs, const char *line) {
     } else {
         conv_pop(&cs->conv);
         if (rc != SMDLM_ABORTED) status = cli_fail("chat");
-        else if (cli_stop_signal() == SIGINT && cs->tty) {
+        else if (stop_signal() == SIGINT && cs->tty) {
             fprintf(stderr, "[reply cancelled]\n");
-            cli_reset_stop_signal();
-        } else status = 128 + cli_stop_signal();
+            stop_signal_reset();
+        } else status = 128 + stop_signal();
     }
     smdlm_result_free(&r);
     return status;
@@ -227,8 +228,8 @@ static int converse(chat_session *cs) {
     size_t cap = 0;
     int status = 0;
     for (long number = 1; !status; number++) {
-        if (cli_stop_signal()) { /* Ctrl-C after the reply ended: at the prompt */
-            status = 128 + cli_stop_signal();
+        if (stop_signal()) { /* Ctrl-C after the reply ended: at the prompt */
+            status = 128 + stop_signal();
             break;
         }
         if (cs->tty) {
@@ -242,7 +243,7 @@ static int converse(chat_session *cs) {
             continue;
         }
         if (!got) {
-            if (cli_stop_signal()) status = 128 + cli_stop_signal();
+            if (stop_signal()) status = 128 + stop_signal();
             else if (ferror(stdin)) status = cli_error("chat", "cannot read standard input");
             if (cs->tty) putchar('\n');
             break;
@@ -297,11 +298,14 @@ static int chat_run(const cli_command *cmd, const chat_opts *o) {
         smdlm_model_free(model);
         return 1;
     }
+    char desc[SM_DESCRIBE_CAP];
+    if (cli_softmask_untrained(model, &gp.sm))
+        fprintf(stderr, "smdlm chat: soft-masking %s\n", cli_softmask_describe(model, &gp.sm, desc));
     chat_session cs = {o, model, smdlm_state_new(model), gp, {0}, o->system != NULL,
                        isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)};
     if (o->system) conv_push(&cs.conv, "system", o->system);
     cs.conv.first = cs.conv.n;
-    cli_catch_stop_signals();
+    stop_signals_catch(NULL, 0, NULL);
     int status = converse(&cs);
     conv_free(&cs.conv);
     smdlm_state_free(cs.state);

@@ -17,6 +17,7 @@
 #include "eval/codeeval.h"
 #include "commands.h"
 #include "common.h"
+#include "base/stop_signal.h"
 #include "eval/sandbox.h"
 #include "base/jsonutil.h"
 #include "base/progress.h"
@@ -88,7 +89,7 @@ static void *run_worker(void *arg) {
     run_pool *rp = ((void **)arg)[0];
     int slot = (int)(intptr_t)((void **)arg)[1];
     size_t i;
-    while (!cli_stop_signal() && (i = atomic_fetch_add(&rp->next, 1)) < rp->smp->n) {
+    while (!stop_signal() && (i = atomic_fetch_add(&rp->next, 1)) < rp->smp->n) {
         if (rp->out[i].done) continue; /* resumed */
         run_one(rp, slot, i);
         size_t d = atomic_fetch_add(&rp->done, 1) + 1;
@@ -214,8 +215,6 @@ static void prior_free(prior_records *pr) {
     free(pr->v);
 }
 
-/* -n completions per problem from the model, seeds seed + i; a completion that prior holds
- * is taken from there. */
 static smdlm_model *load_model(const gen_flags *g) {
     smdlm_load_params lp = smdlm_load_default_params();
     lp.threads = g->threads;
@@ -224,8 +223,12 @@ static smdlm_model *load_model(const gen_flags *g) {
     return smdlm_model_load(g->model, &lp);
 }
 
-static int generate_samples(const gen_flags *g, const code_set *set, code_samples *out, progress *prog,
-                            const prior_records *prior) {
+/* -n completions per problem from the model, seeds seed + i; a completion that prior holds
+ * is taken from there. A problem whose prompt does not fit the model's length gets -n empty
+ * completions and its reason in unfit[problem] (malloc'ed; NULL for the others), with a
+ * warning: it counts as failed. */
+static int generate_samples(const gen_flags *g, const code_set *set, code_samples *out, char **unfit,
+                            progress *prog, const prior_records *prior) {
     smdlm_model *model = load_model(g);
     if (!model) return -1;
     smdlm_state *state = smdlm_state_new(model);
@@ -233,17 +236,28 @@ static int generate_samples(const gen_flags *g, const code_set *set, code_sample
     o.gp.sm.mode = g->no_sm ? SMDLM_SM_OFF : g->sm_on ? SMDLM_SM_ON : SMDLM_SM_MODEL;
     memset(out, 0, sizeof *out);
     int rc = 0;
-    for (size_t p = 0; p < set->n && !rc; p++)
+    for (size_t p = 0; p < set->n && !rc; p++) {
+        char why[160];
+        int fits = code_prompt_fits(model, set, p, &o, why, sizeof why);
+        if (fits < 0) {
+            rc = -1;
+            break;
+        }
+        if (fits == 1) {
+            unfit[p] = sm_strdup(why);
+            progress_note(prog, "smdlm eval code: warning: %s: %s; counted as failed\n", set->p[p].task_id, why);
+        }
         for (int i = 0; i < g->n; i++) {
             const prior_record *pr = prior_find(prior, p, i);
-            char *completion = pr ? sm_strdup(pr->code) : NULL;
-            if (!pr && code_generate(model, state, set, p, &o, g->seed + (uint64_t)i, &completion)) {
+            char *completion = unfit[p] ? sm_strdup("") : pr ? sm_strdup(pr->code) : NULL;
+            if (!completion && code_generate(model, state, set, p, &o, g->seed + (uint64_t)i, &completion)) {
                 rc = -1;
                 break;
             }
             code_samples_add(out, p, completion);
             progress_report(prog, (double)out->n, (double)(set->n * (size_t)g->n), "samples generated");
         }
+    }
     progress_clear(prog);
     smdlm_state_free(state);
     smdlm_model_free(model);
@@ -335,9 +349,9 @@ static int stop_after_signal(const code_set *set, const code_samples *smp, const
     if (rec && sm_atomic_commit(rec, tmp, records_path, 1))
         fprintf(stderr, "smdlm eval code: %s\n", smdlm_last_error());
     fprintf(stderr, "smdlm eval code: stopped by signal %d: %zu of %zu programs run%s%s\n",
-            cli_stop_signal(), finished, smp->n, rec ? "; their records in " : "",
+            stop_signal(), finished, smp->n, rec ? "; their records in " : "",
             rec ? records_path : "");
-    return 128 + cli_stop_signal();
+    return 128 + stop_signal();
 }
 
 int cmd_eval_code(int argc, char **argv) {
@@ -466,6 +480,7 @@ int cmd_eval_code(int argc, char **argv) {
     code_samples smp = {0};
     run_outcome *out = NULL;
     int *index_in_task = NULL;
+    char **unfit = NULL; /* -m: per problem, why its prompt does not fit the model (NULL: it fits) */
     prior_records prior = {0};
     FILE *rec = NULL;
     int status = 1;
@@ -481,6 +496,7 @@ int cmd_eval_code(int argc, char **argv) {
         status = dump_prompts(&g, &set, dump_path) ? 1 : 0;
         goto done;
     }
+    unfit = sm_calloc(set.n, sizeof *unfit);
     progress prog;
     progress_start(&prog, "smdlm eval code", quiet);
     if (resume && prior_load(&prior, records_path, &set)) goto done;
@@ -493,7 +509,7 @@ int cmd_eval_code(int argc, char **argv) {
         }
     } else if (canonical) {
         code_samples_canonical(&smp, &set);
-    } else if (generate_samples(&g, &set, &smp, &prog, &prior)) {
+    } else if (generate_samples(&g, &set, &smp, unfit, &prog, &prior)) {
         goto done;
     }
     if (samples_out && code_samples_write(&smp, &set, samples_out)) goto done;
@@ -502,13 +518,21 @@ int cmd_eval_code(int argc, char **argv) {
     out = sm_calloc(smp.n, sizeof *out);
     index_in_task = sm_calloc(smp.n, sizeof(int));
     int *n_in = sm_calloc(set.n, sizeof(int));
-    size_t kept = 0;
+    size_t kept = 0, unfit_samples = 0, unfit_problems = 0;
     for (size_t i = 0; i < smp.n; i++) {
-        index_in_task[i] = n_in[smp.v[i].problem]++;
-        const prior_record *pr = prior_find(&prior, smp.v[i].problem, index_in_task[i]);
-        if (pr && !strcmp(pr->code, smp.v[i].completion)) out[i] = pr->out, kept++;
+        size_t p = smp.v[i].problem;
+        index_in_task[i] = n_in[p]++;
+        const prior_record *pr = prior_find(&prior, p, index_in_task[i]);
+        if (unfit[p]) { /* never run: failed, with the reason */
+            out[i] = (run_outcome){SBX_FAILED, 0.0, -1, "", 1};
+            snprintf(out[i].reason, sizeof out[i].reason, "%s", unfit[p]);
+            unfit_samples++;
+        } else if (pr && !strcmp(pr->code, smp.v[i].completion)) {
+            out[i] = pr->out, kept++;
+        }
     }
     free(n_in);
+    for (size_t p = 0; p < set.n; p++) unfit_problems += unfit[p] != NULL;
     if (resume && !quiet)
         fprintf(stderr, "smdlm eval code: resuming: %zu of %zu programs already run in %s\n", kept, smp.n,
                 records_path);
@@ -529,21 +553,21 @@ int cmd_eval_code(int argc, char **argv) {
     }
 
     /* from here on a signal stops the runs and keeps what finished (the short probe cleans up) */
-    cfg.stop = cli_stop_signal;
-    cli_catch_stop_signals();
+    cfg.stop = stop_signal;
+    stop_signals_catch(NULL, 0, NULL);
     sbx_caps caps;
     sbx_probe(&cfg, &caps);
     char desc[512];
     sbx_caps_describe(&caps, &cfg, desc, sizeof desc);
     if (!quiet) fprintf(stderr, "smdlm eval code: sandbox: %s\n", desc);
 
-    run_pool rp = {&set, &smp, index_in_task, &cfg, &caps, out, 0, kept, PTHREAD_MUTEX_INITIALIZER,
+    run_pool rp = {&set, &smp, index_in_task, &cfg, &caps, out, 0, kept + unfit_samples, PTHREAD_MUTEX_INITIALIZER,
                    &prog, rec, sm_time_sec()};
     run_all(&rp, jobs);
     double seconds = sm_time_sec() - rp.t0;
     if (rec) fclose(rec); /* the records are written again below, in sample order */
     rec = NULL;
-    if (cli_stop_signal()) {
+    if (stop_signal()) {
         status = stop_after_signal(&set, &smp, out, records_path, json);
         goto done;
     }
@@ -606,6 +630,9 @@ int cmd_eval_code(int argc, char **argv) {
         if (at > 0 && (size_t)at < sizeof line)
             at += snprintf(line + at, sizeof line - (size_t)at, ", pass@%d %.4f", ks[j], sum / (double)evaluated);
     }
+    if (unfit_problems && at > 0 && (size_t)at < sizeof line)
+        snprintf(line + at, sizeof line - (size_t)at, "; %zu problems counted as failed: prompt longer than the context",
+                 unfit_problems);
     if (g.model) {
         cJSON *gj = cJSON_AddObjectToObject(o, "generation");
         cJSON_AddNumberToObject(gj, "n", g.n);
@@ -616,6 +643,7 @@ int cmd_eval_code(int argc, char **argv) {
         if (!code_bench_is_humaneval(bench) && format != CODE_FORMAT_HARNESS)
             cJSON_AddNumberToObject(gj, "shots", g.prompt.shots);
         cJSON_AddStringToObject(gj, "soft_masking", g.no_sm ? "off" : g.sm_on ? "on" : "model default");
+        cJSON_AddNumberToObject(gj, "problems_prompt_too_long", (double)unfit_problems);
     }
     cJSON_AddNumberToObject(o, "seconds", (double)(long)(seconds * 100) / 100.0);
     cJSON_AddNumberToObject(o, "jobs", jobs);
@@ -646,6 +674,8 @@ done:
     if (status == 1) cli_fail("eval code");
     if (rec) fclose(rec);
     prior_free(&prior);
+    for (size_t p = 0; unfit && p < set.n; p++) free(unfit[p]);
+    free(unfit);
     free(index_in_task);
     free(out);
     free(data_path);

@@ -298,8 +298,9 @@ static int cell_json_line(FILE *f, const sweep_arm *a, const sweep_cell *c, int 
 }
 
 /* Every arm loads as an MDLM model with a tokenizer and all share one canvas length (*T):
- * checked before any work. */
-static int check_arms(sweep_arm *arms, int narms, const smdlm_load_params *lp, int *T) {
+ * checked before any work. An arm whose soft-masking cells would run an untrained scale is
+ * named on stderr (unless quiet). */
+static int check_arms(sweep_arm *arms, int narms, const smdlm_load_params *lp, int sm_never, int quiet, int *T) {
     *T = 0;
     for (int a = 0; a < narms; a++) {
         smdlm_arch arch;
@@ -310,7 +311,12 @@ static int check_arms(sweep_arm *arms, int narms, const smdlm_load_params *lp, i
         smdlm_model *model = smdlm_model_load(arms[a].dir, lp);
         if (!model) return -1;
         int len = smdlm_max_length(model);
-        arms[a].trained_sm = smdlm_model_softmask(model).mode == SMDLM_SM_ON;
+        smdlm_softmask sm = smdlm_model_softmask(model);
+        arms[a].trained_sm = sm.mode == SMDLM_SM_ON;
+        char desc[SM_DESCRIBE_CAP];
+        if (arms[a].trained_sm && !sm_never && !quiet && cli_softmask_untrained(model, &sm))
+            fprintf(stderr, "smdlm eval sweep: arm %s: soft-masking %s\n", arms[a].name,
+                    cli_softmask_describe(model, &sm, desc));
         smdlm_model_free(model);
         if (*T && len != *T)
             return SM_ERR("arm %s: model length %d differs from the first arm's %d (every arm must "
@@ -470,7 +476,7 @@ int cmd_eval_sweep(int argc, char **argv) {
     int fz_loaded = 0, ncells = 0, status = 1, T = 0;
     sweep_cell *cells = NULL;
     FILE *cf = NULL;
-    if (check_arms(arms, npos, &lp, &T) || sm_mkdir_p(samples_dir)) goto done;
+    if (check_arms(arms, npos, &lp, sm_never, quiet, &T) || sm_mkdir_p(samples_dir)) goto done;
     cells = sm_calloc((size_t)npos * 2 * nsteps * nseeds, sizeof *cells);
     ncells = plan_cells(arms, npos, steps, nsteps, seeds, nseeds, sm_both, sm_never, cells);
     int resumed = resume ? resume_cells(out, settings, arms, cells, ncells, samples_dir) : 0;

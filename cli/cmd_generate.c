@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "base/stop_signal.h"
 #include "base/progress.h"
 
 #define MASK_GLYPH "\xe2\x96\x91" /* ░ */
@@ -71,11 +72,11 @@ static void show_frame(const visual_ctx *v, const smdlm_step *s) {
  * SIGINT/SIGTERM. */
 static int on_step(void *user, const smdlm_step *s) {
     visual_ctx *v = user;
-    if (v->visual && !cli_stop_signal()) show_frame(v, s);
+    if (v->visual && !stop_signal()) show_frame(v, s);
     if (s->steps > 0) /* threshold decoding has no step count: no fraction to report */
         progress_report(&v->prog, (double)v->first * s->steps + (double)s->B * s->step, (double)v->n * s->steps,
                         "samples %d-%d of %d, step %d/%d", v->first + 1, v->first + s->B, v->n, s->step, s->steps);
-    return cli_stop_signal() != 0;
+    return stop_signal() != 0;
 }
 
 /* The settings both kinds of model share. */
@@ -166,10 +167,10 @@ static int run(const cli_command *cmd, const gen_opts *o, smdlm_model *model,
     progress_start(&vc.prog, "smdlm generate", o->quiet);
     gp->on_step = on_step;
     gp->user = &vc;
-    cli_catch_stop_signals();
+    stop_signals_catch(NULL, 0, NULL);
     smdlm_state *state = smdlm_state_new(model);
     int status = 0;
-    for (int first = 0; first < o->n && !status && !cli_stop_signal(); first += batch) {
+    for (int first = 0; first < o->n && !status && !stop_signal(); first += batch) {
         gp->seed = o->seed + (uint64_t)first;
         gp->n = o->n - first < batch ? o->n - first : batch;
         vc.first = first;
@@ -189,10 +190,10 @@ static int run(const cli_command *cmd, const gen_opts *o, smdlm_model *model,
     smdlm_state_free(state);
     if (k->out && k->out != stdout && fclose(k->out) != 0 && !status)
         status = cli_error("generate", "cannot write '%s'", o->out);
-    if (status || !cli_stop_signal()) return status;
+    if (status || !stop_signal()) return status;
     fprintf(stderr, "smdlm generate: stopped by signal %d: %d of %d samples written%s%s\n",
-            cli_stop_signal(), k->written, o->n, o->out ? " to " : "", o->out ? o->out : "");
-    return 128 + cli_stop_signal();
+            stop_signal(), k->written, o->n, o->out ? " to " : "", o->out ? o->out : "");
+    return 128 + stop_signal();
 }
 
 static void mdlm_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b, int index) {
@@ -206,13 +207,14 @@ static void mdlm_json(cJSON *j, const smdlm_result *r, const gen_opts *o, int b,
 
 static void mdlm_text(const smdlm_result *r, int b) { printf("%s\n", r->text[b]); }
 
-static void print_mdlm_stats(const gen_opts *o, const sample_sink *k) {
+/* sm: cli_softmask_describe's words for the run. */
+static void print_mdlm_stats(const gen_opts *o, const sample_sink *k, const char *sm) {
     const smdlm_stats *st = &k->stats;
     if (!o->quiet)
         fprintf(stderr,
                 "smdlm generate: %s, %d steps, %d forwards, soft-masking %s, %d×%d tokens in %.2f s "
                 "(%.1f tokens/s; SM inputs %.1f%% of forward time)\n",
-                st->method, st->steps, st->forwards, st->soft_masking ? "on" : "off", k->written,
+                st->method, st->steps, st->forwards, st->soft_masking ? sm : "off", k->written,
                 k->T, st->seconds, (double)st->tokens / st->seconds,
                 st->forward_seconds > 0 ? 100.0 * st->softmask_seconds / st->forward_seconds : 0.0);
 }
@@ -245,7 +247,8 @@ static int generate_mdlm(const cli_command *cmd, const gen_opts *o) {
     smdlm_model *model = load_model(o);
     sample_sink k = {.json = mdlm_json, .text = mdlm_text};
     int status = !model || check_mdlm_canvas(o, model) ? 1 : run(cmd, o, model, &gp, MDLM_BATCH, &k);
-    if (!status) print_mdlm_stats(o, &k);
+    char sm[SM_DESCRIBE_CAP];
+    if (!status) print_mdlm_stats(o, &k, cli_softmask_describe(model, &gp.sm, sm));
     smdlm_model_free(model);
     return status;
 }
@@ -284,14 +287,14 @@ static void tf_text(const smdlm_result *r, int b) {
     }
 }
 
-static void print_tf_stats(const gen_opts *o, const sample_sink *k) {
+static void print_tf_stats(const gen_opts *o, const sample_sink *k, const char *sm) {
     const smdlm_stats *st = &k->stats;
     if (o->quiet) return;
     fprintf(stderr,
             "smdlm generate: %s %s%s, %d steps, %d forwards, soft-masking %s, prompt %d tokens, "
             "%ld tokens generated in %.2f s (%.1f tokens/s; forwards %.0f%% of the time)\n",
             o->arch == SMDLM_ARCH_DREAM ? "dream" : "llada", st->method, o->quant ? " q8" : "",
-            st->steps, st->forwards, st->soft_masking ? "on" : "off", k->prompt_len, st->tokens,
+            st->steps, st->forwards, st->soft_masking ? sm : "off", k->prompt_len, st->tokens,
             st->seconds, st->seconds > 0 ? (double)st->tokens / st->seconds : 0.0,
             st->seconds > 0 ? 100.0 * st->forward_seconds / st->seconds : 0.0);
     if (strcmp(st->cache, "off"))
@@ -320,7 +323,8 @@ static int generate_tf(const cli_command *cmd, const gen_opts *o) {
     smdlm_model *model = load_model(o);
     sample_sink k = {.json = tf_json, .text = tf_text};
     int status = !model ? 1 : run(cmd, o, model, &gp, o->n, &k);
-    if (!status) print_tf_stats(o, &k);
+    char sm[SM_DESCRIBE_CAP];
+    if (!status) print_tf_stats(o, &k, cli_softmask_describe(model, &gp.sm, sm));
     smdlm_model_free(model);
     return status;
 }

@@ -80,10 +80,12 @@ int cmd_serve(int argc, char **argv) {
         return cli_fail("serve");
     }
     const int batched = cfg.batch && smdlm_model_arch(model) == SMDLM_ARCH_MDLM;
-    fprintf(stderr, "smdlm serve: %s on http://%s%s%s:%d (parallel %d%s, queue %d)\n",
+    char sm[SM_DESCRIBE_CAP];
+    const smdlm_softmask model_sm = smdlm_softmask_default(); /* what a request without "softmask" gets */
+    fprintf(stderr, "smdlm serve: %s on http://%s%s%s:%d (parallel %d%s, queue %d, soft-masking %s)\n",
             cfg.model_id, strchr(cfg.host, ':') ? "[" : "", cfg.host,
             strchr(cfg.host, ':') ? "]" : "", server_port(server), cfg.parallel,
-            batched ? " batched" : "", cfg.queue);
+            batched ? " batched" : "", cfg.queue, cli_softmask_describe(model, &model_sm, sm));
     int sig;
     sigwait(&stop, &sig);
     fprintf(stderr, "smdlm serve: %s: finishing the running requests\n",

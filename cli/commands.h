@@ -14,6 +14,7 @@ int bench_linear(int argc, char **argv); /* cli/cmd_bench_linear.c */
 /* cli/bench_transformer.c: Dream/LLaDA forward (--shape dream-*, or -m DIR of one) */
 int bench_is_transformer(int argc, char **argv);
 int bench_transformer(int argc, char **argv);
+int bench_q8(int argc, char **argv); /* the accuracy of --quant q8 */
 int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
@@ -25,6 +26,7 @@ int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 
 /* Readers of the commands' input files (fuzz/fuzz_jsonl.c calls them too). */

@@ -35,6 +35,24 @@ int sm_flags_resolve(const cli_command *cmd, const sm_flags *f, const model_dir 
     return sm_flags_softmask(cmd, f, &sm) ? -1 : api_softmask_resolve(&sm, &md->sm, out);
 }
 
+/* The soft-masking a request with sm runs on the model (validation errors leave it off: the
+ * generation itself reports them). */
+static sm_params softmask_of_request(const smdlm_model *model, const smdlm_softmask *sm) {
+    sm_params p;
+    if (api_softmask_resolve(sm, &model->md.sm, &p)) p.enabled = 0;
+    return p;
+}
+
+const char *cli_softmask_describe(const smdlm_model *model, const smdlm_softmask *sm, char *buf) {
+    sm_params p = softmask_of_request(model, sm);
+    return sm_params_describe(&p, buf, SM_DESCRIBE_CAP);
+}
+
+int cli_softmask_untrained(const smdlm_model *model, const smdlm_softmask *sm) {
+    sm_params p = softmask_of_request(model, sm);
+    return sm_params_untrained(&p);
+}
+
 int default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (int)n;
@@ -107,34 +125,6 @@ char *cli_data_path(const char *rel) {
     }
     return sm_path_join(dirs[0], rel);
 }
-
-static volatile sig_atomic_t g_stop_signal;
-
-static void on_stop_signal(int sig) {
-    if (g_stop_signal) { /* the second: at once, as without a handler */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_stop_signal = sig;
-}
-
-void cli_catch_stop_signals(void) {
-    static const int sigs[2] = {SIGINT, SIGTERM};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 2; i++) {
-        struct sigaction old;
-        sigaction(sigs[i], NULL, &old);
-        if (old.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
-    }
-}
-
-int cli_stop_signal(void) { return g_stop_signal; }
-
-void cli_reset_stop_signal(void) { g_stop_signal = 0; }
 
 void cli_sleep_ms(int ms) {
     if (ms <= 0) return;

@@ -27,6 +27,15 @@ typedef struct {
  * --sm-config's values, then single flags; any of them switches it on, --no-sm off. */
 int sm_flags_softmask(const cli_command *cmd, const sm_flags *f, smdlm_softmask *out);
 
+/* How a generation with sm runs soft-masking on this model, in the words every command uses
+ * (generate, chat, eval sweep, serve): "off", "on", or with a scale below the untrained
+ * threshold (SM_UNTRAINED_SCALE, src/softmask/softmask.h) "on (k=3, λ scale 1.0e-06:
+ * untrained, the feedback barely changes the input)". Returns buf (SM_DESCRIBE_CAP bytes). */
+#define SM_DESCRIBE_CAP 128
+const char *cli_softmask_describe(const smdlm_model *model, const smdlm_softmask *sm, char *buf);
+/* True when sm runs soft-masking on this model with a scale below the untrained threshold. */
+int cli_softmask_untrained(const smdlm_model *model, const smdlm_softmask *sm);
+
 /* The Dream/LLaDA decoder flags of `generate` and `chat`, into a smdlm_decoder_params. */
 #define DECODER_FLAG_OPTS(d)                                                                    \
     {"max-new-tokens", 0, OPT_INT, &(d).max_new_tokens, 1, 1 << 20, "N", "Dream/LLaDA: tokens to generate (default 128)"}, \
@@ -86,15 +95,6 @@ const char *cli_data_dir(void);
 
 /* Runs gnuplot on a script file; a clear error when gnuplot is missing or fails. */
 int cli_run_gnuplot(const char *script);
-
-/* Stopping on SIGINT/SIGTERM: after cli_catch_stop_signals(), the first of them only sets
- * cli_stop_signal() (the command finishes what it can, keeps what is done and exits with
- * 128 + the signal); a second ends the process at once. A signal ignored at the call stays
- * ignored. */
-void cli_catch_stop_signals(void);
-int cli_stop_signal(void); /* the first SIGINT/SIGTERM received since, else 0 */
-/* Forgets the signal received (an interactive command that handled it and goes on). */
-void cli_reset_stop_signal(void);
 
 /* Pauses ms milliseconds (nothing for ms ≤ 0; a signal ends it early). */
 void cli_sleep_ms(int ms);

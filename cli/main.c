@@ -27,6 +27,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "text to token ids and back"},
     {"convert", cmd_convert, "an MDLM model directory from a PyTorch Lightning checkpoint (.ckpt)"},
     {"merge", cmd_merge, "merge a PEFT LoRA/DoRA adapter into a Dream/LLaDA model directory"},
+    {"quantize", cmd_quantize, "save a Dream/LLaDA model directory with int8 projections (q8)"},
     {"bench", cmd_bench, "throughput and memory of the forward pass"},
 };
 

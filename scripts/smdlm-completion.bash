@@ -6,14 +6,14 @@ _smdlm_subcommands() {
     case $1 in
         eval) echo "ppl genppl mauve code sweep" ;;
         data) echo "prepare export" ;;
-        bench) echo "forward train linear" ;;
+        bench) echo "forward train linear peak q8" ;;
         tokenizer) echo "train" ;;
     esac
 }
 
 _smdlm() {
     local cur=${COMP_WORDS[COMP_CWORD]} prog=${COMP_WORDS[0]}
-    local commands="generate chat serve forward eval plot grad data train tokenizer tokenize merge convert bench"
+    local commands="generate chat serve forward eval plot grad data train tokenizer tokenize merge quantize convert bench"
     if [ "$COMP_CWORD" -eq 1 ]; then
         mapfile -t COMPREPLY < <(compgen -W "$commands --version --help" -- "$cur")
         return

@@ -83,7 +83,7 @@ def write_model(name, config, P, nshards, ids_dtype, sm, seed):
     save_npy(d, "logits_sm.npy", raw2.numpy().astype(np.float32))
     if name == "tiny-dream":  # q8 reference (bf16 weights hit rounding ties)
         with torch.no_grad():
-            rawq = R.forward(cfg, R.q8_params(cfg, Pf), x1)
+            rawq = R.forward(cfg, R.q8_params(cfg, Pf), x1, linear=R.q8_linear)
         save_npy(d, "logits_q8.npy", rawq.numpy().astype(np.float32))
     return d, cfg
 

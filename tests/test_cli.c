@@ -143,6 +143,43 @@ static void test_demo_model(void **state) {
     free(out);
 }
 
+/* Where soft-masking is on, the message says whether its scale ever learnt: models/demo's
+ * transparency_config.json holds 1.17e-6 (below the 1e-3 threshold), so generate and chat
+ * (through the one shared description) name it untrained; a trained scale, the threshold
+ * itself and --no-sm keep the plain words. */
+static void test_softmask_words(void **state) {
+    const char *untrained = "soft-masking on (k=3, λ scale 1.2e-06: untrained, the feedback barely changes the input)";
+    const struct {
+        const char *flags, *want;
+    } cases[] = {
+        {"", untrained},
+        {"--sm-scale 0.0009", "soft-masking on (k=3, λ scale 9.0e-04: untrained, the feedback barely changes the input)"},
+        {"--sm-scale 0.001", "soft-masking on, "},
+        {"--sm-scale 0.5 --sm-k 2", "soft-masking on, "},
+        {"--no-sm", "soft-masking off, "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *out;
+        assert_int_equal(run(&out, "generate -m models/demo --len 16 --steps 2 --seed 1 -t 1 %s", cases[i].flags), 0);
+        printf("  %s: %s", cases[i].flags, strstr(out, "smdlm generate:") ? strstr(out, "smdlm generate:") : out);
+        assert_non_null(strstr(out, cases[i].want));
+        if (i >= 2) assert_null(strstr(out, "untrained"));
+        free(out);
+    }
+    /* chat (a Dream model, k = 1) says it once before the conversation */
+    char dir[128], *out;
+    snprintf(dir, sizeof dir, "%s/dream", g_tmp);
+    tu_link_model_dir(dir, "tiny-dream", "tiny-dream-tokenizer");
+    assert_int_equal(run(&out, "chat -m %s --sm-scale 1e-6 --max-new-tokens 4 --steps 2 -t 1 < /dev/null", dir), 0);
+    printf("  chat: %s", out);
+    assert_non_null(strstr(out, "smdlm chat: soft-masking on (k=1, λ scale 1.0e-06: untrained, the feedback "
+                                "barely changes the input)\n"));
+    free(out);
+    assert_int_equal(run(&out, "chat -m %s --sm-scale 0.5 --max-new-tokens 4 --steps 2 -t 1 < /dev/null", dir), 0);
+    assert_null(strstr(out, "soft-masking"));
+    free(out);
+}
+
 static void test_bad_input(void **state) {
     char ids_bad[128], prev_bad[128];
     snprintf(ids_bad, sizeof ids_bad, "%s/ids_bad.npy", g_tmp);
@@ -228,6 +265,7 @@ int main(void) {
         cmocka_unit_test(test_forward_contract),
         cmocka_unit_test(test_generate),
         cmocka_unit_test(test_demo_model),
+        cmocka_unit_test(test_softmask_words),
         cmocka_unit_test(test_grad_contract),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_default_model),

@@ -64,34 +64,52 @@ static void make_weights(wfix *f, wtype t, int OC, int IC) {
             d[i] = (int8_t)lrint(127.0 * urand());
             f->exact[i] = (double)s[i / IC] * d[i];
         }
-        f->w.data = d;
-        f->w.scales = s;
+        assert_int_equal(linear_q8_wrap(&f->w, d, s, OC, IC, "test weights"), 0);
+        for (int o = 0; o < OC; o++) {
+            int32_t sum = 0;
+            for (int k = 0; k < IC; k++) sum += d[(size_t)o * IC + k];
+            assert_int_equal(f->w.row_sums[o], sum);
+        }
     }
 }
 
 static void free_weights(wfix *f) {
     free((void *)f->w.data);
     free((void *)f->w.scales);
+    free(f->w.owned);
     free(f->exact);
     free(f->bias);
 }
 
-/* |got − exact| ≤ rel · Σ_k |x_k w_k| + 1e-6 per output, exact in float64; prints the worst. */
+/* Half the q8 quantisation step of each row of x (max|x| / 254): the most a quantised x_k is
+ * off by. */
+static double *x_half_steps(const float *x, int N, int IC) {
+    double *h = sm_malloc(sizeof(double) * (size_t)N);
+    for (int n = 0; n < N; n++) {
+        double m = 0;
+        for (int k = 0; k < IC; k++) m = fmax(m, fabs(x[(size_t)n * IC + k]));
+        h[n] = m / 254;
+    }
+    return h;
+}
+
+/* |got − exact| ≤ rel · Σ_k |x_k w_k| + xh[n] · Σ_k |w_k| + 1e-6 per output (xh: q8's int8 x,
+ * x_half_steps; NULL for fp32 x), exact in float64; prints the worst. */
 static size_t compare_exact(const char *what, const float *got, const float *x, const wfix *f,
-                            const float *bias, int N, double rel) {
+                            const float *bias, int N, double rel, const double *xh) {
     int OC = f->w.out, IC = f->w.in;
     size_t bad = 0, worst = 0;
     double worst_ratio = -1, worst_ref = 0, worst_bound = 0;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
-            double s = 0, a = 0;
+            double s = 0, a = 0, wa = 0;
             for (int k = 0; k < IC; k++) {
                 double p = (double)x[(size_t)n * IC + k] * f->exact[(size_t)o * IC + k];
-                s += p, a += fabs(p);
+                s += p, a += fabs(p), wa += fabs(f->exact[(size_t)o * IC + k]);
             }
             if (bias) s += bias[o], a += fabs(bias[o]);
             size_t i = (size_t)n * OC + o;
-            double bound = rel * a + 1e-6, err = fabs((double)got[i] - s);
+            double bound = rel * a + (xh ? xh[n] * wa * (1 + rel) : 0) + 1e-6, err = fabs((double)got[i] - s);
             if (!(err <= bound)) bad++;
             double ratio = isnan(got[i]) ? INFINITY : err / bound;
             if (ratio > worst_ratio) worst_ratio = ratio, worst = i, worst_ref = s, worst_bound = bound;
@@ -136,12 +154,25 @@ static const int k_shapes[][3] = {
     {1, 4133, 6},  {4, 7, 3},
 };
 
+/* The first output where a and b differ in their bits (printed), or -1. */
+static long first_difference(const char *what, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float))) {
+            printf("%s: [%zu] %.9g against the reference's %.9g\n", what, i, a[i], b[i]);
+            return (long)i;
+        }
+    return -1;
+}
+
 /* One type on one path, every shape, bias or not: vs float64 of the exact weights and vs the
  * reference twin. The bf16 path is checked tightly against the float64 product of the
- * bf16-rounded x too, so that path is known to be the one that ran. */
+ * bf16-rounded x too, so that path is known to be the one that ran. q8 on its int8 kernels
+ * quantises x: within half a step of x per term of float64, and bit for bit the reference's
+ * result (the same integers); forced sgemm multiplies the dequantised weights by fp32 x. */
 static void check_path(wtype t, linear_path path) {
     assert_int_equal(linear_force_path(path), 0);
     int bf = linear_path_for(t, 1) == LINEAR_AVX512BF16;
+    int q8dot = t == WT_Q8 && linear_path_for(t, 1) != LINEAR_SGEMM;
     for (size_t s = 0; s < sizeof k_shapes / sizeof *k_shapes; s++) {
         int N = k_shapes[s][0], IC = k_shapes[s][1], OC = k_shapes[s][2];
         if (path == LINEAR_GENERIC && (size_t)N * IC * OC > 4000000) continue; /* slow under ASan */
@@ -151,6 +182,7 @@ static void check_path(wtype t, linear_path path) {
         for (size_t i = 0; i < (size_t)N * IC; i++) xr[i] = round_bf16(x[i]);
         float *got = sm_malloc(sizeof(float) * (size_t)N * OC);
         float *ref = sm_malloc(sizeof(float) * (size_t)N * OC);
+        double *xh = x_half_steps(x, N, IC);
         for (int b = 0; b < 2; b++) {
             const float *bias = b ? f.bias : NULL;
             char what[128];
@@ -158,18 +190,21 @@ static void check_path(wtype t, linear_path path) {
                      linear_path_name(linear_path_for(t, N)), N, IC, OC, b);
             linear_forward(got, x, &f.w, bias, N);
             linear_forward_ref(ref, x, &f.w, bias, N);
-            assert_int_equal(compare_exact(what, got, x, &f, bias, N, bf ? BF16_REL : FP32_REL), 0);
-            if (bf) assert_int_equal(compare_exact(what, got, xr, &f, bias, N, FP32_REL), 0);
-            assert_int_equal(compare_exact("reference twin", ref, x, &f, bias, N, FP32_REL), 0);
+            assert_int_equal(compare_exact(what, got, x, &f, bias, N, bf ? BF16_REL : FP32_REL,
+                                           q8dot ? xh : NULL), 0);
+            if (bf) assert_int_equal(compare_exact(what, got, xr, &f, bias, N, FP32_REL, NULL), 0);
+            if (q8dot) assert_int_equal(first_difference(what, got, ref, (size_t)N * OC), -1);
+            assert_int_equal(compare_exact("reference twin", ref, x, &f, bias, N, FP32_REL,
+                                           t == WT_Q8 ? xh : NULL), 0);
         }
-        free(x), free(xr), free(got), free(ref);
+        free(x), free(xr), free(got), free(ref), free(xh);
         free_weights(&f);
     }
     assert_int_equal(linear_force_path(LINEAR_AUTO), 0);
 }
 
 static void test_forward_paths(void **state) {
-    for (linear_path p = LINEAR_AUTO; p <= LINEAR_SGEMM; p++) {
+    for (linear_path p = LINEAR_AUTO; p <= LINEAR_AVX512VNNI; p++) {
         if (!linear_path_available(p)) {
             printf("skipping the %s path: not on this processor\n", linear_path_name(p));
             continue;
@@ -236,7 +271,8 @@ static void test_rows(void **state) {
 }
 
 /* Symmetric per-row int8: scale = max|row|/127, q = round(w/scale) (so max |q| = 127),
- * a zero row gives scale 0 and q = 0; the product then errs by at most Σ|x_k|·scale/2. */
+ * a zero row gives scale 0 and q = 0; the product then errs by at most Σ|x_k|·scale/2 for the
+ * weights and max|x|/254 · Σ|q_k·scale| for x's own quantisation. */
 static void test_quantize_q8(void **state) {
     for (wtype t = WT_F32; t <= WT_BF16; t++) {
         int OC = 23, IC = 301, N = 3;
@@ -254,8 +290,10 @@ static void test_quantize_q8(void **state) {
             for (int k = 0; k < IC; k++) amax = fmax(amax, fabs(f.exact[(size_t)r * IC + k]));
             assert_float_equal(q.scales[r], (float)(amax / 127), 1e-7 * amax);
             int qmax = 0;
+            int32_t sum = 0;
             for (int k = 0; k < IC; k++) {
                 int v = qd[(size_t)r * IC + k];
+                sum += v;
                 qmax = abs(v) > qmax ? abs(v) : qmax;
                 double want = amax > 0 ? f.exact[(size_t)r * IC + k] / (amax / 127) : 0;
                 if (fabs(v - want) > 0.5 + 1e-4) {
@@ -264,18 +302,22 @@ static void test_quantize_q8(void **state) {
                 }
             }
             assert_int_equal(qmax, r == 7 ? 0 : 127);
+            assert_int_equal(q.row_sums[r], sum);
         }
         /* forward on q against the float64 product of the original weights */
         float *x = rand_x(N, IC), *y = sm_malloc(sizeof(float) * (size_t)N * OC);
+        double *xh = x_half_steps(x, N, IC);
         linear_forward(y, x, &q, f.bias, N);
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OC; o++) {
-                double e = f.bias[o], sx = 0, sa = 0;
+                double e = f.bias[o], sx = 0, sa = 0, sq = 0;
                 for (int k = 0; k < IC; k++) {
                     double xv = x[(size_t)n * IC + k], p = xv * f.exact[(size_t)o * IC + k];
                     e += p, sa += fabs(p), sx += fabs(xv);
+                    sq += fabs((double)qd[(size_t)o * IC + k] * q.scales[o]);
                 }
-                double bound = sx * q.scales[o] / 2 + FP32_REL * (sa + sx * q.scales[o]) + 1e-6;
+                double bound = sx * q.scales[o] / 2 + xh[n] * sq +
+                               FP32_REL * (sa + sx * q.scales[o] + xh[n] * sq) + 1e-6;
                 double err = fabs(y[(size_t)n * OC + o] - e);
                 if (err > bound) {
                     printf("q8 forward n %d o %d: got %.7g exact %.7g bound %.3g\n", n, o,
@@ -283,7 +325,7 @@ static void test_quantize_q8(void **state) {
                     fail();
                 }
             }
-        free(x), free(y);
+        free(x), free(y), free(xh);
         linear_w again;
         tu_expect_error(linear_quantize_q8(&again, &q), "q8 source", (const char *const[]){"already", NULL});
         linear_free(&q);
@@ -304,6 +346,87 @@ static void test_quantize_q8_nonfinite(void **state) {
     assert_int_equal(linear_quantize_q8(&q, &src), 0);
     assert_true(q.scales[1] == 0.0f && q.scales[0] == 4.0f / 127.0f);
     linear_free(&q);
+}
+
+/* q8 quantises each row of x to int8 on every int8 path: with x = (127, v) and q = (1, 1),
+ * scale 1, the product is 127 + round-half-even(v); forced sgemm keeps fp32 x (127 + v). A
+ * row with a NaN or an infinity gives NaN, a zero row the bias. */
+static void test_q8_quantises_x(void **state) {
+    int8_t q[2] = {1, 1};
+    float one = 1.0f, bias = 0.25f;
+    linear_w w;
+    assert_int_equal(linear_q8_wrap(&w, q, &one, 1, 2, "test"), 0);
+    const float v[] = {1.4f, 2.5f, 3.5f, -2.5f, 126.6f};
+    const float want[] = {128, 129, 131, 125, 254};
+    for (linear_path p = LINEAR_AUTO; p <= LINEAR_AVX512VNNI; p++) {
+        if (!linear_path_available(p)) continue;
+        assert_int_equal(linear_force_path(p), 0);
+        const int sg = linear_path_for(WT_Q8, 1) == LINEAR_SGEMM;
+        for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+            float x[2] = {127.0f, v[i]}, y;
+            linear_forward(&y, x, &w, NULL, 1);
+            float expect = sg ? 127.0f + v[i] : want[i];
+            if (y != expect) {
+                printf("path %s, x = (127, %g): got %.9g, expected %.9g\n",
+                       linear_path_name(linear_path_for(WT_Q8, 1)), v[i], y, expect);
+                fail();
+            }
+        }
+        float bad[6] = {1, NAN, INFINITY, 1, 0, 0}, y[3];
+        linear_forward(y, bad, &w, &bias, 3);
+        assert_true(isnan(y[0]) && (sg ? isinf(y[1]) : isnan(y[1])) && y[2] == bias);
+    }
+    assert_int_equal(linear_force_path(LINEAR_AUTO), 0);
+    linear_free(&w);
+}
+
+/* The longest q8 row with every product at 127·127: Σ = 131072·16129 fits in int32, while the
+ * VNNI kernel's unsigned x (255) makes its raw sum wrap around; the result is exact anyway. */
+static void test_q8_longest_row(void **state) {
+    const int IC = LINEAR_Q8_MAX_IN;
+    int8_t *q = sm_malloc((size_t)IC);
+    float *x = sm_malloc(sizeof(float) * (size_t)IC), one = 1.0f, y;
+    for (int k = 0; k < IC; k++) q[k] = (k % 3) ? 127 : -127, x[k] = (k % 3) ? 127.0f : -127.0f;
+    linear_w w;
+    assert_int_equal(linear_q8_wrap(&w, q, &one, 1, IC, "test"), 0);
+    for (linear_path p = LINEAR_AUTO; p <= LINEAR_AVX512VNNI; p++) {
+        if (!linear_path_available(p) || p == LINEAR_SGEMM) continue;
+        assert_int_equal(linear_force_path(p), 0);
+        linear_forward(&y, x, &w, NULL, 1);
+        if (y != (float)(16129.0 * IC)) {
+            printf("path %s: got %.9g, expected %.9g\n", linear_path_name(linear_path_for(WT_Q8, 1)),
+                   y, 16129.0 * IC);
+            fail();
+        }
+    }
+    assert_int_equal(linear_force_path(LINEAR_AUTO), 0);
+    linear_free(&w);
+    linear_w bad;
+    tu_expect_error(linear_q8_wrap(&bad, q, &one, 1, IC + 1, "long.weight"), "row too long",
+                    (const char *const[]){"long.weight", "131072", NULL});
+    free(q), free(x);
+}
+
+/* Saved q8 weights are checked when wrapped: −128, and scales that are negative or not
+ * finite, are errors naming the tensor and the first bad row. */
+static void test_q8_wrap_checks(void **state) {
+    int8_t q[3 * 2] = {1, 2, 3, 4, 5, 6};
+    float s[3] = {1, 1, 1};
+    linear_w w;
+    q[3] = -128, q[5] = -128;
+    tu_expect_error(linear_q8_wrap(&w, q, s, 3, 2, "layers.0.q"), "-128",
+                    (const char *const[]){"layers.0.q", "row 1", "-128", NULL});
+    q[3] = 4, q[5] = 6;
+    s[2] = -1.0f;
+    tu_expect_error(linear_q8_wrap(&w, q, s, 3, 2, "layers.0.q"), "negative scale",
+                    (const char *const[]){"row 2", "scale", NULL});
+    s[2] = NAN;
+    tu_expect_error(linear_q8_wrap(&w, q, s, 3, 2, "layers.0.q"), "NaN scale",
+                    (const char *const[]){"row 2", NULL});
+    s[2] = 0.0f;
+    assert_int_equal(linear_q8_wrap(&w, q, s, 3, 2, "layers.0.q"), 0);
+    assert_true(w.row_sums[0] == 3 && w.row_sums[1] == 7 && w.row_sums[2] == 11);
+    linear_free(&w);
 }
 
 /* PyTorch: F.linear(x, W_bf16.float(), bias) (tests/gen_linear_fixtures.py), every path. */
@@ -341,6 +464,9 @@ int main(void) {
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_quantize_q8),
         cmocka_unit_test(test_quantize_q8_nonfinite),
+        cmocka_unit_test(test_q8_quantises_x),
+        cmocka_unit_test(test_q8_longest_row),
+        cmocka_unit_test(test_q8_wrap_checks),
         cmocka_unit_test(test_torch_fixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -250,6 +250,27 @@ static int teardown(void **state) {
 
 /* ---- endpoints ------------------------------------------------------------------------------ */
 
+/* The startup line says how requests without a "softmask" field run soft-masking, in generate's
+ * words: plain "on" for models/default's trained scale, "untrained" for models/demo's 1.17e-6. */
+static void test_startup_line(void **state) {
+    (void)state;
+    const char *const dirs[] = {"models/default", "models/demo"};
+    const char *const want[] = {", soft-masking on)\n",
+                                ", soft-masking on (k=3, λ scale 1.2e-06: untrained, the feedback barely changes "
+                                "the input))\n"};
+    for (int i = 0; i < 2; i++) {
+        server s;
+        char args[64], *log;
+        snprintf(args, sizeof args, "-m %s", dirs[i]);
+        server_start(&s, args);
+        assert_int_equal(sm_read_file(s.log, 1 << 20, &log, NULL), 0);
+        printf("  %s", log);
+        assert_non_null(strstr(log, want[i]));
+        free(log);
+        assert_int_equal(server_stop(&s), 0);
+    }
+}
+
 static void test_endpoints(void **state) {
     (void)state;
     server s;
@@ -807,6 +828,7 @@ static void test_openai_client(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_startup_line),
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_same_as_generate),
         cmocka_unit_test(test_stream_steps),

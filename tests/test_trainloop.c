@@ -311,6 +311,32 @@ static void test_sm_only(void **state) {
     free(out);
 }
 
+/* A run.json from before the soft-masking scalars had their own optimiser settings (no
+ * "sm_scale_lr", no "sm_eps"): the run trained raw_scale at its sm_lr with Adam's ε 1e-8, and
+ * its resumption continues so, says so, and ends bit for bit where an uninterrupted run with
+ * those settings ends; the rewritten run.json then holds them. */
+static void test_resume_run_json_before_sm_optimiser(void **state) {
+    /* scale 0.5 and centre −10 give the scalars gradients that move them (from IBM's start
+       they are ≈ 1e-23 here, and no optimiser setting moves a raw value by an ulp) */
+    const char *old_optimiser = "--sm-scale 0.5 --sm-centre -10 --sm-lr 0.03 --sm-scale-lr 0.03 --sm-eps 1e-8";
+    char *out, cmd[1024];
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/old --steps 4 %s %s", g_data, g_dir, k_args, old_optimiser), 0);
+    free(out);
+    snprintf(cmd, sizeof cmd, "sed -i -e '/\"sm_scale_lr\"/d' -e '/\"sm_eps\"/d' %s/old/run.json && "
+             "! grep -q 'sm_scale_lr\\|sm_eps' %s/old/run.json", g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "train --out %s/old --steps 8 --resume", g_dir), 0);
+    printf("  %s", out);
+    assert_non_null(strstr(out, "run.json predates the soft-masking optimiser settings: the run continues with the "
+                                "optimiser it started with, sm_scale_lr 0.03 (its sm_lr) and sm_eps 1e-08\n"));
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/old8 --steps 8 %s %s", g_data, g_dir, k_args, old_optimiser), 0);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cmp %s/old/ckpt-00000008/train_state.safetensors %s/old8/ckpt-00000008/train_state.safetensors "
+             "&& grep -q '\"sm_eps\":' %s/old/run.json", g_dir, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_kill_during_training(void **state) {
     char cmd[1024];
     for (int trial = 0; trial < 3; trial++) {
@@ -655,6 +681,7 @@ int main(void) {
         cmocka_unit_test(test_bad_step_skipped),
         cmocka_unit_test(test_resume_truncates_log), cmocka_unit_test(test_checkpoint_manifest),
         cmocka_unit_test(test_sm_scale_learns), cmocka_unit_test(test_sm_only),
+        cmocka_unit_test(test_resume_run_json_before_sm_optimiser),
         cmocka_unit_test(test_kill_during_training), cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_eval_and_plot),    cmocka_unit_test(test_mpi_data_parallel),
         cmocka_unit_test(test_run_owns_settings), cmocka_unit_test(test_new_run_needs_force),

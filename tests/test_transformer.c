@@ -1,6 +1,7 @@
 /* test_transformer.c — Dream and LLaDA against PyTorch fixtures (tests/gen_dream_fixtures.py,
  * tools/ref_dream.py): raw logits (fp32, bf16 weights), the shift, the soft-masked second
  * pass, output rows on demand, the lm.h view, the forward command and bad input. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,119 @@ static void test_quant(void **state) {
     check_quant("tiny-dream");
 }
 
+/* `smdlm quantize`'s directory (model_dir_quantize): loaded, its projections are q8 without
+ * quantising, and the logits are bit for bit those of --quant q8 on the original (Dream
+ * untied, LLaDA tied: its output projection is saved on its own). */
+static void test_quantized_dir(void **state) {
+    static const char *const names[] = {"tiny-dream", "tiny-llada", "tiny-dream-bf16"};
+    char dir[256];
+    assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "quantized"), 0);
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char out[512];
+        snprintf(out, sizeof out, "%s/%s", dir, names[i]);
+        assert_int_equal(model_dir_quantize(tu_fixture("%s", names[i]), "q8", out), 0);
+        model_dir a, b;
+        load(&a, names[i]);
+        assert_int_equal(transformer_quantize_q8(&a.tf), 0);
+        if (model_dir_load_any(&b, out, 0)) {
+            print_error("%s\n", smdlm_last_error());
+            fail();
+        }
+        assert_int_equal(b.tf.cfg.q8, 1);
+        assert_int_equal(b.tf.layers[0].q.type, WT_Q8);
+        assert_int_equal(b.tf.lm_head.type, WT_Q8);
+        assert_true(b.tf.lm_head.data != b.tf.embed.data);
+        fixture f;
+        fixture_load(&f, names[i], a.tf.cfg.vocab_size);
+        float *ya = sm_malloc(sizeof(float) * f.n), *yb = sm_malloc(sizeof(float) * f.n);
+        assert_int_equal(forward_plain(&a.tf, f.ids, NULL, f.B, f.T, ya), 0);
+        assert_int_equal(forward_plain(&b.tf, f.ids, NULL, f.B, f.T, yb), 0);
+        for (size_t k = 0; k < f.n; k++)
+            if (memcmp(&ya[k], &yb[k], sizeof(float))) {
+                printf("%s: logit %zu: saved q8 %.9g, --quant q8 %.9g\n", names[i], k, yb[k], ya[k]);
+                fail();
+            }
+        /* quantising again, or quantising an MDLM, is refused */
+        char again[600];
+        snprintf(again, sizeof again, "%s-again", out);
+        tu_expect_error(model_dir_quantize(out, "q8", again), "quantised twice",
+                        (const char *const[]){"quantised already", NULL});
+        free(ya), free(yb);
+        fixture_free(&f);
+        model_dir_free(&a);
+        model_dir_free(&b);
+    }
+    tu_expect_error(model_dir_quantize(tu_fixture("tiny"), "q8", dir), "MDLM",
+                    (const char *const[]){"MDLM", NULL});
+    tu_expect_error(model_dir_quantize(tu_fixture("tiny-dream"), "q4", dir), "q4",
+                    (const char *const[]){"q4", NULL});
+    assert_int_equal(tu_tmpdir_remove(dir), 0);
+}
+
+/* A saved q8 directory whose model.safetensors was altered: each loads with an error naming
+ * the tensor (and the row where values are bad). */
+static void test_quantized_dir_bad(void **state) {
+    char dir[256], good[512];
+    assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "quantbad"), 0);
+    snprintf(good, sizeof good, "%s/good", dir);
+    assert_int_equal(model_dir_quantize(tu_fixture("tiny-dream"), "q8", good), 0);
+    static const struct {
+        const char *tensor, *edit, *words[4];
+    } cases[] = {
+        {"model.layers.0.self_attn.q_proj.weight_scale", "short",
+         {"q_proj.weight_scale", "wrong shape", NULL}},
+        {"model.layers.1.mlp.up_proj.weight_scale", "drop", {"missing tensor", "up_proj.weight_scale", NULL}},
+        {"model.layers.0.mlp.down_proj.weight", "f32", {"down_proj.weight", "expected I8", NULL}},
+        {"lm_head.weight", "min", {"lm_head.weight", "row 0", "-128"}},
+        {"model.layers.1.self_attn.o_proj.weight_scale", "nan", {"o_proj.weight", "row 0", "scale"}},
+        {"config.json", "q4", {"smdlm_quantization", "q8", NULL}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char bad[600], path[700], cmd[1600];
+        snprintf(bad, sizeof bad, "%s/bad%zu", dir, c);
+        snprintf(cmd, sizeof cmd, "cp -r %s %s", good, bad);
+        assert_int_equal(system(cmd), 0);
+        if (!strcmp(cases[c].edit, "q4")) {
+            snprintf(cmd, sizeof cmd, "sed -i 's/\"smdlm_quantization\":\t\"q8\"/\"smdlm_quantization\": \"q4\"/' %s/config.json", bad);
+            assert_int_equal(system(cmd), 0);
+        } else {
+            st_archive ar;
+            snprintf(path, sizeof path, "%s/model.safetensors", good);
+            assert_int_equal(st_open_file(&ar, path), 0);
+            st_write_entry *e = sm_calloc((size_t)ar.ntensors, sizeof *e);
+            void *owned = NULL;
+            int n = 0;
+            for (int i = 0; i < ar.ntensors; i++) {
+                const st_tensor *t = &ar.tensors[i];
+                st_write_entry w = {.name = t->name, .dtype = t->dtype, .ndim = t->ndim, .data = t->data};
+                memcpy(w.shape, t->shape, sizeof w.shape);
+                if (!strcmp(t->name, cases[c].tensor)) {
+                    const char *ed = cases[c].edit;
+                    if (!strcmp(ed, "drop")) continue;
+                    if (!strcmp(ed, "short")) w.shape[0]--;
+                    unsigned char *d = owned = sm_malloc(t->nbytes * 4);
+                    memcpy(d, t->data, t->nbytes);
+                    if (!strcmp(ed, "f32")) {
+                        for (size_t k = 0; k < t->numel; k++) ((float *)(void *)d)[k] = ((const int8_t *)t->data)[k];
+                        w.dtype = ST_F32;
+                    }
+                    if (!strcmp(ed, "min")) d[3] = 0x80;
+                    if (!strcmp(ed, "nan")) ((float *)(void *)d)[0] = NAN;
+                    w.data = d;
+                }
+                e[n++] = w;
+            }
+            snprintf(path, sizeof path, "%s/model.safetensors", bad);
+            assert_int_equal(st_write(path, e, n, NULL), 0);
+            free(owned), free(e);
+            st_close(&ar);
+        }
+        model_dir md;
+        tu_expect_error(model_dir_load_any(&md, bad, 0), cases[c].edit, cases[c].words);
+    }
+    assert_int_equal(tu_tmpdir_remove(dir), 0);
+}
+
 static void test_bad_models(void **state) {
     (void)state;
     static const struct {
@@ -331,9 +445,15 @@ static void test_cli(void **state) {
         "tests/fixtures/tiny-llada/logits.npy --sm-scale 0.5 -o /tmp/x.npy",
         "forward -m tests/fixtures/tiny-dream --ids tests/fixtures/tiny-dream/ids.npy --quant q4 -o /tmp/x.npy",
         "generate -m tests/fixtures/tiny-dream-bf16 --len 8 --steps 2",
+        "quantize -m tests/fixtures/tiny-dream",
+        "quantize -m tests/fixtures/tiny -o /tmp/x",
+        "quantize -m tests/fixtures/tiny-dream -o /tmp/x --quant q4",
+        "quantize -m tests/bad/dream-wrong-shape -o /tmp/x",
+        "bench q8 -m tests/fixtures/tiny",
     };
     static const char *const word[] = {"model-00002-of-00002", "shape", "qwen2", "300",
-                                       "context", "shape", "q4", "MDLM"};
+                                       "context", "shape", "q4", "MDLM", "-o", "MDLM", "q4",
+                                       "shape", "MDLM"};
     tu_expect_cli_errors(&args[0][0], sizeof args[0], word, (int)(sizeof word / sizeof *word));
 }
 
@@ -487,7 +607,8 @@ int main(void) {
         cmocka_unit_test(test_llada),          cmocka_unit_test(test_need_rows_and_lm),
         cmocka_unit_test(test_quant),          cmocka_unit_test(test_bad_models),
         cmocka_unit_test(test_cli),            cmocka_unit_test(test_sm_variants),
-        cmocka_unit_test(test_sm_config_values),
+        cmocka_unit_test(test_sm_config_values), cmocka_unit_test(test_quantized_dir),
+        cmocka_unit_test(test_quantized_dir_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -204,3 +204,11 @@ int tu_run_group_per_isa(const char *name, const struct CMUnitTest *tests, size_
     cpu_isa_force(top);
     return failed;
 }
+
+void tu_link_model_dir(const char *dir, const char *model, const char *tokenizer) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s' && for f in '" FIXTURES_DIR "/%s'/*.json '" FIXTURES_DIR "/%s'/*.safetensors '"
+             FIXTURES_DIR "/%s'/*; do ln -sf \"$(realpath \"$f\")\" '%s'/; done", dir, model, model, tokenizer, dir);
+    assert_int_equal(system(cmd), 0);
+}

@@ -56,4 +56,8 @@ int tu_run_group_per_isa(const char *name, const struct CMUnitTest *tests, size_
 /* Path inside the fixture directory, in a static buffer (not thread-safe). */
 const char *tu_fixture(const char *fmt, ...);
 
+/* A model directory at dir (created) of symbolic links to the fixture model's *.json and
+ * *.safetensors and to every file of the fixture tokenizer (names inside tests/fixtures). */
+void tu_link_model_dir(const char *dir, const char *model, const char *tokenizer);
+
 #endif

@@ -139,15 +139,23 @@ def final_norm_name(cfg):
 # ----------------------------------------------------------------------------------------
 # forward (DreamAttention eager path / LLaDALlamaBlock; no causal mask, no padding)
 
-def layer(cfg, P, i, x, cos, sin):
+def q8_linear(x, w, b=None):
+    """smdlm's q8 product: each row of x rounded like a q8 weight row (scale max|x|/127,
+    round half to even), then the product with the (already rounded) weights."""
+    amax = x.abs().amax(dim=-1, keepdim=True)
+    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    return F.linear(torch.round(x * inv) * (amax / 127.0), w, b)
+
+
+def layer(cfg, P, i, x, cos, sin, linear=F.linear):
     n_norm1, n_q, n_k, n_v, n_o, n_norm2, n_gate, n_up, n_down = names(cfg, i)
     B, T, _ = x.shape
     residual = x
     h = rms_norm(x, P[n_norm1], cfg.eps)
     bias = (lambda n: P[n + ".bias"]) if cfg.qkv_bias else (lambda n: None)
-    q = F.linear(h, P[n_q + ".weight"], bias(n_q))
-    k = F.linear(h, P[n_k + ".weight"], bias(n_k))
-    v = F.linear(h, P[n_v + ".weight"], bias(n_v))
+    q = linear(h, P[n_q + ".weight"], bias(n_q))
+    k = linear(h, P[n_k + ".weight"], bias(n_k))
+    v = linear(h, P[n_v + ".weight"], bias(n_v))
     q = q.view(B, T, cfg.H, cfg.hd).transpose(1, 2)
     k = k.view(B, T, cfg.KVH, cfg.hd).transpose(1, 2)
     v = v.view(B, T, cfg.KVH, cfg.hd).transpose(1, 2)
@@ -159,21 +167,22 @@ def layer(cfg, P, i, x, cos, sin):
     w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(cfg.hd)
     w = F.softmax(w, dim=-1, dtype=torch.float32)
     a = torch.matmul(w, v).transpose(1, 2).reshape(B, T, cfg.H * cfg.hd)
-    x = residual + F.linear(a, P[n_o])
+    x = residual + linear(a, P[n_o])
     residual = x
     h = rms_norm(x, P[n_norm2], cfg.eps)
-    h = F.linear(F.silu(F.linear(h, P[n_gate])) * F.linear(h, P[n_up]), P[n_down])
+    h = linear(F.silu(linear(h, P[n_gate])) * linear(h, P[n_up]), P[n_down])
     return residual + h
 
 
-def forward(cfg, P, ids=None, inputs_embeds=None):
-    """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D]."""
+def forward(cfg, P, ids=None, inputs_embeds=None, linear=F.linear):
+    """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D].
+    linear=q8_linear with q8_params gives smdlm's --quant q8."""
     x = P[embed_name(cfg)][ids] if inputs_embeds is None else inputs_embeds
     cos, sin = rotary_cos_sin(x.shape[1], cfg.hd, cfg.theta)
     for i in range(cfg.L):
-        x = layer(cfg, P, i, x, cos, sin)
+        x = layer(cfg, P, i, x, cos, sin, linear)
     x = rms_norm(x, P[final_norm_name(cfg)], cfg.eps)
-    return F.linear(x, P[head_name(cfg)])
+    return linear(x, P[head_name(cfg)])
 
 
 def shift_logits(logits):

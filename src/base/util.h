@@ -127,6 +127,9 @@ char *sm_path_join(const char *dir, const char *name);
 int sm_file_exists(const char *path);
 
 double sm_time_sec(void);
+/* CPU seconds of this process, all threads together (a benchmark on a shared machine: time
+ * spent waiting for a core does not count). */
+double sm_cpu_time_sec(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
 size_t sm_peak_rss_bytes(void);
 

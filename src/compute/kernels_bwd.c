@@ -102,24 +102,26 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 
 /* ---- elementwise ------------------------------------------------------------------------ */
 
-void gelu_tanh_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+typedef void (*activation_backward_chunk)(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* An activation's backward over n elements, in chunks of 16384 spread over the threads. */
+static void activation_backward(activation_backward_chunk chunk_fn, float *dinp, const float *inp,
+                                const float *dout, size_t n) {
     const size_t chunk = 16384;
     size_t nchunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nchunks; c++) {
         size_t a = c * chunk, len = n - a < chunk ? n - a : chunk;
-        rows()->gelu_backward_chunk(dinp + a, inp + a, dout + a, len);
+        chunk_fn(dinp + a, inp + a, dout + a, len);
     }
 }
 
+void gelu_tanh_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    activation_backward(rows()->gelu_backward_chunk, dinp, inp, dout, n);
+}
+
 void silu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    const size_t chunk = 16384;
-    size_t nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < nchunks; c++) {
-        size_t a = c * chunk, len = n - a < chunk ? n - a : chunk;
-        rows()->silu_backward_chunk(dinp + a, inp + a, dout + a, len);
-    }
+    activation_backward(rows()->silu_backward_chunk, dinp, inp, dout, n);
 }
 
 void gated_residual_backward(float *dy, float *dgate, const float *dout, const float *y,

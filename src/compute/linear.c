@@ -12,6 +12,7 @@
  * attributes, chosen by the active code path of compute/cpu.h (SMDLM_ISA lowers it; the
  * project never builds with -march=native). */
 #include <float.h>
+#include <limits.h>
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
@@ -21,11 +22,10 @@
 #include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/linear.h"
+#include "compute/linear_tiles.h"
 #include "formats/safetensors.h"
 #include "base/util.h"
 
-#define TILE_R 4      /* rows of W per tile kernel call */
-#define PANEL_ROWS 64 /* rows of W per OpenMP task */
 #define KC 4096       /* `in` block: a panel's block of W (64·4096 bf16 = 512 KB) stays in L2 */
 
 /* ---- element access (memcpy: mapped data need not be aligned) ----------------------------- */
@@ -64,6 +64,7 @@ static void check_w(const linear_w *w) {
     SM_ASSERT(w && w->data && w->out > 0 && w->in > 0);
     SM_ASSERT(w->type >= WT_F32 && w->type <= WT_Q8);
     SM_ASSERT((w->type == WT_Q8) == (w->scales != NULL));
+    SM_ASSERT((w->type == WT_Q8) == (w->row_sums != NULL));
 }
 
 /* ---- tile kernels ----------------------------------------------------------------------
@@ -74,16 +75,6 @@ static void check_w(const linear_w *w) {
 
 typedef void (*tile_fn)(float *out, size_t ldo, const void *x, size_t ldx, int nb, const void *w,
                         size_t ldw, int nr, int kc, int acc);
-
-/* Calls the instance of an always_inline tile body for nb = 1..4 (the last argument, NB, a
- * constant in each call). */
-#define NB_SWITCH(kernel, ...)                                                                  \
-    switch (nb) {                                                                                \
-    case 1: kernel(__VA_ARGS__, 1); break;                                                       \
-    case 2: kernel(__VA_ARGS__, 2); break;                                                       \
-    case 3: kernel(__VA_ARGS__, 3); break;                                                       \
-    default: kernel(__VA_ARGS__, 4); break;                                                      \
-    }
 
 static inline void store_tile(float *out, size_t ldo, const float s[TILE_R][4], int nb, int nr,
                               int acc) {
@@ -112,10 +103,10 @@ static void tile_generic(float *out, size_t ldo, const void *xv, size_t ldx, int
     }
 GENERIC_TILE(tile_generic_bf16, WT_BF16)
 GENERIC_TILE(tile_generic_f16, WT_F16)
-GENERIC_TILE(tile_generic_q8, WT_Q8)
 
 /* -- AVX-512F: 16 weights widened to fp32 per load (bf16: zero-extend and shift by 16,
- *    exact; f16: vcvtph2ps, exact; q8: sign-extend and convert, exact). 16 accumulators. */
+ *    exact; f16: vcvtph2ps, exact; q8 (panels for sgemm): sign-extend and convert, exact).
+ *    16 accumulators. */
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inline
 
 T512 __m512 w16_512(const void *p, size_t i, wtype t, __mmask16 m) {
@@ -159,7 +150,6 @@ T512 void tile512(float *out, size_t ldo, const float *x, size_t ldx, const void
         NB_SWITCH(tile512, o, ldo, x, ldx, w, ldw, nr, kc, acc, T);                              \
     }
 TILE512(tile512_f16, WT_F16)
-TILE512(tile512_q8, WT_Q8)
 
 /* -- AVX-512F, bf16 weights: one 64-byte load holds 32 bf16 = 16 lanes of (w[2i+1], w[2i]);
  *    lane << 16 is w[2i] as fp32 and lane & 0xffff0000 is w[2i+1] (both exact), so two FMAs
@@ -262,7 +252,6 @@ T256 void tile256(float *out, size_t ldo, const float *x, size_t ldx, const void
     }
 TILE256(tile256_bf16, WT_BF16)
 TILE256(tile256_f16, WT_F16)
-TILE256(tile256_q8, WT_Q8)
 
 /* -- AVX-512 BF16: x rounded to bf16 once per call (RNE), then vdpbf16ps multiplies 32 bf16
  *    pairs per instruction into 16 fp32 lanes. Each product of two bf16 values is exact in
@@ -336,12 +325,14 @@ static void widen_generic(float *dst, const void *src, size_t n, wtype t) {
 
 static const sm_enum_entry k_paths[] = {
     {"auto", LINEAR_AUTO},     {"generic", LINEAR_GENERIC},        {"avx2", LINEAR_AVX2},
-    {"avx512", LINEAR_AVX512}, {"avx512bf16", LINEAR_AVX512BF16}, {"sgemm", LINEAR_SGEMM}};
+    {"avx512", LINEAR_AVX512}, {"avx512bf16", LINEAR_AVX512BF16}, {"sgemm", LINEAR_SGEMM},
+    {"avx512vnni", LINEAR_AVX512VNNI}};
 
 const char *linear_path_name(linear_path p) { return SM_ENUM_NAME(k_paths, p); }
 
 /* Whether the active code path (cpu_isa_active: smdlm's detection, lowered by SMDLM_ISA)
- * runs p. F16C comes with every AVX2 processor; the bf16 dot product needs its own bit. */
+ * runs p. F16C comes with every AVX2 processor; the bf16 and int8 dot products need their own
+ * bits. */
 static int cpu_has(linear_path p) {
     cpu_isa isa = cpu_isa_active();
     switch (p) {
@@ -351,6 +342,7 @@ static int cpu_has(linear_path p) {
     case LINEAR_AVX2: return isa >= CPU_ISA_AVX2 && cpu_features_get()->f16c;
     case LINEAR_AVX512: return isa >= CPU_ISA_AVX512;
     case LINEAR_AVX512BF16: return isa >= CPU_ISA_AVX512 && cpu_features_get()->avx512_bf16;
+    case LINEAR_AVX512VNNI: return isa >= CPU_ISA_AVX512 && cpu_features_get()->avx512_vnni;
     }
     return 0;
 }
@@ -360,7 +352,7 @@ int linear_path_available(linear_path p) { return cpu_has(p); }
 static linear_path g_forced = LINEAR_AUTO;
 
 int linear_force_path(linear_path p) {
-    if (p < LINEAR_AUTO || p > LINEAR_SGEMM) return SM_ERR("unknown linear kernel path %d", (int)p);
+    if (p < LINEAR_AUTO || p > LINEAR_AVX512VNNI) return SM_ERR("unknown linear kernel path %d", (int)p);
     if (!cpu_has(p)) return SM_ERR("this processor cannot run the %s linear kernels", linear_path_name(p));
     g_forced = p;
     return 0;
@@ -372,7 +364,7 @@ int linear_path_parse(const char *name, linear_path *p) {
         *p = (linear_path)v;
         return 0;
     }
-    return SM_ERR("unknown linear kernel path '%s' (auto, generic, avx2, avx512, avx512bf16, sgemm)", name);
+    return SM_ERR("unknown linear kernel path '%s' (auto, generic, avx2, avx512, avx512bf16, sgemm, avx512vnni)", name);
 }
 
 /* Default per regime, from bench/bench_linear.sh (NOTES.md): at N ≤ LINEAR_SMALL_N the
@@ -380,25 +372,38 @@ int linear_path_parse(const char *name, linear_path *p) {
  * run at sgemm speed and stay exact. */
 #define LINEAR_SMALL_N 8
 
+/* q8: the int8 kernels (generic, avx2, avx512vnni) whatever N; the avx512 level without VNNI
+ * runs the avx2 one. */
+static linear_path q8_path(linear_path p) {
+    if (p == LINEAR_AUTO)
+        return cpu_has(LINEAR_AVX512VNNI) ? LINEAR_AVX512VNNI
+               : cpu_has(LINEAR_AVX2)     ? LINEAR_AVX2
+                                          : LINEAR_GENERIC;
+    return p == LINEAR_AVX512 || p == LINEAR_AVX512BF16 ? LINEAR_AVX2 : p;
+}
+
 linear_path linear_path_for(wtype t, int N) {
     if (t == WT_F32) return LINEAR_SGEMM;
     linear_path p = g_forced;
-    if (p == LINEAR_AVX512BF16 && t != WT_BF16) p = LINEAR_AVX512; /* bf16 weights only */
+    if (t == WT_Q8) return q8_path(p);
+    if ((p == LINEAR_AVX512BF16 && t != WT_BF16) || p == LINEAR_AVX512VNNI)
+        p = LINEAR_AVX512; /* bf16 weights only; q8 only */
     if (p != LINEAR_AUTO) return p;
     if (N > LINEAR_SMALL_N) return LINEAR_SGEMM;
     if (cpu_has(LINEAR_AVX512)) return LINEAR_AVX512;
     return cpu_has(LINEAR_AVX2) ? LINEAR_AVX2 : LINEAR_GENERIC;
 }
 
+/* The fp32 tile of a bf16 or f16 path (q8 has its own, linear_q8.c). */
 static tile_fn tile_for(linear_path p, wtype t, int *nbmax) {
     *nbmax = 4;
     switch (p) {
     case LINEAR_AVX512BF16: return tilebf_bf16;
-    case LINEAR_AVX512: return t == WT_BF16 ? tile512s_bf16 : t == WT_F16 ? tile512_f16 : tile512_q8;
+    case LINEAR_AVX512: return t == WT_BF16 ? tile512s_bf16 : tile512_f16;
     case LINEAR_AVX2:
         *nbmax = 2;
-        return t == WT_BF16 ? tile256_bf16 : t == WT_F16 ? tile256_f16 : tile256_q8;
-    default: return t == WT_BF16 ? tile_generic_bf16 : t == WT_F16 ? tile_generic_f16 : tile_generic_q8;
+        return t == WT_BF16 ? tile256_bf16 : tile256_f16;
+    default: return t == WT_BF16 ? tile_generic_bf16 : tile_generic_f16;
     }
 }
 
@@ -442,6 +447,12 @@ static void forward_sgemm(float *out, const float *inp, const linear_w *w, const
     }
 }
 
+int linear_panel_rows(int OC) {
+    int prow = PANEL_ROWS, nth = omp_get_max_threads();
+    while (prow > TILE_R && (OC + prow - 1) / prow < 4 * nth) prow /= 2;
+    return prow;
+}
+
 static void forward_tiles(float *out, const float *inp, const linear_w *w, const float *bias, int N,
                           linear_path path) {
     const int IC = w->in, OC = w->out;
@@ -463,10 +474,7 @@ static void forward_tiles(float *out, const float *inp, const linear_w *w, const
         x = xp;
     }
     const size_t es = path == LINEAR_AVX512BF16 ? 2 : elem_size(w->type);
-    /* enough panels for every thread at small OC (the 128-row k/v projections) */
-    int prow = PANEL_ROWS, nth = omp_get_max_threads();
-    while (prow > TILE_R && (OC + prow - 1) / prow < 4 * nth) prow /= 2;
-    const int npanels = (OC + prow - 1) / prow;
+    const int prow = linear_panel_rows(OC), npanels = (OC + prow - 1) / prow;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int p = 0; p < npanels; p++) {
         int r0 = p * prow, pr = OC - r0 < prow ? OC - r0 : prow;
@@ -524,19 +532,50 @@ void linear_forward(float *out, const float *inp, const linear_w *w, const float
     }
     linear_path p = linear_path_for(w->type, N);
     if (p == LINEAR_SGEMM) forward_sgemm(out, inp, w, bias, N);
+    else if (w->type == WT_Q8) linear_q8_forward(out, inp, w, bias, N, p);
     else forward_tiles(out, inp, w, bias, N, p);
 }
 
-/* Reference: fp32 accumulation in index order; q8 is scale · Σ q·x. */
+/* q8 reference: x quantised per row like a weight row (nearbyintf, round half to even),
+ * integer dot products, (Σ xq·q) · (sx·sw) + bias. */
+static void forward_q8_ref(float *out, const float *inp, const linear_w *w, const float *bias,
+                           int N) {
+    const int IC = w->in, OC = w->out;
+    const int8_t *q = w->data;
+    int8_t *xq = sm_malloc((size_t)IC);
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * IC;
+        float amax = 0.0f;
+        int finite = 1;
+        for (int k = 0; k < IC; k++) {
+            finite &= isfinite(x[k]) != 0;
+            amax = fabsf(x[k]) > amax ? fabsf(x[k]) : amax;
+        }
+        float sx = finite ? amax / 127.0f : NAN, inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int k = 0; k < IC; k++) xq[k] = finite ? (int8_t)nearbyintf(x[k] * inv) : 0;
+        for (int o = 0; o < OC; o++) {
+            int64_t dot = 0;
+            for (int k = 0; k < IC; k++) dot += (int64_t)xq[k] * q[(size_t)o * IC + k];
+            float v = (float)dot * (sx * w->scales[o]);
+            out[(size_t)n * OC + o] = bias ? v + bias[o] : v;
+        }
+    }
+    free(xq);
+}
+
+/* Reference: fp32 accumulation in index order. */
 void linear_forward_ref(float *out, const float *inp, const linear_w *w, const float *bias, int N) {
     check_w(w);
+    if (w->type == WT_Q8) {
+        forward_q8_ref(out, inp, w, bias, N);
+        return;
+    }
     const int IC = w->in, OC = w->out;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             float acc = 0.0f;
             for (int k = 0; k < IC; k++)
                 acc += inp[(size_t)n * IC + k] * w_elem(w, (size_t)o * IC + k);
-            if (w->type == WT_Q8) acc *= w->scales[o];
             out[(size_t)n * OC + o] = bias ? acc + bias[o] : acc;
         }
 }
@@ -555,16 +594,31 @@ void linear_rows_f32(float *out, const linear_w *w, const int32_t *rows, int n) 
     }
 }
 
+static void set_q8(linear_w *w, int out, int in, const int8_t *q, const float *scales,
+                   const int32_t *sums, void *owned) {
+    w->type = WT_Q8;
+    w->out = out;
+    w->in = in;
+    w->data = q;
+    w->scales = scales;
+    w->row_sums = sums;
+    w->owned = owned;
+}
+
 int linear_quantize_q8(linear_w *dst, const linear_w *src) {
     check_w(src);
     memset(dst, 0, sizeof *dst);
     if (src->type == WT_Q8) return SM_ERR("weights are already q8");
     const int IC = src->in, OC = src->out;
+    if (IC > LINEAR_Q8_MAX_IN)
+        return SM_ERR("a [%d, %d] weight has rows of more than %d inputs, too long for q8", OC,
+                      IC, LINEAR_Q8_MAX_IN);
     const size_t es = elem_size(src->type);
     size_t nq = (size_t)OC * (size_t)IC, qbytes = (nq + 63) & ~(size_t)63;
-    unsigned char *buf = sm_aligned_alloc(qbytes + sizeof(float) * (size_t)OC);
+    unsigned char *buf = sm_aligned_alloc(qbytes + (sizeof(float) + sizeof(int32_t)) * (size_t)OC);
     int8_t *q = (int8_t *)buf;
     float *scales = (float *)(buf + qbytes);
+    int32_t *sums = (int32_t *)(scales + OC);
     int bad_row = -1;
 #pragma omp parallel
     {
@@ -588,10 +642,13 @@ int linear_quantize_q8(linear_w *dst, const linear_w *src) {
             float scale = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
             scales[r] = scale;
             int8_t *qr = q + (size_t)r * IC;
+            int32_t sum = 0;
             for (int k = 0; k < IC; k++) {
                 float v = nearbyintf(row[k] * inv);
                 qr[k] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+                sum += qr[k];
             }
+            sums[r] = sum;
         }
         free(row);
     }
@@ -599,12 +656,34 @@ int linear_quantize_q8(linear_w *dst, const linear_w *src) {
         free(buf);
         return SM_ERR("row %d of a [%d, %d] weight has a non-finite value", bad_row, OC, IC);
     }
-    dst->type = WT_Q8;
-    dst->out = OC;
-    dst->in = IC;
-    dst->data = q;
-    dst->scales = scales;
-    dst->owned = buf;
+    set_q8(dst, OC, IC, q, scales, sums, buf);
+    return 0;
+}
+
+int linear_q8_wrap(linear_w *w, const int8_t *q, const float *scales, int out, int in,
+                   const char *what) {
+    memset(w, 0, sizeof *w);
+    if (in > LINEAR_Q8_MAX_IN)
+        return SM_ERR("%s: rows of %d inputs are too long for q8 (at most %d)", what, in,
+                      LINEAR_Q8_MAX_IN);
+    int32_t *sums = sm_malloc(sizeof(int32_t) * (size_t)out);
+    int bad_q = INT_MAX, bad_scale = INT_MAX; /* the first bad rows */
+#pragma omp parallel for schedule(static) reduction(min : bad_q, bad_scale)
+    for (int r = 0; r < out; r++) {
+        const int8_t *qr = q + (size_t)r * in;
+        int32_t sum = 0, low = 0;
+        for (int k = 0; k < in; k++) sum += qr[k], low |= qr[k] == -128;
+        sums[r] = sum;
+        if (low) bad_q = r < bad_q ? r : bad_q;
+        if (!(scales[r] >= 0.0f && scales[r] <= FLT_MAX)) bad_scale = r < bad_scale ? r : bad_scale;
+    }
+    if (bad_q < INT_MAX || bad_scale < INT_MAX) {
+        free(sums);
+        return bad_q < INT_MAX ? SM_ERR("%s: row %d holds -128 (q8 values are -127..127)", what, bad_q)
+                          : SM_ERR("%s: row %d has the scale %g (q8 scales are finite and >= 0)",
+                                   what, bad_scale, (double)scales[bad_scale]);
+    }
+    set_q8(w, out, in, q, scales, sums, sums);
     return 0;
 }
 

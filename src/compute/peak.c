@@ -11,76 +11,56 @@
 
 #define ACC 12
 
-/* Each function runs `iters` rounds of ACC instructions and returns a value that depends on
- * every accumulator, so the compiler keeps them all. */
-__attribute__((target("avx512f"))) static float loop_fma512(long iters) {
-    __m512 acc[ACC], a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-#pragma GCC unroll 12
-    for (int j = 0; j < ACC; j++) acc[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int j = 0; j < ACC; j++) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+/* LOOP defines `static float NAME(long iters)` under the target attribute ATTR: ACC
+ * accumulators of type VEC start at INIT(j) and take `iters` rounds of acc[j] = STEP(acc[j]),
+ * with the operands CONSTS declared first; the result is ADD over the accumulators, then
+ * REDUCE, so it depends on every accumulator and the compiler keeps them all. */
+#define LOOP(ATTR, NAME, VEC, CONSTS, INIT, STEP, ADD, REDUCE)                               \
+    ATTR static float NAME(long iters) {                                                      \
+        VEC acc[ACC];                                                                         \
+        CONSTS;                                                                               \
+        _Pragma("GCC unroll 12") for (int j = 0; j < ACC; j++) acc[j] = INIT(j);              \
+        for (long i = 0; i < iters; i++) {                                                    \
+            _Pragma("GCC unroll 12") for (int j = 0; j < ACC; j++) acc[j] = STEP(acc[j]);     \
+        }                                                                                     \
+        _Pragma("GCC unroll 12") for (int j = 1; j < ACC; j++) acc[0] = ADD(acc[0], acc[j]);  \
+        return REDUCE(acc[0]);                                                                \
     }
-#pragma GCC unroll 12
-    for (int j = 1; j < ACC; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    return _mm512_reduce_add_ps(acc[0]);
-}
 
-__attribute__((target("avx2,fma"))) static float loop_fma256(long iters) {
-    __m256 acc[ACC], a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-#pragma GCC unroll 12
-    for (int j = 0; j < ACC; j++) acc[j] = _mm256_set1_ps((float)j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int j = 0; j < ACC; j++) acc[j] = _mm256_fmadd_ps(acc[j], a, b);
-    }
-#pragma GCC unroll 12
-    for (int j = 1; j < ACC; j++) acc[0] = _mm256_add_ps(acc[0], acc[j]);
+#define TARGET(isa) __attribute__((target(isa)))
+
+TARGET("avx2") static inline float first_plus_last_256(__m256 v) {
     float out[8];
-    _mm256_storeu_ps(out, acc[0]);
+    _mm256_storeu_ps(out, v);
     return out[0] + out[7];
 }
 
+#define SET512(j) _mm512_set1_ps((float)(j))
+#define FMA512(x) _mm512_fmadd_ps(x, a, b)
+LOOP(TARGET("avx512f"), loop_fma512, __m512, __m512 a = _mm512_set1_ps(0.999999f); __m512 b = _mm512_set1_ps(1e-7f),
+     SET512, FMA512, _mm512_add_ps, _mm512_reduce_add_ps)
+
+#define SET256(j) _mm256_set1_ps((float)(j))
+#define FMA256(x) _mm256_fmadd_ps(x, a, b)
+LOOP(TARGET("avx2,fma"), loop_fma256, __m256, __m256 a = _mm256_set1_ps(0.999999f); __m256 b = _mm256_set1_ps(1e-7f),
+     SET256, FMA256, _mm256_add_ps, first_plus_last_256)
+
 /* SSE2 has no FMA: one multiply and one add per 4 lanes, the baseline's limit */
-static float loop_sse2(long iters) {
-    __m128 acc[ACC], a = _mm_set1_ps(0.999999f), b = _mm_set1_ps(1e-7f);
-#pragma GCC unroll 12
-    for (int j = 0; j < ACC; j++) acc[j] = _mm_set1_ps((float)j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int j = 0; j < ACC; j++) acc[j] = _mm_add_ps(_mm_mul_ps(acc[j], a), b);
-    }
-#pragma GCC unroll 12
-    for (int j = 1; j < ACC; j++) acc[0] = _mm_add_ps(acc[0], acc[j]);
-    return _mm_cvtss_f32(acc[0]);
-}
+#define SET128(j) _mm_set1_ps((float)(j))
+#define MULADD128(x) _mm_add_ps(_mm_mul_ps(x, a), b)
+LOOP(, loop_sse2, __m128, __m128 a = _mm_set1_ps(0.999999f); __m128 b = _mm_set1_ps(1e-7f), SET128, MULADD128,
+     _mm_add_ps, _mm_cvtss_f32)
 
-__attribute__((target("avx512f,avx512bf16"))) static float loop_bf16(long iters) {
-    __m512 acc[ACC];
-    __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);
-#pragma GCC unroll 12
-    for (int j = 0; j < ACC; j++) acc[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int j = 0; j < ACC; j++) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
-    }
-#pragma GCC unroll 12
-    for (int j = 1; j < ACC; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    return _mm512_reduce_add_ps(acc[0]);
-}
+#define DPBF16(x) _mm512_dpbf16_ps(x, a, b)
+LOOP(TARGET("avx512f,avx512bf16"), loop_bf16, __m512,
+     __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80); __m512bh b = (__m512bh)_mm512_set1_epi16(0x3380), SET512,
+     DPBF16, _mm512_add_ps, _mm512_reduce_add_ps)
 
-__attribute__((target("avx512f,avx512vnni"))) static float loop_int8(long iters) {
-    __m512i acc[ACC], a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(-1);
-#pragma GCC unroll 12
-    for (int j = 0; j < ACC; j++) acc[j] = _mm512_set1_epi32(j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int j = 0; j < ACC; j++) acc[j] = _mm512_dpbusd_epi32(acc[j], a, b);
-    }
-#pragma GCC unroll 12
-    for (int j = 1; j < ACC; j++) acc[0] = _mm512_add_epi32(acc[0], acc[j]);
-    return (float)_mm512_reduce_add_epi32(acc[0]);
-}
+#define SETI512(j) _mm512_set1_epi32(j)
+#define DPBUSD(x) _mm512_dpbusd_epi32(x, a, b)
+#define REDUCE_I512(x) ((float)_mm512_reduce_add_epi32(x))
+LOOP(TARGET("avx512f,avx512vnni"), loop_int8, __m512i, __m512i a = _mm512_set1_epi8(1); __m512i b = _mm512_set1_epi8(-1),
+     SETI512, DPBUSD, _mm512_add_epi32, REDUCE_I512)
 
 typedef float (*loop_fn)(long);
 static const struct {

@@ -37,6 +37,10 @@ typedef struct {
     float (*copy_chunk)(float *dst, const float *src, int n);
     void (*row_exp_moments)(const float *x, int n, float m, double *s_out, double *sz_out);
     void (*row_topk)(const float *x, int n, int k, int32_t *idx, float *val);
+    /* x[0..n) ≈ scale · q with q ∈ [−127, 127] (linear.h's q8 activations): returns the scale
+     * max|x| / 127 (0 for a zero row, NaN when x holds a NaN or an infinity, q then 0);
+     * q[n..ld) = 0. */
+    float (*quantize_q8_row)(int8_t *q, const float *x, int n, int ld);
     /* backward */
     void (*colsum_block)(float *dbias, const float *dout, int N, int OC, int c0, int ncol);
     void (*ln_backward_row)(float *dx, const float *dout, const float *xhat, float rstd,

@@ -145,6 +145,25 @@ static float copy_chunk(float *dst, const float *src, int n) {
     return z;
 }
 
+/* Symmetric int8 with one scale per row, as the q8 weights (linear.h). |x·127/max| ≤ 127 up
+ * to two roundings, so adding and subtracting 1.5·2²³ rounds it half to even to an integer
+ * in [−127, 127] (the same bits as nearbyintf on every path). */
+static float quantize_q8_row(int8_t *q, const float *x, int n, int ld) {
+    float mx = 0.0f, z = 0.0f;
+#pragma omp simd reduction(max : mx) reduction(+ : z)
+    for (int i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        mx = a > mx ? a : mx;
+        z += x[i] - x[i]; /* 0, or NaN after a non-finite entry (see row_max) */
+    }
+    const float inv = z == 0.0f && mx > 0.0f ? 127.0f / mx : 0.0f;
+    if (z != 0.0f) n = 0; /* all zeros: x·0 would be NaN for an infinity */
+#pragma omp simd
+    for (int i = 0; i < n; i++) q[i] = (int8_t)(int)((x[i] * inv + 0x1.8p23f) - 0x1.8p23f);
+    for (int i = n; i < ld; i++) q[i] = 0;
+    return z == 0.0f ? mx / 127.0f : NAN;
+}
+
 /* Σ e^{x−m} and Σ e^{x−m}(x−m): float sums over blocks of 256, blocks summed in double
  * (V ≈ 50k-150k terms). */
 static void row_exp_moments(const float *x, int n, float m, double *s_out,
@@ -382,6 +401,7 @@ const row_kernels CPU_PATH_SYMBOL(row_kernels) = {
     .copy_chunk = copy_chunk,
     .row_exp_moments = row_exp_moments,
     .row_topk = row_topk,
+    .quantize_q8_row = quantize_q8_row,
     .colsum_block = colsum_block,
     .ln_backward_row = ln_backward_row,
     .ln_backward_cols = ln_backward_cols,

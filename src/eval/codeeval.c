@@ -100,7 +100,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 /* Whole file, gunzipped when its name ends in .gz; NUL-terminated. */
-static int read_text(const char *path, char **out, size_t *len) {
+static int read_file_or_gz(const char *path, char **out, size_t *len) {
     if (!ends_with(path, ".gz")) return sm_read_file(path, CODE_MAX_FILE, out, len);
     int fd = sm_open_regular(path, NULL);
     if (fd < 0) return -1;
@@ -132,6 +132,14 @@ static int read_text(const char *path, char **out, size_t *len) {
     *out = sb_done(&b);
     *len = b.len;
     return 0;
+}
+
+/* read_file_or_gz of a text file: a NUL byte inside is an error naming the file. */
+static int read_text(const char *path, char **out, size_t *len) {
+    if (read_file_or_gz(path, out, len)) return -1;
+    if (strlen(*out) == *len) return 0;
+    free(*out);
+    return SM_ERR("'%s' contains a NUL byte", path);
 }
 
 /* Calls fn on every non-blank line (NUL-terminated in place) with its 1-based number. */
@@ -378,10 +386,6 @@ int code_set_load(code_set *s, code_bench b, const char *path, int all_tasks) {
     char *text;
     size_t len;
     if (read_text(path, &text, &len)) return -1;
-    if (strlen(text) != len) {
-        free(text);
-        return SM_ERR("'%s' contains a NUL byte", path);
-    }
     load_ctx c = {s, path, all_tasks};
     if (b == CODE_MBPP_SANITIZED) { /* one JSON array */
         cJSON *arr = cJSON_ParseWithLength(text, len);
@@ -835,10 +839,6 @@ int code_samples_load(code_samples *out, const code_set *s, const char *path) {
     char *text;
     size_t len;
     if (read_text(path, &text, &len)) return -1;
-    if (strlen(text) != len) {
-        free(text);
-        return SM_ERR("'%s' contains a NUL byte", path);
-    }
     samples_ctx c = {out, s, path};
     for_each_line(text, len, sample_line, &c);
     free(text);
@@ -1065,6 +1065,36 @@ char *code_extract(const code_set *s, const char *generated) {
 
 /* ---- generation ---- */
 
+/* 1 with the reason in why when a prompt of np tokens plus gen_len generated ones exceeds
+ * the model's length, else 0. */
+static int prompt_too_long(const smdlm_model *model, size_t np, int gen_len, char *why, size_t cap) {
+    const int max_len = smdlm_max_length(model);
+    if ((long)np + gen_len <= max_len) return 0;
+    snprintf(why, cap, "prompt of %zu tokens does not fit the context of %d with max_new_tokens %d", np, max_len,
+             gen_len);
+    return 1;
+}
+
+/* The text generation starts from: the prompt, or for the harness its rendered chat text
+ * (encoded with control tokens parsed); NULL on error. */
+static char *generation_prompt(const smdlm_model *model, const code_set *s, size_t i, const code_gen_opts *o) {
+    char *prompt = NULL;
+    if (s->format != CODE_FORMAT_HARNESS) return code_prompt(s, i, &o->prompt);
+    return code_model_prompt(model, s, i, &o->prompt, o->gp.system, &prompt) ? NULL : prompt;
+}
+
+int code_prompt_fits(const smdlm_model *model, const code_set *s, size_t i, const code_gen_opts *o,
+                     char *why, size_t cap) {
+    char *prompt = generation_prompt(model, s, i, o);
+    int32_t *ids = NULL;
+    size_t np = 0;
+    int rc = !prompt || smdlm_tokenize(model, prompt, 1, &ids, &np) ? -1
+                                                                     : prompt_too_long(model, np, o->gen_len, why, cap);
+    free(ids);
+    free(prompt);
+    return rc;
+}
+
 int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *s, size_t i,
                   const code_gen_opts *o, uint64_t seed, char **completion) {
     int harness = s->format == CODE_FORMAT_HARNESS;
@@ -1073,21 +1103,15 @@ int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *
     size_t np = 0;
     smdlm_result r = {0};
     int rc = -1;
-    /* the harness hands the model its rendered chat text, control tokens parsed */
-    if (harness) {
-        if (code_model_prompt(model, s, i, &o->prompt, o->gp.system, &prompt)) goto done;
-    } else {
-        prompt = code_prompt(s, i, &o->prompt);
-    }
+    char why[160];
+    if (!(prompt = generation_prompt(model, s, i, o))) goto done;
     if (smdlm_tokenize(model, prompt, 1, &ids, &np)) goto done;
-    long len = (long)np + o->gen_len;
-    if (len > smdlm_max_length(model)) {
-        SM_ERR("%s: the prompt (%zu tokens) plus %d generated tokens exceed the model's length %d",
-               s->p[i].task_id, np, o->gen_len, smdlm_max_length(model));
+    if (prompt_too_long(model, np, o->gen_len, why, sizeof why)) {
+        SM_ERR("%s: %s", s->p[i].task_id, why);
         goto done;
     }
     smdlm_gen_params gp = o->gp;
-    gp.mdlm.len = (int)len;                 /* MDLM: the canvas, prompt included */
+    gp.mdlm.len = (int)np + o->gen_len;     /* MDLM: the canvas, prompt included */
     gp.decoder.max_new_tokens = o->gen_len; /* Dream / LLaDA */
     gp.seed = seed;
     gp.n = 1;

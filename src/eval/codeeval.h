@@ -166,8 +166,15 @@ typedef struct {
     code_prompt_opts prompt;
 } code_gen_opts;
 
+/* Whether problem i's prompt plus o->gen_len generated tokens fit the model's length: 0 when
+ * they do, 1 when not (the reason, "prompt of N tokens does not fit the context of M with
+ * max_new_tokens K", in why), −1 when the prompt cannot be tokenised. */
+int code_prompt_fits(const smdlm_model *model, const code_set *s, size_t i, const code_gen_opts *o,
+                     char *why, size_t cap);
+
 /* One completion of problem i with the given seed on a state of the model: prompt, generation,
- * extraction. The one place that calls the model (decoders and chat templates plug in here). */
+ * extraction. The one place that calls the model (decoders and chat templates plug in here).
+ * A prompt that does not fit (code_prompt_fits) is an error naming the task. */
 int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *s, size_t i,
                   const code_gen_opts *o, uint64_t seed, char **completion);
 

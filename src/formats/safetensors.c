@@ -711,21 +711,16 @@ int st_tensor_to_f32(const st_tensor *t, float *out) {
         if (n) memcpy(out, p, (size_t)n * 4);
         return 0;
     case ST_F16:
+    case ST_BF16: {
+        const bool bf16 = t->dtype == ST_BF16;
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
         for (long long i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            out[i] = st_f16_to_f32(h);
+            out[i] = bf16 ? st_bf16_to_f32(h) : st_f16_to_f32(h);
         }
         return 0;
-    case ST_BF16:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-        for (long long i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = st_bf16_to_f32(h);
-        }
-        return 0;
+    }
     case ST_F64:
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
         for (long long i = 0; i < n; i++) {
@@ -820,7 +815,10 @@ int st_check_expected(const st_archive *a, const st_expect *expected, int n,
                           a->nfiles ? a->files[0].path : "(empty archive)",
                           a->nfiles > 1 ? " and its other shards" : "", e->name, want);
         const char *file = a->files[t->file_index].path;
-        if (!dtype_is_float(t->dtype))
+        if (e->int8 && t->dtype != ST_I8)
+            return SM_ERR("'%s': tensor '%s' has dtype %s, expected I8 (int8 weights of a q8 "
+                          "model)", file, e->name, st_dtype_name(t->dtype));
+        if (!e->int8 && !dtype_is_float(t->dtype))
             return SM_ERR("'%s': tensor '%s' has dtype %s, expected a floating type "
                           "(F32/F16/BF16/F64)", file, e->name, st_dtype_name(t->dtype));
         bool same = t->ndim == e->ndim;

@@ -8,6 +8,7 @@
 #ifndef SMDLM_SAFETENSORS_H
 #define SMDLM_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,12 +73,14 @@ int st_tensor_to_f32(const st_tensor *t, float *out);
 int st_check_finite(const st_archive *a);
 
 /* Expected-tensor registry: every entry must exist with exactly this shape (and a floating
- * dtype). `unknown_ok` lists name suffixes that may appear in the file without being
- * expected (e.g. "rotary_emb.inv_freq"); any other unexpected tensor is an error. */
+ * dtype, or I8 where int8 is set). `unknown_ok` lists name suffixes that may appear in the file
+ * without being expected (e.g. "rotary_emb.inv_freq"); any other unexpected tensor is an
+ * error. */
 typedef struct {
     const char *name;
     int ndim;
     int64_t shape[ST_MAX_DIMS];
+    bool int8; /* an I8 tensor (saved q8 weights) */
 } st_expect;
 int st_check_expected(const st_archive *a, const st_expect *expected, int n,
                       const char *const *unknown_ok, int n_unknown_ok);

@@ -12,6 +12,7 @@
 #include "base/jsonutil.h"
 #include "base/util.h"
 #include "compute/gemm.h"
+#include "models/model.h"
 
 #define PREFIX "base_model.model."
 
@@ -270,28 +271,10 @@ int adapter_apply(transformer_model *m, const peft_adapter *a, int merge_all) {
 
 /* ---- merged model directory ------------------------------------------------------------- */
 
-/* The weight files of a model directory (replaced by the merged model.safetensors). */
-static int is_weight_file(const char *name) {
-    return !strncmp(name, "model", 5) && strstr(name, ".safetensors");
-}
-
 /* Every regular file of the base directory but the weights, then the adapter's
  * transparency_config.json (trained beside the adapter). */
 static int copy_side_files(const char *base_dir, const char *adapter_dir, const char *out_dir) {
-    DIR *d = opendir(base_dir);
-    if (!d) return SM_ERR("%s: cannot list the directory: %s", base_dir, strerror(errno));
-    int rc = 0;
-    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
-        char *src = sm_path_join(base_dir, e->d_name);
-        struct stat sb;
-        if (stat(src, &sb) == 0 && S_ISREG(sb.st_mode) && !is_weight_file(e->d_name)) {
-            char *dst = sm_path_join(out_dir, e->d_name);
-            rc = sm_copy_file(src, dst);
-            free(dst);
-        }
-        free(src);
-    }
-    closedir(d);
+    int rc = model_dir_copy_side_files(base_dir, out_dir);
     char *sm = sm_path_join(adapter_dir, "transparency_config.json");
     if (rc == 0 && sm_file_exists(sm)) {
         char *dst = sm_path_join(out_dir, "transparency_config.json");
@@ -318,8 +301,7 @@ static const void *merged_data(const linear_w *w, st_dtype base, st_dtype *dtype
 
 int adapter_write_merged(const transformer_model *m, const peft_adapter *a, const char *base_dir,
                          const char *out_dir) {
-    if (mkdir(out_dir, 0777) && errno != EEXIST)
-        return SM_ERR("%s: cannot create the directory: %s", out_dir, strerror(errno));
+    if (model_dir_create(out_dir)) return -1;
     int nmods;
     tf_module *mods = transformer_modules((transformer_model *)m, &nmods);
     const st_archive *ar = &m->archive;

@@ -2,12 +2,16 @@
  * tokenizer; generation states over it. See model.h. */
 #include "models/model.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/jsonutil.h"
 #include "base/util.h"
 #include "models/adapter.h"
 #include "formats/manifest.h"
+#include "text/tokenizer.h"
 
 int model_dir_read_config(dit_config *cfg, const char *dir) {
     char *path = sm_path_join(dir, "config.json"), *text;
@@ -18,14 +22,6 @@ int model_dir_read_config(dit_config *cfg, const char *dir) {
     }
     free(path);
     return rc;
-}
-
-static int has_tokenizer_files(const char *dir) {
-    char *a = sm_path_join(dir, "tokenizer.json"), *b = sm_path_join(dir, "vocab.json");
-    int yes = sm_file_exists(a) || sm_file_exists(b);
-    free(a);
-    free(b);
-    return yes;
 }
 
 static char *read_config_text(const char *dir, char **path) {
@@ -169,7 +165,7 @@ static int load_sm_config(model_dir *md, const model_family *f, const char *dir)
 }
 
 static int load_tokenizer(model_dir *md, int with_tokenizer) {
-    if (!with_tokenizer || (with_tokenizer == 1 && !has_tokenizer_files(md->dir))) return 0;
+    if (!with_tokenizer || (with_tokenizer == 1 && !tok_dir_has_tokenizer(md->dir))) return 0;
     if (tok_load_dir(&md->tok, md->dir)) return -1;
     if (tok_vocab_size(md->tok) > md->vocab_size)
         return SM_ERR("%s: tokenizer has %d ids but the model's vocab_size is %d", md->dir,
@@ -252,6 +248,75 @@ int model_dir_merge_adapter(const char *dir, const char *adapter, const char *ou
         model_dir_free(&md);
     }
     adapter_close(&a);
+    return rc;
+}
+
+int model_dir_create(const char *out_dir) {
+    if (mkdir(out_dir, 0777) && errno != EEXIST)
+        return SM_ERR("%s: cannot create the directory: %s", out_dir, strerror(errno));
+    return 0;
+}
+
+/* The weight files of a model directory (replaced by the written model.safetensors). */
+static int is_weight_file(const char *name) {
+    return !strncmp(name, "model", 5) && strstr(name, ".safetensors");
+}
+
+int model_dir_copy_side_files(const char *dir, const char *out_dir) {
+    DIR *d = opendir(dir);
+    if (!d) return SM_ERR("%s: cannot list the directory: %s", dir, strerror(errno));
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        char *src = sm_path_join(dir, e->d_name);
+        struct stat sb;
+        if (stat(src, &sb) == 0 && S_ISREG(sb.st_mode) && !is_weight_file(e->d_name) &&
+            strcmp(e->d_name, MANIFEST_FILE)) {
+            char *dst = sm_path_join(out_dir, e->d_name);
+            rc = sm_copy_file(src, dst);
+            free(dst);
+        }
+        free(src);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* out_dir/config.json: dir's with "smdlm_quantization": quant added. */
+static int write_quant_config(const char *dir, const char *quant, const char *out_dir) {
+    char *path, *text = read_config_text(dir, &path);
+    if (!text) return -1;
+    cJSON *o = json_parse_object(text, path);
+    int rc = o ? 0 : -1;
+    if (o) {
+        cJSON_AddStringToObject(o, TF_QUANT_KEY, quant);
+        char *out = cJSON_Print(o), *dst = sm_path_join(out_dir, "config.json");
+        rc = sm_write_file_atomic(dst, out, strlen(out));
+        free(dst);
+        cJSON_free(out);
+        cJSON_Delete(o);
+    }
+    free(text);
+    free(path);
+    return rc;
+}
+
+int model_dir_quantize(const char *dir, const char *quant, const char *out_dir) {
+    if (strcmp(quant, "q8")) return SM_ERR("quantisation '%s': the only one is q8", quant);
+    model_dir md;
+    if (model_dir_load_any(&md, dir, 0)) return -1;
+    int rc = 0;
+    if (md.arch == MODEL_MDLM) rc = SM_ERR("%s: q8 applies to Dream/LLaDA models, not MDLM", dir);
+    else if (md.tf.cfg.q8) rc = SM_ERR("%s is quantised already (%s)", dir, TF_QUANT_KEY);
+    if (rc == 0) rc = transformer_quantize_q8(&md.tf);
+    if (rc == 0) rc = model_dir_create(out_dir);
+    if (rc == 0) rc = model_dir_copy_side_files(dir, out_dir);
+    if (rc == 0) {
+        char *path = sm_path_join(out_dir, "model.safetensors");
+        rc = transformer_write_q8(&md.tf, path);
+        free(path);
+    }
+    if (rc == 0) rc = write_quant_config(dir, quant, out_dir);
+    model_dir_free(&md);
     return rc;
 }
 

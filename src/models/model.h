@@ -51,6 +51,16 @@ int model_dir_load_adapted(model_dir *md, const char *dir, const char *adapter, 
 /* Writes out_dir: the model directory dir (NULL: the adapter's base) with the adapter merged
  * (adapter_write_merged). */
 int model_dir_merge_adapter(const char *dir, const char *adapter, const char *out_dir);
+/* Writes out_dir: the Dream/LLaDA model directory dir with its projections quantised as
+ * `quant` ("q8"; transformer_write_q8) in model.safetensors, its config.json marked
+ * (TF_QUANT_KEY) and its other files copied. Loading out_dir needs no quantisation and
+ * computes what --quant q8 computes on dir. */
+int model_dir_quantize(const char *dir, const char *quant, const char *out_dir);
+/* mkdir out_dir (an existing directory is fine). */
+int model_dir_create(const char *out_dir);
+/* Copies every regular file of dir into out_dir except the weights (model*.safetensors,
+ * replaced by the writer) and a checkpoint's COMPLETE manifest (it lists the old weights). */
+int model_dir_copy_side_files(const char *dir, const char *out_dir);
 /* config.json's model_type mapped to a family (0, or -1 with a message). */
 int model_dir_arch(const char *dir, model_arch *arch);
 /* config.json's model_type into type[n] ("" when absent); -1 when the file cannot be read

@@ -161,8 +161,10 @@ int tf_config_from_json(tf_config *c, const cJSON *o, const char *what) {
     int which;
     memset(c, 0, sizeof *c);
     if (json_model_config_type(o, what, "a Dream or LLaDA", types, &which) ||
-        (which == 0 ? parse_dream(c, o, what) : parse_llada(c, o, what)))
+        (which == 0 ? parse_dream(c, o, what) : parse_llada(c, o, what)) ||
+        expect_string(o, TF_QUANT_KEY, "q8", what))
         return -1;
+    c->q8 = present(o, TF_QUANT_KEY);
     c->head_dim = c->hidden / c->n_heads;
     return tf_config_validate(c, what);
 }
@@ -182,12 +184,15 @@ typedef struct {
     char name[128];
     int64_t shape[2];
     int ndim;
-    linear_w *lin;      /* a projection, or */
-    const float **f32;  /* a small fp32 tensor */
+    linear_w *lin;      /* a projection (q8: its I8 weights), or */
+    const float **f32;  /* a small fp32 tensor (q8: also a projection's scales) */
+    int q8;             /* 1: I8 weights of a q8 model; 2: their scales */
 } tf_tensor;
 
+/* A q8 model (c->q8) saves the output projection even when tied, and a scale per projection. */
 static int tensor_count(const tf_config *c) {
-    return 2 + !c->tie_embeddings + c->n_layers * (9 + 3 * c->qkv_bias);
+    const int head = !c->tie_embeddings || c->q8;
+    return 2 + head + c->n_layers * (9 + 3 * c->qkv_bias) + (c->q8 ? 7 * c->n_layers + 1 : 0);
 }
 
 static void add(tf_tensor *t, int *n, const char *name, int64_t d0, int64_t d1, linear_w *lin,
@@ -199,6 +204,19 @@ static void add(tf_tensor *t, int *n, const char *name, int64_t d0, int64_t d1, 
     e->ndim = d1 ? 2 : 1;
     e->lin = lin;
     e->f32 = f32;
+    e->q8 = 0;
+}
+
+/* A projection [d0, d1]; in a q8 model I8, followed by its F32 scales NAME_scale [d0]. */
+static void add_proj(tf_tensor *t, int *n, int q8, const char *name, int64_t d0, int64_t d1,
+                     linear_w *lin) {
+    add(t, n, name, d0, d1, lin, NULL);
+    if (!q8) return;
+    t[*n - 1].q8 = 1;
+    char s[128];
+    snprintf(s, sizeof s, "%s%s", name, TF_SCALE_SUFFIX);
+    add(t, n, s, d0, 0, NULL, &lin->scales);
+    t[*n - 1].q8 = 2;
 }
 
 /* The expected-tensor registry of the config (HF names). */
@@ -206,16 +224,16 @@ static int tensor_table(transformer_model *m, tf_tensor *t) {
     const tf_config *c = &m->cfg;
     const int64_t D = c->hidden, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim, F = c->ffn, V = c->vocab_size;
-    const int dream = c->family == TF_DREAM;
+    const int dream = c->family == TF_DREAM, q8 = c->q8;
     char nm[128];
     int n = 0;
     add(t, &n, dream ? "model.embed_tokens.weight" : "model.transformer.wte.weight", V, D,
         &m->embed, NULL);
     add(t, &n, dream ? "model.norm.weight" : "model.transformer.ln_f.weight", D, 0, NULL,
         &m->final_norm);
-    if (!c->tie_embeddings)
-        add(t, &n, dream ? "lm_head.weight" : "model.transformer.ff_out.weight", V, D,
-            &m->lm_head, NULL);
+    if (!c->tie_embeddings || q8)
+        add_proj(t, &n, q8, dream ? "lm_head.weight" : "model.transformer.ff_out.weight", V, D,
+                 &m->lm_head);
     for (int i = 0; i < c->n_layers; i++) {
         tf_layer *l = &m->layers[i];
         char pre[64];
@@ -225,23 +243,23 @@ static int tensor_table(transformer_model *m, tf_tensor *t) {
 #define NAME(fmt, ...) (snprintf(nm, sizeof nm, "%s" fmt, pre, __VA_ARGS__), nm)
         add(t, &n, NAME("%s", dream ? "input_layernorm.weight" : "attn_norm.weight"), D, 0, NULL,
             &l->attn_norm);
-        add(t, &n, NAME("%sq_proj.weight", att), QD, D, &l->q, NULL);
-        add(t, &n, NAME("%sk_proj.weight", att), KD, D, &l->k, NULL);
-        add(t, &n, NAME("%sv_proj.weight", att), KD, D, &l->v, NULL);
+        add_proj(t, &n, q8, NAME("%sq_proj.weight", att), QD, D, &l->q);
+        add_proj(t, &n, q8, NAME("%sk_proj.weight", att), KD, D, &l->k);
+        add_proj(t, &n, q8, NAME("%sv_proj.weight", att), KD, D, &l->v);
         if (c->qkv_bias) {
             add(t, &n, NAME("%sq_proj.bias", att), QD, 0, NULL, &l->bq);
             add(t, &n, NAME("%sk_proj.bias", att), KD, 0, NULL, &l->bk);
             add(t, &n, NAME("%sv_proj.bias", att), KD, 0, NULL, &l->bv);
         }
-        add(t, &n, NAME("%s", dream ? "self_attn.o_proj.weight" : "attn_out.weight"), D, QD, &l->o,
-            NULL);
+        add_proj(t, &n, q8, NAME("%s", dream ? "self_attn.o_proj.weight" : "attn_out.weight"), D,
+                 QD, &l->o);
         add(t, &n, NAME("%s", dream ? "post_attention_layernorm.weight" : "ff_norm.weight"), D, 0,
             NULL, &l->ffn_norm);
-        add(t, &n, NAME("%s%s", mlp, dream ? "gate_proj.weight" : "ff_proj.weight"), F, D, &l->gate,
-            NULL);
-        add(t, &n, NAME("%sup_proj.weight", mlp), F, D, &l->up, NULL);
-        add(t, &n, NAME("%s%s", mlp, dream ? "down_proj.weight" : "ff_out.weight"), D, F, &l->down,
-            NULL);
+        add_proj(t, &n, q8, NAME("%s%s", mlp, dream ? "gate_proj.weight" : "ff_proj.weight"), F,
+                 D, &l->gate);
+        add_proj(t, &n, q8, NAME("%sup_proj.weight", mlp), F, D, &l->up);
+        add_proj(t, &n, q8, NAME("%s%s", mlp, dream ? "down_proj.weight" : "ff_out.weight"), D,
+                 F, &l->down);
 #undef NAME
     }
     SM_ASSERT(n == tensor_count(c));
@@ -281,6 +299,11 @@ static int bind(transformer_model *m, const tf_tensor *t, int n) {
             memset(w, 0, sizeof *w);
             w->out = (int)t[i].shape[0];
             w->in = (int)t[i].shape[1];
+            if (t[i].q8) { /* wrapped once its scales are bound (transformer_load) */
+                w->type = WT_Q8;
+                w->data = st->data;
+                continue;
+            }
             if (st->dtype == ST_BF16 || st->dtype == ST_F16) {
                 w->type = st->dtype == ST_BF16 ? WT_BF16 : WT_F16;
                 w->data = st->data;
@@ -319,11 +342,17 @@ int transformer_load(transformer_model *m, const tf_config *cfg, const char *dir
         ex[i].ndim = t[i].ndim;
         ex[i].shape[0] = t[i].shape[0];
         ex[i].shape[1] = t[i].shape[1];
+        ex[i].int8 = t[i].q8 == 1;
     }
     /* HF omits a tied head (or writes it anyway); old checkpoints carry rotary buffers */
     static const char *const ok_tied[] = {"rotary_emb.inv_freq", "lm_head.weight"};
     int rc = st_check_expected(&m->archive, ex, n, ok_tied, cfg->tie_embeddings ? 2 : 1);
     if (rc == 0) rc = bind(m, t, n);
+    for (int i = 0; i < n && rc == 0; i++) /* saved q8: check the values, compute the row sums */
+        if (t[i].q8 == 1) {
+            linear_w w = *t[i].lin;
+            rc = linear_q8_wrap(t[i].lin, w.data, w.scales, w.out, w.in, t[i].name);
+        }
     free(ex);
     free(t);
     if (rc) {
@@ -331,7 +360,7 @@ int transformer_load(transformer_model *m, const tf_config *cfg, const char *dir
         transformer_free(m);
         return -1;
     }
-    if (cfg->tie_embeddings) m->lm_head = m->embed;
+    if (cfg->tie_embeddings && !cfg->q8) m->lm_head = m->embed;
     return 0;
 }
 
@@ -376,6 +405,38 @@ int transformer_quantize_q8(transformer_model *m) {
         m->lm_head = q;
     }
     return 0;
+}
+
+int transformer_write_q8(const transformer_model *m, const char *path) {
+    tf_config c = m->cfg;
+    c.q8 = 1;
+    transformer_model q = *m; /* the q8 layout's table over m's weights */
+    q.cfg = c;
+    const int n = tensor_count(&c);
+    tf_tensor *t = sm_calloc((size_t)n, sizeof *t);
+    tensor_table(&q, t);
+    st_write_entry *e = sm_calloc((size_t)n, sizeof *e);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        e[i] = (st_write_entry){.name = t[i].name, .ndim = t[i].ndim,
+                                .shape = {t[i].shape[0], t[i].shape[1]}};
+        if (t[i].q8) {
+            const linear_w *w = t[i].q8 == 1 ? t[i].lin : NULL;
+            if (w && w->type != WT_Q8) rc = SM_ERR("%s: not quantised", t[i].name);
+            e[i].dtype = t[i].q8 == 1 ? ST_I8 : ST_F32;
+            e[i].data = t[i].q8 == 1 ? w->data : (const void *)*t[i].f32;
+        } else { /* as stored */
+            const st_tensor *s = st_find(&m->archive, t[i].name);
+            SM_ASSERT(s);
+            e[i].dtype = s->dtype;
+            e[i].data = s->data;
+        }
+    }
+    static const char *const meta[] = {"format", "pt", NULL};
+    if (rc == 0) rc = st_write(path, e, n, meta);
+    free(e);
+    free(t);
+    return rc;
 }
 
 size_t transformer_weight_bytes(const transformer_model *m) {

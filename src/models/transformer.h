@@ -24,6 +24,11 @@
 #include "formats/safetensors.h"
 #include "softmask/softmask.h"
 
+/* A saved q8 model (`smdlm quantize`, docs/DESIGN.md formats): config.json carries
+ * "smdlm_quantization": "q8", and each projection NAME.weight (I8) has NAME.weight_scale (F32). */
+#define TF_QUANT_KEY "smdlm_quantization"
+#define TF_SCALE_SUFFIX "_scale"
+
 /* The longest canvas accepted whatever the config says (docs/DESIGN.md §4: context used in
  * practice). */
 #define TF_MAX_LEN 2048
@@ -46,6 +51,8 @@ typedef struct {
     int mask_id;
     int max_len;      /* min(config context, TF_MAX_LEN) */
     int shift;        /* 1 for Dream: prediction for position i is output row i − 1 */
+    int q8;           /* config.json "smdlm_quantization": "q8": int8 projections saved
+                         by `smdlm quantize` (docs/DESIGN.md, formats) */
 } tf_config;
 
 /* Parses config.json text (model_type "Dream" or "llada"); `what` names the file in errors. */
@@ -122,6 +129,10 @@ void transformer_free(transformer_model *m);
 /* Replaces every projection (and the output projection) by an int8 copy with per-row
  * scales; the embedding rows stay in the checkpoint's dtype. */
 int transformer_quantize_q8(transformer_model *m);
+/* Writes the weights of a quantised m (transformer_quantize_q8) as one safetensors file in
+ * the layout of a saved q8 model: projections (and the output projection, tied or not) I8
+ * [out, in] with F32 `NAME_scale` [out] beside them, every other tensor as stored. */
+int transformer_write_q8(const transformer_model *m, const char *path);
 
 /* Raw output rows logits[B·T, V] for ids x [B, T] (ids < V, T ≤ max_len: checked, error
  * otherwise). sm and fb (may be NULL): soft-masked inputs (src/softmask/softmask.h) at masked

@@ -29,6 +29,21 @@ void sm_params_default(sm_params *p) {
     p->schedule = SM_SCHEDULE_NONE;
 }
 
+int sm_params_untrained(const sm_params *p) { return p->enabled && p->scale < SM_UNTRAINED_SCALE; }
+
+const char *sm_params_describe(const sm_params *p, char *buf, size_t cap) {
+    if (!sm_params_untrained(p)) {
+        snprintf(buf, cap, "%s", p->enabled ? "on" : "off");
+    } else {
+        char mix[32];
+        if (p->alg == SM_ALG_TEMP) snprintf(mix, sizeof mix, "temp=%g", (double)p->temp);
+        else snprintf(mix, sizeof mix, "k=%d", p->k);
+        snprintf(buf, cap, "on (%s, λ scale %.1e: untrained, the feedback barely changes the input)", mix,
+                 (double)p->scale);
+    }
+    return buf;
+}
+
 int sm_params_validate(const sm_params *p) {
     if (!(p->scale >= 0.0f && p->scale <= 1.0f))
         return SM_ERR("soft-masking scale %g must be in [0, 1]", p->scale);

@@ -43,9 +43,21 @@ typedef struct {
     sm_schedule schedule;
 } sm_params;
 
+/* Below this scale soft-masking counts as untrained: λ ≤ scale (docs/DESIGN.md §3.1), so a
+ * masked input is (1 − λ)·E[m] + λ·Σ π_j E[v_j], within scale·|Σ π_j E[v_j] − E[m]| of the
+ * bare mask embedding — less than a thousandth of the way to the predicted tokens. IBM's
+ * initial scale (1e-6, §3.2) is far below it. */
+#define SM_UNTRAINED_SCALE 1e-3f
+
 /* IBM defaults for an MDLM (scale 0 means switched off until trained). */
 void sm_params_default(sm_params *p);
 int sm_params_validate(const sm_params *p);
+/* On with a scale below SM_UNTRAINED_SCALE. */
+int sm_params_untrained(const sm_params *p);
+/* What p does, for messages: "off", "on", or with a scale below SM_UNTRAINED_SCALE
+ * "on (k=3, λ scale 1.0e-06: untrained, the feedback barely changes the input)" (temp=T
+ * instead of k=K for SM_ALG_TEMP). Returns buf. */
+const char *sm_params_describe(const sm_params *p, char *buf, size_t cap);
 /* Reads IBM's transparency_config.json (transformed values). "transparency_alg": "none" (the
  * reference's arms without soft-masking) sets enabled = 0 and reads no values; an unknown
  * algorithm or schedule is an error naming the file and the key. */

@@ -1147,6 +1147,35 @@ int tok_load_dir(smdlm_tokenizer **out, const char *dir) {
     return rc;
 }
 
+const char *const tok_dir_files[TOK_DIR_NFILES] = {"tokenizer.json", "vocab.json", "merges.txt",
+                                                   "tokenizer_config.json", "special_tokens_map.json"};
+
+static int dir_has(const char *dir, const char *name) {
+    char *path = sm_path_join(dir, name);
+    int yes = sm_file_exists(path);
+    free(path);
+    return yes;
+}
+
+int tok_dir_has_tokenizer(const char *dir) {
+    return dir_has(dir, "tokenizer.json") || dir_has(dir, "vocab.json");
+}
+
+int tok_copy_dir(const char *from, const char *to, const char **copied, int *ncopied) {
+    int n = 0;
+    for (int i = 0; i < TOK_DIR_NFILES; i++) {
+        if (!dir_has(from, tok_dir_files[i])) continue;
+        char *a = sm_path_join(from, tok_dir_files[i]), *b = sm_path_join(to, tok_dir_files[i]);
+        int rc = sm_copy_file(a, b);
+        free(a), free(b);
+        if (rc) return -1;
+        if (copied) copied[n] = tok_dir_files[i];
+        n++;
+    }
+    if (ncopied) *ncopied = n;
+    return 0;
+}
+
 /* FNV-1a (64-bit) over bytes, continuing from h. */
 static uint64_t fnv1a64(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
@@ -1157,9 +1186,7 @@ static uint64_t fnv1a64(uint64_t h, const void *data, size_t n) {
 int tok_fingerprint_dir(const char *dir, char out[TOK_FINGERPRINT_SIZE]) {
     static const char *const json_only[] = {"tokenizer.json", NULL};
     static const char *const bpe_pair[] = {"vocab.json", "merges.txt", NULL};
-    char *tj = sm_path_join(dir, "tokenizer.json"), *vj = sm_path_join(dir, "vocab.json");
-    const char *const *files = sm_file_exists(tj) ? json_only : sm_file_exists(vj) ? bpe_pair : NULL;
-    free(tj), free(vj);
+    const char *const *files = dir_has(dir, "tokenizer.json") ? json_only : dir_has(dir, "vocab.json") ? bpe_pair : NULL;
     if (!files) return 1;
     uint64_t h = 0xcbf29ce484222325ull;
     for (int i = 0; files[i]; i++) {

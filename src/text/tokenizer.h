@@ -71,6 +71,16 @@ int tok_load_files(smdlm_tokenizer **out, const char *vocab_json, const char *me
 int tok_load_json(smdlm_tokenizer **out, const char *tokenizer_json);
 void tok_free(smdlm_tokenizer *t);
 
+/* The files of a tokenizer directory, in the order they are copied: tokenizer.json,
+ * vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json. */
+#define TOK_DIR_NFILES 5
+extern const char *const tok_dir_files[TOK_DIR_NFILES];
+/* Whether DIR holds tokenizer files (tokenizer.json or vocab.json). */
+int tok_dir_has_tokenizer(const char *dir);
+/* Copies the tok_dir_files that FROM holds into TO (each written atomically). copied (NULL:
+ * not wanted) receives their names, at most TOK_DIR_NFILES, and *ncopied their count. */
+int tok_copy_dir(const char *from, const char *to, const char **copied, int *ncopied);
+
 /* The fingerprint of DIR's tokenizer: "fnv1a64:" + 16 hex digits, a 64-bit FNV-1a hash of the
  * files that decide the ids — DIR/tokenizer.json when present, else DIR/vocab.json and
  * DIR/merges.txt, the files tok_load_dir reads for encoding (each hashed with its name and

@@ -15,6 +15,7 @@
 #include "formats/manifest.h"
 #include "formats/safetensors.h"
 #include "models/model.h"
+#include "text/tokenizer.h"
 #include "train/data.h"
 
 /* OUT/PREFIXckpt-NNNNNNNN */
@@ -22,18 +23,6 @@ static char *ckpt_path(const char *out, const char *prefix, long step) {
     char name[64];
     snprintf(name, sizeof name, "%sckpt-%08ld", prefix, step);
     return sm_path_join(out, name);
-}
-
-static int copy_tokenizer(const char *from, const char *to) {
-    static const char *files[] = {"tokenizer.json", "vocab.json", "merges.txt",
-                                  "tokenizer_config.json", "special_tokens_map.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char *a = sm_path_join(from, files[i]), *b = sm_path_join(to, files[i]);
-        int rc = sm_file_exists(a) ? sm_copy_file(a, b) : 0;
-        free(a), free(b);
-        if (rc) return -1;
-    }
-    return 0;
 }
 
 static int save_state(const train_config *c, const trainer *tr, const adamw *opt,
@@ -156,7 +145,7 @@ int checkpoint_save(const train_config *c, const trainer *tr, const adamw *opt,
     int rc = 0;
     if (mkdir(tmp, 0755) != 0 && errno != EEXIST) rc = SM_ERR("cannot create '%s': %s", tmp, strerror(errno));
     if (!rc) rc = trainer_export(tr, tmp, tr->ema.owned != NULL, c->sm_prob > 0.0f);
-    if (!rc && tok_dir) rc = copy_tokenizer(tok_dir, tmp);
+    if (!rc && tok_dir) rc = tok_copy_dir(tok_dir, tmp, NULL, NULL);
     if (!rc) rc = save_state(c, tr, opt, at, tmp);
     if (!rc) rc = manifest_write(tmp); /* COMPLETE, listing every file's size and CRC-32 */
     if (!rc) {

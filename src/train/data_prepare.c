@@ -621,28 +621,11 @@ static int clear_out_dir(const char *out, int force) {
     return rc;
 }
 
-static const char *const k_tok_files[] = {"tokenizer.json", "vocab.json", "merges.txt",
-                                          "tokenizer_config.json", "special_tokens_map.json"};
-#define N_TOK_FILES (sizeof k_tok_files / sizeof *k_tok_files)
-
 static int copy_tokenizer(const char *src, const char *out, cJSON *list) {
     char *dst = sm_path_join(out, "tokenizer");
-    int rc = sm_mkdir_p(dst);
-    for (size_t i = 0; rc == 0 && i < N_TOK_FILES; i++) {
-        char *from = sm_path_join(src, k_tok_files[i]), *to = sm_path_join(dst, k_tok_files[i]);
-        if (sm_file_exists(from)) {
-            char *data;
-            size_t len;
-            rc = sm_read_file(from, TOK_MAX_FILE_BYTES, &data, &len);
-            if (rc == 0) {
-                rc = sm_write_file_atomic(to, data, len);
-                free(data);
-            }
-            if (rc == 0) cJSON_AddItemToArray(list, cJSON_CreateString(k_tok_files[i]));
-        }
-        free(from);
-        free(to);
-    }
+    const char *copied[TOK_DIR_NFILES];
+    int n = 0, rc = sm_mkdir_p(dst) || tok_copy_dir(src, dst, copied, &n) ? -1 : 0;
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(list, cJSON_CreateString(copied[i]));
     free(dst);
     return rc;
 }

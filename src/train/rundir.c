@@ -109,13 +109,37 @@ static cJSON *read_run_file(const char *out, char **path) {
     return root;
 }
 
+/* The Adam ε every parameter had before the soft-masking scalars got their own optimiser
+ * settings (optim_config_default's, torch's). */
+#define SM_EPS_BEFORE_OWN_SETTINGS 1e-8f
+
+/* The recorded config object applied to c. A run.json written before sm_scale_lr and sm_eps
+ * existed describes a run whose three soft-masking scalars trained in one group at sm_lr with
+ * the backbone's ε: the missing keys get those values, not today's defaults, so that the run
+ * continues with the optimiser it started with. *legacy (may be NULL) is set when one was
+ * missing. */
+static int apply_recorded_config(train_config *c, const cJSON *config, const char *path, int *legacy) {
+    if (train_config_from_json(c, config, path)) return -1;
+    const int no_scale_lr = !cJSON_GetObjectItemCaseSensitive(config, "sm_scale_lr");
+    const int no_eps = !cJSON_GetObjectItemCaseSensitive(config, "sm_eps");
+    if (no_scale_lr) c->sm_scale_lr = c->sm_lr;
+    if (no_eps) c->sm_eps = SM_EPS_BEFORE_OWN_SETTINGS;
+    if (legacy) *legacy = no_scale_lr || no_eps;
+    return 0;
+}
+
 int run_dir_load_settings(train_config *c, const char *out) {
     char *path = sm_path_join(out, RUN_FILE);
     int exists = sm_file_exists(path);
     free(path);
     if (!exists) return 1;
     cJSON *root = read_run_file(out, &path);
-    int rc = root ? train_config_from_json(c, cJSON_GetObjectItemCaseSensitive(root, "config"), path) : -1;
+    int legacy = 0;
+    int rc = root ? apply_recorded_config(c, cJSON_GetObjectItemCaseSensitive(root, "config"), path, &legacy) : -1;
+    if (rc == 0 && legacy)
+        fprintf(stderr, "smdlm train: %s predates the soft-masking optimiser settings: the run continues with "
+                        "the optimiser it started with, sm_scale_lr %g (its sm_lr) and sm_eps %g\n",
+                path, (double)c->sm_scale_lr, (double)c->sm_eps);
     cJSON_Delete(root);
     free(path);
     return rc;
@@ -148,7 +172,7 @@ static int compare_with_record(const train_config *now, const char *fingerprint,
     }
     train_config rec;
     train_config_default(&rec);
-    int rc = train_config_from_json(&rec, cJSON_GetObjectItemCaseSensitive(root, "config"), path);
+    int rc = apply_recorded_config(&rec, cJSON_GetObjectItemCaseSensitive(root, "config"), path, NULL);
     sm_buf report = {0};
     int changed = 0, refused = rc ? 0 : train_config_diff(&rec, now, &report, &changed);
     const char *rec_fp = json_get_string(root, "data_fingerprint");

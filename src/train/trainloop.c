@@ -9,6 +9,7 @@
 
 #include "base/rng.h"
 #include "base/progress.h"
+#include "base/stop_signal.h"
 #include "base/util.h"
 #include "compute/kernels.h"
 #include "generate/sampler.h"
@@ -135,38 +136,9 @@ static void log_sample(run *r) {
 
 /* ---- stopping on a signal ------------------------------------------------------------------ */
 
-static volatile sig_atomic_t g_stop_signal; /* the first SIGINT/SIGTERM received, else 0 */
-static const int k_stop_signals[2] = {SIGINT, SIGTERM};
-
-static void on_stop_signal(int sig) {
-    if (g_stop_signal) { /* the second: at once, as without a handler */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_stop_signal = sig;
-    static const char msg[] = "\nsmdlm train: stopping after this update and writing a checkpoint "
-                              "(signal again to stop at once)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-static void catch_stop_signals(struct sigaction saved[2]) {
-    g_stop_signal = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    for (int i = 0; i < 2; i++) {
-        sigaction(k_stop_signals[i], NULL, &saved[i]);
-        if (saved[i].sa_handler != SIG_IGN) sigaction(k_stop_signals[i], &sa, NULL);
-    }
-}
-
-static void restore_signals(const struct sigaction saved[2]) {
-    for (int i = 0; i < 2; i++) sigaction(k_stop_signals[i], &saved[i], NULL);
-}
+/* written by the handler on the first SIGINT/SIGTERM (base/stop_signal.h) */
+static const char k_stop_message[] = "\nsmdlm train: stopping after this update and writing a checkpoint "
+                                     "(signal again to stop at once)\n";
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
@@ -296,8 +268,8 @@ static int train_loop(run *r) {
             break;
         }
         /* every process stops after the same update (mpirun forwards the signal to each) */
-        int stop = world > 1 ? dist_allreduce_sum_double(g_stop_signal != 0) > 0 : g_stop_signal != 0;
-        if (stop) r->stopped_by = g_stop_signal ? (int)g_stop_signal : SIGTERM;
+        int stop = world > 1 ? dist_allreduce_sum_double(stop_signal() != 0) > 0 : stop_signal() != 0;
+        if (stop) r->stopped_by = stop_signal() ? stop_signal() : SIGTERM;
         if (dist_rank() != 0) {
             if (stop) break;
             continue; /* process 0 logs, validates and writes checkpoints */
@@ -422,10 +394,11 @@ int train_run(const train_config *config) {
     progress_start(&r.prog, "smdlm train", c->quiet);
     r.step_start = r.at.step;
     r.sm_raw_start = r.tr.sm.raw_scale;
-    struct sigaction saved[2];
-    catch_stop_signals(saved);
+    stop_signals_saved saved;
+    stop_signal_reset();
+    stop_signals_catch(k_stop_message, 1, &saved);
     rc = train_loop(&r);
-    restore_signals(saved);
+    stop_signals_restore(&saved);
     if (!rc && r.stopped_by) rc = r.stopped_by;
 done:
     run_dir_close(&rd);
