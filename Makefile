@@ -232,6 +232,7 @@ fixtures:
 	/usr/bin/python3 tests/gen_evaluator_fixtures.py
 	/usr/bin/python3 tests/gen_mauve_fixtures.py
 	/usr/bin/python3 tests/gen_codeeval_fixtures.py
+	/usr/bin/python3 tests/gen_harness_fixtures.py
 
 clean:
 	rm -rf build build-debug smdlm

@@ -157,7 +157,7 @@ static void print_warnings(const code_warnings *w, int quiet) {
 
 typedef struct {
     const char *model, *adapter, *quant;
-    int n, gen_len, threads, shots, no_sm, sm_on;
+    int n, gen_len, threads, no_sm, sm_on;
     smdlm_gen_params gp; /* the flags shared with `smdlm generate` */
     code_prompt_opts prompt;
     uint64_t seed;
@@ -187,13 +187,16 @@ static int prior_load(prior_records *pr, const char *path, const code_set *set) 
         cJSON *o = cJSON_ParseWithLength(line, (size_t)(end - line));
         const char *task = json_get_string(o, "task_id"), *result = json_get_string(o, "result");
         const char *code = json_get_string(o, "completion"), *err = json_get_string(o, "error");
+        const char *format = json_get_string(o, "prompt_format");
         const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "sample");
         if (!code) code = json_get_string(o, "solution");
         long problem = task ? code_set_find(set, task) : -1;
         int status = -1;
         for (int st = 0; result && st < SBX_ERROR; st++)
             if (!strcmp(result, sbx_status_name((sbx_status)st))) status = st;
-        if (problem >= 0 && code && status >= 0 && cJSON_IsNumber(k)) {
+        /* a record of another prompt format was checked by another program */
+        int same_format = !strcmp(format ? format : "completion", code_prompt_format_name(set->format));
+        if (problem >= 0 && code && status >= 0 && cJSON_IsNumber(k) && same_format) {
             if (pr->n == cap) pr->v = sm_realloc(pr->v, sizeof *pr->v * (cap = cap ? 2 * cap : 64));
             prior_record *r = &pr->v[pr->n++];
             *r = (prior_record){(size_t)problem, k->valueint, sm_strdup(code), {(sbx_status)status, 0, 0, "", 1}};
@@ -212,17 +215,21 @@ static void prior_free(prior_records *pr) {
     free(pr->v);
 }
 
+static smdlm_model *load_model(const gen_flags *g) {
+    smdlm_load_params lp = smdlm_load_default_params();
+    lp.threads = g->threads;
+    lp.quant = g->quant;
+    lp.adapter = g->adapter;
+    return smdlm_model_load(g->model, &lp);
+}
+
 /* -n completions per problem from the model, seeds seed + i; a completion that prior holds
  * is taken from there. A problem whose prompt does not fit the model's length gets -n empty
  * completions and its reason in unfit[problem] (malloc'ed; NULL for the others), with a
  * warning: it counts as failed. */
 static int generate_samples(const gen_flags *g, const code_set *set, code_samples *out, char **unfit,
                             progress *prog, const prior_records *prior) {
-    smdlm_load_params lp = smdlm_load_default_params();
-    lp.threads = g->threads;
-    lp.quant = g->quant;
-    lp.adapter = g->adapter;
-    smdlm_model *model = smdlm_model_load(g->model, &lp);
+    smdlm_model *model = load_model(g);
     if (!model) return -1;
     smdlm_state *state = smdlm_state_new(model);
     code_gen_opts o = {g->gp, g->gen_len, g->prompt};
@@ -257,6 +264,31 @@ static int generate_samples(const gen_flags *g, const code_set *set, code_sample
     return rc;
 }
 
+/* --dump-prompts: {"task_id", "prompt"} per problem, the exact text the model would be given. */
+static int dump_prompts(const gen_flags *g, const code_set *set, const char *path) {
+    smdlm_model *model = load_model(g);
+    if (!model) return -1;
+    sm_buf b = {0};
+    int rc = 0;
+    for (size_t p = 0; p < set->n && !rc; p++) {
+        char *text;
+        if ((rc = code_model_prompt(model, set, p, &g->prompt, g->gp.system, &text))) break;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "task_id", set->p[p].task_id);
+        cJSON_AddStringToObject(o, "prompt", text);
+        char *line = cJSON_PrintUnformatted(o);
+        sm_buf_str(&b, line);
+        sm_buf_str(&b, "\n");
+        free(line);
+        cJSON_Delete(o);
+        free(text);
+    }
+    if (!rc) rc = sm_write_file_atomic(path, b.s ? b.s : "", b.len);
+    free(b.s);
+    smdlm_model_free(model);
+    return rc;
+}
+
 static void add_caps(cJSON *o, const sbx_caps *c, const sbx_config *cfg) {
     cJSON *s = cJSON_AddObjectToObject(o, "sandbox");
     cJSON_AddBoolToObject(s, "network_namespace", c->netns);
@@ -278,6 +310,7 @@ static cJSON *record_json(const code_set *set, const code_samples *smp, const ru
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task_id", set->p[s->problem].task_id);
     cJSON_AddNumberToObject(o, "sample", index_in_task);
+    cJSON_AddStringToObject(o, "prompt_format", code_prompt_format_name(set->format));
     cJSON_AddStringToObject(o, "result", sbx_status_name(out[i].status));
     cJSON_AddBoolToObject(o, "passed", out[i].status == SBX_PASSED);
     if (out[i].reason[0]) cJSON_AddStringToObject(o, "error", out[i].reason);
@@ -324,12 +357,13 @@ static int stop_after_signal(const code_set *set, const code_samples *smp, const
 int cmd_eval_code(int argc, char **argv) {
     const char *bench_name = "humaneval", *data = NULL, *samples_path = NULL, *out_path = NULL;
     const char *records_path = NULL, *samples_out = NULL, *k_list = "1,10,100";
+    const char *format_name = NULL, *dump_path = NULL;
     int canonical = 0, json = 0, quiet = 0, limit = 0, all_tasks = 0, mem_mb = 2048;
-    int base_only = 0, test_field = 0, resume = 0;
+    int base_only = 0, test_field = 0, resume = 0, chat = 0;
     int jobs = default_threads();
     float timeout = 10.0f;
     gen_flags g = {.n = 1, .gen_len = 256, .threads = default_threads(), .gp = smdlm_gen_default_params(),
-                   .prompt = {3, 0}};
+                   .prompt = {3}};
     sbx_config cfg = sbx_default_config();
     cli_opt opts[] = {
         {"bench", 'b', OPT_STR, &bench_name, 0, 0, "NAME", "humaneval (default), humaneval-plus, mbpp, mbpp-sanitized, mbpp-plus"},
@@ -370,8 +404,10 @@ int cmd_eval_code(int argc, char **argv) {
         {"eos-penalty", 0, OPT_FLOAT, &g.gp.decoder.eos_penalty, -1e6, 1e6, "X", "-m, Dream/LLaDA: subtracted from the EOS logit"},
         {"quant", 0, OPT_STR, &g.quant, 0, 0, "q8", "-m, Dream/LLaDA: int8 projections"},
         {"shots", 0, OPT_INT, &g.prompt.shots, 0, 3, "N", "-m, MBPP: worked examples in the prompt, 0 or 3 (default 3)"},
-        {"chat", 0, OPT_FLAG, &g.prompt.chat, 0, 0, "", "-m: instruction prompt as a chat message; code from the first ```python block"},
-        {"system", 0, OPT_STR, &g.gp.system, 0, 0, "TEXT", "-m, with --chat: system prompt"},
+        {"chat", 0, OPT_FLAG, &chat, 0, 0, "", "-m: instruction prompt as a chat message; code from the first ```python block (--prompt-format chat)"},
+        {"prompt-format", 0, OPT_STR, &format_name, 0, 0, "NAME", "completion (default), chat, harness-instruct (lm-evaluation-harness's humaneval_instruct / mbpp_instruct)"},
+        {"dump-prompts", 0, OPT_STR, &dump_path, 0, 0, "FILE", "-m: write each problem's prompt as the model gets it (JSON lines task_id, prompt) and stop"},
+        {"system", 0, OPT_STR, &g.gp.system, 0, 0, "TEXT", "-m, chat or harness-instruct: system prompt"},
         {"sm", 0, OPT_FLAG, &g.sm_on, 0, 0, "", "-m: soft-masking on (default: as the model directory says)"},
         {"no-sm", 0, OPT_FLAG, &g.no_sm, 0, 0, "", "-m: soft-masking off"},
         THREADS_OPT(g.threads),
@@ -405,9 +441,30 @@ int cmd_eval_code(int argc, char **argv) {
     }
     if (cli_seen(&cmd, "block-length")) /* a Dream model reads its own field (LLaDA's default is 32) */
         g.gp.decoder.dream_block_length = g.gp.decoder.block_length;
+    if (dump_path && !g.model) {
+        fprintf(stderr, "smdlm eval code: --dump-prompts needs -m MODEL (its tokenizer and chat template)\n");
+        return 1;
+    }
+    if (chat && format_name && strcmp(format_name, "chat")) {
+        fprintf(stderr, "smdlm eval code: --chat and --prompt-format %s exclude each other\n", format_name);
+        return 1;
+    }
     int ks[MAX_K], nk;
     code_bench bench;
-    if (parse_k(k_list, ks, &nk) || code_bench_parse(bench_name, &bench)) return cli_fail("eval code");
+    code_prompt_format format = chat ? CODE_FORMAT_CHAT : CODE_FORMAT_COMPLETION;
+    if (parse_k(k_list, ks, &nk) || code_bench_parse(bench_name, &bench) ||
+        (format_name && code_prompt_format_parse(format_name, &format)) || code_format_check(bench, format))
+        return cli_fail("eval code");
+    if (format == CODE_FORMAT_HARNESS && cli_seen(&cmd, "shots")) {
+        fprintf(stderr, "smdlm eval code: --prompt-format harness-instruct has no worked examples (the reference runs --num_fewshot 0); leave out --shots\n");
+        return 1;
+    }
+    if (format == CODE_FORMAT_HARNESS && base_only) {
+        fprintf(stderr, "smdlm eval code: --prompt-format harness-instruct runs the record's test (no --base-only)\n");
+        return 1;
+    }
+    /* the harness checks HumanEval+ with the record's test field */
+    if (format == CODE_FORMAT_HARNESS) test_field = 1;
     int differential = (bench == CODE_HUMANEVAL_PLUS || bench == CODE_MBPP_PLUS) && !test_field;
     /* EvalPlus allows each input max(4 s, 4 × the reference's time): a whole task can need
      * tens of seconds (Mbpp/599's canonical solution takes ~20 s on a busy core) */
@@ -435,7 +492,12 @@ int cmd_eval_code(int argc, char **argv) {
     }
     print_warnings(&set.warn, quiet);
     set.plus_mode = test_field ? CODE_PLUS_FIELD : base_only ? CODE_PLUS_BASE : CODE_PLUS_ALL;
+    set.format = format;
     if (limit) code_set_truncate(&set, (size_t)limit);
+    if (dump_path) {
+        status = dump_prompts(&g, &set, dump_path) ? 1 : 0;
+        goto done;
+    }
     unfit = sm_calloc(set.n, sizeof *unfit);
     progress prog;
     progress_start(&prog, "smdlm eval code", quiet);
@@ -545,6 +607,7 @@ int cmd_eval_code(int argc, char **argv) {
     cJSON_AddStringToObject(o, "source", samples_path ? samples_path : canonical ? "canonical" : g.model);
     if (g.adapter) cJSON_AddStringToObject(o, "adapter", g.adapter);
     cJSON_AddStringToObject(o, "tests", !differential ? "asserts" : base_only ? "evalplus base" : "evalplus base+plus");
+    cJSON_AddStringToObject(o, "prompt_format", code_prompt_format_name(format));
     cJSON_AddNumberToObject(o, "problems", (double)set.n);
     cJSON_AddNumberToObject(o, "problems_evaluated", (double)evaluated);
     cJSON_AddNumberToObject(o, "samples", (double)smp.n);
@@ -578,8 +641,9 @@ int cmd_eval_code(int argc, char **argv) {
         cJSON_AddNumberToObject(gj, "max_new_tokens", g.gen_len);
         cJSON_AddNumberToObject(gj, "steps", g.gp.steps);
         cJSON_AddNumberToObject(gj, "seed", (double)g.seed);
-        cJSON_AddStringToObject(gj, "style", g.prompt.chat ? "chat" : "completion");
-        if (!code_bench_is_humaneval(bench)) cJSON_AddNumberToObject(gj, "shots", g.prompt.shots);
+        cJSON_AddStringToObject(gj, "style", code_prompt_format_name(format));
+        if (!code_bench_is_humaneval(bench) && format != CODE_FORMAT_HARNESS)
+            cJSON_AddNumberToObject(gj, "shots", g.prompt.shots);
         cJSON_AddStringToObject(gj, "soft_masking", g.no_sm ? "off" : g.sm_on ? "on" : "model default");
         cJSON_AddNumberToObject(gj, "problems_prompt_too_long", (double)unfit_problems);
     }

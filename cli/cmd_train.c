@@ -67,7 +67,8 @@ int cmd_train(int argc, char **argv) {
         {"min-lr-ratio", 0, OPT_FLOAT, &c.min_lr_ratio, 0, 1, "X", "cosine floor (default 0)"},
         {"clip", 0, OPT_FLOAT, &c.clip, 0, 1e9, "X", "global grad-norm clip, 0 = off (default 1)"},
         {"ema", 0, OPT_FLOAT, &c.ema, 0, 0.999999, "X", "EMA decay of the weights, 0 = off (default 0.9999)"},
-        {"sm-prob", 0, OPT_FLOAT, &c.sm_prob, 0, 1, "P", "share of two-pass soft-masking steps (default 0)"},
+        {"sm-prob", 0, OPT_FLOAT, &c.sm_prob, 0, 1, "P", "share of two-pass soft-masking steps (default 0; 1 with --sm-only)"},
+        {"sm-only", 0, OPT_FLAG, &c.sm_only, 0, 0, "", "learn only the soft-masking scalars (k fixed) on the frozen --init MDLM model"},
         {"sm-k", 0, OPT_INT, &c.sm_k, 1, SMDLM_SM_MAX_K, "K", "soft-masking top-k (default 3)"},
         {"sm-scale", 0, OPT_FLOAT, &c.sm_scale, 0, 1, "X", "initial scale (default 0)"},
         {"sm-centre", 0, OPT_FLOAT, &c.sm_centre, -1e6, 0, "X", "initial centre (default -0.75)"},
@@ -94,6 +95,7 @@ int cmd_train(int argc, char **argv) {
     int npos, rc = cli_parse(&cmd, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 1 : 0;
     c.steps = steps;
+    if (c.sm_only && !cli_seen(&cmd, "sm-prob")) c.sm_prob = 1.0f;
     /* a budget on the command line replaces a recorded one of the other kind */
     c.tokens = cli_seen(&cmd, "steps") && !cli_seen(&cmd, "tokens") ? 0 : (long)tokens;
     if ((objective && train_objective_parse(objective, &c.causal)) ||

@@ -300,6 +300,12 @@ typedef struct {
  * unless allow_special. */
 int smdlm_chat_tokenize(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
                         int allow_special, int32_t **ids, size_t *n_ids);
+/* The same conversation as text (Hugging Face's apply_chat_template with tokenize=False):
+ * ending with the assistant's header, or, with continue_final, inside the last message, which
+ * must be the assistant's (continue_final_message: a reply the model continues). The text
+ * holds the control tokens as text: encode it with allow_special. *text is malloc'ed. */
+int smdlm_chat_text(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
+                    int continue_final, char **text);
 /* Text of a canvas: runs of tokens decoded, each position holding the mask id shown as
  * mask_text (NULL: left out), ids the tokenizer cannot decode (or all, without a tokenizer)
  * as "[id]". Never fails; *text is malloc'ed. */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages smdlm builds and tests with (as root, or through sudo).
-# WITH_PYTHON=1 also installs what the reference fixtures and benchmarks use (PyTorch; oneDNN
-# for the GEMM comparison of bench/gemm_options.sh).
+# WITH_PYTHON=1 also installs what the reference fixtures and benchmarks use (PyTorch; jinja2
+# for the chat templates of tests/gen_harness_fixtures.py; oneDNN for the GEMM comparison of
+# bench/gemm_options.sh).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential pkg-config groff-base libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev zlib1g-dev libzip-dev python3 gnuplot-nox libopenmpi-dev openmpi-bin"
@@ -15,7 +16,7 @@ pkgs="$pkgs chromium"
 pkgs="$pkgs bible-kjv"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 if [ "${WITH_PYTHON:-0}" = 1 ]; then
-    pkgs="$pkgs python3-torch python3-numpy python3-scipy libdnnl-dev"
+    pkgs="$pkgs python3-torch python3-numpy python3-scipy python3-jinja2 libdnnl-dev"
 fi
 as_root=""
 [ "$(id -u)" = 0 ] || as_root=sudo

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "formats/manifest.h"
+#include "formats/safetensors.h"
 #include "train/data.h"
 #include "base/rng.h"
 #include "testutil.h"
@@ -239,6 +240,75 @@ static void test_sm_scale_learns(void **state) {
     printf("  scale after 200 updates: %.6g (defaults), %.6g (IBM's optimiser settings)\n", moved, stuck);
     assert_true(fabs(log(moved / 1e-6)) > 0.1);
     assert_true(fabs(log(stuck / 1e-6)) < 0.01);
+}
+
+/* Every tensor of a safetensors file whose name does not start with `skip`, byte for byte
+ * against the same tensor of another; returns how many differ (each printed). */
+static int tensors_differing(const char *path_a, const char *path_b, const char *skip) {
+    st_archive a, b;
+    assert_int_equal(st_open_file(&a, path_a), 0);
+    assert_int_equal(st_open_file(&b, path_b), 0);
+    int differ = 0;
+    for (int i = 0; i < a.ntensors; i++) {
+        const st_tensor *x = &a.tensors[i], *y = st_find(&b, x->name);
+        if (!strncmp(x->name, skip, strlen(skip))) continue;
+        if (!y || y->nbytes != x->nbytes || memcmp(x->data, y->data, x->nbytes)) {
+            printf("  %s differs\n", x->name);
+            differ++;
+        }
+    }
+    st_close(&a);
+    st_close(&b);
+    return differ;
+}
+
+/* --sm-only on a trained MDLM: the exported weights and the raw parameters of the checkpoint
+ * stay the --init ones bit for bit, the soft-masking scalars move, Adam keeps moments for the
+ * three scalars alone; a Dream model is refused. */
+static void test_sm_only(void **state) {
+    const char *shape = "--hidden 16 --heads 2 --blocks 1 --cond-dim 8 --batch 2 --lr 1e-3 --val-every 0 "
+                        "--samples 0 -t 2 -q";
+    char *out, base[128], smo[128], path[256], path2[256];
+    snprintf(base, sizeof base, "%s/smo_base", g_dir);
+    snprintf(smo, sizeof smo, "%s/smo", g_dir);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s --steps 20 --ckpt-every 20 --ema 0 %s", g_data, base,
+                            shape), 0);
+    free(out);
+    int rc = tu_run(&out, "train --data %s --out %s --init %s/ckpt-00000020 --sm-only --steps 30 --ckpt-every 30 "
+                          "--log-every 10 --sm-scale 0.5 %s", g_data, smo, base, shape);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(rc, 0);
+    snprintf(path, sizeof path, "%s/ckpt-00000020/model.safetensors", base);
+    snprintf(path2, sizeof path2, "%s/ckpt-00000030/model.safetensors", smo);
+    assert_int_equal(tensors_differing(path, path2, "softmask."), 0);
+    /* the raw parameters: the same bits as the base's */
+    snprintf(path, sizeof path, "%s/ckpt-00000020/train_state.safetensors", base);
+    snprintf(path2, sizeof path2, "%s/ckpt-00000030/train_state.safetensors", smo);
+    st_archive a, b;
+    assert_int_equal(st_open_file(&a, path), 0);
+    assert_int_equal(st_open_file(&b, path2), 0);
+    const st_tensor *pa = st_find(&a, "params"), *pb = st_find(&b, "params"), *m = st_find(&b, "adam_m");
+    assert_non_null(pa), assert_non_null(pb), assert_non_null(m);
+    assert_int_equal(pa->nbytes, pb->nbytes);
+    assert_int_equal(memcmp(pa->data, pb->data, pa->nbytes), 0);
+    printf("  params: %zu bytes identical; adam_m holds %zu values\n", pa->nbytes, (size_t)m->numel);
+    assert_int_equal((int)m->numel, 3);
+    st_close(&a);
+    st_close(&b);
+    /* the scalars moved: scale from its start 0.5 */
+    double scale = last_sm_scale(smo);
+    printf("  scale after 30 updates: %.6g\n", scale);
+    assert_true(fabs(scale - 0.5) > 1e-4);
+    /* refusals: no --init, a Dream model */
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/smo2 --sm-only %s", g_data, g_dir, shape), 1);
+    assert_non_null(strstr(out, "--init"));
+    free(out);
+    assert_int_equal(tu_run(&out, "train --data %s --out %s/smo3 --init %s --sm-only %s", g_data, g_dir,
+                            FIXTURES_DIR "/tiny-dream", shape), 1);
+    printf("%s", out);
+    assert_non_null(strstr(out, "--sm-only needs their backward pass"));
+    free(out);
 }
 
 /* A run.json from before the soft-masking scalars had their own optimiser settings (no
@@ -610,7 +680,7 @@ int main(void) {
         cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_fallback_to_previous),
         cmocka_unit_test(test_bad_step_skipped),
         cmocka_unit_test(test_resume_truncates_log), cmocka_unit_test(test_checkpoint_manifest),
-        cmocka_unit_test(test_sm_scale_learns),
+        cmocka_unit_test(test_sm_scale_learns), cmocka_unit_test(test_sm_only),
         cmocka_unit_test(test_resume_run_json_before_sm_optimiser),
         cmocka_unit_test(test_kill_during_training), cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_eval_and_plot),    cmocka_unit_test(test_mpi_data_parallel),

@@ -143,21 +143,41 @@ int smdlm_detokenize(const smdlm_model *model, const int32_t *ids, size_t n, cha
     return tok_decode(model->md.tok, ids, n, text, &len);
 }
 
-int smdlm_chat_tokenize(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
-                        int allow_special, int32_t **ids, size_t *n_ids) {
-    *ids = NULL;
-    *n_ids = 0;
+/* The model's chat template and the messages as chat_msg (*m malloc'ed). */
+static int chat_setup(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
+                      chat_format *fmt, chat_msg **m) {
+    *m = NULL;
     if (model->md.arch == MODEL_MDLM)
         return SM_ERR("%s: an MDLM model has no chat template", model->md.dir);
     if (!model->md.tok)
         return SM_ERR("the model directory '%s' has no tokenizer", model->md.dir);
     if (n < 1) return SM_ERR("a conversation needs at least one message");
+    if (chat_detect(model->md.tok, fmt)) return -1;
+    *m = sm_malloc(sizeof **m * n);
+    for (size_t i = 0; i < n; i++) (*m)[i] = (chat_msg){msgs[i].role, msgs[i].content};
+    return 0;
+}
+
+int smdlm_chat_tokenize(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
+                        int allow_special, int32_t **ids, size_t *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
     chat_format fmt;
-    if (chat_detect(model->md.tok, &fmt)) return -1;
-    chat_msg *m = sm_malloc(sizeof *m * n);
-    for (size_t i = 0; i < n; i++) m[i] = (chat_msg){msgs[i].role, msgs[i].content};
+    chat_msg *m;
+    if (chat_setup(model, msgs, n, &fmt, &m)) return -1;
     int rc = chat_encode(model->md.tok, fmt, m, n, allow_special ? TOK_ALLOW_SPECIAL : 0, ids,
                          n_ids);
+    free(m);
+    return rc;
+}
+
+int smdlm_chat_text(const smdlm_model *model, const smdlm_chat_message *msgs, size_t n,
+                    int continue_final, char **text) {
+    *text = NULL;
+    chat_format fmt;
+    chat_msg *m;
+    if (chat_setup(model, msgs, n, &fmt, &m)) return -1;
+    int rc = chat_render_text(model->md.tok, fmt, m, n, continue_final, text);
     free(m);
     return rc;
 }

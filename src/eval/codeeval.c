@@ -45,6 +45,33 @@ const char *code_bench_name(code_bench b) { return g_bench[b].name; }
 const char *code_bench_file(code_bench b) { return g_bench[b].file; }
 int code_bench_is_humaneval(code_bench b) { return b == CODE_HUMANEVAL || b == CODE_HUMANEVAL_PLUS; }
 
+/* ---- prompt formats ---- */
+
+static const char *const g_format[] = {
+    [CODE_FORMAT_COMPLETION] = "completion",
+    [CODE_FORMAT_CHAT] = "chat",
+    [CODE_FORMAT_HARNESS] = "harness-instruct",
+};
+
+int code_prompt_format_parse(const char *name, code_prompt_format *out) {
+    for (size_t i = 0; i < sizeof g_format / sizeof *g_format; i++)
+        if (!strcmp(name, g_format[i])) {
+            *out = (code_prompt_format)i;
+            return 0;
+        }
+    return SM_ERR("unknown prompt format '%s' (completion, chat, harness-instruct)", name);
+}
+
+const char *code_prompt_format_name(code_prompt_format f) { return g_format[f]; }
+
+int code_format_check(code_bench b, code_prompt_format f) {
+    if (f == CODE_FORMAT_HARNESS && b != CODE_MBPP && !code_bench_is_humaneval(b))
+        return SM_ERR("--prompt-format harness-instruct: %s is not one of its benchmarks (humaneval, "
+                      "humaneval-plus, mbpp); mbpp_plus_instruct reads evalplus/mbppplus's test_list, "
+                      "which data/codebench/ does not hold", code_bench_name(b));
+    return 0;
+}
+
 /* ---- warnings ---- */
 
 static void warn_add(code_warnings *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -617,9 +644,117 @@ static char *plus_program(const code_set *s, const code_problem *p, const char *
     return sb_done(&b);
 }
 
+/* The harness's sanitize (Dream's lm-evaluation-harness, tasks/humaneval/sanitize_utils.py;
+ * see code_sanitize_program), then what a program does with its result. */
+static const char g_sanitizer[] =
+    "import ast, sys\n"
+    "\n"
+    "\n"
+    "def _longest_parsing_run(lines):\n"
+    "    # the contiguous run of lines that parses with the most non-blank lines (the first of equals)\n"
+    "    best, most = \"\", 0\n"
+    "    for i in range(len(lines)):\n"
+    "        for j in range(i + 1, len(lines) + 1):\n"
+    "            run = lines[i:j]\n"
+    "            try:\n"
+    "                ast.parse(\"\\n\".join(run))\n"
+    "            except (SyntaxError, MemoryError):\n"
+    "                continue\n"
+    "            filled = len([l for l in run if l.strip()])\n"
+    "            if filled > most:\n"
+    "                best, most = \"\\n\".join(run), filled\n"
+    "    return best\n"
+    "\n"
+    "\n"
+    "def _names_used(node):\n"
+    "    # names below node; an attribute counts by its own name and is not entered\n"
+    "    used, todo = set(), [node]\n"
+    "    while todo:\n"
+    "        for child in ast.iter_child_nodes(todo.pop()):\n"
+    "            if isinstance(child, ast.Name):\n"
+    "                used.add(child.id)\n"
+    "            elif isinstance(child, ast.Attribute):\n"
+    "                used.add(child.attr)\n"
+    "            else:\n"
+    "                todo.append(child)\n"
+    "    return used\n"
+    "\n"
+    "\n"
+    "def _sanitize(text, entry):\n"
+    "    text = text.replace(\"\\t\", \"    \").replace(\"\\r\\n\", \"\\n\").replace(\"\\r\", \"\\n\")\n"
+    "    tree = ast.parse(_longest_parsing_run((text.strip() + \"\\n\").splitlines()[:100]))\n"
+    "    imports, defs = [], {}  # a later definition of a name keeps the first one's place\n"
+    "    for node in tree.body:\n"
+    "        if isinstance(node, (ast.Import, ast.ImportFrom)):\n"
+    "            imports.append(node)\n"
+    "        elif isinstance(node, ast.ClassDef):\n"
+    "            defs[node.name] = node\n"
+    "        elif isinstance(node, ast.FunctionDef):\n"
+    "            if any(isinstance(n, ast.Return) for n in ast.walk(node)):\n"
+    "                defs[node.name] = node\n"
+    "        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):\n"
+    "            defs[node.targets[0].id] = node\n"
+    "    uses = {name: _names_used(node) for name, node in defs.items()}\n"
+    "    reached, todo = set(), [entry]\n"
+    "    while todo:\n"
+    "        name = todo.pop()\n"
+    "        if name not in reached:\n"
+    "            reached.add(name)\n"
+    "            todo.extend(uses.get(name, ()))\n"
+    "    kept = [node for name, node in defs.items() if not entry or name in reached]\n"
+    "    return \"\\n\".join(ast.unparse(node) for node in imports + kept)\n"
+    "\n"
+    "\n";
+
+/* g_sanitizer + "_code = _sanitize(code, entry)\n" */
+static void sanitized_code(sm_buf *b, const char *code, const char *entry_point) {
+    sm_buf_str(b, g_sanitizer);
+    sm_buf_str(b, "_code = _sanitize(");
+    sb_py_bytes(b, code);
+    sm_buf_str(b, ".decode('utf-8', 'replace'), ");
+    sb_py_bytes(b, entry_point);
+    sm_buf_str(b, ".decode('utf-8', 'replace'))\n");
+}
+
+char *code_sanitize_program(const char *code, const char *entry_point) {
+    sm_buf b = {0};
+    sanitized_code(&b, code, entry_point);
+    sm_buf_str(&b, "sys.stdout.write(_code)\n");
+    return sb_done(&b);
+}
+
+/* The harness's test programs (CODE_FORMAT_HARNESS; see codeeval.h). */
+static char *harness_program(const code_set *s, const code_problem *p, const char *completion, int full) {
+    sm_buf b = {0};
+    if (s->bench == CODE_MBPP) {
+        sm_buf_str(&b, completion);
+        for (int k = 0; k < p->nasserts && k < 3; k++) {
+            sm_buf_str(&b, "\n");
+            sm_buf_str(&b, p->asserts[k]);
+        }
+        return sb_done(&b);
+    }
+    sm_buf code = {0}, test = {0};
+    if (!full) sm_buf_str(&code, p->prompt);
+    sm_buf_str(&code, completion);
+    sanitized_code(&b, sb_done(&code), p->entry_point);
+    sm_buf_str(&test, "\n");
+    sm_buf_str(&test, p->test);
+    sm_buf_str(&test, "\ncheck(");
+    sm_buf_str(&test, p->entry_point);
+    sm_buf_str(&test, ")");
+    sm_buf_str(&b, "exec(compile(_code + ");
+    sb_py_bytes(&b, sb_done(&test));
+    sm_buf_str(&b, ".decode('utf-8', 'replace'), '<program>', 'exec'), {'__name__': '__main__'})\n");
+    free(code.s);
+    free(test.s);
+    return sb_done(&b);
+}
+
 char *code_program(const code_set *s, size_t i, const char *completion, int full) {
     SM_ASSERT(i < s->n);
     const code_problem *p = &s->p[i];
+    if (s->format == CODE_FORMAT_HARNESS) return harness_program(s, p, completion, full);
     if (p->record && s->plus_mode != CODE_PLUS_FIELD) return plus_program(s, p, completion, full);
     sm_buf b = {0};
     switch (s->bench) {
@@ -777,19 +912,52 @@ static void mbpp_task(sm_buf *b, const char *text, const char *const *tests, int
     }
 }
 
+/* lm-evaluation-harness's instruct tasks (Dream's copy, with the reference's patch): the user
+ * message is doc_to_text, the reply starts with gen_prefix (docs/DESIGN.md §6.8). */
+static const char g_harness_he_text[] =
+    "Write a solution to the following problem and make sure that it passes the tests:\n```";
+static const char g_harness_prefix[] = "Here is the completed function:\n```python\n";
+
+static char *harness_prompt(const code_set *s, const code_problem *p) {
+    sm_buf b = {0};
+    if (code_bench_is_humaneval(s->bench)) {
+        sm_buf_str(&b, g_harness_he_text);
+        sm_buf_str(&b, p->prompt);
+        return sb_done(&b);
+    }
+    /* the three asserts joined by "\n", without a newline after the last */
+    mbpp_task(&b, p->prompt, (const char *const *)p->asserts, p->nasserts < 3 ? p->nasserts : 3);
+    if (b.len && b.s[b.len - 1] == '\n') b.s[--b.len] = 0;
+    return sb_done(&b);
+}
+
+char *code_gen_prefix(const code_set *s, size_t i) {
+    SM_ASSERT(i < s->n);
+    if (s->format != CODE_FORMAT_HARNESS) return NULL;
+    sm_buf b = {0};
+    sm_buf_str(&b, g_harness_prefix);
+    if (code_bench_is_humaneval(s->bench)) {
+        sm_buf_str(&b, s->p[i].prompt);
+        sm_buf_str(&b, "\n");
+    }
+    return sb_done(&b);
+}
+
 char *code_prompt(const code_set *s, size_t i, const code_prompt_opts *o) {
     SM_ASSERT(i < s->n);
     const code_problem *p = &s->p[i];
+    int chat = s->format == CODE_FORMAT_CHAT;
+    if (s->format == CODE_FORMAT_HARNESS) return harness_prompt(s, p);
     sm_buf b = {0};
     if (code_bench_is_humaneval(s->bench)) {
-        if (!o->chat) return sm_strdup(p->prompt);
+        if (!chat) return sm_strdup(p->prompt);
         sm_buf_str(&b, "Complete the following Python function. Answer with the whole function in "
                    "one ```python code block.\n```python\n");
         sm_buf_str(&b, p->prompt);
         sm_buf_str(&b, "```\n");
         return sb_done(&b);
     }
-    if (o->chat) {
+    if (chat) {
         mbpp_task(&b, p->prompt, (const char *const *)p->asserts, p->nasserts);
         sm_buf_str(&b, "Answer with the code in one ```python code block.\n");
         return sb_done(&b);
@@ -803,6 +971,25 @@ char *code_prompt(const code_set *s, size_t i, const code_prompt_opts *o) {
     mbpp_task(&b, p->prompt, (const char *const *)p->asserts, p->nasserts);
     sm_buf_str(&b, "[BEGIN]\n");
     return sb_done(&b);
+}
+
+int code_model_prompt(const smdlm_model *model, const code_set *s, size_t i,
+                      const code_prompt_opts *o, const char *system, char **text) {
+    char *prompt = code_prompt(s, i, o);
+    if (s->format == CODE_FORMAT_COMPLETION) {
+        *text = prompt;
+        return 0;
+    }
+    char *prefix = code_gen_prefix(s, i);
+    smdlm_chat_message m[3];
+    size_t n = 0;
+    if (system) m[n++] = (smdlm_chat_message){"system", system};
+    m[n++] = (smdlm_chat_message){"user", prompt};
+    if (prefix) m[n++] = (smdlm_chat_message){"assistant", prefix};
+    int rc = smdlm_chat_text(model, m, n, prefix != NULL, text);
+    free(prompt);
+    free(prefix);
+    return rc;
 }
 
 /* ---- extraction ---- */
@@ -844,9 +1031,33 @@ static char *fenced_block(const char *s, size_t n) {
     return dup_n(body, close ? (size_t)(close - body) : (size_t)(s + n - body));
 }
 
-char *code_extract(const code_set *s, const char *generated, int chat) {
+/* The harness's `until` of each task (humaneval.yaml with the reference's "<|im_end|>";
+ * mbpp_instruct.yaml). */
+static const char *const g_until_harness_humaneval[] = {"\nclass", "\ndef", "\n#", "\nif", "\nprint",
+                                                        "<|im_end|>", NULL};
+static const char *const g_until_harness_mbpp[] = {"```", NULL};
+
+static char *harness_extract(const code_set *s, const char *generated) {
+    int he = code_bench_is_humaneval(s->bench);
+    size_t n = first_stop(generated, strlen(generated), he ? g_until_harness_humaneval : g_until_harness_mbpp);
+    if (!he) return dup_n(generated, n);
+    /* build_predictions_instruct: prompt + "\n" + r.split("```python\n", 1)[-1].split("```")[0] */
+    const char *open = memmem(generated, n, "```python\n", 10);
+    const char *body = open ? open + 10 : generated;
+    size_t left = (size_t)(generated + n - body);
+    const char *close = memmem(body, left, "```", 3);
+    size_t k = close ? (size_t)(close - body) : left;
+    char *r = sm_malloc(k + 2);
+    r[0] = '\n';
+    memcpy(r + 1, body, k);
+    r[k + 1] = 0;
+    return r;
+}
+
+char *code_extract(const code_set *s, const char *generated) {
+    if (s->format == CODE_FORMAT_HARNESS) return harness_extract(s, generated);
     size_t n = first_stop(generated, strlen(generated), g_end_tokens);
-    if (chat) return fenced_block(generated, n);
+    if (s->format == CODE_FORMAT_CHAT) return fenced_block(generated, n);
     n = first_stop(generated, n,
                    code_bench_is_humaneval(s->bench) ? g_stops_humaneval : g_stops_mbpp);
     return dup_n(generated, n);
@@ -864,12 +1075,21 @@ static int prompt_too_long(const smdlm_model *model, size_t np, int gen_len, cha
     return 1;
 }
 
+/* The text generation starts from: the prompt, or for the harness its rendered chat text
+ * (encoded with control tokens parsed); NULL on error. */
+static char *generation_prompt(const smdlm_model *model, const code_set *s, size_t i, const code_gen_opts *o) {
+    char *prompt = NULL;
+    if (s->format != CODE_FORMAT_HARNESS) return code_prompt(s, i, &o->prompt);
+    return code_model_prompt(model, s, i, &o->prompt, o->gp.system, &prompt) ? NULL : prompt;
+}
+
 int code_prompt_fits(const smdlm_model *model, const code_set *s, size_t i, const code_gen_opts *o,
                      char *why, size_t cap) {
-    char *prompt = code_prompt(s, i, &o->prompt);
+    char *prompt = generation_prompt(model, s, i, o);
     int32_t *ids = NULL;
     size_t np = 0;
-    int rc = smdlm_tokenize(model, prompt, 1, &ids, &np) ? -1 : prompt_too_long(model, np, o->gen_len, why, cap);
+    int rc = !prompt || smdlm_tokenize(model, prompt, 1, &ids, &np) ? -1
+                                                                     : prompt_too_long(model, np, o->gen_len, why, cap);
     free(ids);
     free(prompt);
     return rc;
@@ -877,12 +1097,14 @@ int code_prompt_fits(const smdlm_model *model, const code_set *s, size_t i, cons
 
 int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *s, size_t i,
                   const code_gen_opts *o, uint64_t seed, char **completion) {
-    char *prompt = code_prompt(s, i, &o->prompt);
+    int harness = s->format == CODE_FORMAT_HARNESS;
+    char *prompt = NULL, *raw = NULL;
     int32_t *ids = NULL;
     size_t np = 0;
     smdlm_result r = {0};
     int rc = -1;
     char why[160];
+    if (!(prompt = generation_prompt(model, s, i, o))) goto done;
     if (smdlm_tokenize(model, prompt, 1, &ids, &np)) goto done;
     if (prompt_too_long(model, np, o->gen_len, why, sizeof why)) {
         SM_ERR("%s: %s", s->p[i].task_id, why);
@@ -893,20 +1115,30 @@ int code_generate(const smdlm_model *model, smdlm_state *state, const code_set *
     gp.decoder.max_new_tokens = o->gen_len; /* Dream / LLaDA */
     gp.seed = seed;
     gp.n = 1;
-    gp.chat = o->prompt.chat;               /* Dream / LLaDA: the prompt is a user message */
+    gp.chat = s->format == CODE_FORMAT_CHAT; /* Dream / LLaDA: the prompt is a user message */
+    if (harness) {
+        gp.allow_special = 1;
+        gp.system = NULL;
+    }
     if (smdlm_generate(state, prompt, &gp, &r) != SMDLM_OK) {
         sm_wrap_error("%s", s->p[i].task_id);
         goto done;
     }
     /* An MDLM returns its whole canvas, which starts with the prompt (byte-level BPE round
-     * trip); Dream / LLaDA return the completion alone. */
+     * trip); Dream / LLaDA return the completion alone. The harness decodes the tokens before
+     * the EOS with special tokens as text (its `until` holds one). */
     const char *text = r.text[0];
+    if (harness) {
+        if (smdlm_detokenize(model, r.ids + r.prompt_len, (size_t)r.gen_len[0], &raw)) goto done;
+        text = raw;
+    }
     size_t pl = strlen(prompt);
-    const char *gen = !gp.chat && !strncmp(text, prompt, pl) ? text + pl : text;
-    *completion = code_extract(s, gen, o->prompt.chat);
+    const char *gen = !gp.chat && !harness && !strncmp(text, prompt, pl) ? text + pl : text;
+    *completion = code_extract(s, gen);
     rc = 0;
 done:
     smdlm_result_free(&r);
+    free(raw);
     free(ids);
     free(prompt);
     return rc;

@@ -51,12 +51,28 @@ typedef struct {
     size_t n;
 } code_warnings;
 
+/* How prompts are built, code is taken from the generated text and (harness) checked. */
+typedef enum {
+    CODE_FORMAT_COMPLETION, /* the benchmark's text continued (MBPP: --shots worked examples) */
+    CODE_FORMAT_CHAT,       /* an instruction as a chat message; the first ```python block */
+    CODE_FORMAT_HARNESS,    /* lm-evaluation-harness's instruct tasks as the paper's reference
+                             * runs them (docs/DESIGN.md §6.8): the task's text as the user
+                             * message, the assistant's reply started with its gen_prefix, its
+                             * stop sequences; HumanEval's code sanitized in the test program */
+} code_prompt_format;
+
+int code_prompt_format_parse(const char *name, code_prompt_format *out);
+const char *code_prompt_format_name(code_prompt_format f);
+/* An error when the benchmark has no such format (harness: HumanEval, HumanEval+, full MBPP). */
+int code_format_check(code_bench b, code_prompt_format f);
+
 typedef struct {
     code_bench bench;
     code_problem *p;
     size_t n;
     code_warnings warn; /* malformed records, skipped */
     code_plus_mode plus_mode;
+    code_prompt_format format; /* CODE_FORMAT_COMPLETION after loading */
 } code_set;
 
 /* Loads `path` (.gz read through zlib). Malformed lines or records are skipped and listed
@@ -82,6 +98,15 @@ long code_set_find(const code_set *s, const char *task_id);
  * candidate (prompt + completion, or the whole solution) checked against them with
  * EvalPlus's float tolerance, per-input time limits and special oracles. */
 char *code_program(const code_set *s, size_t i, const char *completion, int full);
+/* In CODE_FORMAT_HARNESS the programs are the harness's (HF code_eval: prediction + "\n" + target):
+ *   HumanEval(+): sanitize(prompt + completion, entry_point) + "\n" + test + "\ncheck(entry_point)",
+ *                 the sanitizing done in Python by the program itself (code_sanitize_program);
+ *   MBPP full:    completion + "\n" + the three asserts joined by "\n" (no test_setup_code). */
+
+/* A Python program that prints the harness's sanitize(code, entry_point) (Dream's
+ * lm-evaluation-harness, tasks/humaneval/sanitize_utils.py): the longest run of lines that
+ * parses, then its imports and the definitions the entry point reaches. */
+char *code_sanitize_program(const char *code, const char *entry_point);
 
 /* Samples to evaluate: one completion of one problem each, several per problem allowed. */
 typedef struct {
@@ -109,26 +134,36 @@ void code_samples_free(code_samples *smp);
 
 void code_warnings_free(code_warnings *w);
 
-/* Prompt building and code extraction. */
+/* Prompt building and code extraction, in the set's format. */
 typedef struct {
-    int shots; /* MBPP: 0 or 3 worked examples (MBPP tasks 2, 3, 4) */
-    int chat;  /* instruction style: ask for a ```python block and take the first one */
+    int shots; /* MBPP completion prompts: 0 or 3 worked examples (MBPP tasks 2, 3, 4) */
 } code_prompt_opts;
 
+/* The prompt text (chat and harness: the user message, before the chat template). */
 char *code_prompt(const code_set *s, size_t i, const code_prompt_opts *o);
-/* The code in generated text (the text after the prompt): chat style takes the first
- * fenced block (```python, else any ```); completion style cuts at the first stop sequence
- * of the benchmark (HumanEval: "\ndef", "\nclass", "\nif", "\nprint", "\n#"; MBPP:
- * "[DONE]", "\n[BEGIN]", "\nYou are an expert", "\nassert", "\nif __name__", "\nprint(";
- * both: end-of-text tokens). */
-char *code_extract(const code_set *s, const char *generated, int chat);
+/* Harness: the start of the assistant's reply (the task's gen_prefix); else NULL. */
+char *code_gen_prefix(const code_set *s, size_t i);
+/* The exact text the model is given: the prompt, or for chat and harness the conversation in
+ * the model's chat template (system: the system message or NULL; harness: ending inside the
+ * reply started by code_gen_prefix, Hugging Face's continue_final_message). */
+int code_model_prompt(const smdlm_model *model, const code_set *s, size_t i,
+                      const code_prompt_opts *o, const char *system, char **text);
+/* The code in generated text (the text after the model's prompt): chat
+ * takes the first fenced block (```python, else any ```); completion cuts at the first stop
+ * sequence of the benchmark (HumanEval: "\ndef", "\nclass", "\nif", "\nprint", "\n#";
+ * MBPP: "[DONE]", "\n[BEGIN]", "\nYou are an expert", "\nassert", "\nif __name__",
+ * "\nprint("; both: end-of-text tokens). Harness (the text up to the model's EOS, special
+ * tokens as text): cut at the task's `until` (HumanEval: "\nclass", "\ndef", "\n#", "\nif",
+ * "\nprint", "<|im_end|>"; MBPP: "```"); HumanEval then gives "\n" + the text after the first
+ * "```python\n" (if any) up to the next "```", MBPP the cut text itself. */
+char *code_extract(const code_set *s, const char *generated);
 
 /* Generation settings: the public API's parameters plus the code-specific ones. */
 typedef struct {
     smdlm_gen_params gp;   /* the API's settings; mdlm.len, decoder.max_new_tokens, seed and
                             * chat are set per call from the fields below */
     int gen_len;           /* tokens generated after the prompt */
-    code_prompt_opts prompt; /* chat: also the model's chat template (Dream / LLaDA) */
+    code_prompt_opts prompt;
 } code_gen_opts;
 
 /* Whether problem i's prompt plus o->gen_len generated tokens fit the model's length: 0 when

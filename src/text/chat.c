@@ -1,4 +1,4 @@
-/* chat.c — ChatML and LLaDA chat templates as token ids. See chat.h. */
+/* chat.c — ChatML and LLaDA chat templates as token ids or as text. See chat.h. */
 #include "text/chat.h"
 
 #include <string.h>
@@ -7,9 +7,11 @@
 
 #define CHATML_DEFAULT_SYSTEM "You are a helpful assistant."
 
-/* The output: ids so far, and the text since the last control token (encoded as one piece). */
+/* The output: ids so far, and the text since the last control token (encoded as one piece).
+ * As text: the control tokens are written into the text and nothing is encoded. */
 typedef struct {
     const smdlm_tokenizer *t;
+    int as_text;
     unsigned flags; /* tok_encode_ex flags of the text */
     int32_t *ids;
     size_t n, cap;
@@ -39,7 +41,7 @@ static void add_str(chat_buf *b, const char *s) { add_text(b, s, strlen(s)); }
 
 /* Encodes the pending text (special-token text stays plain text unless flags allow it). */
 static int flush(chat_buf *b) {
-    if (b->len == 0) return 0;
+    if (b->len == 0 || b->as_text) return 0;
     int32_t *ids;
     size_t k;
     if (tok_encode_ex(b->t, b->text, b->len, b->flags, &ids, &k) != 0) return -1;
@@ -52,6 +54,10 @@ static int flush(chat_buf *b) {
 static int control(chat_buf *b, const char *token) {
     int32_t id = tok_str_to_id(b->t, token);
     if (id < 0) return SM_ERR("the tokenizer has no '%s' token (needed by the chat template)", token);
+    if (b->as_text) {
+        add_str(b, token);
+        return 0;
+    }
     if (flush(b) != 0) return -1;
     push_ids(b, &id, 1);
     return 0;
@@ -74,15 +80,23 @@ static size_t py_space_len(const char *s, size_t n) {
     return 0;
 }
 
-static void add_trimmed(chat_buf *b, const char *s) {
-    size_t n = strlen(s), start = 0, end = n, k;
-    while (start < n && (k = py_space_len(s + start, n - start))) start += k;
-    while (end > start) { /* the last character: step back over continuation bytes */
-        size_t c = end - 1;
-        while (c > start && ((unsigned char)s[c] & 0xc0) == 0x80) c--;
-        if (py_space_len(s + c, end - c) != end - c) break;
-        end = c;
+/* s[*start, *end) is Python's s.strip(). */
+static void py_strip(const char *s, size_t *start, size_t *end) {
+    size_t n = strlen(s), k;
+    *start = 0;
+    *end = n;
+    while (*start < n && (k = py_space_len(s + *start, n - *start))) *start += k;
+    while (*end > *start) { /* the last character: step back over continuation bytes */
+        size_t c = *end - 1;
+        while (c > *start && ((unsigned char)s[c] & 0xc0) == 0x80) c--;
+        if (py_space_len(s + c, *end - c) != *end - c) break;
+        *end = c;
     }
+}
+
+static void add_trimmed(chat_buf *b, const char *s) {
+    size_t start, end;
+    py_strip(s, &start, &end);
     add_text(b, s + start, end - start);
 }
 
@@ -94,7 +108,7 @@ static int check_role(const chat_msg *m, size_t i) {
     return 0;
 }
 
-static int render_chatml(chat_buf *b, const chat_msg *msgs, size_t n) {
+static int render_chatml(chat_buf *b, const chat_msg *msgs, size_t n, int generation_prompt) {
     size_t first = 0;
     if (control(b, "<|im_start|>")) return -1;
     add_str(b, "system\n");
@@ -114,12 +128,13 @@ static int render_chatml(chat_buf *b, const chat_msg *msgs, size_t n) {
         if (control(b, "<|im_end|>")) return -1;
         add_str(b, "\n");
     }
+    if (!generation_prompt) return 0;
     if (control(b, "<|im_start|>")) return -1;
     add_str(b, "assistant\n");
     return 0;
 }
 
-static int render_llada(chat_buf *b, const chat_msg *msgs, size_t n) {
+static int render_llada(chat_buf *b, const chat_msg *msgs, size_t n, int generation_prompt) {
     int32_t bos = tok_role_id(b->t, TOK_BOS);
     const char *bos_str = bos >= 0 ? tok_id_to_str(b->t, bos) : "<|startoftext|>";
     if (control(b, bos_str)) return -1;
@@ -131,6 +146,7 @@ static int render_llada(chat_buf *b, const chat_msg *msgs, size_t n) {
         add_trimmed(b, msgs[i].content);
         if (control(b, "<|eot_id|>")) return -1;
     }
+    if (!generation_prompt) return flush(b);
     if (control(b, "<|start_header_id|>")) return -1;
     add_str(b, "assistant");
     if (control(b, "<|end_header_id|>")) return -1;
@@ -158,15 +174,25 @@ int chat_detect(const smdlm_tokenizer *t, chat_format *out) {
     return 0;
 }
 
+static int check_messages(const chat_msg *msgs, size_t n) {
+    if (n == 0) return SM_ERR("chat: no messages");
+    for (size_t i = 0; i < n; i++)
+        if (check_role(&msgs[i], i) != 0) return -1;
+    return 0;
+}
+
+static int render(chat_buf *b, chat_format fmt, const chat_msg *msgs, size_t n, int generation_prompt) {
+    return fmt == CHAT_CHATML ? render_chatml(b, msgs, n, generation_prompt)
+                              : render_llada(b, msgs, n, generation_prompt);
+}
+
 int chat_encode(const smdlm_tokenizer *t, chat_format fmt, const chat_msg *msgs, size_t n,
                 unsigned flags, int32_t **ids, size_t *n_ids) {
     *ids = NULL;
     *n_ids = 0;
-    if (n == 0) return SM_ERR("chat: no messages");
-    for (size_t i = 0; i < n; i++)
-        if (check_role(&msgs[i], i) != 0) return -1;
+    if (check_messages(msgs, n)) return -1;
     chat_buf b = {.t = t, .flags = flags & TOK_ALLOW_SPECIAL};
-    int rc = fmt == CHAT_CHATML ? render_chatml(&b, msgs, n) : render_llada(&b, msgs, n);
+    int rc = render(&b, fmt, msgs, n, 1);
     if (rc == 0) rc = flush(&b);
     free(b.text);
     if (rc != 0) {
@@ -175,5 +201,45 @@ int chat_encode(const smdlm_tokenizer *t, chat_format fmt, const chat_msg *msgs,
     }
     *ids = b.ids;
     *n_ids = b.n;
+    return 0;
+}
+
+/* Hugging Face's continue_final_message: the rendered text is cut after the last occurrence of
+ * the final message stripped of white space — after the whole message (its trailing white space
+ * included) when the text there equals the message, else after the stripped message (a
+ * template that trims, as LLaDA's, or a message that starts with white space). */
+static int cut_after_final(chat_buf *b, const char *final) {
+    size_t start, end, len = strlen(final);
+    py_strip(final, &start, &end);
+    size_t k = end - start;
+    long at = -1;
+    for (size_t i = b->len >= k ? b->len - k + 1 : 0; i-- > 0;)
+        if (memcmp(b->text + i, final + start, k) == 0) {
+            at = (long)i;
+            break;
+        }
+    if (at < 0)
+        return SM_ERR("chat: the template leaves out the final message it should continue");
+    int whole = start == 0 && (size_t)at + len <= b->len && memcmp(b->text + at, final, len) == 0;
+    b->len = (size_t)at + (whole ? len : k);
+    return 0;
+}
+
+int chat_render_text(const smdlm_tokenizer *t, chat_format fmt, const chat_msg *msgs, size_t n,
+                     int continue_final, char **text) {
+    *text = NULL;
+    if (check_messages(msgs, n)) return -1;
+    if (continue_final && strcmp(msgs[n - 1].role, "assistant"))
+        return SM_ERR("chat: the message to continue must be the assistant's (the last is '%s')",
+                      msgs[n - 1].role);
+    chat_buf b = {.t = t, .as_text = 1};
+    int rc = render(&b, fmt, msgs, n, !continue_final);
+    if (rc == 0 && continue_final) rc = cut_after_final(&b, msgs[n - 1].content);
+    if (rc != 0) {
+        free(b.text);
+        return -1;
+    }
+    add_text(&b, "", 1); /* the terminating NUL */
+    *text = b.text;
     return 0;
 }

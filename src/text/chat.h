@@ -1,4 +1,4 @@
-/* chat.h — chat templates rendered straight to token ids: ChatML (Qwen2/Qwen2.5, which Dream and
+/* chat.h — chat templates rendered straight to token ids (or to text): ChatML (Qwen2/Qwen2.5, which Dream and
  * Dream-Coder use) and LLaDA-8B-Instruct's template.
  *
  *     chat_msg m[] = {{"user", "Write a haiku."}};
@@ -43,5 +43,12 @@ int chat_detect(const smdlm_tokenizer *t, chat_format *out);
  * TOK_ALLOW_SPECIAL to parse special-token text in the contents (trusted text only). */
 int chat_encode(const smdlm_tokenizer *t, chat_format fmt, const chat_msg *msgs, size_t n,
                 unsigned flags, int32_t **ids, size_t *n_ids);
+
+/* The same as text, HF's `apply_chat_template(messages, tokenize=False)`: with the assistant's
+ * header at the end, or, with continue_final, `continue_final_message=True` (the last message
+ * is the assistant's and the text ends inside it, so that a model continues it). *text is
+ * malloc'ed. */
+int chat_render_text(const smdlm_tokenizer *t, chat_format fmt, const chat_msg *msgs, size_t n,
+                     int continue_final, char **text);
 
 #endif

@@ -27,7 +27,7 @@ static char *ckpt_path(const char *out, const char *prefix, long step) {
 
 static int save_state(const train_config *c, const trainer *tr, const adamw *opt,
                       const train_progress *at, const char *dir) {
-    size_t nm = tr->nparams + 3;
+    size_t nm = opt->nm; /* --sm-only: the soft-masking scalars' 3 */
     char meta_vals[6][80];
     snprintf(meta_vals[0], 80, "%ld", at->step);
     snprintf(meta_vals[1], 80, "%ld", at->epoch);
@@ -210,8 +210,8 @@ static int load_checkpoint(const train_config *c, trainer *tr, adamw *opt, train
     free(path);
     const st_tensor *p = rc ? NULL : st_find(&st, "params"), *m = rc ? NULL : st_find(&st, "adam_m"),
                     *v = rc ? NULL : st_find(&st, "adam_v"), *s = rc ? NULL : st_find(&st, "softmask_raw");
-    if (!rc && (!p || !m || !v || !s || p->numel != tr->nparams || m->numel != tr->nparams + 3 ||
-                v->numel != tr->nparams + 3 || s->numel != 3))
+    if (!rc && (!p || !m || !v || !s || p->numel != tr->nparams || m->numel != opt->nm ||
+                v->numel != opt->nm || s->numel != 3))
         rc = SM_ERR("'%s': train_state.safetensors does not match the model", dir);
     const char *buf[5] = {0};
     const char *keys[5] = {"step", "epoch", "pos", "rng", "tokens"};

@@ -113,6 +113,7 @@ void adamw_init(adamw *o, const optim_config *cfg, const optim_group *groups, in
         o->groups[i] = *g;
         SM_ASSERT(sm_add_size(total, g->n, &total) == 0);
     }
+    o->nm = total;
     size_t bytes;
     SM_ASSERT(sm_mul_size(total, 2 * sizeof(float), &bytes) == 0);
     /* m and v share one allocation: v = m + total */

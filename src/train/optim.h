@@ -40,6 +40,7 @@ typedef struct {
     optim_group groups[OPTIM_MAX_GROUPS];
     int ngroups;
     float *m, *v; /* one allocation: the groups' moments back to back */
+    size_t nm;    /* values in m (and in v): the groups' sizes summed */
     long step;    /* number of updates done */
 } adamw;
 

@@ -346,7 +346,11 @@ static void block_backward(trainer *tr, const dit_block *w, dit_block *g, const 
 static void backward(trainer *tr) {
     struct train_acts *a = tr->acts;
     const dit_weights *w = &tr->model.w;
-    dit_weights *g = &tr->grads.w;
+    /* frozen parameters: every gradient pointer NULL, which the kernels skip (they compute
+     * only what flows back to the input) */
+    dit_weights none = {0};
+    dit_block no_block = {0};
+    dit_weights *g = tr->frozen ? &none : &tr->grads.w;
     const int B = tr->B, T = tr->T, D = tr->cfg.hidden, C = tr->cfg.cond_dim;
     const size_t BTD = (size_t)B * T * D;
     memset(a->dc, 0, sizeof(float) * (size_t)B * C);
@@ -364,7 +368,7 @@ static void backward(trainer *tr) {
     matmul_backward(a->dc, g->final_ada_w, g->final_ada_b, a->dmod, a->c, w->final_ada_w, B, C,
                     2 * D);
     for (int l = tr->cfg.n_blocks - 1; l >= 0; l--)
-        block_backward(tr, &w->blocks[l], &g->blocks[l], &a->blocks[l]);
+        block_backward(tr, &w->blocks[l], tr->frozen ? &no_block : &g->blocks[l], &a->blocks[l]);
     /* c = SiLU(W2·SiLU(W0·temb + b0) + b2) */
     memset(a->dc2, 0, sizeof(float) * (size_t)B * C);
     silu_backward(a->dc2, a->c2, a->dc, (size_t)B * C);
@@ -441,13 +445,13 @@ static void embed_backward(trainer *tr, const train_batch *bt, int sm) {
     struct train_acts *a = tr->acts;
     const int BT = tr->B * tr->T, D = tr->cfg.hidden, k = tr->sm.k, mask = tr->cfg.mask_id;
     const float *E = tr->model.w.embed;
-    float *dE = tr->grads.w.embed;
+    float *dE = tr->frozen ? NULL : tr->grads.w.embed;
     double graw[3] = {0, 0, 0};
     for (int i = 0; i < BT; i++) {
         const float *dx = a->dx + (size_t)i * D;
         if (!sm || !a->masked[i]) {
-            float *d = dE + (size_t)bt->xt[i] * D;
-            for (int j = 0; j < D; j++) d[j] += dx[j];
+            float *d = dE ? dE + (size_t)bt->xt[i] * D : NULL;
+            for (int j = 0; d && j < D; j++) d[j] += dx[j];
             continue;
         }
         const sm_feedback *f = &a->fb[i];
@@ -455,18 +459,17 @@ static void embed_backward(trainer *tr, const train_batch *bt, int sm) {
         float lam = sm_lambda_grad(&tr->sm, f->neg_h, dl);
         double dlam = 0.0; /* dx · (Σ π_j E[v_j] − E[m]) */
         const float *em = E + (size_t)mask * D;
-        float *dm = dE + (size_t)mask * D;
-        for (int j = 0; j < D; j++) {
-            dlam -= (double)dx[j] * em[j];
-            dm[j] += (1.0f - lam) * dx[j];
-        }
+        for (int j = 0; j < D; j++) dlam -= (double)dx[j] * em[j];
         for (int q = 0; q < k; q++) {
             const float *ev = E + (size_t)f->idx[q] * D;
-            float *dv = dE + (size_t)f->idx[q] * D;
-            float wq = lam * f->pi[q];
-            for (int j = 0; j < D; j++) {
-                dlam += (double)dx[j] * f->pi[q] * ev[j];
-                dv[j] += wq * dx[j];
+            for (int j = 0; j < D; j++) dlam += (double)dx[j] * f->pi[q] * ev[j];
+        }
+        if (dE) { /* the rows mixed into x: (1 − λ)·E[m] + λ·Σ π_q E[v_q] */
+            float *dm = dE + (size_t)mask * D;
+            for (int j = 0; j < D; j++) dm[j] += (1.0f - lam) * dx[j];
+            for (int q = 0; q < k; q++) {
+                float *dv = dE + (size_t)f->idx[q] * D, wq = lam * f->pi[q];
+                for (int j = 0; j < D; j++) dv[j] += wq * dx[j];
             }
         }
         for (int r = 0; r < 3; r++) graw[r] += dlam * dl[r];

@@ -33,6 +33,8 @@ typedef struct {
     size_t nparams;
     sm_raw sm;          /* trained scalars */
     float sm_grad[3];   /* d loss / d (raw_scale, raw_centre, raw_steepness) */
+    int frozen;         /* `train --sm-only`: the backward runs to d x and the scalars'
+                           gradients only; no parameter gradient is computed (grads stay 0) */
     float *mem;         /* saved activations and scratch (one allocation) */
     size_t mem_floats;
     struct train_acts *acts;

@@ -42,6 +42,9 @@ int train_config_validate(const train_config *c) {
     if (c->steps < 1) return SM_ERR("steps %ld must be ≥ 1", c->steps);
     if (!(c->sm_prob >= 0.0f && c->sm_prob <= 1.0f)) return SM_ERR("sm-prob %g must be in [0, 1]", c->sm_prob);
     if (c->causal && c->sm_prob > 0.0f) return SM_ERR("soft-masking needs the mdlm objective, not ar");
+    if (c->sm_only && !c->init) return SM_ERR("--sm-only trains the soft-masking of a model: give it with --init");
+    if (c->sm_only && c->sm_prob != 1.0f)
+        return SM_ERR("--sm-only makes every step a soft-masking step: sm-prob must be 1, not %g", c->sm_prob);
     if (!(c->ema >= 0.0f && c->ema < 1.0f)) return SM_ERR("ema %g must be in [0, 1)", c->ema);
     if (c->log_every < 1 || c->val_every < 0 || c->ckpt_every < 0 || c->keep_last < 1)
         return SM_ERR("log-every ≥ 1, val-every ≥ 0, ckpt-every ≥ 0 and keep-last ≥ 1 are required");
@@ -79,6 +82,7 @@ static const config_field k_fields[] = {
     F("n_blocks", F_INT, n_blocks, 1, 1024, CHANGE_NEVER),
     F("cond_dim", F_INT, cond_dim, 1, 65536, CHANGE_NEVER),
     F("objective", F_OBJECTIVE, causal, 0, 0, CHANGE_NEVER),
+    F("sm_only", F_INT, sm_only, 0, 1, CHANGE_NEVER),
     F("data", F_STR, data, 0, 0, CHANGE_FREE), /* the data themselves: rundir's fingerprint */
     F("seq_len", F_INT, seq_len, 0, 1 << 20, CHANGE_NEVER),
     F("seed", F_U64, seed, 0, 9e15, CHANGE_NEVER),

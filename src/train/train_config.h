@@ -28,6 +28,7 @@ typedef struct {
     long steps;
     long tokens; /* when > 0: the budget in training tokens, overriding steps */
     /* soft-masking (docs/DESIGN.md §3) */
+    int sm_only; /* learn the three soft-masking scalars alone on the frozen --init model */
     float sm_prob;
     int sm_k;
     float sm_scale, sm_centre, sm_steepness;

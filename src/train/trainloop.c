@@ -151,6 +151,11 @@ static int open_data(run *r, dit_config *cfg) {
         return SM_ERR("seq-len %d must be in [2, the data's block length %d]", T, r->train.block_len);
     char *meta_tok = sm_path_join(c->data, "tokenizer");
     if (c->init) { /* continue pretraining: the model's own tokenizer must fit the data */
+        model_arch arch;
+        if (c->sm_only && model_dir_arch(c->init, &arch)) return -1;
+        if (c->sm_only && arch != MODEL_MDLM)
+            return SM_ERR("%s is a Dream/LLaDA model: --sm-only needs their backward pass, which smdlm does "
+                          "not have yet (MDLM models only for now)", c->init);
         if (model_dir_read_config(cfg, c->init) ||
             data_check_tokenizer(c->data, c->init, c->allow_mismatch, "smdlm train"))
             return -1;
@@ -248,12 +253,14 @@ static int train_loop(run *r) {
         }
         if (rc) break;
         if (world > 1) { /* average: every process then makes the same update */
-            dist_allreduce_sum(tr->grads.owned, tr->nparams);
+            if (!tr->frozen) dist_allreduce_sum(tr->grads.owned, tr->nparams);
             dist_allreduce_sum(tr->sm_grad, 3);
             loss = dist_allreduce_sum_double(loss) / world;
         }
         double norm = adamw_step(&r->opt);
-        if (c->ema > 0.0f) /* MDLM's warm-up: decay min(ema, (1 + n)/(10 + n)) after n updates */
+        /* MDLM's warm-up: decay min(ema, (1 + n)/(10 + n)) after n updates; frozen weights
+           have no average (the exported weights are the --init ones, bit for bit) */
+        if (c->ema > 0.0f && !tr->frozen)
             trainer_ema_update(tr, fminf(c->ema, (float)(1 + at->step) / (float)(10 + at->step)));
         at->step++;
         if (!isfinite(loss)) {
@@ -338,6 +345,7 @@ int train_run(const train_config *config) {
         if (!ok) goto done;
     }
     r.tr.cfg.causal = c->causal;
+    r.tr.frozen = c->sm_only;
     sm_params smp = {1, c->sm_scale, c->sm_centre, c->sm_steepness, c->sm_k};
     sm_raw_from_params(&r.tr.sm, &smp);
     optim_config oc;
@@ -350,7 +358,8 @@ int train_run(const train_config *config) {
     optim_group g[3] = {{r.tr.model.owned, r.tr.grads.owned, r.tr.nparams, c->lr, c->weight_decay, 0.0f},
                         {&r.tr.sm.raw_scale, r.tr.sm_grad, 1, c->sm_scale_lr, 0.0f, c->sm_eps},
                         {&r.tr.sm.raw_centre, r.tr.sm_grad + 1, 2, c->sm_lr, 0.0f, c->sm_eps}};
-    adamw_init(&r.opt, &oc, g, 3);
+    /* --sm-only: the scalars' groups alone (no moments for the frozen parameters) */
+    adamw_init(&r.opt, &oc, c->sm_only ? g + 1 : g, c->sm_only ? 2 : 3);
     if (SM_CHECK_MEMORY(sm_size_mul(sizeof(uint32_t), r.train.nblocks),
                         "the block order of %zu training blocks", r.train.nblocks))
         goto done;
