@@ -79,8 +79,9 @@ def load_dir(path):
 # shared pieces (modeling_dream.py names)
 
 def rms_norm(x, w, eps):
-    """DreamRMSNorm / LLaDA RMSLayerNorm: fp32 variance, x·rsqrt(var + eps), times weight."""
-    x = x.to(torch.float32)
+    """DreamRMSNorm / LLaDA RMSLayerNorm: fp32 variance, x·rsqrt(var + eps), times weight
+    (float64 stays float64)."""
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
     variance = x.pow(2).mean(-1, keepdim=True)
     x = x * torch.rsqrt(variance + eps)
     return w * x
@@ -139,15 +140,18 @@ def final_norm_name(cfg):
 # ----------------------------------------------------------------------------------------
 # forward (DreamAttention eager path / LLaDALlamaBlock; no causal mask, no padding)
 
-def layer(cfg, P, i, x, cos, sin):
+def layer(cfg, P, i, x, cos, sin, proj=None):
+    """proj(weight name, input, bias) computes a projection (default F.linear; an adapter's
+    forward in tests/gen_tfgrad_fixtures.py)."""
+    proj = proj or (lambda name, h, b: F.linear(h, P[name], b))
     n_norm1, n_q, n_k, n_v, n_o, n_norm2, n_gate, n_up, n_down = names(cfg, i)
     B, T, _ = x.shape
     residual = x
     h = rms_norm(x, P[n_norm1], cfg.eps)
     bias = (lambda n: P[n + ".bias"]) if cfg.qkv_bias else (lambda n: None)
-    q = F.linear(h, P[n_q + ".weight"], bias(n_q))
-    k = F.linear(h, P[n_k + ".weight"], bias(n_k))
-    v = F.linear(h, P[n_v + ".weight"], bias(n_v))
+    q = proj(n_q + ".weight", h, bias(n_q))
+    k = proj(n_k + ".weight", h, bias(n_k))
+    v = proj(n_v + ".weight", h, bias(n_v))
     q = q.view(B, T, cfg.H, cfg.hd).transpose(1, 2)
     k = k.view(B, T, cfg.KVH, cfg.hd).transpose(1, 2)
     v = v.view(B, T, cfg.KVH, cfg.hd).transpose(1, 2)
@@ -157,21 +161,22 @@ def layer(cfg, P, i, x, cos, sin):
     k = repeat_kv(k, cfg.H // cfg.KVH)
     v = repeat_kv(v, cfg.H // cfg.KVH)
     w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(cfg.hd)
-    w = F.softmax(w, dim=-1, dtype=torch.float32)
+    w = F.softmax(w, dim=-1, dtype=torch.promote_types(w.dtype, torch.float32))
     a = torch.matmul(w, v).transpose(1, 2).reshape(B, T, cfg.H * cfg.hd)
-    x = residual + F.linear(a, P[n_o])
+    x = residual + proj(n_o, a, None)
     residual = x
     h = rms_norm(x, P[n_norm2], cfg.eps)
-    h = F.linear(F.silu(F.linear(h, P[n_gate])) * F.linear(h, P[n_up]), P[n_down])
+    h = proj(n_down, F.silu(proj(n_gate, h, None)) * proj(n_up, h, None), None)
     return residual + h
 
 
-def forward(cfg, P, ids=None, inputs_embeds=None):
-    """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D]."""
+def forward(cfg, P, ids=None, inputs_embeds=None, proj=None):
+    """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D]; proj as
+    for layer()."""
     x = P[embed_name(cfg)][ids] if inputs_embeds is None else inputs_embeds
     cos, sin = rotary_cos_sin(x.shape[1], cfg.hd, cfg.theta)
     for i in range(cfg.L):
-        x = layer(cfg, P, i, x, cos, sin)
+        x = layer(cfg, P, i, x, cos, sin, proj)
     x = rms_norm(x, P[final_norm_name(cfg)], cfg.eps)
     return F.linear(x, P[head_name(cfg)])
 
