@@ -123,11 +123,125 @@ static void test_llada_sm(void **state) {
     check_case("llada-dora-sm", "tiny-llada", "tiny-llada-dora", 2);
 }
 
+/* `smdlm grad --adapter` writes the same gradients (soft-masking values given by flags, as
+ * transformed values: their raw parameters round back within a few ulp). */
+static void test_grad_command(void **state) {
+    (void)state;
+    static const struct {
+        const char *name, *base, *adapter;
+        int sm_k;
+    } cases[] = {{"dream-bf16-dora", "tiny-dream-bf16", "tiny-dream-bf16-dora", 0},
+                 {"llada-dora-sm", "tiny-llada", "tiny-llada-dora", 2}};
+    char tmp[256], out[512], sm[256] = "", base[512], adapter[512], fix[512];
+    assert_int_equal(tu_tmpdir_make(tmp, sizeof tmp, "tfgrad-cli"), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(base, sizeof base, "%s", tu_fixture("%s", cases[i].base));
+        snprintf(adapter, sizeof adapter, "%s", tu_fixture("%s", cases[i].adapter));
+        snprintf(fix, sizeof fix, "%s", tu_fixture("tfgrad/%s", cases[i].name));
+        if (cases[i].sm_k) {
+            size_t n;
+            float *raw = tu_load_f32(tu_fixture("tfgrad/%s/sm_raw.npy", cases[i].name), &n);
+            sm_params p;
+            sm_params_from_raw(&p, raw[0], raw[1], raw[2]);
+            snprintf(sm, sizeof sm, "--sm --sm-scale %.9g --sm-centre %.9g --sm-steepness %.9g "
+                     "--sm-k %d", p.scale, p.centre, p.steepness, cases[i].sm_k);
+            free(raw);
+        }
+        snprintf(out, sizeof out, "%s/%s.safetensors", tmp, cases[i].name);
+        char *log;
+        int rc = tu_run(&log, "grad -m %s --adapter %s --ids %s/xt.npy --targets %s/x0.npy "
+                        "--t %s/t.npy %s -o %s", base, adapter, fix, fix, fix, sm, out);
+        print_message("%s", log);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(log, "loss "));
+        free(log);
+        compare_grads(cases[i].name, out, tu_fixture("tfgrad/%s/grads.safetensors", cases[i].name));
+    }
+    tu_tmpdir_remove(tmp);
+}
+
+/* Wrong combinations and inputs end with a message, never a crash. */
+static void test_grad_command_errors(void **state) {
+    (void)state;
+    char d[256], l[256], a[256], m[256], fx[256];
+    snprintf(d, sizeof d, "%s", tu_fixture("tiny-dream"));
+    snprintf(l, sizeof l, "%s", tu_fixture("tiny-llada"));
+    snprintf(a, sizeof a, "%s", tu_fixture("tiny-dream-lora"));
+    snprintf(m, sizeof m, "%s", tu_fixture("tiny"));
+    snprintf(fx, sizeof fx, "%s", tu_fixture("tfgrad/dream-lora"));
+    enum { N = 7 };
+    char args[N][1536];
+    const char *word[N] = {"needs --adapter", "needs a Dream or LLaDA", "is missing",
+                           "--causal is for MDLM", "one for the batch", "is the mask id",
+                           "out of range"};
+#define BATCH "--ids %s/xt.npy --targets %s/x0.npy --t %s/t.npy -o /dev/null"
+    snprintf(args[0], sizeof args[0], "grad -m %s " BATCH, d, fx, fx, fx);
+    snprintf(args[1], sizeof args[1], "grad -m %s --adapter %s " BATCH, m, a, fx, fx, fx);
+    snprintf(args[2], sizeof args[2], "grad -m %s --adapter %s " BATCH, l, a, fx, fx, fx);
+    snprintf(args[3], sizeof args[3], "grad -m %s --adapter %s --causal " BATCH, d, a, fx, fx, fx);
+    snprintf(args[4], sizeof args[4],
+             "grad -m %s --adapter %s --ids %s/xt.npy --targets %s/x0.npy --t %s/xt.npy -o "
+             "/dev/null", d, a, fx, fx, fx);
+    snprintf(args[5], sizeof args[5],
+             "grad -m %s --adapter %s --ids %s/xt.npy --targets %s/ids.npy --t %s/t.npy -o "
+             "/dev/null", d, a, fx, d, fx);
+    snprintf(args[6], sizeof args[6],
+             "grad -m %s --adapter %s --ids %s/xt.npy --targets %s/ids.npy --t %s/t.npy -o "
+             "/dev/null", d, a, fx, l, fx);
+#undef BATCH
+    tu_expect_cli_errors(&args[0][0], sizeof args[0], word, N);
+}
+
+/* Accumulation: two micro-batches at scale ½ give the gradient of one at scale 1 (exactly:
+ * the same products, halved), and the loss is reported unscaled. */
+static void test_accumulation(void **state) {
+    (void)state;
+    model_dir md;
+    load_ok(model_dir_load_any(&md, tu_fixture("tiny-dream"), 0));
+    peft_adapter ad;
+    load_ok(adapter_open(&ad, tu_fixture("tiny-dream-dora")));
+    size_t n;
+    int64_t shape[2];
+    int ndim;
+    int32_t *xt = tu_load_i32(tu_fixture("tfgrad/dream-dora/xt.npy"), &n, shape, &ndim);
+    int32_t *x0 = tu_load_i32(tu_fixture("tfgrad/dream-dora/x0.npy"), &n, shape, &ndim);
+    tf_trainer tr;
+    load_ok(tf_trainer_init(&tr, &md.tf, &ad, (int)shape[0], (int)shape[1]));
+    tf_batch b = {xt, x0, 0.5f};
+    double once, half1, half2;
+    tf_trainer_zero_grads(&tr);
+    load_ok(tf_trainer_accumulate(&tr, &b, 1, 1.0f, &once));
+    const tf_adapted *t = &tr.targets[0];
+    const size_t na = (size_t)t->r * t->w->in, nm = (size_t)t->w->out;
+    float *da = sm_malloc(sizeof(float) * na), *dm = sm_malloc(sizeof(float) * nm), sg[3];
+    memcpy(da, t->da, sizeof(float) * na);
+    memcpy(dm, t->dmag, sizeof(float) * nm);
+    memcpy(sg, tr.sm_grad, sizeof sg);
+    tf_trainer_zero_grads(&tr);
+    load_ok(tf_trainer_accumulate(&tr, &b, 1, 0.5f, &half1));
+    load_ok(tf_trainer_accumulate(&tr, &b, 1, 0.5f, &half2));
+    assert_true(once == half1 && once == half2);
+    assert_int_equal(memcmp(da, t->da, sizeof(float) * na), 0);
+    assert_int_equal(memcmp(dm, t->dmag, sizeof(float) * nm), 0);
+    assert_int_equal(memcmp(sg, tr.sm_grad, sizeof sg), 0);
+    /* a clean id that is the mask id is refused */
+    x0[3] = md.tf.cfg.mask_id;
+    const char *words[] = {"mask id", NULL};
+    tu_expect_error(tf_trainer_accumulate(&tr, &b, 0, 1.0f, &once), "mask id as a target", words);
+    free(da), free(dm);
+    tf_trainer_free(&tr);
+    adapter_close(&ad);
+    model_dir_free(&md);
+    free(xt), free(x0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dream_lora),      cmocka_unit_test(test_dream_dora),
         cmocka_unit_test(test_dream_bf16_dora), cmocka_unit_test(test_llada_dora),
         cmocka_unit_test(test_dream_sm),        cmocka_unit_test(test_llada_sm),
+        cmocka_unit_test(test_grad_command),    cmocka_unit_test(test_grad_command_errors),
+        cmocka_unit_test(test_accumulation),
     };
     return cmocka_run_group_tests_name("tfgrad", tests, NULL, NULL);
 }
