@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "base/util.h"
 #include "models/model.h"
 #include "testutil.h"
@@ -235,13 +236,63 @@ static void test_accumulation(void **state) {
     free(xt), free(x0);
 }
 
+/* The collator's noise: the prompt is never masked, every row has a mask, the response is
+ * masked at the rate (1 − 1e-3)·t + 1e-3, t stays in its range and is uniform over it, and a
+ * seed gives the same batch again. */
+static void test_noise(void **state) {
+    (void)state;
+    enum { B = 64, T = 40, DRAWS = 400 };
+    int32_t *x0 = sm_malloc(sizeof(int32_t) * B * T), *xt = sm_malloc(sizeof(int32_t) * B * T),
+            *again = sm_malloc(sizeof(int32_t) * B * T);
+    int prompt[B];
+    for (int b = 0; b < B; b++) prompt[b] = b % 2 ? 39 : b % 30; /* 39: one response position */
+    for (int i = 0; i < B * T; i++) x0[i] = i % 250;
+    sm_rng r, r2;
+    double tsum = 0.0;
+    for (int d = 0; d < DRAWS; d++) {
+        float t, t2;
+        rng_seed(&r, 1000 + d);
+        assert_int_equal(tf_noise_batch(&r, x0, prompt, xt, &t, B, T, 297, 0.2f, 0.8f), 0);
+        assert_true(t >= 0.2f && t <= 0.8f);
+        tsum += t;
+        long masked = 0, response = 0;
+        for (int b = 0; b < B; b++) {
+            int any = 0;
+            for (int i = 0; i < T; i++) {
+                const int32_t v = xt[b * T + i];
+                assert_true(v == x0[b * T + i] || (v == 297 && i >= prompt[b]));
+                any |= v == 297;
+                if (i >= prompt[b] && b % 2 == 0) masked += v == 297, response++;
+            }
+            assert_true(any);
+        }
+        /* the rows with long responses: the rate within 5 standard deviations */
+        const double p = (1 - 1e-3) * t + 1e-3, sd = sqrt(p * (1 - p) / response);
+        assert_true(fabs((double)masked / response - p) < 5 * sd + 1.0 / response);
+        if (d == 0) {
+            rng_seed(&r2, 1000);
+            assert_int_equal(tf_noise_batch(&r2, x0, prompt, again, &t2, B, T, 297, 0.2f, 0.8f), 0);
+            assert_true(t2 == t);
+            assert_int_equal(memcmp(again, xt, sizeof(int32_t) * B * T), 0);
+        }
+    }
+    /* uniform on [0.2, 0.8]: mean 0.5, sd of the mean 0.6/√12/√DRAWS */
+    assert_true(fabs(tsum / DRAWS - 0.5) < 5 * 0.6 / sqrt(12.0 * DRAWS));
+    prompt[3] = T;
+    float t;
+    const char *words[] = {"row 3", "no position", NULL};
+    tu_expect_error(tf_noise_batch(&r, x0, prompt, xt, &t, B, T, 297, 0.2f, 0.8f), "prompt = T",
+                    words);
+    free(x0), free(xt), free(again);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dream_lora),      cmocka_unit_test(test_dream_dora),
         cmocka_unit_test(test_dream_bf16_dora), cmocka_unit_test(test_llada_dora),
         cmocka_unit_test(test_dream_sm),        cmocka_unit_test(test_llada_sm),
         cmocka_unit_test(test_grad_command),    cmocka_unit_test(test_grad_command_errors),
-        cmocka_unit_test(test_accumulation),
+        cmocka_unit_test(test_accumulation),    cmocka_unit_test(test_noise),
     };
     return cmocka_run_group_tests_name("tfgrad", tests, NULL, NULL);
 }

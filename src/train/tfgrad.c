@@ -15,6 +15,7 @@
 #include "compute/gemm.h"
 #include "compute/kernels.h"
 #include "compute/kernels_bwd.h"
+#include "models/noise.h"
 
 enum { P_Q, P_K, P_V, P_O, P_GATE, P_UP, P_DOWN, NPROJ };
 
@@ -534,6 +535,39 @@ static void backward(tf_trainer *tr, int to_input) {
         memcpy(a->dx + (size_t)a->rows[r] * D, a->tmp + r * D, sizeof(float) * D);
     const int stop = to_input ? 0 : tr->lowest;
     for (int l = c->n_layers - 1; l >= stop; l--) layer_backward(tr, l);
+}
+
+/* ---- noise -------------------------------------------------------------------------------- */
+
+int tf_noise_batch(sm_rng *r, const int32_t *x0, const int *prompt_len, int32_t *xt, float *t,
+                   int B, int T, int mask_id, float t_min, float t_max) {
+    if (!(t_min > 0.0f && t_min <= t_max && t_max <= 1.0f))
+        return SM_ERR("the time range [%g, %g] is not inside (0, 1]", t_min, t_max);
+    for (int b = 0; b < B; b++)
+        if (prompt_len[b] < 0 || prompt_len[b] >= T)
+            return SM_ERR("row %d: a prompt of %d tokens leaves no position of %d to mask", b,
+                          prompt_len[b], T);
+    const float eps = (float)MDLM_NOISE_EPS;
+    float tb = (t_max - t_min) * (float)rng_uniform(r) + t_min;
+    if (tb < eps) tb = eps;
+    const double p = (1.0 - eps) * tb + eps;
+    for (int b = 0; b < B; b++) {
+        int any = 0;
+        for (int i = 0; i < T; i++) {
+            const size_t at = (size_t)b * T + i;
+            const int masked = rng_uniform(r) < p && i >= prompt_len[b];
+            xt[at] = masked ? mask_id : x0[at];
+            any |= masked;
+        }
+        if (!any) {
+            const int span = T - prompt_len[b];
+            int j = prompt_len[b] + (int)(rng_uniform(r) * span);
+            if (j >= T) j = T - 1;
+            xt[(size_t)b * T + j] = mask_id;
+        }
+    }
+    *t = tb;
+    return 0;
 }
 
 /* ---- step --------------------------------------------------------------------------------- */

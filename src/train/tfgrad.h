@@ -54,6 +54,16 @@ typedef struct {
     tf_state pass1;       /* soft-masking's first pass (the inference forward) */
 } tf_trainer;
 
+/* The noise of one batch (IBM coding/train/components/data_collator.py, forward_process and
+ * add_at_least_one_mask): one time t = t_min + (t_max − t_min)·u (at least 1e-3) for the
+ * batch; every position at or after its row's prompt masked with probability
+ * (1 − 1e-3)·t + 1e-3, the prompt never; a row left without a mask gets one at a position
+ * drawn uniformly after its prompt. Draws from r in the order u, the positions row by row, one
+ * more uniform per row without a mask. −1 with an error when a prompt leaves no position
+ * (prompt_len[b] ≥ T) or the time range is not inside (0, 1]. */
+int tf_noise_batch(sm_rng *r, const int32_t *x0, const int *prompt_len, int32_t *xt, float *t,
+                   int B, int T, int mask_id, float t_min, float t_max);
+
 /* A trainer of the adapter a on m (its targets, PEFT's rule) for batches of B × T; −1 with an
  * error (nothing kept) when the adapter does not fit m or the memory is not available. The
  * soft-masking scalars start at IBM's values (k = 1). */
