@@ -1,6 +1,7 @@
 /* kernels_bwd.c — backward kernels of the DiT and of Dream/LLaDA (see kernels_bwd.h). Every
- * kernel accumulates (+=) into its gradients. Matrix products go to gemm.h; row and column work is compiled
- * for AVX-512, AVX2 and baseline x86-64 (rows.h, the table of the active code path).
+ * kernel accumulates (+=) into its gradients. Matrix products go to gemm.h; row and column
+ * work is compiled for AVX-512, AVX2 and baseline x86-64 (rows.h, the table of the active
+ * code path).
  *
  * Determinism: sums over rows (dbias, LayerNorm's dw/dshift/dscale, dgate) are split by
  * columns: one task owns a block of COLS output columns and adds the rows in their order
@@ -85,7 +86,8 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
         size_t base = (size_t)b * T * ld + (size_t)h * hd;
         const float *q = qkv + base;
         float *dq = dqkv + base;
-        attention_head_backward(dq, dq + D, dq + 2 * D, scratch + (size_t)omp_get_thread_num() * T * T,
+        float *dS = scratch + (size_t)omp_get_thread_num() * T * T;
+        attention_head_backward(dq, dq + D, dq + 2 * D, dS,
                                 dout + (size_t)b * T * D + (size_t)h * hd, q, q + D, q + 2 * D,
                                 att + (size_t)bh * T * T, T, hd, ld, ld, D);
     }

@@ -1,6 +1,7 @@
-/* kernels_bwd.h — backward kernels of the DiT and of Dream/LLaDA (llm.c style). Every kernel *accumulates*
- * (+=) into the gradients it is given (dinp, dweight, ...), so callers zero them once per
- * step — except rope_backward, which rotates its buffer in place, and
+/* kernels_bwd.h — backward kernels of the DiT and of Dream/LLaDA (llm.c style). Every kernel
+ * *accumulates* (+=) into the gradients it is given (dinp, dweight, ...), so callers zero them
+ * once per step — except rope_backward (and rope_backward_qk in kernels.h), which rotate
+ * their buffers in place, and
  * softmax_cross_entropy_row, which overwrites its row; gradient pointers a caller does not
  * need may be NULL. The forward results a kernel needs are passed as "saved" arguments.
  * Layouts are those of kernels.h. Reductions run in a fixed order per output element

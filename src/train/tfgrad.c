@@ -129,7 +129,8 @@ static int acts_entries(const tf_config *c, struct tf_acts *a, int B, int T, int
     ADD(a->rope_cos, (size_t)T * c->head_dim / 2), ADD(a->rope_sin, (size_t)T * c->head_dim / 2);
     ADD(a->dx, N * D), ADD(a->dh, N * D), ADD(a->dq, N * QD), ADD(a->dk, N * KD);
     ADD(a->dv, N * KD), ADD(a->datt, N * QD), ADD(a->dgate, N * F), ADD(a->dup, N * F);
-    ADD(a->dact, N * F), ADD(a->dy, N * (F > D ? F : D)), ADD(a->du, N * (size_t)r), ADD(a->pass1_logits, sm_size_mul(N, V));
+    ADD(a->dact, N * F), ADD(a->dy, N * (F > D ? F : D)), ADD(a->du, N * (size_t)r);
+    ADD(a->pass1_logits, sm_size_mul(N, V));
     ADD(a->dS, attention_scratch_floats(T, omp_get_max_threads()));
 #undef ADD
     return n;
@@ -490,7 +491,8 @@ static void layer_backward(tf_trainer *tr, int l) {
     const layer_acts *s = &a->layers[l];
     const int N = tr->B * tr->T;
     const size_t ND = (size_t)N * c->hidden, NF = (size_t)N * c->ffn,
-                 NQ = (size_t)N * c->n_heads * c->head_dim, NK = (size_t)N * c->n_kv_heads * c->head_dim;
+                 NQ = (size_t)N * c->n_heads * c->head_dim,
+                 NK = (size_t)N * c->n_kv_heads * c->head_dim;
     /* x_out = x_mid + down(silu(gate(h2))·up(h2)), h2 = ffn_norm(x_mid) */
     memset(a->dact, 0, sizeof(float) * NF);
     proj_backward(tr, l, P_DOWN, s->act, a->dx, a->dact, N);
@@ -628,7 +630,8 @@ int tf_trainer_save_grads(const tf_trainer *tr, const char *path) {
             k++;
         }
     }
-    for (int r = 0; r < 3; r++) e[k++] = (st_write_entry){sm_names[r], ST_F32, 1, {1}, &tr->sm_grad[r]};
+    for (int r = 0; r < 3; r++)
+        e[k++] = (st_write_entry){sm_names[r], ST_F32, 1, {1}, &tr->sm_grad[r]};
     static const char *const meta[] = {"format", "pt", NULL};
     int rc = st_write(path, e, k, meta);
     free(e);
