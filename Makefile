@@ -227,6 +227,7 @@ fixtures:
 	/usr/bin/python3 tests/gen_dream_fixtures.py
 	/usr/bin/python3 tests/gen_softmask_fixtures.py
 	/usr/bin/python3 tests/gen_adapter_fixtures.py
+	/usr/bin/python3 tests/gen_tfgrad_fixtures.py
 	/usr/bin/python3 tests/gen_ckpt_fixtures.py
 	/usr/bin/python3 tests/gen_generate_fixtures.py
 	/usr/bin/python3 tests/gen_evaluator_fixtures.py

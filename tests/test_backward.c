@@ -9,12 +9,16 @@
  * enough to cross the column blocks (32) and row blocks (32) of the reductions.
  * Also: every kernel accumulates (+=) and leaves the rest of strided buffers alone; the
  * training forwards match the inference forwards; reductions are run-to-run (and, as the
- * implementation splits them by columns, thread-count) deterministic. */
+ * implementation splits them by columns, thread-count) deterministic. The Dream/LLaDA kernels
+ * (RMSNorm, SwiGLU, rotary on q and k) the same way, and dX = dY·W over f32, bf16 and q8
+ * weights against a double product. */
 #include <math.h>
 #include <string.h>
 
 #include "compute/kernels.h"
 #include "compute/kernels_bwd.h"
+#include "compute/linear.h"
+#include "formats/safetensors.h"
 #include "base/rng.h"
 #include "testutil.h"
 #include "base/util.h"
@@ -400,6 +404,126 @@ static void test_gated_residual_grad(void **state) {
     }
 }
 
+/* ---- Dream / LLaDA: RMSNorm, SwiGLU, rotary on q and k, dX = dY·W in W's dtype -------------- */
+
+typedef struct {
+    float *x, *w, *gate, *up;
+    size_t N;
+    int D;
+} tf_ctx;
+
+static void rms_fwd(void *ctx, float *out) {
+    tf_ctx *c = ctx;
+    rmsnorm_forward(out, c->x, c->w, c->N, c->D, 1e-5f);
+}
+
+static void swiglu_fwd(void *ctx, float *out) {
+    tf_ctx *c = ctx;
+    memcpy(out, c->gate, sizeof(float) * c->N);
+    swiglu_forward(out, c->up, c->N);
+}
+
+static void test_rmsnorm_swiglu_grad(void **state) {
+    int shapes[][2] = {{5, 8}, {35, 67}};
+    for (int s = 0; s < 2; s++) {
+        const size_t N = (size_t)shapes[s][0], D = (size_t)shapes[s][1], n = N * D;
+        tf_ctx c = {rand_buf(n, 1), rand_buf(D, 1), NULL, NULL, N, (int)D};
+        float *r = rand_buf(n, 1), *out = sm_malloc(sizeof(float) * n);
+        float *dx = zeros(n), *f = sm_malloc(sizeof(float) * n);
+        rmsnorm_backward(dx, r, c.x, c.w, N, (int)D, 1e-5f);
+        fd_grad(f, c.x, n, rms_fwd, &c, out, r, n);
+        check_fd("rmsnorm dx", dx, f, n);
+        /* accumulates */
+        float *pre = rand_buf(n, 1), *acc = copy_buf(pre, n);
+        rmsnorm_backward(acc, r, c.x, c.w, N, (int)D, 1e-5f);
+        check_accum("rmsnorm accumulates", acc, pre, dx, n);
+        /* SwiGLU over the same n elements */
+        tf_ctx g = {NULL, NULL, rand_buf(n, 4), rand_buf(n, 2), n, 0};
+        float *dg = zeros(n), *du = zeros(n), *fg = sm_malloc(sizeof(float) * n),
+              *fu = sm_malloc(sizeof(float) * n);
+        swiglu_backward(dg, du, r, g.gate, g.up, n);
+        fd_grad(fg, g.gate, n, swiglu_fwd, &g, out, r, n);
+        fd_grad(fu, g.up, n, swiglu_fwd, &g, out, r, n);
+        check_fd("swiglu dgate", dg, fg, n);
+        check_fd("swiglu dup", du, fu, n);
+        free(c.x), free(c.w), free(r), free(out), free(dx), free(f), free(pre), free(acc);
+        free(g.gate), free(g.up), free(dg), free(du), free(fg), free(fu);
+    }
+}
+
+typedef struct {
+    float *q, *k, *c, *s;
+    int N, T, H, KVH, hd;
+} rqk_ctx;
+
+/* out = [rope(q) | rope(k)] */
+static void rope_qk_fwd(void *ctx, float *out) {
+    rqk_ctx *p = ctx;
+    const size_t nq = (size_t)p->N * p->H * p->hd, nk = (size_t)p->N * p->KVH * p->hd;
+    memcpy(out, p->q, sizeof(float) * nq);
+    memcpy(out + nq, p->k, sizeof(float) * nk);
+    rope_forward_qk(out, out + nq, p->c, p->s, (size_t)p->N, p->T, 0, p->H, p->KVH, p->hd);
+}
+
+static void test_rope_qk_grad(void **state) {
+    rqk_ctx p = {NULL, NULL, NULL, NULL, 2 * 5, 5, 4, 2, 6};
+    const size_t nq = (size_t)p.N * p.H * p.hd, nk = (size_t)p.N * p.KVH * p.hd, n = nq + nk;
+    p.q = rand_buf(nq, 1), p.k = rand_buf(nk, 1);
+    p.c = sm_malloc(sizeof(float) * p.T * p.hd / 2), p.s = sm_malloc(sizeof(float) * p.T * p.hd / 2);
+    rope_tables(p.c, p.s, p.T, p.hd, 1e6f);
+    float *r = rand_buf(n, 1), *out = sm_malloc(sizeof(float) * n), *f = sm_malloc(sizeof(float) * n);
+    float *g = copy_buf(r, n);
+    rope_backward_qk(g, g + nq, p.c, p.s, (size_t)p.N, p.T, p.H, p.KVH, p.hd);
+    fd_grad(f, p.q, nq, rope_qk_fwd, &p, out, r, n);
+    fd_grad(f + nq, p.k, nk, rope_qk_fwd, &p, out, r, n);
+    check_fd("rope_qk dq, dk", g, f, n);
+    free(p.q), free(p.k), free(p.c), free(p.s), free(r), free(out), free(f), free(g);
+}
+
+/* linear_backward_input on f32, bf16 and q8 weights (in = 150 crosses the 64-column blocks)
+ * against a double product of the exactly decoded weights; it adds to dinp. */
+static void test_linear_backward_input(void **state) {
+    const int N = 7, OC = 37, IC = 150;
+    float *w32 = rand_buf((size_t)OC * IC, 1), *dy = rand_buf((size_t)N * OC, 1);
+    uint16_t *wb = sm_malloc(sizeof(uint16_t) * OC * IC);
+    for (int i = 0; i < OC * IC; i++) wb[i] = st_f32_to_bf16(w32[i]);
+    linear_w ws[3] = {{.type = WT_F32, .out = OC, .in = IC, .data = w32},
+                      {.type = WT_BF16, .out = OC, .in = IC, .data = wb}};
+    assert_int_equal(linear_quantize_q8(&ws[2], &ws[0]), 0);
+    const char *names[3] = {"dX = dY·W f32", "dX = dY·W bf16", "dX = dY·W q8"};
+    float *rows = sm_malloc(sizeof(float) * OC * IC), *ref = sm_malloc(sizeof(float) * N * IC),
+          *tol = sm_malloc(sizeof(float) * N * IC);
+    int32_t ids[37];
+    for (int o = 0; o < OC; o++) ids[o] = o;
+    for (int k = 0; k < 3; k++) {
+        linear_rows_f32(rows, &ws[k], ids, OC); /* exact values of W */
+        float *pre = rand_buf((size_t)N * IC, 1), *got = copy_buf(pre, (size_t)N * IC);
+        linear_backward_input(got, dy, &ws[k], N);
+        size_t bad = 0;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < IC; i++) {
+                double s = pre[n * IC + i], a = 0.0;
+                for (int o = 0; o < OC; o++) {
+                    s += (double)dy[n * OC + o] * rows[o * IC + i];
+                    a += fabs((double)dy[n * OC + o] * rows[o * IC + i]);
+                }
+                ref[n * IC + i] = (float)s;
+                tol[n * IC + i] = (float)(2e-6 * (a + fabs(pre[n * IC + i])));
+                bad += fabs(got[n * IC + i] - s) > tol[n * IC + i];
+            }
+        size_t worst = 0;
+        for (size_t i = 1; i < (size_t)N * IC; i++)
+            if (fabsf(got[i] - ref[i]) - tol[i] > fabsf(got[worst] - ref[worst]) - tol[worst])
+                worst = i;
+        printf("  %-18s worst [%zu]: %.9g vs %.9g (bound %.3g)\n", names[k], worst, got[worst],
+               ref[worst], tol[worst]);
+        assert_int_equal(bad, 0);
+        free(pre), free(got);
+    }
+    linear_free(&ws[2]);
+    free(w32), free(wb), free(dy), free(rows), free(ref), free(tol);
+}
+
 /* ---- accumulation ------------------------------------------------------------------------------ */
 
 /* Every kernel adds to its gradients: run once into zeros (fresh), once into random values
@@ -574,7 +698,8 @@ int main(void) {
         cmocka_unit_test(test_rope_grad),       cmocka_unit_test(test_attention_grad),
         cmocka_unit_test(test_gelu_grad),       cmocka_unit_test(test_silu_grad),
         cmocka_unit_test(test_gated_residual_grad), cmocka_unit_test(test_accumulates),
-        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_determinism),     cmocka_unit_test(test_rmsnorm_swiglu_grad),
+        cmocka_unit_test(test_rope_qk_grad),    cmocka_unit_test(test_linear_backward_input),
     };
     return TU_RUN_PER_ISA("backward", tests);
 }

@@ -79,8 +79,9 @@ def load_dir(path):
 # shared pieces (modeling_dream.py names)
 
 def rms_norm(x, w, eps):
-    """DreamRMSNorm / LLaDA RMSLayerNorm: fp32 variance, x·rsqrt(var + eps), times weight."""
-    x = x.to(torch.float32)
+    """DreamRMSNorm / LLaDA RMSLayerNorm: fp32 variance, x·rsqrt(var + eps), times weight
+    (float64 stays float64)."""
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
     variance = x.pow(2).mean(-1, keepdim=True)
     x = x * torch.rsqrt(variance + eps)
     return w * x
@@ -147,20 +148,22 @@ def q8_linear(x, w, b=None):
     return F.linear(torch.round(x * inv) * (amax / 127.0), w, b)
 
 
-def layer(cfg, P, i, x, cos, sin, kv=None, window=None, linear=F.linear):
+def layer(cfg, P, i, x, cos, sin, kv=None, window=None, proj=None):
     """kv: None, or a list of per-layer (k, v) after rotary: without a window this forward fills
     it (a refresh); with window = (lo, hi), x holds positions [lo, hi) only and attends to the
     stored keys/values of every other position, its own replacing [lo, hi) (Fast-dLLM's prefix
-    and dual caches: the cached positions keep the canvas of the refresh). linear: F.linear, or
-    q8_linear for smdlm's --quant q8."""
+    and dual caches: the cached positions keep the canvas of the refresh). proj(weight name, input,
+    bias) computes a projection (default F.linear; forward's linear=q8_linear; an adapter's forward
+    in tests/gen_tfgrad_fixtures.py)."""
+    proj = proj or (lambda name, h, b: F.linear(h, P[name], b))
     n_norm1, n_q, n_k, n_v, n_o, n_norm2, n_gate, n_up, n_down = names(cfg, i)
     B, T, _ = x.shape
     residual = x
     h = rms_norm(x, P[n_norm1], cfg.eps)
     bias = (lambda n: P[n + ".bias"]) if cfg.qkv_bias else (lambda n: None)
-    q = linear(h, P[n_q + ".weight"], bias(n_q))
-    k = linear(h, P[n_k + ".weight"], bias(n_k))
-    v = linear(h, P[n_v + ".weight"], bias(n_v))
+    q = proj(n_q + ".weight", h, bias(n_q))
+    k = proj(n_k + ".weight", h, bias(n_k))
+    v = proj(n_v + ".weight", h, bias(n_v))
     q = q.view(B, T, cfg.H, cfg.hd).transpose(1, 2)
     k = k.view(B, T, cfg.KVH, cfg.hd).transpose(1, 2)
     v = v.view(B, T, cfg.KVH, cfg.hd).transpose(1, 2)
@@ -177,26 +180,28 @@ def layer(cfg, P, i, x, cos, sin, kv=None, window=None, linear=F.linear):
     k = repeat_kv(k, cfg.H // cfg.KVH)
     v = repeat_kv(v, cfg.H // cfg.KVH)
     w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(cfg.hd)
-    w = F.softmax(w, dim=-1, dtype=torch.float32)
+    w = F.softmax(w, dim=-1, dtype=torch.promote_types(w.dtype, torch.float32))
     a = torch.matmul(w, v).transpose(1, 2).reshape(B, T, cfg.H * cfg.hd)
-    x = residual + linear(a, P[n_o])
+    x = residual + proj(n_o, a, None)
     residual = x
     h = rms_norm(x, P[n_norm2], cfg.eps)
-    h = linear(F.silu(linear(h, P[n_gate])) * linear(h, P[n_up]), P[n_down])
+    h = proj(n_down, F.silu(proj(n_gate, h, None)) * proj(n_up, h, None), None)
     return residual + h
 
 
-def forward(cfg, P, ids=None, inputs_embeds=None, kv=None, window=None, linear=F.linear):
+def forward(cfg, P, ids=None, inputs_embeds=None, kv=None, window=None, linear=F.linear, proj=None):
     """Raw logits [B, T, V] (no shift). Either ids [B, T] or inputs_embeds [B, T, D]. kv and
     window as layer's; with a window the logits are those of positions [lo, hi).
-    linear=q8_linear with q8_params gives smdlm's --quant q8."""
+    linear=q8_linear with q8_params gives smdlm's --quant q8 (every projection and the head);
+    proj as for layer() (the head stays `linear`)."""
+    proj = proj or (lambda name, h, b: linear(h, P[name], b))
     x = P[embed_name(cfg)][ids] if inputs_embeds is None else inputs_embeds
     cos, sin = rotary_cos_sin(x.shape[1], cfg.hd, cfg.theta)
     if window is not None:
         lo, hi = window
         x, cos, sin = x[:, lo:hi], cos[lo:hi], sin[lo:hi]
     for i in range(cfg.L):
-        x = layer(cfg, P, i, x, cos, sin, kv, window, linear)
+        x = layer(cfg, P, i, x, cos, sin, kv, window, proj)
     x = rms_norm(x, P[final_norm_name(cfg)], cfg.eps)
     return linear(x, P[head_name(cfg)])
 

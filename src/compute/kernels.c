@@ -126,16 +126,26 @@ static void rope_rotate(float *qkv, const float *cos_t, const float *sin_t, int 
                        cos_t + (size_t)t * half, sin_t + (size_t)t * half, sign);
 }
 
-void rope_forward_qk(float *q, float *k, const float *cos_t, const float *sin_t, size_t N,
-                     int Tq, int lo, int q_heads, int k_heads, int hd) {
+static void rope_qk(float *q, float *k, const float *cos_t, const float *sin_t, size_t N, int Tq,
+                    int lo, int q_heads, int k_heads, int hd, float sign) {
     const int half = hd / 2;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const size_t t = (size_t)lo + n % Tq;
         const float *c = cos_t + t * half, *s = sin_t + t * half;
-        rows()->rope_heads(q + n * q_heads * hd, q_heads, hd, c, s, 1.0f);
-        rows()->rope_heads(k + n * k_heads * hd, k_heads, hd, c, s, 1.0f);
+        rows()->rope_heads(q + n * q_heads * hd, q_heads, hd, c, s, sign);
+        rows()->rope_heads(k + n * k_heads * hd, k_heads, hd, c, s, sign);
     }
+}
+
+void rope_forward_qk(float *q, float *k, const float *cos_t, const float *sin_t, size_t N,
+                     int Tq, int lo, int q_heads, int k_heads, int hd) {
+    rope_qk(q, k, cos_t, sin_t, N, Tq, lo, q_heads, k_heads, hd, 1.0f);
+}
+
+void rope_backward_qk(float *dq, float *dk, const float *cos_t, const float *sin_t, size_t N,
+                      int T, int q_heads, int k_heads, int hd) {
+    rope_qk(dq, dk, cos_t, sin_t, N, T, 0, q_heads, k_heads, hd, -1.0f);
 }
 
 void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,

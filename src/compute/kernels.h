@@ -57,6 +57,9 @@ void rope_forward_ref(float *qkv, const float *cos_t, const float *sin_t, int B,
  * is position lo + n mod Tq (canvases cut to the window of Tq positions starting at lo). */
 void rope_forward_qk(float *q, float *k, const float *cos_t, const float *sin_t, size_t N,
                      int Tq, int lo, int q_heads, int k_heads, int hd);
+/* Its transpose (the backward pass) on the gradients dq, dk of canvases of T positions. */
+void rope_backward_qk(float *dq, float *dk, const float *cos_t, const float *sin_t, size_t N,
+                      int T, int q_heads, int k_heads, int hd);
 
 /* One head of scaled dot-product attention on strided views: S[Tq,T] = q·kᵀ/√hd, softmax
  * over each row of S, o = S·v. Row i of q is at q + i·ldq, rows of k and v at stride ldkv,

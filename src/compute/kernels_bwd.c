@@ -1,6 +1,7 @@
-/* kernels_bwd.c — backward kernels of the DiT (see kernels_bwd.h). Every kernel accumulates
- * (+=) into its gradients. Matrix products go to gemm.h; row and column work is compiled
- * for AVX-512, AVX2 and baseline x86-64 (rows.h, the table of the active code path).
+/* kernels_bwd.c — backward kernels of the DiT and of Dream/LLaDA (see kernels_bwd.h). Every
+ * kernel accumulates (+=) into its gradients. Matrix products go to gemm.h; row and column
+ * work is compiled for AVX-512, AVX2 and baseline x86-64 (rows.h, the table of the active
+ * code path).
  *
  * Determinism: sums over rows (dbias, LayerNorm's dw/dshift/dscale, dgate) are split by
  * columns: one task owns a block of COLS output columns and adds the rows in their order
@@ -77,26 +78,61 @@ void layernorm_modulate_backward(float *dx, float *dw, float *dshift, float *dsc
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, int B, int T, int H, int hd) {
     const int D = H * hd, ld = 3 * D;
-    const float scale = 1.0f / sqrtf((float)hd);
     /* (b, h) tasks write disjoint strided slices of dqkv; the products run single-threaded
      * inside the parallel region (gemm.h). */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        float *dS = scratch + (size_t)omp_get_thread_num() * T * T;
-        const float *P = att + (size_t)bh * T * T;
         size_t base = (size_t)b * T * ld + (size_t)h * hd;
-        const float *q = qkv + base, *k = q + D, *v = q + 2 * D;
-        float *dq = dqkv + base, *dk = dq + D, *dv = dq + 2 * D;
-        const float *dO = dout + (size_t)b * T * D + (size_t)h * hd;
-        /* dV += Pᵀ·dO */
-        gemm_f32(GEMM_TRANS, GEMM_NOTRANS, T, hd, T, 1.0f, P, T, dO, D, 1.0f, dv, ld);
-        /* dP = dO·Vᵀ */
-        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, T, T, hd, 1.0f, dO, D, v, ld, 0.0f, dS, T);
-        for (int i = 0; i < T; i++) rows()->softmax_backward_row(dS + (size_t)i * T, P + (size_t)i * T, T);
-        /* dQ += scale·dS·K, dK += scale·dSᵀ·Q */
-        gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, T, hd, T, scale, dS, T, k, ld, 1.0f, dq, ld);
-        gemm_f32(GEMM_TRANS, GEMM_NOTRANS, T, hd, T, scale, dS, T, q, ld, 1.0f, dk, ld);
+        const float *q = qkv + base;
+        float *dq = dqkv + base;
+        float *dS = scratch + (size_t)omp_get_thread_num() * T * T;
+        attention_head_backward(dq, dq + D, dq + 2 * D, dS,
+                                dout + (size_t)b * T * D + (size_t)h * hd, q, q + D, q + 2 * D,
+                                att + (size_t)bh * T * T, T, hd, ld, ld, D);
+    }
+}
+
+void attention_head_backward(float *dq, float *dk, float *dv, float *dS, const float *dO,
+                             const float *q, const float *k, const float *v, const float *P,
+                             int T, int hd, int ldq, int ldkv, int ldo) {
+    const float scale = 1.0f / sqrtf((float)hd);
+    /* dV += Pᵀ·dO */
+    gemm_f32(GEMM_TRANS, GEMM_NOTRANS, T, hd, T, 1.0f, P, T, dO, ldo, 1.0f, dv, ldkv);
+    /* dP = dO·Vᵀ */
+    gemm_f32(GEMM_NOTRANS, GEMM_TRANS, T, T, hd, 1.0f, dO, ldo, v, ldkv, 0.0f, dS, T);
+    for (int i = 0; i < T; i++) rows()->softmax_backward_row(dS + (size_t)i * T, P + (size_t)i * T, T);
+    /* dQ += scale·dS·K, dK += scale·dSᵀ·Q */
+    gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, T, hd, T, scale, dS, T, k, ldkv, 1.0f, dq, ldq);
+    gemm_f32(GEMM_TRANS, GEMM_NOTRANS, T, hd, T, scale, dS, T, q, ldq, 1.0f, dk, ldkv);
+}
+
+/* ---- RMSNorm, SwiGLU ---------------------------------------------------------------------- */
+
+void rmsnorm_backward(float *dx, const float *dout, const float *x, const float *w, size_t N,
+                      int D, float eps) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *xr = x + n * D, *dy = dout + n * D;
+        double ss = 0.0, dot = 0.0;
+        for (int j = 0; j < D; j++) {
+            ss += (double)xr[j] * xr[j];
+            dot += (double)w[j] * dy[j] * xr[j];
+        }
+        const double r = 1.0 / sqrt(ss / D + (double)eps);
+        const float a = (float)r, b = (float)(r * r * r * dot / D);
+        float *d = dx + n * D;
+        for (int j = 0; j < D; j++) d[j] += a * w[j] * dy[j] - b * xr[j];
+    }
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        const float g = gate[i], sg = 1.0f / (1.0f + expf(-g)), silu = g * sg;
+        dgate[i] += dout[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+        dup[i] += dout[i] * silu;
     }
 }
 

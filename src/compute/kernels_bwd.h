@@ -1,6 +1,7 @@
-/* kernels_bwd.h — backward kernels of the DiT (llm.c style). Every kernel *accumulates*
- * (+=) into the gradients it is given (dinp, dweight, ...), so callers zero them once per
- * step — except rope_backward, which rotates its buffer in place, and
+/* kernels_bwd.h — backward kernels of the DiT and of Dream/LLaDA (llm.c style). Every kernel
+ * *accumulates* (+=) into the gradients it is given (dinp, dweight, ...), so callers zero them
+ * once per step — except rope_backward (and rope_backward_qk in kernels.h), which rotate
+ * their buffers in place, and
  * softmax_cross_entropy_row, which overwrites its row; gradient pointers a caller does not
  * need may be NULL. The forward results a kernel needs are passed as "saved" arguments.
  * Layouts are those of kernels.h. Reductions run in a fixed order per output element
@@ -41,6 +42,24 @@ void attention_forward_train(float *out, float *att, const float *qkv, int B, in
  * attention needs no flag: its P is exactly 0 above the diagonal. */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, int B, int T, int H, int hd);
+
+/* One head of attention_head's backward (no causal mask) on strided views: given the saved
+ * probabilities P [T, T] and dO, dv += Pᵀ·dO, dS = softmax'(dO·vᵀ), dq += dS·k/√hd,
+ * dk += dSᵀ·q/√hd. dS is T·T floats of scratch; the gradients have the strides of their
+ * inputs (dq: ldq, dk/dv: ldkv). Called from a parallel region, its products run
+ * single-threaded (gemm.h). */
+void attention_head_backward(float *dq, float *dk, float *dv, float *dS, const float *dO,
+                             const float *q, const float *k, const float *v, const float *P,
+                             int T, int hd, int ldq, int ldkv, int ldo);
+
+/* RMSNorm y = w·x·r, r = 1/√(mean(x²) + eps), over rows of D: dx += r·(w⊙dy) −
+ * x·r³·Σ(w⊙dy⊙x)/D (r recomputed from x in double). */
+void rmsnorm_backward(float *dx, const float *dout, const float *x, const float *w, size_t N,
+                      int D, float eps);
+
+/* SwiGLU a = silu(gate)·up: dgate += da·up·silu'(gate), dup += da·silu(gate). */
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n);
 
 /* dinp += dout·gelu'(inp) (tanh approximation); inp is the pre-activation. */
 void gelu_tanh_backward(float *dinp, const float *inp, const float *dout, size_t n);

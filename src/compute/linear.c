@@ -536,6 +536,44 @@ void linear_forward(float *out, const float *inp, const linear_w *w, const float
     else forward_tiles(out, inp, w, bias, N, p);
 }
 
+/* dinp += dout·W by blocks of BWD_COLS columns of W: each task widens its columns of every
+ * row (all `out` of them) into a thread-local fp32 panel and adds dout·panel into its own
+ * columns of dinp, so no two threads write the same element and the result does not depend on
+ * the thread count. */
+#define BWD_COLS 64
+
+void linear_backward_input(float *dinp, const float *dout, const linear_w *w, int N) {
+    check_w(w);
+    SM_ASSERT(N >= 0);
+    const int IC = w->in, OC = w->out;
+    if (N == 0) return;
+    if (w->type == WT_F32) {
+        gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, N, IC, OC, 1.0f, dout, OC, w->data, IC, 1.0f, dinp,
+                 IC);
+        return;
+    }
+    const int nblocks = (IC + BWD_COLS - 1) / BWD_COLS;
+    const size_t es = elem_size(w->type);
+#pragma omp parallel
+    {
+        float *panel = sm_aligned_alloc(sizeof(float) * BWD_COLS * (size_t)OC);
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < nblocks; c++) {
+            const int c0 = c * BWD_COLS, nc = IC - c0 < BWD_COLS ? IC - c0 : BWD_COLS;
+            for (int o = 0; o < OC; o++) {
+                float *dst = panel + (size_t)o * nc;
+                widen(dst, (const unsigned char *)w->data + es * ((size_t)o * IC + c0), (size_t)nc,
+                      w->type);
+                if (w->type == WT_Q8)
+                    for (int j = 0; j < nc; j++) dst[j] *= w->scales[o];
+            }
+            gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, N, nc, OC, 1.0f, dout, OC, panel, nc, 1.0f,
+                     dinp + c0, IC);
+        }
+        free(panel);
+    }
+}
+
 /* q8 reference: x quantised per row like a weight row (nearbyintf, round half to even),
  * integer dot products, (Σ xq·q) · (sx·sw) + bias. */
 static void forward_q8_ref(float *out, const float *inp, const linear_w *w, const float *bias,
@@ -563,7 +601,7 @@ static void forward_q8_ref(float *out, const float *inp, const linear_w *w, cons
     free(xq);
 }
 
-/* Reference: fp32 accumulation in index order. */
+/* Reference: fp32 accumulation in index order (q8: forward_q8_ref). */
 void linear_forward_ref(float *out, const float *inp, const linear_w *w, const float *bias, int N) {
     check_w(w);
     if (w->type == WT_Q8) {

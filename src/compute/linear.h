@@ -43,6 +43,11 @@ void linear_forward(float *out, const float *inp, const linear_w *w, const float
  * quantised per row with nearbyintf and the integer sums in int64). */
 void linear_forward_ref(float *out, const float *inp, const linear_w *w, const float *bias, int N);
 
+/* The backward of linear_forward's base product with respect to its input:
+ * dinp[N, w->in] += dout[N, w->out]·W, W read in its dtype in place (never widened as a
+ * whole; the adapter, if any, is not included). */
+void linear_backward_input(float *dinp, const float *dout, const linear_w *w, int N);
+
 /* Rows of the matrix as fp32 (an embedding lookup): out[n, w->in] = W[rows[n], :]. */
 void linear_rows_f32(float *out, const linear_w *w, const int32_t *rows, int n);
 

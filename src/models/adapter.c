@@ -184,87 +184,117 @@ static float *adapter_tensor(const peft_adapter *a, const char *module, const ch
 }
 
 /* Rows [r0, r0 + n) of W + s·B·A into rows[n, in]. */
-static void adapted_rows(float *rows, const linear_w *w, int r0, int n, const peft_adapter *a,
+static void adapted_rows(float *rows, const linear_w *w, int r0, int n, int r, float scale,
                          const float *A, const float *B) {
     int32_t *ids = sm_malloc(sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) ids[i] = r0 + i;
     linear_rows_f32(rows, w, ids, n);
     free(ids);
-    gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, n, w->in, a->r, a->scale, B + (size_t)r0 * a->r, a->r,
-             A, w->in, 1.0f, rows, w->in);
+    gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, n, w->in, r, scale, B + (size_t)r0 * r, r, A, w->in,
+             1.0f, rows, w->in);
 }
 
-/* DoRA's factor of a row: m / ‖row‖. */
-static float dora_factor(const float *row, int in, float mag) {
+static double row_norm(const float *row, int in) {
     double ss = 0.0;
     for (int j = 0; j < in; j++) ss += (double)row[j] * row[j];
-    return (float)(mag / sqrt(ss));
+    return sqrt(ss);
 }
 
-/* One target: merged into an owned fp32 copy (W ← W + s·B·A, DoRA rows scaled by m/‖row‖),
- * or kept in place with the adapter attached (the DoRA factors computed a block of rows at a
- * time, never the whole matrix in fp32). */
-static int apply_one(const peft_adapter *a, const tf_module *mod, int merge, int *used) {
+void adapter_row_norms(const linear_w *w, int r, float scale, const float *A, const float *B,
+                       double *norm) {
     enum { ROWS = 64 };
-    linear_w *w = mod->w;
-    const int out = w->out, in = w->in, r = a->r;
-    float *A = adapter_tensor(a, mod->name, ".lora_A.weight", r, in, used);
-    float *B = A ? adapter_tensor(a, mod->name, ".lora_B.weight", out, r, used) : NULL;
-    float *mag = B && a->use_dora ? adapter_tensor(a, mod->name, ".lora_magnitude_vector", out,
-                                                   0, used)
-                                  : NULL;
-    if (!A || !B || (a->use_dora && !mag)) {
-        free(A), free(B), free(mag);
-        return -1;
+    float *rows = sm_malloc(sizeof(float) * ROWS * (size_t)w->in);
+    for (int r0 = 0; r0 < w->out; r0 += ROWS) {
+        const int n = w->out - r0 < ROWS ? w->out - r0 : ROWS;
+        adapted_rows(rows, w, r0, n, r, scale, A, B);
+        for (int i = 0; i < n; i++) norm[r0 + i] = row_norm(rows + (size_t)i * w->in, w->in);
     }
-    if (merge) {
-        float *W = sm_malloc(sizeof(float) * (size_t)out * in);
-        adapted_rows(W, w, 0, out, a, A, B);
-        for (int i = 0; mag && i < out; i++) {
-            float *row = W + (size_t)i * in;
-            const float f = dora_factor(row, in, mag[i]);
-            for (int j = 0; j < in; j++) row[j] *= f;
-        }
-        linear_free(w);
-        *w = (linear_w){.type = WT_F32, .out = out, .in = in, .data = W, .owned = W};
-        free(A), free(B), free(mag);
-        return 0;
-    }
-    linear_lora *l = sm_malloc(sizeof *l);
-    *l = (linear_lora){.r = r, .scale = a->scale, .a = A, .b = B, .dora = mag};
-    if (mag) {
-        float *rows = sm_malloc(sizeof(float) * ROWS * (size_t)in);
-        for (int r0 = 0; r0 < out; r0 += ROWS) {
-            const int n = out - r0 < ROWS ? out - r0 : ROWS;
-            adapted_rows(rows, w, r0, n, a, A, B);
-            for (int i = 0; i < n; i++)
-                mag[r0 + i] = dora_factor(rows + (size_t)i * in, in, mag[r0 + i]);
-        }
-        free(rows);
-    }
-    w->lora = l;
-    return 0;
+    free(rows);
 }
 
-int adapter_apply(transformer_model *m, const peft_adapter *a, int merge_all) {
-    int n, rc = 0, any = 0;
+void adapter_targets_free(adapter_target *t, int n) {
+    for (int i = 0; t && i < n; i++) free(t[i].a), free(t[i].b), free(t[i].mag);
+    free(t);
+}
+
+int adapter_targets_load(const peft_adapter *a, transformer_model *m, adapter_target **out,
+                         int *nout) {
+    int n, rc = 0, nt = 0;
     tf_module *mods = transformer_modules(m, &n);
+    adapter_target *t = sm_calloc((size_t)n, sizeof *t);
     int *used = sm_calloc((size_t)a->st.ntensors + 1, sizeof(int));
-    for (int i = 0; i < n && rc == 0; i++)
-        if (is_target(a, &mods[i])) {
-            any = 1;
-            if (mods[i].w->lora)
-                rc = SM_ERR("adapter '%s': %s already carries an adapter", a->dir, mods[i].name);
-            else
-                rc = apply_one(a, &mods[i], merge_all || mods[i].w->type == WT_F32, used);
-        }
-    if (rc == 0 && !any)
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!is_target(a, &mods[i])) continue;
+        const linear_w *w = mods[i].w;
+        adapter_target *e = &t[nt++];
+        e->module = i;
+        e->a = adapter_tensor(a, mods[i].name, ".lora_A.weight", a->r, w->in, used);
+        e->b = e->a ? adapter_tensor(a, mods[i].name, ".lora_B.weight", w->out, a->r, used) : NULL;
+        if (e->b && a->use_dora)
+            e->mag = adapter_tensor(a, mods[i].name, ".lora_magnitude_vector", w->out, 0, used);
+        if (!e->a || !e->b || (a->use_dora && !e->mag)) rc = -1;
+    }
+    if (rc == 0 && !nt)
         rc = SM_ERR("adapter '%s': target_modules match no projection of the model", a->dir);
     for (int i = 0; i < a->st.ntensors && rc == 0; i++)
         if (!used[i])
             rc = SM_ERR("adapter '%s': tensor %s belongs to no target module of the model",
                         a->dir, a->st.tensors[i].name);
     free(used);
+    free(mods);
+    if (rc) {
+        adapter_targets_free(t, nt);
+        return -1;
+    }
+    *out = t;
+    *nout = nt;
+    return 0;
+}
+
+/* One target: merged into an owned fp32 copy (W ← W + s·B·A, DoRA rows scaled by m/‖row‖),
+ * or kept in place with the adapter attached (the DoRA factors computed a block of rows at a
+ * time, never the whole matrix in fp32). Takes the target's tensors. */
+static void apply_one(const peft_adapter *a, linear_w *w, adapter_target *t, int merge) {
+    const int out = w->out, in = w->in, r = a->r;
+    if (merge) {
+        float *W = sm_malloc(sizeof(float) * (size_t)out * in);
+        adapted_rows(W, w, 0, out, r, a->scale, t->a, t->b);
+        for (int i = 0; t->mag && i < out; i++) {
+            float *row = W + (size_t)i * in;
+            const float f = (float)(t->mag[i] / row_norm(row, in));
+            for (int j = 0; j < in; j++) row[j] *= f;
+        }
+        linear_free(w);
+        *w = (linear_w){.type = WT_F32, .out = out, .in = in, .data = W, .owned = W};
+        free(t->a), free(t->b), free(t->mag);
+    } else {
+        linear_lora *l = sm_malloc(sizeof *l);
+        *l = (linear_lora){.r = r, .scale = a->scale, .a = t->a, .b = t->b, .dora = t->mag};
+        if (t->mag) {
+            double *norm = sm_malloc(sizeof(double) * (size_t)out);
+            adapter_row_norms(w, r, a->scale, t->a, t->b, norm);
+            for (int i = 0; i < out; i++) t->mag[i] = (float)(t->mag[i] / norm[i]);
+            free(norm);
+        }
+        w->lora = l;
+    }
+    t->a = t->b = t->mag = NULL;
+}
+
+int adapter_apply(transformer_model *m, const peft_adapter *a, int merge_all) {
+    int n, nt, rc = 0;
+    adapter_target *t;
+    if (adapter_targets_load(a, m, &t, &nt)) return -1;
+    tf_module *mods = transformer_modules(m, &n);
+    for (int i = 0; i < nt && rc == 0; i++)
+        if (mods[t[i].module].w->lora)
+            rc = SM_ERR("adapter '%s': %s already carries an adapter", a->dir,
+                        mods[t[i].module].name);
+    for (int i = 0; i < nt && rc == 0; i++) {
+        linear_w *w = mods[t[i].module].w;
+        apply_one(a, w, &t[i], merge_all || w->type == WT_F32);
+    }
+    adapter_targets_free(t, nt);
     free(mods);
     return rc;
 }

@@ -31,6 +31,14 @@ typedef struct {
     st_archive st;
 } peft_adapter;
 
+/* One target projection of an adapter with its tensors as fp32 copies. */
+typedef struct {
+    int module;   /* index in transformer_modules(m) */
+    float *a;     /* lora_A [r, in] */
+    float *b;     /* lora_B [out, r] */
+    float *mag;   /* lora_magnitude_vector [out]; NULL without DoRA */
+} adapter_target;
+
 /* 1 when dir holds an adapter_config.json. */
 int adapter_dir_is_adapter(const char *dir);
 int adapter_open(peft_adapter *a, const char *dir);
@@ -39,6 +47,16 @@ void adapter_close(peft_adapter *a);
  * or every target with merge_all), else attached for the forward. Every tensor of the adapter
  * must be used, with the shapes the model gives; the error names the first one that is not. */
 int adapter_apply(transformer_model *m, const peft_adapter *a, int merge_all);
+/* The projections of m that a targets (PEFT's rule), in transformer_modules order, with their
+ * tensors: *out (adapter_targets_free) and *n. Every tensor of the adapter must be used, with
+ * the shapes the model gives; the error names the first one that is not. */
+int adapter_targets_load(const peft_adapter *a, transformer_model *m, adapter_target **out,
+                         int *n);
+void adapter_targets_free(adapter_target *t, int n);
+/* DoRA's weight norm (PEFT's get_weight_norm): norm[o] = ‖W_o + s·B_o·A‖ for every row of w, in
+ * double, a block of rows of W widened at a time. */
+void adapter_row_norms(const linear_w *w, int r, float scale, const float *A, const float *B,
+                       double *norm);
 /* Writes out_dir (created when missing) as a model directory: model.safetensors with every
  * tensor of m's checkpoint, the adapter's targets as merged (adapter_apply with merge_all) in
  * the base's dtype (bf16 rounded to nearest even; fp32 for other dtypes), every other file of

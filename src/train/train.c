@@ -403,8 +403,7 @@ static void sm_pass1(trainer *tr, const train_batch *bt, const float *sigma) {
     }
 }
 
-/* λ and its derivatives w.r.t. the raw scalars at one position's negH. */
-static float sm_lambda_grad(const sm_raw *r, float neg_h, float dlam[3]) {
+float sm_lambda_grad(const sm_raw *r, float neg_h, float dlam[3]) {
     sm_params p;
     sm_params_from_raw(&p, r->raw_scale, r->raw_centre, r->raw_steepness);
     double gz = 1.0 / (1.0 + exp(-(double)p.steepness * (neg_h - p.centre)));

@@ -63,6 +63,9 @@ int trainer_init(trainer *tr, const dit_model *src, int B, int T, int nthreads);
 void trainer_free(trainer *tr);
 void sm_raw_from_params(sm_raw *r, const sm_params *p);
 void sm_raw_to_params(const sm_raw *r, sm_params *p);
+/* λ at one position's negH and its derivatives dlam = d λ / d (raw_scale, raw_centre,
+ * raw_steepness) (docs/DESIGN.md §3.6). */
+float sm_lambda_grad(const sm_raw *r, float neg_h, float dlam[3]);
 
 /* Zeroes the gradients, runs forward and backward on one batch and returns the loss:
  * the NELBO (cfg.causal == 0; two-pass soft-masking when sm != 0) or the next-token
