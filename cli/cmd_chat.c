@@ -7,6 +7,8 @@
  * --allow-special -f FILE` on the conversation rendered in the template. Every reply draws with
  * --seed. When the conversation no longer fits the model's length, its oldest exchanges are
  * left out (the system message stays). MDLM models have no chat template and are refused. */
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +225,26 @@ static int read_line(char **line, size_t *cap) {
     return 1;
 }
 
+/* On a terminal: waits until a line can be read, or a stop signal came (0). SIGINT and SIGTERM
+ * stay blocked from the check until ppoll unblocks them atomically: a Ctrl-C that lands between
+ * the prompt and the read is not lost (read() would wait for a line that never comes). A
+ * canonical terminal hands read() one line at a time, so stdin's buffer is empty here. */
+static int wait_line(void) {
+    sigset_t stops, old;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stops, &old);
+    int ready = 0;
+    while (!ready && !stop_signal()) {
+        struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+        const int r = ppoll(&p, 1, NULL, &old);
+        ready = r > 0 || (r < 0 && errno != EINTR); /* an error: getline reports it */
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return ready;
+}
+
 static int converse(chat_session *cs) {
     char *line = NULL;
     size_t cap = 0;
@@ -236,7 +258,7 @@ static int converse(chat_session *cs) {
             fputs("> ", stdout);
             fflush(stdout);
         }
-        const int got = read_line(&line, &cap);
+        const int got = cs->tty && !wait_line() ? 0 : read_line(&line, &cap);
         if (got < 0) {
             status = cli_error("chat", "line %ld holds a NUL byte", number);
             if (cs->tty) status = 0;
