@@ -423,7 +423,7 @@ static row_piece piece_at(int r, int r1, int T) {
  * of all B·T rows, or with a->per_canvas B of the B·nt pieces that cut each canvas as it is
  * cut when it runs alone (piece j of canvas b is number b·nt + j), so that a canvas's products
  * hold the rows they hold alone (a batch changes no sample's bits). When nt divides B, each
- * thread holds whole canvases (shares_canvases). */
+ * thread holds whole canvases (and forward_by_rows skips the barrier before attention). */
 static int thread_pieces(const dit_acts *a, int B, int T, int id, int nt, row_piece *out) {
     int n = 0;
     if (a->per_canvas) {
