@@ -373,6 +373,9 @@ int smdlm_batch_count(const smdlm_batch *batch);
 int smdlm_batch_step(smdlm_batch *batch);
 /* The id of a member that has ended (completed, stopped by its callback, or failed), −1 if none. */
 int smdlm_batch_ended(const smdlm_batch *batch);
+/* Forwards the batch has run: a batched forward counts once however many members it served
+ * (each member's smdlm_step.forwards and result count it for themselves). */
+long smdlm_batch_forwards(const smdlm_batch *batch);
 /* Removes member id: *r and the return value are smdlm_generate_ids's (a member taken while
  * still running is stopped: SMDLM_ABORTED). */
 int smdlm_batch_take(smdlm_batch *batch, int id, smdlm_result *r);

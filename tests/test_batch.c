@@ -117,6 +117,7 @@ static void batched_equals_alone(int threads) {
     smdlm_batch *batch = smdlm_batch_new(shared);
     assert_non_null(batch);
     int ids[N_REQ], taken = 0, most = 0;
+    long shared_forwards = 0, member_forwards = 0; /* steps in which a member forwarded; their sum */
     for (int i = 0; i < N_REQ; i++) ids[i] = -1;
     for (int step = 0; taken < N_REQ; step++) {
         for (int i = 0; i < N_REQ; i++)
@@ -128,7 +129,18 @@ static void batched_equals_alone(int threads) {
                 assert_true(ids[i] >= 0);
             }
         if (smdlm_batch_count(batch) > most) most = smdlm_batch_count(batch);
+        int before[N_REQ];
+        for (int i = 0; i < N_REQ; i++)
+            before[i] = ids[i] >= 0 && tr[i].calls ? tr[i].forwards[tr[i].calls - 1] : 0;
         assert_int_equal(smdlm_batch_step(batch), SMDLM_OK);
+        int forwarded = 0;
+        for (int i = 0; i < N_REQ; i++)
+            if (ids[i] >= 0 && tr[i].calls && tr[i].forwards[tr[i].calls - 1] > before[i]) {
+                assert_int_equal(tr[i].forwards[tr[i].calls - 1], before[i] + 1);
+                forwarded = 1;
+                member_forwards++;
+            }
+        shared_forwards += forwarded;
         for (int id; (id = smdlm_batch_ended(batch)) >= 0;) {
             int i = 0;
             while (ids[i] != id) i++;
@@ -163,6 +175,10 @@ static void batched_equals_alone(int threads) {
         assert_true(step < 200);
     }
     assert_true(most >= 4); /* the requests did overlap */
+    /* the batch ran one forward in each step in which any member needed one */
+    printf("  %ld forwards for %ld member forwards\n", smdlm_batch_forwards(batch), member_forwards);
+    assert_int_equal(smdlm_batch_forwards(batch), shared_forwards);
+    assert_true(shared_forwards < member_forwards);
     assert_int_equal(smdlm_batch_count(batch), 0);
     smdlm_batch_free(batch);
     for (int i = 0; i < N_REQ; i++) smdlm_result_free(&ref[i]);

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pty.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -612,6 +613,9 @@ static void test_chat_terminal(void **state) {
     pid_t pid = forkpty(&t.fd, NULL, NULL, &ws);
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* a terminal user's Ctrl-C, even when the tests run as a background job (a shell starts
+           those with SIGINT ignored, and exec keeps it ignored) */
+        signal(SIGINT, SIG_DFL);
         execl(bin, bin, "chat", "-m", g_dream, "--max-new-tokens", "6", "--system", "S", "-t", "1",
               "--delay", "400", (char *)NULL);
         _exit(127);

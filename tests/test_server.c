@@ -223,6 +223,26 @@ static int int_of(const cJSON *o, const char *k) {
     return v->valueint;
 }
 
+/* The token ids `got` (a JSON array) equal `want`, position by position. */
+static void assert_same_ids(const cJSON *got, const cJSON *want) {
+    assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+    for (int i = 0; i < cJSON_GetArraySize(want); i++)
+        if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+            fail_msg("position %d: served %d, want %d", i, cJSON_GetArrayItem(got, i)->valueint,
+                     cJSON_GetArrayItem(want, i)->valueint);
+}
+
+/* The forwards a streamed request took part in: its last smdlm.step event's count. */
+static int stream_forwards(const cJSON *events) {
+    int forwards = -1;
+    for (int e = 0; e < cJSON_GetArraySize(events); e++) {
+        const cJSON *ev = cJSON_GetArrayItem(events, e);
+        if (!strcmp(str_of(ev, "object"), "smdlm.step")) forwards = int_of(ev, "forwards");
+    }
+    if (forwards < 0) fail_msg("no smdlm.step event");
+    return forwards;
+}
+
 /* ---- group setup: the Dream directory (fixture weights + tokenizer) ------------------------ */
 
 static int setup(void **state) {
@@ -354,12 +374,7 @@ static void test_same_as_generate(void **state) {
                                   "--seed 11 -o - -q", P + 20), 0);
     cJSON *ref = cJSON_Parse(gen);
     assert_non_null(ref);
-    const cJSON *ids = cJSON_GetObjectItem(ref, "ids");
-    assert_int_equal(cJSON_GetArraySize(ids), cJSON_GetArraySize(tokens));
-    for (int i = 0; i < cJSON_GetArraySize(ids); i++)
-        if (cJSON_GetArrayItem(ids, i)->valueint != cJSON_GetArrayItem(tokens, i)->valueint)
-            fail_msg("position %d: served %d, generate %d", i, cJSON_GetArrayItem(tokens, i)->valueint,
-                     cJSON_GetArrayItem(ids, i)->valueint);
+    assert_same_ids(tokens, cJSON_GetObjectItem(ref, "ids"));
     /* the completion is generate's canvas text after the prompt */
     const char *text = str_of(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(ev, n - 1), "choices"), 0), "text");
     const char *whole = str_of(ref, "text");
@@ -734,7 +749,9 @@ static void test_queue_full(void **state) {
 }
 
 /* Concurrent requests batched into shared forwards (the default for MDLM) are answered exactly
- * as one at a time without batching: every step's canvas and λ, and the texts. */
+ * as one at a time without batching: every step's canvas and λ, and the texts. The metrics
+ * count a shared forward once (smdlm_forwards_total) and once per request it served
+ * (smdlm_request_forwards_total, the sum of the requests' own counts). */
 static void test_batched_equals_unbatched(void **state) {
     (void)state;
     enum { N = 4 };
@@ -765,8 +782,11 @@ static void test_batched_equals_unbatched(void **state) {
     for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
     printf("  at most %.0f requests in the batch\n", most);
     assert_true(most >= 2);
+    const double ran = metric(&b, "smdlm_forwards_total"),
+                 served = metric(&b, "smdlm_request_forwards_total");
     assert_int_equal(server_stop(&b), 0);
     server_start(&u, "-m models/default --parallel 1 --no-batch");
+    int own = 0; /* the requests' own forwards */
     for (int i = 0; i < N; i++) {
         assert_int_equal(r[i].status, 200);
         char *out;
@@ -784,11 +804,19 @@ static void test_batched_equals_unbatched(void **state) {
             free(sa);
         }
         printf("  request %d: %d events equal\n", i, cJSON_GetArraySize(alone));
+        assert_int_equal(stream_forwards(batched), stream_forwards(alone));
+        own += stream_forwards(alone);
         cJSON_Delete(batched);
         cJSON_Delete(alone);
         free(out);
         free(r[i].out);
     }
+    printf("  batched: %.0f forwards run, %.0f counted per request; the requests' own: %d\n", ran,
+           served, own);
+    assert_true(served == own);
+    assert_true(ran < served);
+    assert_true(metric(&u, "smdlm_forwards_total") == own);
+    assert_true(metric(&u, "smdlm_request_forwards_total") == own);
     assert_int_equal(server_stop(&u), 0);
 }
 

@@ -132,6 +132,10 @@ int smdlm_batch_ended(const smdlm_batch *batch) {
     return -1;
 }
 
+long smdlm_batch_forwards(const smdlm_batch *batch) {
+    return sampler_batch_forwards(batch->driver);
+}
+
 int smdlm_batch_take(smdlm_batch *batch, int id, smdlm_result *r) {
     memset(r, 0, sizeof *r);
     if (id < 0 || id >= batch->n_slots || !batch->slots[id])

@@ -19,6 +19,7 @@ struct sampler_batch {
     sampler_forward *in; /* per job: its forward, if it asked for one */
     int *asked;
     int jobs;            /* entries of in / asked */
+    long forwards;       /* run so far (sampler_batch_forwards) */
 };
 
 sampler_batch *sampler_batch_new(const lm_model *m) {
@@ -125,6 +126,7 @@ void sampler_batch_step(sampler_batch *b, sampler_job *const *jobs, int n, int *
     double seconds = 0.0;
     if (forwards) {
         const double t0 = sm_time_sec();
+        b->forwards++;
         const sampler_forward *f = &b->in[only];
         const int failed = forwards == 1 /* alone: straight into the job's buffer */
                                ? b->m->forward(b->m->ctx, f->x, f->t, f->sm, f->fb, f->need, f->B,
@@ -138,3 +140,5 @@ void sampler_batch_step(sampler_batch *b, sampler_job *const *jobs, int n, int *
     }
     for (int i = 0; i < n; i++) rc[i] = sampler_job_step(jobs[i], b->asked[i] ? seconds : 0.0);
 }
+
+long sampler_batch_forwards(const sampler_batch *b) { return b->forwards; }

@@ -25,5 +25,8 @@ int sampler_batch_fits(const sampler_job *job, sampler_job *const *list, int n);
 /* One step of each of the n jobs (of one model, sampler_batch_fits each other): rc[i] is what
  * sampler_job_step returned for jobs[i], or −1 for every job of a forward that failed. */
 void sampler_batch_step(sampler_batch *b, sampler_job *const *jobs, int n, int *rc);
+/* Forwards run by the steps so far: one per step in which any job asked for one (a batched
+ * forward over several jobs counts once; a failed one too). */
+long sampler_batch_forwards(const sampler_batch *b);
 
 #endif

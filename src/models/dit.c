@@ -420,13 +420,17 @@ static row_piece piece_at(int r, int r1, int T) {
 }
 
 /* Thread id's rows (of nt) as pieces into out (room for B + 1), their number returned: a share
- * of all B·T rows, or with a->per_canvas the same share of each canvas, so that a canvas's
- * products hold the rows they hold when it runs alone (a batch changes no sample's bits). */
+ * of all B·T rows, or with a->per_canvas B of the B·nt pieces that cut each canvas as it is
+ * cut when it runs alone (piece j of canvas b is number b·nt + j), so that a canvas's products
+ * hold the rows they hold alone (a batch changes no sample's bits). When nt divides B, each
+ * thread holds whole canvases (and forward_by_rows skips the barrier before attention). */
 static int thread_pieces(const dit_acts *a, int B, int T, int id, int nt, row_piece *out) {
     int n = 0;
     if (a->per_canvas) {
-        for (int b = 0; b < B; b++) {
-            row_piece p = piece_at(b * T + (int)((long)T * id / nt), b * T + (int)((long)T * (id + 1) / nt), T);
+        for (int q = B * id; q < B * (id + 1); q++) {
+            const int b = q / nt, j = q % nt;
+            row_piece p = piece_at(b * T + (int)((long)T * j / nt),
+                                   b * T + (int)((long)T * (j + 1) / nt), T);
             if (p.n > 0) out[n++] = p;
         }
         return n;
@@ -509,16 +513,20 @@ static void forward_by_rows(const dit_model *m, dit_acts *a, int B, int T) {
         /* With a second qkv buffer (alternate blocks write alternate buffers) a thread that
          * runs ahead into the next block cannot overwrite the keys and values another thread
          * is still reading, and each thread attends for its own query rows: one barrier per
-         * block. Causal attention (and a forced schedule without the buffer) share the heads
-         * and meet after attention too. */
+         * block, none when every thread holds whole canvases (it attends over keys and values
+         * it computed itself). Causal attention (and a forced schedule without the buffer)
+         * share the heads and meet after attention too. */
         const int own_queries = a->qkv_alt && !m->cfg.causal;
+        const int shares_canvases = !a->per_canvas || B % nt != 0;
         float *S = a->scores + (size_t)id * T * T;
         for (int l = 0; l < L; l++) {
             const dit_block *blk = &m->w.blocks[l];
             const float *mod = block_mod(m, a, l, B);
             float *qkv = a->qkv_alt && (l & 1) ? a->qkv_alt : a->qkv;
             for (int i = 0; i < np; i++) piece_before_attention(m, blk, mod, a, qkv, pieces[i]);
+            if (!own_queries || shares_canvases) {
 #pragma omp barrier
+            }
             if (own_queries)
                 for (int i = 0; i < np; i++) piece_attention(m, a, qkv, S, pieces[i]);
             else

@@ -21,7 +21,7 @@ struct srv_metrics {
     pthread_mutex_t mu;
     request_series requests[MAX_SERIES];
     int n_series;
-    long forwards;
+    long forwards, request_forwards;
     long steps_in_bucket[N_BUCKETS + 1];
     long steps;
     double step_seconds;
@@ -57,9 +57,15 @@ void metrics_request(srv_metrics *m, const char *route, int status) {
     pthread_mutex_unlock(&m->mu);
 }
 
-void metrics_forwards(srv_metrics *m, int forwards) {
+void metrics_forwards(srv_metrics *m, long forwards) {
     pthread_mutex_lock(&m->mu);
     m->forwards += forwards;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_request_forwards(srv_metrics *m, int forwards) {
+    pthread_mutex_lock(&m->mu);
+    m->request_forwards += forwards;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -100,9 +106,14 @@ void metrics_render(srv_metrics *m, sm_buf *out) {
                        "# HELP smdlm_requests_running Requests generating now.\n"
                        "# TYPE smdlm_requests_running gauge\nsmdlm_requests_running %d\n",
                   m->queued, m->running);
-    sm_buf_printf(out, "# HELP smdlm_forwards_total Network evaluations (forward passes).\n"
-                       "# TYPE smdlm_forwards_total counter\nsmdlm_forwards_total %ld\n",
-                  m->forwards);
+    sm_buf_printf(out, "# HELP smdlm_forwards_total Network evaluations run (a batched forward "
+                       "counts once).\n"
+                       "# TYPE smdlm_forwards_total counter\nsmdlm_forwards_total %ld\n"
+                       "# HELP smdlm_request_forwards_total Forwards counted once for each "
+                       "request they served.\n"
+                       "# TYPE smdlm_request_forwards_total counter\n"
+                       "smdlm_request_forwards_total %ld\n",
+                  m->forwards, m->request_forwards);
     sm_buf_printf(out, "# HELP smdlm_generations_total Generations finished.\n"
                        "# TYPE smdlm_generations_total counter\nsmdlm_generations_total %ld\n"
                        "# HELP smdlm_tokens_generated_total Completion tokens generated.\n"

@@ -13,8 +13,11 @@ void metrics_free(srv_metrics *m);
 
 /* One answered request: its route ("/v1/completions", "other", …) and HTTP status. */
 void metrics_request(srv_metrics *m, const char *route, int status);
-/* Network evaluations done since the last call for this request. */
-void metrics_forwards(srv_metrics *m, int forwards);
+/* Network evaluations run (a batched forward over several requests counts once). */
+void metrics_forwards(srv_metrics *m, long forwards);
+/* Forwards a request took part in since the last call for it (a batched forward counts once
+ * for each request in it). */
+void metrics_request_forwards(srv_metrics *m, int forwards);
 /* One denoising step took `seconds`. */
 void metrics_step(srv_metrics *m, double seconds);
 /* One finished generation: completion tokens and its wall time. */

@@ -28,6 +28,7 @@ struct srv_job {
     char *body;
     sm_buf sse;        /* streams: bytes produced, sse_sent of them read */
     size_t sse_sent;
+    int batched;       /* a member of the batching worker's batch, which counts its forwards */
     /* the step callback's bookkeeping */
     double last_step;
     int last_forwards;
@@ -141,7 +142,9 @@ static int client_closed(const srv_job *job) {
 static int on_step(void *user, const smdlm_step *s) {
     srv_job *job = user;
     const double now = sm_time_sec();
-    metrics_forwards(job->metrics, s->forwards - job->last_forwards);
+    metrics_request_forwards(job->metrics, s->forwards - job->last_forwards);
+    if (!job->batched) /* its forwards ran for it alone */
+        metrics_forwards(job->metrics, s->forwards - job->last_forwards);
     metrics_step(job->metrics, now - job->last_step);
     job->last_forwards = s->forwards;
     job->last_step = now;
@@ -271,7 +274,8 @@ static void *batch_main(void *arg) {
     smdlm_state *state = smdlm_state_new(s->cfg.model);
     smdlm_batch *batch = smdlm_batch_new(state);
     srv_job **members = sm_calloc((size_t)s->cfg.parallel, sizeof *members);
-    int n = 0; /* jobs in the batch */
+    int n = 0;         /* jobs in the batch */
+    long forwards = 0; /* the batch's forwards counted in the metrics */
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!n && !s->head && !s->closing) pthread_cond_wait(&s->cv, &s->mu);
@@ -286,6 +290,7 @@ static void *batch_main(void *arg) {
                                               : smdlm_batch_add(batch, job->req.x, job->req.fixed,
                                                                 job->req.T, &gp);
             if (id >= 0) {
+                job->batched = 1;
                 members[id] = job;
                 n++;
             } else {
@@ -297,6 +302,8 @@ static void *batch_main(void *arg) {
         }
         pthread_mutex_unlock(&s->mu);
         smdlm_batch_step(batch);
+        metrics_forwards(s->cfg.metrics, smdlm_batch_forwards(batch) - forwards);
+        forwards = smdlm_batch_forwards(batch);
         for (int id; (id = smdlm_batch_ended(batch)) >= 0; n--) {
             smdlm_result r;
             const int rc = smdlm_batch_take(batch, id, &r);
